@@ -1,0 +1,43 @@
+// WARD_INTERFACE declarations for the example plugins' C ABIs. The plugins include none of
+// this: the declarations live with the host, one per ABI, and produce the stubs for both
+// directions.
+#pragma once
+
+#include "checksum.h"
+#include "device.h"
+#include "probe.h"
+#include "textxform.h"
+#include "ward/ward.h"
+
+WARD_INTERFACE(text_host, (log, ward::cstring(0)));
+WARD_INTERFACE(textxform_api,
+               (init, ward::services(0), ward::cstring(1), ward::replay_after_restart),
+               (transform, ward::cstring(0), ward::out(1, 2), ward::idempotent),
+               (count_words, ward::cstring(0), ward::idempotent),
+               (mode_name, ward::returns_string, ward::idempotent));
+
+WARD_INTERFACE(device_host, (log, ward::cstring(0)), (now_ns));
+WARD_INTERFACE(device_api,
+               (init, ward::services(0), ward::replay_after_restart),
+               (configure, ward::in(0), ward::replay_after_restart),
+               (write, ward::in(1, 2)),
+               (read, ward::out(1, 2), ward::idempotent),
+               (stats, ward::out(0), ward::idempotent),
+               (get_config, ward::idempotent),
+               (scale, ward::idempotent),
+               (fill, ward::in(1, 2), ward::out(3, 4), ward::idempotent),
+               (ping, ward::idempotent),
+               (log_echo, ward::cstring(0)));
+
+WARD_INTERFACE(checksum_api,
+               (crc32, ward::in(0, 1), ward::idempotent),
+               (fnv1a64, ward::in(0, 1), ward::idempotent),
+               (block_sums, ward::in(0, 1), ward::out(3, 4), ward::idempotent),
+               (fill_pattern, ward::out(0, 1), ward::idempotent),
+               (xor_inplace, ward::inout(0, 1)));
+
+WARD_INTERFACE(probe_host, (log, ward::cstring(0)));
+WARD_INTERFACE(probe_api,
+               (init, ward::services(0), ward::replay_after_restart),
+               (run, ward::idempotent),
+               (poke, ward::out(0, 1)));

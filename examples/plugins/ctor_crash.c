@@ -1,0 +1,30 @@
+/* ctor_crash.c - probe plugin that dies while being loaded: a constructor
+ * writes through NULL, so dlopen() in the child never returns. */
+#include "probe.h"
+
+static const probe_host *g_host;
+
+/* Volatile pointer: the compiler cannot prove it is NULL, so this is a
+ * real SIGSEGV rather than an optimised-away or trapping store. */
+static volatile int *volatile g_null_ptr = NULL;
+
+__attribute__((constructor)) static void crash_on_load(void) {
+  *g_null_ptr = 1;
+}
+
+static int p_init(const probe_host *host) {
+  g_host = host;
+  return 0;
+}
+
+static long p_run(long arg) { return arg + 1; }
+
+static long p_poke(unsigned char *buf, size_t n) {
+  if (!buf && n) return -1;
+  for (size_t i = 0; i < n; ++i) buf[i] = 0xAB;
+  return (long)n;
+}
+
+static const probe_api api = {.init = p_init, .run = p_run, .poke = p_poke};
+
+const probe_api *probe_entry(void) { return &api; }

@@ -1,0 +1,27 @@
+/* exit_call.c - probe plugin whose run(arg != 0) calls exit(7), terminating
+ * the child process "cleanly" in the middle of a call. */
+#include "probe.h"
+
+#include <stdlib.h>
+
+static const probe_host *g_host;
+
+static int p_init(const probe_host *host) {
+  g_host = host;
+  return 0;
+}
+
+static long p_run(long arg) {
+  if (arg != 0) exit(7);
+  return arg + 1;
+}
+
+static long p_poke(unsigned char *buf, size_t n) {
+  if (!buf && n) return -1;
+  for (size_t i = 0; i < n; ++i) buf[i] = 0xAB;
+  return (long)n;
+}
+
+static const probe_api api = {.init = p_init, .run = p_run, .poke = p_poke};
+
+const probe_api *probe_entry(void) { return &api; }

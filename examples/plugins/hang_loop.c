@@ -1,0 +1,32 @@
+/* hang_loop.c - probe plugin whose run(arg != 0) never returns (busy loop),
+ * to test call timeouts. */
+#include "probe.h"
+
+static const probe_host *g_host;
+
+/* Volatile, so every iteration re-reads it: an empty loop without side
+ * effects could otherwise be assumed to terminate (C11 6.8.5p6). */
+static volatile int g_spin = 1;
+
+static int p_init(const probe_host *host) {
+  g_host = host;
+  return 0;
+}
+
+static long p_run(long arg) {
+  if (arg != 0) {
+    while (g_spin) {
+    }
+  }
+  return arg + 1;
+}
+
+static long p_poke(unsigned char *buf, size_t n) {
+  if (!buf && n) return -1;
+  for (size_t i = 0; i < n; ++i) buf[i] = 0xAB;
+  return (long)n;
+}
+
+static const probe_api api = {.init = p_init, .run = p_run, .poke = p_poke};
+
+const probe_api *probe_entry(void) { return &api; }

@@ -1,0 +1,168 @@
+// ward::Domain: one extension instance in its own protection domain (process backend).
+//
+// The extension runs in a child started from the `ward-helper` executable (exec, so the image is
+// clean even in a multithreaded host) under a seccomp allowlist, no-new-privs, a parent-death
+// signal and rlimits, all in force before any plugin code runs. The only memory the host and the
+// child share is the arena: every argument and result crosses through it, and the host copies
+// and validates whatever it reads back.
+//
+// Most code uses the typed Plugin<Api> (plugin.h) on top of this class; the members under
+// "crossing" are what its generated stubs call.
+//
+// Threads: calls from several host threads into one domain are serialized (one channel, a
+// recursive lock held for the whole outermost call); the extension therefore sees a single
+// thread, as a plain C library expects. A host service that calls back into the same domain on
+// the same thread nests freely, to any depth. A host service must not wait for another thread
+// that calls this domain: that thread waits for the lock the service's caller holds.
+// For parallelism, load several domains.
+//
+// Failure: the first cause is recorded and never overwritten (a hang that ends in SIGKILL stays
+// a hang). From then on every call, in flight or later, fails fast with that cause.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ward/detail/wire.h"
+#include "ward/error.h"
+#include "ward/policy.h"
+
+namespace ward {
+
+class Domain;
+namespace detail {
+struct DomainState;
+}
+
+// An upcall in progress: the extension called a host service. Handed to the service table's
+// generated dispatcher, which reads the arguments through the checked accessors below (every
+// offset the extension supplied is validated against the arena before use) and writes results.
+class Upcall {
+ public:
+  // The i-th parameter slot (a copy: reading it twice gives the same value).
+  [[nodiscard]] Result<wire::Slot> param(std::size_t i) const;
+  // A host pointer to `n` bytes at arena offset `off`, after checking the whole range lies in the
+  // frame stack. Copy out of it at once: the extension can change shared memory at any time.
+  [[nodiscard]] Result<const std::byte*> range(std::uint64_t off, std::uint64_t n) const;
+  [[nodiscard]] Result<std::byte*> writable(std::uint64_t off, std::uint64_t n) const;
+  // A NUL-terminated string at `off`, copied into host memory.
+  [[nodiscard]] Result<std::string> string(std::uint64_t off) const;
+  // Space in the arena for a result the host writes back (a struct or a string).
+  [[nodiscard]] Result<std::uint64_t> alloc(std::uint64_t n, std::uint64_t align = 16);
+  void set_return(wire::Slot s);
+  // An Errc::violation error naming the service; the dispatcher returns it to kill the domain.
+  [[nodiscard]] std::unexpected<Error> violation(std::string detail) const;
+
+ private:
+  friend class Domain;
+  Upcall(Domain& d, const wire::Msg& m, std::uint64_t top) : d_(d), m_(m), top_(top) {}
+  Domain& d_;
+  wire::Msg m_;
+  std::uint64_t top_;
+};
+
+// What the host knows about one function table: the wire schema plus, for host service tables,
+// the dispatchers that run each service. Built by the typed layer from WARD_INTERFACE.
+struct TableSpec {
+  using Dispatch = Result<void> (*)(Upcall& up, const void* impl);
+  std::string name;                    // "device_api"
+  std::uint32_t struct_size = 0;       // sizeof the C struct
+  std::vector<wire::Fn> fns;
+  std::vector<std::string> fn_names;   // "device_api::write"
+  std::vector<Dispatch> dispatch;      // host service tables only
+};
+
+struct DomainSpec {
+  std::string plugin;  // path to the .so (made absolute)
+  std::string entry;   // the symbol returning the plugin's function table
+  Policy policy;
+  std::string name;    // for messages; defaults to the plugin's file name
+  std::vector<TableSpec> tables;  // [0] the plugin's table, then host service tables
+};
+
+class Domain {
+ public:
+  // Starts the child, installs the sandbox, loads the plugin and resolves the entry. Errors:
+  // load_failed (missing file or symbol, setup failure), crashed/violation/exited (the plugin
+  // died while loading, e.g. in a constructor), hung (loading exceeded the load timeout).
+  [[nodiscard]] static Result<std::unique_ptr<Domain>> start(DomainSpec spec);
+  ~Domain();
+  Domain(const Domain&) = delete;
+  Domain& operator=(const Domain&) = delete;
+
+  [[nodiscard]] pid_t pid() const;
+  [[nodiscard]] const std::string& name() const { return spec_.name; }
+  [[nodiscard]] const Policy& policy() const { return spec_.policy; }
+  // True until the first failure is recorded.
+  [[nodiscard]] bool alive() const;
+  // The first cause of failure, if any.
+  [[nodiscard]] std::optional<Error> failure() const;
+  // Kills the child from outside (fault injection, shutdown). The next call reports `crashed`.
+  void kill();
+
+  // ---- crossing (used by the typed stubs) ------------------------------------------------------
+  class Call {
+   public:
+    Call(Call&&) noexcept;
+    Call& operator=(Call&&) = delete;
+    ~Call();
+    // Reserves frame space. Errors: misuse if `n` exceeds the whole frame area, limit if the
+    // arena has no room left at this nesting depth.
+    [[nodiscard]] Result<std::uint64_t> alloc(std::uint64_t n, std::uint64_t align = 16);
+    [[nodiscard]] std::byte* at(std::uint64_t off) const;
+    // Registers the host's implementation of service table `table` (see Domain::set_service_impl).
+    void set_service_impl(std::uint32_t table, const void* impl) { d_->set_service_impl(table, impl); }
+    // Sends the call and waits, running host services the extension calls meanwhile. Returns the
+    // frame's return slot as the extension left it (validate before use).
+    [[nodiscard]] Result<wire::Slot> invoke(std::uint64_t frame_off);
+    // Checks that [off, off + n) lies in the arena (for offsets the extension returned); on
+    // failure the domain is killed and a violation returned.
+    [[nodiscard]] Result<const std::byte*> returned_range(std::uint64_t off, std::uint64_t n);
+    // Prefixes plugin and function name to an error raised by the stub.
+    [[nodiscard]] Error decorate(Error e) const;
+
+   private:
+    friend class Domain;
+    Call(Domain* d, std::uint32_t fn, std::unique_lock<std::recursive_mutex> lock);
+    Domain* d_;
+    std::uint32_t fn_;
+    std::uint64_t saved_top_;
+    std::unique_lock<std::recursive_mutex> lock_;
+  };
+  // Takes the channel (re-entrant on the same thread) for a call to function `fn` of the
+  // plugin's table. Fails fast if the domain has failed.
+  [[nodiscard]] Result<Call> begin(std::uint32_t fn);
+  // The host object implementing service table `table` (a C struct of function pointers).
+  void set_service_impl(std::uint32_t table, const void* impl);
+  [[nodiscard]] const TableSpec& table(std::uint32_t id) const { return spec_.tables[id]; }
+
+ private:
+  friend class Upcall;
+  explicit Domain(DomainSpec spec);
+  [[nodiscard]] Result<void> boot();
+  [[nodiscard]] Error fail_with(Error e);              // records the first cause, kills the child
+  [[nodiscard]] Error current_failure(std::string_view function, bool earlier) const;
+  [[nodiscard]] Result<wire::Msg> wait_child(std::string_view function, std::uint64_t budget_ns);
+  [[nodiscard]] Result<void> serve_upcall(const wire::Msg& m);
+  [[nodiscard]] std::string fn_label(std::uint32_t table, std::uint32_t fn) const;
+
+  DomainSpec spec_;
+  std::shared_ptr<detail::DomainState> st_;
+  std::byte* base_ = nullptr;
+  std::uint64_t size_ = 0;
+  std::uint64_t data_off_ = 0;
+  wire::Control* ctl_ = nullptr;
+  std::uint32_t seen_ = 0;  // last to_host sequence consumed
+  std::uint64_t top_ = 0;   // first free byte of the frame stack (host's view)
+  std::recursive_mutex mu_;
+  std::vector<const void*> impls_;  // per table: the host's service struct
+};
+
+}  // namespace ward

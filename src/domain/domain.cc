@@ -1,0 +1,463 @@
+#include "ward/domain.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "domain/reaper.h"
+#include "domain/seccomp.h"
+#include "ward/detail/doorbell.h"
+
+extern char** environ;
+
+namespace ward {
+namespace w = wire;
+
+namespace {
+
+constexpr std::uint64_t kFilterReserve = 8192 * sizeof(sock_filter);
+
+std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+// Where ward-helper and libward-audit.so live: $WARD_HELPER_DIR, the build directory CMake
+// recorded, then the directory of the running executable.
+Result<std::string> helper_dir() {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("WARD_HELPER_DIR"); env && *env) candidates.emplace_back(env);
+#ifdef WARD_DEFAULT_HELPER_DIR
+  candidates.emplace_back(WARD_DEFAULT_HELPER_DIR);
+#endif
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) candidates.push_back(self.parent_path().string());
+  for (const auto& dir : candidates) {
+    if (access((dir + "/ward-helper").c_str(), X_OK) == 0 && access((dir + "/libward-audit.so").c_str(), R_OK) == 0)
+      return dir;
+  }
+  return fail(Errc::load_failed, "cannot find ward-helper and libward-audit.so (looked in $WARD_HELPER_DIR, "
+                                 "the build directory and next to the executable)");
+}
+
+}  // namespace
+
+// ---- Upcall ---------------------------------------------------------------------------------------
+Result<w::Slot> Upcall::param(std::size_t i) const {
+  const std::uint64_t off = m_.frame_off + (i + 1) * sizeof(w::Slot);
+  auto p = range(off, sizeof(w::Slot));
+  if (!p) return std::unexpected(p.error());
+  w::Slot s;
+  std::memcpy(&s, *p, sizeof s);
+  return s;
+}
+
+Result<const std::byte*> Upcall::range(std::uint64_t off, std::uint64_t n) const {
+  auto p = writable(off, n);
+  if (!p) return std::unexpected(p.error());
+  return *p;
+}
+
+Result<std::byte*> Upcall::writable(std::uint64_t off, std::uint64_t n) const {
+  if (off < d_.data_off_ || off > d_.size_ || n > d_.size_ - off)
+    return violation("argument at arena offset " + std::to_string(off) + " (" + std::to_string(n) +
+                     " bytes) lies outside the arena");
+  return d_.base_ + off;
+}
+
+Result<std::string> Upcall::string(std::uint64_t off) const {
+  if (off < d_.data_off_ || off >= d_.size_) return violation("string pointer outside the arena");
+  const auto* p = reinterpret_cast<const char*>(d_.base_ + off);
+  const std::size_t max = d_.size_ - off;
+  // Copy first, then look for the terminator in the copy: the extension may change the arena.
+  std::string s(p, max);
+  const auto nul = s.find('\0');
+  if (nul == std::string::npos) return violation("string without NUL terminator inside the arena");
+  s.resize(nul);
+  return s;
+}
+
+Result<std::uint64_t> Upcall::alloc(std::uint64_t n, std::uint64_t align) {
+  const std::uint64_t off = w::align_up(top_, align);
+  if (off > d_.size_ || n > d_.size_ - off) return violation("arena exhausted while returning a host service result");
+  top_ = off + n;
+  return off;
+}
+
+void Upcall::set_return(w::Slot s) {
+  std::memcpy(d_.base_ + m_.frame_off, &s, sizeof s);
+}
+
+std::unexpected<Error> Upcall::violation(std::string detail) const {
+  Error e;
+  e.kind = Errc::violation;
+  e.detail = "host service " + d_.fn_label(m_.table, m_.fn) + ": " + std::move(detail);
+  return std::unexpected(std::move(e));
+}
+
+// ---- Domain ---------------------------------------------------------------------------------------
+Domain::Domain(DomainSpec spec) : spec_(std::move(spec)), st_(std::make_shared<detail::DomainState>()) {}
+
+Domain::~Domain() {
+  if (!st_) return;
+  if (!st_->reaped.load()) {
+    (void)st_->record([] {
+      Error e;
+      e.kind = Errc::misuse;
+      e.detail = "the domain was destroyed";
+      return e;
+    }());
+    st_->kill_child();
+    // Reaping follows SIGKILL within milliseconds; wait so no child outlives its Domain.
+    (void)st_->wait_reaped(10000);
+  }
+}
+
+pid_t Domain::pid() const { return st_->pid; }
+bool Domain::alive() const { return !st_->failed.load(std::memory_order_acquire); }
+
+std::optional<Error> Domain::failure() const {
+  std::lock_guard<std::mutex> g(st_->mu);
+  return st_->cause;
+}
+
+void Domain::kill() { st_->kill_child(); }
+
+std::string Domain::fn_label(std::uint32_t table, std::uint32_t fn) const {
+  if (table >= spec_.tables.size()) return "table#" + std::to_string(table);
+  const auto& t = spec_.tables[table];
+  return fn < t.fn_names.size() ? t.fn_names[fn] : t.name + "::fn#" + std::to_string(fn);
+}
+
+Error Domain::fail_with(Error e) {
+  Error recorded = st_->record(std::move(e));
+  st_->kill_child();
+  return recorded;
+}
+
+Error Domain::current_failure(std::string_view function, bool earlier) const {
+  Error e;
+  {
+    std::lock_guard<std::mutex> g(st_->mu);
+    if (st_->cause) e = *st_->cause;
+  }
+  e.plugin = spec_.name;
+  if (earlier || e.function.empty()) e.function = std::string(function);
+  e.earlier = earlier;
+  return e;
+}
+
+Result<std::unique_ptr<Domain>> Domain::start(DomainSpec spec) {
+  auto decorate = [&](Error e) {
+    e.plugin = spec.name;
+    e.function = "<load>";
+    return std::unexpected(std::move(e));
+  };
+  if (spec.tables.empty() || spec.tables.size() > w::kMaxTables)
+    return decorate(fail(Errc::misuse, "a domain needs 1 to 16 function tables").error());
+  if (spec.entry.empty()) return decorate(fail(Errc::misuse, "no entry symbol given").error());
+  // Check the plugin file here, where the error can be precise.
+  struct stat sb {};
+  if (spec.plugin.empty() || ::stat(spec.plugin.c_str(), &sb) != 0)
+    return decorate(fail(Errc::load_failed, "plugin '" + spec.plugin + "': " + std::strerror(errno)).error());
+  if (!S_ISREG(sb.st_mode)) return decorate(fail(Errc::load_failed, "plugin '" + spec.plugin + "' is not a regular file").error());
+  if (access(spec.plugin.c_str(), R_OK) != 0)
+    return decorate(fail(Errc::load_failed, "plugin '" + spec.plugin + "' is not readable").error());
+  char real[PATH_MAX];
+  if (!realpath(spec.plugin.c_str(), real)) return decorate(fail(Errc::load_failed, errno_text("realpath")).error());
+  spec.plugin = real;
+  if (spec.name.empty()) spec.name = std::filesystem::path(spec.plugin).filename().string();
+  std::unique_ptr<Domain> d(new Domain(std::move(spec)));
+  if (auto r = d->boot(); !r) {
+    Error e = r.error();
+    e.plugin = d->spec_.name;
+    if (e.function.empty()) e.function = "<load>";
+    return std::unexpected(std::move(e));
+  }
+  return d;
+}
+
+Result<void> Domain::boot() {
+  const Policy& pol = spec_.policy;
+  auto dir = helper_dir();
+  if (!dir) return std::unexpected(dir.error());
+
+  // Arena: a sealed memfd (the child can neither shrink it under the host, which would SIGBUS
+  // the host, nor grow it), mapped shared in both processes.
+  size_ = pol.arena_size();
+  const int raw = memfd_create("ward-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (raw < 0) return fail(Errc::load_failed, errno_text("memfd_create"));
+  // Keep the descriptor away from 3 so dup2 onto 3 in the child clears close-on-exec.
+  const int fd = fcntl(raw, F_DUPFD_CLOEXEC, 10);
+  ::close(raw);
+  if (fd < 0) return fail(Errc::load_failed, errno_text("fcntl"));
+  struct FdGuard {
+    int fd;
+    ~FdGuard() { ::close(fd); }
+  } guard{fd};
+  if (ftruncate(fd, static_cast<off_t>(size_)) != 0) return fail(Errc::load_failed, errno_text("ftruncate arena"));
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+    return fail(Errc::load_failed, errno_text("sealing the arena"));
+  void* m = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) return fail(Errc::load_failed, errno_text("mmap arena"));
+  base_ = static_cast<std::byte*>(m);
+  st_->base = base_;
+  st_->size = size_;
+  ctl_ = reinterpret_cast<w::Control*>(base_);
+
+  // Boot area: control block, filter space, schema, paths.
+  std::uint64_t off = w::kControlSize;
+  const std::uint64_t filter_off = off;
+  off += kFilterReserve;
+  const std::uint64_t schema_off = w::align_up(off, 64);
+  off = schema_off + sizeof(w::Schema);
+  std::vector<std::uint64_t> fns_off;
+  for (const auto& t : spec_.tables) {
+    if (t.fns.size() > w::kMaxFns) return fail(Errc::misuse, "table " + t.name + " has more than 64 functions");
+    off = w::align_up(off, 64);
+    fns_off.push_back(off);
+    off += t.fns.size() * sizeof(w::Fn);
+  }
+  const std::uint64_t plugin_off = off;
+  off += spec_.plugin.size() + 1;
+  const std::uint64_t entry_off = off;
+  off += spec_.entry.size() + 1;
+  data_off_ = w::align_up(off, 4096);
+  if (data_off_ + 4096 > size_)
+    return fail(Errc::misuse, "arena of " + std::to_string(size_) + " bytes is too small for the boot area (" +
+                                  std::to_string(data_off_) + " bytes) plus frames");
+  ctl_->magic = w::kMagic;
+  ctl_->version = w::kVersion;
+  ctl_->arena_size = size_;
+  ctl_->data_off = data_off_;
+  ctl_->rlimit_as = pol.memory();
+  ctl_->rlimit_cpu = pol.cpu_seconds();
+  ctl_->rlimit_nofile = pol.open_files();
+  ctl_->spin_ns = static_cast<std::uint64_t>(pol.spin().count());
+  ctl_->filter_off = filter_off;
+  ctl_->schema_off = schema_off;
+  ctl_->plugin_off = plugin_off;
+  ctl_->entry_off = entry_off;
+  auto* schema = reinterpret_cast<w::Schema*>(base_ + schema_off);
+  schema->ntables = static_cast<std::uint32_t>(spec_.tables.size());
+  for (std::size_t i = 0; i < spec_.tables.size(); ++i) {
+    const auto& t = spec_.tables[i];
+    schema->tables[i].struct_size = t.struct_size;
+    schema->tables[i].nfns = static_cast<std::uint32_t>(t.fns.size());
+    schema->tables[i].fns_off = fns_off[i];
+    std::memcpy(base_ + fns_off[i], t.fns.data(), t.fns.size() * sizeof(w::Fn));
+  }
+  std::memcpy(base_ + plugin_off, spec_.plugin.c_str(), spec_.plugin.size() + 1);
+  std::memcpy(base_ + entry_off, spec_.entry.c_str(), spec_.entry.size() + 1);
+  impls_.assign(spec_.tables.size(), nullptr);
+  top_ = data_off_;
+
+  // Spawn on the reaper thread (see reaper.h for why).
+  const std::string helper = *dir + "/ward-helper";
+  const std::string audit = "LD_AUDIT=" + *dir + "/libward-audit.so";
+  const std::string plugin_env = "WARD_PLUGIN=" + spec_.plugin;
+  const std::string parent = std::to_string(getpid());
+  auto spawned = detail::Reaper::get().spawn(st_, [&]() -> Result<pid_t> {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd, w::kArenaFd);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    // The child starts with default signal dispositions and no blocked signals, whatever the
+    // host set up.
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    char* argv[] = {const_cast<char*>(helper.c_str()), const_cast<char*>(parent.c_str()), nullptr};
+    char* envp[] = {const_cast<char*>(audit.c_str()), const_cast<char*>(plugin_env.c_str()), nullptr};
+    pid_t pid = -1;
+    const int rc = posix_spawn(&pid, helper.c_str(), &fa, &at, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (rc != 0) return fail(Errc::load_failed, "posix_spawn " + helper + ": " + std::strerror(rc));
+    return pid;
+  });
+  if (!spawned) return std::unexpected(spawned.error());
+
+  // The filter can name the child's pid now (signals may target only itself).
+  auto filter = detail::compile_filter(pol, st_->pid);
+  if (!filter) return std::unexpected(fail_with(filter.error()));
+  if (filter->size() * sizeof(sock_filter) > kFilterReserve) return std::unexpected(fail_with(fail(Errc::load_failed, "seccomp filter too large").error()));
+  std::memcpy(base_ + filter_off, filter->data(), filter->size() * sizeof(sock_filter));
+  ctl_->filter_len = static_cast<std::uint32_t>(filter->size());
+  ctl_->boot_ready.store(1, std::memory_order_release);
+  w::futex_wake(&ctl_->boot_ready);
+
+  auto ready = wait_child("<load>", static_cast<std::uint64_t>(pol.load_timeout().count()));
+  if (!ready) return std::unexpected(ready.error());
+  if (ready->kind == w::MsgKind::load_error) {
+    Error e;
+    e.kind = Errc::load_failed;
+    const auto& txt = ctl_->fault.text;
+    e.detail.assign(txt, strnlen(txt, sizeof txt));
+    return std::unexpected(fail_with(std::move(e)));
+  }
+  if (ready->kind != w::MsgKind::ready)
+    return std::unexpected(fail_with(fail(Errc::violation, "unexpected message while loading").error()));
+  return {};
+}
+
+// Waits for the child's next message, giving it `budget_ns` of its own time. Host services the
+// extension calls meanwhile run here and do not count against the budget.
+Result<w::Msg> Domain::wait_child(std::string_view function, std::uint64_t budget_ns) {
+  const std::uint64_t spin = ctl_->spin_ns;
+  std::uint64_t start = w::mono_ns();
+  for (;;) {
+    bool changed = w::spin_for_change(ctl_->to_host, seen_, spin);
+    while (!changed) {
+      if (st_->failed.load(std::memory_order_acquire)) break;
+      const std::uint64_t used = w::mono_ns() - start;
+      if (used >= budget_ns) {
+        Error e;
+        e.kind = Errc::hung;
+        e.function = std::string(function);
+        e.detail = "no reply within " + std::to_string(budget_ns / 1000000) + " ms; the extension was killed";
+        (void)fail_with(std::move(e));
+        return std::unexpected(current_failure(function, false));
+      }
+      // Sleep in slices so a death is seen even if a wake-up were lost.
+      const std::uint64_t slice = std::min<std::uint64_t>(budget_ns - used, 100'000'000);
+      timespec ts{static_cast<time_t>(slice / 1000000000), static_cast<long>(slice % 1000000000)};
+      changed = w::sleep_for_change(ctl_->to_host, seen_, &ts);
+    }
+    if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure(function, false));
+    seen_ = ctl_->to_host.seq.load(std::memory_order_acquire);
+    const w::Msg m = ctl_->up;  // one copy; decisions use only the copy
+    if (m.kind != w::MsgKind::upcall) return m;
+    const std::uint64_t paused = w::mono_ns();
+    auto r = serve_upcall(m);
+    if (!r) {
+      Error e = r.error();
+      if (e.function.empty()) e.function = std::string(function);
+      (void)fail_with(std::move(e));
+      return std::unexpected(current_failure(function, false));
+    }
+    start += w::mono_ns() - paused;
+  }
+}
+
+Result<void> Domain::serve_upcall(const w::Msg& m) {
+  if (m.table == 0 || m.table >= spec_.tables.size() || m.fn >= spec_.tables[m.table].dispatch.size())
+    return fail(Errc::violation, "upcall to an unknown host service (table " + std::to_string(m.table) + ", function " +
+                                     std::to_string(m.fn) + ")");
+  const void* impl = impls_[m.table];
+  if (!impl) return fail(Errc::violation, "upcall to host service table " + spec_.tables[m.table].name + " it was never given");
+  const std::uint64_t nslots = spec_.tables[m.table].fns[m.fn].nparams + 1;
+  if (m.frame_off < data_off_ || m.frame_off > size_ || nslots * sizeof(w::Slot) > size_ - m.frame_off ||
+      m.frame_off % alignof(w::Slot) != 0)
+    return fail(Errc::violation, "upcall frame outside the arena");
+  std::uint64_t top = std::max<std::uint64_t>(m.top, m.frame_off + nslots * sizeof(w::Slot));
+  if (top > size_) return fail(Errc::violation, "upcall frame top outside the arena");
+  const std::uint64_t saved = top_;
+  top_ = std::max(top_, top);
+  Upcall up(*this, m, top_);
+  auto r = spec_.tables[m.table].dispatch[m.fn](up, impl);
+  top_ = saved;
+  if (!r) return r;
+  if (st_->failed.load(std::memory_order_acquire)) return {};  // nested call failed: reported by caller
+  w::Msg reply{};
+  reply.kind = w::MsgKind::upret;
+  reply.table = m.table;
+  reply.fn = m.fn;
+  reply.frame_off = m.frame_off;
+  reply.top = up.top_;
+  ctl_->down = reply;
+  w::ring(ctl_->to_child);
+  return {};
+}
+
+void Domain::set_service_impl(std::uint32_t table, const void* impl) {
+  if (table < impls_.size()) impls_[table] = impl;
+}
+
+// ---- Call -----------------------------------------------------------------------------------------
+Result<Domain::Call> Domain::begin(std::uint32_t fn) {
+  std::unique_lock<std::recursive_mutex> lock(mu_);
+  if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure(fn_label(0, fn), true));
+  return Call(this, fn, std::move(lock));
+}
+
+Domain::Call::Call(Domain* d, std::uint32_t fn, std::unique_lock<std::recursive_mutex> lock)
+    : d_(d), fn_(fn), saved_top_(d->top_), lock_(std::move(lock)) {}
+
+Domain::Call::Call(Call&& o) noexcept
+    : d_(std::exchange(o.d_, nullptr)), fn_(o.fn_), saved_top_(o.saved_top_), lock_(std::move(o.lock_)) {}
+
+Domain::Call::~Call() {
+  if (d_) d_->top_ = saved_top_;
+}
+
+Result<std::uint64_t> Domain::Call::alloc(std::uint64_t n, std::uint64_t align) {
+  const std::uint64_t capacity = d_->size_ - d_->data_off_;
+  if (n > capacity)
+    return std::unexpected(decorate(fail(Errc::misuse, "argument of " + std::to_string(n) +
+                                                           " bytes is larger than the arena's frame area (" +
+                                                           std::to_string(capacity) + " bytes); raise Policy arena_size")
+                                        .error()));
+  const std::uint64_t off = w::align_up(d_->top_, align);
+  if (off > d_->size_ || n > d_->size_ - off)
+    return std::unexpected(decorate(fail(Errc::limit, "arena exhausted: " + std::to_string(n) + " bytes needed, " +
+                                                          std::to_string(d_->size_ - std::min(off, d_->size_)) +
+                                                          " free at this nesting depth")
+                                        .error()));
+  d_->top_ = off + n;
+  return off;
+}
+
+std::byte* Domain::Call::at(std::uint64_t off) const { return d_->base_ + off; }
+
+Result<w::Slot> Domain::Call::invoke(std::uint64_t frame_off) {
+  w::Msg m{};
+  m.kind = w::MsgKind::call;
+  m.table = 0;
+  m.fn = fn_;
+  m.frame_off = frame_off;
+  m.frame_len = d_->top_ - frame_off;
+  m.top = d_->top_;
+  d_->ctl_->down = m;
+  w::ring(d_->ctl_->to_child);
+  const std::string& label = d_->spec_.tables[0].fn_names[fn_];
+  auto reply = d_->wait_child(label, static_cast<std::uint64_t>(d_->spec_.policy.timeout().count()));
+  if (!reply) return std::unexpected(decorate(reply.error()));
+  if (reply->kind != w::MsgKind::ret || reply->frame_off != frame_off) {
+    (void)d_->fail_with(fail(Errc::violation, "malformed reply from the extension").error());
+    return std::unexpected(decorate(d_->current_failure(label, false)));
+  }
+  w::Slot s;
+  std::memcpy(&s, d_->base_ + frame_off, sizeof s);
+  return s;
+}
+
+Result<const std::byte*> Domain::Call::returned_range(std::uint64_t off, std::uint64_t n) {
+  if (off < d_->data_off_ || off > d_->size_ || n > d_->size_ - off) {
+    (void)d_->fail_with(fail(Errc::violation, "returned a pointer outside the arena (offset " + std::to_string(off) +
+                                                  ", " + std::to_string(n) + " bytes)")
+                            .error());
+    return std::unexpected(decorate(d_->current_failure(d_->fn_label(0, fn_), false)));
+  }
+  return d_->base_ + off;
+}
+
+Error Domain::Call::decorate(Error e) const {
+  e.plugin = d_->spec_.name;
+  if (e.function.empty()) e.function = d_->fn_label(0, fn_);
+  return e;
+}
+
+}  // namespace ward

@@ -1,0 +1,64 @@
+#include "ward/policy.h"
+
+#include <seccomp.h>
+
+#include <cstdlib>
+#include <sstream>
+
+namespace ward {
+
+Policy::Policy() = default;
+
+Policy::Builder Policy::builder() { return Builder{}; }
+
+Policy::Builder& Policy::Builder::timeout(std::chrono::nanoseconds t) { p_.timeout_ = t; return *this; }
+Policy::Builder& Policy::Builder::load_timeout(std::chrono::nanoseconds t) { p_.load_timeout_ = t; return *this; }
+Policy::Builder& Policy::Builder::spin(std::chrono::nanoseconds t) { p_.spin_ = t; return *this; }
+Policy::Builder& Policy::Builder::memory(std::uint64_t b) { p_.memory_ = b; return *this; }
+Policy::Builder& Policy::Builder::cpu_seconds(std::uint64_t s) { p_.cpu_seconds_ = s; return *this; }
+Policy::Builder& Policy::Builder::open_files(std::uint64_t n) { p_.open_files_ = n; return *this; }
+Policy::Builder& Policy::Builder::arena_size(std::uint64_t b) { p_.arena_size_ = b; return *this; }
+Policy::Builder& Policy::Builder::unsafe_allow_file_open() { p_.files_ = true; return *this; }
+Policy::Builder& Policy::Builder::unsafe_allow_sockets() { p_.sockets_ = true; return *this; }
+Policy::Builder& Policy::Builder::unsafe_allow_process_creation() { p_.processes_ = true; return *this; }
+Policy::Builder& Policy::Builder::unsafe_allow_threads() { p_.threads_ = true; return *this; }
+Policy::Builder& Policy::Builder::unsafe_allow_executable_memory() { p_.exec_memory_ = true; return *this; }
+Policy::Builder& Policy::Builder::unsafe_allow_syscall(std::string name) {
+  p_.extra_.push_back(std::move(name));
+  return *this;
+}
+
+Result<Policy> Policy::Builder::build() const {
+  if (p_.timeout_.count() <= 0) return fail(Errc::misuse, "policy: timeout must be positive");
+  if (p_.load_timeout_.count() <= 0) return fail(Errc::misuse, "policy: load timeout must be positive");
+  if (p_.spin_.count() < 0) return fail(Errc::misuse, "policy: spin must not be negative");
+  if (p_.arena_size_ < (64u << 10))
+    return fail(Errc::misuse, "policy: arena_size must be at least 64 KiB (it also holds the boot area)");
+  if (p_.arena_size_ > (1ull << 36)) return fail(Errc::misuse, "policy: arena_size above 64 GiB");
+  if (p_.memory_ != 0 && p_.memory_ < p_.arena_size_ + (32ull << 20))
+    return fail(Errc::misuse, "policy: memory limit must exceed the arena size by at least 32 MiB "
+                              "(the child maps the arena, libc and the plugin too)");
+  if (p_.open_files_ != 0 && p_.open_files_ < 4)
+    return fail(Errc::misuse, "policy: open_files must be at least 4 (stdio and the arena)");
+  for (const auto& name : p_.extra_)
+    if (seccomp_syscall_resolve_name(name.c_str()) == __NR_SCMP_ERROR)
+      return fail(Errc::misuse, "policy: unknown system call '" + name + "'");
+  return p_;
+}
+
+std::string Policy::describe() const {
+  std::ostringstream o;
+  auto ms = [](std::chrono::nanoseconds t) { return std::chrono::duration<double, std::milli>(t).count(); };
+  o << "timeout " << ms(timeout_) << " ms, load timeout " << ms(load_timeout_) << " ms, spin "
+    << ms(spin_) * 1000 << " us, memory " << (memory_ >> 20) << " MiB, cpu " << cpu_seconds_
+    << " s, open files " << open_files_ << ", arena " << (arena_size_ >> 10) << " KiB";
+  if (files_) o << ", UNSAFE file open";
+  if (sockets_) o << ", UNSAFE sockets";
+  if (processes_) o << ", UNSAFE process creation";
+  if (threads_) o << ", UNSAFE threads";
+  if (exec_memory_) o << ", UNSAFE executable memory";
+  for (const auto& s : extra_) o << ", UNSAFE syscall " << s;
+  return o.str();
+}
+
+}  // namespace ward

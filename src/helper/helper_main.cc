@@ -1,0 +1,536 @@
+// ward-helper: the small executable a process domain runs in. The host starts it with exec (so
+// the child is a clean image even when the host is multithreaded), with the shared arena on
+// descriptor 3 and LD_AUDIT pointing at ward's audit module.
+//
+// Start-up, in order: parent-death signal and parent check; close stray descriptors; rlimits;
+// map the arena; build the libffi call descriptions and the host-service trampolines from the
+// schema; install the SIGSYS reporter; wait for the host's filter; dlopen the plugin (the audit
+// module installs the seccomp filter after mapping and before any plugin code); confirm the
+// filter is on; resolve and call the entry; report ready. Then serve calls until killed.
+//
+// The helper trusts the host and nothing else. It is not built with sanitizers: it interposes
+// malloc to report allocation failures.
+#include <dlfcn.h>
+#include <ffi.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "ward/detail/doorbell.h"
+#include "ward/detail/wire.h"
+
+extern "C" void* __libc_malloc(size_t);
+extern "C" void* __libc_calloc(size_t, size_t);
+extern "C" void* __libc_realloc(void*, size_t);
+extern "C" void* __libc_memalign(size_t, size_t);
+
+namespace w = ward::wire;
+
+static_assert(offsetof(w::Control, filter_len) == 68, "audit.c hard-codes this offset");
+static_assert(offsetof(w::Control, filter_off) == 72, "audit.c hard-codes this offset");
+
+namespace {
+
+unsigned char* g_arena = nullptr;
+std::uint64_t g_arena_size = 0;
+w::Control* g_ctl = nullptr;
+std::uint64_t g_top = 0;  // first free arena byte for frames this side allocates
+
+[[noreturn]] void die(int code) { syscall(SYS_exit_group, code); __builtin_unreachable(); }
+
+// Records a load error for the host and exits.
+[[noreturn]] void load_error(const char* what, const char* detail) {
+  if (g_ctl) {
+    std::snprintf(g_ctl->fault.text, sizeof g_ctl->fault.text, "%s%s%s", what, detail ? ": " : "",
+                  detail ? detail : "");
+    g_ctl->up.kind = w::MsgKind::load_error;
+    w::ring(g_ctl->to_host);
+  }
+  die(w::kHelperExitBadSetup);
+}
+
+void note_alloc_failure(size_t n) {
+  if (g_ctl && n) {
+    std::uint64_t expected = 0;
+    g_ctl->fault.alloc_failed.compare_exchange_strong(expected, n);
+  }
+}
+
+void on_sigsys(int, siginfo_t* info, void*) {
+  if (g_ctl) {
+    g_ctl->fault.syscall_nr = info->si_syscall;
+    g_ctl->fault.violation.store(1, std::memory_order_seq_cst);
+  }
+  die(w::kHelperExitViolation);
+}
+
+// ---- libffi descriptions ------------------------------------------------------------------------
+ffi_type* scalar_type(w::Kind k) {
+  switch (k) {
+    case w::Kind::void_: return &ffi_type_void;
+    case w::Kind::i8: return &ffi_type_sint8;
+    case w::Kind::u8: return &ffi_type_uint8;
+    case w::Kind::i16: return &ffi_type_sint16;
+    case w::Kind::u16: return &ffi_type_uint16;
+    case w::Kind::i32: return &ffi_type_sint32;
+    case w::Kind::u32: return &ffi_type_uint32;
+    case w::Kind::i64: return &ffi_type_sint64;
+    case w::Kind::u64: return &ffi_type_uint64;
+    case w::Kind::f32: return &ffi_type_float;
+    case w::Kind::f64: return &ffi_type_double;
+    case w::Kind::cstring:
+    case w::Kind::buffer:
+    case w::Kind::services: return &ffi_type_pointer;
+    case w::Kind::record: return nullptr;
+  }
+  return nullptr;
+}
+
+ffi_type* token_type(w::Tok t) {
+  switch (t) {
+    case w::Tok::i8: return &ffi_type_sint8;
+    case w::Tok::u8: return &ffi_type_uint8;
+    case w::Tok::i16: return &ffi_type_sint16;
+    case w::Tok::u16: return &ffi_type_uint16;
+    case w::Tok::i32: return &ffi_type_sint32;
+    case w::Tok::u32: return &ffi_type_uint32;
+    case w::Tok::i64: return &ffi_type_sint64;
+    case w::Tok::u64: return &ffi_type_uint64;
+    case w::Tok::f32: return &ffi_type_float;
+    case w::Tok::f64: return &ffi_type_double;
+    default: return nullptr;
+  }
+}
+
+// Builds a struct ffi_type from layout tokens starting after a `begin`; advances `i` past the
+// matching `close`. Allocations live as long as the process.
+ffi_type* record_type(const w::Tok* toks, std::size_t& i) {
+  ffi_type* elems[w::kMaxLayout + 1];
+  std::size_t n = 0;
+  while (i < w::kMaxLayout && toks[i] != w::Tok::close && toks[i] != w::Tok::end) {
+    ffi_type* e = nullptr;
+    if (toks[i] == w::Tok::begin) {
+      ++i;
+      e = record_type(toks, i);
+    } else {
+      e = token_type(toks[i]);
+      ++i;
+    }
+    if (!e) load_error("schema", "bad struct layout");
+    elems[n++] = e;
+  }
+  if (i < w::kMaxLayout && toks[i] == w::Tok::close) ++i;
+  auto* t = new ffi_type{};
+  t->type = FFI_TYPE_STRUCT;
+  t->elements = new ffi_type*[n + 1];
+  for (std::size_t k = 0; k < n; ++k) t->elements[k] = elems[k];
+  t->elements[n] = nullptr;
+  return t;
+}
+
+ffi_type* param_type(const w::Param& p) {
+  if (p.kind != w::Kind::record) return scalar_type(p.kind);
+  std::size_t i = 0;
+  if (p.layout[0] != w::Tok::begin) load_error("schema", "struct layout must start with begin");
+  ++i;
+  return record_type(p.layout, i);
+}
+
+struct FnRt {
+  const w::Fn* desc = nullptr;
+  std::uint32_t table = 0;
+  std::uint32_t index = 0;
+  ffi_cif cif{};
+  ffi_type* atypes[w::kMaxParams]{};
+  ffi_type* rtype = nullptr;
+};
+
+struct TableRt {
+  const w::Table* desc = nullptr;
+  FnRt* fns = nullptr;
+  void* c_table = nullptr;  // services: the C struct of trampolines the plugin receives
+};
+
+TableRt g_tables[w::kMaxTables];
+std::uint32_t g_ntables = 0;
+const void* g_plugin_table = nullptr;
+
+void upcall_handler(ffi_cif*, void* ret, void** args, void* user);
+
+void build_fn(FnRt& f, const w::Fn* desc, std::uint32_t table, std::uint32_t index) {
+  f.desc = desc;
+  f.table = table;
+  f.index = index;
+  if (desc->nparams > w::kMaxParams) load_error("schema", "too many parameters");
+  for (std::uint32_t i = 0; i < desc->nparams; ++i) {
+    f.atypes[i] = param_type(desc->params[i]);
+    if (!f.atypes[i]) load_error("schema", "bad parameter kind");
+  }
+  f.rtype = param_type(desc->ret);
+  if (!f.rtype) load_error("schema", "bad return kind");
+  if (ffi_prep_cif(&f.cif, FFI_DEFAULT_ABI, desc->nparams, f.rtype, f.atypes) != FFI_OK)
+    load_error("schema", "libffi rejected a signature");
+}
+
+void build_tables() {
+  const auto* schema = reinterpret_cast<const w::Schema*>(g_arena + g_ctl->schema_off);
+  if (schema->ntables == 0 || schema->ntables > w::kMaxTables) load_error("schema", "bad table count");
+  g_ntables = schema->ntables;
+  for (std::uint32_t t = 0; t < g_ntables; ++t) {
+    const w::Table& td = schema->tables[t];
+    TableRt& rt = g_tables[t];
+    rt.desc = &td;
+    rt.fns = new FnRt[td.nfns ? td.nfns : 1];
+    const auto* fns = reinterpret_cast<const w::Fn*>(g_arena + td.fns_off);
+    for (std::uint32_t i = 0; i < td.nfns; ++i) build_fn(rt.fns[i], &fns[i], t, i);
+    if (t == 0) continue;
+    // A host service table: every declared entry becomes a libffi closure that crosses back into
+    // the host. Undeclared entries stay null, as they would be in an unfilled C struct.
+    auto* table = static_cast<unsigned char*>(std::calloc(1, td.struct_size ? td.struct_size : 1));
+    for (std::uint32_t i = 0; i < td.nfns; ++i) {
+      void* code = nullptr;
+      auto* cl = static_cast<ffi_closure*>(ffi_closure_alloc(sizeof(ffi_closure), &code));
+      if (!cl) load_error("libffi", "cannot allocate a closure");
+      if (ffi_prep_closure_loc(cl, &rt.fns[i].cif, upcall_handler, &rt.fns[i], code) != FFI_OK)
+        load_error("libffi", "cannot prepare a closure");
+      if (fns[i].offset + sizeof(void*) > td.struct_size) load_error("schema", "function offset out of range");
+      std::memcpy(table + fns[i].offset, &code, sizeof code);
+    }
+    rt.c_table = table;
+  }
+}
+
+// ---- the channel ------------------------------------------------------------------------------
+void* at(std::uint64_t off) { return off == w::kNull ? nullptr : g_arena + off; }
+
+bool in_arena(const void* p, std::uint64_t n) {
+  const auto* c = static_cast<const unsigned char*>(p);
+  return c >= g_arena && static_cast<std::uint64_t>(c - g_arena) <= g_arena_size &&
+         n <= g_arena_size - static_cast<std::uint64_t>(c - g_arena);
+}
+
+// Reserves n bytes on the frame stack; an arena too small for what the plugin passes is a limit
+// the plugin hit, reported like an allocation failure.
+std::uint64_t reserve(std::uint64_t n, std::uint64_t align = 16) {
+  const std::uint64_t off = w::align_up(g_top, align);
+  if (off > g_arena_size || n > g_arena_size - off) {
+    note_alloc_failure(n ? n : 1);
+    std::snprintf(g_ctl->fault.text, sizeof g_ctl->fault.text, "arena exhausted: %llu bytes needed",
+                  static_cast<unsigned long long>(n));
+    die(w::kHelperExitArena);
+  }
+  g_top = off + n;
+  return off;
+}
+
+std::uint32_t g_seen_from_host = 0;
+
+void serve_call(const w::Msg& m);
+
+// Waits for the host's next message; serves nested calls until the one that answers us arrives.
+w::Msg wait_host(w::MsgKind want) {
+  for (;;) {
+    if (!w::spin_for_change(g_ctl->to_child, g_seen_from_host, g_ctl->spin_ns))
+      w::sleep_for_change(g_ctl->to_child, g_seen_from_host, nullptr);
+    g_seen_from_host = g_ctl->to_child.seq.load(std::memory_order_acquire);
+    const w::Msg m = g_ctl->down;
+    if (m.kind == want) return m;
+    if (m.kind == w::MsgKind::call) {
+      serve_call(m);
+      continue;
+    }
+    die(w::kHelperExitProtocol);  // protocol error: the host never does this
+  }
+}
+
+void send_up(const w::Msg& m) {
+  g_ctl->up = m;
+  w::ring(g_ctl->to_host);
+}
+
+std::uint64_t scalar_bits(const void* p, std::uint32_t size) {
+  std::uint64_t v = 0;
+  std::memcpy(&v, p, size);
+  return v;
+}
+
+void serve_call(const w::Msg& m) {
+  const std::uint64_t saved_top = g_top;
+  g_top = m.top;
+  if (m.table != 0 || m.fn >= g_tables[0].desc->nfns) die(w::kHelperExitProtocol);
+  FnRt& f = g_tables[0].fns[m.fn];
+  const w::Fn& d = *f.desc;
+  auto* slots = static_cast<w::Slot*>(at(m.frame_off));
+  w::Slot* params = slots + 1;
+  void* avalues[w::kMaxParams];
+  void* ptrs[w::kMaxParams];
+  for (std::uint32_t i = 0; i < d.nparams; ++i) {
+    const w::Param& p = d.params[i];
+    switch (p.kind) {
+      case w::Kind::record: avalues[i] = at(params[i].a); break;
+      case w::Kind::cstring:
+      case w::Kind::buffer:
+        ptrs[i] = at(params[i].a);
+        avalues[i] = &ptrs[i];
+        break;
+      case w::Kind::services:
+        ptrs[i] = (params[i].a == w::kNull || params[i].a >= g_ntables) ? nullptr : g_tables[params[i].a].c_table;
+        avalues[i] = &ptrs[i];
+        break;
+      default: avalues[i] = &params[i].a; break;
+    }
+  }
+  void* fnptr = nullptr;
+  std::memcpy(&fnptr, static_cast<const unsigned char*>(g_plugin_table) + d.offset, sizeof fnptr);
+  w::Slot& r = slots[0];
+  if (d.ret.kind == w::Kind::record) {
+    const std::uint64_t off = reserve(d.ret.size);
+    ffi_call(&f.cif, FFI_FN(fnptr), at(off), avalues);
+    r.a = off;
+    r.b = d.ret.size;
+  } else {
+    alignas(16) unsigned char rv[16] = {};
+    ffi_call(&f.cif, FFI_FN(fnptr), rv, avalues);
+    if (d.ret.kind == w::Kind::cstring) {
+      const char* s = nullptr;
+      std::memcpy(&s, rv, sizeof s);
+      if (!s) {
+        r.a = w::kNull;
+        r.b = 0;
+      } else {
+        const std::size_t len = std::strlen(s);
+        if (in_arena(s, len + 1)) {
+          r.a = static_cast<std::uint64_t>(reinterpret_cast<const unsigned char*>(s) - g_arena);
+        } else {
+          r.a = reserve(len + 1, 1);
+          std::memcpy(at(r.a), s, len + 1);
+        }
+        r.b = len;
+      }
+    } else if (d.ret.kind != w::Kind::void_) {
+      r.a = scalar_bits(rv, d.ret.size);
+      r.b = 0;
+    }
+  }
+  w::Msg reply{};
+  reply.kind = w::MsgKind::ret;
+  reply.frame_off = m.frame_off;
+  reply.frame_len = m.frame_len;
+  reply.top = g_top;
+  g_top = saved_top;
+  send_up(reply);
+}
+
+// The plugin called a host service through a trampoline: marshal into a frame, cross, wait.
+void upcall_handler(ffi_cif*, void* ret, void** args, void* user) {
+  FnRt& f = *static_cast<FnRt*>(user);
+  const w::Fn& d = *f.desc;
+  const std::uint64_t saved_top = g_top;
+  const std::uint64_t frame = reserve(sizeof(w::Slot) * (d.nparams + 1));
+  auto* slots = static_cast<w::Slot*>(at(frame));
+  std::memset(slots, 0, sizeof(w::Slot) * (d.nparams + 1));
+  w::Slot* params = slots + 1;
+  struct CopyBack { void* dst; std::uint64_t off; std::uint64_t n; } back[w::kMaxParams];
+  std::size_t nback = 0;
+  for (std::uint32_t i = 0; i < d.nparams; ++i) {
+    const w::Param& p = d.params[i];
+    switch (p.kind) {
+      case w::Kind::record: {
+        const std::uint64_t off = reserve(p.size);
+        std::memcpy(at(off), args[i], p.size);
+        params[i].a = off;
+        params[i].b = p.size;
+        break;
+      }
+      case w::Kind::cstring: {
+        const char* s = *static_cast<const char* const*>(args[i]);
+        if (!s) {
+          params[i].a = w::kNull;
+          break;
+        }
+        const std::size_t len = std::strlen(s);
+        if (in_arena(s, len + 1)) {
+          params[i].a = static_cast<std::uint64_t>(reinterpret_cast<const unsigned char*>(s) - g_arena);
+        } else {
+          params[i].a = reserve(len + 1, 1);
+          std::memcpy(at(params[i].a), s, len + 1);
+        }
+        params[i].b = len;
+        break;
+      }
+      case w::Kind::buffer: {
+        void* ptr = *static_cast<void* const*>(args[i]);
+        std::uint64_t count = 1;
+        if (p.count_arg != 0xff) count = scalar_bits(args[p.count_arg], d.params[p.count_arg].size);
+        const std::uint64_t n = count * p.size;  // the host re-checks for overflow
+        if (!ptr) {
+          params[i].a = w::kNull;
+          params[i].b = n;
+          break;
+        }
+        if (in_arena(ptr, n)) {
+          params[i].a = static_cast<std::uint64_t>(static_cast<unsigned char*>(ptr) - g_arena);
+        } else {
+          params[i].a = reserve(n);
+          if (p.dir != w::Dir::out) std::memcpy(at(params[i].a), ptr, n);
+          if (p.dir != w::Dir::in) back[nback++] = {ptr, params[i].a, n};
+        }
+        params[i].b = n;
+        break;
+      }
+      case w::Kind::services: params[i].a = w::kNull; break;
+      default: params[i].a = scalar_bits(args[i], p.size); break;
+    }
+  }
+  w::Msg m{};
+  m.kind = w::MsgKind::upcall;
+  m.table = f.table;
+  m.fn = f.index;
+  m.frame_off = frame;
+  m.frame_len = g_top - frame;
+  m.top = g_top;
+  send_up(m);
+  (void)wait_host(w::MsgKind::upret);
+  for (std::size_t k = 0; k < nback; ++k) std::memcpy(back[k].dst, at(back[k].off), back[k].n);
+  const w::Slot r = slots[0];
+  switch (d.ret.kind) {
+    case w::Kind::void_: break;
+    case w::Kind::record: std::memcpy(ret, at(r.a), d.ret.size); break;
+    case w::Kind::cstring: {
+      const char* s = static_cast<const char*>(at(r.a));
+      std::memcpy(ret, &s, sizeof s);
+      break;
+    }
+    case w::Kind::f32:
+    case w::Kind::f64: std::memcpy(ret, &r.a, d.ret.size); break;
+    case w::Kind::i8: *static_cast<ffi_sarg*>(ret) = static_cast<std::int8_t>(r.a); break;
+    case w::Kind::i16: *static_cast<ffi_sarg*>(ret) = static_cast<std::int16_t>(r.a); break;
+    case w::Kind::i32: *static_cast<ffi_sarg*>(ret) = static_cast<std::int32_t>(r.a); break;
+    case w::Kind::u8: *static_cast<ffi_arg*>(ret) = static_cast<std::uint8_t>(r.a); break;
+    case w::Kind::u16: *static_cast<ffi_arg*>(ret) = static_cast<std::uint16_t>(r.a); break;
+    case w::Kind::u32: *static_cast<ffi_arg*>(ret) = static_cast<std::uint32_t>(r.a); break;
+    default: std::memcpy(ret, &r.a, 8); break;
+  }
+  g_top = saved_top;
+}
+
+bool audit_module_loaded() {
+  FILE* f = std::fopen("/proc/self/maps", "re");
+  if (!f) return false;
+  char line[4096];
+  bool found = false;
+  while (std::fgets(line, sizeof line, f))
+    if (std::strstr(line, "libward-audit")) found = true;
+  std::fclose(f);
+  return found;
+}
+
+void set_limit(int which, std::uint64_t v) {
+  if (v == 0) return;
+  rlimit r{static_cast<rlim_t>(v), static_cast<rlim_t>(v)};
+  if (which == RLIMIT_CPU) r.rlim_max = static_cast<rlim_t>(v + 1);  // SIGXCPU first, then SIGKILL
+  if (setrlimit(which, &r) != 0) load_error("setrlimit", std::strerror(errno));
+}
+
+}  // namespace
+
+// ---- allocation-failure reporting (interposes the plugin's malloc: executables come first) ----
+extern "C" {
+__attribute__((visibility("default"))) void* malloc(size_t n) {
+  void* p = __libc_malloc(n);
+  if (!p) note_alloc_failure(n);
+  return p;
+}
+__attribute__((visibility("default"))) void* calloc(size_t a, size_t b) {
+  void* p = __libc_calloc(a, b);
+  if (!p) note_alloc_failure((a && b) ? a * b : 1);
+  return p;
+}
+__attribute__((visibility("default"))) void* realloc(void* q, size_t n) {
+  void* p = __libc_realloc(q, n);
+  if (!p && n) note_alloc_failure(n);
+  return p;
+}
+__attribute__((visibility("default"))) void* aligned_alloc(size_t a, size_t n) {
+  void* p = __libc_memalign(a, n);
+  if (!p) note_alloc_failure(n);
+  return p;
+}
+__attribute__((visibility("default"))) int posix_memalign(void** out, size_t a, size_t n) {
+  if (a < sizeof(void*) || (a & (a - 1)) != 0) return EINVAL;
+  void* p = __libc_memalign(a, n);
+  if (!p) {
+    note_alloc_failure(n);
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+}
+
+int main(int argc, char** argv) {
+  // 1. Die with the host; and if the host is already gone, do not load anything.
+  if (argc < 2) return w::kHelperExitBadSetup;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != static_cast<pid_t>(std::strtol(argv[1], nullptr, 10))) return w::kHelperExitBadSetup;
+  // 2. Nothing but stdio and the arena: descriptors leaked by the host must not reach the plugin.
+  if (syscall(SYS_close_range, w::kArenaFd + 1, ~0u, 0) != 0) return w::kHelperExitBadSetup;
+  // 3. The arena.
+  void* head = mmap(nullptr, w::kControlSize, PROT_READ | PROT_WRITE, MAP_SHARED, w::kArenaFd, 0);
+  if (head == MAP_FAILED) return w::kHelperExitBadSetup;
+  const auto* c0 = static_cast<const w::Control*>(head);
+  if (c0->magic != w::kMagic || c0->version != w::kVersion) return w::kHelperExitBadSetup;
+  g_arena_size = c0->arena_size;
+  munmap(head, w::kControlSize);
+  void* base = mmap(nullptr, g_arena_size, PROT_READ | PROT_WRITE, MAP_SHARED, w::kArenaFd, 0);
+  if (base == MAP_FAILED) return w::kHelperExitBadSetup;
+  g_arena = static_cast<unsigned char*>(base);
+  g_ctl = static_cast<w::Control*>(base);
+  // 4. Limits (after the arena is mapped, which counts against the address-space limit).
+  set_limit(RLIMIT_CORE, 0);
+  set_limit(RLIMIT_AS, g_ctl->rlimit_as);
+  set_limit(RLIMIT_CPU, g_ctl->rlimit_cpu);
+  set_limit(RLIMIT_NOFILE, g_ctl->rlimit_nofile);
+  // 5. Stubs for both directions, before the sandbox (closures need executable mappings).
+  build_tables();
+  // 6. Report forbidden system calls by number before dying.
+  struct sigaction sa {};
+  sa.sa_sigaction = on_sigsys;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSYS, &sa, nullptr);
+  if (!audit_module_loaded()) load_error("sandbox", "the audit module (libward-audit.so) was not loaded");
+  // 7. Wait for the filter the host compiled for this pid.
+  while (g_ctl->boot_ready.load(std::memory_order_acquire) == 0)
+    w::futex_wait(&g_ctl->boot_ready, 0, nullptr);
+  // 8. Load. The audit module turns the filter on between mapping and the first plugin code.
+  const char* plugin = reinterpret_cast<const char*>(g_arena + g_ctl->plugin_off);
+  const char* entry = reinterpret_cast<const char*>(g_arena + g_ctl->entry_off);
+  void* lib = dlopen(plugin, RTLD_NOW | RTLD_LOCAL);
+  if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 2) load_error("sandbox", "the seccomp filter is not in force");
+  if (!lib) load_error("dlopen", dlerror());
+  dlerror();
+  void* sym = dlsym(lib, entry);
+  if (!sym) {
+    const char* e = dlerror();
+    load_error("missing entry symbol", e ? e : entry);
+  }
+  using EntryFn = const void* (*)();
+  g_plugin_table = reinterpret_cast<EntryFn>(sym)();
+  if (!g_plugin_table) load_error("entry", "the entry function returned a null table");
+  // 9. Ready: serve calls until the host kills us.
+  g_top = g_ctl->data_off;
+  g_seen_from_host = g_ctl->to_child.seq.load(std::memory_order_acquire);
+  w::Msg ready{};
+  ready.kind = w::MsgKind::ready;
+  send_up(ready);
+  for (;;) (void)wait_host(w::MsgKind::none);
+}
