@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "ward/detail/doorbell.h"
 #include "ward/detail/wire.h"
 #include "ward/error.h"
 #include "ward/policy.h"
@@ -66,6 +67,7 @@ class Upcall {
   Domain& d_;
   wire::Msg m_;
   std::uint64_t top_;
+  wire::Slot ret_{0, 0};
 };
 
 // What the host knows about one function table: the wire schema plus, for host service tables,
@@ -104,6 +106,8 @@ class Domain {
   [[nodiscard]] bool alive() const;
   // The first cause of failure, if any.
   [[nodiscard]] std::optional<Error> failure() const;
+  // Bytes available for frames (the arena minus its boot area): the largest single argument.
+  [[nodiscard]] std::uint64_t frame_capacity() const { return size_ - data_off_; }
   // Kills the child from outside (fault injection, shutdown). The next call reports `crashed`.
   void kill();
 
@@ -120,7 +124,7 @@ class Domain {
     // Registers the host's implementation of service table `table` (see Domain::set_service_impl).
     void set_service_impl(std::uint32_t table, const void* impl) { d_->set_service_impl(table, impl); }
     // Sends the call and waits, running host services the extension calls meanwhile. Returns the
-    // frame's return slot as the extension left it (validate before use).
+    // extension's result slot (validate before use).
     [[nodiscard]] Result<wire::Slot> invoke(std::uint64_t frame_off);
     // Checks that [off, off + n) lies in the arena (for offsets the extension returned); on
     // failure the domain is killed and a violation returned.
@@ -161,6 +165,7 @@ class Domain {
   wire::Control* ctl_ = nullptr;
   std::uint32_t seen_ = 0;  // last to_host sequence consumed
   std::uint64_t top_ = 0;   // first free byte of the frame stack (host's view)
+  wire::SpinGovernor spin_;  // guarded by mu_, like the channel
   std::recursive_mutex mu_;
   std::vector<const void*> impls_;  // per table: the host's service struct
 };

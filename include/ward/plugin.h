@@ -174,7 +174,7 @@ Result<typename host_result<F>::type> call_fn(Domain& d, std::uint32_t index, Ar
   auto frame = c->alloc(sizeof(wire::Slot) * (n + 1));
   if (!frame) return std::unexpected(frame.error());
   auto* slots = reinterpret_cast<wire::Slot*>(c->at(*frame));
-  slots[0] = {0, 0};
+  (void)slots;  // unused by functions without parameters
   std::array<CopyBack, n + 1> back{};
   Result<void> ok{};
   ((ok ? (ok = marshal<F, I>(*c, slots, args, back[I]), 0) : 0), ...);

@@ -15,7 +15,6 @@
 
 #include "domain/reaper.h"
 #include "domain/seccomp.h"
-#include "ward/detail/doorbell.h"
 
 extern char** environ;
 
@@ -24,7 +23,7 @@ namespace w = wire;
 
 namespace {
 
-constexpr std::uint64_t kFilterReserve = 8192 * sizeof(sock_filter);
+constexpr std::uint64_t kFilterReserve = 2048 * sizeof(sock_filter);  // ours are a few hundred
 
 std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -75,12 +74,12 @@ Result<std::byte*> Upcall::writable(std::uint64_t off, std::uint64_t n) const {
 Result<std::string> Upcall::string(std::uint64_t off) const {
   if (off < d_.data_off_ || off >= d_.size_) return violation("string pointer outside the arena");
   const auto* p = reinterpret_cast<const char*>(d_.base_ + off);
-  const std::size_t max = d_.size_ - off;
-  // Copy first, then look for the terminator in the copy: the extension may change the arena.
-  std::string s(p, max);
-  const auto nul = s.find('\0');
-  if (nul == std::string::npos) return violation("string without NUL terminator inside the arena");
-  s.resize(nul);
+  const void* end = std::memchr(p, 0, d_.size_ - off);
+  if (!end) return violation("string without NUL terminator inside the arena");
+  // The extension may change the bytes between the scan and the copy: the copy is bounded by the
+  // scan, and cut again at its own first NUL, so the host gets a consistent, bounded string.
+  std::string s(p, static_cast<std::size_t>(static_cast<const char*>(end) - p));
+  if (const auto nul = s.find('\0'); nul != std::string::npos) s.resize(nul);
   return s;
 }
 
@@ -91,9 +90,7 @@ Result<std::uint64_t> Upcall::alloc(std::uint64_t n, std::uint64_t align) {
   return off;
 }
 
-void Upcall::set_return(w::Slot s) {
-  std::memcpy(d_.base_ + m_.frame_off, &s, sizeof s);
-}
+void Upcall::set_return(w::Slot s) { ret_ = s; }
 
 std::unexpected<Error> Upcall::violation(std::string detail) const {
   Error e;
@@ -139,6 +136,9 @@ std::string Domain::fn_label(std::uint32_t table, std::uint32_t fn) const {
 Error Domain::fail_with(Error e) {
   Error recorded = st_->record(std::move(e));
   st_->kill_child();
+  // Reaping follows SIGKILL within milliseconds; waiting means that when a failed call returns,
+  // the child is gone and its exit status is known.
+  (void)st_->wait_reaped(5000);
   return recorded;
 }
 
@@ -241,6 +241,7 @@ Result<void> Domain::boot() {
   ctl_->rlimit_cpu = pol.cpu_seconds();
   ctl_->rlimit_nofile = pol.open_files();
   ctl_->spin_ns = static_cast<std::uint64_t>(pol.spin().count());
+  spin_.set_max(ctl_->spin_ns);
   ctl_->filter_off = filter_off;
   ctl_->schema_off = schema_off;
   ctl_->plugin_off = plugin_off;
@@ -316,31 +317,40 @@ Result<void> Domain::boot() {
 // Waits for the child's next message, giving it `budget_ns` of its own time. Host services the
 // extension calls meanwhile run here and do not count against the budget.
 Result<w::Msg> Domain::wait_child(std::string_view function, std::uint64_t budget_ns) {
-  const std::uint64_t spin = ctl_->spin_ns;
-  std::uint64_t start = w::mono_ns();
+  std::uint64_t used = 0;  // the extension's time so far (an upper bound while spinning)
   for (;;) {
+    const std::uint64_t spin = spin_.budget(ctl_->to_host, ctl_->to_child);
     bool changed = w::spin_for_change(ctl_->to_host, seen_, spin);
-    while (!changed) {
-      if (st_->failed.load(std::memory_order_acquire)) break;
-      const std::uint64_t used = w::mono_ns() - start;
-      if (used >= budget_ns) {
-        Error e;
-        e.kind = Errc::hung;
-        e.function = std::string(function);
-        e.detail = "no reply within " + std::to_string(budget_ns / 1000000) + " ms; the extension was killed";
-        (void)fail_with(std::move(e));
-        return std::unexpected(current_failure(function, false));
+    if (changed) {
+      spin_.observe(0);
+    } else {
+      used += spin;
+      const std::uint64_t sleep_start = w::mono_ns();
+      while (!changed) {
+        if (st_->failed.load(std::memory_order_acquire)) break;
+        const std::uint64_t so_far = used + (w::mono_ns() - sleep_start);
+        if (so_far >= budget_ns) {
+          Error e;
+          e.kind = Errc::hung;
+          e.function = std::string(function);
+          e.detail = "no reply within " + std::to_string(budget_ns / 1000000) + " ms; the extension was killed";
+          (void)fail_with(std::move(e));
+          return std::unexpected(current_failure(function, false));
+        }
+        // Sleep in slices so a death is seen even if a wake-up were lost.
+        const std::uint64_t slice = std::min<std::uint64_t>(budget_ns - so_far, 100'000'000);
+        timespec ts{static_cast<time_t>(slice / 1000000000), static_cast<long>(slice % 1000000000)};
+        changed = w::sleep_for_change(ctl_->to_host, seen_, &ts);
       }
-      // Sleep in slices so a death is seen even if a wake-up were lost.
-      const std::uint64_t slice = std::min<std::uint64_t>(budget_ns - used, 100'000'000);
-      timespec ts{static_cast<time_t>(slice / 1000000000), static_cast<long>(slice % 1000000000)};
-      changed = w::sleep_for_change(ctl_->to_host, seen_, &ts);
+      const std::uint64_t slept = w::mono_ns() - sleep_start;
+      used += slept;
+      spin_.observe(spin + slept);
     }
     if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure(function, false));
     seen_ = ctl_->to_host.seq.load(std::memory_order_acquire);
-    const w::Msg m = ctl_->up;  // one copy; decisions use only the copy
+    const w::Msg m = ctl_->to_host.msg;  // one copy; decisions use only the copy
     if (m.kind != w::MsgKind::upcall) return m;
-    const std::uint64_t paused = w::mono_ns();
+    // Host services run on the host's time, not the extension's.
     auto r = serve_upcall(m);
     if (!r) {
       Error e = r.error();
@@ -348,7 +358,6 @@ Result<w::Msg> Domain::wait_child(std::string_view function, std::uint64_t budge
       (void)fail_with(std::move(e));
       return std::unexpected(current_failure(function, false));
     }
-    start += w::mono_ns() - paused;
   }
 }
 
@@ -377,7 +386,8 @@ Result<void> Domain::serve_upcall(const w::Msg& m) {
   reply.fn = m.fn;
   reply.frame_off = m.frame_off;
   reply.top = up.top_;
-  ctl_->down = reply;
+  reply.ret = up.ret_;
+  ctl_->to_child.msg = reply;
   w::ring(ctl_->to_child);
   return {};
 }
@@ -430,7 +440,7 @@ Result<w::Slot> Domain::Call::invoke(std::uint64_t frame_off) {
   m.frame_off = frame_off;
   m.frame_len = d_->top_ - frame_off;
   m.top = d_->top_;
-  d_->ctl_->down = m;
+  d_->ctl_->to_child.msg = m;
   w::ring(d_->ctl_->to_child);
   const std::string& label = d_->spec_.tables[0].fn_names[fn_];
   auto reply = d_->wait_child(label, static_cast<std::uint64_t>(d_->spec_.policy.timeout().count()));
@@ -439,9 +449,7 @@ Result<w::Slot> Domain::Call::invoke(std::uint64_t frame_off) {
     (void)d_->fail_with(fail(Errc::violation, "malformed reply from the extension").error());
     return std::unexpected(decorate(d_->current_failure(label, false)));
   }
-  w::Slot s;
-  std::memcpy(&s, d_->base_ + frame_off, sizeof s);
-  return s;
+  return reply->ret;
 }
 
 Result<const std::byte*> Domain::Call::returned_range(std::uint64_t off, std::uint64_t n) {

@@ -51,7 +51,7 @@ std::uint64_t g_top = 0;  // first free arena byte for frames this side allocate
   if (g_ctl) {
     std::snprintf(g_ctl->fault.text, sizeof g_ctl->fault.text, "%s%s%s", what, detail ? ": " : "",
                   detail ? detail : "");
-    g_ctl->up.kind = w::MsgKind::load_error;
+    g_ctl->to_host.msg.kind = w::MsgKind::load_error;
     w::ring(g_ctl->to_host);
   }
   die(w::kHelperExitBadSetup);
@@ -232,16 +232,23 @@ std::uint64_t reserve(std::uint64_t n, std::uint64_t align = 16) {
 }
 
 std::uint32_t g_seen_from_host = 0;
+w::SpinGovernor g_spin;
 
 void serve_call(const w::Msg& m);
 
 // Waits for the host's next message; serves nested calls until the one that answers us arrives.
 w::Msg wait_host(w::MsgKind want) {
   for (;;) {
-    if (!w::spin_for_change(g_ctl->to_child, g_seen_from_host, g_ctl->spin_ns))
+    const std::uint64_t spin = g_spin.budget(g_ctl->to_child, g_ctl->to_host);
+    if (w::spin_for_change(g_ctl->to_child, g_seen_from_host, spin)) {
+      g_spin.observe(0);
+    } else {
+      const std::uint64_t t0 = w::mono_ns();
       w::sleep_for_change(g_ctl->to_child, g_seen_from_host, nullptr);
+      g_spin.observe(spin + (w::mono_ns() - t0));
+    }
     g_seen_from_host = g_ctl->to_child.seq.load(std::memory_order_acquire);
-    const w::Msg m = g_ctl->down;
+    const w::Msg m = g_ctl->to_child.msg;
     if (m.kind == want) return m;
     if (m.kind == w::MsgKind::call) {
       serve_call(m);
@@ -252,7 +259,7 @@ w::Msg wait_host(w::MsgKind want) {
 }
 
 void send_up(const w::Msg& m) {
-  g_ctl->up = m;
+  g_ctl->to_host.msg = m;
   w::ring(g_ctl->to_host);
 }
 
@@ -290,7 +297,7 @@ void serve_call(const w::Msg& m) {
   }
   void* fnptr = nullptr;
   std::memcpy(&fnptr, static_cast<const unsigned char*>(g_plugin_table) + d.offset, sizeof fnptr);
-  w::Slot& r = slots[0];
+  w::Slot r{0, 0};
   if (d.ret.kind == w::Kind::record) {
     const std::uint64_t off = reserve(d.ret.size);
     ffi_call(&f.cif, FFI_FN(fnptr), at(off), avalues);
@@ -321,6 +328,7 @@ void serve_call(const w::Msg& m) {
     }
   }
   w::Msg reply{};
+  reply.ret = r;
   reply.kind = w::MsgKind::ret;
   reply.frame_off = m.frame_off;
   reply.frame_len = m.frame_len;
@@ -392,15 +400,15 @@ void upcall_handler(ffi_cif*, void* ret, void** args, void* user) {
   }
   w::Msg m{};
   m.kind = w::MsgKind::upcall;
-  m.table = f.table;
+  m.table = static_cast<std::uint16_t>(f.table);
   m.fn = f.index;
   m.frame_off = frame;
   m.frame_len = g_top - frame;
   m.top = g_top;
   send_up(m);
-  (void)wait_host(w::MsgKind::upret);
+  const w::Msg answer = wait_host(w::MsgKind::upret);
   for (std::size_t k = 0; k < nback; ++k) std::memcpy(back[k].dst, at(back[k].off), back[k].n);
-  const w::Slot r = slots[0];
+  const w::Slot r = answer.ret;
   switch (d.ret.kind) {
     case w::Kind::void_: break;
     case w::Kind::record: std::memcpy(ret, at(r.a), d.ret.size); break;
@@ -528,6 +536,7 @@ int main(int argc, char** argv) {
   if (!g_plugin_table) load_error("entry", "the entry function returned a null table");
   // 9. Ready: serve calls until the host kills us.
   g_top = g_ctl->data_off;
+  g_spin.set_max(g_ctl->spin_ns);
   g_seen_from_host = g_ctl->to_child.seq.load(std::memory_order_acquire);
   w::Msg ready{};
   ready.kind = w::MsgKind::ready;

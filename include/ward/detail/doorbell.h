@@ -5,6 +5,7 @@
 #pragma once
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,17 +46,53 @@ inline void ring(Doorbell& db) {
   if (db.sleeping.load(std::memory_order_seq_cst) != 0) futex_wake(&db.seq);
 }
 
-// Spins until `db.seq` differs from `last` or `spin_ns` elapsed. True when it changed.
+// Spins until `db.seq` differs from `last` or about `spin_ns` elapsed. True when it changed.
+// The clock is read only after the first 64 pauses: a reply that comes back within them (the
+// common case across CPUs) costs no clock reads at all.
 inline bool spin_for_change(Doorbell& db, std::uint32_t last, std::uint64_t spin_ns) {
   if (db.seq.load(std::memory_order_acquire) != last) return true;
   if (spin_ns == 0) return false;
-  const std::uint64_t start = mono_ns();
+  std::uint64_t start = 0;
   for (unsigned i = 1;; ++i) {
     cpu_relax();
     if (db.seq.load(std::memory_order_acquire) != last) return true;
-    if ((i & 63) == 0 && mono_ns() - start >= spin_ns) return false;
+    if ((i & 63) == 0) {
+      const std::uint64_t now = mono_ns();
+      if (start == 0) start = now;
+      else if (now - start >= spin_ns) return false;
+    }
   }
 }
+
+// Decides how long a waiter spins. Spinning only pays when the peer runs on another CPU and
+// answers within the spin window: on the same CPU it only delays the peer, and for replies that
+// take longer than the window it burns a core for nothing. So a waiter skips the spin when the
+// peer last waited on this CPU, or when the recent replies (an average over ~8) were slower than
+// twice the window; sleeping waits keep feeding the average, so spinning resumes once replies
+// get fast again.
+class SpinGovernor {
+ public:
+  explicit SpinGovernor(std::uint64_t max_ns = 0) : max_(max_ns) {}
+  void set_max(std::uint64_t max_ns) { max_ = max_ns; }
+  // Records this side's CPU in `mine` and returns the spin budget given the peer's doorbell.
+  std::uint64_t budget(Doorbell& mine, const Doorbell& peer) {
+    if (max_ == 0) return 0;
+    const int cpu = sched_getcpu();
+    // Written only on change: the line also carries the peer's messages.
+    if (mine.cpu.load(std::memory_order_relaxed) != cpu) mine.cpu.store(cpu, std::memory_order_relaxed);
+    if (cpu >= 0 && peer.cpu.load(std::memory_order_relaxed) == cpu) return 0;
+    if (avg_ > 2 * max_) return 0;
+    return max_;
+  }
+  void observe(std::uint64_t waited_ns) {
+    const auto avg = static_cast<std::int64_t>(avg_);
+    avg_ = static_cast<std::uint64_t>(avg + (static_cast<std::int64_t>(waited_ns) - avg) / 8);
+  }
+
+ private:
+  std::uint64_t max_;
+  std::uint64_t avg_ = 0;
+};
 
 // Sleeps until `db.seq` differs from `last`, or `rel` (may be null: forever) passes. True when it
 // changed. Spurious wake-ups are absorbed here.

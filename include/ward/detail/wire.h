@@ -19,7 +19,7 @@ namespace ward::wire {
 static_assert(std::endian::native == std::endian::little, "ward's wire format assumes little endian");
 
 inline constexpr std::uint64_t kMagic = 0x31414e4552414457ull;  // "WDARENA1"
-inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::uint32_t kVersion = 2;  // bump on any layout change
 inline constexpr std::uint64_t kNull = ~0ull;  // offset meaning "null pointer"
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kMaxParams = 12;
@@ -33,35 +33,50 @@ inline constexpr int kHelperExitViolation = 121;     // SIGSYS handler ran: see 
 inline constexpr int kHelperExitProtocol = 122;      // the host sent something impossible
 inline constexpr int kHelperExitArena = 123;         // the plugin passed more than the arena holds
 
-// One direction of the channel: the sender bumps `seq` and wakes the futex only when the
-// receiver announced it is (about to be) asleep; that keeps the spin phase free of syscalls.
-struct alignas(kCacheLine) Doorbell {
-  std::atomic<std::uint32_t> seq;
-  std::atomic<std::uint32_t> sleeping;
+// A frame slot: a scalar's bytes live in `a` (little endian, zero-extended); a by-value struct
+// or a pointer is an arena offset in `a` (kNull for null) with its byte count in `b`; a service
+// table parameter is the table id in `a`.
+struct Slot {
+  std::uint64_t a;
+  std::uint64_t b;
 };
-static_assert(sizeof(Doorbell) == kCacheLine);
+static_assert(sizeof(Slot) == 16);
 
-enum class MsgKind : std::uint32_t {
+enum class MsgKind : std::uint16_t {
   none = 0,
   ready,       // child -> host: plugin loaded, entry resolved
   load_error,  // child -> host: text in Fault::text
   call,        // host -> child: call a plugin function
-  ret,         // child -> host: that call returned
+  ret,         // child -> host: that call returned (result in `ret`)
   upcall,      // child -> host: the plugin called a host service
-  upret,       // host -> child: the host service returned
+  upret,       // host -> child: the host service returned (result in `ret`)
 };
 
-// A message: which function, where its frame lies, and the first free byte of the arena stack
-// above everything the sender still needs (the receiver allocates above it).
-struct alignas(kCacheLine) Msg {
+// A message: which function, where its frame lies, the first free byte of the arena stack
+// above everything the sender still needs (the receiver allocates above it), and the result.
+struct Msg {
   MsgKind kind;
-  std::uint32_t table;      // 0: the plugin's table; >0: a host service table
+  std::uint16_t table;      // 0: the plugin's table; >0: a host service table
   std::uint32_t fn;         // index of the function in the table's schema
-  std::uint32_t pad;
-  std::uint64_t frame_off;  // frame = [ret slot][param slots][payload]
+  std::uint64_t frame_off;  // frame = [unused slot][param slots][payload]
   std::uint64_t frame_len;
   std::uint64_t top;
+  Slot ret;
 };
+static_assert(sizeof(Msg) == 48);
+
+// One direction of the channel, one cache line: the message travels in the same line as the
+// sequence word that announces it, so a crossing moves as few lines between CPUs as possible.
+// The sender writes `msg`, bumps `seq` and wakes the futex only when the receiver announced it
+// is (about to be) asleep; the spin phase stays free of system calls.
+struct alignas(kCacheLine) Doorbell {
+  std::atomic<std::uint32_t> seq;
+  std::atomic<std::uint32_t> sleeping;
+  std::atomic<std::int32_t> cpu;  // where this doorbell's receiver last waited (spin heuristics)
+  std::uint32_t pad;
+  Msg msg;
+};
+static_assert(sizeof(Doorbell) == kCacheLine);
 
 // Why the child stopped, as far as the child could tell before it died. Untrusted, advisory:
 // the host combines it with the exit status it reaped itself.
@@ -90,23 +105,12 @@ struct Control {
   std::uint64_t schema_off;
   std::uint64_t plugin_off;               // NUL-terminated absolute path
   std::uint64_t entry_off;                // NUL-terminated symbol
-  Doorbell to_child;
-  Doorbell to_host;
-  Msg down;  // host -> child
-  Msg up;    // child -> host
+  Doorbell to_child;  // host -> child messages
+  Doorbell to_host;   // child -> host messages
   Fault fault;
 };
 static_assert(sizeof(Control) <= kControlSize);
 static_assert(offsetof(Control, to_child) % kCacheLine == 0);
-
-// A frame slot: a scalar's bytes live in `a` (little endian, zero-extended); a by-value struct
-// or a pointer is an arena offset in `a` (kNull for null) with its byte count in `b`; a service
-// table parameter is the table id in `a`.
-struct Slot {
-  std::uint64_t a;
-  std::uint64_t b;
-};
-static_assert(sizeof(Slot) == 16);
 
 // ---- interface schema -------------------------------------------------------------------------
 enum class Kind : std::uint8_t {

@@ -1,0 +1,52 @@
+// Physical floors for the cross-process call benchmark.
+//
+// Each floor is a Google Benchmark function that performs exactly ONE round trip per iteration,
+// so the reported time per iteration is the round-trip time. They are the lower bounds that a
+// cross-process call (ward's domains) is compared against:
+//
+//   floor/direct_call      an ordinary call through a function pointer the optimiser cannot see
+//                          through (no process boundary at all)
+//   floor/futex_same_cpu   futex ping-pong between two processes pinned to the same CPU
+//   floor/futex_cross_cpu  futex ping-pong between two processes pinned to different CPUs
+//   floor/spin_cross_cpu   spin ping-pong (atomics in shared memory, no syscalls) across CPUs
+//   floor/socketpair       AF_UNIX SOCK_STREAM socketpair, 1 byte each way, no pinning
+//
+// The process-based floors fork a child before the timing loop, talk to it through a
+// MAP_SHARED|MAP_ANONYMOUS page (or the socketpair), stop and reap it afterwards, and restore the
+// calling thread's CPU affinity. The child dies with its parent (PR_SET_PDEATHSIG). Any failure
+// kills and reaps the child and reports the benchmark with SkipWithError.
+#pragma once
+
+#include <array>
+#include <string_view>
+#include <vector>
+
+namespace ward::bench {
+
+// One row of the floors table: the exact Google Benchmark name and a short description.
+struct FloorInfo {
+  std::string_view name;
+  std::string_view what;
+};
+
+// All floors, in the order register_floors() registers them.
+inline constexpr std::array<FloorInfo, 5> kFloors{{
+    {"floor/direct_call", "indirect call through a laundered function pointer"},
+    {"floor/futex_same_cpu", "futex ping-pong, two processes on one CPU"},
+    {"floor/futex_cross_cpu", "futex ping-pong, two processes on two CPUs"},
+    {"floor/spin_cross_cpu", "spin ping-pong in shared memory, two CPUs, no syscalls"},
+    {"floor/socketpair", "AF_UNIX socketpair, 1 byte each way, unpinned"},
+}};
+
+// Registers the floor benchmarks with Google Benchmark under the names in kFloors. Calling it
+// more than once registers them only once.
+void register_floors();
+
+// Number of CPUs this process may run on (sched_getaffinity). The cross-CPU floors skip with
+// "needs 2 CPUs" when this is < 2.
+int usable_cpus();
+
+// The CPU ids usable by this process (from sched_getaffinity), sorted ascending.
+std::vector<int> cpu_ids();
+
+}  // namespace ward::bench

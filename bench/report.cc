@@ -1,0 +1,102 @@
+#include "report.h"
+
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace ward::bench {
+namespace {
+
+class Collector : public benchmark::BenchmarkReporter {
+ public:
+  explicit Collector(Measured& out) : out_(out) {}
+  bool ReportContext(const Context&) override { return true; }
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& r : runs) {
+      const std::string name = r.run_name.function_name;
+      if (r.error_occurred) {
+        out_.skipped[name] = r.error_message;
+        continue;
+      }
+      if (r.run_type == Run::RT_Aggregate) {
+        if (r.aggregate_name == "median") out_.ns[name] = r.GetAdjustedRealTime() * unit_ns(r.time_unit);
+      } else if (!out_.ns.count(name)) {
+        // Single repetition: no aggregate will come.
+        out_.ns[name] = r.GetAdjustedRealTime() * unit_ns(r.time_unit);
+      }
+    }
+  }
+  void Finalize() override {}
+
+ private:
+  static double unit_ns(benchmark::TimeUnit u) {
+    switch (u) {
+      case benchmark::kNanosecond: return 1;
+      case benchmark::kMicrosecond: return 1e3;
+      case benchmark::kMillisecond: return 1e6;
+      case benchmark::kSecond: return 1e9;
+    }
+    return 1;
+  }
+  Measured& out_;
+};
+
+}  // namespace
+
+Measured run_registered(const Options& opt) {
+  std::vector<std::string> args = {"ward-bench",
+                                   "--benchmark_repetitions=" + std::to_string(std::max(1, opt.repetitions)),
+                                   "--benchmark_min_time=" + fmt::format("{}", opt.min_time),
+                                   "--benchmark_filter=" + opt.filter};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  int argc = static_cast<int>(argv.size());
+  benchmark::Initialize(&argc, argv.data());
+  Measured m;
+  Collector c(m);
+  benchmark::RunSpecifiedBenchmarks(&c);
+  return m;
+}
+
+std::optional<Row> compare(const Measured& m, const std::string& name, const std::optional<std::string>& floor,
+                           std::string note) {
+  auto it = m.ns.find(name);
+  if (it == m.ns.end()) return std::nullopt;
+  Row r;
+  r.name = name;
+  r.value = it->second;
+  r.note = std::move(note);
+  if (floor) {
+    r.floor = floor;
+    if (auto f = m.ns.find(*floor); f != m.ns.end() && f->second > 0) r.ratio = it->second / f->second;
+  }
+  return r;
+}
+
+void print(const std::vector<Row>& rows, bool json) {
+  if (json) {
+    fmt::print("[\n");
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      fmt::print("  {{\"name\": \"{}\", \"value\": {:.3f}, \"unit\": \"{}\", \"floor\": {}, \"ratio\": {}}}{}\n", r.name,
+                 r.value, r.unit, r.floor ? "\"" + *r.floor + "\"" : "null",
+                 r.ratio ? fmt::format("{:.3f}", *r.ratio) : "null", i + 1 < rows.size() ? "," : "");
+    }
+    fmt::print("]\n");
+    return;
+  }
+  std::size_t w = 4, fw = 5;
+  for (const Row& r : rows) {
+    w = std::max(w, r.name.size());
+    fw = std::max(fw, r.floor ? r.floor->size() : 1);
+  }
+  fmt::print("{:<{}}  {:>12}  {:<{}}  {:>8}  {}\n", "name", w, "median", "floor", fw, "ratio", "note");
+  for (const Row& r : rows) {
+    fmt::print("{:<{}}  {:>9.1f} {:<2}  {:<{}}  {:>8}  {}\n", r.name, w, r.value, r.unit, r.floor ? *r.floor : "-", fw,
+               r.ratio ? fmt::format("{:.2f}x", *r.ratio) : "-", r.note);
+  }
+}
+
+}  // namespace ward::bench

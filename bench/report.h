@@ -1,0 +1,45 @@
+// Shared machinery for every `ward bench` subcommand: run the registered Google Benchmarks,
+// take the median of repetitions, and print one table (or one JSON array) in which each figure
+// sits beside the floor it is compared with and the ratio between them.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ward::bench {
+
+struct Options {
+  bool json = false;
+  double min_time = 0.2;  // seconds per repetition
+  int repetitions = 5;    // the median of these is reported
+  std::string filter = ".";
+};
+
+// One line of output. `ratio` = value / floor's value.
+struct Row {
+  std::string name;
+  double value = 0;
+  std::string unit = "ns";
+  std::optional<std::string> floor;
+  std::optional<double> ratio;
+  std::string note;
+};
+
+// Runs the benchmarks registered so far (matching opt.filter); returns the median real time per
+// iteration in nanoseconds by benchmark name, and the error text for benchmarks that skipped.
+struct Measured {
+  std::map<std::string, double> ns;
+  std::map<std::string, std::string> skipped;
+};
+Measured run_registered(const Options& opt);
+
+// Builds a row for `name` compared with `floor` (either may be missing from `m`).
+std::optional<Row> compare(const Measured& m, const std::string& name, const std::optional<std::string>& floor,
+                           std::string note = {});
+
+// Table on stdout, or `--json`: [{"name":..,"value":..,"unit":"ns","floor":..|null,"ratio":..|null}, ...]
+void print(const std::vector<Row>& rows, bool json);
+
+}  // namespace ward::bench

@@ -1,0 +1,13 @@
+// The subcommands of the `ward` CLI, one file each. Each returns the process exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace ward::cli {
+
+// `ward bench xpc`
+void add_bench_xpc(CLI::App& bench, int& exit_code);
+// `ward demo`
+void add_demo(CLI::App& app, int& exit_code);
+
+}  // namespace ward::cli
