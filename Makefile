@@ -1,0 +1,40 @@
+# ward: `make run` sets up, builds and runs the demo; `make test` sets up, builds and runs every
+# test, then again under AddressSanitizer+UndefinedBehaviorSanitizer.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CTEST_ARGS ?= --output-on-failure -j $(JOBS)
+
+.PHONY: all setup build build-asan run test test-plain test-asan bench clean
+
+all: build
+
+setup:
+	@./scripts/setup.sh
+
+build: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: setup
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DWARD_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target ward_tests ward-runtime
+
+run: build
+	./$(BUILD)/ward demo
+
+test: test-plain test-asan
+
+test-plain: build
+	cd $(BUILD) && ctest $(CTEST_ARGS)
+
+# The compile-fail tests are the same in both builds; run them once.
+test-asan: build-asan
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest $(CTEST_ARGS) -E '^compile_fail\.'
+
+bench: build
+	./$(BUILD)/ward bench xpc
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

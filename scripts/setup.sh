@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what building and testing ward needs, from Debian's packages. Idempotent: installs
+# only what is missing, and does nothing (not even `apt-get update`) when all is present.
+set -euo pipefail
+
+packages=(
+  make cmake g++ gcc pkg-config      # toolchain
+  libseccomp-dev                     # seccomp filters for process domains
+  libffi-dev                         # the domain helper calls plugins and builds service stubs
+  libcli11-dev libfmt-dev            # the ward CLI
+  libgtest-dev libgmock-dev          # tests
+  libbenchmark-dev                   # `ward bench`
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then
+    sudo=(sudo)
+  else
+    echo "setup: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"
