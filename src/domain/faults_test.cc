@@ -229,3 +229,43 @@ TEST(Faults, DestroyingADomainReapsItsChild) {
 }
 
 }  // namespace
+
+// A hostile plugin forging channel messages (examples/plugins/forge_reply.c).
+namespace {
+
+static_assert(offsetof(ward::wire::Control, arena_size) == 16);
+static_assert(offsetof(ward::wire::Control, to_child) == 128);
+static_assert(offsetof(ward::wire::Control, to_host) == 192);
+static_assert(offsetof(ward::wire::Doorbell, msg) == 16);
+static_assert(offsetof(ward::wire::Msg, table) == 2 && offsetof(ward::wire::Msg, fn) == 4);
+static_assert(offsetof(ward::wire::Msg, frame_off) == 8 && offsetof(ward::wire::Msg, top) == 24);
+
+class Forgery : public ::testing::TestWithParam<std::pair<std::size_t, const char*>> {};
+
+TEST_P(Forgery, IsAViolationDetectedBeforeTheTimeout) {
+  auto pol = ward::Policy::builder().timeout(20s).build();
+  ASSERT_TRUE(pol);
+  auto p = ward::Plugin<probe_api>::load(plugin("forge_reply"), "probe_entry", *pol);
+  ASSERT_TRUE(p) << p.error().message();
+  static constexpr probe_host host{[](const char*) {}};
+  ASSERT_TRUE(p->call<&probe_api::init>(&host));
+  unsigned char buf[8];
+  std::memset(buf, 0x33, sizeof buf);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = p->call<&probe_api::poke>(buf, GetParam().first);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ward::Errc::violation) << r.error().message();
+  EXPECT_NE(r.error().detail.find(GetParam().second), std::string::npos) << r.error().detail;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);  // not the 20 s timeout
+  for (unsigned char c : buf) EXPECT_EQ(c, 0x33);
+  EXPECT_FALSE(p->domain().alive());
+}
+
+INSTANTIATE_TEST_SUITE_P(Channel, Forgery,
+                         ::testing::Values(std::make_pair(std::size_t{1}, "malformed reply"),
+                                           std::make_pair(std::size_t{2}, "malformed reply"),
+                                           std::make_pair(std::size_t{3}, "unknown host service"),
+                                           std::make_pair(std::size_t{4}, "without NUL"),
+                                           std::make_pair(std::size_t{5}, "outside the arena")));
+
+}  // namespace

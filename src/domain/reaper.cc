@@ -82,7 +82,12 @@ Error DomainState::classify_exit() const {
     return e;
   }
   e.exit_status = status;
-  if (status == wire::kHelperExitArena) {
+  const auto& txt = ctl->fault.text;
+  if (status == wire::kHelperExitBadSetup && strnlen(txt, sizeof txt) > 0) {
+    // The helper writes why it gave up before exiting; the reap may be seen before its message.
+    e.kind = Errc::load_failed;
+    e.detail.assign(txt, strnlen(txt, sizeof txt));
+  } else if (status == wire::kHelperExitArena) {
     e.kind = Errc::limit;
     e.detail = "arena exhausted by the extension's arguments to a host service";
   } else if (status == wire::kHelperExitProtocol) {

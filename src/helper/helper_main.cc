@@ -523,8 +523,9 @@ int main(int argc, char** argv) {
   const char* plugin = reinterpret_cast<const char*>(g_arena + g_ctl->plugin_off);
   const char* entry = reinterpret_cast<const char*>(g_arena + g_ctl->entry_off);
   void* lib = dlopen(plugin, RTLD_NOW | RTLD_LOCAL);
-  if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 2) load_error("sandbox", "the seccomp filter is not in force");
+  // A failed dlopen never reached the plugin's initialisers: report why it failed.
   if (!lib) load_error("dlopen", dlerror());
+  if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 2) load_error("sandbox", "the seccomp filter is not in force");
   dlerror();
   void* sym = dlsym(lib, entry);
   if (!sym) {
