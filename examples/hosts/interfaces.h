@@ -41,3 +41,22 @@ WARD_INTERFACE(probe_api,
                (init, ward::services(0), ward::replay_after_restart),
                (run, ward::idempotent),
                (poke, ward::out(0, 1)));
+
+// The key-value plugin: host buffers lent by handle, tables identified by plugin-issued ids.
+#include "kv.h"
+struct KvBuffer {
+  std::vector<std::uint8_t> bytes;
+};
+WARD_INTERFACE(kv_host,
+               (buf_open),
+               (buf_write, ward::handle<KvBuffer>(0, ward::rights::write), ward::in(2, 3)),
+               (buf_close, ward::handle<KvBuffer>(0)),
+               (log, ward::cstring(0)));
+WARD_INTERFACE(kv_api,
+               (init, ward::services(0), ward::replay_after_restart),
+               (open_table, ward::cstring(0), ward::returns_ext_handle, ward::replay_after_restart),
+               (put, ward::ext_handle(0), ward::in(2, 3), ward::replay_after_restart),
+               (get, ward::ext_handle(0), ward::out(2, 3), ward::idempotent),
+               (count, ward::ext_handle(0), ward::idempotent),
+               (inject),
+               (ping, ward::idempotent));

@@ -22,6 +22,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -33,6 +34,7 @@
 #include "ward/detail/doorbell.h"
 #include "ward/detail/wire.h"
 #include "ward/error.h"
+#include "ward/handle_table.h"
 #include "ward/policy.h"
 
 namespace ward {
@@ -60,6 +62,8 @@ class Upcall {
   void set_return(wire::Slot s);
   // An Errc::violation error naming the service; the dispatcher returns it to kill the domain.
   [[nodiscard]] std::unexpected<Error> violation(std::string detail) const;
+  // Checks a handle the extension passed (bad, wrong type, missing right -> violation).
+  [[nodiscard]] Result<void> check_handle(std::uint64_t h, HandleType type, Rights required) const;
 
  private:
   friend class Domain;
@@ -110,6 +114,19 @@ class Domain {
   [[nodiscard]] std::uint64_t frame_capacity() const { return size_ - data_off_; }
   // Kills the child from outside (fault injection, shutdown). The next call reports `crashed`.
   void kill();
+  // The object tracker: every host object granted to this extension. Released (each object's
+  // hook once) when the domain is destroyed, which is what recovery does to a failed domain.
+  [[nodiscard]] HandleTable& handles() { return handles_; }
+  // The domain whose extension is calling a host service on this thread, or null outside host
+  // services. A service uses it to reach the caller's handle table.
+  [[nodiscard]] static Domain* calling();
+  // Heartbeat: if no call is in progress, asks the idle extension to answer within `timeout`.
+  // Returns true if it answered, false if a call was in progress (nothing checked); an error
+  // (hung, or the earlier failure) if it did not answer. Calls in progress have their own timeout.
+  [[nodiscard]] Result<bool> heartbeat(std::chrono::nanoseconds timeout);
+  // Records `e` as this domain's first cause of failure (a violation found by host code, say)
+  // and ends the extension. Returns the recorded cause.
+  Error record_failure(Error e) { return fail_with(std::move(e)); }
 
   // ---- crossing (used by the typed stubs) ------------------------------------------------------
   class Call {
@@ -129,6 +146,8 @@ class Domain {
     // Checks that [off, off + n) lies in the arena (for offsets the extension returned); on
     // failure the domain is killed and a violation returned.
     [[nodiscard]] Result<const std::byte*> returned_range(std::uint64_t off, std::uint64_t n);
+    // Checks a handle the host passes (misuse) or the extension returns (violation: kills).
+    [[nodiscard]] Result<void> check_handle(std::uint64_t h, HandleType type, Rights required, bool from_extension);
     // Prefixes plugin and function name to an error raised by the stub.
     [[nodiscard]] Error decorate(Error e) const;
 
@@ -168,6 +187,7 @@ class Domain {
   wire::SpinGovernor spin_;  // guarded by mu_, like the channel
   std::recursive_mutex mu_;
   std::vector<const void*> impls_;  // per table: the host's service struct
+  HandleTable handles_;
 };
 
 }  // namespace ward

@@ -23,7 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <typeinfo>
+#include <type_traits>
 #include <vector>
 
 #include "ward/error.h"
@@ -43,15 +43,15 @@ inline constexpr Rights transfer = 1u << 3;
 inline constexpr Rights all = ~0u;
 }  // namespace rights
 
-// Type tags: one per C++ type, stable within the process.
+// Type tags: a hash of the type's name, a compile-time constant so interface declarations can
+// name the type a handle parameter must have (ward::handle<T>(index, rights)).
 using HandleType = std::uint32_t;
-namespace detail {
-HandleType next_handle_type();
-}
 template <class T>
-HandleType handle_type() {
-  static const HandleType id = detail::next_handle_type();
-  return id;
+consteval HandleType handle_type() {
+  const char* s = __PRETTY_FUNCTION__;  // contains T's name
+  std::uint32_t h = 2166136261u;
+  for (; *s; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 16777619u;
+  return h ? h : 1;
 }
 
 class HandleTable {
@@ -65,7 +65,8 @@ class HandleTable {
   // Grants `obj` with `r` rights; `release` runs exactly once when the last handle to it goes
   // (close, revoke, release_all). Errors: limit (quota reached).
   template <class T>
-  [[nodiscard]] Result<Handle> grant(std::shared_ptr<T> obj, Rights r, std::function<void(T&)> release = {}) {
+  [[nodiscard]] Result<Handle> grant(std::shared_ptr<T> obj, Rights r,
+                                     std::type_identity_t<std::function<void(T&)>> release = {}) {
     auto rel = [o = obj, f = std::move(release)]() mutable {
       if (f) f(*o);
     };

@@ -15,9 +15,15 @@
 //                                          WARD_INTERFACE); the extension receives stubs that
 //                                          cross back into the host
 //   ward::nullable(i)                      the pointer may be null (otherwise null is an error)
+//   ward::handle<T>(i, rights)             a 64-bit handle to a host object of type T
+//                                          (handle_table.h), checked at every crossing
 // and the function as a whole:
 //   ward::returns_string                   the const char * result is a string (copied out)
-//   ward::idempotent, ward::replay_after_restart   recorded for recovery
+//   ward::returns_handle<T>(rights)        the 64-bit result is a handle, checked likewise
+//   ward::ext_handle(i), ward::returns_ext_handle   a 64-bit value the extension issued; a
+//                                          Supervisor keeps it valid across restarts
+//   ward::idempotent                       safe to retry after a restart
+//   ward::replay_after_restart / replay_latest   state-setting: replayed after a restart
 // Scalars (integers, floating point, enums, bool) and trivially copyable structs by value need
 // no annotation. A pointer without one does not compile. WARD_INTERFACE goes at global scope.
 #pragma once
@@ -32,14 +38,24 @@
 
 #include "ward/detail/reflect.h"
 #include "ward/detail/wire.h"
+#include "ward/handle_table.h"
 
 namespace ward {
 
 struct Ann {
-  enum class K : std::uint8_t { in, out, inout, cstring, services, nullable, idempotent, replay, returns_string };
+  enum class K : std::uint8_t {
+    in, out, inout, cstring, services, nullable, handle, ext_handle,                    // per parameter
+    idempotent, replay, replay_latest, returns_string, returns_handle, returns_ext_handle  // per function
+  };
   K k;
   std::uint8_t index = 0xff;
   std::uint8_t count = 0xff;
+  std::uint32_t type = 0;    // handles: ward::handle_type<T>()
+  std::uint32_t rights = 0;  // handles: rights the handle must carry
+  constexpr bool per_function() const {
+    return k == K::idempotent || k == K::replay || k == K::replay_latest || k == K::returns_string ||
+           k == K::returns_handle || k == K::returns_ext_handle;
+  }
 };
 
 constexpr Ann in(std::uint8_t i) { return {Ann::K::in, i, 0xff}; }
@@ -51,8 +67,28 @@ constexpr Ann inout(std::uint8_t i, std::uint8_t count) { return {Ann::K::inout,
 constexpr Ann cstring(std::uint8_t i) { return {Ann::K::cstring, i, 0xff}; }
 constexpr Ann services(std::uint8_t i) { return {Ann::K::services, i, 0xff}; }
 constexpr Ann nullable(std::uint8_t i) { return {Ann::K::nullable, i, 0xff}; }
+// Parameter i is a handle (a 64-bit integer) to a host object of type T granted to this domain,
+// which must carry `required` rights. Checked at every crossing: bad handle, wrong type,
+// missing right, in that order.
+template <class T>
+constexpr Ann handle(std::uint8_t i, Rights required = 0) {
+  return {Ann::K::handle, i, 0xff, handle_type<T>(), required};
+}
+// The function returns a handle of type T: checked like a handle parameter when the extension
+// returns it.
+template <class T>
+constexpr Ann returns_handle(Rights required = 0) {
+  return {Ann::K::returns_handle, 0xff, 0xff, handle_type<T>(), required};
+}
+// Parameter i / the result is a handle the *extension* issued (a session id, a table id): under a
+// Supervisor the host sees stable values that keep working across restarts (see supervisor.h).
+constexpr Ann ext_handle(std::uint8_t i) { return {Ann::K::ext_handle, i, 0xff, 0, 0}; }
+inline constexpr Ann returns_ext_handle{Ann::K::returns_ext_handle};
 inline constexpr Ann idempotent{Ann::K::idempotent};
+// State-setting: after a restart the supervisor replays every such call, in order, with its
+// original arguments. replay_latest keeps only the most recent call of the function.
 inline constexpr Ann replay_after_restart{Ann::K::replay};
+inline constexpr Ann replay_latest{Ann::K::replay_latest};
 inline constexpr Ann returns_string{Ann::K::returns_string};
 
 // Specialised by WARD_INTERFACE.
@@ -191,7 +227,7 @@ consteval ParamAnn ann_for(const std::array<Ann, N>& anns, std::size_t i) {
     if (a.index != i) continue;
     if (a.k == Ann::K::nullable) {
       p.nullable = true;
-    } else if (a.k != Ann::K::idempotent && a.k != Ann::K::replay && a.k != Ann::K::returns_string) {
+    } else if (!a.per_function()) {
       ++p.count;
       p.ann = a;
     }
@@ -285,10 +321,14 @@ struct CheckParam {
   static constexpr ParamAnn pa = ann_for(F::anns, I);
   static constexpr bool is_ptr = std::is_pointer_v<P>;
   static_assert(pa.count <= 1, "ward: a parameter has more than one direction/kind annotation");
-  static_assert(!is_ptr || pa.count == 1,
+  static_assert(!is_ptr || (pa.count == 1 && pa.ann.k != Ann::K::handle && pa.ann.k != Ann::K::ext_handle),
                 "ward: a pointer parameter needs a declared direction and size: annotate it with ward::in/out/inout(index), "
                 "ward::in/out/inout(index, count_index), ward::cstring(index) or ward::services(index)");
-  static_assert(is_ptr || pa.count == 0, "ward: a direction/kind annotation names a parameter that is not a pointer");
+  static constexpr bool is_handle = pa.count == 1 && (pa.ann.k == Ann::K::handle || pa.ann.k == Ann::K::ext_handle);
+  static_assert(!is_handle || (std::is_integral_v<P> && sizeof(P) == 8),
+                "ward: a ward::handle parameter must be a 64-bit integer in the C ABI");
+  static_assert(is_ptr || is_handle || pa.count == 0,
+                "ward: a direction/kind annotation names a parameter that is not a pointer");
   static_assert(is_ptr || !pa.nullable, "ward: ward::nullable names a parameter that is not a pointer");
   static_assert(is_ptr || is_scalar_arg<P> || is_record<P>,
                 "ward: a by-value parameter must be an integer, floating point, enum, bool or trivially copyable struct");
@@ -352,6 +392,13 @@ struct CheckRet {
                 "ward: a function returning a pointer is only supported for strings: declare it const char * and add "
                 "ward::returns_string");
   static_assert(!str || std::is_pointer_v<R>, "ward: ward::returns_string on a function that does not return a pointer");
+  static constexpr bool handle_ok = [] {
+    if (!has_flag(F::anns, Ann::K::returns_handle) && !has_flag(F::anns, Ann::K::returns_ext_handle)) return true;
+    if constexpr (std::is_integral_v<R>) return sizeof(R) == 8;
+    else return false;
+  }();
+  static_assert(handle_ok,
+                "ward: ward::returns_handle / returns_ext_handle on a function that does not return a 64-bit integer");
   static_assert(std::is_void_v<R> || std::is_pointer_v<R> || is_scalar_arg<R> || is_record<R>,
                 "ward: unsupported return type");
   static_assert(!std::is_same_v<R, long double>, "ward: long double is not supported");
@@ -372,8 +419,7 @@ struct Fn {
   static_assert(arity <= wire::kMaxParams, "ward: at most 12 parameters per function");
   static constexpr bool indexes_ok = [] {
     for (const Ann& a : anns) {
-      const bool per_param = a.k != Ann::K::idempotent && a.k != Ann::K::replay && a.k != Ann::K::returns_string;
-      if (per_param && a.index >= arity) return false;
+      if (!a.per_function() && a.index >= arity) return false;
     }
     return true;
   }();
@@ -382,7 +428,20 @@ struct Fn {
     return (CheckParam<Fn, I>::value && ... && CheckRet<Fn>::value);
   }(std::make_index_sequence<arity>{});
   static constexpr bool is_idempotent = has_flag(anns, Ann::K::idempotent);
-  static constexpr bool replays = has_flag(anns, Ann::K::replay);
+  static constexpr bool replays = has_flag(anns, Ann::K::replay) || has_flag(anns, Ann::K::replay_latest);
+  static constexpr bool replays_latest_only = has_flag(anns, Ann::K::replay_latest);
+  static constexpr bool returns_ext = has_flag(anns, Ann::K::returns_ext_handle);
+  template <std::size_t I>
+  static constexpr bool is_ext_handle = [] {
+    for (const Ann& a : anns)
+      if (a.k == Ann::K::ext_handle && a.index == I) return true;
+    return false;
+  }();
+  static constexpr Ann returned_handle = [] {
+    for (const Ann& a : anns)
+      if (a.k == Ann::K::returns_handle) return a;
+    return Ann{Ann::K::nullable};
+  }();
 
   const char* name;  // "device_api::write"
 };

@@ -129,6 +129,11 @@ Result<void> marshal(Domain::Call& c, wire::Slot* slots, Args& args, CopyBack& b
     if constexpr (d.dir != wire::Dir::in) back = {static_cast<void*>(v), *off, bytes};
     s = {*off, bytes};
   } else {
+    constexpr ParamAnn pa = ann_for(F::anns, I);
+    if constexpr (pa.count == 1 && pa.ann.k == Ann::K::handle) {
+      if (auto ok = c.check_handle(static_cast<std::uint64_t>(v), pa.ann.type, pa.ann.rights, false); !ok)
+        return std::unexpected(ok.error());
+    }
     s = {to_bits(v), 0};
   }
   return {};
@@ -156,6 +161,10 @@ Result<typename host_result<F>::type> decode_return(Domain::Call& c, const wire:
     s.resize(nul);
     return Tainted<std::optional<std::string>>(std::move(s));
   } else if constexpr (is_scalar_arg<R>) {
+    if constexpr (F::returned_handle.k == Ann::K::returns_handle) {
+      if (auto ok = c.check_handle(r.a, F::returned_handle.type, F::returned_handle.rights, true); !ok)
+        return std::unexpected(ok.error());
+    }
     return Tainted<R>(from_bits<R>(r.a));
   } else {
     auto p = c.returned_range(r.a, sizeof(R));
@@ -201,6 +210,10 @@ Result<void> decode_scalar(Upcall& up, auto& store) {
                 d.kind != wire::Kind::services) {
     auto s = up.param(I);
     if (!s) return std::unexpected(s.error());
+    constexpr ParamAnn pa = ann_for(F::anns, I);
+    if constexpr (pa.count == 1 && pa.ann.k == Ann::K::handle) {
+      if (auto ok = up.check_handle(s->a, pa.ann.type, pa.ann.rights); !ok) return ok;
+    }
     std::get<I>(store) = from_bits<P>(s->a);
   }
   return {};

@@ -30,6 +30,7 @@ class Policy {
   std::uint64_t cpu_seconds() const { return cpu_seconds_; }
   std::uint64_t open_files() const { return open_files_; }
   std::uint64_t arena_size() const { return arena_size_; }
+  std::uint64_t handle_quota() const { return handles_; }
   bool allows_file_open() const { return files_; }
   bool allows_sockets() const { return sockets_; }
   bool allows_process_creation() const { return processes_; }
@@ -49,6 +50,7 @@ class Policy {
   std::uint64_t cpu_seconds_ = 600;
   std::uint64_t open_files_ = 16;
   std::uint64_t arena_size_ = 4ull << 20;
+  std::uint64_t handles_ = 1024;
   bool files_ = false, sockets_ = false, processes_ = false, threads_ = false, exec_memory_ = false;
   std::vector<std::string> extra_;
 };
@@ -67,6 +69,8 @@ class Policy::Builder {
   Builder& open_files(std::uint64_t n);
   // Size of the shared arena holding every marshaled argument and result.
   Builder& arena_size(std::uint64_t bytes);
+  // Most host objects the extension may hold handles to at once (exceeding it: Errc::limit).
+  Builder& handles(std::uint64_t n);
 
   Builder& unsafe_allow_file_open();
   Builder& unsafe_allow_sockets();

@@ -7,3 +7,4 @@
 #include "ward/plugin.h"
 #include "ward/policy.h"
 #include "ward/tainted.h"
+#include "ward/supervisor.h"

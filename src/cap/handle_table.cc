@@ -6,13 +6,6 @@
 
 namespace ward {
 
-namespace detail {
-HandleType next_handle_type() {
-  static std::atomic<HandleType> next{1};
-  return next.fetch_add(1);
-}
-}  // namespace detail
-
 // One granted object and the handles that name it.
 struct HandleTable::Object {
   std::shared_ptr<void> obj;

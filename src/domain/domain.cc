@@ -92,6 +92,11 @@ Result<std::uint64_t> Upcall::alloc(std::uint64_t n, std::uint64_t align) {
 
 void Upcall::set_return(w::Slot s) { ret_ = s; }
 
+Result<void> Upcall::check_handle(std::uint64_t h, HandleType type, Rights required) const {
+  if (auto r = d_.handles_.check(h, type, required); !r) return violation(r.error().detail);
+  return {};
+}
+
 std::unexpected<Error> Upcall::violation(std::string detail) const {
   Error e;
   e.kind = Errc::violation;
@@ -100,7 +105,15 @@ std::unexpected<Error> Upcall::violation(std::string detail) const {
 }
 
 // ---- Domain ---------------------------------------------------------------------------------------
-Domain::Domain(DomainSpec spec) : spec_(std::move(spec)), st_(std::make_shared<detail::DomainState>()) {}
+Domain::Domain(DomainSpec spec)
+    : spec_(std::move(spec)),
+      st_(std::make_shared<detail::DomainState>()),
+      handles_(static_cast<std::size_t>(spec_.policy.handle_quota())) {}
+
+namespace {
+thread_local Domain* t_calling = nullptr;
+}
+Domain* Domain::calling() { return t_calling; }
 
 Domain::~Domain() {
   if (!st_) return;
@@ -376,7 +389,10 @@ Result<void> Domain::serve_upcall(const w::Msg& m) {
   const std::uint64_t saved = top_;
   top_ = std::max(top_, top);
   Upcall up(*this, m, top_);
+  Domain* const outer = t_calling;
+  t_calling = this;
   auto r = spec_.tables[m.table].dispatch[m.fn](up, impl);
+  t_calling = outer;
   top_ = saved;
   if (!r) return r;
   if (st_->failed.load(std::memory_order_acquire)) return {};  // nested call failed: reported by caller
@@ -390,6 +406,28 @@ Result<void> Domain::serve_upcall(const w::Msg& m) {
   ctl_->to_child.msg = reply;
   w::ring(ctl_->to_child);
   return {};
+}
+
+Result<bool> Domain::heartbeat(std::chrono::nanoseconds timeout) {
+  std::unique_lock<std::recursive_mutex> lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return false;
+  if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure("<heartbeat>", true));
+  w::Msg m{};
+  m.kind = w::MsgKind::ping;
+  ctl_->to_child.msg = m;
+  w::ring(ctl_->to_child);
+  auto reply = wait_child("<heartbeat>", static_cast<std::uint64_t>(timeout.count()));
+  if (!reply) {
+    Error e = reply.error();
+    e.plugin = spec_.name;
+    if (e.kind == Errc::hung) e.detail = "stopped answering heartbeats; the extension was killed";
+    return std::unexpected(std::move(e));
+  }
+  if (reply->kind != w::MsgKind::pong) {
+    (void)fail_with(fail(Errc::violation, "malformed heartbeat answer").error());
+    return std::unexpected(current_failure("<heartbeat>", false));
+  }
+  return true;
 }
 
 void Domain::set_service_impl(std::uint32_t table, const void* impl) {
@@ -460,6 +498,19 @@ Result<const std::byte*> Domain::Call::returned_range(std::uint64_t off, std::ui
     return std::unexpected(decorate(d_->current_failure(d_->fn_label(0, fn_), false)));
   }
   return d_->base_ + off;
+}
+
+Result<void> Domain::Call::check_handle(std::uint64_t h, HandleType type, Rights required, bool from_extension) {
+  auto r = d_->handles_.check(h, type, required);
+  if (r) return {};
+  if (!from_extension) {
+    Error e = r.error();
+    e.kind = Errc::misuse;
+    e.detail = "the host passed a " + e.detail;
+    return std::unexpected(decorate(std::move(e)));
+  }
+  (void)d_->fail_with(fail(Errc::violation, "returned a " + r.error().detail).error());
+  return std::unexpected(decorate(d_->current_failure(d_->fn_label(0, fn_), false)));
 }
 
 Error Domain::Call::decorate(Error e) const {

@@ -18,6 +18,7 @@ Policy::Builder& Policy::Builder::memory(std::uint64_t b) { p_.memory_ = b; retu
 Policy::Builder& Policy::Builder::cpu_seconds(std::uint64_t s) { p_.cpu_seconds_ = s; return *this; }
 Policy::Builder& Policy::Builder::open_files(std::uint64_t n) { p_.open_files_ = n; return *this; }
 Policy::Builder& Policy::Builder::arena_size(std::uint64_t b) { p_.arena_size_ = b; return *this; }
+Policy::Builder& Policy::Builder::handles(std::uint64_t n) { p_.handles_ = n; return *this; }
 Policy::Builder& Policy::Builder::unsafe_allow_file_open() { p_.files_ = true; return *this; }
 Policy::Builder& Policy::Builder::unsafe_allow_sockets() { p_.sockets_ = true; return *this; }
 Policy::Builder& Policy::Builder::unsafe_allow_process_creation() { p_.processes_ = true; return *this; }
@@ -38,6 +39,7 @@ Result<Policy> Policy::Builder::build() const {
   if (p_.memory_ != 0 && p_.memory_ < p_.arena_size_ + (32ull << 20))
     return fail(Errc::misuse, "policy: memory limit must exceed the arena size by at least 32 MiB "
                               "(the child maps the arena, libc and the plugin too)");
+  if (p_.handles_ == 0 || p_.handles_ > (1u << 24)) return fail(Errc::misuse, "policy: handles must be 1 .. 16M");
   if (p_.open_files_ != 0 && p_.open_files_ < 4)
     return fail(Errc::misuse, "policy: open_files must be at least 4 (stdio and the arena)");
   for (const auto& name : p_.extra_)
@@ -51,7 +53,7 @@ std::string Policy::describe() const {
   auto ms = [](std::chrono::nanoseconds t) { return std::chrono::duration<double, std::milli>(t).count(); };
   o << "timeout " << ms(timeout_) << " ms, load timeout " << ms(load_timeout_) << " ms, spin "
     << ms(spin_) * 1000 << " us, memory " << (memory_ >> 20) << " MiB, cpu " << cpu_seconds_
-    << " s, open files " << open_files_ << ", arena " << (arena_size_ >> 10) << " KiB";
+    << " s, open files " << open_files_ << ", arena " << (arena_size_ >> 10) << " KiB, handles " << handles_;
   if (files_) o << ", UNSAFE file open";
   if (sockets_) o << ", UNSAFE sockets";
   if (processes_) o << ", UNSAFE process creation";

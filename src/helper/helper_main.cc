@@ -236,6 +236,11 @@ w::SpinGovernor g_spin;
 
 void serve_call(const w::Msg& m);
 
+void send_up(const w::Msg& m) {
+  g_ctl->to_host.msg = m;
+  w::ring(g_ctl->to_host);
+}
+
 // Waits for the host's next message; serves nested calls until the one that answers us arrives.
 w::Msg wait_host(w::MsgKind want) {
   for (;;) {
@@ -254,14 +259,16 @@ w::Msg wait_host(w::MsgKind want) {
       serve_call(m);
       continue;
     }
+    if (m.kind == w::MsgKind::ping) {
+      w::Msg pong{};
+      pong.kind = w::MsgKind::pong;
+      send_up(pong);
+      continue;
+    }
     die(w::kHelperExitProtocol);  // protocol error: the host never does this
   }
 }
 
-void send_up(const w::Msg& m) {
-  g_ctl->to_host.msg = m;
-  w::ring(g_ctl->to_host);
-}
 
 std::uint64_t scalar_bits(const void* p, std::uint32_t size) {
   std::uint64_t v = 0;

@@ -19,7 +19,7 @@ namespace ward::wire {
 static_assert(std::endian::native == std::endian::little, "ward's wire format assumes little endian");
 
 inline constexpr std::uint64_t kMagic = 0x31414e4552414457ull;  // "WDARENA1"
-inline constexpr std::uint32_t kVersion = 2;  // bump on any layout change
+inline constexpr std::uint32_t kVersion = 3;  // bump on any layout change
 inline constexpr std::uint64_t kNull = ~0ull;  // offset meaning "null pointer"
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kMaxParams = 12;
@@ -50,6 +50,8 @@ enum class MsgKind : std::uint16_t {
   ret,         // child -> host: that call returned (result in `ret`)
   upcall,      // child -> host: the plugin called a host service
   upret,       // host -> child: the host service returned (result in `ret`)
+  ping,        // host -> child: heartbeat while idle
+  pong,        // child -> host: heartbeat answer
 };
 
 // A message: which function, where its frame lies, the first free byte of the arena stack

@@ -1,0 +1,278 @@
+// Recovery: detection, release, restart, replay, retry, restart policy, heartbeat, extension
+// handles that survive restarts, and many threads calling through failures.
+#include "ward/supervisor.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "kv_host.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string plugin(const char* name) { return std::string(WARD_PLUGIN_DIR) + "/lib" + name + ".so"; }
+
+struct Events {
+  std::mutex mu;
+  std::vector<ward::Event> seen;
+  ward::EventSink sink() {
+    return [this](const ward::Event& e) {
+      std::lock_guard<std::mutex> g(mu);
+      seen.push_back(e);
+    };
+  }
+  int count(ward::EventKind k) {
+    std::lock_guard<std::mutex> g(mu);
+    return static_cast<int>(std::count_if(seen.begin(), seen.end(), [&](const ward::Event& e) { return e.kind == k; }));
+  }
+  std::optional<ward::Event> first(ward::EventKind k) {
+    std::lock_guard<std::mutex> g(mu);
+    for (auto& e : seen)
+      if (e.kind == k) return e;
+    return std::nullopt;
+  }
+};
+
+ward::Policy quick() {
+  auto p = ward::Policy::builder().timeout(300ms).memory(256ull << 20).handles(64).build();
+  EXPECT_TRUE(p);
+  return *p;
+}
+
+struct KvFixture : ::testing::Test {
+  void SetUp() override {
+    kvhost::live_buffers = 0;
+    sup.emplace(ward::RestartPolicy{.max_restarts = 20, .window = 10s}, events.sink());
+    auto e = sup->load<kv_api>(plugin("kv"), "kv_entry", quick());
+    ASSERT_TRUE(e) << e.error().message();
+    kv = std::move(*e);
+    auto r = kv->call<&kv_api::init>(&kvhost::table);
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_EQ(r->unverified_value_i_trust_it(), 0);
+    auto t = kv->call<&kv_api::open_table>("users");
+    ASSERT_TRUE(t) << t.error().message();
+    table = t->unverified_value_i_trust_it();
+    for (std::uint32_t k = 0; k < 10; ++k) {
+      const std::uint8_t v[3] = {static_cast<std::uint8_t>(k), 7, 9};
+      ASSERT_TRUE(kv->call<&kv_api::put>(table, k, v, sizeof v));
+    }
+  }
+  void TearDown() override {
+    kv.reset();
+    EXPECT_EQ(kvhost::live_buffers.load(), 0) << "host objects leaked";
+  }
+  // Reads key k back and checks it is what SetUp stored.
+  void expect_key(std::uint32_t k) {
+    std::uint8_t out[8] = {};
+    auto g = kv->call<&kv_api::get>(table, k, out, sizeof out);
+    ASSERT_TRUE(g) << g.error().message();
+    EXPECT_EQ(g->unverified_value_i_trust_it(), 3);
+    EXPECT_EQ(out[0], k);
+    EXPECT_EQ(out[2], 9);
+  }
+  Events events;
+  std::optional<ward::Supervisor> sup;
+  std::unique_ptr<ward::Extension<kv_api>> kv;
+  std::uint64_t table = 0;
+};
+
+TEST_F(KvFixture, CrashIsRecoveredTransparentlyForIdempotentCalls) {
+  const pid_t before = kv->domain().pid();
+  EXPECT_EQ(kvhost::live_buffers.load(), 1);  // the journal
+  ASSERT_TRUE(kv->call<&kv_api::inject>(KV_FAULT_SEGV));
+  // get() is idempotent: the caller never notices, and the state came back through replay.
+  expect_key(4);
+  EXPECT_NE(kv->domain().pid(), before);
+  EXPECT_EQ(events.count(ward::EventKind::failed), 1);
+  EXPECT_EQ(events.count(ward::EventKind::retried), 1);
+  auto f = events.first(ward::EventKind::failed);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->cause.kind, ward::Errc::crashed);
+  EXPECT_EQ(f->cause.signal, SIGSEGV);
+  auto rel = events.first(ward::EventKind::released);
+  ASSERT_TRUE(rel);
+  EXPECT_EQ(rel->count, 1u);  // the old instance's journal buffer
+  auto rs = events.first(ward::EventKind::restarted);
+  ASSERT_TRUE(rs);
+  EXPECT_EQ(rs->count, 12u);  // init, open_table, 10 puts
+  EXPECT_EQ(kvhost::live_buffers.load(), 1);  // the new instance's journal only
+  // The table id the host holds still works (translated to the new instance's id).
+  auto c = kv->call<&kv_api::count>(table);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->unverified_value_i_trust_it(), 10);
+}
+
+TEST_F(KvFixture, NonIdempotentCallGetsTheErrorAndTheNextCallWorks) {
+  ASSERT_TRUE(kv->call<&kv_api::inject>(KV_FAULT_ABORT));
+  const std::uint8_t v[1] = {1};
+  auto p = kv->call<&kv_api::put>(table, 99u, v, sizeof v);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().kind, ward::Errc::crashed);
+  EXPECT_EQ(events.count(ward::EventKind::error_to_caller), 1);
+  expect_key(1);
+  // The failed put was not logged (it never completed): key 99 is absent after recovery.
+  std::uint8_t out[8];
+  auto g = kv->call<&kv_api::get>(table, 99u, out, sizeof out);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->unverified_value_i_trust_it(), -2);
+}
+
+TEST_F(KvFixture, EveryFaultKindIsDetectedAndRecovered) {
+  const std::pair<int, ward::Errc> faults[] = {
+      {KV_FAULT_SEGV, ward::Errc::crashed},          {KV_FAULT_HANG, ward::Errc::hung},
+      {KV_FAULT_WILD_WRITE, ward::Errc::crashed},    {KV_FAULT_SYSCALL, ward::Errc::violation},
+      {KV_FAULT_HANDLE_LEAK, ward::Errc::limit},     {KV_FAULT_FORGED, ward::Errc::violation},
+      {KV_FAULT_MEMORY, ward::Errc::limit},          {KV_FAULT_EXIT, ward::Errc::exited},
+  };
+  for (auto [fault, kind] : faults) {
+    events.seen.clear();
+    ASSERT_TRUE(kv->call<&kv_api::inject>(fault));
+    expect_key(static_cast<std::uint32_t>(fault));
+    auto f = events.first(ward::EventKind::failed);
+    ASSERT_TRUE(f) << "fault " << fault;
+    EXPECT_EQ(f->cause.kind, kind) << "fault " << fault << ": " << f->cause.message();
+    EXPECT_EQ(kvhost::live_buffers.load(), 1) << "fault " << fault;
+  }
+  auto s = kv->stats();
+  EXPECT_EQ(s.failures, std::size(faults));
+  EXPECT_EQ(s.retried, std::size(faults));
+}
+
+TEST_F(KvFixture, ForgedHandleIsNamedAsABadHandle) {
+  ASSERT_TRUE(kv->call<&kv_api::inject>(KV_FAULT_FORGED));
+  expect_key(2);
+  auto f = events.first(ward::EventKind::failed);
+  ASSERT_TRUE(f);
+  EXPECT_NE(f->cause.detail.find("bad handle"), std::string::npos) << f->cause.message();
+}
+
+TEST_F(KvFixture, UnknownExtensionHandleIsMisuse) {
+  auto c = kv->call<&kv_api::count>(std::uint64_t{12345});
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().kind, ward::Errc::misuse);
+  EXPECT_TRUE(kv->domain().alive());
+}
+
+TEST(Supervisor, RestartPolicyDisablesAndResetReenables) {
+  kvhost::live_buffers = 0;
+  Events events;
+  ward::Supervisor sup({.max_restarts = 2, .window = 30s, .backoff_initial = 1ms, .backoff_max = 5ms}, events.sink());
+  auto kv = sup.load<kv_api>(plugin("kv"), "kv_entry", quick());
+  ASSERT_TRUE(kv);
+  ASSERT_TRUE((*kv)->call<&kv_api::init>(&kvhost::table));
+  for (int i = 0; i < 2; ++i) {
+    (*kv)->domain().kill();
+    ASSERT_TRUE((*kv)->call<&kv_api::ping>()) << "restart " << i;
+  }
+  (*kv)->domain().kill();
+  auto r = (*kv)->call<&kv_api::ping>();
+  ASSERT_FALSE(r);
+  EXPECT_TRUE((*kv)->disabled());
+  EXPECT_NE(r.error().detail.find("disabled"), std::string::npos) << r.error().message();
+  EXPECT_EQ(events.count(ward::EventKind::disabled), 1);
+  // Fails fast while disabled.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE((*kv)->call<&kv_api::ping>());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  ASSERT_TRUE((*kv)->reset());
+  EXPECT_FALSE((*kv)->disabled());
+  ASSERT_TRUE((*kv)->call<&kv_api::ping>());
+  kv->reset();
+  EXPECT_EQ(kvhost::live_buffers.load(), 0);
+}
+
+TEST(Supervisor, HeartbeatRecoversAnIdleExtensionThatStoppedAnswering) {
+  kvhost::live_buffers = 0;
+  Events events;
+  ward::Supervisor sup({.max_restarts = 5, .window = 30s, .heartbeat = 50ms, .heartbeat_timeout = 200ms}, events.sink());
+  auto kv = sup.load<kv_api>(plugin("kv"), "kv_entry", quick());
+  ASSERT_TRUE(kv);
+  ASSERT_TRUE((*kv)->call<&kv_api::init>(&kvhost::table));
+  const pid_t stopped = (*kv)->domain().pid();
+  ASSERT_EQ(kill(stopped, SIGSTOP), 0);
+  for (int i = 0; i < 100 && events.count(ward::EventKind::restarted) == 0; ++i) std::this_thread::sleep_for(20ms);
+  auto f = events.first(ward::EventKind::failed);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->cause.kind, ward::Errc::hung) << f->cause.message();
+  EXPECT_EQ(events.count(ward::EventKind::restarted), 1);
+  EXPECT_NE((*kv)->domain().pid(), stopped);
+  ASSERT_TRUE((*kv)->call<&kv_api::ping>());
+  kv->reset();
+  EXPECT_EQ(kvhost::live_buffers.load(), 0);
+}
+
+TEST(Supervisor, MissingPluginAtLoadIsAnError) {
+  ward::Supervisor sup;
+  auto kv = sup.load<kv_api>(plugin("nope"), "kv_entry");
+  ASSERT_FALSE(kv);
+  EXPECT_EQ(kv.error().kind, ward::Errc::load_failed);
+}
+
+// Stress: host threads keep calling while the extension is killed at random moments. Every
+// result is either correct or an error, nothing hangs, the host survives, and at the end no host
+// object is left. WARD_STRESS_KILLS sets the number of kills (CI: a few hundred).
+TEST(Stress, RandomKillsUnderAMultithreadedWorkload) {
+  int kills = 200;
+  if (const char* env = std::getenv("WARD_STRESS_KILLS")) kills = std::max(1, std::atoi(env));
+  kvhost::live_buffers = 0;
+  Events events;
+  ward::Supervisor sup({.max_restarts = 1000000, .window = 1s}, events.sink());
+  auto kv = sup.load<kv_api>(plugin("kv"), "kv_entry", quick());
+  ASSERT_TRUE(kv);
+  auto& ext = **kv;
+  ASSERT_TRUE(ext.call<&kv_api::init>(&kvhost::table));
+  auto t = ext.call<&kv_api::open_table>("stress");
+  ASSERT_TRUE(t);
+  const std::uint64_t table = t->unverified_value_i_trust_it();
+  for (std::uint32_t k = 0; k < 64; ++k) {
+    const std::uint8_t v[2] = {static_cast<std::uint8_t>(k), static_cast<std::uint8_t>(k * 3)};
+    ASSERT_TRUE(ext.call<&kv_api::put>(table, k, v, sizeof v));
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<long> ok{0}, errors{0}, wrong{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 3; ++w) {
+    workers.emplace_back([&, w] {
+      std::uint32_t k = static_cast<std::uint32_t>(w);
+      while (!stop.load()) {
+        k = (k * 7 + 1) % 64;
+        std::uint8_t out[4] = {};
+        auto g = ext.call<&kv_api::get>(table, k, out, sizeof out);
+        if (!g) {
+          if (++errors <= 3) std::printf("stress: error %s\n", g.error().message().c_str());
+          continue;
+        }
+        if (g->unverified_value_i_trust_it() == 2 && out[0] == k && out[1] == static_cast<std::uint8_t>(k * 3)) ++ok;
+        else ++wrong;
+      }
+    });
+  }
+  std::mt19937 rng(12345);
+  for (int i = 0; i < kills; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
+    ext.domain().kill();
+    // Let the workers find the failure and recover before the next kill.
+    for (int spin = 0; spin < 2000 && ext.stats().restarts < static_cast<std::uint64_t>(i + 1); ++spin)
+      std::this_thread::sleep_for(200us);
+  }
+  stop = true;
+  for (auto& th : workers) th.join();
+  const auto s = ext.stats();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_GE(s.restarts, static_cast<std::uint64_t>(kills));
+  EXPECT_FALSE(ext.disabled());
+  ASSERT_TRUE(ext.call<&kv_api::ping>());
+  kv->reset();
+  EXPECT_EQ(kvhost::live_buffers.load(), 0) << "host objects leaked";
+  std::printf("stress: %d kills, %ld correct results, %ld errors, %ld wrong, %llu restarts\n", kills, ok.load(),
+              errors.load(), wrong.load(), static_cast<unsigned long long>(s.restarts));
+}
+
+}  // namespace
