@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CTEST_ARGS ?= --output-on-failure -j $(JOBS)
 
-.PHONY: all setup build build-asan run test test-plain test-asan bench clean
+.PHONY: all setup build build-asan run test test-plain test-asan stress bench clean
 
 all: build
 
@@ -33,8 +33,14 @@ test-asan: build-asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest $(CTEST_ARGS) -E '^compile_fail\.'
 
+# The long stress run: thousands of random kills under a multithreaded workload.
+STRESS_KILLS ?= 3000
+stress: build
+	WARD_STRESS_KILLS=$(STRESS_KILLS) ./$(BUILD)/ward_tests --gtest_filter='Stress.*'
+
 bench: build
 	./$(BUILD)/ward bench xpc
+	./$(BUILD)/ward bench recovery
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

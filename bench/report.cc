@@ -22,6 +22,7 @@ class Collector : public benchmark::BenchmarkReporter {
       }
       if (r.run_type == Run::RT_Aggregate) {
         if (r.aggregate_name == "median") out_.ns[name] = r.GetAdjustedRealTime() * unit_ns(r.time_unit);
+        if (r.aggregate_name == "p99") out_.p99[name] = r.GetAdjustedRealTime() * unit_ns(r.time_unit);
       } else if (!out_.ns.count(name)) {
         // Single repetition: no aggregate will come.
         out_.ns[name] = r.GetAdjustedRealTime() * unit_ns(r.time_unit);
@@ -44,6 +45,14 @@ class Collector : public benchmark::BenchmarkReporter {
 };
 
 }  // namespace
+
+double p99(const std::vector<double>& v) {
+  if (v.empty()) return 0;
+  std::vector<double> s(v);
+  std::sort(s.begin(), s.end());
+  const std::size_t i = static_cast<std::size_t>(std::ceil(0.99 * static_cast<double>(s.size()))) - 1;
+  return s[std::min(i, s.size() - 1)];
+}
 
 Measured run_registered(const Options& opt) {
   std::vector<std::string> args = {"ward-bench",

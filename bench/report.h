@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <vector>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,9 +31,13 @@ struct Row {
 // Runs the benchmarks registered so far (matching opt.filter); returns the median real time per
 // iteration in nanoseconds by benchmark name, and the error text for benchmarks that skipped.
 struct Measured {
-  std::map<std::string, double> ns;
+  std::map<std::string, double> ns;   // median
+  std::map<std::string, double> p99;  // for benchmarks that register a "p99" statistic
   std::map<std::string, std::string> skipped;
 };
+
+// The 99th percentile of a benchmark's repetitions: `->ComputeStatistics("p99", bench::p99)`.
+double p99(const std::vector<double>& v);
 Measured run_registered(const Options& opt);
 
 // Builds a row for `name` compared with `floor` (either may be missing from `m`).

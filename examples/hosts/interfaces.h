@@ -60,3 +60,14 @@ WARD_INTERFACE(kv_api,
                (count, ward::ext_handle(0), ward::idempotent),
                (inject),
                (ping, ward::idempotent));
+
+// The calling-convention zoo (tests and benchmarks).
+#include "abi_zoo.h"
+struct ZooObject {
+  int value = 0;
+};
+WARD_INTERFACE(zoo_host, (mirror), (fill, ward::out(0, 1)), (avg, ward::in(0, 1)),
+               (greet, ward::cstring(0), ward::returns_string), (twice));
+WARD_INTERFACE(zoo_api, (add_vec), (mix), (dmix), (scale_big), (neg_u8), (half), (is_even), (next_color), (many),
+               (name_of, ward::returns_string), (use_host, ward::services(0)),
+               (take_handle, ward::handle<ZooObject>(0, ward::rights::read)), (take_plain));

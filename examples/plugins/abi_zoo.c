@@ -44,6 +44,10 @@ static long use_host(const zoo_host *h) {
   return bits;
 }
 
-static const zoo_api api = {add_vec, mix, dmix, scale_big, neg_u8, half, is_even, next_color, many, name_of, use_host};
+static uint64_t take_handle(uint64_t h) { return h + 1; }
+static uint64_t take_plain(uint64_t v) { return v + 1; }
+
+static const zoo_api api = {add_vec,    mix,     dmix,     scale_big,   neg_u8,     half,      is_even,
+                            next_color, many,    name_of,  use_host,    take_handle, take_plain};
 
 const zoo_api *zoo_entry(void) { return &api; }

@@ -324,6 +324,7 @@ Result<void> Domain::boot() {
   }
   if (ready->kind != w::MsgKind::ready)
     return std::unexpected(fail_with(fail(Errc::violation, "unexpected message while loading").error()));
+  spin_.reset();
   return {};
 }
 

@@ -6,13 +6,8 @@
 #include <cstring>
 #include <string>
 
-#include "abi_zoo.h"
 #include "interfaces.h"
 
-WARD_INTERFACE(zoo_host, (mirror), (fill, ward::out(0, 1)), (avg, ward::in(0, 1)), (greet, ward::cstring(0), ward::returns_string),
-               (twice));
-WARD_INTERFACE(zoo_api, (add_vec), (mix), (dmix), (scale_big), (neg_u8), (half), (is_even), (next_color), (many),
-               (name_of, ward::returns_string), (use_host, ward::services(0)));
 
 namespace {
 
@@ -163,6 +158,30 @@ TEST_F(Zoo, AMissingHostServiceIsAViolation) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, ward::Errc::violation) << r.error().message();
   EXPECT_NE(r.error().detail.find("zoo_host::avg"), std::string::npos) << r.error().detail;
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(Zoo, HostHandlesAreCheckedWhenTheHostPassesThem) {
+  auto h = zoo->domain().handles().grant(std::make_shared<ZooObject>(), ward::rights::read);
+  ASSERT_TRUE(h);
+  auto ok = zoo->call<&zoo_api::take_handle>(*h);
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->unverified_value_i_trust_it(), *h + 1);
+  // A value the table never issued: the host's mistake, reported as misuse; the domain lives.
+  auto bad = zoo->call<&zoo_api::take_handle>(*h + 1);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().kind, ward::Errc::misuse);
+  EXPECT_NE(bad.error().detail.find("bad handle"), std::string::npos);
+  // Missing right.
+  auto wo = zoo->domain().handles().grant(std::make_shared<ZooObject>(), ward::rights::write);
+  ASSERT_TRUE(wo);
+  auto noright = zoo->call<&zoo_api::take_handle>(*wo);
+  ASSERT_FALSE(noright);
+  EXPECT_NE(noright.error().detail.find("right"), std::string::npos);
+  EXPECT_TRUE(zoo->domain().alive());
 }
 
 }  // namespace

@@ -7,6 +7,8 @@ namespace ward::cli {
 
 // `ward bench xpc`
 void add_bench_xpc(CLI::App& bench, int& exit_code);
+// `ward bench recovery`
+void add_bench_recovery(CLI::App& bench, int& exit_code);
 // `ward demo`
 void add_demo(CLI::App& app, int& exit_code);
 

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   auto* bench = app.add_subcommand("bench", "Benchmarks: each figure beside its physical floor, with the ratio");
   bench->require_subcommand(1);
   ward::cli::add_bench_xpc(*bench, exit_code);
+  ward::cli::add_bench_recovery(*bench, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -40,6 +40,8 @@ typedef struct zoo_api {
                  int32_t h, double x, float y, double z, int32_t i); /* sum of all */
   const char *(*name_of)(int32_t i);               /* "zero".."two", NULL otherwise */
   long (*use_host)(const zoo_host *h);             /* calls every service, returns a bit per check passed */
+  uint64_t (*take_handle)(uint64_t h);             /* returns h + 1; the host declares h a handle */
+  uint64_t (*take_plain)(uint64_t v);              /* returns v + 1; the same, declared a plain integer */
 } zoo_api;
 
 #if defined(__GNUC__)

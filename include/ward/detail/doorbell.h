@@ -67,8 +67,8 @@ inline bool spin_for_change(Doorbell& db, std::uint32_t last, std::uint64_t spin
 // Decides how long a waiter spins. Spinning only pays when the peer runs on another CPU and
 // answers within the spin window: on the same CPU it only delays the peer, and for replies that
 // take longer than the window it burns a core for nothing. So a waiter skips the spin when the
-// peer last waited on this CPU, or when the recent replies (an average over ~8) were slower than
-// twice the window; sleeping waits keep feeding the average, so spinning resumes once replies
+// peer last waited on this CPU, or when the recent replies (an average over ~8, each sample
+// clamped to four windows) were slower than twice the window; sleeping waits keep feeding the average, so spinning resumes once replies
 // get fast again.
 class SpinGovernor {
  public:
@@ -84,7 +84,11 @@ class SpinGovernor {
     if (avg_ > 2 * max_) return 0;
     return max_;
   }
+  // Forget the history (after start-up, whose long wait says nothing about calls).
+  void reset() { avg_ = 0; }
   void observe(std::uint64_t waited_ns) {
+    // Clamped, so one slow call stops the spinning for a few calls, not for dozens.
+    if (waited_ns > 4 * max_) waited_ns = 4 * max_;
     const auto avg = static_cast<std::int64_t>(avg_);
     avg_ = static_cast<std::uint64_t>(avg + (static_cast<std::int64_t>(waited_ns) - avg) / 8);
   }

@@ -1,0 +1,205 @@
+// `ward bench recovery`: how long from a fault to the first successful call again, beside the
+// floor (starting the helper and loading an empty plugin), and what handle tracking adds to a
+// call that passes a handle.
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <memory>
+#include <optional>
+
+#include "commands.h"
+#include "interfaces.h"
+#include "kv_host.h"
+#include "paths.h"
+#include "report.h"
+
+namespace ward::cli {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+Policy bench_policy() { return *Policy::builder().timeout(2s).memory(256ull << 20).build(); }
+
+// Floor: what any restart must pay at least — spawn the helper, sandbox it, load a plugin that
+// does nothing, resolve its entry.
+void load_empty(benchmark::State& st) {
+  for (auto _ : st) {
+    const auto t0 = Clock::now();
+    auto p = Plugin<probe_api>::load(plugin_path("probe_ok"), "probe_entry", bench_policy());
+    const auto t1 = Clock::now();
+    if (!p) return st.SkipWithError(p.error().message().c_str());
+    st.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+  }
+}
+
+// A supervised kv instance with a little state (init + a table + 8 keys to replay).
+struct KvSetup {
+  Supervisor sup{RestartPolicy{.max_restarts = 1000000, .window = 1s}};
+  std::unique_ptr<Extension<kv_api>> kv;
+  std::uint64_t table = 0;
+  static KvSetup* get(benchmark::State& st) {
+    static std::unique_ptr<KvSetup> s;
+    if (!s) {
+      auto fresh = std::make_unique<KvSetup>();
+      auto e = fresh->sup.load<kv_api>(plugin_path("kv"), "kv_entry", bench_policy());
+      if (!e) {
+        st.SkipWithError(e.error().message().c_str());
+        return nullptr;
+      }
+      fresh->kv = std::move(*e);
+      auto t = fresh->kv->call<&kv_api::init>(&kvhost::table);
+      auto tab = fresh->kv->call<&kv_api::open_table>("bench");
+      if (!t || !tab) {
+        st.SkipWithError("kv setup failed");
+        return nullptr;
+      }
+      fresh->table = tab->unverified_value_i_trust_it();
+      for (std::uint32_t k = 0; k < 8; ++k) {
+        const std::uint8_t v[4] = {1, 2, 3, static_cast<std::uint8_t>(k)};
+        (void)fresh->kv->call<&kv_api::put>(fresh->table, k, v, sizeof v);
+      }
+      s = std::move(fresh);
+    }
+    return s.get();
+  }
+};
+
+// The plugin crashes inside a call (SIGSEGV); the call is idempotent, so the supervisor
+// detects, releases, restarts, replays 10 calls and retries: the time is that one call's.
+void crash_to_success(benchmark::State& st) {
+  KvSetup* s = KvSetup::get(st);
+  if (!s) return;
+  for (auto _ : st) {
+    if (!s->kv->call<&kv_api::inject>(KV_FAULT_SEGV)) return st.SkipWithError("inject failed");
+    std::uint8_t out[8];
+    const auto t0 = Clock::now();
+    auto r = s->kv->call<&kv_api::get>(s->table, 3u, out, sizeof out);
+    const auto t1 = Clock::now();
+    if (!r) return st.SkipWithError(r.error().message().c_str());
+    st.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+  }
+}
+
+// Killed from outside while idle; the next call finds it dead.
+void kill_to_success(benchmark::State& st) {
+  KvSetup* s = KvSetup::get(st);
+  if (!s) return;
+  for (auto _ : st) {
+    s->kv->domain().kill();
+    const auto t0 = Clock::now();
+    auto r = s->kv->call<&kv_api::ping>();
+    const auto t1 = Clock::now();
+    if (!r) return st.SkipWithError(r.error().message().c_str());
+    st.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+  }
+}
+
+// Tracking cost: the same plugin function, its argument declared a handle (checked against the
+// domain's table on every call) or a plain integer.
+std::optional<Plugin<zoo_api>>& zoo(benchmark::State& st) {
+  static std::optional<Plugin<zoo_api>> z;
+  if (!z) {
+    auto p = Plugin<zoo_api>::load(plugin_path("abi_zoo"), "zoo_entry", bench_policy());
+    if (!p) st.SkipWithError(p.error().message().c_str());
+    else z.emplace(std::move(*p));
+  }
+  return z;
+}
+
+void call_plain(benchmark::State& st) {
+  auto& z = zoo(st);
+  if (!z) return;
+  for (auto _ : st) {
+    auto r = z->call<&zoo_api::take_plain>(std::uint64_t{41});
+    if (!r) return st.SkipWithError(r.error().message().c_str());
+  }
+}
+
+void call_handle(benchmark::State& st) {
+  auto& z = zoo(st);
+  if (!z) return;
+  auto h = z->domain().handles().grant(std::make_shared<ZooObject>(), rights::read);
+  if (!h) return st.SkipWithError("grant failed");
+  for (auto _ : st) {
+    auto r = z->call<&zoo_api::take_handle>(*h);
+    if (!r) return st.SkipWithError(r.error().message().c_str());
+  }
+  (void)z->domain().handles().close(*h);
+}
+
+void handle_check(benchmark::State& st) {
+  HandleTable t;
+  auto h = t.grant(std::make_shared<ZooObject>(), rights::read);
+  for (auto _ : st) benchmark::DoNotOptimize(t.check(*h, handle_type<ZooObject>(), rights::read).has_value());
+}
+
+int direct_target(int x) { return x + 1; }
+void direct_call(benchmark::State& st) {
+  int (*volatile fn)(int) = direct_target;
+  int x = 0;
+  for (auto _ : st) benchmark::DoNotOptimize(x = fn(x));
+}
+
+int run(bench::Options opt, int samples) {
+  const auto reps = [&](benchmark::internal::Benchmark* b) {
+    b->Iterations(1)->Repetitions(samples)->UseManualTime()->ComputeStatistics("p99", bench::p99)->ReportAggregatesOnly(true);
+  };
+  reps(benchmark::RegisterBenchmark("floor/load_empty_plugin", load_empty));
+  reps(benchmark::RegisterBenchmark("recovery/crash_to_first_success", crash_to_success));
+  reps(benchmark::RegisterBenchmark("recovery/kill_to_first_success", kill_to_success));
+  benchmark::RegisterBenchmark("floor/direct_call", direct_call);
+  benchmark::RegisterBenchmark("tracking/handle_table_check", handle_check);
+  benchmark::RegisterBenchmark("xpc/call_u64_plain", call_plain)->UseRealTime();
+  benchmark::RegisterBenchmark("xpc/call_u64_handle", call_handle)->UseRealTime();
+  const bench::Measured m = bench::run_registered(opt);
+  std::vector<bench::Row> rows;
+  auto add = [&](const std::string& name, std::optional<std::string> floor, std::string note = {}) {
+    if (auto r = bench::compare(m, name, floor, std::move(note))) rows.push_back(*r);
+  };
+  auto add_p99 = [&](const std::string& name, const std::string& floor, std::string note) {
+    // A percentile compared with the floor's median: the tail a caller can meet, against the
+    // typical cost of starting any instance.
+    auto it = m.p99.find(name);
+    auto f = m.ns.find(floor);
+    if (it == m.p99.end()) return;
+    bench::Row r;
+    r.name = name + "/p99";
+    r.value = it->second;
+    r.floor = floor;
+    if (f != m.ns.end() && f->second > 0) r.ratio = it->second / f->second;
+    r.note = std::move(note);
+    rows.push_back(r);
+  };
+  add("floor/load_empty_plugin", std::nullopt, "spawn helper, sandbox, dlopen an empty plugin (median)");
+  add_p99("floor/load_empty_plugin", "floor/load_empty_plugin", "the floor's own tail");
+  add("recovery/crash_to_first_success", "floor/load_empty_plugin", "SIGSEGV inside a call -> that call succeeds; target <= 2x");
+  add_p99("recovery/crash_to_first_success", "floor/load_empty_plugin", "target <= 5x");
+  add("recovery/kill_to_first_success", "floor/load_empty_plugin", "SIGKILL while idle -> next call succeeds");
+  add_p99("recovery/kill_to_first_success", "floor/load_empty_plugin", "");
+  add("floor/direct_call", std::nullopt);
+  add("tracking/handle_table_check", "floor/direct_call", "decode + lookup + type + rights");
+  add("xpc/call_u64_plain", std::nullopt, "plugin call with a plain 64-bit argument");
+  add("xpc/call_u64_handle", "xpc/call_u64_plain", "same call, argument declared a handle (checked)");
+  for (auto& r : rows)
+    if (r.name.ends_with("/p99")) r.note = r.note.empty() ? "99th percentile" : r.note;
+  bench::print(rows, opt.json);
+  for (const auto& [name, why] : m.skipped) fmt::print(stderr, "skipped {}: {}\n", name, why);
+  return m.ns.empty() ? 1 : 0;
+}
+
+}  // namespace
+
+void add_bench_recovery(CLI::App& bench, int& exit_code) {
+  auto opt = std::make_shared<bench::Options>();
+  auto samples = std::make_shared<int>(100);
+  auto* c = bench.add_subcommand("recovery", "Time from a fault to the first successful call again, and tracking cost");
+  c->add_flag("--json", opt->json, "Print a JSON array of {name, value, unit, floor, ratio}");
+  c->add_option("--samples", *samples, "Faults (and floor loads) to measure")->capture_default_str()->check(CLI::Range(5, 100000));
+  c->add_option("--min-time", opt->min_time, "Seconds per repetition of the per-call benchmarks")->capture_default_str();
+  c->add_option("--repetitions", opt->repetitions, "Repetitions of the per-call benchmarks")->capture_default_str();
+  c->add_option("--filter", opt->filter, "Regular expression selecting benchmarks")->capture_default_str();
+  c->callback([opt, samples, &exit_code] { exit_code = run(*opt, *samples); });
+}
+
+}  // namespace ward::cli
