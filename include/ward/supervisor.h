@@ -199,11 +199,15 @@ class Extension {
     s.log_size = log_.size();
     return s;
   }
-  // The domain of the current instance (for pids, handles, fault injection). Changes on restart.
+  // The domain of the current instance. The reference is valid until the next restart: while
+  // other threads may trigger one, hold current() instead, or use kill()/pid() below.
   [[nodiscard]] Domain& domain() {
     std::shared_lock g(mu_);
     return current_->domain();
   }
+  // Kills the current instance from outside (fault injection); the next call recovers.
+  void kill() { current()->domain().kill(); }
+  [[nodiscard]] pid_t pid() const { return current()->domain().pid(); }
   [[nodiscard]] std::shared_ptr<Plugin<Api>> current() const {
     std::shared_lock g(mu_);
     return current_;

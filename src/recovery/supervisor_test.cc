@@ -167,10 +167,10 @@ TEST(Supervisor, RestartPolicyDisablesAndResetReenables) {
   ASSERT_TRUE(kv);
   ASSERT_TRUE((*kv)->call<&kv_api::init>(&kvhost::table));
   for (int i = 0; i < 2; ++i) {
-    (*kv)->domain().kill();
+    (*kv)->kill();
     ASSERT_TRUE((*kv)->call<&kv_api::ping>()) << "restart " << i;
   }
-  (*kv)->domain().kill();
+  (*kv)->kill();
   auto r = (*kv)->call<&kv_api::ping>();
   ASSERT_FALSE(r);
   EXPECT_TRUE((*kv)->disabled());
@@ -256,7 +256,7 @@ TEST(Stress, RandomKillsUnderAMultithreadedWorkload) {
   std::mt19937 rng(12345);
   for (int i = 0; i < kills; ++i) {
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
-    ext.domain().kill();
+    ext.kill();
     // Let the workers find the failure and recover before the next kill.
     for (int spin = 0; spin < 2000 && ext.stats().restarts < static_cast<std::uint64_t>(i + 1); ++spin)
       std::this_thread::sleep_for(200us);
@@ -273,6 +273,47 @@ TEST(Stress, RandomKillsUnderAMultithreadedWorkload) {
   EXPECT_EQ(kvhost::live_buffers.load(), 0) << "host objects leaked";
   std::printf("stress: %d kills, %ld correct results, %ld errors, %ld wrong, %llu restarts\n", kills, ok.load(),
               errors.load(), wrong.load(), static_cast<unsigned long long>(s.restarts));
+}
+
+}  // namespace
+
+namespace {
+
+// A host whose buf_open ends the calling instance the next `g_fail_opens` times: a failure that
+// strikes during replay (init borrows a buffer), i.e. while recovering from the first one.
+std::atomic<int> g_fail_opens{0};
+std::uint64_t failing_open(std::uint32_t size) {
+  if (g_fail_opens.load() > 0 && g_fail_opens.fetch_sub(1) > 0) {
+    ward::Domain::calling()->kill();
+    return 0;
+  }
+  return kvhost::buf_open(size);
+}
+constexpr kv_host kFailingHost{failing_open, kvhost::buf_write, kvhost::buf_close, kvhost::log};
+
+TEST(Supervisor, ASecondFailureDuringReplayIsRecoveredToo) {
+  kvhost::live_buffers = 0;
+  Events events;
+  ward::Supervisor sup({.max_restarts = 10, .window = 30s}, events.sink());
+  auto kv = sup.load<kv_api>(plugin("kv"), "kv_entry", quick());
+  ASSERT_TRUE(kv);
+  ASSERT_TRUE((*kv)->call<&kv_api::init>(&kFailingHost));
+  auto t = (*kv)->call<&kv_api::open_table>("t");
+  ASSERT_TRUE(t);
+  const std::uint8_t v[2] = {5, 6};
+  ASSERT_TRUE((*kv)->call<&kv_api::put>(t->unverified_value_i_trust_it(), 1u, v, sizeof v));
+  g_fail_opens = 2;  // the first two replays of init die
+  (*kv)->kill();
+  std::uint8_t out[4] = {};
+  auto g = (*kv)->call<&kv_api::get>(t->unverified_value_i_trust_it(), 1u, out, sizeof out);
+  ASSERT_TRUE(g) << g.error().message();
+  EXPECT_EQ(g->unverified_value_i_trust_it(), 2);
+  EXPECT_EQ(out[1], 6);
+  EXPECT_EQ(events.count(ward::EventKind::restart_failed), 2);
+  EXPECT_EQ(events.count(ward::EventKind::restarted), 1);
+  EXPECT_EQ(kvhost::live_buffers.load(), 1);
+  kv->reset();
+  EXPECT_EQ(kvhost::live_buffers.load(), 0);
 }
 
 }  // namespace
