@@ -276,7 +276,10 @@ class Extension {
       auto rec = recover(gen, r.error());
       if (!rec) return R(std::unexpected(rec.error()));
       // A call that found the instance already failed never reached it: always safe to resend.
-      if (r.error().earlier && attempt < 8) continue;
+      if (r.error().earlier && attempt < 8) {
+        count_retry();
+        continue;
+      }
       if (F::is_idempotent && retried++ == 0) {
         count_retry();
         continue;

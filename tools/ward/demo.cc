@@ -215,6 +215,7 @@ int run_demo(bool quiet) {
     const int failures_before = journal.failures, retried_before = journal.retried;
     const int errors_before = journal.errors_to_callers;
     const std::size_t causes_before = journal.causes.size();
+    const long errors_seen = tally.errors;
     if (!quiet) fmt::print("  inject {:<22}", f.what);
     if (f.signal) {
       if (!quiet) fmt::print(" into textxform (kill -{} from outside), next call: transform (idempotent)\n", sigabbrev_np(f.signal));
@@ -237,8 +238,11 @@ int run_demo(bool quiet) {
       o.detected = journal.failures > failures_before && journal.causes.size() > causes_before &&
                    journal.causes[causes_before].kind == f.expected;
       o.kind = journal.causes.size() > causes_before ? std::string(to_string(journal.causes[causes_before].kind)) : "none";
-      o.transparent = journal.retried > retried_before;
+      // Transparent: the call that met the fault succeeded (retried, or resent because it
+      // found the instance already dead before reaching it).
       o.error_to_caller = journal.errors_to_callers > errors_before;
+      o.transparent = !o.error_to_caller && journal.restarts > 0 && tally.errors == errors_seen;
+      (void)retried_before;
     }
     if (!o.detected && !quiet) fmt::print("      NOT DETECTED as {} (saw {})\n", to_string(f.expected), o.kind);
     outcomes.push_back(o);
