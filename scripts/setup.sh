@@ -8,6 +8,7 @@ packages=(
   libseccomp-dev                     # seccomp filters for process domains
   libffi-dev                         # the domain helper calls plugins and builds service stubs
   libcli11-dev libfmt-dev            # the ward CLI
+  libxxhash-dev                      # Rio: block checksums
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # `ward bench`
 )

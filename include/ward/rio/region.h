@@ -1,0 +1,137 @@
+// rio::Region: a file mapped shared that holds cached file data across crashes of the program
+// that owns it (see layout.h for what is in it).
+//
+// Where the region lives decides what it survives — ward says so plainly:
+//   * tmpfs (the default: /dev/shm): survives any crash of the program, including SIGKILL; not a
+//     power cut or a kernel crash.
+//   * a regular file on a disk file system, with Durability::synced: flush() (msync) makes
+//     everything written so far survive a power cut too; between flushes, only program crashes.
+//   * a DAX file on persistent memory: the same as synced, with flushes that are cache-line
+//     write-backs rather than page writes (the kernel's msync on DAX).
+//
+// Protection: the program's view of the region is read-only, except inside the cache's own write
+// path, so a stray store from anywhere else in the program faults (fail-stop) instead of
+// corrupting file data. Rio flipped page-table bits inside the kernel for free; user space has
+// these choices (measured by `ward bench rio`):
+//   * mprotect: Rio's method — mprotect RW around each update, back to RO after: two system
+//     calls and a TLB shootdown per write.
+//   * alias: the program's mapping stays read-only forever; the cache writes through a second
+//     mapping of the same memory at an address held only by the Region object. No system call
+//     per write. A stray store through the read-only view faults; one would have to land inside
+//     the hidden alias by chance to do harm.
+//   * pkeys: memory protection keys (a per-thread register flip, no system call); only where the
+//     CPU has them — these machines do not, and opening with it then fails saying so.
+//   * off: no protection (for comparison).
+//
+// Ownership: one process owns a region at a time (an exclusive flock held while open); a second
+// opener gets Errc::misuse "in use". Thread safety: the Region's mutators are not synchronized;
+// the Cache serializes them.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "ward/error.h"
+#include "ward/rio/layout.h"
+
+namespace ward::rio {
+
+enum class Protection : std::uint8_t { off, mprotect, alias, pkeys };
+enum class Durability : std::uint8_t { program_crash, synced };
+
+[[nodiscard]] std::string_view to_string(Protection p) noexcept;
+[[nodiscard]] Result<Protection> parse_protection(std::string_view s);
+// The default protection: the best one measured (see docs/results.md).
+inline constexpr Protection kDefaultProtection = Protection::alias;
+// True if this CPU and kernel support memory protection keys.
+[[nodiscard]] bool pkeys_available();
+
+struct RegionOptions {
+  std::filesystem::path path;
+  std::uint64_t size = 64ull << 20;  // used when creating
+  std::uint32_t block_size = 4096;   // used when creating; a power of two, 512 .. 1 MiB
+  std::uint32_t files = 256;         // file table entries, used when creating
+  Protection protection = kDefaultProtection;
+  Durability durability = Durability::program_crash;
+  bool create = true;                // create the region if the file does not exist (or is empty)
+};
+
+class Region {
+ public:
+  // Opens (or creates) and locks the region. Errors: misuse (in use by another process, too
+  // small, bad options), load_failed (not a region, wrong version, truncated, damaged geometry,
+  // cannot open or map the file).
+  [[nodiscard]] static Result<std::unique_ptr<Region>> open(const RegionOptions& opt);
+  ~Region();
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+
+  // ---- read-only views (through the protected mapping) ----------------------------------------
+  [[nodiscard]] const layout::Header& header() const { return *reinterpret_cast<const layout::Header*>(ro_); }
+  [[nodiscard]] const layout::FileEntry& file(std::uint32_t i) const;
+  [[nodiscard]] const layout::Entry& entry(std::uint32_t slot) const;
+  [[nodiscard]] const std::byte* block(std::uint32_t slot) const;
+  [[nodiscard]] std::uint32_t block_size() const { return header().block_size; }
+  [[nodiscard]] std::uint32_t nblocks() const { return header().nblocks; }
+  [[nodiscard]] std::uint32_t nfiles() const { return header().nfiles; }
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+  [[nodiscard]] Protection protection() const { return prot_; }
+  [[nodiscard]] Durability durability() const { return dur_; }
+  // Whether the previous owner closed it cleanly (read at open, before this owner marked it busy).
+  [[nodiscard]] bool was_clean() const { return was_clean_; }
+  [[nodiscard]] bool created() const { return created_; }
+  // The read-only mapping's bounds (tests aim stray stores at it).
+  [[nodiscard]] std::span<const std::byte> mapping() const { return {ro_, size_}; }
+  // Checks a published entry's checksum against its data.
+  [[nodiscard]] bool entry_valid(std::uint32_t slot) const;
+
+  // ---- the write path: the only code that can store into the region --------------------------
+  // Writes a new version of a block into free slot `slot` and publishes it dirty with sequence
+  // `seq`. Order: data, then the entry's fields and checksum, then one atomic store of the word.
+  void write_block(std::uint32_t slot, std::uint32_t file, std::uint32_t file_gen, std::uint64_t block,
+                   std::span<const std::byte> data, std::uint64_t seq);
+  // Changes a published entry's state (dirty -> clean, anything -> free/quarantined), keeping seq.
+  void set_state(std::uint32_t slot, layout::State s);
+  // File table.
+  void set_file(std::uint32_t i, std::uint64_t gen, std::string_view path, std::uint64_t size);
+  void free_file(std::uint32_t i);
+  void set_file_size(std::uint32_t i, std::uint64_t size);
+  // A fresh sequence number for a block version (monotonic across crashes: see open).
+  [[nodiscard]] std::uint64_t next_seq();
+  void set_clean(bool clean);
+  // Durability::synced: msync everything written so far (no-op for program_crash regions).
+  [[nodiscard]] Result<void> flush();
+
+ private:
+  Region() = default;
+  // Runs `f` with write access to [off, off + len) of the region (one range per call; mprotect
+  // mode flips exactly the pages it covers).
+  template <class F>
+  void with_write(std::uint64_t off, std::uint64_t len, F&& f);
+  std::byte* rw(std::uint64_t off) const { return rw_ + off; }
+
+  std::filesystem::path path_;
+  int fd_ = -1;
+  std::byte* ro_ = nullptr;  // what the program sees
+  std::byte* rw_ = nullptr;  // the write path's view (the hidden alias, or ro_)
+  std::uint64_t size_ = 0;
+  Protection prot_ = Protection::off;
+  Durability dur_ = Durability::program_crash;
+  int pkey_ = -1;
+  std::uint64_t seq_ = 1;
+  bool was_clean_ = true;
+  bool created_ = false;
+};
+
+// XXH3 over the block's bytes, seeded with what the entry says they are.
+[[nodiscard]] std::uint64_t block_checksum(std::span<const std::byte> data, std::uint32_t file, std::uint32_t file_gen,
+                                           std::uint64_t block, std::uint64_t seq);
+
+}  // namespace ward::rio

@@ -1,0 +1,620 @@
+#include "ward/rio/cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <list>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "rio/writeback.h"
+
+namespace ward::rio {
+namespace L = layout;
+namespace fs = std::filesystem;
+
+std::string_view to_string(Mode m) noexcept {
+  switch (m) {
+    case Mode::rio: return "rio";
+    case Mode::write_through: return "write-through";
+    case Mode::unsafe_write_back: return "unsafe-write-back";
+  }
+  return "unknown";
+}
+
+fs::path default_region_path(const fs::path& backing_dir) {
+  std::error_code ec;
+  const std::string abs = fs::weakly_canonical(backing_dir, ec).string();
+  char name[64];
+  std::snprintf(name, sizeof name, "ward-rio-%016llx", static_cast<unsigned long long>(XXH3_64bits(abs.data(), abs.size())));
+  return fs::path("/dev/shm") / name;
+}
+
+namespace {
+
+std::uint64_t realtime_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+Error err(Errc k, std::string d) {
+  Error e;
+  e.kind = k;
+  e.detail = std::move(d);
+  return e;
+}
+
+}  // namespace
+
+struct Cache::Impl {
+  CacheOptions opt;
+  std::unique_ptr<Region> region;  // rio mode only
+  mutable std::mutex mu;
+
+  struct File {
+    bool used = false;
+    std::uint64_t gen = 0;
+    std::string path;
+    std::uint64_t size = 0;
+    int backing = -1;
+  };
+  std::vector<File> files;              // by file table index (write_through: growable)
+  std::unordered_map<int, std::uint32_t> fds;
+  int next_fd = 3;
+
+  struct SlotInfo {
+    bool used = false;
+    std::uint32_t file = 0;
+    std::uint64_t block = 0;
+    std::list<std::uint32_t>::iterator lru;
+  };
+  std::vector<SlotInfo> slots;
+  std::unordered_map<std::uint64_t, std::uint32_t> index;  // key(file, block) -> slot
+  std::vector<std::uint32_t> free_slots;
+  std::list<std::uint32_t> lru;  // front: most recent
+  CacheStats st;
+
+  std::thread bg;
+  std::condition_variable bg_cv;
+  bool stopping = false;
+
+  static std::uint64_t key(std::uint32_t f, std::uint64_t b) { return (std::uint64_t{f} << 40) | b; }
+  std::uint32_t bs() const { return region->block_size(); }
+
+  Result<std::uint32_t> file_of(int fd) const {
+    auto it = fds.find(fd);
+    if (it == fds.end()) return std::unexpected(err(Errc::misuse, "rio: bad file descriptor " + std::to_string(fd)));
+    return it->second;
+  }
+
+  // Rebuilds the in-memory index from the registry (after recovery: no duplicates remain).
+  void load_index() {
+    const std::uint32_t n = region->nblocks();
+    slots.assign(n, {});
+    files.assign(region->nfiles(), {});
+    for (std::uint32_t f = 0; f < region->nfiles(); ++f) {
+      const L::FileEntry& fe = region->file(f);
+      const std::uint64_t w = fe.word.load();
+      files[f].gen = L::file_gen(w);
+      if (!L::file_used(w)) continue;
+      files[f].used = true;
+      files[f].path.assign(fe.path, std::min<std::size_t>(fe.path_len, L::kPathMax - 1));
+      files[f].size = fe.size.load();
+    }
+    for (std::uint32_t s = n; s-- > 0;) {
+      const L::Entry& e = region->entry(s);
+      const L::State state = L::word_state(e.word.load());
+      if (state == L::kDirty || state == L::kClean) {
+        slots[s] = {true, e.file, e.block, {}};
+        lru.push_back(s);
+        slots[s].lru = std::prev(lru.end());
+        index[key(e.file, e.block)] = s;
+      } else if (state == L::kFree) {
+        free_slots.push_back(s);
+      }
+    }
+  }
+
+  Result<int> backing_fd(std::uint32_t f) {
+    File& file = files[f];
+    if (file.backing >= 0) return file.backing;
+    auto fd = detail::open_backing(opt.backing_dir, file.path, false);
+    if (!fd) return fd;
+    file.backing = *fd;
+    return *fd;
+  }
+
+  // Checks that the backing path still names the file we write to (removed or replaced files
+  // would swallow written-back data).
+  Result<void> backing_still_there(std::uint32_t f) {
+    auto fd = backing_fd(f);
+    if (!fd) return std::unexpected(fd.error());
+    struct stat a {}, b {};
+    if (fstat(*fd, &a) != 0 || ::stat((opt.backing_dir / files[f].path).c_str(), &b) != 0 || a.st_ino != b.st_ino ||
+        a.st_dev != b.st_dev)
+      return std::unexpected(err(Errc::load_failed, files[f].path + ": the backing file was removed or replaced while the "
+                                                                    "cache held dirty data; the data stays in the region"));
+    return {};
+  }
+
+  void touch(std::uint32_t s) { lru.splice(lru.begin(), lru, slots[s].lru); }
+
+  void drop_slot(std::uint32_t s) {
+    region->set_state(s, L::kFree);
+    index.erase(key(slots[s].file, slots[s].block));
+    lru.erase(slots[s].lru);
+    slots[s].used = false;
+    free_slots.push_back(s);
+  }
+
+  // Writes back the given dirty slots, grouped by file. Slots whose file fails stay dirty.
+  Result<void> write_back_slots(const std::vector<std::uint32_t>& which) {
+    std::map<std::uint32_t, std::vector<std::uint32_t>> by_file;
+    for (std::uint32_t s : which)
+      if (L::word_state(region->entry(s).word.load()) == L::kDirty) by_file[slots[s].file].push_back(s);
+    std::string failures;
+    for (auto& [f, v] : by_file) {
+      Result<void> ok = backing_still_there(f);
+      if (ok) {
+        auto fd = backing_fd(f);
+        ok = detail::write_back(*region, *fd, files[f].path, files[f].size, v);
+      }
+      if (!ok) {
+        failures += (failures.empty() ? "" : "; ") + ok.error().detail;
+        continue;
+      }
+      st.written_back += v.size();
+    }
+    if (!failures.empty()) return std::unexpected(err(Errc::limit, "rio: " + failures));
+    return {};
+  }
+
+  // A free slot: from the free list, else evict the least recently used clean block, else write
+  // back the least recently used dirty blocks first.
+  Result<std::uint32_t> alloc_slot() {
+    if (!free_slots.empty()) {
+      const std::uint32_t s = free_slots.back();
+      free_slots.pop_back();
+      return s;
+    }
+    for (auto it = lru.rbegin(); it != lru.rend(); ++it) {
+      if (L::word_state(region->entry(*it).word.load()) == L::kClean) {
+        const std::uint32_t s = *it;
+        drop_slot(s);
+        ++st.evicted;
+        free_slots.pop_back();
+        return s;
+      }
+    }
+    std::vector<std::uint32_t> victims;
+    const std::size_t want = std::max<std::size_t>(1, slots.size() / 8);
+    for (auto it = lru.rbegin(); it != lru.rend() && victims.size() < want; ++it) victims.push_back(*it);
+    auto wb = write_back_slots(victims);
+    for (std::uint32_t s : victims) {
+      if (L::word_state(region->entry(s).word.load()) == L::kClean) {
+        drop_slot(s);
+        ++st.evicted;
+        free_slots.pop_back();
+        return s;
+      }
+    }
+    return std::unexpected(err(Errc::limit, "rio: the cache is full of dirty blocks and write-back failed (" +
+                                                (wb ? std::string("no victim") : wb.error().detail) +
+                                                "); the write was not done"));
+  }
+
+  // Before a file grows past its current end: the cached block holding the end may still carry
+  // bytes beyond it (from a write that never completed before a crash, or a truncation), which
+  // would become visible as file content. Publish a version cut at the end.
+  Result<void> trim_end_block(std::uint32_t fi) {
+    const File& f = files[fi];
+    const std::uint64_t b = bs();
+    if (f.size % b == 0) return {};
+    auto it = index.find(key(fi, f.size / b));
+    if (it == index.end() || region->entry(it->second).len <= f.size % b) return {};
+    std::vector<std::byte> buf(region->block(it->second), region->block(it->second) + f.size % b);
+    auto slot = alloc_slot();
+    if (!slot) return std::unexpected(slot.error());
+    region->write_block(*slot, fi, static_cast<std::uint32_t>(f.gen), f.size / b, buf, region->next_seq());
+    if (auto again = index.find(key(fi, f.size / b)); again != index.end()) drop_slot(again->second);
+    slots[*slot] = {true, fi, f.size / b, {}};
+    lru.push_front(*slot);
+    slots[*slot].lru = lru.begin();
+    index[key(fi, f.size / b)] = *slot;
+    return {};
+  }
+
+  std::vector<std::uint32_t> dirty_slots(std::uint64_t older_than_ns = ~0ull) const {
+    std::vector<std::uint32_t> v;
+    const std::uint64_t now = realtime_ns();
+    for (std::uint32_t s = 0; s < slots.size(); ++s) {
+      if (!slots[s].used) continue;
+      const L::Entry& e = region->entry(s);
+      if (L::word_state(e.word.load()) != L::kDirty) continue;
+      if (older_than_ns != ~0ull && now - e.stamp_ns < older_than_ns) continue;
+      v.push_back(s);
+    }
+    return v;
+  }
+
+  void background() {
+    std::unique_lock<std::mutex> g(mu);
+    const auto period = std::max<std::chrono::milliseconds>(opt.writeback_age / 4, std::chrono::milliseconds(50));
+    while (!stopping) {
+      bg_cv.wait_for(g, period);
+      if (stopping) break;
+      const auto age = static_cast<std::uint64_t>(std::chrono::nanoseconds(opt.writeback_age).count());
+      (void)write_back_slots(dirty_slots(age));
+    }
+  }
+};
+
+Cache::Cache(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<Cache>> Cache::open(CacheOptions opt, RecoveryReport* report) {
+  std::error_code ec;
+  if (opt.backing_dir.empty() || !fs::is_directory(opt.backing_dir, ec))
+    return fail(Errc::misuse, "rio: backing directory '" + opt.backing_dir.string() + "' does not exist");
+  auto impl = std::make_unique<Impl>();
+  if (opt.mode == Mode::rio) {
+    if (opt.region.path.empty()) opt.region.path = default_region_path(opt.backing_dir);
+    auto r = Region::open(opt.region);
+    if (!r) return std::unexpected(r.error());
+    impl->region = std::move(*r);
+    // Warm reboot: always verify (idempotent; cheap when the region was closed cleanly).
+    auto rep = recover(*impl->region, opt.backing_dir);
+    if (!rep) return std::unexpected(rep.error());
+    if (report) *report = *rep;
+    impl->load_index();
+  }
+  impl->opt = std::move(opt);
+  auto* raw = impl.get();
+  std::unique_ptr<Cache> c(new Cache(std::move(impl)));
+  if (raw->region && raw->opt.writeback_age.count() > 0) raw->bg = std::thread([raw] { raw->background(); });
+  return c;
+}
+
+Cache::~Cache() {
+  if (!impl_) return;
+  {
+    std::lock_guard<std::mutex> g(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->bg_cv.notify_all();
+  if (impl_->bg.joinable()) impl_->bg.join();
+  if (impl_->region) {
+    std::lock_guard<std::mutex> g(impl_->mu);
+    const bool all_back = impl_->write_back_slots(impl_->dirty_slots()).has_value();
+    // Clean only if nothing is left dirty: otherwise the next open recovers the rest.
+    if (all_back) impl_->region->set_clean(true);
+    (void)impl_->region->flush();
+  }
+  for (auto& f : impl_->files)
+    if (f.backing >= 0) ::close(f.backing);
+}
+
+void Cache::abandon() {
+  if (!impl_) return;
+  {
+    std::lock_guard<std::mutex> g(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->bg_cv.notify_all();
+  if (impl_->bg.joinable()) impl_->bg.join();
+  for (auto& f : impl_->files)
+    if (f.backing >= 0) ::close(f.backing);
+  impl_.reset();  // unmaps and unlocks without writing anything back
+}
+
+Mode Cache::mode() const { return impl_->opt.mode; }
+Region* Cache::region() { return impl_->region.get(); }
+
+Result<int> Cache::open_file(std::string_view path, int flags) {
+  if (auto ok = detail::check_relative_path(path); !ok) return std::unexpected(ok.error());
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  std::uint32_t fi = ~0u;
+  for (std::uint32_t i = 0; i < m.files.size(); ++i)
+    if (m.files[i].used && m.files[i].path == path) fi = i;
+  if (fi == ~0u) {
+    const fs::path full = m.opt.backing_dir / std::string(path);
+    std::error_code ec;
+    const bool exists = fs::exists(full, ec);
+    if (!exists && !(flags & kCreate)) return fail(Errc::misuse, "rio: " + std::string(path) + ": no such file");
+    // Create the backing file now, so a missing one later means it was removed.
+    auto fd = detail::open_backing(m.opt.backing_dir, std::string(path), true);
+    if (!fd) return std::unexpected(fd.error());
+    struct stat sb {};
+    fstat(*fd, &sb);
+    if (m.region) {
+      for (std::uint32_t i = 0; i < m.files.size() && fi == ~0u; ++i)
+        if (!m.files[i].used) fi = i;
+      if (fi == ~0u) {
+        ::close(*fd);
+        return fail(Errc::limit, "rio: the region's file table is full (" + std::to_string(m.files.size()) + " files)");
+      }
+      Impl::File& f = m.files[fi];
+      f = {true, f.gen + 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), *fd};
+      m.region->set_file(fi, f.gen, f.path, f.size);
+    } else {
+      fi = static_cast<std::uint32_t>(m.files.size());
+      m.files.push_back({true, 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), *fd});
+    }
+  }
+  const int cfd = m.next_fd++;
+  m.fds[cfd] = fi;
+  if (flags & kTruncate) {
+    m.mu.unlock();
+    auto t = truncate(cfd, 0);
+    m.mu.lock();
+    if (!t) return std::unexpected(t.error());
+  }
+  return cfd;
+}
+
+Result<std::size_t> Cache::write(int fd, std::span<const std::byte> data, std::uint64_t off) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  auto fi = m.file_of(fd);
+  if (!fi) return std::unexpected(fi.error());
+  Impl::File& f = m.files[*fi];
+  if (off > (1ull << 52) || data.size() > (1ull << 40)) return fail(Errc::misuse, "rio: offset or size out of range");
+  ++m.st.writes;
+  if (!m.region) {
+    auto bfd = m.backing_fd(*fi);
+    if (!bfd) return std::unexpected(bfd.error());
+    std::size_t done = 0;
+    while (done < data.size()) {
+      const ssize_t w = pwrite(*bfd, data.data() + done, data.size() - done, static_cast<off_t>(off + done));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return fail(Errc::limit, "rio: " + f.path + ": " + std::strerror(errno));
+      }
+      done += static_cast<std::size_t>(w);
+    }
+    if (m.opt.mode == Mode::write_through && fdatasync(*bfd) != 0)
+      return fail(Errc::limit, "rio: " + f.path + ": fdatasync: " + std::strerror(errno));
+    f.size = std::max(f.size, off + data.size());
+    return data.size();
+  }
+  const std::uint64_t bs = m.bs();
+  if (off + data.size() > f.size && off / bs != f.size / bs)
+    if (auto t = m.trim_end_block(*fi); !t) return std::unexpected(t.error());
+  std::vector<std::byte> buf(bs);
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const std::uint64_t pos = off + done;
+    const std::uint64_t blk = pos / bs, boff = pos % bs;
+    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(bs - boff, data.size() - done));
+    auto it = m.index.find(Impl::key(*fi, blk));
+    const std::uint32_t old = it == m.index.end() ? ~0u : it->second;
+    // The block's current bytes, unless this write covers all of it.
+    std::uint64_t len = 0;
+    if (chunk < bs) {
+      const std::uint64_t in_file = f.size > blk * bs ? std::min<std::uint64_t>(bs, f.size - blk * bs) : 0;
+      if (old != ~0u) {
+        len = std::min<std::uint64_t>(m.region->entry(old).len, in_file);
+        std::memcpy(buf.data(), m.region->block(old), len);
+      } else if (in_file > 0) {
+        auto bfd = m.backing_fd(*fi);
+        if (!bfd) return std::unexpected(bfd.error());
+        const ssize_t got = pread(*bfd, buf.data(), in_file, static_cast<off_t>(blk * bs));
+        if (got < 0) return fail(Errc::limit, "rio: " + f.path + ": read-through: " + std::strerror(errno));
+        len = in_file;  // bytes past the backing file's end are a hole: zeros
+        if (static_cast<std::uint64_t>(got) < len) std::memset(buf.data() + got, 0, len - static_cast<std::uint64_t>(got));
+      }
+      if (len < boff) std::memset(buf.data() + len, 0, boff - len);
+    }
+    std::memcpy(buf.data() + boff, data.data() + done, chunk);
+    len = std::max<std::uint64_t>(len, boff + chunk);
+    auto slot = m.alloc_slot();
+    if (!slot) return std::unexpected(slot.error());
+    // Shadowed update: the new version goes to a free slot and is published with one store;
+    // only then is the old version freed (looked up again: eviction may have taken it already).
+    m.region->write_block(*slot, *fi, static_cast<std::uint32_t>(f.gen), blk, {buf.data(), len}, m.region->next_seq());
+    if (auto again = m.index.find(Impl::key(*fi, blk)); again != m.index.end()) m.drop_slot(again->second);
+    m.slots[*slot] = {true, *fi, blk, {}};
+    m.lru.push_front(*slot);
+    m.slots[*slot].lru = m.lru.begin();
+    m.index[Impl::key(*fi, blk)] = *slot;
+    done += chunk;
+  }
+  if (off + data.size() > f.size) {
+    f.size = off + data.size();
+    m.region->set_file_size(*fi, f.size);
+  }
+  return data.size();
+}
+
+Result<std::size_t> Cache::read(int fd, std::span<std::byte> out, std::uint64_t off) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  auto fi = m.file_of(fd);
+  if (!fi) return std::unexpected(fi.error());
+  Impl::File& f = m.files[*fi];
+  ++m.st.reads;
+  if (off >= f.size) return 0;
+  const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), f.size - off));
+  auto read_backing = [&](std::byte* dst, std::uint64_t pos, std::size_t len) -> Result<void> {
+    auto bfd = m.backing_fd(*fi);
+    if (!bfd) return std::unexpected(bfd.error());
+    std::size_t got = 0;
+    while (got < len) {
+      const ssize_t r = pread(*bfd, dst + got, len - got, static_cast<off_t>(pos + got));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return fail(Errc::limit, "rio: " + f.path + ": " + std::strerror(errno));
+      }
+      if (r == 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    if (got < len) std::memset(dst + got, 0, len - got);  // a hole
+    return {};
+  };
+  if (!m.region) {
+    if (auto r = read_backing(out.data(), off, n); !r) return std::unexpected(r.error());
+    return n;
+  }
+  const std::uint64_t bs = m.bs();
+  std::size_t done = 0;
+  bool all_hit = true;
+  while (done < n) {
+    const std::uint64_t pos = off + done;
+    const std::uint64_t blk = pos / bs, boff = pos % bs;
+    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(bs - boff, n - done));
+    auto it = m.index.find(Impl::key(*fi, blk));
+    if (it != m.index.end()) {
+      const std::uint32_t s = it->second;
+      const std::uint64_t len = m.region->entry(s).len;
+      const std::size_t have = boff < len ? static_cast<std::size_t>(std::min<std::uint64_t>(chunk, len - boff)) : 0;
+      std::memcpy(out.data() + done, m.region->block(s) + boff, have);
+      if (have < chunk) std::memset(out.data() + done + have, 0, chunk - have);
+      m.touch(s);
+    } else {
+      all_hit = false;
+      if (auto r = read_backing(out.data() + done, pos, chunk); !r) return std::unexpected(r.error());
+    }
+    done += chunk;
+  }
+  if (all_hit) ++m.st.read_hits;
+  return n;
+}
+
+Result<void> Cache::fsync(int fd) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  auto fi = m.file_of(fd);
+  if (!fi) return std::unexpected(fi.error());
+  ++m.st.fsyncs;
+  if (m.region) return m.region->flush();  // rio: the data is already safe; synced regions msync
+  if (m.opt.mode == Mode::write_through) {
+    auto bfd = m.backing_fd(*fi);
+    if (!bfd) return std::unexpected(bfd.error());
+    if (fdatasync(*bfd) != 0) return fail(Errc::limit, "rio: fdatasync: " + std::string(std::strerror(errno)));
+  }
+  return {};
+}
+
+Result<void> Cache::truncate(int fd, std::uint64_t size) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  auto fi = m.file_of(fd);
+  if (!fi) return std::unexpected(fi.error());
+  Impl::File& f = m.files[*fi];
+  if (!m.region) {
+    auto bfd = m.backing_fd(*fi);
+    if (!bfd) return std::unexpected(bfd.error());
+    if (ftruncate(*bfd, static_cast<off_t>(size)) != 0) return fail(Errc::limit, "rio: ftruncate: " + std::string(std::strerror(errno)));
+    if (m.opt.mode == Mode::write_through) (void)fdatasync(*bfd);
+    f.size = size;
+    return {};
+  }
+  const std::uint64_t bs = m.bs();
+  const std::uint64_t old_size = f.size;
+  if (size > old_size)
+    if (auto t = m.trim_end_block(*fi); !t) return std::unexpected(t.error());
+  // Size first: recovery discards anything past it, so a crash mid-truncate cannot resurrect.
+  f.size = size;
+  m.region->set_file_size(*fi, size);
+  if (size < old_size) {
+    // The backing file must not keep bytes past the new end either: a later extension of the
+    // file would otherwise read them back through the read-through path.
+    auto bfd = m.backing_fd(*fi);
+    if (!bfd) return std::unexpected(bfd.error());
+    struct stat sb {};
+    if (fstat(*bfd, &sb) == 0 && static_cast<std::uint64_t>(sb.st_size) > size &&
+        ftruncate(*bfd, static_cast<off_t>(size)) != 0)
+      return fail(Errc::limit, "rio: " + f.path + ": truncating the backing file: " + std::strerror(errno));
+    std::vector<std::uint32_t> gone;
+    for (auto& [k, s] : m.index)
+      if ((k >> 40) == *fi && m.slots[s].block * bs >= size) gone.push_back(s);
+    for (std::uint32_t s : gone) m.drop_slot(s);
+    // The block that now holds the end: a new version cut at the new size.
+    if (auto t = m.trim_end_block(*fi); !t) return std::unexpected(t.error());
+  }
+  return {};
+}
+
+Result<std::uint64_t> Cache::size(int fd) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  auto fi = m.file_of(fd);
+  if (!fi) return std::unexpected(fi.error());
+  return m.files[*fi].size;
+}
+
+Result<void> Cache::close(int fd) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  if (m.fds.erase(fd) == 0) return fail(Errc::misuse, "rio: bad file descriptor " + std::to_string(fd));
+  return {};
+}
+
+Result<void> Cache::unlink(std::string_view path) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  std::uint32_t fi = ~0u;
+  for (std::uint32_t i = 0; i < m.files.size(); ++i)
+    if (m.files[i].used && m.files[i].path == path) fi = i;
+  const fs::path full = m.opt.backing_dir / std::string(path);
+  if (fi == ~0u) {
+    if (::unlink(full.c_str()) != 0) return fail(Errc::misuse, "rio: " + std::string(path) + ": " + std::strerror(errno));
+    return {};
+  }
+  if (m.region) {
+    std::vector<std::uint32_t> gone;
+    for (auto& [k, s] : m.index)
+      if ((k >> 40) == fi) gone.push_back(s);
+    // The file entry goes first: its blocks are orphans from then on, whatever happens next.
+    m.region->free_file(fi);
+    for (std::uint32_t s : gone) m.drop_slot(s);
+  }
+  Impl::File& f = m.files[fi];
+  if (f.backing >= 0) ::close(f.backing);
+  f.backing = -1;
+  f.used = false;
+  std::erase_if(m.fds, [&](const auto& kv) { return kv.second == fi; });
+  if (::unlink(full.c_str()) != 0 && errno != ENOENT)
+    return fail(Errc::limit, "rio: " + std::string(path) + ": " + std::strerror(errno));
+  return {};
+}
+
+Result<void> Cache::flush() {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  if (!m.region) {
+    for (auto& f : m.files)
+      if (f.used && f.backing >= 0) (void)fdatasync(f.backing);
+    return {};
+  }
+  return m.write_back_slots(m.dirty_slots());
+}
+
+CacheStats Cache::stats() const {
+  const Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  CacheStats s = m.st;
+  if (m.region) {
+    s.blocks_total = m.region->nblocks();
+    for (std::uint32_t i = 0; i < s.blocks_total; ++i) {
+      switch (L::word_state(m.region->entry(i).word.load())) {
+        case L::kDirty: ++s.blocks_dirty; break;
+        case L::kClean: ++s.blocks_clean; break;
+        case L::kFree: ++s.blocks_free; break;
+        default: break;
+      }
+    }
+  }
+  return s;
+}
+
+}  // namespace ward::rio

@@ -1,0 +1,288 @@
+// The cache: file semantics in every mode, warm reboot after an in-process "crash", capacity
+// write-back, and the failure cases (bad paths, backing file removed, disk full).
+#include "ward/rio/cache.h"
+
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <random>
+
+namespace {
+
+namespace fs = std::filesystem;
+using ward::rio::Cache;
+using ward::rio::CacheOptions;
+
+std::vector<std::byte> bytes(std::string_view s) {
+  std::vector<std::byte> v(s.size());
+  std::memcpy(v.data(), s.data(), s.size());
+  return v;
+}
+std::string str(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+struct CacheFixture : ::testing::Test {
+  fs::path dir, region;
+  void SetUp() override {
+    const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    dir = fs::temp_directory_path() / ("ward-cache-" + std::to_string(getpid()) + "-" + name);
+    region = fs::path("/dev/shm") / ("ward-cache-" + std::to_string(getpid()) + "-" + name + ".rio");
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    fs::remove(region);
+  }
+  void TearDown() override {
+    fs::remove_all(dir);
+    fs::remove(region);
+  }
+  CacheOptions opts(ward::rio::Mode mode = ward::rio::Mode::rio, std::uint64_t size = 2 << 20) {
+    CacheOptions o;
+    o.backing_dir = dir;
+    o.region.path = region;
+    o.region.size = size;
+    o.mode = mode;
+    o.writeback_age = std::chrono::milliseconds(0);  // tests decide when write-back happens
+    return o;
+  }
+};
+
+TEST_F(CacheFixture, WriteReadAcrossBlocksWithHolesAndPartialBlocks) {
+  auto c = Cache::open(opts());
+  ASSERT_TRUE(c) << c.error().detail;
+  auto fd = (*c)->open_file("a/b.txt");
+  ASSERT_TRUE(fd) << fd.error().detail;
+  std::string big(10000, 'x');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  ASSERT_TRUE((*c)->write(*fd, bytes(big), 100));
+  ASSERT_TRUE((*c)->write(*fd, bytes("HELLO"), 4094));  // straddles a block boundary
+  std::vector<std::byte> out(10100);
+  auto n = (*c)->read(*fd, out, 0);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 10100u);
+  std::string expect = std::string(100, '\0') + big;
+  expect.replace(4094, 5, "HELLO");
+  EXPECT_EQ(str(out), expect);
+  // Past the end: short read.
+  auto tail = (*c)->read(*fd, out, 10050);
+  ASSERT_TRUE(tail);
+  EXPECT_EQ(*tail, 50u);
+  // A sparse write far away: the hole reads as zeros.
+  ASSERT_TRUE((*c)->write(*fd, bytes("Z"), 100000));
+  auto sz = (*c)->size(*fd);
+  ASSERT_TRUE(sz);
+  EXPECT_EQ(*sz, 100001u);
+  std::vector<std::byte> hole(16);
+  ASSERT_TRUE((*c)->read(*fd, hole, 50000));
+  EXPECT_EQ(str(hole), std::string(16, '\0'));
+}
+
+TEST_F(CacheFixture, FsyncWritesNothingToDiskInRioMode) {
+  auto c = Cache::open(opts());
+  ASSERT_TRUE(c);
+  auto fd = (*c)->open_file("f");
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE((*c)->write(*fd, bytes("durable in the region"), 0));
+  ASSERT_TRUE((*c)->fsync(*fd));
+  // The backing file has not been touched: the data is safe in the region, not on disk.
+  EXPECT_EQ(fs::file_size(dir / "f"), 0u);
+  auto st = (*c)->stats();
+  EXPECT_EQ(st.blocks_dirty, 1u);
+  ASSERT_TRUE((*c)->flush());
+  EXPECT_EQ(slurp(dir / "f"), "durable in the region");
+  EXPECT_EQ((*c)->stats().blocks_dirty, 0u);
+}
+
+TEST_F(CacheFixture, ReadsThroughAndPatchesExistingFiles) {
+  {
+    std::ofstream f(dir / "old.txt");
+    f << std::string(5000, 'o');
+  }
+  auto c = Cache::open(opts());
+  ASSERT_TRUE(c);
+  auto fd = (*c)->open_file("old.txt", 0);
+  ASSERT_TRUE(fd) << fd.error().detail;
+  ASSERT_TRUE((*c)->write(*fd, bytes("NEW"), 4095));
+  std::vector<std::byte> out(5000);
+  ASSERT_TRUE((*c)->read(*fd, out, 0));
+  std::string expect(5000, 'o');
+  expect.replace(4095, 3, "NEW");
+  EXPECT_EQ(str(out), expect);
+  c->reset();  // clean close writes back
+  EXPECT_EQ(slurp(dir / "old.txt"), expect);
+}
+
+TEST_F(CacheFixture, TruncateShrinksAndExtends) {
+  auto c = Cache::open(opts());
+  ASSERT_TRUE(c);
+  auto fd = (*c)->open_file("t");
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE((*c)->write(*fd, bytes(std::string(9000, 'q')), 0));
+  ASSERT_TRUE((*c)->truncate(*fd, 5000));
+  ASSERT_TRUE((*c)->truncate(*fd, 6000));  // the regrown part reads as zeros
+  std::vector<std::byte> out(6000);
+  ASSERT_TRUE((*c)->read(*fd, out, 0));
+  EXPECT_EQ(str(out), std::string(5000, 'q') + std::string(1000, '\0'));
+  c->reset();
+  EXPECT_EQ(slurp(dir / "t"), std::string(5000, 'q') + std::string(1000, '\0'));
+}
+
+TEST_F(CacheFixture, WarmRebootWritesBackWhatACrashedOwnerLeft) {
+  {
+    auto c = Cache::open(opts());
+    ASSERT_TRUE(c);
+    auto fd = (*c)->open_file("x/y");
+    ASSERT_TRUE(fd);
+    ASSERT_TRUE((*c)->write(*fd, bytes("acknowledged before the crash"), 0));
+    ASSERT_TRUE((*c)->write(*fd, bytes("CRASH"), 0));  // a newer version of the same block
+    (*c)->abandon();  // the owner dies: nothing written back, region not clean
+  }
+  EXPECT_EQ(fs::file_size(dir / "x/y"), 0u);
+  ward::rio::RecoveryReport rep;
+  auto c = Cache::open(opts(), &rep);
+  ASSERT_TRUE(c) << c.error().detail;
+  EXPECT_TRUE(rep.needed);
+  EXPECT_EQ(rep.written_back, 1u);
+  EXPECT_FALSE(rep.lost());
+  EXPECT_EQ(slurp(dir / "x/y"), "CRASHwledged before the crash");
+}
+
+TEST_F(CacheFixture, CapacityWriteBackKeepsEverythingReadable) {
+  auto c = Cache::open(opts(ward::rio::Mode::rio, 1 << 20));  // ~200 blocks
+  ASSERT_TRUE(c);
+  auto fd = (*c)->open_file("big");
+  ASSERT_TRUE(fd);
+  std::mt19937 rng(7);
+  std::string model(3 << 20, '\0');
+  for (int i = 0; i < 400; ++i) {
+    const std::size_t off = rng() % (model.size() - 9000);
+    std::string chunk(1 + rng() % 9000, static_cast<char>('A' + i % 26));
+    model.replace(off, chunk.size(), chunk);
+    ASSERT_TRUE((*c)->write(*fd, bytes(chunk), off)) << i;
+  }
+  EXPECT_GT((*c)->stats().evicted, 0u);
+  EXPECT_GT((*c)->stats().written_back, 0u);
+  const auto size = *(*c)->size(*fd);
+  std::vector<std::byte> out(size);
+  ASSERT_TRUE((*c)->read(*fd, out, 0));
+  EXPECT_EQ(str(out), model.substr(0, size));
+}
+
+TEST_F(CacheFixture, WriteThroughAndUnsafeModesGoToTheBackingFile) {
+  for (auto mode : {ward::rio::Mode::write_through, ward::rio::Mode::unsafe_write_back}) {
+    auto c = Cache::open(opts(mode));
+    ASSERT_TRUE(c);
+    EXPECT_EQ((*c)->region(), nullptr);
+    auto fd = (*c)->open_file("m", ward::rio::kCreate | ward::rio::kTruncate);
+    ASSERT_TRUE(fd);
+    ASSERT_TRUE((*c)->write(*fd, bytes("straight through"), 0));
+    EXPECT_EQ(slurp(dir / "m"), "straight through");
+    ASSERT_TRUE((*c)->fsync(*fd));
+  }
+}
+
+TEST_F(CacheFixture, UnlinkRemovesTheFileAndItsBlocks) {
+  auto c = Cache::open(opts());
+  ASSERT_TRUE(c);
+  auto fd = (*c)->open_file("gone");
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE((*c)->write(*fd, bytes(std::string(10000, 'g')), 0));
+  const auto dirty = (*c)->stats().blocks_dirty;
+  EXPECT_EQ(dirty, 3u);
+  ASSERT_TRUE((*c)->unlink("gone"));
+  EXPECT_FALSE(fs::exists(dir / "gone"));
+  EXPECT_EQ((*c)->stats().blocks_dirty, 0u);
+  EXPECT_FALSE((*c)->write(*fd, bytes("x"), 0));  // its descriptor is gone too
+}
+
+TEST_F(CacheFixture, BadInputsAreClearErrors) {
+  CacheOptions o = opts();
+  o.backing_dir = dir / "missing";
+  auto none = Cache::open(o);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().detail.find("does not exist"), std::string::npos);
+  auto c = Cache::open(opts());
+  ASSERT_TRUE(c);
+  for (const char* p : {"../escape", "/etc/passwd", "a//b", "", "a/./b"}) {
+    auto fd = (*c)->open_file(p);
+    ASSERT_FALSE(fd) << p;
+    EXPECT_EQ(fd.error().kind, ward::Errc::misuse);
+  }
+  EXPECT_FALSE((*c)->open_file("nope", 0));  // no kCreate
+  EXPECT_FALSE((*c)->write(999, bytes("x"), 0));
+  EXPECT_FALSE((*c)->close(999));
+}
+
+TEST_F(CacheFixture, RemovedBackingFileKeepsDirtyDataInTheRegion) {
+  {
+    auto c = Cache::open(opts());
+    ASSERT_TRUE(c);
+    auto fd = (*c)->open_file("victim");
+    ASSERT_TRUE(fd);
+    ASSERT_TRUE((*c)->write(*fd, bytes("precious"), 0));
+    fs::remove(dir / "victim");  // someone removes it under the cache
+    auto f = (*c)->flush();
+    ASSERT_FALSE(f);
+    EXPECT_NE(f.error().detail.find("removed"), std::string::npos) << f.error().detail;
+    EXPECT_EQ((*c)->stats().blocks_dirty, 1u);  // still here
+  }  // the close cannot write it back either: the region stays "not clean"
+  ward::rio::RecoveryReport rep;
+  {
+    auto c = Cache::open(opts(), &rep);
+    ASSERT_TRUE(c);
+    ASSERT_EQ(rep.unwritable.size(), 1u);
+    EXPECT_NE(rep.unwritable[0].find("victim"), std::string::npos);
+    EXPECT_FALSE(rep.lost());
+    (*c)->abandon();
+  }
+  // The file comes back (restored by its owner): the next recovery delivers the data.
+  { std::ofstream touch(dir / "victim"); }
+  auto c = Cache::open(opts(), &rep);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(rep.written_back, 1u);
+  EXPECT_EQ(slurp(dir / "victim"), "precious");
+}
+
+TEST_F(CacheFixture, DiskFullDuringWriteBackLosesNothing) {
+  const fs::path small = dir / "small";
+  fs::create_directories(small);
+  if (mount("tmpfs", small.c_str(), "tmpfs", 0, "size=64k") != 0) GTEST_SKIP() << "cannot mount a small tmpfs here (needs root)";
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { umount2(p.c_str(), MNT_DETACH); }
+  } unmount{small};
+  CacheOptions o = opts();
+  o.backing_dir = small;
+  auto c = Cache::open(o);
+  ASSERT_TRUE(c);
+  auto fd = (*c)->open_file("full");
+  ASSERT_TRUE(fd);
+  const std::string data(256 << 10, 'F');  // four times what the file system holds
+  ASSERT_TRUE((*c)->write(*fd, bytes(data), 0));  // safe in the region: acknowledged
+  auto f = (*c)->flush();
+  ASSERT_FALSE(f);
+  EXPECT_NE(f.error().detail.find("No space left"), std::string::npos) << f.error().detail;
+  EXPECT_GT((*c)->stats().blocks_dirty, 0u);
+  std::vector<std::byte> out(data.size());
+  ASSERT_TRUE((*c)->read(*fd, out, 0));
+  EXPECT_EQ(str(out), data);  // still readable, from the region
+  (*c)->abandon();
+  // After the disk gets room (here: a bigger file system in its place), recovery delivers it.
+  umount2(small.c_str(), MNT_DETACH);
+  ASSERT_EQ(mount("tmpfs", small.c_str(), "tmpfs", 0, "size=1m"), 0);
+  { std::ofstream touch(small / "full"); }
+  ward::rio::RecoveryReport rep;
+  auto again = Cache::open(o, &rep);
+  ASSERT_TRUE(again) << again.error().detail;
+  EXPECT_FALSE(rep.lost());
+  EXPECT_TRUE(rep.unwritable.empty());
+  EXPECT_EQ(slurp(small / "full"), data);
+  again->reset();
+}
+
+}  // namespace

@@ -1,0 +1,305 @@
+#include "ward/rio/region.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+namespace ward::rio {
+namespace L = layout;
+
+namespace {
+
+std::string sys(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+std::uint64_t page_size() { return static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)); }
+
+std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+
+std::uint64_t geometry_checksum(const L::Header& h) {
+  return XXH3_64bits(&h, offsetof(L::Header, geometry_checksum));
+}
+
+std::uint64_t realtime_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+std::string_view to_string(Protection p) noexcept {
+  switch (p) {
+    case Protection::off: return "off";
+    case Protection::mprotect: return "mprotect";
+    case Protection::alias: return "alias";
+    case Protection::pkeys: return "pkeys";
+  }
+  return "unknown";
+}
+
+Result<Protection> parse_protection(std::string_view s) {
+  for (Protection p : {Protection::off, Protection::mprotect, Protection::alias, Protection::pkeys})
+    if (s == to_string(p)) return p;
+  return fail(Errc::misuse, "unknown protection mode '" + std::string(s) + "' (off, mprotect, alias, pkeys)");
+}
+
+bool pkeys_available() {
+  const int k = pkey_alloc(0, 0);
+  if (k < 0) return false;
+  pkey_free(k);
+  return true;
+}
+
+std::uint64_t block_checksum(std::span<const std::byte> data, std::uint32_t file, std::uint32_t file_gen, std::uint64_t block,
+                             std::uint64_t seq) {
+  const std::uint64_t meta[4] = {file | (static_cast<std::uint64_t>(file_gen) << 32), block, data.size(), seq};
+  const std::uint64_t seed = XXH3_64bits(meta, sizeof meta);
+  return XXH3_64bits_withSeed(data.data(), data.size(), seed);
+}
+
+Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
+  if (opt.path.empty()) return fail(Errc::misuse, "rio: no region path given");
+  if (opt.protection == Protection::pkeys && !pkeys_available())
+    return fail(Errc::misuse, "rio: memory protection keys are not available on this CPU/kernel (no 'pku'); "
+                              "use --protection alias or mprotect");
+  std::unique_ptr<Region> r(new Region());
+  r->path_ = opt.path;
+  r->prot_ = opt.protection;
+  r->dur_ = opt.durability;
+  r->fd_ = ::open(opt.path.c_str(), O_RDWR | O_CLOEXEC | (opt.create ? O_CREAT : 0), 0600);
+  if (r->fd_ < 0) return fail(errno == ENOENT ? Errc::load_failed : Errc::load_failed, "rio: " + sys(opt.path.c_str()));
+  if (flock(r->fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      std::uint32_t pid = 0;
+      (void)!pread(r->fd_, &pid, sizeof pid, offsetof(L::Header, owner_pid));
+      return fail(Errc::misuse, "rio: region " + opt.path.string() + " is in use by another process (pid " +
+                                    std::to_string(pid) + ")");
+    }
+    return fail(Errc::load_failed, "rio: " + sys("flock"));
+  }
+  struct stat st {};
+  if (fstat(r->fd_, &st) != 0) return fail(Errc::load_failed, "rio: " + sys("fstat"));
+  if (!S_ISREG(st.st_mode)) return fail(Errc::load_failed, "rio: " + opt.path.string() + " is not a regular file");
+  const std::uint64_t pg = page_size();
+
+  if (st.st_size == 0) {
+    if (!opt.create) return fail(Errc::load_failed, "rio: " + opt.path.string() + " is empty (not a region)");
+    // Create: geometry first, then zeroed tables, then the header last (magic makes it a region).
+    const std::uint32_t bs = opt.block_size;
+    if (bs < 512 || bs > (1u << 20) || (bs & (bs - 1)) != 0)
+      return fail(Errc::misuse, "rio: block size must be a power of two from 512 to 1 MiB");
+    if (opt.files == 0 || opt.files > 65536) return fail(Errc::misuse, "rio: file table size must be 1..65536");
+    L::Header h{};
+    h.magic = L::kMagic;
+    h.version = L::kVersion;
+    h.header_size = L::kHeaderSize;
+    h.block_size = bs;
+    h.nfiles = opt.files;
+    h.files_off = L::kHeaderSize;
+    h.registry_off = align_up(h.files_off + std::uint64_t{opt.files} * sizeof(L::FileEntry), pg);
+    const std::uint64_t size = align_up(opt.size, pg);
+    if (size <= h.registry_off) return fail(Errc::misuse, "rio: region of " + std::to_string(opt.size) + " bytes is too small");
+    // Registry and data share the rest: nblocks * (64 + bs) plus alignment of the data area.
+    std::uint64_t n = (size - h.registry_off) / (sizeof(L::Entry) + bs);
+    while (n > 0 && align_up(h.registry_off + n * sizeof(L::Entry), pg) + n * bs > size) --n;
+    if (n < 16)
+      return fail(Errc::misuse, "rio: region of " + std::to_string(opt.size) + " bytes is too small: it must hold at least 16 blocks of " +
+                                    std::to_string(bs) + " bytes plus its tables (about " +
+                                    std::to_string((h.registry_off + 16 * (bs + 64) + 2 * pg) >> 10) + " KiB)");
+    if (n > 0xFFFFFFF0u) return fail(Errc::misuse, "rio: too many blocks");
+    h.nblocks = static_cast<std::uint32_t>(n);
+    h.data_off = align_up(h.registry_off + n * sizeof(L::Entry), pg);
+    h.region_size = size;
+    h.geometry_checksum = geometry_checksum(h);
+    h.generation.store(1);
+    h.clean.store(1);
+    h.next_seq.store(1);
+    if (ftruncate(r->fd_, static_cast<off_t>(size)) != 0) return fail(Errc::load_failed, "rio: " + sys("ftruncate"));
+    // Tables are zero (free) after ftruncate; write the header.
+    if (pwrite(r->fd_, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return fail(Errc::load_failed, "rio: " + sys("pwrite header"));
+    if (opt.durability == Durability::synced && fsync(r->fd_) != 0) return fail(Errc::load_failed, "rio: " + sys("fsync"));
+    r->created_ = true;
+    st.st_size = static_cast<off_t>(size);
+  }
+
+  // Validate before mapping the whole thing.
+  if (static_cast<std::uint64_t>(st.st_size) < L::kHeaderSize)
+    return fail(Errc::load_failed, "rio: " + opt.path.string() + " is too short to be a region (" + std::to_string(st.st_size) + " bytes)");
+  L::Header h;
+  if (pread(r->fd_, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return fail(Errc::load_failed, "rio: " + sys("read header"));
+  if (h.magic != L::kMagic) return fail(Errc::load_failed, "rio: " + opt.path.string() + " is not a ward rio region (bad magic)");
+  if (h.version != L::kVersion)
+    return fail(Errc::load_failed, "rio: region version " + std::to_string(h.version) + ", this ward reads version " +
+                                       std::to_string(L::kVersion));
+  if (h.geometry_checksum != geometry_checksum(h)) return fail(Errc::load_failed, "rio: region header is damaged (geometry checksum)");
+  if (h.region_size != static_cast<std::uint64_t>(st.st_size))
+    return fail(Errc::load_failed, "rio: region file is truncated or extended: header says " + std::to_string(h.region_size) +
+                                       " bytes, the file has " + std::to_string(st.st_size));
+  if (h.files_off < L::kHeaderSize || h.registry_off < h.files_off + std::uint64_t{h.nfiles} * sizeof(L::FileEntry) ||
+      h.data_off < h.registry_off + std::uint64_t{h.nblocks} * sizeof(L::Entry) ||
+      h.data_off + std::uint64_t{h.nblocks} * h.block_size > h.region_size || h.block_size == 0)
+    return fail(Errc::load_failed, "rio: region geometry is inconsistent");
+  r->size_ = h.region_size;
+
+  // Map. Protected modes: the program's view is read-only from the start.
+  const int view = r->prot_ == Protection::off ? PROT_READ | PROT_WRITE : PROT_READ;
+  void* ro = mmap(nullptr, r->size_, view, MAP_SHARED, r->fd_, 0);
+  if (ro == MAP_FAILED) return fail(Errc::load_failed, "rio: " + sys("mmap"));
+  r->ro_ = static_cast<std::byte*>(ro);
+  r->rw_ = r->ro_;
+  if (r->prot_ == Protection::alias) {
+    // The hidden alias: a second shared mapping of the same file, placed by the kernel at an
+    // address nothing but this object knows.
+    void* rw = mmap(nullptr, r->size_, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd_, 0);
+    if (rw == MAP_FAILED) return fail(Errc::load_failed, "rio: " + sys("mmap alias"));
+    r->rw_ = static_cast<std::byte*>(rw);
+  } else if (r->prot_ == Protection::pkeys) {
+    r->pkey_ = pkey_alloc(0, PKEY_DISABLE_WRITE);
+    if (r->pkey_ < 0 || pkey_mprotect(ro, r->size_, PROT_READ | PROT_WRITE, r->pkey_) != 0)
+      return fail(Errc::load_failed, "rio: " + sys("pkey_mprotect"));
+  }
+  r->was_clean_ = r->header().clean.load() == 1;
+  // Sequence numbers stay monotonic across crashes without a store per update: start above
+  // both the header's record (written at clean close) and every version in the registry.
+  r->seq_ = std::max<std::uint64_t>(r->header().next_seq.load(), 1);
+  for (std::uint32_t i = 0; i < r->nblocks(); ++i)
+    r->seq_ = std::max(r->seq_, L::word_seq(r->entry(i).word.load(std::memory_order_relaxed)) + 1);
+  // This owner now holds it: not clean until a clean close.
+  r->with_write(0, L::kHeaderSize, [&] {
+    auto* hw = reinterpret_cast<L::Header*>(r->rw(0));
+    hw->owner_pid.store(static_cast<std::uint32_t>(getpid()));
+    hw->generation.fetch_add(1);
+    hw->clean.store(0);
+  });
+  return r;
+}
+
+Region::~Region() {
+  if (rw_ && rw_ != ro_) munmap(rw_, size_);
+  if (ro_) munmap(ro_, size_);
+  if (pkey_ >= 0) pkey_free(pkey_);
+  if (fd_ >= 0) ::close(fd_);  // releases the flock
+}
+
+const L::FileEntry& Region::file(std::uint32_t i) const {
+  return reinterpret_cast<const L::FileEntry*>(ro_ + header().files_off)[i];
+}
+
+const L::Entry& Region::entry(std::uint32_t slot) const {
+  return reinterpret_cast<const L::Entry*>(ro_ + header().registry_off)[slot];
+}
+
+const std::byte* Region::block(std::uint32_t slot) const {
+  return ro_ + header().data_off + std::uint64_t{slot} * header().block_size;
+}
+
+bool Region::entry_valid(std::uint32_t slot) const {
+  const L::Entry& e = entry(slot);
+  const std::uint64_t w = e.word.load(std::memory_order_acquire);
+  if (e.len > block_size()) return false;
+  return e.checksum == block_checksum({block(slot), e.len}, e.file, e.file_gen, e.block, L::word_seq(w));
+}
+
+template <class F>
+void Region::with_write(std::uint64_t off, std::uint64_t len, F&& f) {
+  switch (prot_) {
+    case Protection::off:
+    case Protection::alias: f(); return;
+    case Protection::mprotect: {
+      const std::uint64_t pg = page_size();
+      const std::uint64_t a = off / pg * pg, b = align_up(off + len, pg);
+      mprotect(ro_ + a, b - a, PROT_READ | PROT_WRITE);
+      f();
+      mprotect(ro_ + a, b - a, PROT_READ);
+      return;
+    }
+    case Protection::pkeys:
+      pkey_set(pkey_, 0);
+      f();
+      pkey_set(pkey_, PKEY_DISABLE_WRITE);
+      return;
+  }
+}
+
+void Region::write_block(std::uint32_t slot, std::uint32_t file, std::uint32_t file_gen, std::uint64_t blk,
+                         std::span<const std::byte> data, std::uint64_t seq) {
+  const L::Header& h = header();
+  const std::uint64_t data_off = h.data_off + std::uint64_t{slot} * h.block_size;
+  const std::uint64_t entry_off = h.registry_off + std::uint64_t{slot} * sizeof(L::Entry);
+  const auto len = static_cast<std::uint32_t>(data.size());
+  with_write(data_off, data.size(), [&] { std::memcpy(rw(data_off), data.data(), data.size()); });
+  with_write(entry_off, sizeof(L::Entry), [&] {
+    auto* e = reinterpret_cast<L::Entry*>(rw(entry_off));
+    e->file = file;
+    e->file_gen = file_gen;
+    e->block = blk;
+    e->len = len;
+    e->checksum = block_checksum(data, file, file_gen, blk, seq);
+    e->stamp_ns = realtime_ns();
+    // Publish: everything above is visible before the word says "dirty, seq".
+    e->word.store(L::make_word(seq, L::kDirty), std::memory_order_release);
+  });
+}
+
+void Region::set_state(std::uint32_t slot, L::State s) {
+  const std::uint64_t entry_off = header().registry_off + std::uint64_t{slot} * sizeof(L::Entry);
+  with_write(entry_off, sizeof(L::Entry), [&] {
+    auto* e = reinterpret_cast<L::Entry*>(rw(entry_off));
+    const std::uint64_t w = e->word.load(std::memory_order_relaxed);
+    e->word.store(s == L::kFree ? 0 : L::make_word(L::word_seq(w), s), std::memory_order_release);
+  });
+}
+
+void Region::set_file(std::uint32_t i, std::uint64_t gen, std::string_view p, std::uint64_t size) {
+  const std::uint64_t off = header().files_off + std::uint64_t{i} * sizeof(L::FileEntry);
+  with_write(off, sizeof(L::FileEntry), [&] {
+    auto* f = reinterpret_cast<L::FileEntry*>(rw(off));
+    std::memset(f->path, 0, sizeof f->path);
+    std::memcpy(f->path, p.data(), std::min(p.size(), sizeof f->path - 1));
+    f->path_len = static_cast<std::uint32_t>(std::min(p.size(), sizeof f->path - 1));
+    f->size.store(size, std::memory_order_relaxed);
+    f->word.store(L::make_file_word(gen, true), std::memory_order_release);
+  });
+}
+
+void Region::free_file(std::uint32_t i) {
+  const std::uint64_t off = header().files_off + std::uint64_t{i} * sizeof(L::FileEntry);
+  with_write(off, sizeof(L::FileEntry), [&] {
+    auto* f = reinterpret_cast<L::FileEntry*>(rw(off));
+    const std::uint64_t w = f->word.load(std::memory_order_relaxed);
+    f->word.store(L::make_file_word(L::file_gen(w), false), std::memory_order_release);
+  });
+}
+
+void Region::set_file_size(std::uint32_t i, std::uint64_t size) {
+  const std::uint64_t off = header().files_off + std::uint64_t{i} * sizeof(L::FileEntry);
+  with_write(off, sizeof(L::FileEntry), [&] {
+    reinterpret_cast<L::FileEntry*>(rw(off))->size.store(size, std::memory_order_release);
+  });
+}
+
+std::uint64_t Region::next_seq() { return seq_++; }
+
+void Region::set_clean(bool clean) {
+  with_write(0, L::kHeaderSize, [&] {
+    auto* h = reinterpret_cast<L::Header*>(rw(0));
+    h->next_seq.store(seq_);
+    h->clean.store(clean ? 1 : 0);
+  });
+}
+
+Result<void> Region::flush() {
+  if (dur_ != Durability::synced) return {};
+  if (msync(ro_, size_, MS_SYNC) != 0) return fail(Errc::limit, "rio: " + sys("msync"));
+  return {};
+}
+
+}  // namespace ward::rio

@@ -1,0 +1,29 @@
+// Writing dirty blocks of one file back to the backing directory (shared by recovery and the
+// cache's capacity, age and flush write-back).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "ward/error.h"
+#include "ward/rio/region.h"
+
+namespace ward::rio::detail {
+
+// Checks a relative path for the backing directory: not empty, not absolute, no "." or ".."
+// components, shorter than the file table allows.
+[[nodiscard]] Result<void> check_relative_path(std::string_view p);
+
+// Opens dir/path for writing back. `expect_existing`: the file must already exist (a missing
+// file means someone removed it while the cache held dirty data: an error, the data stays in the
+// region). Creates missing parent directories otherwise.
+[[nodiscard]] Result<int> open_backing(const std::filesystem::path& dir, const std::string& path, bool create);
+
+// Writes `slots` (dirty blocks of file `path`, logical size `size`) to `fd`, sets the file's size
+// and fdatasyncs it; then marks the slots clean. On any error nothing is marked clean.
+[[nodiscard]] Result<void> write_back(Region& r, int fd, const std::string& path, std::uint64_t size,
+                                      const std::vector<std::uint32_t>& slots);
+
+}  // namespace ward::rio::detail
