@@ -91,7 +91,7 @@ void print(const std::vector<Row>& rows, bool json) {
       const Row& r = rows[i];
       fmt::print("  {{\"name\": \"{}\", \"value\": {:.3f}, \"unit\": \"{}\", \"floor\": {}, \"ratio\": {}}}{}\n", r.name,
                  r.value, r.unit, r.floor ? "\"" + *r.floor + "\"" : "null",
-                 r.ratio ? fmt::format("{:.3f}", *r.ratio) : "null", i + 1 < rows.size() ? "," : "");
+                 r.ratio ? fmt::format("{:.6g}", *r.ratio) : "null", i + 1 < rows.size() ? "," : "");
     }
     fmt::print("]\n");
     return;
@@ -104,7 +104,7 @@ void print(const std::vector<Row>& rows, bool json) {
   fmt::print("{:<{}}  {:>12}  {:<{}}  {:>8}  {}\n", "name", w, "median", "floor", fw, "ratio", "note");
   for (const Row& r : rows) {
     fmt::print("{:<{}}  {:>9.1f} {:<2}  {:<{}}  {:>8}  {}\n", r.name, w, r.value, r.unit, r.floor ? *r.floor : "-", fw,
-               r.ratio ? fmt::format("{:.2f}x", *r.ratio) : "-", r.note);
+               r.ratio ? (*r.ratio < 0.1 ? fmt::format("{:.4f}x", *r.ratio) : fmt::format("{:.2f}x", *r.ratio)) : "-", r.note);
   }
 }
 

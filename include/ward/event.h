@@ -232,8 +232,6 @@ class none {
 
 }  // namespace combine
 
-class Binding;
-
 namespace detail {
 
 // ---- RCU: the reclamation scheme behind the lock-free raise path -------------------------------
@@ -260,16 +258,16 @@ namespace detail {
 namespace rcu {
 
 #if defined(__SANITIZE_THREAD__)
-inline constexpr bool kTsan = true;
+#define WARD_RCU_TSAN 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-inline constexpr bool kTsan = true;
-#else
-inline constexpr bool kTsan = false;
+#define WARD_RCU_TSAN 1
 #endif
-#else
-inline constexpr bool kTsan = false;
 #endif
+#ifndef WARD_RCU_TSAN
+#define WARD_RCU_TSAN 0
+#endif
+inline constexpr bool kTsan = WARD_RCU_TSAN != 0;
 
 // Orders for loads/stores of RCU-protected pointers and flags.
 inline constexpr std::memory_order kLoad = kTsan ? std::memory_order_seq_cst : std::memory_order_acquire;
@@ -310,14 +308,14 @@ class ReadGuard {
     saved_ = r->ctr.load(std::memory_order_relaxed);
     const std::uint64_t gp = g_global.gp.load(std::memory_order_acquire);
     const std::uint64_t v = saved_ != 0 ? saved_ : gp;
-    if constexpr (kTsan) {
-      r->ctr.store(v, std::memory_order_seq_cst);
-    } else {
-      r->ctr.store(v, std::memory_order_release);
-      if (g_global.fence_readers.load(std::memory_order_relaxed)) [[unlikely]]
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-      std::atomic_signal_fence(std::memory_order_seq_cst);  // keep the protected loads after
-    }
+#if WARD_RCU_TSAN
+    r->ctr.store(v, std::memory_order_seq_cst);
+#else
+    r->ctr.store(v, std::memory_order_release);
+    if (g_global.fence_readers.load(std::memory_order_relaxed)) [[unlikely]]
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // keep the protected loads after
+#endif
   }
   ~ReadGuard() {
     std::atomic_signal_fence(std::memory_order_seq_cst);  // keep the protected accesses before
@@ -376,8 +374,14 @@ inline constexpr std::uint8_t kStop = 2;      // the handler asked to stop the r
 // What a trampoline returns. For small trivially copyable R it is {R, status}: 16 bytes, returned
 // in registers, so the single-handler path never goes through memory.
 template <class R>
-inline constexpr bool kSmallOutcome = std::is_trivially_copyable_v<R> &&
-                                      std::is_default_constructible_v<R> && sizeof(R) <= sizeof(void*);
+consteval bool small_outcome() {
+  if constexpr (std::is_void_v<R>)
+    return false;
+  else
+    return std::is_trivially_copyable_v<R> && std::is_default_constructible_v<R> && sizeof(R) <= sizeof(void*);
+}
+template <class R>
+inline constexpr bool kSmallOutcome = small_outcome<R>();
 
 template <class R, bool Small = kSmallOutcome<R>>
 struct Outcome {
@@ -835,6 +839,9 @@ class Node final : public TypedNode<R, Args...> {
 
 }  // namespace detail
 
+template <class Sig, class Combiner = typename detail::signature<Sig>::default_combiner>
+class Event;
+
 // ---- Binding ------------------------------------------------------------------------------------
 
 // The right to keep a handler bound. Move-only; the destructor unbinds. A Binding is not itself
@@ -878,9 +885,6 @@ class Binding {
 };
 
 // ---- Event --------------------------------------------------------------------------------------
-
-template <class Sig, class Combiner = typename detail::signature<Sig>::default_combiner>
-class Event;
 
 template <class R, class... Args, class Combiner>
 class Event<R(Args...), Combiner> {

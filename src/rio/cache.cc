@@ -270,6 +270,8 @@ Result<std::unique_ptr<Cache>> Cache::open(CacheOptions opt, RecoveryReport* rep
     auto r = Region::open(opt.region);
     if (!r) return std::unexpected(r.error());
     impl->region = std::move(*r);
+    std::error_code aec;
+    impl->region->set_backing_dir(fs::absolute(opt.backing_dir, aec).lexically_normal().string());
     // Warm reboot: always verify (idempotent; cheap when the region was closed cleanly).
     auto rep = recover(*impl->region, opt.backing_dir);
     if (!rep) return std::unexpected(rep.error());

@@ -286,3 +286,64 @@ TEST_F(CacheFixture, DiskFullDuringWriteBackLosesNothing) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(CacheFixture, InspectShowsACrashedRegionWithoutTakingIt) {
+  {
+    auto c = Cache::open(opts(ward::rio::Mode::rio));
+    ASSERT_TRUE(c);
+    auto fd = (*c)->open_file("seen/by/inspect");
+    ASSERT_TRUE(fd);
+    ASSERT_TRUE((*c)->write(*fd, bytes(std::string(9000, 'i')), 0));
+    (*c)->abandon();
+  }
+  auto in = ward::rio::inspect(region);
+  ASSERT_TRUE(in) << in.error().detail;
+  EXPECT_FALSE(in->clean);
+  EXPECT_FALSE(in->in_use);
+  EXPECT_EQ(in->dirty, 3u);
+  EXPECT_TRUE(in->corrupt.empty());
+  EXPECT_EQ(in->backing_dir, fs::absolute(dir).lexically_normal().string());
+  ASSERT_EQ(in->files.size(), 1u);
+  EXPECT_EQ(in->files[0].path, "seen/by/inspect");
+  EXPECT_EQ(in->files[0].dirty, 3u);
+  // Inspecting took nothing: the cache can still open (and recover) it.
+  ward::rio::RecoveryReport rep;
+  auto c = Cache::open(opts(), &rep);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(rep.written_back, 3u);
+}
+
+TEST_F(CacheFixture, InspectAndRecoveryReportCorruptBlocksAndNeverWriteThemBack) {
+  auto o = opts();
+  o.region.protection = ward::rio::Protection::off;
+  {
+    auto c = Cache::open(o);
+    ASSERT_TRUE(c);
+    auto fd = (*c)->open_file("v");
+    ASSERT_TRUE(fd);
+    ASSERT_TRUE((*c)->write(*fd, bytes(std::string(4096, 'g') + std::string(4096, 'h')), 0));
+    // A wild store into the second block's data (protection off lets it through).
+    auto* r = (*c)->region();
+    for (std::uint32_t s = 0; s < r->nblocks(); ++s)
+      if (ward::rio::layout::word_state(r->entry(s).word.load()) == ward::rio::layout::kDirty && r->entry(s).block == 1)
+        const_cast<std::byte*>(r->block(s))[7] = std::byte{'X'};
+    (*c)->abandon();
+  }
+  auto in = ward::rio::inspect(region);
+  ASSERT_TRUE(in);
+  ASSERT_EQ(in->corrupt.size(), 1u);
+  EXPECT_EQ(in->corrupt[0].block, 1u);
+  ward::rio::RecoveryReport rep;
+  auto c = Cache::open(o, &rep);
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(rep.lost());
+  ASSERT_EQ(rep.corrupt.size(), 1u);
+  EXPECT_EQ(rep.corrupt[0].file, "v");
+  EXPECT_EQ(rep.written_back, 1u);  // the good block only
+  EXPECT_EQ(slurp(dir / "v").substr(0, 4096), std::string(4096, 'g'));
+  EXPECT_EQ(slurp(dir / "v").find('X'), std::string::npos);  // the scribble never reached the file
+}
+
+}  // namespace

@@ -33,6 +33,27 @@ std::uint64_t realtime_ns() {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+// The checks every reader of a region file makes before trusting its geometry.
+Result<void> validate(int fd, const std::filesystem::path& path, std::uint64_t file_size) {
+  if (file_size < L::kHeaderSize)
+    return fail(Errc::load_failed, "rio: " + path.string() + " is too short to be a region (" + std::to_string(file_size) + " bytes)");
+  L::Header h;
+  if (pread(fd, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return fail(Errc::load_failed, "rio: " + sys("read header"));
+  if (h.magic != L::kMagic) return fail(Errc::load_failed, "rio: " + path.string() + " is not a ward rio region (bad magic)");
+  if (h.version != L::kVersion)
+    return fail(Errc::load_failed, "rio: region version " + std::to_string(h.version) + ", this ward reads version " +
+                                       std::to_string(L::kVersion));
+  if (h.geometry_checksum != geometry_checksum(h)) return fail(Errc::load_failed, "rio: region header is damaged (geometry checksum)");
+  if (h.region_size != file_size)
+    return fail(Errc::load_failed, "rio: region file is truncated or extended: header says " + std::to_string(h.region_size) +
+                                       " bytes, the file has " + std::to_string(file_size));
+  if (h.files_off < L::kHeaderSize || h.registry_off < h.files_off + std::uint64_t{h.nfiles} * sizeof(L::FileEntry) ||
+      h.data_off < h.registry_off + std::uint64_t{h.nblocks} * sizeof(L::Entry) ||
+      h.data_off + std::uint64_t{h.nblocks} * h.block_size > h.region_size || h.block_size == 0)
+    return fail(Errc::load_failed, "rio: region geometry is inconsistent");
+  return {};
+}
+
 }  // namespace
 
 std::string_view to_string(Protection p) noexcept {
@@ -131,23 +152,8 @@ Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
   }
 
   // Validate before mapping the whole thing.
-  if (static_cast<std::uint64_t>(st.st_size) < L::kHeaderSize)
-    return fail(Errc::load_failed, "rio: " + opt.path.string() + " is too short to be a region (" + std::to_string(st.st_size) + " bytes)");
-  L::Header h;
-  if (pread(r->fd_, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return fail(Errc::load_failed, "rio: " + sys("read header"));
-  if (h.magic != L::kMagic) return fail(Errc::load_failed, "rio: " + opt.path.string() + " is not a ward rio region (bad magic)");
-  if (h.version != L::kVersion)
-    return fail(Errc::load_failed, "rio: region version " + std::to_string(h.version) + ", this ward reads version " +
-                                       std::to_string(L::kVersion));
-  if (h.geometry_checksum != geometry_checksum(h)) return fail(Errc::load_failed, "rio: region header is damaged (geometry checksum)");
-  if (h.region_size != static_cast<std::uint64_t>(st.st_size))
-    return fail(Errc::load_failed, "rio: region file is truncated or extended: header says " + std::to_string(h.region_size) +
-                                       " bytes, the file has " + std::to_string(st.st_size));
-  if (h.files_off < L::kHeaderSize || h.registry_off < h.files_off + std::uint64_t{h.nfiles} * sizeof(L::FileEntry) ||
-      h.data_off < h.registry_off + std::uint64_t{h.nblocks} * sizeof(L::Entry) ||
-      h.data_off + std::uint64_t{h.nblocks} * h.block_size > h.region_size || h.block_size == 0)
-    return fail(Errc::load_failed, "rio: region geometry is inconsistent");
-  r->size_ = h.region_size;
+  if (auto v = validate(r->fd_, opt.path, static_cast<std::uint64_t>(st.st_size)); !v) return std::unexpected(v.error());
+  r->size_ = static_cast<std::uint64_t>(st.st_size);
 
   // Map. Protected modes: the program's view is read-only from the start.
   const int view = r->prot_ == Protection::off ? PROT_READ | PROT_WRITE : PROT_READ;
@@ -294,6 +300,81 @@ void Region::set_clean(bool clean) {
     h->next_seq.store(seq_);
     h->clean.store(clean ? 1 : 0);
   });
+}
+
+void Region::set_backing_dir(std::string_view dir) {
+  with_write(0, L::kHeaderSize, [&] {
+    auto* h = reinterpret_cast<L::Header*>(rw(0));
+    std::memset(h->backing_dir, 0, sizeof h->backing_dir);
+    std::memcpy(h->backing_dir, dir.data(), std::min(dir.size(), sizeof h->backing_dir - 1));
+  });
+}
+
+std::string Region::backing_dir() const {
+  const auto& b = header().backing_dir;
+  return std::string(b, strnlen(b, sizeof b));
+}
+
+Result<Inspection> inspect(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(Errc::load_failed, "rio: " + sys(path.c_str()));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return fail(Errc::load_failed, "rio: " + sys("fstat"));
+  if (auto v = validate(fd, path, static_cast<std::uint64_t>(st.st_size)); !v) return std::unexpected(v.error());
+  Inspection in;
+  in.in_use = flock(fd, LOCK_SH | LOCK_NB) != 0;
+  void* m = mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) return fail(Errc::load_failed, "rio: " + sys("mmap"));
+  const auto* base = static_cast<const std::byte*>(m);
+  const auto& h = *reinterpret_cast<const L::Header*>(base);
+  in.region_size = h.region_size;
+  in.generation = h.generation.load();
+  in.version = h.version;
+  in.block_size = h.block_size;
+  in.nblocks = h.nblocks;
+  in.nfiles = h.nfiles;
+  in.clean = h.clean.load() == 1;
+  in.owner_pid = h.owner_pid.load();
+  in.backing_dir.assign(h.backing_dir, strnlen(h.backing_dir, sizeof h.backing_dir));
+  const auto* files = reinterpret_cast<const L::FileEntry*>(base + h.files_off);
+  const auto* entries = reinterpret_cast<const L::Entry*>(base + h.registry_off);
+  std::vector<int> file_row(h.nfiles, -1);
+  for (std::uint32_t f = 0; f < h.nfiles; ++f) {
+    if (!L::file_used(files[f].word.load())) continue;
+    file_row[f] = static_cast<int>(in.files.size());
+    in.files.push_back({std::string(files[f].path, std::min<std::size_t>(files[f].path_len, L::kPathMax - 1)), files[f].size.load(), 0, 0});
+  }
+  for (std::uint32_t s = 0; s < h.nblocks; ++s) {
+    const L::Entry& e = entries[s];
+    const std::uint64_t w = e.word.load();
+    const L::State state = L::word_state(w);
+    const bool known = e.file < h.nfiles && file_row[e.file] >= 0 && L::file_gen(files[e.file].word.load()) == e.file_gen;
+    const std::string name = known ? in.files[static_cast<std::size_t>(file_row[e.file])].path : "?";
+    switch (state) {
+      case L::kFree: ++in.free; continue;
+      case L::kQuarantined:
+        ++in.quarantined;
+        in.corrupt.push_back({s, name, e.block, "quarantined by an earlier recovery"});
+        continue;
+      case L::kDirty: ++in.dirty; break;
+      case L::kClean: ++in.clean_blocks; break;
+      default: in.corrupt.push_back({s, name, e.block, "unknown state"}); continue;
+    }
+    const bool ok = e.len <= h.block_size &&
+                    e.checksum == block_checksum({base + h.data_off + std::uint64_t{s} * h.block_size, e.len}, e.file, e.file_gen,
+                                                 e.block, L::word_seq(w));
+    if (!ok) in.corrupt.push_back({s, name, e.block, "checksum mismatch"});
+    if (known) {
+      auto& row = in.files[static_cast<std::size_t>(file_row[e.file])];
+      state == L::kDirty ? ++row.dirty : ++row.clean;
+    }
+  }
+  munmap(m, static_cast<std::size_t>(st.st_size));
+  return in;
 }
 
 Result<void> Region::flush() {

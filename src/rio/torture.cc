@@ -147,7 +147,7 @@ Result<TortureResult> torture(const TortureOptions& opt) {
     // Acknowledged operations go into the model; the one in flight is judged after recovery.
     const std::uint64_t acked = log->acked.load(), begun = log->begun.load();
     for (; applied < acked; ++applied) apply_op(model, log->ops[applied]);
-    res.ops_acked = acked;
+    res.ops_acked += acked;
     const bool in_flight = begun > acked;
     TortureOp flight{};
     if (in_flight) flight = log->ops[acked];
@@ -222,11 +222,14 @@ Result<TortureResult> torture(const TortureOptions& opt) {
       res.bytes_verified += actual.size();
       model[static_cast<std::size_t>(f)] = actual;  // carry on from what is really there
     }
-    // The in-flight operation is settled; the next writer starts after the acknowledged ones.
-    log->begun.store(acked);
+    // Everything logged is settled (the in-flight operation too): the next writer starts the log
+    // from the beginning.
+    log->acked.store(0);
+    log->begun.store(0);
+    applied = 0;
     if (opt.progress) {
-      opt.progress(kill_no, "kill " + std::to_string(kill_no) + "/" + std::to_string(opt.kills) + ": " + std::to_string(acked) +
-                                " ops acknowledged, " + std::to_string(res.written_back) + " blocks written back by recovery, " +
+      opt.progress(kill_no, "kill " + std::to_string(kill_no) + "/" + std::to_string(opt.kills) + ": " +
+                                std::to_string(res.ops_acked) + " ops acknowledged, " + std::to_string(res.written_back) + " blocks written back by recovery, " +
                                 std::to_string(res.lost) + " bytes lost, " + std::to_string(res.torn_blocks) + " torn");
     }
   }

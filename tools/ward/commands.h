@@ -9,6 +9,10 @@ namespace ward::cli {
 void add_bench_xpc(CLI::App& bench, int& exit_code);
 // `ward bench recovery`
 void add_bench_recovery(CLI::App& bench, int& exit_code);
+// `ward rio inspect|recover|torture`
+void add_rio(CLI::App& app, int& exit_code);
+// `ward bench rio`
+void add_bench_rio(CLI::App& bench, int& exit_code);
 // `ward demo`
 void add_demo(CLI::App& app, int& exit_code);
 

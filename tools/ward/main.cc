@@ -9,10 +9,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = 0;
   ward::cli::add_demo(app, exit_code);
+  ward::cli::add_rio(app, exit_code);
   auto* bench = app.add_subcommand("bench", "Benchmarks: each figure beside its physical floor, with the ratio");
   bench->require_subcommand(1);
   ward::cli::add_bench_xpc(*bench, exit_code);
   ward::cli::add_bench_recovery(*bench, exit_code);
+  ward::cli::add_bench_rio(*bench, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -52,7 +52,8 @@ struct Header {
   std::atomic<std::uint32_t> clean;       // 1: closed cleanly, nothing dirty
   std::atomic<std::uint32_t> owner_pid;   // last opener (advisory; the lock is flock)
   std::atomic<std::uint64_t> next_seq;    // sequence numbers for block versions
-  std::uint8_t reserved[kHeaderSize - 96];
+  char backing_dir[1024];                 // absolute path of the cache's backing directory
+  std::uint8_t reserved[kHeaderSize - 96 - 1024];
 };
 static_assert(sizeof(Header) == kHeaderSize);
 static_assert(offsetof(Header, geometry_checksum) == 64);

@@ -37,6 +37,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ward/error.h"
 #include "ward/rio/layout.h"
@@ -103,6 +104,9 @@ class Region {
   void set_file(std::uint32_t i, std::uint64_t gen, std::string_view path, std::uint64_t size);
   void free_file(std::uint32_t i);
   void set_file_size(std::uint32_t i, std::uint64_t size);
+  // Records the backing directory in the header, so `ward rio recover REGION` finds it.
+  void set_backing_dir(std::string_view dir);
+  [[nodiscard]] std::string backing_dir() const;
   // A fresh sequence number for a block version (monotonic across crashes: see open).
   [[nodiscard]] std::uint64_t next_seq();
   void set_clean(bool clean);
@@ -129,6 +133,31 @@ class Region {
   bool was_clean_ = true;
   bool created_ = false;
 };
+
+// What `ward rio inspect` shows: read without taking ownership (the region may be in use).
+struct Inspection {
+  std::uint64_t region_size = 0, generation = 0;
+  std::uint32_t version = 0, block_size = 0, nblocks = 0, nfiles = 0;
+  bool clean = false;
+  bool in_use = false;  // another process holds the owner lock
+  std::uint32_t owner_pid = 0;
+  std::string backing_dir;
+  std::uint32_t free = 0, dirty = 0, clean_blocks = 0, quarantined = 0;
+  struct File {
+    std::string path;
+    std::uint64_t size = 0;
+    std::uint32_t dirty = 0, clean = 0;
+  };
+  std::vector<File> files;
+  struct Bad {
+    std::uint32_t slot;
+    std::string file;
+    std::uint64_t block;
+    std::string reason;
+  };
+  std::vector<Bad> corrupt;  // published entries failing their checksum, and quarantined ones
+};
+[[nodiscard]] Result<Inspection> inspect(const std::filesystem::path& path);
 
 // XXH3 over the block's bytes, seeded with what the entry says they are.
 [[nodiscard]] std::uint64_t block_checksum(std::span<const std::byte> data, std::uint32_t file, std::uint32_t file_gen,

@@ -1,0 +1,96 @@
+// Non-template parts of ward's events: failure records, retirement of unbound handlers, Binding.
+
+#include "ward/event.h"
+
+#include <exception>
+#include <string>
+#include <utility>
+
+namespace ward {
+namespace detail {
+
+void record_failure(Failures& failed, const NodeBase& n, Error e) {
+  if (e.plugin.empty()) e.plugin = n.binder;
+  if (e.function.empty()) e.function = n.event;
+  failed.push_back(HandlerFailure<>{n.label, std::move(e)});
+}
+
+void record_exception(Failures& failed, const NodeBase& n, std::exception_ptr ex, const char* what_threw) noexcept {
+  std::string detail = std::string(what_threw) + " threw: ";
+  try {
+    std::rethrow_exception(std::move(ex));
+  } catch (const std::exception& e) {
+    detail += e.what();
+  } catch (...) {
+    detail += "unknown exception";
+  }
+  Error e;
+  e.kind = Errc::crashed;
+  e.detail = std::move(detail);
+  record_failure(failed, n, std::move(e));
+}
+
+namespace {
+
+// The caller waited for a grace period: no raise uses `n`. For an async handler, wait for its
+// running invocations too (new ones see live == false and do nothing), then destroy the state.
+void finish_waiting(NodeBase* n) noexcept {
+  if (n->async) wait_until([n] { return n->running.load(std::memory_order_seq_cst) == 0; });
+  n->destroy_state_once();
+  n->release();
+}
+
+// A grace period has passed but we must not wait (deferred path): a synchronous handler's state
+// can go now; an async handler's state goes now if no invocation runs, else the last running
+// invocation destroys it (it sees `orphan`; Dekker-style seq_cst against run_async).
+void finish_orphan(NodeBase* n) noexcept {
+  if (n->async) {
+    n->orphan.store(true, std::memory_order_seq_cst);
+    if (n->running.load(std::memory_order_seq_cst) == 0) n->destroy_state_once();
+  } else {
+    n->destroy_state_once();
+  }
+  n->release();
+}
+
+}  // namespace
+
+void retire(void* table, void (*free_table)(void*) noexcept, std::vector<NodeBase*> nodes) noexcept {
+  if (may_wait()) {
+    rcu::synchronize();
+    if (table != nullptr) free_table(table);
+    for (NodeBase* n : nodes) finish_waiting(n);
+    return;
+  }
+  rcu::defer([table, free_table, nodes = std::move(nodes)]() noexcept {
+    if (table != nullptr) free_table(table);
+    for (NodeBase* n : nodes) finish_orphan(n);
+  });
+}
+
+void retire_table(void* table, void (*free_table)(void*) noexcept) noexcept {
+  rcu::defer([table, free_table]() noexcept { free_table(table); });
+}
+
+void await_retired(NodeBase* n) noexcept {
+  // Someone else (unbind_domain, the event's destructor, a deferred unbind) unlinked it and is
+  // retiring it; the unbind guarantee still requires that its state is gone when we return.
+  if (may_wait()) wait_until([n] { return n->state_gone.load(std::memory_order_acquire); });
+}
+
+}  // namespace detail
+
+void Binding::unbind() noexcept {
+  if (node_ == nullptr) return;
+  core_->unbind(node_);
+  node_->release();
+  node_ = nullptr;
+  core_.reset();
+}
+
+const std::string& Binding::label() const noexcept {
+  static const std::string empty;
+  return node_ != nullptr ? node_->label : empty;
+}
+
+}  // namespace ward

@@ -1,0 +1,191 @@
+// `ward bench rio`: the Rio cache beside its baselines, on a disk-backed file system (under the
+// work directory) and on tmpfs, in one run: 4 KiB write+fsync in rio mode (each protection mode)
+// vs write-through vs unsafe write-back; 64 KiB and 1 MiB writes; sequential reads of cached data
+// vs plain reads.
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "commands.h"
+#include "report.h"
+#include "ward/rio/cache.h"
+
+namespace ward::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Where {
+  std::string name;  // "disk" or "tmpfs"
+  fs::path dir;
+};
+
+constexpr std::uint64_t kSpan = 8ull << 20;  // writes land in the first 8 MiB of the file
+
+// A cache in its own fresh directory; removed (with its region) when done.
+struct Setup {
+  fs::path dir, region;
+  std::unique_ptr<rio::Cache> cache;
+  int fd = -1;
+  Setup(const Where& w, rio::Mode mode, rio::Protection prot, benchmark::State& st) {
+    static int n = 0;
+    dir = w.dir / fmt::format("b{}-{}", getpid(), n++);
+    region = fs::path("/dev/shm") / fmt::format("ward-bench-{}-{}.rio", getpid(), n);
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    rio::CacheOptions o;
+    o.backing_dir = dir;
+    o.region.path = region;
+    o.region.size = 64ull << 20;
+    o.region.protection = prot;
+    o.mode = mode;
+    o.writeback_age = std::chrono::milliseconds(0);
+    auto c = rio::Cache::open(o);
+    if (!c) {
+      st.SkipWithError(c.error().detail.c_str());
+      return;
+    }
+    cache = std::move(*c);
+    auto f = cache->open_file("bench.dat");
+    if (!f) {
+      st.SkipWithError(f.error().detail.c_str());
+      return;
+    }
+    fd = *f;
+  }
+  ~Setup() {
+    cache.reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    fs::remove(region, ec);
+  }
+};
+
+void write_fsync(benchmark::State& st, Where w, rio::Mode mode, rio::Protection prot, std::size_t size) {
+  Setup s(w, mode, prot, st);
+  if (!s.cache) return;
+  std::vector<std::byte> buf(size, std::byte{0x5a});
+  std::uint64_t off = 0;
+  for (auto _ : st) {
+    auto r = s.cache->write(s.fd, buf, off);
+    auto f = s.cache->fsync(s.fd);
+    if (!r || !f) return st.SkipWithError(r ? f.error().detail.c_str() : r.error().detail.c_str());
+    off = (off + size) % kSpan;
+  }
+  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * size));
+}
+
+// Sequential 4 KiB reads over 8 MiB already in the cache.
+void read_cached(benchmark::State& st, Where w) {
+  Setup s(w, rio::Mode::rio, rio::kDefaultProtection, st);
+  if (!s.cache) return;
+  std::vector<std::byte> buf(4096, std::byte{1});
+  for (std::uint64_t off = 0; off < kSpan; off += 4096)
+    if (!s.cache->write(s.fd, buf, off)) return st.SkipWithError("fill failed");
+  std::uint64_t off = 0;
+  for (auto _ : st) {
+    auto r = s.cache->read(s.fd, buf, off);
+    if (!r) return st.SkipWithError(r.error().detail.c_str());
+    off = (off + 4096) % kSpan;
+  }
+}
+
+// The floor: plain pread of the same 8 MiB from a file in the page cache.
+void read_plain(benchmark::State& st, Where w) {
+  std::error_code ec;
+  const fs::path p = w.dir / fmt::format("plain-{}.dat", getpid());
+  std::vector<std::byte> buf(4096, std::byte{1});
+  const int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return st.SkipWithError("cannot create the plain file");
+  for (std::uint64_t off = 0; off < kSpan; off += 4096)
+    if (pwrite(fd, buf.data(), buf.size(), static_cast<off_t>(off)) != 4096) return st.SkipWithError("fill failed");
+  std::uint64_t off = 0;
+  for (auto _ : st) {
+    benchmark::DoNotOptimize(pread(fd, buf.data(), buf.size(), static_cast<off_t>(off)));
+    off = (off + 4096) % kSpan;
+  }
+  ::close(fd);
+  fs::remove(p, ec);
+}
+
+std::string prot_name(rio::Protection p) { return std::string(rio::to_string(p)); }
+
+int run(bench::Options opt, const fs::path& disk_dir) {
+  std::error_code ec;
+  fs::create_directories(disk_dir, ec);
+  const fs::path tmp_dir = fs::path("/dev/shm") / fmt::format("ward-bench-rio-{}", getpid());
+  fs::create_directories(tmp_dir, ec);
+  const std::vector<Where> wheres = {{"disk", disk_dir}, {"tmpfs", tmp_dir}};
+  const std::vector<rio::Protection> prots = {rio::Protection::off, rio::Protection::mprotect, rio::Protection::alias};
+  for (const Where& w : wheres) {
+    for (auto p : prots)
+      benchmark::RegisterBenchmark(fmt::format("rio/{}/write4k_fsync/{}", w.name, prot_name(p)).c_str(),
+                                   [w, p](benchmark::State& s) { write_fsync(s, w, rio::Mode::rio, p, 4096); })
+          ->UseRealTime();
+    benchmark::RegisterBenchmark(fmt::format("write_through/{}/write4k_fsync", w.name).c_str(),
+                                 [w](benchmark::State& s) { write_fsync(s, w, rio::Mode::write_through, rio::Protection::off, 4096); })
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(fmt::format("unsafe/{}/write4k_fsync", w.name).c_str(), [w](benchmark::State& s) {
+      write_fsync(s, w, rio::Mode::unsafe_write_back, rio::Protection::off, 4096);
+    })->UseRealTime();
+    for (std::size_t size : {std::size_t{64} << 10, std::size_t{1} << 20}) {
+      const std::string sz = size == (64u << 10) ? "64k" : "1m";
+      benchmark::RegisterBenchmark(fmt::format("rio/{}/write{}_fsync", w.name, sz).c_str(), [w, size](benchmark::State& s) {
+        write_fsync(s, w, rio::Mode::rio, rio::kDefaultProtection, size);
+      })->UseRealTime();
+      benchmark::RegisterBenchmark(fmt::format("write_through/{}/write{}_fsync", w.name, sz).c_str(), [w, size](benchmark::State& s) {
+        write_fsync(s, w, rio::Mode::write_through, rio::Protection::off, size);
+      })->UseRealTime();
+    }
+    benchmark::RegisterBenchmark(fmt::format("rio/{}/read4k_cached", w.name).c_str(), [w](benchmark::State& s) { read_cached(s, w); })
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(fmt::format("plain/{}/pread4k", w.name).c_str(), [w](benchmark::State& s) { read_plain(s, w); })
+        ->UseRealTime();
+  }
+  const bench::Measured m = bench::run_registered(opt);
+  std::vector<bench::Row> rows;
+  auto add = [&](const std::string& name, std::optional<std::string> floor, std::string note = {}) {
+    if (auto r = bench::compare(m, name, floor, std::move(note))) rows.push_back(*r);
+  };
+  const std::string def = prot_name(rio::kDefaultProtection);
+  for (const Where& w : wheres) {
+    const std::string n = w.name;
+    add("write_through/" + n + "/write4k_fsync", std::nullopt, "pwrite + fdatasync: the baseline Rio beat");
+    add("unsafe/" + n + "/write4k_fsync", "write_through/" + n + "/write4k_fsync", "pwrite, no sync: no guarantee");
+    add("rio/" + n + "/write4k_fsync/" + def, "write_through/" + n + "/write4k_fsync",
+        n == "disk" ? "rio, default protection; target <= 0.05x (20x faster)" : "rio, default protection");
+    for (auto p : prots)
+      add("rio/" + n + "/write4k_fsync/" + prot_name(p), "rio/" + n + "/write4k_fsync/off",
+          p == rio::kDefaultProtection ? "protection cost; default mode, target <= 1.10x" : "protection cost");
+    for (const char* sz : {"64k", "1m"})
+      add("rio/" + n + "/write" + sz + "_fsync", "write_through/" + n + "/write" + sz + "_fsync", "");
+    add("rio/" + n + "/read4k_cached", "plain/" + n + "/pread4k", "sequential 4 KiB reads of cached data vs pread");
+  }
+  bench::print(rows, opt.json);
+  for (const auto& [name, why] : m.skipped) fmt::print(stderr, "skipped {}: {}\n", name, why);
+  fs::remove_all(tmp_dir, ec);
+  fs::remove_all(disk_dir, ec);
+  return m.ns.empty() ? 1 : 0;
+}
+
+}  // namespace
+
+void add_bench_rio(CLI::App& bench, int& exit_code) {
+  auto opt = std::make_shared<bench::Options>();
+  opt->repetitions = 3;
+  auto dir = std::make_shared<std::string>((fs::current_path() / ".ward-bench-rio").string());
+  auto* c = bench.add_subcommand("rio", "The Rio cache vs write-through and unsafe write-back, on disk and on tmpfs");
+  c->add_flag("--json", opt->json, "Print a JSON array of {name, value, unit, floor, ratio}");
+  c->add_option("--dir", *dir, "Directory on the disk-backed file system to use (removed after)")->capture_default_str();
+  c->add_option("--min-time", opt->min_time, "Seconds per repetition of each benchmark")->capture_default_str();
+  c->add_option("--repetitions", opt->repetitions, "Repetitions; the median is reported")->capture_default_str();
+  c->add_option("--filter", opt->filter, "Regular expression selecting benchmarks")->capture_default_str();
+  c->callback([opt, dir, &exit_code] { exit_code = run(*opt, *dir); });
+}
+
+}  // namespace ward::cli
