@@ -35,12 +35,15 @@ test-asan: build-asan
 
 # The long stress run: thousands of random kills under a multithreaded workload.
 STRESS_KILLS ?= 3000
+RIO_KILLS ?= 2000
 stress: build
 	WARD_STRESS_KILLS=$(STRESS_KILLS) ./$(BUILD)/ward_tests --gtest_filter='Stress.*'
+	WARD_RIO_KILLS=$(RIO_KILLS) ./$(BUILD)/ward_tests --gtest_filter='RioCrash.AcknowledgedWritesSurviveRandomKills'
 
 bench: build
 	./$(BUILD)/ward bench xpc
 	./$(BUILD)/ward bench recovery
+	./$(BUILD)/ward bench rio
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

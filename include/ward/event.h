@@ -152,7 +152,12 @@ class last {
   using result_type = std::optional<R>;
   void add(const R& v) { v_ = v; }
   void add(R&& v) { v_ = std::move(v); }
-  result_type finish() && { return std::move(v_); }
+  // Rebuilt from the value rather than moved as a whole: copying a whole optional<int> right after
+  // its two fields were stored makes g++ emit one wide load that defeats store forwarding.
+  result_type finish() && {
+    if (v_) return std::move(*v_);
+    return std::nullopt;
+  }
 
  private:
   std::optional<R> v_;
@@ -169,7 +174,10 @@ class first_success {
   void add(R&& v) {
     if (!v_) v_ = std::move(v);
   }
-  result_type finish() && { return std::move(v_); }
+  result_type finish() && {  // rebuilt from the value: see last<R>::finish
+    if (v_) return std::move(*v_);
+    return std::nullopt;
+  }
 
  private:
   std::optional<R> v_;
@@ -312,8 +320,6 @@ class ReadGuard {
     r->ctr.store(v, std::memory_order_seq_cst);
 #else
     r->ctr.store(v, std::memory_order_release);
-    if (g_global.fence_readers.load(std::memory_order_relaxed)) [[unlikely]]
-      std::atomic_thread_fence(std::memory_order_seq_cst);
     std::atomic_signal_fence(std::memory_order_seq_cst);  // keep the protected loads after
 #endif
   }
@@ -370,6 +376,7 @@ using Failures = std::vector<HandlerFailure<>>;
 
 inline constexpr std::uint8_t kHasValue = 1;  // the handler produced a value: combine it
 inline constexpr std::uint8_t kStop = 2;      // the handler asked to stop the raise
+inline constexpr std::uint8_t kFailed = 4;    // the handler (or guard) failed: take_failure()
 
 // What a trampoline returns. For small trivially copyable R it is {R, status}: 16 bytes, returned
 // in registers, so the single-handler path never goes through memory.
@@ -466,10 +473,20 @@ class NodeBase {
   std::atomic<std::uint32_t> refs_{1};
 };
 
-// Records a failure of `n` (fills plugin/function if the handler left them empty).
-void record_failure(Failures& failed, const NodeBase& n, Error e);
-// Records an exception caught from `n`'s handler ("handler threw: ...") or guard.
-void record_exception(Failures& failed, const NodeBase& n, std::exception_ptr ex, const char* what_threw) noexcept;
+// Failures travel out of band: a trampoline that sees its handler fail stashes the failure in a
+// per-thread stack and returns kFailed; the raise takes it back right away. The common path thus
+// never touches the failure list (nor makes its address escape), which keeps a raise's result in
+// registers. Both are cold, out-of-line functions.
+// Stashes a failure of `n` (fills plugin/function if the handler left them empty).
+void stash_failure(const NodeBase& n, Error e) noexcept;
+// Stashes an exception caught from `n`'s handler ("handler threw: ...") or guard.
+void stash_exception(const NodeBase& n, std::exception_ptr ex, const char* what_threw) noexcept;
+// Pops the failure stashed last on this thread.
+HandlerFailure<> take_failure() noexcept;
+// take_failure() into `failed`.
+void note_failure(Failures& failed) noexcept;
+// A list holding take_failure().
+[[gnu::cold]] Failures take_failure_list() noexcept;
 
 // Holds one reference on a node (async tasks use it so a queued task keeps its node alive).
 class NodeRef {
@@ -523,8 +540,9 @@ void await_retired(NodeBase* n) noexcept;
 // Event-typed parts.
 template <class R, class... Args>
 struct Entry {
-  using Call = Outcome<R> (*)(NodeBase*, Failures&, param_t<Args>...) noexcept;
-  using Guard = bool (*)(NodeBase*, Failures&, param_t<Args>...) noexcept;
+  using Call = Outcome<R> (*)(NodeBase*, param_t<Args>...) noexcept;
+  // Returns 0 (refuse), 1 (accept) or kFailed (the guard threw: refuse, and take_failure()).
+  using Guard = std::uint8_t (*)(NodeBase*, param_t<Args>...) noexcept;
   using Launch = void (*)(NodeBase*, const std::shared_ptr<CoreBase>&, param_t<Args>...) noexcept;
   Call call = nullptr;
   Guard guard = nullptr;    // nullptr: accepts everything (no call at all)
@@ -737,7 +755,7 @@ class Node final : public TypedNode<R, Args...> {
   using Imposed = std::function<bool(const Args&...)>;
   Node(H h, G g, Imposed imposed) : handler_(std::move(h)), guard_(std::move(g)), imposed_(std::move(imposed)) {}
 
-  static Outcome<R> call(NodeBase* nb, Failures& failed, param_t<Args>... args) noexcept {
+  static Outcome<R> call(NodeBase* nb, param_t<Args>... args) noexcept {
     Node& n = static_cast<Node&>(*nb);
     try {
       using Ret = std::invoke_result_t<H&, param_t<Args>&...>;
@@ -749,8 +767,8 @@ class Node final : public TypedNode<R, Args...> {
         } else {
           if (h.value) return Outcome<R>::ok(std::move(*h.value), stop);
         }
-        record_failure(failed, n, std::move(h.value.error()));
-        return Outcome<R>::nothing(stop);
+        stash_failure(n, std::move(h.value.error()));
+        return Outcome<R>::nothing(stop | kFailed);
       } else if constexpr (is_result<Ret>::value) {
         Ret r = std::invoke(*n.handler_, args...);
         if constexpr (std::is_void_v<R>) {
@@ -758,8 +776,8 @@ class Node final : public TypedNode<R, Args...> {
         } else {
           if (r) return Outcome<R>::ok(std::move(*r), 0);
         }
-        record_failure(failed, n, std::move(r.error()));
-        return Outcome<R>::nothing(0);
+        stash_failure(n, std::move(r.error()));
+        return Outcome<R>::nothing(kFailed);
       } else if constexpr (std::is_void_v<R>) {
         std::invoke(*n.handler_, args...);
         return Outcome<R>::ok(0);
@@ -767,22 +785,22 @@ class Node final : public TypedNode<R, Args...> {
         return Outcome<R>::ok(std::invoke(*n.handler_, args...), 0);
       }
     } catch (...) {
-      record_exception(failed, n, std::current_exception(), "handler");
+      stash_exception(n, std::current_exception(), "handler");
     }
-    return Outcome<R>::nothing(0);
+    return Outcome<R>::nothing(kFailed);
   }
 
-  static bool guard(NodeBase* nb, Failures& failed, param_t<Args>... args) noexcept {
+  static std::uint8_t guard(NodeBase* nb, param_t<Args>... args) noexcept {
     Node& n = static_cast<Node&>(*nb);
     try {
       if constexpr (!std::is_same_v<G, no_guard>) {
-        if (!static_cast<bool>(std::invoke(*n.guard_, args...))) return false;
+        if (!static_cast<bool>(std::invoke(*n.guard_, args...))) return 0;
       }
-      return !n.imposed_ || n.imposed_(args...);
+      return !n.imposed_ || n.imposed_(args...) ? 1 : 0;
     } catch (...) {
-      record_exception(failed, n, std::current_exception(), "guard");
+      stash_exception(n, std::current_exception(), "guard");
     }
-    return false;
+    return kFailed;
   }
 
   static void launch(NodeBase* nb, const std::shared_ptr<CoreBase>& core, param_t<Args>... args) noexcept {
@@ -823,10 +841,12 @@ class Node final : public TypedNode<R, Args...> {
     nb->running.fetch_add(1, std::memory_order_seq_cst);
     if (nb->live.load(std::memory_order_seq_cst)) {
       ++tls_async_depth;
-      Failures failed;
-      std::apply([&](auto&... a) { (void)call(nb, failed, a...); }, copies);
+      const Outcome<R> o = std::apply([nb](auto&... a) { return call(nb, a...); }, copies);
       --tls_async_depth;
-      if (!failed.empty()) core.async_failures.fetch_add(1, std::memory_order_relaxed);
+      if (o.status & kFailed) {
+        (void)take_failure();
+        core.async_failures.fetch_add(1, std::memory_order_relaxed);
+      }
     }
     if (nb->running.fetch_sub(1, std::memory_order_seq_cst) == 1 && nb->orphan.load(std::memory_order_seq_cst))
       nb->destroy_state_once();
@@ -1022,17 +1042,22 @@ class Event<R(Args...), Combiner> {
   Raised<result_type> raise(Args... args) {
     detail::rcu::ReadGuard section;
     const T* t = table_.load(detail::rcu::kLoad);
-    Combiner comb;
-    detail::Failures failed;
-    std::size_t ran;
     if (t->single) [[likely]] {
+      // One synchronous unguarded handler: call it, combine, done. Nothing here touches memory
+      // other than the table, the reader word and the handler itself.
       const E& e = t->entries()[0];
-      feed(comb, e.call(e.node, failed, args...));
-      ran = 1;
-    } else {
-      ran = run(t, comb, failed, args...);
+      detail::Outcome<R> o = e.call(e.node, args...);
+      const std::uint8_t status = o.status;
+      Combiner comb;
+      feed(comb, std::move(o));
+      // The failure list comes back by value from a cold call, so neither it nor the combiner
+      // has its address taken: both stay in registers on the common path.
+      detail::Failures failed;
+      if (status & detail::kFailed) [[unlikely]]
+        failed = detail::take_failure_list();
+      return Raised<result_type>{std::move(comb).finish(), 1, std::move(failed)};
     }
-    return Raised<result_type>{std::move(comb).finish(), ran, std::move(failed)};
+    return run(t, args...);
   }
   Raised<result_type> operator()(Args... args) { return raise(std::forward<Args>(args)...); }
 
@@ -1092,32 +1117,49 @@ class Event<R(Args...), Combiner> {
   }
 
   // The general path: guards, async entries, stop, unbound-during-this-raise, the default.
-  std::size_t run(const T* t, Combiner& comb, detail::Failures& failed, detail::param_t<Args>... args) {
+  Raised<result_type> run(const T* t, detail::param_t<Args>... args) {
+    Combiner comb;
+    detail::Failures failed;
     const E* entries = t->entries();
     std::size_t ran = 0;
     bool accepted = false;
     for (std::uint32_t i = 0; i < t->n; ++i) {
       const E& e = entries[i];
       // Unbound by an earlier handler of this very raise: skip it.
-      if (!e.node->live.load(std::memory_order_relaxed)) continue;
-      if (e.guard != nullptr && !e.guard(e.node, failed, args...)) continue;
+      if (!e.node->live.load(std::memory_order_relaxed)) [[unlikely]]
+        continue;
+      if (e.guard != nullptr) {
+        const std::uint8_t g = e.guard(e.node, args...);
+        if (g != 1) {
+          if (g == detail::kFailed) [[unlikely]]
+            detail::note_failure(failed);
+          continue;
+        }
+      }
       accepted = true;
       if (e.launch != nullptr) {
         e.launch(e.node, core_, args...);
         continue;
       }
       ++ran;
-      detail::Outcome<R> o = e.call(e.node, failed, args...);
-      const bool stop = (o.status & detail::kStop) != 0;
+      detail::Outcome<R> o = e.call(e.node, args...);
+      const std::uint8_t status = o.status;
       feed(comb, std::move(o));
-      if (stop) return ran;
+      if (status & (detail::kFailed | detail::kStop)) [[unlikely]] {
+        if (status & detail::kFailed) detail::note_failure(failed);
+        if (status & detail::kStop) return Raised<result_type>{std::move(comb).finish(), ran, std::move(failed)};
+      }
     }
     if (!accepted && t->has_default) {
       const E& d = entries[t->n];
       ++ran;
-      feed(comb, d.call(d.node, failed, args...));
+      detail::Outcome<R> o = d.call(d.node, args...);
+      const std::uint8_t status = o.status;
+      feed(comb, std::move(o));
+      if (status & detail::kFailed) [[unlikely]]
+        detail::note_failure(failed);
     }
-    return ran;
+    return Raised<result_type>{std::move(comb).finish(), ran, std::move(failed)};
   }
 
   // Declared before core_: the core publishes into it from its constructor.

@@ -9,13 +9,33 @@
 namespace ward {
 namespace detail {
 
-void record_failure(Failures& failed, const NodeBase& n, Error e) {
+namespace {
+// A stack, not a slot: a failure is taken right after the trampoline that stashed it returns, but
+// stacking keeps that true even if something in between (a destructor) raises and fails too.
+thread_local std::vector<HandlerFailure<>> tls_stash;
+}  // namespace
+
+void stash_failure(const NodeBase& n, Error e) noexcept {
   if (e.plugin.empty()) e.plugin = n.binder;
   if (e.function.empty()) e.function = n.event;
-  failed.push_back(HandlerFailure<>{n.label, std::move(e)});
+  tls_stash.push_back(HandlerFailure<>{n.label, std::move(e)});
 }
 
-void record_exception(Failures& failed, const NodeBase& n, std::exception_ptr ex, const char* what_threw) noexcept {
+HandlerFailure<> take_failure() noexcept {
+  HandlerFailure<> f = std::move(tls_stash.back());
+  tls_stash.pop_back();
+  return f;
+}
+
+void note_failure(Failures& failed) noexcept { failed.push_back(take_failure()); }
+
+Failures take_failure_list() noexcept {
+  Failures failed;
+  note_failure(failed);
+  return failed;
+}
+
+void stash_exception(const NodeBase& n, std::exception_ptr ex, const char* what_threw) noexcept {
   std::string detail = std::string(what_threw) + " threw: ";
   try {
     std::rethrow_exception(std::move(ex));
@@ -27,7 +47,7 @@ void record_exception(Failures& failed, const NodeBase& n, std::exception_ptr ex
   Error e;
   e.kind = Errc::crashed;
   e.detail = std::move(detail);
-  record_failure(failed, n, std::move(e));
+  stash_failure(n, std::move(e));
 }
 
 namespace {
