@@ -120,6 +120,9 @@ class Domain {
   // The domain whose extension is calling a host service on this thread, or null outside host
   // services. A service uses it to reach the caller's handle table.
   [[nodiscard]] static Domain* calling();
+  // The host services this extension may call ("host_api::log", ...): its logical protection
+  // domain. Anything else in its service tables is a trap that ends it with a violation.
+  [[nodiscard]] std::vector<std::string> granted_services() const;
   // Heartbeat: if no call is in progress, asks the idle extension to answer within `timeout`.
   // Returns true if it answered, false if a call was in progress (nothing checked); an error
   // (hung, or the earlier failure) if it did not answer. Calls in progress have their own timeout.

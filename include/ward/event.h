@@ -145,22 +145,59 @@ struct no_guard {};
 // called with the value of every synchronous handler that succeeded, in order; finish() once.
 namespace combine {
 
-// The value of the last handler that succeeded (nullopt if none did).
-template <class R>
-class last {
+namespace detail {
+// Storage for last/first_success. For small trivially copyable R it is a plain value plus a flag
+// rather than an optional: the value is then always initialised, so g++ keeps it in a register
+// on the one-handler raise path instead of parking a maybe-uninitialised payload on the stack
+// (a store-forwarding round trip on the critical path). finish() rebuilds the optional from the
+// value for the same reason (a wide copy of a just-written optional defeats store forwarding).
+template <class R, bool Plain = std::is_trivially_copyable_v<R> && std::is_default_constructible_v<R> &&
+                                sizeof(R) <= 2 * sizeof(void*)>
+class Maybe {
  public:
-  using result_type = std::optional<R>;
-  void add(const R& v) { v_ = v; }
-  void add(R&& v) { v_ = std::move(v); }
-  // Rebuilt from the value rather than moved as a whole: copying a whole optional<int> right after
-  // its two fields were stored makes g++ emit one wide load that defeats store forwarding.
-  result_type finish() && {
+  bool has() const noexcept { return v_.has_value(); }
+  template <class V>
+  void set(V&& v) {
+    v_ = std::forward<V>(v);
+  }
+  std::optional<R> take() && {
     if (v_) return std::move(*v_);
     return std::nullopt;
   }
 
  private:
   std::optional<R> v_;
+};
+template <class R>
+class Maybe<R, true> {
+ public:
+  bool has() const noexcept { return has_; }
+  void set(const R& v) noexcept {
+    v_ = v;
+    has_ = true;
+  }
+  std::optional<R> take() && noexcept {
+    if (has_) return v_;
+    return std::nullopt;
+  }
+
+ private:
+  R v_{};
+  bool has_ = false;
+};
+}  // namespace detail
+
+// The value of the last handler that succeeded (nullopt if none did).
+template <class R>
+class last {
+ public:
+  using result_type = std::optional<R>;
+  void add(const R& v) { v_.set(v); }
+  void add(R&& v) { v_.set(std::move(v)); }
+  result_type finish() && { return std::move(v_).take(); }
+
+ private:
+  detail::Maybe<R> v_;
 };
 
 // The value of the first handler that succeeded (nullopt if none did). Later handlers still run.
@@ -169,18 +206,15 @@ class first_success {
  public:
   using result_type = std::optional<R>;
   void add(const R& v) {
-    if (!v_) v_ = v;
+    if (!v_.has()) v_.set(v);
   }
   void add(R&& v) {
-    if (!v_) v_ = std::move(v);
+    if (!v_.has()) v_.set(std::move(v));
   }
-  result_type finish() && {  // rebuilt from the value: see last<R>::finish
-    if (v_) return std::move(*v_);
-    return std::nullopt;
-  }
+  result_type finish() && { return std::move(v_).take(); }
 
  private:
-  std::optional<R> v_;
+  detail::Maybe<R> v_;
 };
 
 // true if every handler that succeeded returned true (so true if none ran).
@@ -255,8 +289,13 @@ namespace detail {
 // number). The membarrier supplies the StoreLoad ordering the readers skipped: a reader whose
 // entry store the writer could miss is guaranteed to load the new table pointer.
 //
-// Without a usable membarrier (old kernel, seccomp), readers add a seq_cst fence (decided once,
-// before any reader runs). Under ThreadSanitizer, which cannot see membarrier and (with g++'s
+// Without a usable membarrier (kernel < 4.14, or a seccomp filter that forbids it) the writer on
+// x86 uses the mprotect trick instead: revoking write access to a page it just wrote makes the
+// kernel shoot down that TLB entry with an IPI on every CPU running one of our threads, and an
+// interrupt is a full barrier there (.NET's FlushProcessWriteBuffers does the same). Elsewhere
+// (where TLB invalidation may not interrupt other CPUs) readers add a seq_cst fence instead,
+// decided once before any reader runs. WARD_RCU_FALLBACK=1 in the environment forces that path,
+// for testing. Under ThreadSanitizer, which cannot see membarrier and (with g++'s
 // -Wtsan) rejects std::atomic_thread_fence, the reader's entry store and the loads it protects are
 // seq_cst instead, and the writer relies on seq_cst atomics alone; TSan then checks the
 // happens-before edges (reader's release of ctr -> writer's acquire) that make reclamation safe.
@@ -276,6 +315,11 @@ namespace rcu {
 #define WARD_RCU_TSAN 0
 #endif
 inline constexpr bool kTsan = WARD_RCU_TSAN != 0;
+#if defined(__x86_64__) || defined(__i386__)
+#define WARD_RCU_X86 1
+#else
+#define WARD_RCU_X86 0
+#endif
 
 // Orders for loads/stores of RCU-protected pointers and flags.
 inline constexpr std::memory_order kLoad = kTsan ? std::memory_order_seq_cst : std::memory_order_acquire;
@@ -291,7 +335,7 @@ struct alignas(128) Reader {
 };
 
 // The global grace-period number (starts at 1, so a snapshot is never 0), and whether readers
-// need a real fence. Read on every raise; written once per grace period.
+// need a real fence (never on x86). Read on every raise; written once per grace period.
 struct alignas(128) Global {
   std::atomic<std::uint64_t> gp{1};
   std::atomic<bool> fence_readers{false};
@@ -320,6 +364,10 @@ class ReadGuard {
     r->ctr.store(v, std::memory_order_seq_cst);
 #else
     r->ctr.store(v, std::memory_order_release);
+#if !WARD_RCU_X86
+    if (g_global.fence_readers.load(std::memory_order_relaxed)) [[unlikely]]
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
     std::atomic_signal_fence(std::memory_order_seq_cst);  // keep the protected loads after
 #endif
   }
@@ -485,8 +533,7 @@ void stash_exception(const NodeBase& n, std::exception_ptr ex, const char* what_
 HandlerFailure<> take_failure() noexcept;
 // take_failure() into `failed`.
 void note_failure(Failures& failed) noexcept;
-// A list holding take_failure().
-[[gnu::cold]] Failures take_failure_list() noexcept;
+
 
 // Holds one reference on a node (async tasks use it so a queued task keeps its node alive).
 class NodeRef {
@@ -1039,7 +1086,11 @@ class Event<R(Args...), Combiner> {
 
   // Calls every accepting handler in order (see the file comment). Lock-free and allocation-free
   // unless a handler fails or an async handler is launched.
-  Raised<result_type> raise(Args... args) {
+  // Always inlined: it is small (the general case is the out-of-line run()), and inlining lets the
+  // 48-byte Raised live in registers at the call site instead of making a round trip through
+  // memory, which alone doubles the cost of a one-handler raise. g++'s own heuristics flip on
+  // unrelated changes, hence the attribute.
+  [[gnu::always_inline]] Raised<result_type> raise(Args... args) {
     detail::rcu::ReadGuard section;
     const T* t = table_.load(detail::rcu::kLoad);
     if (t->single) [[likely]] {
@@ -1047,17 +1098,18 @@ class Event<R(Args...), Combiner> {
       // other than the table, the reader word and the handler itself.
       const E& e = t->entries()[0];
       detail::Outcome<R> o = e.call(e.node, args...);
-      const std::uint8_t status = o.status;
-      Combiner comb;
-      feed(comb, std::move(o));
-      // The failure list comes back by value from a cold call, so neither it nor the combiner
-      // has its address taken: both stay in registers on the common path.
-      detail::Failures failed;
-      if (status & detail::kFailed) [[unlikely]]
-        failed = detail::take_failure_list();
-      return Raised<result_type>{std::move(comb).finish(), 1, std::move(failed)};
+      if (o.status == detail::kHasValue) [[likely]] {
+        Combiner comb;
+        feed(comb, std::move(o));
+        return Raised<result_type>{std::move(comb).finish(), 1, {}};
+      }
+      Raised<result_type> other = single_other(std::move(o));  // no value, failed, or stop
+      return Raised<result_type>{std::move(other.value), other.ran, std::move(other.failed)};
     }
-    return run(t, args...);
+    // Rebuilt field by field, not returned as is: with NRVO the out-of-line run() would write the
+    // caller's result object through a pointer, forcing it into memory on the fast path too.
+    Raised<result_type> slow = run(t, args...);
+    return Raised<result_type>{std::move(slow.value), slow.ran, std::move(slow.failed)};
   }
   Raised<result_type> operator()(Args... args) { return raise(std::forward<Args>(args)...); }
 
@@ -1107,6 +1159,15 @@ class Event<R(Args...), Combiner> {
     return e;
   }
 
+  [[gnu::cold, gnu::noinline]] static Raised<result_type> single_other(detail::Outcome<R> o) {
+    Combiner comb;
+    const std::uint8_t status = o.status;
+    feed(comb, std::move(o));
+    detail::Failures failed;
+    if (status & detail::kFailed) detail::note_failure(failed);
+    return Raised<result_type>{std::move(comb).finish(), 1, std::move(failed)};
+  }
+
   static void feed(Combiner& comb, detail::Outcome<R>&& o) {
     if (o.status & detail::kHasValue) {
       if constexpr (std::is_void_v<R>)
@@ -1117,7 +1178,7 @@ class Event<R(Args...), Combiner> {
   }
 
   // The general path: guards, async entries, stop, unbound-during-this-raise, the default.
-  Raised<result_type> run(const T* t, detail::param_t<Args>... args) {
+  [[gnu::noinline]] Raised<result_type> run(const T* t, detail::param_t<Args>... args) {
     Combiner comb;
     detail::Failures failed;
     const E* entries = t->entries();

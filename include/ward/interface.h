@@ -31,6 +31,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
@@ -530,6 +531,16 @@ std::uint32_t member_offset() {
 }
 
 }  // namespace detail
+
+// The grant label of a host service function ("host_api::log"), for Policy::Builder::grant.
+template <auto M>
+std::string service() {
+  using Api = typename detail::member_fn<decltype(M)>::api;
+  constexpr std::size_t i = detail::index_of_fn<Api, M>();
+  static_assert(i < std::tuple_size_v<detail::fns_tuple<Api>>, "ward: this function is not declared in its WARD_INTERFACE");
+  return std::get<i>(interface_traits<Api>::fns).name;
+}
+
 }  // namespace ward
 
 // ---- the declaration macro -------------------------------------------------------------------

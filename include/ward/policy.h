@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ward/error.h"
@@ -37,6 +38,10 @@ class Policy {
   bool allows_threads() const { return threads_; }
   bool allows_executable_memory() const { return exec_memory_; }
   const std::vector<std::string>& extra_syscalls() const { return extra_; }
+  // Logical protection domain: may the extension call host service `label` ("host_api::log")?
+  // Without any grant in the policy, every declared service is granted.
+  [[nodiscard]] bool grants(std::string_view label) const;
+  [[nodiscard]] bool restricts_services() const { return restricted_; }
 
   // One line per setting, for logs and `--help` output.
   [[nodiscard]] std::string describe() const;
@@ -53,6 +58,8 @@ class Policy {
   std::uint64_t handles_ = 1024;
   bool files_ = false, sockets_ = false, processes_ = false, threads_ = false, exec_memory_ = false;
   std::vector<std::string> extra_;
+  bool restricted_ = false;
+  std::vector<std::string> grants_;  // "iface::fn" or "iface" (all of it)
 };
 
 class Policy::Builder {
@@ -78,6 +85,13 @@ class Policy::Builder {
   Builder& unsafe_allow_threads();
   Builder& unsafe_allow_executable_memory();
   Builder& unsafe_allow_syscall(std::string name);
+
+  // Logical protection domain: grant host service `label`, either one function
+  // ("host_api::log") or a whole interface ("host_api"). Once any grant (or grant_none) is given,
+  // the extension's service tables contain only what was granted; calling anything else is a
+  // policy violation. ward::service<&host_api::log>() spells a label from the declaration.
+  Builder& grant(std::string label);
+  Builder& grant_none();
 
   // Validates the settings: unknown system call names, an arena too small to hold a frame, a
   // zero timeout, a memory limit smaller than the arena.

@@ -261,6 +261,12 @@ Result<void> Domain::boot() {
   ctl_->entry_off = entry_off;
   auto* schema = reinterpret_cast<w::Schema*>(base_ + schema_off);
   schema->ntables = static_cast<std::uint32_t>(spec_.tables.size());
+  // Logical protection domain: a service table's entry is live only if the policy grants it.
+  for (std::size_t i = 1; i < spec_.tables.size(); ++i)
+    for (std::size_t k = 0; k < spec_.tables[i].fns.size(); ++k)
+      spec_.tables[i].fns[k].flags = pol.grants(spec_.tables[i].fn_names[k]) ? w::kFnGranted : 0;
+  st_->service_names.clear();
+  for (const auto& t : spec_.tables) st_->service_names.push_back(t.fn_names);
   for (std::size_t i = 0; i < spec_.tables.size(); ++i) {
     const auto& t = spec_.tables[i];
     schema->tables[i].struct_size = t.struct_size;
@@ -379,6 +385,8 @@ Result<void> Domain::serve_upcall(const w::Msg& m) {
   if (m.table == 0 || m.table >= spec_.tables.size() || m.fn >= spec_.tables[m.table].dispatch.size())
     return fail(Errc::violation, "upcall to an unknown host service (table " + std::to_string(m.table) + ", function " +
                                      std::to_string(m.fn) + ")");
+  if ((spec_.tables[m.table].fns[m.fn].flags & w::kFnGranted) == 0)
+    return fail(Errc::violation, "called host service " + fn_label(m.table, m.fn) + ", which this domain was not granted");
   const void* impl = impls_[m.table];
   if (!impl) return fail(Errc::violation, "upcall to host service table " + spec_.tables[m.table].name + " it was never given");
   const std::uint64_t nslots = spec_.tables[m.table].fns[m.fn].nparams + 1;
@@ -429,6 +437,14 @@ Result<bool> Domain::heartbeat(std::chrono::nanoseconds timeout) {
     return std::unexpected(current_failure("<heartbeat>", false));
   }
   return true;
+}
+
+std::vector<std::string> Domain::granted_services() const {
+  std::vector<std::string> v;
+  for (std::size_t i = 1; i < spec_.tables.size(); ++i)
+    for (std::size_t k = 0; k < spec_.tables[i].fns.size(); ++k)
+      if (spec_.tables[i].fns[k].flags & w::kFnGranted) v.push_back(spec_.tables[i].fn_names[k]);
+  return v;
 }
 
 void Domain::set_service_impl(std::uint32_t table, const void* impl) {

@@ -269,3 +269,63 @@ INSTANTIATE_TEST_SUITE_P(Channel, Forgery,
                                            std::make_pair(std::size_t{5}, "outside the arena")));
 
 }  // namespace
+
+// Logical protection domains: the host services a domain is granted, and nothing else.
+namespace {
+
+int g_logged = 0;
+constexpr probe_host kCountingHost{[](const char*) { ++g_logged; }};
+
+TEST(Grants, AnUngrantedServiceCallIsAViolationThatNeverReachesTheHost) {
+  auto pol = ward::Policy::builder().grant_none().build();
+  ASSERT_TRUE(pol);
+  auto p = ward::Plugin<probe_api>::load(plugin("busy_log"), "probe_entry", *pol);
+  ASSERT_TRUE(p) << p.error().message();
+  EXPECT_TRUE(p->domain().granted_services().empty());
+  ASSERT_TRUE(p->call<&probe_api::init>(&kCountingHost));
+  g_logged = 0;
+  auto r = p->call<&probe_api::run>(3L);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ward::Errc::violation) << r.error().message();
+  EXPECT_NE(r.error().detail.find("probe_host::log"), std::string::npos) << r.error().detail;
+  EXPECT_NE(r.error().detail.find("not granted"), std::string::npos) << r.error().detail;
+  EXPECT_EQ(g_logged, 0);
+}
+
+TEST(Grants, GrantedServicesWorkAndAreVisible) {
+  auto pol = ward::Policy::builder().grant(ward::service<&probe_host::log>()).build();
+  ASSERT_TRUE(pol);
+  EXPECT_NE(pol->describe().find("services granted: probe_host::log"), std::string::npos);
+  auto p = ward::Plugin<probe_api>::load(plugin("busy_log"), "probe_entry", *pol);
+  ASSERT_TRUE(p);
+  ASSERT_EQ(p->domain().granted_services(), std::vector<std::string>{"probe_host::log"});
+  ASSERT_TRUE(p->call<&probe_api::init>(&kCountingHost));
+  g_logged = 0;
+  auto r = p->call<&probe_api::run>(4L);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(g_logged, 4);
+}
+
+TEST(Grants, PerFunctionWithinAnInterface) {
+  // device_host has log and now_ns; grant only now_ns: log_echo's first log() is refused.
+  auto pol = ward::Policy::builder().grant("device_host::now_ns").build();
+  ASSERT_TRUE(pol);
+  auto p = ward::Plugin<device_api>::load(plugin("device"), "device_entry", *pol);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->domain().granted_services(), std::vector<std::string>{"device_host::now_ns"});
+  static constexpr device_host host{[](const char*) {}, [] { return std::uint64_t{1}; }};
+  ASSERT_TRUE(p->call<&device_api::init>(&host));
+  auto r = p->call<&device_api::log_echo>("x", 1L);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().detail.find("device_host::log"), std::string::npos) << r.error().detail;
+}
+
+TEST(Grants, WholeInterfaceGrant) {
+  auto pol = ward::Policy::builder().grant("device_host").build();
+  ASSERT_TRUE(pol);
+  auto p = ward::Plugin<device_api>::load(plugin("device"), "device_entry", *pol);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->domain().granted_services().size(), 2u);
+}
+
+}  // namespace

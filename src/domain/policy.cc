@@ -19,6 +19,25 @@ Policy::Builder& Policy::Builder::cpu_seconds(std::uint64_t s) { p_.cpu_seconds_
 Policy::Builder& Policy::Builder::open_files(std::uint64_t n) { p_.open_files_ = n; return *this; }
 Policy::Builder& Policy::Builder::arena_size(std::uint64_t b) { p_.arena_size_ = b; return *this; }
 Policy::Builder& Policy::Builder::handles(std::uint64_t n) { p_.handles_ = n; return *this; }
+Policy::Builder& Policy::Builder::grant(std::string label) {
+  p_.restricted_ = true;
+  p_.grants_.push_back(std::move(label));
+  return *this;
+}
+Policy::Builder& Policy::Builder::grant_none() {
+  p_.restricted_ = true;
+  return *this;
+}
+
+bool Policy::grants(std::string_view label) const {
+  if (!restricted_) return true;
+  const auto sep = label.find("::");
+  const std::string_view iface = sep == std::string_view::npos ? label : label.substr(0, sep);
+  for (const auto& g : grants_)
+    if (g == label || g == iface) return true;
+  return false;
+}
+
 Policy::Builder& Policy::Builder::unsafe_allow_file_open() { p_.files_ = true; return *this; }
 Policy::Builder& Policy::Builder::unsafe_allow_sockets() { p_.sockets_ = true; return *this; }
 Policy::Builder& Policy::Builder::unsafe_allow_process_creation() { p_.processes_ = true; return *this; }
@@ -42,6 +61,8 @@ Result<Policy> Policy::Builder::build() const {
   if (p_.handles_ == 0 || p_.handles_ > (1u << 24)) return fail(Errc::misuse, "policy: handles must be 1 .. 16M");
   if (p_.open_files_ != 0 && p_.open_files_ < 4)
     return fail(Errc::misuse, "policy: open_files must be at least 4 (stdio and the arena)");
+  for (const auto& g : p_.grants_)
+    if (g.empty() || g.find(' ') != std::string::npos) return fail(Errc::misuse, "policy: bad grant '" + g + "'");
   for (const auto& name : p_.extra_)
     if (seccomp_syscall_resolve_name(name.c_str()) == __NR_SCMP_ERROR)
       return fail(Errc::misuse, "policy: unknown system call '" + name + "'");
@@ -60,6 +81,11 @@ std::string Policy::describe() const {
   if (threads_) o << ", UNSAFE threads";
   if (exec_memory_) o << ", UNSAFE executable memory";
   for (const auto& s : extra_) o << ", UNSAFE syscall " << s;
+  if (restricted_) {
+    o << ", services granted:";
+    if (grants_.empty()) o << " none";
+    for (const auto& g : grants_) o << " " << g;
+  }
   return o.str();
 }
 

@@ -45,7 +45,18 @@ Error DomainState::classify_exit() const {
   const auto* ctl = reinterpret_cast<const wire::Control*>(base);
   // The child's fault record is advisory (the child can write anything there); it only refines
   // the kind of a death the host observed itself.
-  const bool violation = ctl->fault.violation.load(std::memory_order_acquire) == 1;
+  const std::uint32_t violation_kind = ctl->fault.violation.load(std::memory_order_acquire);
+  const bool violation = violation_kind == wire::kViolationSyscall;
+  if (violation_kind == wire::kViolationUngranted && exit_known) {
+    Error e;
+    e.kind = Errc::violation;
+    const std::uint32_t t = ctl->fault.ungranted_table, f = ctl->fault.ungranted_fn;
+    const std::string name = t < service_names.size() && f < service_names[t].size()
+                                 ? service_names[t][f]
+                                 : "table " + std::to_string(t) + " function " + std::to_string(f);
+    e.detail = "called host service " + name + ", which this domain was not granted";
+    return e;
+  }
   const std::uint64_t alloc_failed = ctl->fault.alloc_failed.load(std::memory_order_acquire);
   Error e;
   if (!exit_known) {

@@ -14,6 +14,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "ward/detail/wire.h"
 #include "ward/error.h"
@@ -34,6 +36,7 @@ struct DomainState {
   std::condition_variable cv;  // notified when reaped
   std::optional<Error> cause;  // the first cause, never overwritten
   siginfo_t exit_info{};       // valid once reaped
+  std::vector<std::vector<std::string>> service_names;  // per table, for violation reports
   bool exit_known = false;     // false if someone else reaped the child
 
   // Records `e` as the cause unless one is already recorded; returns the recorded cause.

@@ -29,12 +29,6 @@ HandlerFailure<> take_failure() noexcept {
 
 void note_failure(Failures& failed) noexcept { failed.push_back(take_failure()); }
 
-Failures take_failure_list() noexcept {
-  Failures failed;
-  note_failure(failed);
-  return failed;
-}
-
 void stash_exception(const NodeBase& n, std::exception_ptr ex, const char* what_threw) noexcept {
   std::string detail = std::string(what_threw) + " threw: ";
   try {

@@ -3,6 +3,7 @@
 
 #include <linux/membarrier.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -54,35 +55,67 @@ constinit std::mutex g_gp_mu;
 // destructor) gets a record that is never recycled, instead of re-arming a destroyed hook.
 constinit thread_local bool tls_exited = false;
 
-// Whether membarrier(PRIVATE_EXPEDITED) is registered for this process. Decided once, before the
-// first read section of any thread (register_thread) and before the first grace period.
-bool membarrier_ready() noexcept {
-  static const bool ready = [] {
-    if constexpr (kTsan) return false;  // TSan build: seq_cst atomics on both sides instead
-    const long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-    if (cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
-        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
-      return true;
-    // No usable membarrier: readers must fence. Stored before any reader reads it (every
-    // reader registers, and registration calls us, first).
+[[noreturn]] void die(const char* what) noexcept {
+  std::perror(what);
+  std::abort();
+}
+
+enum class Barrier { none, membarrier, mprotect, fence };
+
+// The page the mprotect fallback toggles (x86 only).
+void* g_ipi_page = nullptr;
+
+// How writers issue the asymmetric fence. Decided once, before the first read section of any
+// thread (register_thread calls this) and before the first grace period, so the readers'
+// fence_readers flag is settled before any reader looks at it.
+Barrier barrier_kind() noexcept {
+  static const Barrier kind = [] {
+    if constexpr (kTsan) return Barrier::none;  // seq_cst atomics on both sides instead
+    const char* force = std::getenv("WARD_RCU_FALLBACK");
+    const bool forced = force != nullptr && force[0] == '1';
+    if (!forced) {
+      const long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+      if (cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
+          syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return Barrier::membarrier;
+    }
+#if WARD_RCU_X86
+    g_ipi_page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (g_ipi_page == MAP_FAILED) die("ward: mmap for the event barrier page");
+    return Barrier::mprotect;
+#else
     g_global.fence_readers.store(true, std::memory_order_relaxed);
-    return false;
+    return Barrier::fence;
+#endif
   }();
-  return ready;
+  return kind;
 }
 
 // The writer's half of the asymmetric fence: a full barrier on every CPU running our threads.
+// Called with g_gp_mu held (the mprotect page is not shared between writers).
 void heavy_barrier() noexcept {
-  if constexpr (kTsan) return;
-  if (membarrier_ready()) {
-    if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return;
-    // Registered but failing: readers do not fence, so we cannot continue safely.
-    std::perror("ward: membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration");
-    std::abort();
-  }
+  switch (barrier_kind()) {
+    case Barrier::none:
+      return;
+    case Barrier::membarrier:
+      // Registered but failing would leave readers unfenced: we cannot continue safely.
+      if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+        die("ward: membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration");
+      return;
+    case Barrier::mprotect: {
+      // Make the page present and writable, dirty it, then revoke access: the kernel must flush
+      // the TLB entry on every CPU that may cache it, i.e. IPI every CPU running our threads.
+      if (mprotect(g_ipi_page, 4096, PROT_READ | PROT_WRITE) != 0) die("ward: mprotect (event barrier)");
+      __atomic_fetch_add(static_cast<int*>(g_ipi_page), 1, __ATOMIC_SEQ_CST);
+      if (mprotect(g_ipi_page, 4096, PROT_NONE) != 0) die("ward: mprotect (event barrier)");
+      return;
+    }
+    case Barrier::fence:
 #if !WARD_RCU_TSAN
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the readers' fences
+      std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the readers' fences
 #endif
+      return;
+  }
 }
 
 struct ExitHook {
@@ -178,7 +211,7 @@ void stop_reclaimer() {
 }  // namespace
 
 Reader* register_thread() noexcept {
-  (void)membarrier_ready();  // decides fence_readers before this thread's first section
+  (void)barrier_kind();  // settles fence_readers before this thread's first section
   Reader* r = nullptr;
   for (Reader* p = g_head.load(std::memory_order_seq_cst); p != nullptr; p = p->next) {
     bool free = false;
@@ -210,7 +243,7 @@ Reader* register_thread() noexcept {
 
 bool synchronize() noexcept {
   if (in_read_section()) return false;
-  (void)membarrier_ready();
+  (void)barrier_kind();
   std::lock_guard lk(g_gp_mu);
   const std::uint64_t target = g_global.gp.load(std::memory_order_relaxed) + 1;
   g_global.gp.store(target, kTsan ? std::memory_order_seq_cst : std::memory_order_release);

@@ -67,7 +67,7 @@ void note_alloc_failure(size_t n) {
 void on_sigsys(int, siginfo_t* info, void*) {
   if (g_ctl) {
     g_ctl->fault.syscall_nr = info->si_syscall;
-    g_ctl->fault.violation.store(1, std::memory_order_seq_cst);
+    g_ctl->fault.violation.store(w::kViolationSyscall, std::memory_order_seq_cst);
   }
   die(w::kHelperExitViolation);
 }
@@ -165,6 +165,10 @@ const void* g_plugin_table = nullptr;
 
 void upcall_handler(ffi_cif*, void* ret, void** args, void* user);
 
+// The entry of a host service this domain was not granted: calling it is a policy violation
+// (the call never reaches the host).
+void ungranted_handler(ffi_cif*, void*, void**, void* user);
+
 void build_fn(FnRt& f, const w::Fn* desc, std::uint32_t table, std::uint32_t index) {
   f.desc = desc;
   f.table = table;
@@ -199,7 +203,8 @@ void build_tables() {
       void* code = nullptr;
       auto* cl = static_cast<ffi_closure*>(ffi_closure_alloc(sizeof(ffi_closure), &code));
       if (!cl) load_error("libffi", "cannot allocate a closure");
-      if (ffi_prep_closure_loc(cl, &rt.fns[i].cif, upcall_handler, &rt.fns[i], code) != FFI_OK)
+      const bool granted = (fns[i].flags & w::kFnGranted) != 0;
+      if (ffi_prep_closure_loc(cl, &rt.fns[i].cif, granted ? upcall_handler : ungranted_handler, &rt.fns[i], code) != FFI_OK)
         load_error("libffi", "cannot prepare a closure");
       if (fns[i].offset + sizeof(void*) > td.struct_size) load_error("schema", "function offset out of range");
       std::memcpy(table + fns[i].offset, &code, sizeof code);
@@ -435,6 +440,14 @@ void upcall_handler(ffi_cif*, void* ret, void** args, void* user) {
     default: std::memcpy(ret, &r.a, 8); break;
   }
   g_top = saved_top;
+}
+
+void ungranted_handler(ffi_cif*, void*, void**, void* user) {
+  const FnRt& f = *static_cast<const FnRt*>(user);
+  g_ctl->fault.ungranted_table = f.table;
+  g_ctl->fault.ungranted_fn = f.index;
+  g_ctl->fault.violation.store(w::kViolationUngranted, std::memory_order_seq_cst);
+  die(w::kHelperExitViolation);
 }
 
 bool audit_module_loaded() {

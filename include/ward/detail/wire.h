@@ -19,7 +19,7 @@ namespace ward::wire {
 static_assert(std::endian::native == std::endian::little, "ward's wire format assumes little endian");
 
 inline constexpr std::uint64_t kMagic = 0x31414e4552414457ull;  // "WDARENA1"
-inline constexpr std::uint32_t kVersion = 3;  // bump on any layout change
+inline constexpr std::uint32_t kVersion = 4;  // bump on any layout change
 inline constexpr std::uint64_t kNull = ~0ull;  // offset meaning "null pointer"
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kMaxParams = 12;
@@ -82,9 +82,14 @@ static_assert(sizeof(Doorbell) == kCacheLine);
 
 // Why the child stopped, as far as the child could tell before it died. Untrusted, advisory:
 // the host combines it with the exit status it reaped itself.
+inline constexpr std::uint32_t kViolationSyscall = 1;   // seccomp trapped `syscall_nr`
+inline constexpr std::uint32_t kViolationUngranted = 2; // called service `ungranted_fn` of `ungranted_table`
+
 struct Fault {
-  std::atomic<std::uint32_t> violation;     // 1: seccomp trapped `syscall_nr`
+  std::atomic<std::uint32_t> violation;     // kViolation*
   std::int32_t syscall_nr;
+  std::uint32_t ungranted_table;
+  std::uint32_t ungranted_fn;
   std::atomic<std::uint64_t> alloc_failed;  // size of the first allocation that failed, or 0
   char text[512];                           // load errors (dlopen, dlsym), NUL-terminated
 };
@@ -140,9 +145,13 @@ struct Param {
   Tok layout[kMaxLayout];  // records only
 };
 
+inline constexpr std::uint32_t kFnGranted = 1;  // host services: this domain may call it
+
 struct Fn {
   std::uint32_t offset;    // byte offset of the function pointer inside its table struct
   std::uint32_t nparams;
+  std::uint32_t flags;     // kFnGranted
+  std::uint32_t pad;
   Param ret;
   Param params[kMaxParams];
 };
