@@ -71,3 +71,14 @@ WARD_INTERFACE(zoo_host, (mirror), (fill, ward::out(0, 1)), (avg, ward::in(0, 1)
 WARD_INTERFACE(zoo_api, (add_vec), (mix), (dmix), (scale_big), (neg_u8), (half), (is_even), (next_color), (many),
                (name_of, ward::returns_string), (use_host, ward::services(0)),
                (take_handle, ward::handle<ZooObject>(0, ward::rights::read)), (take_plain));
+
+// The packet filter (SPIN's classic extension).
+#include "pktfilter.h"
+WARD_INTERFACE(pkt_host, (log, ward::cstring(0)));
+WARD_INTERFACE(pktfilter_api,
+               (init, ward::services(0), ward::replay_after_restart),
+               (on_packet, ward::in(0), ward::in(1, 2), ward::nullable(1)),
+               (wants, ward::idempotent),
+               (seen, ward::idempotent),
+               (dropped, ward::idempotent),
+               (crash_next));

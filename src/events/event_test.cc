@@ -776,7 +776,7 @@ TEST(EventStress, BindUnbindWhileRaising) {
 
   EXPECT_EQ(violations.load(), 0);
   EXPECT_GT(raises.load(), 1000);
-  EXPECT_GT(binds.load(), 100);
+  EXPECT_GT(binds.load(), 20);  // each unbind waits a grace period; slow on a loaded 2-CPU box
   EXPECT_GT(calls.load(), 0);
   EXPECT_EQ(sync_ev.bound(), 0u);
   EXPECT_EQ(async_ev.bound(), 0u);
