@@ -22,8 +22,7 @@
 //    counted (async_failures()).
 //  - Errors are values: bind returns Result<Binding>; a handler's error (Result / Handled with an
 //    error, or an exception) is reported in Raised::failed and the raise carries on. Nothing
-//    throws out of this API, except std::bad_alloc from the (rare) paths that allocate while
-//    reporting a failure, which terminates like any other allocation failure under noexcept.
+//    throws out of this API (but see "Allocation failure" below).
 //
 // Thread safety: raise, bind, unbind, set_default, unbind_domain, bound and async_failures may be
 // called concurrently from any threads. Constructing and destroying the Event itself are not
@@ -36,15 +35,23 @@
 //   object itself (and its guard) has been destroyed.
 // Exception: a thread that is itself inside a raise (of any event, e.g. a handler unbinding itself
 // or another handler) or inside an async handler cannot wait for that without risking deadlock.
-// There, unbind unlinks the handler at once (no raise that starts afterwards calls it, and it is
-// skipped by the rest of the current raise) and destroys its state later, once every raise and
-// async invocation that could still be using it has finished. Deferred destruction runs on ward's
-// reclaimer thread (or in detail::rcu::barrier()).
+// There, unbind unlinks the handler at once (no raise ordered after the unbind calls it, and the
+// rest of the current raise skips it) but does not wait: other threads may still be running it
+// when unbind returns. Its state is destroyed later, once every raise and async invocation that
+// could still be using it has finished, on ward's reclaimer thread (within a few milliseconds) or
+// in detail::rcu::barrier().
 //
 // Cost of the guarantee: unbind waits for a grace period, i.e. until every raise of ANY event that
 // was in progress when it started has returned (and for running async invocations of the handler
-// being unbound). A slow synchronous handler therefore delays unbinds process-wide. bind never
-// waits.
+// being unbound). A slow synchronous handler therefore delays unbinds process-wide; and unbinding
+// (or destroying an Event) while holding a lock that a handler takes deadlocks. bind never waits.
+//
+// Allocation failure: bind reports Errc::limit. Elsewhere (unbind, set_default, recording a
+// handler's failure) std::bad_alloc is not caught; in the noexcept paths it terminates.
+//
+// fork(): as with any multithreaded library, a forked child (without exec) may raise events but
+// must not bind or unbind: the reader records of threads that do not exist in the child would
+// never become quiescent. (ward's domains use posix_spawn, which is unaffected.)
 #pragma once
 
 #include <atomic>
@@ -97,8 +104,9 @@ struct BindOptions {
   bool async = false;
 };
 
-// A handler may return R, Result<R> or Handled<R>. `stop` ends the raise after this handler
-// (whether or not it succeeded): later handlers, synchronous or async, are not invoked.
+// A handler may return R, Result<R> or Handled<R> (or the same with a type convertible to R).
+// `stop` ends the raise after this handler (whether or not it succeeded): later handlers,
+// synchronous or async, are not invoked.
 template <class R>
 struct Handled {
   Result<R> value;
@@ -294,8 +302,8 @@ namespace detail {
 // kernel shoot down that TLB entry with an IPI on every CPU running one of our threads, and an
 // interrupt is a full barrier there (.NET's FlushProcessWriteBuffers does the same). Elsewhere
 // (where TLB invalidation may not interrupt other CPUs) readers add a seq_cst fence instead,
-// decided once before any reader runs. WARD_RCU_FALLBACK=1 in the environment forces that path,
-// for testing. Under ThreadSanitizer, which cannot see membarrier and (with g++'s
+// decided once before any reader runs. WARD_RCU_FALLBACK=1 in the environment skips membarrier
+// (so the fallback can be tested). Under ThreadSanitizer, which cannot see membarrier and (with g++'s
 // -Wtsan) rejects std::atomic_thread_fence, the reader's entry store and the loads it protects are
 // seq_cst instead, and the writer relies on seq_cst atomics alone; TSan then checks the
 // happens-before edges (reader's release of ctr -> writer's acquire) that make reclamation safe.
@@ -398,8 +406,8 @@ bool synchronize() noexcept;
 void defer(std::move_only_function<void()> fn) noexcept;
 
 // Runs every callback deferred before this call (waiting for their grace period) before
-// returning. Returns false (without waiting) inside a read section, inside an async handler or on
-// the reclaimer thread, where waiting could deadlock.
+// returning. Returns false (without waiting) inside a read section or on the reclaimer thread,
+// where waiting could deadlock. Tests use it to observe deferred destruction deterministically.
 bool barrier() noexcept;
 
 }  // namespace rcu
@@ -475,6 +483,17 @@ template <class T>
 struct is_result : std::false_type {};
 template <class T>
 struct is_result<std::expected<T, Error>> : std::true_type {};
+// U of a Result<U> or Handled<U>.
+template <class T>
+struct carried;
+template <class U>
+struct carried<std::expected<U, Error>> {
+  using type = U;
+};
+template <class U>
+struct carried<Handled<U>> {
+  using type = U;
+};
 template <class T>
 struct is_std_function : std::false_type {};
 template <class S>
@@ -524,7 +543,7 @@ class NodeBase {
 // Failures travel out of band: a trampoline that sees its handler fail stashes the failure in a
 // per-thread stack and returns kFailed; the raise takes it back right away. The common path thus
 // never touches the failure list (nor makes its address escape), which keeps a raise's result in
-// registers. Both are cold, out-of-line functions.
+// registers. All four are cold, out-of-line functions.
 // Stashes a failure of `n` (fills plugin/function if the handler left them empty).
 void stash_failure(const NodeBase& n, Error e) noexcept;
 // Stashes an exception caught from `n`'s handler ("handler threw: ...") or guard.
@@ -533,7 +552,6 @@ void stash_exception(const NodeBase& n, std::exception_ptr ex, const char* what_
 HandlerFailure<> take_failure() noexcept;
 // take_failure() into `failed`.
 void note_failure(Failures& failed) noexcept;
-
 
 // Holds one reference on a node (async tasks use it so a queued task keeps its node alive).
 class NodeRef {
@@ -607,8 +625,13 @@ class TypedNode : public NodeBase {
 // entry if has_default. Published through one atomic pointer; never modified after publication.
 template <class E>
 struct Table {
+  // What raise's inline fast path needs to know, in one byte it loads anyway.
+  static constexpr std::uint8_t kGeneral = 0;        // anything else: the out-of-line run()
+  static constexpr std::uint8_t kSingle = 1;         // one synchronous handler, no guard
+  static constexpr std::uint8_t kSingleGuarded = 2;  // one synchronous handler with a guard
+
   std::uint32_t n = 0;
-  bool single = false;       // one synchronous unguarded entry: raise's fast path
+  std::uint8_t shape = kGeneral;
   bool has_default = false;
 
   static constexpr std::size_t kEntriesOffset = (sizeof(std::uint64_t) + alignof(E) - 1) / alignof(E) * alignof(E);
@@ -624,7 +647,7 @@ struct Table {
     t->n = n;
     t->has_default = has_default;
     for (std::size_t i = 0; i < count; ++i) new (static_cast<char*>(mem) + kEntriesOffset + i * sizeof(E)) E(src[i]);
-    t->single = n == 1 && src[0].guard == nullptr && src[0].launch == nullptr;
+    if (n == 1 && src[0].launch == nullptr) t->shape = src[0].guard == nullptr ? kSingle : kSingleGuarded;
     return t;
   }
   static void destroy(void* p) noexcept {
@@ -669,9 +692,17 @@ class EventCore final : public CoreBase {
         return fail(Errc::misuse, "cannot be after '" + opts.after + "' and before '" + opts.before + "'");
       pos = opts.after.empty() ? hi : lo;
     }
-    list_.insert(list_.begin() + static_cast<std::ptrdiff_t>(pos), n);
+    list_.reserve(list_.size() + 1);  // may throw; after it, nothing below does until publish()
+    const auto it = list_.insert(list_.begin() + static_cast<std::ptrdiff_t>(pos), n);
     n->linked = true;
-    const T* old = publish();
+    const T* old;
+    try {
+      old = publish();  // allocates before it publishes: on failure nothing was published
+    } catch (...) {
+      list_.erase(it);
+      n->linked = false;
+      throw;
+    }
     lk.unlock();
     retire_table(const_cast<T*>(old), &T::destroy);
     return {};
@@ -806,7 +837,7 @@ class Node final : public TypedNode<R, Args...> {
     Node& n = static_cast<Node&>(*nb);
     try {
       using Ret = std::invoke_result_t<H&, param_t<Args>&...>;
-      if constexpr (is_handled<Ret>::value) {
+      if constexpr (is_handled<std::remove_cvref_t<Ret>>::value) {
         Ret h = std::invoke(*n.handler_, args...);
         const std::uint8_t stop = h.stop ? kStop : 0;
         if constexpr (std::is_void_v<R>) {
@@ -816,7 +847,7 @@ class Node final : public TypedNode<R, Args...> {
         }
         stash_failure(n, std::move(h.value.error()));
         return Outcome<R>::nothing(stop | kFailed);
-      } else if constexpr (is_result<Ret>::value) {
+      } else if constexpr (is_result<std::remove_cvref_t<Ret>>::value) {
         Ret r = std::invoke(*n.handler_, args...);
         if constexpr (std::is_void_v<R>) {
           if (r) return Outcome<R>::ok(0);
@@ -1061,6 +1092,9 @@ class Event<R(Args...), Combiner> {
       return refuse(who, Errc::misuse, "copying the handler or guard threw");
     }
     n->entry = E{&N::call, n->has_guard() ? &N::guard : nullptr, opts.async ? &N::launch : nullptr, n};
+    // The Binding's reference, taken before the node is published: from then on another thread
+    // (unbind_domain) may unlink it and drop the event's reference at any moment.
+    n->add_ref();
     Result<void> linked;
     try {
       linked = core_->insert(n, opts);
@@ -1068,13 +1102,13 @@ class Event<R(Args...), Combiner> {
       linked = fail(Errc::limit, "out of memory");
     }
     if (!linked) {
+      n->release();  // the Binding's, never handed out
       dispose(n);
       Error e = std::move(linked.error());
       e.plugin = who.name;
       e.function = core_->name();
       return std::unexpected(std::move(e));
     }
-    n->add_ref();  // the Binding's
     return Binding(core_, n);
   }
 
@@ -1093,18 +1127,22 @@ class Event<R(Args...), Combiner> {
   [[gnu::always_inline]] Raised<result_type> raise(Args... args) {
     detail::rcu::ReadGuard section;
     const T* t = table_.load(detail::rcu::kLoad);
-    if (t->single) [[likely]] {
+    const std::uint8_t shape = t->shape;
+    if (shape == T::kSingle) [[likely]] {
       // One synchronous unguarded handler: call it, combine, done. Nothing here touches memory
       // other than the table, the reader word and the handler itself.
       const E& e = t->entries()[0];
-      detail::Outcome<R> o = e.call(e.node, args...);
-      if (o.status == detail::kHasValue) [[likely]] {
-        Combiner comb;
-        feed(comb, std::move(o));
-        return Raised<result_type>{std::move(comb).finish(), 1, {}};
-      }
-      Raised<result_type> other = single_other(std::move(o));  // no value, failed, or stop
-      return Raised<result_type>{std::move(other.value), other.ran, std::move(other.failed)};
+      return single(e.call(e.node, args...));
+    }
+    if (shape == T::kSingleGuarded) {
+      // The same with one guard. A separate block rather than a conditional guard call inside
+      // the one above: that costs the unguarded case a cycle (measured).
+      const E& e = t->entries()[0];
+      const std::uint8_t accepted = e.guard(e.node, args...);
+      if (accepted == 1) [[likely]]
+        return single(e.call(e.node, args...));
+      Raised<result_type> refused = single_refused(t, accepted, args...);  // refused, or threw
+      return Raised<result_type>{std::move(refused.value), refused.ran, std::move(refused.failed)};
     }
     // Rebuilt field by field, not returned as is: with NRVO the out-of-line run() would write the
     // caller's result object through a pointer, forcing it into memory on the fast path too.
@@ -1126,15 +1164,21 @@ class Event<R(Args...), Combiner> {
   const std::string& owner() const noexcept { return core_->owner(); }
 
  private:
+  // What a handler may return: R, Result<R> or Handled<R>, where R may also be any type
+  // convertible to R (a handler from a domain returning Result<int> for a bool event, say).
   template <class H>
   static constexpr void check_return() {
-    using Ret = std::invoke_result_t<H&, detail::param_t<Args>&...>;
-    if constexpr (std::is_void_v<R>) {
-      static_assert(std::is_void_v<Ret> || std::is_same_v<Ret, Result<void>> || std::is_same_v<Ret, Handled<void>>,
-                    "a handler of a void event returns void, Result<void> or Handled<void>");
+    using Ret = std::remove_cvref_t<std::invoke_result_t<H&, detail::param_t<Args>&...>>;
+    if constexpr (detail::is_result<Ret>::value || detail::is_handled<Ret>::value) {
+      using U = typename detail::carried<Ret>::type;
+      if constexpr (std::is_void_v<R>)
+        static_assert(std::is_void_v<U>, "a handler of a void event returns void, Result<void> or Handled<void>");
+      else
+        static_assert(std::is_convertible_v<U, R>, "a handler returns R, Result<R> or Handled<R> (or U convertible to R)");
+    } else if constexpr (std::is_void_v<R>) {
+      static_assert(std::is_void_v<Ret>, "a handler of a void event returns void, Result<void> or Handled<void>");
     } else {
-      static_assert(std::is_convertible_v<Ret, R> || std::is_same_v<Ret, Result<R>> || std::is_same_v<Ret, Handled<R>>,
-                    "a handler returns R, Result<R> or Handled<R>");
+      static_assert(std::is_convertible_v<Ret, R>, "a handler returns R, Result<R> or Handled<R> (or U convertible to R)");
     }
   }
 
@@ -1159,6 +1203,18 @@ class Event<R(Args...), Combiner> {
     return e;
   }
 
+  // The result of a raise whose only handler ran and returned `o`.
+  [[gnu::always_inline]] static Raised<result_type> single(detail::Outcome<R>&& o) {
+    if (o.status == detail::kHasValue) [[likely]] {
+      Combiner comb;
+      feed(comb, std::move(o));
+      return Raised<result_type>{std::move(comb).finish(), 1, {}};
+    }
+    // No value, failed, or stop. Rebuilt field by field: see the end of raise().
+    Raised<result_type> other = single_other(std::move(o));
+    return Raised<result_type>{std::move(other.value), other.ran, std::move(other.failed)};
+  }
+
   [[gnu::cold, gnu::noinline]] static Raised<result_type> single_other(detail::Outcome<R> o) {
     Combiner comb;
     const std::uint8_t status = o.status;
@@ -1166,6 +1222,25 @@ class Event<R(Args...), Combiner> {
     detail::Failures failed;
     if (status & detail::kFailed) detail::note_failure(failed);
     return Raised<result_type>{std::move(comb).finish(), 1, std::move(failed)};
+  }
+
+  // The only handler's guard refused (guard == 0) or threw (guard == kFailed): the default
+  // handler's turn.
+  [[gnu::cold, gnu::noinline]] static Raised<result_type> single_refused(const T* t, std::uint8_t guard,
+                                                                         detail::param_t<Args>... args) {
+    Combiner comb;
+    detail::Failures failed;
+    if (guard == detail::kFailed) detail::note_failure(failed);
+    std::size_t ran = 0;
+    if (t->has_default) {
+      const E& d = t->entries()[t->n];
+      ran = 1;
+      detail::Outcome<R> o = d.call(d.node, args...);
+      const std::uint8_t status = o.status;
+      feed(comb, std::move(o));
+      if (status & detail::kFailed) detail::note_failure(failed);
+    }
+    return Raised<result_type>{std::move(comb).finish(), ran, std::move(failed)};
   }
 
   static void feed(Combiner& comb, detail::Outcome<R>&& o) {
@@ -1178,32 +1253,34 @@ class Event<R(Args...), Combiner> {
   }
 
   // The general path: guards, async entries, stop, unbound-during-this-raise, the default.
+  // Out of line (raise() stays small at every call site); written so that the loop's state
+  // (cursor, end, combiner, count) stays in callee-saved registers across the handler calls.
   [[gnu::noinline]] Raised<result_type> run(const T* t, detail::param_t<Args>... args) {
     Combiner comb;
     detail::Failures failed;
-    const E* entries = t->entries();
     std::size_t ran = 0;
-    bool accepted = false;
-    for (std::uint32_t i = 0; i < t->n; ++i) {
-      const E& e = entries[i];
+    bool launched = false;
+    const E* e = t->entries();
+    const E* const end = e + t->n;
+    for (; e != end; ++e) {
       // Unbound by an earlier handler of this very raise: skip it.
-      if (!e.node->live.load(std::memory_order_relaxed)) [[unlikely]]
+      if (!e->node->live.load(std::memory_order_relaxed)) [[unlikely]]
         continue;
-      if (e.guard != nullptr) {
-        const std::uint8_t g = e.guard(e.node, args...);
+      if (e->guard != nullptr) {
+        const std::uint8_t g = e->guard(e->node, args...);
         if (g != 1) {
           if (g == detail::kFailed) [[unlikely]]
             detail::note_failure(failed);
           continue;
         }
       }
-      accepted = true;
-      if (e.launch != nullptr) {
-        e.launch(e.node, core_, args...);
+      if (e->launch != nullptr) [[unlikely]] {
+        launch(*e, args...);
+        launched = true;
         continue;
       }
       ++ran;
-      detail::Outcome<R> o = e.call(e.node, args...);
+      detail::Outcome<R> o = e->call(e->node, args...);
       const std::uint8_t status = o.status;
       feed(comb, std::move(o));
       if (status & (detail::kFailed | detail::kStop)) [[unlikely]] {
@@ -1211,16 +1288,21 @@ class Event<R(Args...), Combiner> {
         if (status & detail::kStop) return Raised<result_type>{std::move(comb).finish(), ran, std::move(failed)};
       }
     }
-    if (!accepted && t->has_default) {
-      const E& d = entries[t->n];
+    // No guard accepted (a handler that ran and failed did accept): the default handler, if any,
+    // sits right after the bound entries.
+    if (ran == 0 && !launched && t->has_default) {
       ++ran;
-      detail::Outcome<R> o = d.call(d.node, args...);
+      detail::Outcome<R> o = end->call(end->node, args...);
       const std::uint8_t status = o.status;
       feed(comb, std::move(o));
       if (status & detail::kFailed) [[unlikely]]
         detail::note_failure(failed);
     }
     return Raised<result_type>{std::move(comb).finish(), ran, std::move(failed)};
+  }
+
+  [[gnu::noinline]] void launch(const E& e, detail::param_t<Args>... args) noexcept {
+    e.launch(e.node, core_, args...);
   }
 
   // Declared before core_: the core publishes into it from its constructor.

@@ -63,7 +63,7 @@ enum class EventKind : std::uint8_t {
 };
 [[nodiscard]] std::string_view to_string(EventKind k) noexcept;
 
-struct Event {
+struct RecoveryEvent {
   EventKind kind;
   std::string extension;
   Error cause;                        // failed, restart_failed, error_to_caller, disabled
@@ -72,7 +72,7 @@ struct Event {
   unsigned restarts_in_window = 0;
 };
 
-using EventSink = std::function<void(const Event&)>;
+using EventSink = std::function<void(const RecoveryEvent&)>;
 
 // Extension-issued handles (a session id the plugin returns and later takes back) crossing a
 // restart: the host sees stable virtual values; the supervisor maps them to the current
@@ -407,12 +407,12 @@ class Extension {
     emit({EventKind::error_to_caller, name_, e, 0, {}, 0});
   }
   // Hooks run outside the lock (they may log, count, even read stats()).
-  void emit_unlocked(std::unique_lock<std::shared_mutex>& g, const Event& ev) {
+  void emit_unlocked(std::unique_lock<std::shared_mutex>& g, const RecoveryEvent& ev) {
     g.unlock();
     emit(ev);
     g.lock();
   }
-  void emit(const Event& ev) const {
+  void emit(const RecoveryEvent& ev) const {
     if (sink_) sink_(ev);
   }
 

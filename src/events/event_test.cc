@@ -236,6 +236,15 @@ TEST(EventCombine, VoidEvents) {
   EXPECT_EQ(counted.raise(0).value, 2);
 }
 
+TEST(EventCombine, ConvertibleResultTypes) {
+  // Handlers may return a type convertible to R, also inside Result/Handled.
+  Event<bool(int), combine::collect<bool>> ev("conv", "test");
+  auto a = ev.bind(kHost, [](int x) { return x; });                          // int -> bool
+  auto b = ev.bind(kHost, [](int x) -> Result<int> { return x - 1; });       // Result<int>
+  auto c = ev.bind(kHost, [](int x) -> Handled<int> { return {x + 1, false}; });
+  EXPECT_EQ(ev.raise(1).value, (std::vector<bool>{true, false, true}));
+}
+
 // ---- guards and authorization -----------------------------------------------------------------
 
 TEST(EventGuard, GuardFilters) {
@@ -248,6 +257,23 @@ TEST(EventGuard, GuardFilters) {
   r = ev.raise(4);
   EXPECT_EQ(r.value, (std::vector<int>{4, -4}));
   EXPECT_EQ(r.ran, 2u);
+}
+
+TEST(EventGuard, SingleGuardedHandler) {
+  // One guarded handler is raise's inline fast path: check it behaves like the general one.
+  Event<int(int)> ev("g1", "test");
+  auto b = ev.bind(kHost, [](int x) { return x * 2; }, [](int x) { return x > 0; });
+  auto r = ev.raise(4);
+  EXPECT_EQ(r.value, 8);
+  EXPECT_EQ(r.ran, 1u);
+  r = ev.raise(-4);
+  EXPECT_FALSE(r.value.has_value());
+  EXPECT_EQ(r.ran, 0u);
+  ev.set_default([](int x) { return -x; });
+  r = ev.raise(-4);
+  EXPECT_EQ(r.value, 4);
+  EXPECT_EQ(r.ran, 1u);
+  EXPECT_EQ(ev.raise(4).value, 8);
 }
 
 TEST(EventGuard, ThrowingGuardIsAFailureAndSkipsTheHandler) {
@@ -323,6 +349,13 @@ TEST(EventAuth, ImposedGuardIsAndedWithTheBindersGuard) {
   auto e2 = ev.bind(Binder{"ext2", &ext}, [](int p) { return p * 100; });
   EXPECT_EQ(ev.raise(2000).value, (std::vector<int>{-2000}));
   EXPECT_EQ(ev.raise(1).value, (std::vector<int>{-1, 100}));
+
+  // ... also when it is the event's only handler (the inline single-handler path).
+  e->unbind();
+  h->unbind();
+  EXPECT_EQ(ev.bound(), 1u);
+  EXPECT_TRUE(ev.raise(2000).value.empty());
+  EXPECT_EQ(ev.raise(3).value, (std::vector<int>{300}));
 }
 
 // ---- stop, default, failures --------------------------------------------------------------------
@@ -654,6 +687,38 @@ TEST(EventAsync, AsyncHandlerUnbindsItself) {
   EXPECT_EQ(calls.load(), 1);
 }
 
+TEST(EventAsync, DestroyingTheEventWaitsForRunningAndDropsQueuedInvocations) {
+  std::atomic<int> calls{0};
+  std::atomic<bool> entered{false}, release{false};
+  WorkerPool& pool = WorkerPool::default_pool();
+  std::thread releaser;
+  {
+    Event<void(int)> ev("async-dtor", "test");
+    auto a = ev.bind(kHost, [&, t = Tracked()](int) {
+      entered = true;
+      while (!release) std::this_thread::sleep_for(1ms);
+      ++calls;
+    }, BindOptions{.async = true});
+    ASSERT_TRUE(a);
+    for (int i = 0; i < 50; ++i) ev.raise(i);  // one runs (and blocks), the rest queue up
+    ASSERT_TRUE(eventually([&] { return entered.load(); }));
+    releaser = std::thread([&] {
+      std::this_thread::sleep_for(30ms);
+      release = true;
+    });
+    // ~Binding and ~Event must wait for the running invocation, and no queued one may start
+    // afterwards: the handler object is destroyed when the scope ends.
+  }
+  EXPECT_TRUE(release.load());  // the destructors could not return before the handler finished
+  releaser.join();
+  EXPECT_EQ(Tracked::live.load(), 0);
+  const int after_destruction = calls.load();
+  ASSERT_TRUE(pool.wait_idle());
+  EXPECT_EQ(calls.load(), after_destruction);  // queued invocations were dropped
+  // Only invocations already running when the event went away (at most one per pool thread).
+  EXPECT_LE(after_destruction, static_cast<int>(pool.size()));
+}
+
 TEST(EventAsync, NonCopyableArgumentsCannotBeAsync) {
   Event<void(std::unique_ptr<int>&)> ev("moveonly", "test");
   auto r = ev.bind(kHost, [](std::unique_ptr<int>&) {}, BindOptions{.async = true});
@@ -688,14 +753,26 @@ TEST(WorkerPoolTest, RunsDrainsAndShutsDown) {
     EXPECT_EQ(late.error().kind, Errc::misuse);
     pool.shutdown();  // idempotent
   }
+  {
+    // Misuse from inside a task reports instead of deadlocking.
+    WorkerPool pool(1);
+    std::promise<bool> from_task;
+    ASSERT_TRUE(pool.submit([&] {
+      from_task.set_value(!pool.wait_idle().has_value() && pool.on_pool_thread());
+    }));
+    EXPECT_TRUE(from_task.get_future().get());
+    EXPECT_FALSE(pool.on_pool_thread());
+  }
   EXPECT_EQ(n.load(), 200);
   EXPECT_GE(WorkerPool::default_pool().size(), 1u);
 }
 
 // ---- the unbind guarantee under concurrency -----------------------------------------------------
 
-// Two threads bind and unbind handlers (some guarded, some async) while two threads raise. Each
-// handler owns a canary; right after unbind returns the binder marks it dead, and later frees it.
+// Two threads bind and unbind handlers (some guarded, some async) while two threads raise and a
+// fifth revokes the binders' domain now and then (so some unbinds find their handler already
+// unlinked by unbind_domain). Each handler owns a canary; right after unbind returns the binder
+// marks it dead, and later frees it.
 // A handler that runs on a dead canary (called after its unbind returned, or still running when
 // it returned) counts a violation. Under TSan, the plain (non-atomic) canary word also turns any
 // missing happens-before edge into a reported race; under ASan, a freed canary would be caught.
@@ -709,7 +786,9 @@ TEST(EventStress, BindUnbindWhileRaising) {
   Event<int(int), combine::sum<int>> sync_ev("stress", "test");
   Event<void(int)> async_ev("stress-async", "test");
   std::atomic<bool> stop{false};
-  std::atomic<long> violations{0}, calls{0}, async_calls{0}, raises{0}, binds{0};
+  std::atomic<long> violations{0}, calls{0}, async_calls{0}, raises{0}, binds{0}, revoked{0};
+  int domain = 0;  // identity of the binders' "extension"
+  const Binder who{"binder", &domain};
 
   auto check = [&violations](const Canary* c) {
     if (c->state != Canary::kAlive) violations.fetch_add(1, std::memory_order_relaxed);
@@ -723,13 +802,13 @@ TEST(EventStress, BindUnbindWhileRaising) {
       Result<Binding> b;
       const std::string name = "b" + std::to_string(id) + "-" + std::to_string(i);
       if (i % 16 == 5) {
-        b = async_ev.bind(Binder{"binder"}, [c, &check, &async_calls](int) {
+        b = async_ev.bind(who, [c, &check, &async_calls](int) {
           check(c);
           async_calls.fetch_add(1, std::memory_order_relaxed);
           check(c);
         }, BindOptions{.name = name, .async = true});
       } else if (i % 2 == 0) {
-        b = sync_ev.bind(Binder{"binder"}, [c, &check, &calls](int x) {
+        b = sync_ev.bind(who, [c, &check, &calls](int x) {
           check(c);
           for (int k = 0; k < 20; ++k) std::atomic_signal_fence(std::memory_order_seq_cst);  // linger
           calls.fetch_add(1, std::memory_order_relaxed);
@@ -737,7 +816,7 @@ TEST(EventStress, BindUnbindWhileRaising) {
           return x;
         }, BindOptions{.name = name, .order = i % 4 == 0 ? Order::first : Order::last});
       } else {
-        b = sync_ev.bind(Binder{"binder"}, [c, &check, &calls](int x) {
+        b = sync_ev.bind(who, [c, &check, &calls](int x) {
           check(c);
           calls.fetch_add(1, std::memory_order_relaxed);
           return x;
@@ -764,7 +843,16 @@ TEST(EventStress, BindUnbindWhileRaising) {
     }
   };
 
+  auto revoker = [&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      std::this_thread::sleep_for(3ms);
+      revoked.fetch_add(static_cast<long>(sync_ev.unbind_domain(&domain) + async_ev.unbind_domain(&domain)),
+                        std::memory_order_relaxed);
+    }
+  };
+
   std::vector<std::thread> threads;
+  threads.emplace_back(revoker);
   threads.emplace_back(binder, 0);
   threads.emplace_back(binder, 1);
   threads.emplace_back(raiser);
@@ -780,8 +868,8 @@ TEST(EventStress, BindUnbindWhileRaising) {
   EXPECT_GT(calls.load(), 0);
   EXPECT_EQ(sync_ev.bound(), 0u);
   EXPECT_EQ(async_ev.bound(), 0u);
-  std::printf("[ stress   ] %ld raises, %ld binds, %ld handler calls, %ld async calls\n", raises.load(),
-              binds.load(), calls.load(), async_calls.load());
+  std::printf("[ stress   ] %ld raises, %ld binds (%ld revoked by domain), %ld handler calls, %ld async calls\n",
+              raises.load(), binds.load(), revoked.load(), calls.load(), async_calls.load());
 }
 
 TEST(EventStress, NothingLeftAlive) {

@@ -20,18 +20,18 @@ std::string plugin(const char* name) { return std::string(WARD_PLUGIN_DIR) + "/l
 
 struct Events {
   std::mutex mu;
-  std::vector<ward::Event> seen;
+  std::vector<ward::RecoveryEvent> seen;
   ward::EventSink sink() {
-    return [this](const ward::Event& e) {
+    return [this](const ward::RecoveryEvent& e) {
       std::lock_guard<std::mutex> g(mu);
       seen.push_back(e);
     };
   }
   int count(ward::EventKind k) {
     std::lock_guard<std::mutex> g(mu);
-    return static_cast<int>(std::count_if(seen.begin(), seen.end(), [&](const ward::Event& e) { return e.kind == k; }));
+    return static_cast<int>(std::count_if(seen.begin(), seen.end(), [&](const ward::RecoveryEvent& e) { return e.kind == k; }));
   }
-  std::optional<ward::Event> first(ward::EventKind k) {
+  std::optional<ward::RecoveryEvent> first(ward::EventKind k) {
     std::lock_guard<std::mutex> g(mu);
     for (auto& e : seen)
       if (e.kind == k) return e;

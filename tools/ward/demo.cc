@@ -21,6 +21,7 @@
 #include "commands.h"
 #include "interfaces.h"
 #include "kv_host.h"
+#include "packet_dispatch.h"
 #include "paths.h"
 
 namespace ward::cli {
@@ -53,7 +54,7 @@ struct Journal {
   std::vector<Error> causes;
 
   EventSink sink() {
-    return [this](const Event& e) {
+    return [this](const RecoveryEvent& e) {
       std::lock_guard<std::mutex> g(mu);
       switch (e.kind) {
         case EventKind::failed:
@@ -98,6 +99,83 @@ struct Fault {
   bool via_put;        // triggered by a non-idempotent call (put) rather than get
   Errc expected;
 };
+
+void pkt_log(const char*) {}
+constexpr pkt_host kPktHost{pkt_log};
+
+struct SpinOutcome {
+  bool ok = false;
+  long packets = 0, verified = 0, wrong = 0, handler_failures = 0;
+  bool refused_bind = false, ungranted_caught = false, imposed_guard_held = false;
+};
+
+// SPIN's packet dispatch: local handlers and a plain-C filter in a process domain share the
+// "packet received" event; the filter crashes mid-stream and is recovered.
+SpinOutcome run_spin(Supervisor& sup, const Policy& base, bool quiet) {
+  SpinOutcome out;
+  auto pol = Policy::builder().timeout(base.timeout()).memory(base.memory()).grant("pkt_host").build();
+  auto filter = sup.load<pktfilter_api>(plugin_path("pktfilter"), "pktfilter_entry", *pol);
+  if (!filter || !(*filter)->call<&pktfilter_api::init>(&kPktHost, std::uint16_t{23})) return out;
+  example::PacketStack stack;
+  if (!stack.bind_local_handlers() || !stack.bind_filter(**filter)) return out;
+  if (!quiet) fmt::print("\n  SPIN: 'packet received' has 3 handlers: dns (first), tcp-counter, pktfilter (process domain, pid {})\n",
+                         (*filter)->pid());
+  // The owner refuses a binder, and imposes its guard on extensions.
+  out.refused_bind = !stack.received().bind({"root"}, [](const packet*, const std::uint8_t*, std::size_t) { return true; });
+  std::uint32_t rng = 12345;
+  auto next = [&] { return rng = rng * 1103515245u + 12345u; };
+  long expect_tcp = 0, expect_dns = 0, filter_seen_since_restart = 0;
+  std::uint8_t payload[16] = {};
+  for (int i = 0; i < 3000; ++i) {
+    packet p{};
+    const std::uint32_t r = next() >> 8;
+    p.proto = r % 3 == 0 ? PKT_TCP : r % 3 == 1 ? PKT_UDP : PKT_ICMP;
+    const std::uint16_t ports[] = {80, 443, 53, 23, 8080};
+    p.dst_port = ports[(r >> 4) % 5];
+    p.src_addr = ((r >> 8) % 10 == 0) ? 0x0A000001u : 0xC0A80002u;  // 10% management traffic
+    p.len = sizeof payload;
+    if (i == 1500) {
+      (void)(*filter)->call<&pktfilter_api::crash_next>();
+      if (!quiet) fmt::print("  inject crash into pktfilter before packet {}\n", i);
+    }
+    const bool filter_sees = (p.proto == PKT_TCP || p.proto == PKT_UDP) && !example::management(&p);
+    const bool dropped = filter_sees && p.dst_port == 23;
+    auto res = stack.received().raise(&p, payload, sizeof payload);
+    ++out.packets;
+    expect_tcp += p.proto == PKT_TCP;
+    expect_dns += p.proto == PKT_UDP && p.dst_port == 53;
+    if (!res.failed.empty()) {
+      out.handler_failures += static_cast<long>(res.failed.size());
+      if (!quiet)
+        fmt::print("      raise reports handler '{}' failed: {}; the other handlers ran\n", res.failed[0].binding,
+                   res.failed[0].error.message());
+      filter_seen_since_restart = 0;  // the fresh instance starts counting anew
+      continue;
+    }
+    filter_seen_since_restart += filter_sees;
+    (res.value == !dropped) ? ++out.verified : ++out.wrong;
+    if (example::management(&p) && p.dst_port == 23 && p.proto == PKT_TCP && res.value) out.imposed_guard_held = true;
+  }
+  auto seen = (*filter)->call<&pktfilter_api::seen>();
+  const bool counts_ok = stack.tcp_count() == expect_tcp && stack.dns_count() == expect_dns && seen &&
+                         static_cast<long>(seen->unverified_value_i_trust_it()) == filter_seen_since_restart;
+  // A domain that was not granted the log service calls it: a violation, never reaching the host.
+  auto strict = Policy::builder().grant_none().build();
+  auto probe = Plugin<probe_api>::load(plugin_path("busy_log"), "probe_entry", *strict, "busy_log (no grants)");
+  static constexpr probe_host counting{[](const char*) {}};
+  if (probe && probe->call<&probe_api::init>(&counting)) {
+    auto r = probe->call<&probe_api::run>(1L);
+    out.ungranted_caught = !r && r.error().kind == Errc::violation;
+    if (!quiet && !r) fmt::print("  ungranted service call: {}\n", r.error().message());
+  }
+  out.ok = counts_ok && out.wrong == 0 && out.handler_failures == 1 && out.refused_bind && out.ungranted_caught &&
+           out.imposed_guard_held;
+  if (!quiet)
+    fmt::print("  {} packets dispatched: {} verdicts verified, {} wrong; tcp {} / dns {} / filter saw {} since its restart ({})\n",
+               out.packets, out.verified, out.wrong, stack.tcp_count(), stack.dns_count(),
+               seen ? seen->unverified_value_i_trust_it() : 0, counts_ok ? "all as expected" : "MISMATCH");
+  return out;
+}
 
 int run_demo(bool quiet) {
   const auto start = Clock::now();
@@ -253,6 +331,8 @@ int run_demo(bool quiet) {
   for (const auto& [key, val] : model)
     if (auto r = kv_get(key); !r) ++tally.errors;
 
+  const SpinOutcome spin = run_spin(sup, *pol, quiet);
+
   const long live_during = kvhost::live_buffers.load();  // the current kv instance's journal
   kv->reset();
   text->reset();
@@ -283,8 +363,12 @@ int run_demo(bool quiet) {
   fmt::print("  {:<40} {} ops: {} verified, {} wrong, {} errors reported\n", "workload", tally.ops, tally.verified,
              tally.wrong, tally.errors);
   fmt::print("  {:<40} {} keys, all read back after {} restarts\n", "kv state", model.size(), journal.restarts);
+  fmt::print("  {:<40} {} packets, {} verdicts verified, {} wrong, {} handler failure reported, bind refused: {}, "
+             "ungranted call caught: {}\n",
+             "SPIN packet dispatch", spin.packets, spin.verified, spin.wrong, spin.handler_failures,
+             spin.refused_bind ? "yes" : "NO", spin.ungranted_caught ? "yes" : "NO");
   fmt::print("  {:<40} {:.1f} s\n", "elapsed", secs);
-  const bool ok = detected == static_cast<int>(faults.size()) && transparent + with_error == detected && leaked == 0 &&
+  const bool ok = spin.ok && detected == static_cast<int>(faults.size()) && transparent + with_error == detected && leaked == 0 &&
                   live_during == 1 && tally.wrong == 0 && journal.disabled == 0 &&
                   tally.errors == with_error;  // the only errors are the ones returned on purpose
   fmt::print("\n{}\n", ok ? "OK: every fault was detected and recovered; nothing leaked; every result verified"
