@@ -84,6 +84,13 @@ std::optional<Row> compare(const Measured& m, const std::string& name, const std
   return r;
 }
 
+void add_common_options(CLI::App& cmd, Options& opt) {
+  cmd.add_flag("--json", opt.json, "Print a JSON array of {name, value, unit, floor, ratio}");
+  cmd.add_option("--min-time", opt.min_time, "Seconds per repetition of each benchmark")->capture_default_str();
+  cmd.add_option("--repetitions", opt.repetitions, "Repetitions; the median is reported")->capture_default_str();
+  cmd.add_option("--filter", opt.filter, "Regular expression selecting benchmarks")->capture_default_str();
+}
+
 void print(const std::vector<Row>& rows, bool json) {
   if (json) {
     fmt::print("[\n");

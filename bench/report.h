@@ -3,6 +3,8 @@
 // sits beside the floor it is compared with and the ratio between them.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <map>
 #include <vector>
 #include <optional>
@@ -43,6 +45,10 @@ Measured run_registered(const Options& opt);
 // Builds a row for `name` compared with `floor` (either may be missing from `m`).
 std::optional<Row> compare(const Measured& m, const std::string& name, const std::optional<std::string>& floor,
                            std::string note = {});
+
+// Adds the options every `ward bench` subcommand shares (--json, --min-time, --repetitions,
+// --filter) to `cmd`, bound to `opt`.
+void add_common_options(CLI::App& cmd, Options& opt);
 
 // Table on stdout, or `--json`: [{"name":..,"value":..,"unit":"ns","floor":..|null,"ratio":..|null}, ...]
 void print(const std::vector<Row>& rows, bool json);

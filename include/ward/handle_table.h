@@ -111,6 +111,8 @@ class HandleTable {
   [[nodiscard]] Result<Handle> grant_erased(std::shared_ptr<void> obj, HandleType type, Rights r,
                                             std::function<void()> release);
   [[nodiscard]] Result<std::shared_ptr<void>> lookup_erased(Handle h, HandleType type, Rights required) const;
+  // The slot a live handle names, or "bad handle". Caller holds mu_.
+  [[nodiscard]] Result<std::uint32_t> find_locked(Handle h) const;
   [[nodiscard]] Result<Handle> insert_locked(std::shared_ptr<Object> obj, HandleType type, Rights r);
   [[nodiscard]] Handle encode(std::uint32_t index, std::uint32_t generation) const;
   [[nodiscard]] bool decode(Handle h, std::uint32_t& index, std::uint32_t& generation) const;

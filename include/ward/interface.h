@@ -532,6 +532,17 @@ std::uint32_t member_offset() {
 
 }  // namespace detail
 
+namespace detail {
+// The declaration of function M in interface Api, with the checks every typed call makes.
+template <class Api, auto M, std::size_t NArgs>
+struct declared_fn {
+  static constexpr std::size_t index = index_of_fn<Api, M>();
+  static_assert(index < std::tuple_size_v<fns_tuple<Api>>, "ward: this function is not declared in the plugin's WARD_INTERFACE");
+  using type = std::tuple_element_t<(index < std::tuple_size_v<fns_tuple<Api>> ? index : 0), fns_tuple<Api>>;
+  static_assert(NArgs == type::arity, "ward: wrong number of arguments for this plugin function");
+};
+}  // namespace detail
+
 // The grant label of a host service function ("host_api::log"), for Policy::Builder::grant.
 template <auto M>
 std::string service() {

@@ -399,13 +399,10 @@ class Plugin {
   // Calls the plugin function M with the C function's own arguments.
   template <auto M, class... A>
   [[nodiscard]] auto call(A&&... a) {
-    constexpr std::size_t index = detail::index_of_fn<Api, M>();
-    using Fns = detail::fns_tuple<Api>;
-    static_assert(index < std::tuple_size_v<Fns>, "ward: this function is not declared in the plugin's WARD_INTERFACE");
-    using F = std::tuple_element_t<index < std::tuple_size_v<Fns> ? index : 0, Fns>;
-    static_assert(sizeof...(A) == F::arity, "ward: wrong number of arguments for this plugin function");
+    using D = detail::declared_fn<Api, M, sizeof...(A)>;
+    using F = typename D::type;
     typename F::args args{std::forward<A>(a)...};
-    return detail::call_fn<F>(*d_, static_cast<std::uint32_t>(index), args, std::make_index_sequence<F::arity>{});
+    return detail::call_fn<F>(*d_, static_cast<std::uint32_t>(D::index), args, std::make_index_sequence<F::arity>{});
   }
 
   [[nodiscard]] Domain& domain() { return *d_; }

@@ -167,11 +167,7 @@ class Extension {
   // Same contract as Plugin<Api>::call, plus recovery (see the file comment).
   template <auto M, class... A>
   [[nodiscard]] auto call(A&&... a) {
-    constexpr std::size_t index = detail::index_of_fn<Api, M>();
-    using Fns = detail::fns_tuple<Api>;
-    static_assert(index < std::tuple_size_v<Fns>, "ward: this function is not declared in the plugin's WARD_INTERFACE");
-    using F = std::tuple_element_t<index < std::tuple_size_v<Fns> ? index : 0, Fns>;
-    static_assert(sizeof...(A) == F::arity, "ward: wrong number of arguments for this plugin function");
+    using F = typename detail::declared_fn<Api, M, sizeof...(A)>::type;
     typename F::args args{std::forward<A>(a)...};
     return call_impl2<F, M>(args, std::make_index_sequence<F::arity>{});
   }

@@ -73,6 +73,13 @@ bool HandleTable::decode(Handle h, std::uint32_t& index, std::uint32_t& generati
   return true;
 }
 
+Result<std::uint32_t> HandleTable::find_locked(Handle h) const {
+  std::uint32_t index, gen;
+  if (!decode(h, index, gen) || index >= slots_.size() || !slots_[index].used || slots_[index].generation != gen)
+    return std::unexpected(bad("bad handle"));
+  return index;
+}
+
 Result<Handle> HandleTable::insert_locked(std::shared_ptr<Object> obj, HandleType type, Rights r) {
   if (live_ >= quota_)
     return std::unexpected([&] {
@@ -112,11 +119,10 @@ Result<Handle> HandleTable::grant_erased(std::shared_ptr<void> obj, HandleType t
 }
 
 Result<std::shared_ptr<void>> HandleTable::lookup_erased(Handle h, HandleType type, Rights required) const {
-  std::uint32_t index, gen;
   std::lock_guard<std::mutex> g(mu_);
-  if (!decode(h, index, gen) || index >= slots_.size() || !slots_[index].used || slots_[index].generation != gen)
-    return std::unexpected(bad("bad handle"));
-  const Slot& s = slots_[index];
+  auto index = find_locked(h);
+  if (!index) return std::unexpected(index.error());
+  const Slot& s = slots_[*index];
   if (s.type != type) return std::unexpected(bad("wrong handle type"));
   if ((s.rights & required) != required) return std::unexpected(bad("handle lacks a required right"));
   return s.object->obj;
@@ -129,11 +135,10 @@ Result<void> HandleTable::check(Handle h, HandleType type, Rights required) cons
 }
 
 Result<Handle> HandleTable::duplicate(Handle h, Rights mask) {
-  std::uint32_t index, gen;
   std::lock_guard<std::mutex> g(mu_);
-  if (!decode(h, index, gen) || index >= slots_.size() || !slots_[index].used || slots_[index].generation != gen)
-    return std::unexpected(bad("bad handle"));
-  const Slot& s = slots_[index];
+  auto index = find_locked(h);
+  if (!index) return std::unexpected(index.error());
+  const Slot& s = slots_[*index];
   if ((s.rights & rights::duplicate) == 0) return std::unexpected(bad("handle lacks a required right"));
   auto obj = s.object;
   const HandleType type = s.type;
@@ -166,11 +171,10 @@ void HandleTable::run_releases(std::vector<std::shared_ptr<Object>>& released, s
 Result<void> HandleTable::close(Handle h) {
   std::vector<std::shared_ptr<Object>> released;
   {
-    std::uint32_t index, gen;
     std::lock_guard<std::mutex> g(mu_);
-    if (!decode(h, index, gen) || index >= slots_.size() || !slots_[index].used || slots_[index].generation != gen)
-      return std::unexpected(bad("bad handle"));
-    drop_locked(index, released);
+    auto index = find_locked(h);
+    if (!index) return std::unexpected(index.error());
+    drop_locked(*index, released);
   }
   run_releases(released, released_);  // outside the lock
   return {};
@@ -179,11 +183,10 @@ Result<void> HandleTable::close(Handle h) {
 Result<void> HandleTable::revoke(Handle h) {
   std::vector<std::shared_ptr<Object>> released;
   {
-    std::uint32_t index, gen;
     std::lock_guard<std::mutex> g(mu_);
-    if (!decode(h, index, gen) || index >= slots_.size() || !slots_[index].used || slots_[index].generation != gen)
-      return std::unexpected(bad("bad handle"));
-    const Object* target = slots_[index].object.get();
+    auto index = find_locked(h);
+    if (!index) return std::unexpected(index.error());
+    const Object* target = slots_[*index].object.get();
     for (std::uint32_t i = 0; i < slots_.size(); ++i)
       if (slots_[i].used && slots_[i].object.get() == target) drop_locked(i, released);
   }

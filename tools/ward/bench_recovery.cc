@@ -194,11 +194,8 @@ void add_bench_recovery(CLI::App& bench, int& exit_code) {
   auto opt = std::make_shared<bench::Options>();
   auto samples = std::make_shared<int>(100);
   auto* c = bench.add_subcommand("recovery", "Time from a fault to the first successful call again, and tracking cost");
-  c->add_flag("--json", opt->json, "Print a JSON array of {name, value, unit, floor, ratio}");
+  bench::add_common_options(*c, *opt);
   c->add_option("--samples", *samples, "Faults (and floor loads) to measure")->capture_default_str()->check(CLI::Range(5, 100000));
-  c->add_option("--min-time", opt->min_time, "Seconds per repetition of the per-call benchmarks")->capture_default_str();
-  c->add_option("--repetitions", opt->repetitions, "Repetitions of the per-call benchmarks")->capture_default_str();
-  c->add_option("--filter", opt->filter, "Regular expression selecting benchmarks")->capture_default_str();
   c->callback([opt, samples, &exit_code] { exit_code = run(*opt, *samples); });
 }
 

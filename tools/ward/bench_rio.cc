@@ -180,11 +180,8 @@ void add_bench_rio(CLI::App& bench, int& exit_code) {
   opt->repetitions = 3;
   auto dir = std::make_shared<std::string>((fs::current_path() / ".ward-bench-rio").string());
   auto* c = bench.add_subcommand("rio", "The Rio cache vs write-through and unsafe write-back, on disk and on tmpfs");
-  c->add_flag("--json", opt->json, "Print a JSON array of {name, value, unit, floor, ratio}");
+  bench::add_common_options(*c, *opt);
   c->add_option("--dir", *dir, "Directory on the disk-backed file system to use (removed after)")->capture_default_str();
-  c->add_option("--min-time", opt->min_time, "Seconds per repetition of each benchmark")->capture_default_str();
-  c->add_option("--repetitions", opt->repetitions, "Repetitions; the median is reported")->capture_default_str();
-  c->add_option("--filter", opt->filter, "Regular expression selecting benchmarks")->capture_default_str();
   c->callback([opt, dir, &exit_code] { exit_code = run(*opt, *dir); });
 }
 

@@ -219,10 +219,7 @@ int run(const bench::Options& opt) {
 void add_bench_xpc(CLI::App& bench, int& exit_code) {
   auto opt = std::make_shared<bench::Options>();
   auto* c = bench.add_subcommand("xpc", "Cost of a call into a process domain and back, beside its floors");
-  c->add_flag("--json", opt->json, "Print a JSON array of {name, value, unit, floor, ratio}");
-  c->add_option("--min-time", opt->min_time, "Seconds per repetition of each benchmark")->capture_default_str();
-  c->add_option("--repetitions", opt->repetitions, "Repetitions; the median is reported")->capture_default_str();
-  c->add_option("--filter", opt->filter, "Regular expression selecting benchmarks")->capture_default_str();
+  bench::add_common_options(*c, *opt);
   c->callback([opt, &exit_code] { exit_code = run(*opt); });
 }
 
