@@ -19,7 +19,9 @@
 //
 // Threads: any number of host threads may call; recovery runs on the thread that found the
 // failure while the others wait for it (or fail fast if disabled). Event hooks run on that
-// thread, outside the supervisor's locks; they must not call into the same extension.
+// thread, outside the supervisor's locks, after the recovery they report; they must not call
+// into the same extension. Release hooks of the failed instance's host objects run during
+// recovery, under the supervisor's lock: they must not call into the same extension either.
 #pragma once
 
 #include <algorithm>
@@ -181,8 +183,10 @@ class Extension {
     std::unique_lock g(mu_);
     disabled_.reset();
     restarts_.clear();
-    emit({EventKind::reset, name_, {}, 0, {}, 0});
-    return restart_locked(g, Clock::now());
+    pending_.push_back({EventKind::reset, name_, {}, 0, {}, 0});
+    auto r = restart_locked(Clock::now());
+    flush_events(g);
+    return r;
   }
 
   struct Stats {
@@ -316,24 +320,31 @@ class Extension {
   }
 
   // Recovers from the failure seen on generation `gen`; a no-op if another thread already did.
+  // The whole recovery holds the lock (so it happens once); its events are emitted after.
   Result<void> recover(std::uint64_t gen, const Error& cause) {
     std::unique_lock g(mu_);
+    auto r = recover_locked(gen, cause);
+    flush_events(g);
+    return r;
+  }
+
+  Result<void> recover_locked(std::uint64_t gen, const Error& cause) {
     if (gen != gen_) return {};
     if (disabled_) return std::unexpected(disabled_error({}));
     const auto detected = Clock::now();
     ++stats_.failures;
     Error first = current_->domain().failure().value_or(cause);
     first.plugin = name_;
-    emit_unlocked(g, {EventKind::failed, name_, first, 0, {}, static_cast<unsigned>(restarts_.size())});
+    pending_.push_back({EventKind::failed, name_, first, 0, {}, static_cast<unsigned>(restarts_.size())});
     // Release now, not when the last in-flight caller drops the old instance.
     const std::size_t released = current_->domain().handles().release_all();
     stats_.released += released;
-    emit_unlocked(g, {EventKind::released, name_, {}, released, {}, 0});
+    pending_.push_back({EventKind::released, name_, {}, released, {}, 0});
     last_cause_ = first;
-    return restart_locked(g, detected);
+    return restart_locked(detected);
   }
 
-  Result<void> restart_locked(std::unique_lock<std::shared_mutex>& g, Clock::time_point detected) {
+  Result<void> restart_locked(Clock::time_point detected) {
     Xlat xlat;
     for (;;) {
       const auto now = Clock::now();
@@ -341,7 +352,7 @@ class Extension {
       if (restarts_.size() >= rp_.max_restarts) {
         disabled_ = last_cause_;
         Error e = disabled_error({});
-        emit_unlocked(g, {EventKind::disabled, name_, e, 0, {}, static_cast<unsigned>(restarts_.size())});
+        pending_.push_back({EventKind::disabled, name_, e, 0, {}, static_cast<unsigned>(restarts_.size())});
         return std::unexpected(e);
       }
       if (!restarts_.empty() && rp_.backoff_initial.count() > 0) {
@@ -369,7 +380,7 @@ class Extension {
         xlat_.swap(xlat);  // ext handles not re-created by the replay are gone
         ++gen_;
         stats_.replayed += log_.size();
-        emit_unlocked(g, {EventKind::restarted, name_, {}, log_.size(), Clock::now() - detected,
+        pending_.push_back({EventKind::restarted, name_, {}, log_.size(), Clock::now() - detected,
                           static_cast<unsigned>(restarts_.size())});
         return {};
       }
@@ -378,11 +389,11 @@ class Extension {
       if (fresh) stats_.released += fresh->domain().handles().release_all();
       last_cause_ = e;
       ++stats_.failures;
-      emit_unlocked(g, {EventKind::restart_failed, name_, e, 0, {}, static_cast<unsigned>(restarts_.size())});
+      pending_.push_back({EventKind::restart_failed, name_, e, 0, {}, static_cast<unsigned>(restarts_.size())});
       if (e.kind == Errc::load_failed || e.kind == Errc::misuse) {
         // Loading cannot succeed by trying again (file gone, bad setup): disable now.
         disabled_ = e;
-        emit_unlocked(g, {EventKind::disabled, name_, e, 0, {}, static_cast<unsigned>(restarts_.size())});
+        pending_.push_back({EventKind::disabled, name_, e, 0, {}, static_cast<unsigned>(restarts_.size())});
         return std::unexpected(disabled_error({}));
       }
     }
@@ -403,10 +414,11 @@ class Extension {
     emit({EventKind::error_to_caller, name_, e, 0, {}, 0});
   }
   // Hooks run outside the lock (they may log, count, even read stats()).
-  void emit_unlocked(std::unique_lock<std::shared_mutex>& g, const RecoveryEvent& ev) {
+  void flush_events(std::unique_lock<std::shared_mutex>& g) {
+    std::vector<RecoveryEvent> events;
+    events.swap(pending_);
     g.unlock();
-    emit(ev);
-    g.lock();
+    for (const auto& e : events) emit(e);
   }
   void emit(const RecoveryEvent& ev) const {
     if (sink_) sink_(ev);
@@ -449,6 +461,7 @@ class Extension {
   std::optional<Error> disabled_;
   Error last_cause_;
   std::vector<LogEntry> log_;
+  std::vector<RecoveryEvent> pending_;  // emitted once the lock is released
   Xlat xlat_;
   std::uint64_t next_virtual_ = 0x1000;
   Stats stats_;
