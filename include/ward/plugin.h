@@ -199,9 +199,6 @@ Result<typename host_result<F>::type> call_fn(Domain& d, std::uint32_t index, Ar
 }
 
 // ---- extension -> host (service dispatch) -----------------------------------------------------
-template <class P>
-struct Arg;  // storage for one decoded service argument
-
 template <class F, std::size_t I>
 Result<void> decode_scalar(Upcall& up, auto& store) {
   using P = std::tuple_element_t<I, typename F::args>;
