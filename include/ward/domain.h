@@ -12,9 +12,21 @@
 // Threads: calls from several host threads into one domain are serialized (one channel, a
 // recursive lock held for the whole outermost call); the extension therefore sees a single
 // thread, as a plain C library expects. A host service that calls back into the same domain on
-// the same thread nests freely, to any depth. A host service must not wait for another thread
-// that calls this domain: that thread waits for the lock the service's caller holds.
+// the same thread nests, up to Policy::max_nesting() levels (deeper: Errc::limit), so a
+// recursion the extension drives cannot exhaust the host's stack. A host service must not wait
+// for another thread that calls this domain: that thread waits for the lock the service's caller
+// holds. Such a cycle is detected, not suffered: a thread waiting for the domain gives up with
+// Errc::misuse once the lock's holder has spent Policy::timeout() inside host services during
+// the wait (time the holder spends inside the extension is bounded by its own call budgets).
 // For parallelism, load several domains.
+//
+// Time: a call's budget (Policy::timeout()) bounds the extension's time, measured exactly:
+// the wall time of the call minus the time spent inside host services. Spinning and sleeping
+// both count; a nested call the host makes from a host service counts towards the enclosing
+// call too, and its own budget is cut to what the enclosing call has left. Every wait is against
+// an absolute deadline, so wake-ups the extension causes (it can reach the doorbell words) never
+// extend it. When a call fails, tearing the child down waits at most about a second for its exit
+// status (a tracer can hold it back); the error is reported then in any case.
 //
 // Failure: the first cause is recorded and never overwritten (a hang that ends in SIGKILL stays
 // a hang). From then on every call, in flight or later, fails fast with that cause.
@@ -22,6 +34,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -156,14 +169,16 @@ class Domain {
 
    private:
     friend class Domain;
-    Call(Domain* d, std::uint32_t fn, std::unique_lock<std::recursive_mutex> lock);
+    Call(Domain* d, std::uint32_t fn, std::unique_lock<std::recursive_timed_mutex> lock);
     Domain* d_;
     std::uint32_t fn_;
     std::uint64_t saved_top_;
-    std::unique_lock<std::recursive_mutex> lock_;
+    std::unique_lock<std::recursive_timed_mutex> lock_;
   };
   // Takes the channel (re-entrant on the same thread) for a call to function `fn` of the
-  // plugin's table. Fails fast if the domain has failed.
+  // plugin's table. Fails fast if the domain has failed; Errc::limit past max_nesting(); waits
+  // for another thread's call to finish, but Errc::misuse when that thread sits in host services
+  // for longer than the policy's timeout meanwhile (see "Threads" above).
   [[nodiscard]] Result<Call> begin(std::uint32_t fn);
   // The host object implementing service table `table` (a C struct of function pointers).
   void set_service_impl(std::uint32_t table, const void* impl);
@@ -176,6 +191,8 @@ class Domain {
   [[nodiscard]] Error fail_with(Error e);              // records the first cause, kills the child
   [[nodiscard]] Error current_failure(std::string_view function, bool earlier) const;
   [[nodiscard]] Result<wire::Msg> wait_child(std::string_view function, std::uint64_t budget_ns);
+  [[nodiscard]] Result<void> wait_for_channel(std::unique_lock<std::recursive_timed_mutex>& lock, std::uint32_t fn);
+  [[nodiscard]] std::uint64_t service_time_ns() const;
   [[nodiscard]] Result<void> serve_upcall(const wire::Msg& m);
   [[nodiscard]] std::string fn_label(std::uint32_t table, std::uint32_t fn) const;
 
@@ -188,7 +205,18 @@ class Domain {
   std::uint32_t seen_ = 0;  // last to_host sequence consumed
   std::uint64_t top_ = 0;   // first free byte of the frame stack (host's view)
   wire::SpinGovernor spin_;  // guarded by mu_, like the channel
-  std::recursive_mutex mu_;
+  std::recursive_timed_mutex mu_;
+  // Time accounting (guarded by mu_): the extension time charged on this domain so far (every
+  // wait for the child adds its wall time; host services add nothing), and the innermost
+  // enclosing call's limit in the same units (a nested call cannot outlast its caller's budget).
+  std::uint64_t ext_ns_ = 0;
+  std::uint64_t ext_limit_ = ~0ull;
+  unsigned depth_ = 0;          // calls in progress on the holder's thread (nesting)
+  unsigned service_depth_ = 0;  // host services in progress on the holder's thread
+  // Read by threads waiting for the channel (no lock): time the holder spent in host services.
+  std::atomic<std::uint64_t> service_ns_{0};     // finished outermost services, summed
+  std::atomic<std::uint64_t> service_since_{0};  // start of the one in progress, 0 if none
+  std::atomic<std::uint64_t> service_label_{0};  // (table << 32 | fn) of that service
   std::vector<const void*> impls_;  // per table: the host's service struct
   HandleTable handles_;
 };

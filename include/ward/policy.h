@@ -32,6 +32,7 @@ class Policy {
   std::uint64_t open_files() const { return open_files_; }
   std::uint64_t arena_size() const { return arena_size_; }
   std::uint64_t handle_quota() const { return handles_; }
+  unsigned max_nesting() const { return max_nesting_; }
   bool allows_file_open() const { return files_; }
   bool allows_sockets() const { return sockets_; }
   bool allows_process_creation() const { return processes_; }
@@ -56,6 +57,7 @@ class Policy {
   std::uint64_t open_files_ = 16;
   std::uint64_t arena_size_ = 4ull << 20;
   std::uint64_t handles_ = 1024;
+  unsigned max_nesting_ = 32;
   bool files_ = false, sockets_ = false, processes_ = false, threads_ = false, exec_memory_ = false;
   std::vector<std::string> extra_;
   bool restricted_ = false;
@@ -78,6 +80,12 @@ class Policy::Builder {
   Builder& arena_size(std::uint64_t bytes);
   // Most host objects the extension may hold handles to at once (exceeding it: Errc::limit).
   Builder& handles(std::uint64_t n);
+  // Deepest nesting of calls into this domain on one host thread (host -> extension -> host
+  // service -> extension -> ...), counting the outermost call as 1. Each level costs host stack
+  // (the waiting call plus the host service's frames), so a recursion the extension drives must
+  // end with an error before the host's stack does: the call that would exceed it fails with
+  // Errc::limit. 1 .. 1024; default 32.
+  Builder& max_nesting(unsigned depth);
 
   Builder& unsafe_allow_file_open();
   Builder& unsafe_allow_sockets();

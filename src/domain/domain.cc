@@ -23,6 +23,9 @@ namespace w = wire;
 
 namespace {
 
+// Longest a failing call or a destructor waits for the killed child's exit status.
+constexpr int kReapWaitMs = 1000;
+
 constexpr std::uint64_t kFilterReserve = 2048 * sizeof(sock_filter);  // ours are a few hundred
 
 std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
@@ -125,8 +128,9 @@ Domain::~Domain() {
       return e;
     }());
     st_->kill_child();
-    // Reaping follows SIGKILL within milliseconds; wait so no child outlives its Domain.
-    (void)st_->wait_reaped(10000);
+    // Reaping follows SIGKILL within milliseconds; wait (boundedly: a tracer can hold the exit
+    // back) so that normally no child outlives its Domain. The reaper keeps watching otherwise.
+    (void)st_->wait_reaped(kReapWaitMs);
   }
 }
 
@@ -150,8 +154,9 @@ Error Domain::fail_with(Error e) {
   Error recorded = st_->record(std::move(e));
   st_->kill_child();
   // Reaping follows SIGKILL within milliseconds; waiting means that when a failed call returns,
-  // the child is gone and its exit status is known.
-  (void)st_->wait_reaped(5000);
+  // the child is normally gone and its exit status known. Bounded, because a tracer attached to
+  // the child receives its exit first and may sit on it: the recorded cause stands regardless.
+  (void)st_->wait_reaped(kReapWaitMs);
   return recorded;
 }
 
@@ -330,47 +335,55 @@ Result<void> Domain::boot() {
   }
   if (ready->kind != w::MsgKind::ready)
     return std::unexpected(fail_with(fail(Errc::violation, "unexpected message while loading").error()));
+  st_->loaded.store(true, std::memory_order_release);
   spin_.reset();
   return {};
 }
 
-// Waits for the child's next message, giving it `budget_ns` of its own time. Host services the
-// extension calls meanwhile run here and do not count against the budget.
+// Waits for the child's next message, giving it `budget_ns` of its own time (see "Time" in
+// domain.h). Host services the extension calls meanwhile run here and are not charged; every
+// stretch spent waiting for the child is, spinning included.
 Result<w::Msg> Domain::wait_child(std::string_view function, std::uint64_t budget_ns) {
-  std::uint64_t used = 0;  // the extension's time so far (an upper bound while spinning)
+  const std::uint64_t outer_limit = ext_limit_;
+  const std::uint64_t own_limit = budget_ns > ~0ull - ext_ns_ ? ~0ull : ext_ns_ + budget_ns;
+  const std::uint64_t limit = std::min(own_limit, outer_limit);
+  ext_limit_ = limit;
+  struct Restore {
+    std::uint64_t& slot;
+    std::uint64_t value;
+    ~Restore() { slot = value; }
+  } restore{ext_limit_, outer_limit};
+  auto timed_out = [&]() -> Result<w::Msg> {
+    Error e;
+    e.kind = Errc::hung;
+    e.function = std::string(function);
+    e.detail = limit == own_limit
+                   ? "no reply within " + std::to_string(budget_ns / 1000000) + " ms; the extension was killed"
+                   : "no reply before the enclosing call's budget ran out; the extension was killed";
+    (void)fail_with(std::move(e));
+    return std::unexpected(current_failure(function, false));
+  };
   for (;;) {
-    const std::uint64_t spin = spin_.budget(ctl_->to_host, ctl_->to_child);
+    if (ext_ns_ >= limit) return timed_out();
+    const std::uint64_t t0 = w::mono_ns();
+    const std::uint64_t deadline = t0 + (limit - ext_ns_);
+    const std::uint64_t spin = std::min(spin_.budget(ctl_->to_host, ctl_->to_child), limit - ext_ns_);
     bool changed = w::spin_for_change(ctl_->to_host, seen_, spin);
-    if (changed) {
-      spin_.observe(0);
-    } else {
-      used += spin;
-      const std::uint64_t sleep_start = w::mono_ns();
-      while (!changed) {
-        if (st_->failed.load(std::memory_order_acquire)) break;
-        const std::uint64_t so_far = used + (w::mono_ns() - sleep_start);
-        if (so_far >= budget_ns) {
-          Error e;
-          e.kind = Errc::hung;
-          e.function = std::string(function);
-          e.detail = "no reply within " + std::to_string(budget_ns / 1000000) + " ms; the extension was killed";
-          (void)fail_with(std::move(e));
-          return std::unexpected(current_failure(function, false));
-        }
-        // Sleep in slices so a death is seen even if a wake-up were lost.
-        const std::uint64_t slice = std::min<std::uint64_t>(budget_ns - so_far, 100'000'000);
-        timespec ts{static_cast<time_t>(slice / 1000000000), static_cast<long>(slice % 1000000000)};
-        changed = w::sleep_for_change(ctl_->to_host, seen_, &ts);
-      }
-      const std::uint64_t slept = w::mono_ns() - sleep_start;
-      used += slept;
-      spin_.observe(spin + slept);
+    while (!changed && !st_->failed.load(std::memory_order_acquire)) {
+      const std::uint64_t now = w::mono_ns();
+      if (now >= deadline) break;
+      // Sleep in slices so a death is seen even if a wake-up were lost (the reaper rings the
+      // doorbell, but the extension can requeue waiters); the deadline itself never moves.
+      changed = w::sleep_for_change(ctl_->to_host, seen_, std::min(deadline, now + 100'000'000));
     }
+    const std::uint64_t waited = w::mono_ns() - t0;
+    ext_ns_ += waited;
+    spin_.observe(waited);
     if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure(function, false));
+    if (!changed) return timed_out();
     seen_ = ctl_->to_host.seq.load(std::memory_order_acquire);
     const w::Msg m = ctl_->to_host.msg;  // one copy; decisions use only the copy
     if (m.kind != w::MsgKind::upcall) return m;
-    // Host services run on the host's time, not the extension's.
     auto r = serve_upcall(m);
     if (!r) {
       Error e = r.error();
@@ -379,6 +392,14 @@ Result<w::Msg> Domain::wait_child(std::string_view function, std::uint64_t budge
       return std::unexpected(current_failure(function, false));
     }
   }
+}
+
+std::uint64_t Domain::service_time_ns() const {
+  // `since` is cleared before `total` grows, so a reader errs on the low side, never double-counts.
+  const std::uint64_t since = service_since_.load(std::memory_order_acquire);
+  const std::uint64_t total = service_ns_.load(std::memory_order_acquire);
+  const std::uint64_t now = w::mono_ns();
+  return total + (since != 0 && now > since ? now - since : 0);
 }
 
 Result<void> Domain::serve_upcall(const w::Msg& m) {
@@ -400,7 +421,19 @@ Result<void> Domain::serve_upcall(const w::Msg& m) {
   Upcall up(*this, m, top_);
   Domain* const outer = t_calling;
   t_calling = this;
+  // Threads waiting for this domain watch how long its holder sits in host services (deadlock
+  // detection, see begin()); only the outermost service is timed, nested ones lie inside it.
+  const bool outermost = service_depth_++ == 0;
+  if (outermost) {
+    service_label_.store((std::uint64_t{m.table} << 32) | m.fn, std::memory_order_relaxed);
+    service_since_.store(w::mono_ns(), std::memory_order_release);
+  }
   auto r = spec_.tables[m.table].dispatch[m.fn](up, impl);
+  if (outermost) {
+    const std::uint64_t since = service_since_.exchange(0, std::memory_order_acq_rel);
+    service_ns_.fetch_add(w::mono_ns() - since, std::memory_order_acq_rel);
+  }
+  --service_depth_;
   t_calling = outer;
   top_ = saved;
   if (!r) return r;
@@ -418,7 +451,7 @@ Result<void> Domain::serve_upcall(const w::Msg& m) {
 }
 
 Result<bool> Domain::heartbeat(std::chrono::nanoseconds timeout) {
-  std::unique_lock<std::recursive_mutex> lock(mu_, std::try_to_lock);
+  std::unique_lock<std::recursive_timed_mutex> lock(mu_, std::try_to_lock);
   if (!lock.owns_lock()) return false;
   if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure("<heartbeat>", true));
   w::Msg m{};
@@ -453,19 +486,58 @@ void Domain::set_service_impl(std::uint32_t table, const void* impl) {
 
 // ---- Call -----------------------------------------------------------------------------------------
 Result<Domain::Call> Domain::begin(std::uint32_t fn) {
-  std::unique_lock<std::recursive_mutex> lock(mu_);
+  std::unique_lock<std::recursive_timed_mutex> lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock())
+    if (auto w = wait_for_channel(lock, fn); !w) return std::unexpected(w.error());
   if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure(fn_label(0, fn), true));
+  if (depth_ >= spec_.policy.max_nesting()) {
+    Error e = fail(Errc::limit, "calls nested " + std::to_string(depth_) +
+                                    " deep on this thread (host -> extension -> host service -> ...); Policy "
+                                    "max_nesting is " + std::to_string(spec_.policy.max_nesting()))
+                  .error();
+    e.plugin = spec_.name;
+    e.function = fn_label(0, fn);
+    return std::unexpected(std::move(e));
+  }
   return Call(this, fn, std::move(lock));
 }
 
-Domain::Call::Call(Domain* d, std::uint32_t fn, std::unique_lock<std::recursive_mutex> lock)
-    : d_(d), fn_(fn), saved_top_(d->top_), lock_(std::move(lock)) {}
+// Another thread holds the channel. Waiting is fine while it runs extension code (its call
+// budgets bound that); time it spends in host services is charged to this waiter's patience,
+// because a host service that waits for this thread would never come back.
+Result<void> Domain::wait_for_channel(std::unique_lock<std::recursive_timed_mutex>& lock, std::uint32_t fn) {
+  const std::uint64_t patience = static_cast<std::uint64_t>(spec_.policy.timeout().count());
+  const std::uint64_t start = service_time_ns();
+  for (;;) {
+    if (lock.try_lock_for(std::chrono::milliseconds(10))) return {};
+    const std::uint64_t in_services = service_time_ns() - start;
+    if (in_services < patience) continue;
+    const std::uint64_t label = service_label_.load(std::memory_order_relaxed);
+    Error e = fail(Errc::misuse,
+                   "waited for the domain while another thread spent " + std::to_string(in_services / 1000000) +
+                       " ms inside host service " + fn_label(static_cast<std::uint32_t>(label >> 32),
+                                                             static_cast<std::uint32_t>(label)) +
+                       " (more than the call timeout): a host service that waits for a thread calling the "
+                       "same domain deadlocks, since calls into one domain are serialized")
+                  .error();
+    e.plugin = spec_.name;
+    e.function = fn_label(0, fn);
+    return std::unexpected(std::move(e));
+  }
+}
+
+Domain::Call::Call(Domain* d, std::uint32_t fn, std::unique_lock<std::recursive_timed_mutex> lock)
+    : d_(d), fn_(fn), saved_top_(d->top_), lock_(std::move(lock)) {
+  ++d_->depth_;
+}
 
 Domain::Call::Call(Call&& o) noexcept
     : d_(std::exchange(o.d_, nullptr)), fn_(o.fn_), saved_top_(o.saved_top_), lock_(std::move(o.lock_)) {}
 
 Domain::Call::~Call() {
-  if (d_) d_->top_ = saved_top_;
+  if (!d_) return;
+  d_->top_ = saved_top_;
+  --d_->depth_;
 }
 
 Result<std::uint64_t> Domain::Call::alloc(std::uint64_t n, std::uint64_t align) {

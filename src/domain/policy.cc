@@ -19,6 +19,7 @@ Policy::Builder& Policy::Builder::cpu_seconds(std::uint64_t s) { p_.cpu_seconds_
 Policy::Builder& Policy::Builder::open_files(std::uint64_t n) { p_.open_files_ = n; return *this; }
 Policy::Builder& Policy::Builder::arena_size(std::uint64_t b) { p_.arena_size_ = b; return *this; }
 Policy::Builder& Policy::Builder::handles(std::uint64_t n) { p_.handles_ = n; return *this; }
+Policy::Builder& Policy::Builder::max_nesting(unsigned d) { p_.max_nesting_ = d; return *this; }
 Policy::Builder& Policy::Builder::grant(std::string label) {
   p_.restricted_ = true;
   p_.grants_.push_back(std::move(label));
@@ -58,6 +59,7 @@ Result<Policy> Policy::Builder::build() const {
   if (p_.memory_ != 0 && p_.memory_ < p_.arena_size_ + (32ull << 20))
     return fail(Errc::misuse, "policy: memory limit must exceed the arena size by at least 32 MiB "
                               "(the child maps the arena, libc and the plugin too)");
+  if (p_.max_nesting_ == 0 || p_.max_nesting_ > 1024) return fail(Errc::misuse, "policy: max_nesting must be 1 .. 1024");
   if (p_.handles_ == 0 || p_.handles_ > (1u << 24)) return fail(Errc::misuse, "policy: handles must be 1 .. 16M");
   if (p_.open_files_ != 0 && p_.open_files_ < 4)
     return fail(Errc::misuse, "policy: open_files must be at least 4 (stdio and the arena)");

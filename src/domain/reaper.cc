@@ -41,23 +41,12 @@ bool DomainState::wait_reaped(int timeout_ms) {
   return cv.wait_for(g, std::chrono::milliseconds(timeout_ms), [&] { return reaped.load(); });
 }
 
+// What the host observed decides the kind: death by SIGSYS (a filter trap: the extension can
+// neither send SIGSYS nor handle it) is a violation, another signal a crash, an exit code an exit
+// (the helper's own codes name their cause). The child's fault record is written by the child,
+// so it only ever qualifies that: which system call or service, how large an allocation failed.
 Error DomainState::classify_exit() const {
   const auto* ctl = reinterpret_cast<const wire::Control*>(base);
-  // The child's fault record is advisory (the child can write anything there); it only refines
-  // the kind of a death the host observed itself.
-  const std::uint32_t violation_kind = ctl->fault.violation.load(std::memory_order_acquire);
-  const bool violation = violation_kind == wire::kViolationSyscall;
-  if (violation_kind == wire::kViolationUngranted && exit_known) {
-    Error e;
-    e.kind = Errc::violation;
-    const std::uint32_t t = ctl->fault.ungranted_table, f = ctl->fault.ungranted_fn;
-    const std::string name = t < service_names.size() && f < service_names[t].size()
-                                 ? service_names[t][f]
-                                 : "table " + std::to_string(t) + " function " + std::to_string(f);
-    e.detail = "called host service " + name + ", which this domain was not granted";
-    return e;
-  }
-  const std::uint64_t alloc_failed = ctl->fault.alloc_failed.load(std::memory_order_acquire);
   Error e;
   if (!exit_known) {
     e.kind = Errc::crashed;
@@ -66,19 +55,26 @@ Error DomainState::classify_exit() const {
   }
   const int code = exit_info.si_code;
   const int status = exit_info.si_status;
-  if (violation) {
-    e.kind = Errc::violation;
-    e.syscall = ctl->fault.syscall_nr;
-    e.detail = "forbidden system call " + syscall_name(e.syscall);
-    return e;
-  }
   if (code == CLD_KILLED || code == CLD_DUMPED) {
     e.signal = status;
     const char* sig = sigabbrev_np(status);
     const std::string signame = sig ? std::string("SIG") + sig : "signal " + std::to_string(status);
+    const std::uint64_t alloc_failed = ctl->fault.alloc_failed.load(std::memory_order_acquire);
     if (status == SIGSYS) {
       e.kind = Errc::violation;
-      e.detail = "forbidden system call (killed by SIGSYS)";
+      const std::uint32_t claim = ctl->fault.violation.load(std::memory_order_acquire);
+      if (claim == wire::kViolationUngranted) {
+        const std::uint32_t t = ctl->fault.ungranted_table, f = ctl->fault.ungranted_fn;
+        const std::string name = t < service_names.size() && f < service_names[t].size()
+                                     ? service_names[t][f]
+                                     : "table " + std::to_string(t) + " function " + std::to_string(f);
+        e.detail = "called host service " + name + ", which this domain was not granted";
+      } else if (claim == wire::kViolationSyscall) {
+        e.syscall = ctl->fault.syscall_nr;
+        e.detail = "forbidden system call " + syscall_name(e.syscall);
+      } else {
+        e.detail = "forbidden system call (killed by SIGSYS)";
+      }
     } else if (status == SIGXCPU) {
       e.kind = Errc::limit;
       e.detail = "CPU time limit exhausted (SIGXCPU)";
@@ -94,7 +90,7 @@ Error DomainState::classify_exit() const {
   }
   e.exit_status = status;
   const auto& txt = ctl->fault.text;
-  if (status == wire::kHelperExitBadSetup && strnlen(txt, sizeof txt) > 0) {
+  if (status == wire::kHelperExitBadSetup && !loaded.load(std::memory_order_acquire) && strnlen(txt, sizeof txt) > 0) {
     // The helper writes why it gave up before exiting; the reap may be seen before its message.
     e.kind = Errc::load_failed;
     e.detail.assign(txt, strnlen(txt, sizeof txt));
@@ -184,10 +180,14 @@ Result<void> Reaper::spawn(const std::shared_ptr<DomainState>& st, std::function
   return out;
 }
 
+// A child whose pidfd says "exited" but which waitid cannot collect yet has a tracer that
+// received its exit first. The reaper must never block on it (it serves every domain): such
+// children are polled until the tracer lets go.
 void Reaper::loop() {
   epoll_event events[32];
+  std::map<int, std::shared_ptr<DomainState>> held;  // exited, exit status held by a tracer
   for (;;) {
-    const int n = epoll_wait(impl_->ep, events, 32, -1);
+    const int n = epoll_wait(impl_->ep, events, 32, held.empty() ? -1 : 100);
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == impl_->ev) {
@@ -206,25 +206,49 @@ void Reaper::loop() {
       std::shared_ptr<DomainState> st = it->second;
       impl_->watched.erase(it);
       epoll_ctl(impl_->ep, EPOLL_CTL_DEL, fd, nullptr);
-      siginfo_t si{};
-      const bool known = waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &si, WEXITED) == 0;
-      {
-        std::lock_guard<std::mutex> g(st->mu);
-        st->exit_info = si;
-        st->exit_known = known;
+      if (!try_reap(st)) {
+        // Dead but not ours to collect yet: fail the domain now (calls must not wait for the
+        // tracer), and keep polling for the exit status.
+        Error e;
+        e.kind = Errc::crashed;
+        e.detail = "the extension's process ended while a tracer held it";
+        (void)st->record(std::move(e));
+        ring_host(*st);
+        held[fd] = std::move(st);
       }
-      (void)st->record(st->classify_exit());
-      {
-        std::lock_guard<std::mutex> g(st->mu);
-        st->reaped.store(true, std::memory_order_release);
-      }
-      // Wake a host thread waiting for a reply: the doorbell word changes, it looks, sees death.
-      auto* ctl = reinterpret_cast<wire::Control*>(st->base);
-      ctl->to_host.seq.fetch_add(1, std::memory_order_seq_cst);
-      wire::futex_wake(&ctl->to_host.seq, INT32_MAX);
-      st->cv.notify_all();
+    }
+    for (auto it = held.begin(); it != held.end();) {
+      if (try_reap(it->second)) it = held.erase(it);
+      else ++it;
     }
   }
+}
+
+bool Reaper::try_reap(const std::shared_ptr<DomainState>& st) {
+  siginfo_t si{};
+  const int rc = waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(st->pidfd), &si, WEXITED | WNOHANG);
+  if (rc == 0 && si.si_pid == 0) return false;  // not collectable yet
+  const bool known = rc == 0;
+  {
+    std::lock_guard<std::mutex> g(st->mu);
+    st->exit_info = si;
+    st->exit_known = known;
+  }
+  (void)st->record(st->classify_exit());
+  {
+    std::lock_guard<std::mutex> g(st->mu);
+    st->reaped.store(true, std::memory_order_release);
+  }
+  ring_host(*st);
+  st->cv.notify_all();
+  return true;
+}
+
+// Wakes a host thread waiting for a reply: the doorbell word changes, it looks, sees the failure.
+void Reaper::ring_host(DomainState& st) {
+  auto* ctl = reinterpret_cast<wire::Control*>(st.base);
+  ctl->to_host.seq.fetch_add(1, std::memory_order_seq_cst);
+  wire::futex_wake(&ctl->to_host.seq, INT32_MAX);
 }
 
 }  // namespace ward::detail

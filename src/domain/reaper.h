@@ -31,6 +31,7 @@ struct DomainState {
   int pidfd = -1;
   std::atomic<bool> failed{false};  // a first cause is recorded: calls fail fast
   std::atomic<bool> reaped{false};
+  std::atomic<bool> loaded{false};  // the child reported ready: its load-error exit code is void
 
   mutable std::mutex mu;
   std::condition_variable cv;  // notified when reaped
@@ -45,7 +46,7 @@ struct DomainState {
   void kill_child() const;
   // Waits until reaped or `timeout_ms` passes; true if reaped.
   bool wait_reaped(int timeout_ms);
-  // Turns the reaped exit status plus the child's own fault record into an Error.
+  // Turns the reaped exit status into an Error; the child's own fault record only qualifies it.
   Error classify_exit() const;
   ~DomainState();
 };
@@ -60,6 +61,9 @@ class Reaper {
  private:
   Reaper();
   void loop();
+  // Collects the child's exit status without blocking; false if a tracer still holds it.
+  static bool try_reap(const std::shared_ptr<DomainState>& st);
+  static void ring_host(DomainState& st);
   struct Impl;
   Impl* impl_;
 };

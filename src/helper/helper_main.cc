@@ -2,7 +2,7 @@
 // the child is a clean image even when the host is multithreaded), with the shared arena on
 // descriptor 3 and LD_AUDIT pointing at ward's audit module.
 //
-// Start-up, in order: parent-death signal and parent check; close stray descriptors; rlimits;
+// Start-up, in order: parent-death signal, not dumpable (untraceable), parent check; close stray descriptors; rlimits;
 // map the arena; build the libffi call descriptions and the host-service trampolines from the
 // schema; install the SIGSYS reporter; wait for the host's filter; dlopen the plugin (the audit
 // module installs the seccomp filter after mapping and before any plugin code); confirm the
@@ -64,12 +64,30 @@ void note_alloc_failure(size_t n) {
   }
 }
 
+// Ends the process by SIGSYS: the only exit the host reads as a policy violation, and one the
+// extension cannot fake, because the filter traps any attempt to send SIGSYS or to handle it.
+// Called inside on_sigsys (SIGSYS blocked there), the tgkill traps while SIGSYS is blocked, so
+// the kernel forces the default action. Called elsewhere, it traps into on_sigsys, which ends
+// here the first way.
+[[noreturn]] void die_of_sigsys() {
+  syscall(SYS_tgkill, getpid(), gettid(), SIGSYS);
+  __builtin_trap();  // not reached; a crash rather than a normal exit if it ever were
+}
+
+// The fault record only qualifies a death by SIGSYS (which syscall, which service); the first
+// qualifier written stays.
+void note_violation(std::uint32_t kind) {
+  if (!g_ctl) return;
+  std::uint32_t none = 0;
+  g_ctl->fault.violation.compare_exchange_strong(none, kind, std::memory_order_seq_cst);
+}
+
 void on_sigsys(int, siginfo_t* info, void*) {
-  if (g_ctl) {
+  if (g_ctl && g_ctl->fault.violation.load(std::memory_order_seq_cst) == 0) {
     g_ctl->fault.syscall_nr = info->si_syscall;
-    g_ctl->fault.violation.store(w::kViolationSyscall, std::memory_order_seq_cst);
+    note_violation(w::kViolationSyscall);
   }
-  die(w::kHelperExitViolation);
+  die_of_sigsys();
 }
 
 // ---- libffi descriptions ------------------------------------------------------------------------
@@ -254,7 +272,7 @@ w::Msg wait_host(w::MsgKind want) {
       g_spin.observe(0);
     } else {
       const std::uint64_t t0 = w::mono_ns();
-      w::sleep_for_change(g_ctl->to_child, g_seen_from_host, nullptr);
+      w::sleep_for_change(g_ctl->to_child, g_seen_from_host, 0);
       g_spin.observe(spin + (w::mono_ns() - t0));
     }
     g_seen_from_host = g_ctl->to_child.seq.load(std::memory_order_acquire);
@@ -444,10 +462,12 @@ void upcall_handler(ffi_cif*, void* ret, void** args, void* user) {
 
 void ungranted_handler(ffi_cif*, void*, void**, void* user) {
   const FnRt& f = *static_cast<const FnRt*>(user);
-  g_ctl->fault.ungranted_table = f.table;
-  g_ctl->fault.ungranted_fn = f.index;
-  g_ctl->fault.violation.store(w::kViolationUngranted, std::memory_order_seq_cst);
-  die(w::kHelperExitViolation);
+  if (g_ctl->fault.violation.load(std::memory_order_seq_cst) == 0) {
+    g_ctl->fault.ungranted_table = f.table;
+    g_ctl->fault.ungranted_fn = f.index;
+    note_violation(w::kViolationUngranted);
+  }
+  die_of_sigsys();
 }
 
 bool audit_module_loaded() {
@@ -508,6 +528,9 @@ int main(int argc, char** argv) {
   // 1. Die with the host; and if the host is already gone, do not load anything.
   if (argc < 2) return w::kHelperExitBadSetup;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // Not dumpable: no process without CAP_SYS_PTRACE can attach a tracer (which would receive the
+  // child's exit before the host does, and could stop it at will) or read /proc/PID/mem.
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return w::kHelperExitBadSetup;
   if (getppid() != static_cast<pid_t>(std::strtol(argv[1], nullptr, 10))) return w::kHelperExitBadSetup;
   // 2. Nothing but stdio and the arena: descriptors leaked by the host must not reach the plugin.
   if (syscall(SYS_close_range, w::kArenaFd + 1, ~0u, 0) != 0) return w::kHelperExitBadSetup;
@@ -538,7 +561,7 @@ int main(int argc, char** argv) {
   if (!audit_module_loaded()) load_error("sandbox", "the audit module (libward-audit.so) was not loaded");
   // 7. Wait for the filter the host compiled for this pid.
   while (g_ctl->boot_ready.load(std::memory_order_acquire) == 0)
-    w::futex_wait(&g_ctl->boot_ready, 0, nullptr);
+    w::futex_wait_until(&g_ctl->boot_ready, 0, 0);
   // 8. Load. The audit module turns the filter on between mapping and the first plugin code.
   const char* plugin = reinterpret_cast<const char*>(g_arena + g_ctl->plugin_off);
   const char* entry = reinterpret_cast<const char*>(g_arena + g_ctl->entry_off);

@@ -17,8 +17,14 @@
 
 namespace ward::wire {
 
-inline long futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, const timespec* rel) {
-  return syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT, expected, rel, nullptr, 0);
+// Blocks while `*word == expected`, until woken or until CLOCK_MONOTONIC reaches `deadline_ns`
+// (0: no deadline). The deadline is absolute on purpose: a waiter that is woken without cause
+// re-enters with the same deadline, so spurious or hostile wake-ups cannot extend it
+// (FUTEX_WAIT takes a relative timeout; FUTEX_WAIT_BITSET an absolute one).
+inline long futex_wait_until(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::uint64_t deadline_ns) {
+  timespec ts{static_cast<time_t>(deadline_ns / 1000000000ull), static_cast<long>(deadline_ns % 1000000000ull)};
+  return syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_BITSET, expected,
+                 deadline_ns ? &ts : nullptr, nullptr, FUTEX_BITSET_MATCH_ANY);
 }
 
 inline long futex_wake(std::atomic<std::uint32_t>* word, int n = 1) {
@@ -48,7 +54,8 @@ inline void ring(Doorbell& db) {
 
 // Spins until `db.seq` differs from `last` or about `spin_ns` elapsed. True when it changed.
 // The clock is read only after the first 64 pauses: a reply that comes back within them (the
-// common case across CPUs) costs no clock reads at all.
+// common case across CPUs) costs no clock reads here. (The caller still times the whole wait:
+// spinning is charged like sleeping.)
 inline bool spin_for_change(Doorbell& db, std::uint32_t last, std::uint64_t spin_ns) {
   if (db.seq.load(std::memory_order_acquire) != last) return true;
   if (spin_ns == 0) return false;
@@ -98,18 +105,16 @@ class SpinGovernor {
   std::uint64_t avg_ = 0;
 };
 
-// Sleeps until `db.seq` differs from `last`, or `rel` (may be null: forever) passes. True when it
-// changed. Spurious wake-ups are absorbed here.
-inline bool sleep_for_change(Doorbell& db, std::uint32_t last, const timespec* rel) {
+// Sleeps until `db.seq` differs from `last`, or CLOCK_MONOTONIC reaches `deadline_ns` (0: no
+// deadline). True when it changed. Wake-ups that change nothing are absorbed here and cost the
+// waiter nothing: the deadline does not move.
+inline bool sleep_for_change(Doorbell& db, std::uint32_t last, std::uint64_t deadline_ns) {
   db.sleeping.store(1, std::memory_order_seq_cst);
   bool changed = false;
   for (;;) {
     if (db.seq.load(std::memory_order_seq_cst) != last) { changed = true; break; }
-    const long r = futex_wait(&db.seq, last, rel);
-    if (r != 0 && errno == ETIMEDOUT) {
-      changed = db.seq.load(std::memory_order_seq_cst) != last;
-      break;
-    }
+    if (deadline_ns != 0 && mono_ns() >= deadline_ns) break;
+    (void)futex_wait_until(&db.seq, last, deadline_ns);
   }
   db.sleeping.store(0, std::memory_order_relaxed);
   return changed;

@@ -19,7 +19,7 @@ namespace ward::wire {
 static_assert(std::endian::native == std::endian::little, "ward's wire format assumes little endian");
 
 inline constexpr std::uint64_t kMagic = 0x31414e4552414457ull;  // "WDARENA1"
-inline constexpr std::uint32_t kVersion = 4;  // bump on any layout change
+inline constexpr std::uint32_t kVersion = 5;  // bump on any layout change
 inline constexpr std::uint64_t kNull = ~0ull;  // offset meaning "null pointer"
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kMaxParams = 12;
@@ -29,7 +29,8 @@ inline constexpr std::size_t kMaxLayout = 40;  // tokens describing one by-value
 inline constexpr std::size_t kControlSize = 4096;
 inline constexpr int kArenaFd = 3;                   // where the helper finds the arena
 inline constexpr int kHelperExitBadSetup = 120;      // helper could not set itself up
-inline constexpr int kHelperExitViolation = 121;     // SIGSYS handler ran: see Fault
+// (121 once meant "violation"; a violation now always ends the child by SIGSYS, which the
+// extension cannot fake with an exit code.)
 inline constexpr int kHelperExitProtocol = 122;      // the host sent something impossible
 inline constexpr int kHelperExitArena = 123;         // the plugin passed more than the arena holds
 
@@ -80,8 +81,9 @@ struct alignas(kCacheLine) Doorbell {
 };
 static_assert(sizeof(Doorbell) == kCacheLine);
 
-// Why the child stopped, as far as the child could tell before it died. Untrusted, advisory:
-// the host combines it with the exit status it reaped itself.
+// Why the child stopped, as far as the child could tell before it died. Untrusted: it only
+// qualifies what the host observed itself (which system call or service, when the child died by
+// SIGSYS; how large an allocation failed, when it died of a signal), never replaces it.
 inline constexpr std::uint32_t kViolationSyscall = 1;   // seccomp trapped `syscall_nr`
 inline constexpr std::uint32_t kViolationUngranted = 2; // called service `ungranted_fn` of `ungranted_table`
 
