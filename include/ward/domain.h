@@ -140,6 +140,12 @@ class Domain {
   // Returns true if it answered, false if a call was in progress (nothing checked); an error
   // (hung, or the earlier failure) if it did not answer. Calls in progress have their own timeout.
   [[nodiscard]] Result<bool> heartbeat(std::chrono::nanoseconds timeout);
+  // Total time callers of this domain have spent inside its host services (outermost services
+  // only: a nested one lies inside its caller). Not charged to any call's budget: this is the
+  // host's own time, and what a host watches if an extension can make its services slow.
+  [[nodiscard]] std::chrono::nanoseconds host_service_time() const {
+    return std::chrono::nanoseconds(service_time_ns());
+  }
   // Records `e` as this domain's first cause of failure (a violation found by host code, say)
   // and ends the extension. Returns the recorded cause.
   Error record_failure(Error e) { return fail_with(std::move(e)); }
@@ -190,10 +196,14 @@ class Domain {
   [[nodiscard]] Result<void> boot();
   [[nodiscard]] Error fail_with(Error e);              // records the first cause, kills the child
   [[nodiscard]] Error current_failure(std::string_view function, bool earlier) const;
-  [[nodiscard]] Result<wire::Msg> wait_child(std::string_view function, std::uint64_t budget_ns);
+  [[nodiscard]] Result<wire::Msg> wait_child(std::string_view function, std::uint64_t budget_ns,
+                                             std::uint64_t handed_over);
   [[nodiscard]] Result<void> wait_for_channel(std::unique_lock<std::recursive_timed_mutex>& lock, std::uint32_t fn);
   [[nodiscard]] std::uint64_t service_time_ns() const;
-  [[nodiscard]] Result<void> serve_upcall(const wire::Msg& m);
+  // Runs the host service. `handed_back` comes in as the instant the host noticed the upcall and
+  // goes out as the instant the service finished, just before the reply is rung (from then on
+  // the time is the extension's again).
+  [[nodiscard]] Result<void> serve_upcall(const wire::Msg& m, std::uint64_t& handed_back);
   [[nodiscard]] std::string fn_label(std::uint32_t table, std::uint32_t fn) const;
 
   DomainSpec spec_;

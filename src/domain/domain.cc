@@ -321,10 +321,11 @@ Result<void> Domain::boot() {
   if (filter->size() * sizeof(sock_filter) > kFilterReserve) return std::unexpected(fail_with(fail(Errc::load_failed, "seccomp filter too large").error()));
   std::memcpy(base_ + filter_off, filter->data(), filter->size() * sizeof(sock_filter));
   ctl_->filter_len = static_cast<std::uint32_t>(filter->size());
+  const std::uint64_t handed_over = w::mono_ns();
   ctl_->boot_ready.store(1, std::memory_order_release);
   w::futex_wake(&ctl_->boot_ready);
 
-  auto ready = wait_child("<load>", static_cast<std::uint64_t>(pol.load_timeout().count()));
+  auto ready = wait_child("<load>", static_cast<std::uint64_t>(pol.load_timeout().count()), handed_over);
   if (!ready) return std::unexpected(ready.error());
   if (ready->kind == w::MsgKind::load_error) {
     Error e;
@@ -341,9 +342,12 @@ Result<void> Domain::boot() {
 }
 
 // Waits for the child's next message, giving it `budget_ns` of its own time (see "Time" in
-// domain.h). Host services the extension calls meanwhile run here and are not charged; every
-// stretch spent waiting for the child is, spinning included.
-Result<w::Msg> Domain::wait_child(std::string_view function, std::uint64_t budget_ns) {
+// domain.h). The clock tiles the call without gaps: the extension's time runs from `handed_over`
+// (taken before the host rang the child: the wake-up itself may hand the CPU to the child) until
+// the host notices its message; a host service's time runs from then until the instant before
+// the host rings the reply, where the extension's time starts again. Spinning counts like
+// sleeping; only host services are excluded.
+Result<w::Msg> Domain::wait_child(std::string_view function, std::uint64_t budget_ns, std::uint64_t handed_over) {
   const std::uint64_t outer_limit = ext_limit_;
   const std::uint64_t own_limit = budget_ns > ~0ull - ext_ns_ ? ~0ull : ext_ns_ + budget_ns;
   const std::uint64_t limit = std::min(own_limit, outer_limit);
@@ -363,10 +367,10 @@ Result<w::Msg> Domain::wait_child(std::string_view function, std::uint64_t budge
     (void)fail_with(std::move(e));
     return std::unexpected(current_failure(function, false));
   };
+  std::uint64_t mark = handed_over;  // the extension's time counts from here
   for (;;) {
     if (ext_ns_ >= limit) return timed_out();
-    const std::uint64_t t0 = w::mono_ns();
-    const std::uint64_t deadline = t0 + (limit - ext_ns_);
+    const std::uint64_t deadline = mark + (limit - ext_ns_);
     const std::uint64_t spin = std::min(spin_.budget(ctl_->to_host, ctl_->to_child), limit - ext_ns_);
     bool changed = w::spin_for_change(ctl_->to_host, seen_, spin);
     while (!changed && !st_->failed.load(std::memory_order_acquire)) {
@@ -376,7 +380,8 @@ Result<w::Msg> Domain::wait_child(std::string_view function, std::uint64_t budge
       // doorbell, but the extension can requeue waiters); the deadline itself never moves.
       changed = w::sleep_for_change(ctl_->to_host, seen_, std::min(deadline, now + 100'000'000));
     }
-    const std::uint64_t waited = w::mono_ns() - t0;
+    const std::uint64_t noticed = w::mono_ns();
+    const std::uint64_t waited = noticed > mark ? noticed - mark : 0;
     ext_ns_ += waited;
     spin_.observe(waited);
     if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure(function, false));
@@ -384,7 +389,8 @@ Result<w::Msg> Domain::wait_child(std::string_view function, std::uint64_t budge
     seen_ = ctl_->to_host.seq.load(std::memory_order_acquire);
     const w::Msg m = ctl_->to_host.msg;  // one copy; decisions use only the copy
     if (m.kind != w::MsgKind::upcall) return m;
-    auto r = serve_upcall(m);
+    mark = noticed;  // host time from here; serve_upcall moves the mark to its hand-back
+    auto r = serve_upcall(m, mark);
     if (!r) {
       Error e = r.error();
       if (e.function.empty()) e.function = std::string(function);
@@ -402,7 +408,7 @@ std::uint64_t Domain::service_time_ns() const {
   return total + (since != 0 && now > since ? now - since : 0);
 }
 
-Result<void> Domain::serve_upcall(const w::Msg& m) {
+Result<void> Domain::serve_upcall(const w::Msg& m, std::uint64_t& handed_back) {
   if (m.table == 0 || m.table >= spec_.tables.size() || m.fn >= spec_.tables[m.table].dispatch.size())
     return fail(Errc::violation, "upcall to an unknown host service (table " + std::to_string(m.table) + ", function " +
                                      std::to_string(m.fn) + ")");
@@ -424,14 +430,16 @@ Result<void> Domain::serve_upcall(const w::Msg& m) {
   // Threads waiting for this domain watch how long its holder sits in host services (deadlock
   // detection, see begin()); only the outermost service is timed, nested ones lie inside it.
   const bool outermost = service_depth_++ == 0;
+  const std::uint64_t started = handed_back;  // when the host noticed the upcall
   if (outermost) {
     service_label_.store((std::uint64_t{m.table} << 32) | m.fn, std::memory_order_relaxed);
-    service_since_.store(w::mono_ns(), std::memory_order_release);
+    service_since_.store(started, std::memory_order_release);
   }
   auto r = spec_.tables[m.table].dispatch[m.fn](up, impl);
+  handed_back = w::mono_ns();
   if (outermost) {
-    const std::uint64_t since = service_since_.exchange(0, std::memory_order_acq_rel);
-    service_ns_.fetch_add(w::mono_ns() - since, std::memory_order_acq_rel);
+    service_since_.store(0, std::memory_order_release);
+    service_ns_.fetch_add(handed_back - started, std::memory_order_acq_rel);
   }
   --service_depth_;
   t_calling = outer;
@@ -457,8 +465,9 @@ Result<bool> Domain::heartbeat(std::chrono::nanoseconds timeout) {
   w::Msg m{};
   m.kind = w::MsgKind::ping;
   ctl_->to_child.msg = m;
+  const std::uint64_t handed_over = w::mono_ns();
   w::ring(ctl_->to_child);
-  auto reply = wait_child("<heartbeat>", static_cast<std::uint64_t>(timeout.count()));
+  auto reply = wait_child("<heartbeat>", static_cast<std::uint64_t>(timeout.count()), handed_over);
   if (!reply) {
     Error e = reply.error();
     e.plugin = spec_.name;
@@ -568,9 +577,10 @@ Result<w::Slot> Domain::Call::invoke(std::uint64_t frame_off) {
   m.frame_len = d_->top_ - frame_off;
   m.top = d_->top_;
   d_->ctl_->to_child.msg = m;
+  const std::uint64_t handed_over = w::mono_ns();
   w::ring(d_->ctl_->to_child);
   const std::string& label = d_->spec_.tables[0].fn_names[fn_];
-  auto reply = d_->wait_child(label, static_cast<std::uint64_t>(d_->spec_.policy.timeout().count()));
+  auto reply = d_->wait_child(label, static_cast<std::uint64_t>(d_->spec_.policy.timeout().count()), handed_over);
   if (!reply) return std::unexpected(decorate(reply.error()));
   if (reply->kind != w::MsgKind::ret || reply->frame_off != frame_off) {
     (void)d_->fail_with(fail(Errc::violation, "malformed reply from the extension").error());

@@ -138,9 +138,13 @@ void expect_storm_bounded(std::size_t variant, bool pin) {
   const auto took = Clock::now() - t0;
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, ward::Errc::hung) << r.error().message();
-  // Wall time = the 500 ms budget + the time inside the (trivial) host service; the review saw
-  // 2x to 10.7x the budget. Generous for a noisy machine, far below what the bug produced.
-  EXPECT_LT(took, 1800ms) << "took " << std::chrono::duration<double, std::milli>(took).count() << " ms";
+  // The documented bound: the 500 ms budget + the time the host spent in its own services +
+  // teardown (at most about a second). Before the fix, the pinned storm ran 3 s here, and the
+  // review saw 2x to 10.7x the budget elsewhere, with no bound at all in principle.
+  const auto services = p.domain().host_service_time();
+  EXPECT_LT(took, 500ms + services + 1500ms)
+      << "took " << std::chrono::duration<double, std::milli>(took).count() << " ms, of which "
+      << std::chrono::duration<double, std::milli>(services).count() << " ms in host services";
 }
 
 TEST(Hostile, UpcallStormEndsNearTheBudget) { expect_storm_bounded(1, true); }
