@@ -16,6 +16,11 @@
 // that calls this domain: that thread waits for the lock the service's caller holds.
 // For parallelism, load several domains.
 //
+// Output: the child's stdout and stderr are pipes only the host reads (never the host's own
+// descriptors); ward drains them on its own thread and delivers labelled, escaped, capped lines
+// to the policy's sink (see policy.h and domain/output.h). Delivery is asynchronous: a line may
+// reach the sink after the call that printed it returned, or after the Domain is destroyed.
+//
 // Failure: the first cause is recorded and never overwritten (a hang that ends in SIGKILL stays
 // a hang). From then on every call, in flight or later, fails fast with that cause.
 #pragma once
