@@ -305,7 +305,9 @@ Result<void> Domain::boot() {
     sigemptyset(&none);
     posix_spawnattr_setsigdefault(&at, &all);
     posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    // A session of its own: no controlling terminal, so even with file access "/dev/tty" is not
+    // the user's terminal (to read, or to push keystrokes into), and no terminal signals.
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
     char* argv[] = {const_cast<char*>(helper.c_str()), const_cast<char*>(parent.c_str()), nullptr};
     char* envp[] = {const_cast<char*>(audit.c_str()), const_cast<char*>(plugin_env.c_str()), nullptr};
     pid_t pid = -1;

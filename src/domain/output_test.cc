@@ -459,6 +459,22 @@ TEST(Output, BlockedSinkDoesNotStallTheExtension) {
   EXPECT_TRUE(slow_reported);
 }
 
+TEST(Output, ExtensionIsNotInTheHostsSession) {
+  // Outside the host's session the child has no controlling terminal: even with file access,
+  // open("/dev/tty") cannot hand it the user's terminal.
+  auto pol = base().unsafe_allow_file_open().unsafe_allow_syscall("getsid").discard_output().build();
+  ASSERT_TRUE(pol);
+  auto p = load(hostile("out_session"), *pol);
+  ASSERT_TRUE(p) << p.error().message();
+  auto sid = p->call<&probe_api::run>(1L);
+  ASSERT_TRUE(sid) << sid.error().message();
+  EXPECT_NE(value(sid), static_cast<long>(getsid(0)));
+  EXPECT_EQ(value(sid), static_cast<long>(p->domain().pid()));
+  auto tty = p->call<&probe_api::run>(2L);
+  ASSERT_TRUE(tty) << tty.error().message();
+  EXPECT_LT(value(tty), 0);
+}
+
 // ---- RLIMIT_FSIZE --------------------------------------------------------------------------------
 
 TEST(Output, FilesCannotGrowUnlessThePolicySaysHowFar) {
