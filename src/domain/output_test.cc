@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "domain/output.h"
 #include "interfaces.h"
 
 namespace {
@@ -507,6 +508,90 @@ TEST(Output, FilesCannotGrowUnlessThePolicySaysHowFar) {
     EXPECT_EQ(r.error().signal, SIGXFSZ) << r.error().message();
     EXPECT_EQ(size_of(), 100000);
   }
+}
+
+// ---- the shaper alone: escaping, splitting, the bucket, with a clock the test controls ----------
+
+TEST(OutputShaper, EscapesWhatATerminalWouldActOnAndKeepsText) {
+  using ward::detail::escape_output;
+  EXPECT_EQ(escape_output("plain\ttext, h\xc3\xa9llo \xe2\x98\x83 \xf0\x9f\x98\x80"),
+            "plain\ttext, h\xc3\xa9llo \xe2\x98\x83 \xf0\x9f\x98\x80");
+  EXPECT_EQ(escape_output(std::string("a\0b\x7f\x1b]0;title\x07", 14)), "a\\x00b\\x7f\\x1b]0;title\\x07");
+  EXPECT_EQ(escape_output("\xc0\xaf"), "\\xc0\\xaf");              // overlong '/'
+  EXPECT_EQ(escape_output("\xed\xa0\x80"), "\\xed\\xa0\\x80");      // a surrogate
+  EXPECT_EQ(escape_output("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // above U+10FFFF
+  EXPECT_EQ(escape_output("\xe2\x82"), "\\xe2\\x82");                // cut short
+  EXPECT_EQ(escape_output("\xe2\x80\xa8"), "\\xe2\\x80\\xa8");      // U+2028 line separator
+  EXPECT_EQ(escape_output("\xe2\x81\xa6"), "\\xe2\\x81\\xa6");      // U+2066 bidi isolate
+}
+
+struct ShaperRig {
+  std::vector<std::pair<OutputStream, std::string>> got;
+  bool accept = true;
+  std::unique_ptr<ward::detail::OutputShaper> shaper;
+  explicit ShaperRig(ward::Policy::Builder b) {
+    auto p = b.build();
+    EXPECT_TRUE(p) << (p ? "" : p.error().message());
+    shaper = std::make_unique<ward::detail::OutputShaper>(*p, [this](OutputStream s, std::string&& t) {
+      if (s != OutputStream::notice && !accept) return false;
+      got.emplace_back(s, std::move(t));
+      return true;
+    });
+  }
+};
+constexpr std::uint64_t kSec = 1'000'000'000;
+
+TEST(OutputShaper, SplitsOnlyLinesLongerThanTheMaximum) {
+  ShaperRig rig(ward::Policy::builder().output_line_max(64));
+  const std::string exact(64, 'e'), over(65, 'o');
+  rig.shaper->feed(OutputStream::out, exact + "\n" + over + "\n", kSec);
+  // A newline arriving alone right after a full piece still ends that line.
+  rig.shaper->feed(OutputStream::err, exact, kSec);
+  rig.shaper->feed(OutputStream::err, "\n", kSec);
+  ASSERT_EQ(rig.got.size(), 4u);
+  EXPECT_EQ(rig.got[0].second, exact);
+  EXPECT_EQ(rig.got[1].second, std::string(64, 'o') + std::string(ward::kOutputSplitMarker));
+  EXPECT_EQ(rig.got[2].second, "o");
+  EXPECT_EQ(rig.got[3], std::make_pair(OutputStream::err, exact));
+}
+
+TEST(OutputShaper, TokenBucketDropsWholeLinesAndReportsOnceASecond) {
+  ShaperRig rig(ward::Policy::builder().output_line_max(64).output_rate(100, 200));
+  const std::string line(50, 'l');
+  for (int i = 0; i < 10; ++i) rig.shaper->feed(OutputStream::out, line + "\n", kSec);
+  ASSERT_EQ(rig.got.size(), 3u);  // 3 x 51 bytes fit the burst of 200, the 4th does not
+  ASSERT_TRUE(rig.shaper->notice_due());
+  EXPECT_EQ(*rig.shaper->notice_due(), 2 * kSec);
+  rig.shaper->tick(kSec + kSec / 2);
+  EXPECT_EQ(rig.got.size(), 3u);
+  rig.shaper->tick(2 * kSec);
+  ASSERT_EQ(rig.got.size(), 4u);
+  EXPECT_EQ(rig.got[3].first, OutputStream::notice);
+  EXPECT_EQ(rig.got[3].second, "357 bytes of output dropped (over the rate limit of 100 bytes/s)");
+  // A second later the bucket holds 47 + 100 bytes: two more lines.
+  for (int i = 0; i < 3; ++i) rig.shaper->feed(OutputStream::out, line + "\n", 2 * kSec);
+  std::size_t lines = 0;
+  for (const auto& g : rig.got) lines += g.first == OutputStream::out;
+  EXPECT_EQ(lines, 5u);
+  rig.shaper->finish(2 * kSec);
+  EXPECT_EQ(rig.got.back().second, "51 bytes of output dropped (over the rate limit of 100 bytes/s)");
+}
+
+TEST(OutputShaper, RefusedLinesAreCountedAsASlowSink) {
+  ShaperRig rig(ward::Policy::builder());
+  rig.accept = false;
+  rig.shaper->feed(OutputStream::out, "one\ntwo\n", kSec);
+  rig.accept = true;
+  rig.shaper->feed(OutputStream::err, "three\nfour", kSec);
+  rig.shaper->finish(kSec);
+  // Before "two" the drop of "one" is reported (nothing was reported yet); "two" is refused too,
+  // and that is reported at the end, not before "three": one notice a second at most.
+  const std::vector<std::pair<OutputStream, std::string>> want{
+      {OutputStream::notice, "4 bytes of output dropped (the sink is too slow)"},
+      {OutputStream::err, "three"},
+      {OutputStream::err, "four"},
+      {OutputStream::notice, "4 bytes of output dropped (the sink is too slow)"}};
+  EXPECT_EQ(rig.got, want);
 }
 
 // ---- the policy's output options -----------------------------------------------------------------
