@@ -93,12 +93,13 @@ std::string escape_output(std::string_view raw) {
     }
     char32_t cp = 0;
     const std::size_t len = c >= 0x80 ? utf8_sequence(raw, i, cp) : 0;
+    const std::size_t n = std::max<std::size_t>(len, 1);
     if (len != 0 && !steering(cp)) {
       out.append(raw.substr(i, len));
     } else {
-      for (std::size_t k = 0; k < std::max<std::size_t>(len, 1); ++k) append_escaped_byte(out, static_cast<unsigned char>(raw[i + k]));
+      for (std::size_t k = 0; k < n; ++k) append_escaped_byte(out, static_cast<unsigned char>(raw[i + k]));
     }
-    i += std::max<std::size_t>(len, 1);
+    i += n;
   }
   return out;
 }
@@ -233,7 +234,8 @@ Result<OutputPipes> OutputPipes::open() {
     p.write_[i] = fcntl(fds[1], F_DUPFD_CLOEXEC, 10);
     ::close(fds[0]);
     ::close(fds[1]);
-    if (p.read_[i] < 0 || p.write_[i] < 0) return fail(Errc::load_failed, std::string("output pipe: ") + std::strerror(errno));
+    if (p.read_[i] < 0 || p.write_[i] < 0)
+      return fail(Errc::load_failed, std::string("output pipe: ") + std::strerror(errno));
     // The host's end only: the child's write end stays blocking, as stdio expects.
     if (fcntl(p.read_[i], F_SETFL, O_NONBLOCK) != 0)
       return fail(Errc::load_failed, std::string("output pipe: ") + std::strerror(errno));
@@ -289,12 +291,15 @@ class Pump {
     static Pump* p = new Pump();
     return *p;
   }
+  // Starts the threads on first use (again on the next call if that failed), then hands `ch` to
+  // the pump thread and waits until it watches it.
   Result<void> attach(std::unique_ptr<Channel> ch);
   // Queues a line for the delivery thread; false (dropped) if the queue is full, notices aside.
   bool enqueue(const std::shared_ptr<const Label>& label, OutputStream s, std::string&& text);
 
  private:
-  Pump();
+  Pump() = default;
+  [[nodiscard]] Result<void> start();
   void pump_loop();
   void deliver_loop();
   void adopt(std::unique_ptr<Channel> ch, Result<void>& out);
@@ -303,7 +308,9 @@ class Pump {
   void close_stream(Channel& ch, int i, std::uint64_t now);
   void finish(Channel& ch, std::uint64_t now);
 
-  int ep_ = -1;
+  std::mutex start_mu_;
+  bool started_ = false;
+  int ep_ = -1;    // set once by start(), before the threads exist
   int wake_ = -1;  // eventfd: a request is queued
   std::vector<std::unique_ptr<Channel>> channels_;  // pump thread only
   char buf_[kReadChunk];                             // pump thread only
@@ -317,13 +324,22 @@ class Pump {
   std::uint64_t queued_bytes_ = 0;  // queued plus being delivered
 };
 
-Pump::Pump() {
-  ep_ = epoll_create1(EPOLL_CLOEXEC);
-  wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+Result<void> Pump::start() {
+  std::lock_guard<std::mutex> g(start_mu_);
+  if (started_) return {};
+  const int ep = epoll_create1(EPOLL_CLOEXEC);
+  const int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   epoll_event e{};
   e.events = EPOLLIN;
   e.data.u64 = 0;
-  epoll_ctl(ep_, EPOLL_CTL_ADD, wake_, &e);
+  if (ep < 0 || wake < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, wake, &e) != 0) {
+    const std::string why = std::strerror(errno);
+    for (int fd : {ep, wake})
+      if (fd >= 0) ::close(fd);
+    return fail(Errc::load_failed, "output pump: " + why);  // tried again with the next domain
+  }
+  ep_ = ep;
+  wake_ = wake;
   // Threads inherit the creator's mask: block everything while creating them.
   sigset_t all, old;
   sigfillset(&all);
@@ -331,10 +347,12 @@ Pump::Pump() {
   std::thread([this] { pump_loop(); }).detach();
   std::thread([this] { deliver_loop(); }).detach();
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  started_ = true;
+  return {};
 }
 
 Result<void> Pump::attach(std::unique_ptr<Channel> ch) {
-  if (ep_ < 0 || wake_ < 0) return fail(Errc::load_failed, "output pump: no epoll or eventfd");
+  if (auto r = start(); !r) return r;
   // Channels are registered on the pump thread, which alone touches them afterwards.
   std::mutex done_mu;
   std::condition_variable done_cv;
@@ -351,8 +369,9 @@ Result<void> Pump::attach(std::unique_ptr<Channel> ch) {
       done_cv.notify_one();
     });
   }
+  // Cannot fail in a way that matters: a full eventfd counter is readable, so the pump wakes.
   const std::uint64_t one = 1;
-  if (write(wake_, &one, sizeof one) < 0) return fail(Errc::load_failed, "output pump: eventfd write failed");
+  (void)!write(wake_, &one, sizeof one);
   std::unique_lock<std::mutex> g(done_mu);
   done_cv.wait(g, [&] { return done; });
   return out;
@@ -428,7 +447,8 @@ void Pump::pump_loop() {
     const std::uint64_t before = wire::mono_ns();
     for (const auto& ch : channels_)
       if (auto due = ch->shaper->notice_due()) {
-        const auto ms = static_cast<int>(std::min<std::uint64_t>(*due > before ? (*due - before) / 1'000'000 + 1 : 0, 60'000));
+        const std::uint64_t wait = *due > before ? (*due - before) / 1'000'000 + 1 : 0;
+        const auto ms = static_cast<int>(std::min<std::uint64_t>(wait, 60'000));
         timeout_ms = timeout_ms < 0 ? ms : std::min(timeout_ms, ms);
       }
     const int n = epoll_wait(ep_, events, 64, timeout_ms);
