@@ -28,6 +28,11 @@
 // extend it. When a call fails, tearing the child down waits at most about a second for its exit
 // status (a tracer can hold it back); the error is reported then in any case.
 //
+// Output: the child's stdout and stderr are pipes only the host reads (never the host's own
+// descriptors); ward drains them on its own thread and delivers labelled, escaped, capped lines
+// to the policy's sink (see policy.h and domain/output.h). Delivery is asynchronous: a line may
+// reach the sink after the call that printed it returned, or after the Domain is destroyed.
+//
 // Failure: the first cause is recorded and never overwritten (a hang that ends in SIGKILL stays
 // a hang). From then on every call, in flight or later, fails fast with that cause.
 #pragma once

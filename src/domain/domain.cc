@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <utility>
 
+#include "domain/output.h"
 #include "domain/reaper.h"
 #include "domain/seccomp.h"
 
@@ -258,6 +259,7 @@ Result<void> Domain::boot() {
   ctl_->rlimit_as = pol.memory();
   ctl_->rlimit_cpu = pol.cpu_seconds();
   ctl_->rlimit_nofile = pol.open_files();
+  ctl_->rlimit_fsize = pol.max_file_size();
   ctl_->spin_ns = static_cast<std::uint64_t>(pol.spin().count());
   spin_.set_max(ctl_->spin_ns);
   ctl_->filter_off = filter_off;
@@ -289,11 +291,16 @@ Result<void> Domain::boot() {
   const std::string audit = "LD_AUDIT=" + *dir + "/libward-audit.so";
   const std::string plugin_env = "WARD_PLUGIN=" + spec_.plugin;
   const std::string parent = std::to_string(getpid());
+  // The child's stdout and stderr are its own output channel (domain/output.h), never the host's.
+  auto output = detail::OutputPipes::open();
+  if (!output) return std::unexpected(output.error());
   auto spawned = detail::Reaper::get().spawn(st_, [&]() -> Result<pid_t> {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fd, w::kArenaFd);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, output->child_end(1), 1);
+    posix_spawn_file_actions_adddup2(&fa, output->child_end(2), 2);
     posix_spawnattr_t at;
     posix_spawnattr_init(&at);
     // The child starts with default signal dispositions and no blocked signals, whatever the
@@ -303,7 +310,9 @@ Result<void> Domain::boot() {
     sigemptyset(&none);
     posix_spawnattr_setsigdefault(&at, &all);
     posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    // A session of its own: no controlling terminal, so even with file access "/dev/tty" is not
+    // the user's terminal (to read, or to push keystrokes into), and no terminal signals.
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
     char* argv[] = {const_cast<char*>(helper.c_str()), const_cast<char*>(parent.c_str()), nullptr};
     char* envp[] = {const_cast<char*>(audit.c_str()), const_cast<char*>(plugin_env.c_str()), nullptr};
     pid_t pid = -1;
@@ -314,6 +323,8 @@ Result<void> Domain::boot() {
     return pid;
   });
   if (!spawned) return std::unexpected(spawned.error());
+  if (auto r = detail::attach_output(std::move(*output), spec_.name, pol, st_->pidfd); !r)
+    return std::unexpected(fail_with(r.error()));
 
   // The filter can name the child's pid now (signals may target only itself).
   auto filter = detail::compile_filter(pol, st_->pid);

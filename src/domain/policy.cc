@@ -48,6 +48,39 @@ Policy::Builder& Policy::Builder::unsafe_allow_syscall(std::string name) {
   p_.extra_.push_back(std::move(name));
   return *this;
 }
+Policy::Builder& Policy::Builder::max_file_size(std::uint64_t b) { p_.file_size_ = b; return *this; }
+
+std::string_view to_string(OutputStream s) noexcept {
+  switch (s) {
+    case OutputStream::out: return "stdout";
+    case OutputStream::err: return "stderr";
+    case OutputStream::notice: return "ward";
+  }
+  return "?";
+}
+
+Policy::Builder& Policy::Builder::output_to_stderr() {
+  p_.sink_ = OutputSink::host_stderr;
+  p_.callback_.reset();
+  return *this;
+}
+Policy::Builder& Policy::Builder::output_to_callback(OutputCallback cb) {
+  p_.sink_ = OutputSink::callback;
+  p_.callback_ = cb ? std::make_shared<const OutputCallback>(std::move(cb)) : nullptr;
+  return *this;
+}
+Policy::Builder& Policy::Builder::discard_output() {
+  p_.sink_ = OutputSink::discard;
+  p_.callback_.reset();
+  return *this;
+}
+Policy::Builder& Policy::Builder::output_budget(std::uint64_t b) { p_.out_budget_ = b; return *this; }
+Policy::Builder& Policy::Builder::output_rate(std::uint64_t per_second, std::uint64_t burst) {
+  p_.out_rate_ = per_second;
+  p_.out_burst_ = burst;
+  return *this;
+}
+Policy::Builder& Policy::Builder::output_line_max(std::uint64_t b) { p_.out_line_max_ = b; return *this; }
 
 Result<Policy> Policy::Builder::build() const {
   if (p_.timeout_.count() <= 0) return fail(Errc::misuse, "policy: timeout must be positive");
@@ -63,6 +96,15 @@ Result<Policy> Policy::Builder::build() const {
   if (p_.handles_ == 0 || p_.handles_ > (1u << 24)) return fail(Errc::misuse, "policy: handles must be 1 .. 16M");
   if (p_.open_files_ != 0 && p_.open_files_ < 4)
     return fail(Errc::misuse, "policy: open_files must be at least 4 (stdio and the arena)");
+  if (p_.file_size_ != 0 && !p_.files_)
+    return fail(Errc::misuse, "policy: max_file_size needs unsafe_allow_file_open (without it no file can be written)");
+  if (p_.sink_ == OutputSink::callback && !p_.callback_)
+    return fail(Errc::misuse, "policy: output_to_callback needs a callback");
+  if (p_.out_line_max_ < 64 || p_.out_line_max_ > (1u << 20))
+    return fail(Errc::misuse, "policy: output_line_max must be 64 B .. 1 MiB");
+  if (p_.out_rate_ == 0) return fail(Errc::misuse, "policy: output rate must be positive (discard_output drops everything)");
+  if (p_.out_burst_ <= p_.out_line_max_)
+    return fail(Errc::misuse, "policy: output burst must exceed output_line_max (or no full line could ever pass)");
   for (const auto& g : p_.grants_)
     if (g.empty() || g.find(' ') != std::string::npos) return fail(Errc::misuse, "policy: bad grant '" + g + "'");
   for (const auto& name : p_.extra_)
@@ -83,6 +125,15 @@ std::string Policy::describe() const {
   if (threads_) o << ", UNSAFE threads";
   if (exec_memory_) o << ", UNSAFE executable memory";
   for (const auto& s : extra_) o << ", UNSAFE syscall " << s;
+  if (file_size_ != 0) o << ", UNSAFE files up to " << file_size_ << " bytes";
+  switch (sink_) {
+    case OutputSink::host_stderr: o << ", output to stderr"; break;
+    case OutputSink::callback: o << ", output to a callback"; break;
+    case OutputSink::discard: o << ", output discarded"; break;
+  }
+  if (sink_ != OutputSink::discard)
+    o << " (budget " << (out_budget_ >> 10) << " KiB, " << (out_rate_ >> 10) << " KiB/s, burst "
+      << (out_burst_ >> 10) << " KiB, lines up to " << out_line_max_ << " B)";
   if (restricted_) {
     o << ", services granted:";
     if (grants_.empty()) o << " none";

@@ -550,6 +550,10 @@ int main(int argc, char** argv) {
   set_limit(RLIMIT_AS, g_ctl->rlimit_as);
   set_limit(RLIMIT_CPU, g_ctl->rlimit_cpu);
   set_limit(RLIMIT_NOFILE, g_ctl->rlimit_nofile);
+  // Files the plugin may write (only with the policy's file access) cannot fill a disk.
+  const rlim_t fsize = g_ctl->rlimit_fsize == w::kNoLimit ? RLIM_INFINITY : static_cast<rlim_t>(g_ctl->rlimit_fsize);
+  const rlimit fsize_limit{fsize, fsize};
+  if (setrlimit(RLIMIT_FSIZE, &fsize_limit) != 0) load_error("setrlimit", std::strerror(errno));
   // 5. Stubs for both directions, before the sandbox (closures need executable mappings).
   build_tables();
   // 6. Report forbidden system calls by number before dying.
@@ -562,6 +566,11 @@ int main(int argc, char** argv) {
   // 7. Wait for the filter the host compiled for this pid.
   while (g_ctl->boot_ready.load(std::memory_order_acquire) == 0)
     w::futex_wait_until(&g_ctl->boot_ready, 0, 0);
+  // stdout is a pipe the host drains line by line: make printf("x\n") arrive when it is printed,
+  // not when a 4 KiB buffer fills or never (a crash loses what is buffered). A buffer of our own
+  // also spares the plugin's first printf the fstat/ioctl stdio would make to size one.
+  static char stdout_buf[4096];
+  std::setvbuf(stdout, stdout_buf, _IOLBF, sizeof stdout_buf);
   // 8. Load. The audit module turns the filter on between mapping and the first plugin code.
   const char* plugin = reinterpret_cast<const char*>(g_arena + g_ctl->plugin_off);
   const char* entry = reinterpret_cast<const char*>(g_arena + g_ctl->entry_off);

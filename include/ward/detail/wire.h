@@ -21,6 +21,7 @@ static_assert(std::endian::native == std::endian::little, "ward's wire format as
 inline constexpr std::uint64_t kMagic = 0x31414e4552414457ull;  // "WDARENA1"
 inline constexpr std::uint32_t kVersion = 5;  // bump on any layout change
 inline constexpr std::uint64_t kNull = ~0ull;  // offset meaning "null pointer"
+inline constexpr std::uint64_t kNoLimit = ~0ull;  // an rlimit meaning "unlimited"
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kMaxParams = 12;
 inline constexpr std::size_t kMaxTables = 16;
@@ -114,6 +115,10 @@ struct Control {
   std::uint64_t schema_off;
   std::uint64_t plugin_off;               // NUL-terminated absolute path
   std::uint64_t entry_off;                // NUL-terminated symbol
+  // RLIMIT_FSIZE, always applied (unlike the limits above, 0 is a real limit: no file may grow;
+  // kNoLimit leaves it unlimited). After the fields the audit module reads at fixed offsets, in
+  // the padding before `to_child`, so neither they nor the doorbells move.
+  std::uint64_t rlimit_fsize;
   Doorbell to_child;  // host -> child messages
   Doorbell to_host;   // child -> host messages
   Fault fault;
