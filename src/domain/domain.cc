@@ -341,8 +341,7 @@ Result<void> Domain::boot() {
   if (ready->kind == w::MsgKind::load_error) {
     Error e;
     e.kind = Errc::load_failed;
-    const auto& txt = ctl_->fault.text;
-    e.detail.assign(txt, strnlen(txt, sizeof txt));
+    e.detail = st_->child_text();
     return std::unexpected(fail_with(std::move(e)));
   }
   if (ready->kind != w::MsgKind::ready)

@@ -496,6 +496,7 @@ TEST(Output, FilesCannotGrowUnlessThePolicySaysHowFar) {
     auto r = p->call<&probe_api::run>(1L);
     ASSERT_FALSE(r) << value(r) << " bytes written";
     EXPECT_EQ(r.error().signal, SIGXFSZ) << r.error().message();
+    EXPECT_EQ(r.error().kind, ward::Errc::limit) << r.error().message();
     EXPECT_EQ(size_of(), 0);
   }
   {

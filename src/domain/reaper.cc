@@ -13,6 +13,7 @@
 #include <map>
 #include <thread>
 
+#include "domain/output.h"
 #include "domain/seccomp.h"
 #include "ward/detail/doorbell.h"
 
@@ -78,6 +79,9 @@ Error DomainState::classify_exit() const {
     } else if (status == SIGXCPU) {
       e.kind = Errc::limit;
       e.detail = "CPU time limit exhausted (SIGXCPU)";
+    } else if (status == SIGXFSZ) {
+      e.kind = Errc::limit;
+      e.detail = "file size limit exhausted (SIGXFSZ)";
     } else if (alloc_failed != 0) {
       e.kind = Errc::limit;
       e.detail = "memory limit exhausted: an allocation of " + std::to_string(alloc_failed) +
@@ -89,11 +93,10 @@ Error DomainState::classify_exit() const {
     return e;
   }
   e.exit_status = status;
-  const auto& txt = ctl->fault.text;
-  if (status == wire::kHelperExitBadSetup && !loaded.load(std::memory_order_acquire) && strnlen(txt, sizeof txt) > 0) {
+  if (status == wire::kHelperExitBadSetup && !loaded.load(std::memory_order_acquire) && !child_text().empty()) {
     // The helper writes why it gave up before exiting; the reap may be seen before its message.
     e.kind = Errc::load_failed;
-    e.detail.assign(txt, strnlen(txt, sizeof txt));
+    e.detail = child_text();
   } else if (status == wire::kHelperExitArena) {
     e.kind = Errc::limit;
     e.detail = "arena exhausted by the extension's arguments to a host service";
@@ -105,6 +108,14 @@ Error DomainState::classify_exit() const {
     e.detail = "the extension exited with status " + std::to_string(status);
   }
   return e;
+}
+
+std::string DomainState::child_text() const {
+  const auto& txt = reinterpret_cast<const wire::Control*>(base)->fault.text;
+  // The child wrote it: bounded, copied once, and escaped before it reaches any host log.
+  char copy[sizeof txt];
+  std::memcpy(copy, txt, sizeof copy);
+  return escape_output(std::string_view(copy, strnlen(copy, sizeof copy)));
 }
 
 DomainState::~DomainState() {

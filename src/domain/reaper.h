@@ -48,6 +48,8 @@ struct DomainState {
   bool wait_reaped(int timeout_ms);
   // Turns the reaped exit status into an Error; the child's own fault record only qualifies it.
   Error classify_exit() const;
+  // The child's load-error text from the fault record, copied and escaped.
+  std::string child_text() const;
   ~DomainState();
 };
 
