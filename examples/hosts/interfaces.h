@@ -66,6 +66,11 @@ WARD_INTERFACE(kv_api,
 struct ZooObject {
   int value = 0;
 };
+// color comes from a C header (no fixed underlying type): only its enumerators' range is valid.
+template <>
+struct ward::enum_range<color> {
+  static constexpr color min = RED, max = BLUE;
+};
 WARD_INTERFACE(zoo_host, (mirror), (fill, ward::out(0, 1)), (avg, ward::in(0, 1)),
                (greet, ward::cstring(0), ward::returns_string), (twice));
 WARD_INTERFACE(zoo_api, (add_vec), (mix), (dmix), (scale_big), (neg_u8), (half), (is_even), (next_color), (many),

@@ -20,6 +20,10 @@
 //  - Async handlers (BindOptions::async) run on ward::WorkerPool::default_pool() with copies of the
 //    arguments. The raise does not wait for them and their results are not combined; failures are
 //    counted (async_failures()).
+//  - Raises nest (a handler may raise, also through an extension's host service), but not without
+//    bound: NestingLimits (16 raises of one event, 64 of any, per thread by default) turns the
+//    stack overflow of a handler that re-raises for ever into an Errc::limit failure. Counting
+//    costs the raise a thread-local counter and one store.
 //  - Errors are values: bind returns Result<Binding>; a handler's error (Result / Handled with an
 //    error, or an exception) is reported in Raised::failed and the raise carries on. Nothing
 //    throws out of this API (but see "Allocation failure" below).
@@ -54,6 +58,7 @@
 // never become quiescent. (ward's domains use posix_spawn, which is unaffected.)
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <concepts>
 #include <cstddef>
@@ -145,6 +150,25 @@ struct Raised {
 
 // The "no guard" guard (the default of bind's G).
 struct no_guard {};
+
+// How deeply raises may nest on one thread. A handler that raises an event (directly, or through
+// an extension whose host service raises one: a domain handler) runs that raise on the same
+// stack, inside its own; a handler that raises its own event for ever, or two events whose
+// handlers raise each other, would overflow the host's stack (a crossing into a domain and back
+// costs several KiB of it per level). Every raise checks both bounds before running any handler.
+// A raise beyond either runs no handler: it returns the combiner's empty result, ran == 0 and one
+// failure, binding "<nesting>", Errc::limit, whose detail names the event and the depth; the
+// raise that called it (one level out) goes on normally. Raises on other threads do not count,
+// nor do async handlers (they run on pool threads, on their own stacks).
+struct NestingLimits {
+  // Raises of this event in progress on the calling thread, the new one included.
+  unsigned same_event = 16;
+  // Raises of any event in progress on the calling thread, the new one included. Checked against
+  // the setting of the event being raised: when every event keeps the default, no thread nests
+  // more than 64 raises (at a few KiB per domain crossing, well inside a default 8 MiB stack).
+  // At most 256 (larger values are taken as 256).
+  unsigned any_event = 64;
+};
 
 // ---- combiners ----------------------------------------------------------------------------------
 // A combiner is any default-constructible class with
@@ -416,6 +440,49 @@ bool barrier() noexcept;
 
 // Nonzero while the calling thread runs an async handler (tasks set it around the call).
 inline constinit thread_local int tls_async_depth = 0;
+
+// ---- nesting: the raises in progress on this thread (see NestingLimits) --------------------------
+
+// This thread's raises in progress: how many, and the event of each, outermost first (the
+// event's core, as an identity). Constant-initialised and trivially destructible, so an access
+// is a plain TLS access. Slots past kMaxNesting are never needed: no raise that deep is allowed.
+inline constexpr std::uint32_t kMaxNesting = 256;
+struct RaiseStack {
+  std::uint32_t depth = 0;
+  const void* events[kMaxNesting + 1] = {};
+};
+inline constinit thread_local RaiseStack tls_raises;
+
+// One raise in progress on this thread, for its lifetime: a counter and one store, so that the
+// one-handler raise stays near the cost of an indirect call (the frame keeps nothing itself: a
+// value kept across the handler call would take a register the raise needs). The events are only
+// looked at past the event's fast bound.
+class RaiseFrame {
+ public:
+  explicit RaiseFrame(const void* event) noexcept {
+    const std::uint32_t d = tls_raises.depth + 1;
+    tls_raises.depth = d;
+    tls_raises.events[d <= kMaxNesting ? d : kMaxNesting] = event;
+  }
+  ~RaiseFrame() { --tls_raises.depth; }
+  RaiseFrame(const RaiseFrame&) = delete;
+  RaiseFrame& operator=(const RaiseFrame&) = delete;
+
+  // While this is the innermost frame: raises in progress on this thread, this one included.
+  [[nodiscard]] static std::uint32_t depth() noexcept { return tls_raises.depth; }
+  // While this is the innermost frame: raises of its event in progress on this thread, this one
+  // included (meaningful up to kMaxNesting deep: deeper raises are refused before they nest).
+  [[nodiscard]] static std::uint32_t same_event() noexcept {
+    const std::uint32_t top = tls_raises.depth <= kMaxNesting ? tls_raises.depth : kMaxNesting;
+    std::uint32_t n = 0;
+    for (std::uint32_t i = 1; i <= top; ++i) n += tls_raises.events[i] == tls_raises.events[top] ? 1 : 0;
+    return n;
+  }
+};
+
+// The failure a raise at `f` reports when it is beyond `lim`; nothing when it is within.
+[[gnu::cold]] std::optional<HandlerFailure<>> nesting_refusal(const RaiseFrame& f, NestingLimits lim,
+                                                              const std::string& event, const std::string& owner);
 
 // May the calling thread wait for readers and async invocations? Not inside a raise or an async
 // handler: they may be what we would wait for.
@@ -1125,6 +1192,13 @@ class Event<R(Args...), Combiner> {
   // memory, which alone doubles the cost of a one-handler raise. g++'s own heuristics flip on
   // unrelated changes, hence the attribute.
   [[gnu::always_inline]] Raised<result_type> raise(Args... args) {
+    const detail::RaiseFrame frame(core_.get());
+    if (frame.depth() > nest_fast_.load(std::memory_order_relaxed)) [[unlikely]] {
+      if (std::optional<Raised<result_type>> no = too_deep(frame)) {
+        // Rebuilt field by field: see the end of this function.
+        return Raised<result_type>{std::move(no->value), no->ran, std::move(no->failed)};
+      }
+    }
     detail::rcu::ReadGuard section;
     const T* t = table_.load(detail::rcu::kLoad);
     const std::uint8_t shape = t->shape;
@@ -1150,6 +1224,18 @@ class Event<R(Args...), Combiner> {
     return Raised<result_type>{std::move(slow.value), slow.ran, std::move(slow.failed)};
   }
   Raised<result_type> operator()(Args... args) { return raise(std::forward<Args>(args)...); }
+
+  // The bounds on nested raises (see NestingLimits; the defaults until set). May be changed at any
+  // time, concurrently with raises: a raise already past its check is not affected.
+  void set_nesting_limits(NestingLimits lim) noexcept {
+    lim.any_event = std::min<unsigned>(lim.any_event, detail::kMaxNesting);
+    nest_same_.store(lim.same_event, std::memory_order_relaxed);
+    nest_any_.store(lim.any_event, std::memory_order_relaxed);
+    nest_fast_.store(std::min(lim.same_event, lim.any_event), std::memory_order_relaxed);
+  }
+  [[nodiscard]] NestingLimits nesting_limits() const noexcept {
+    return {nest_same_.load(std::memory_order_relaxed), nest_any_.load(std::memory_order_relaxed)};
+  }
 
   // Unbinds every handler bound by `domain` (e.g. after the extension's domain crashed); returns
   // how many. Their Bindings become unbound. Waits like unbind.
@@ -1201,6 +1287,17 @@ class Event<R(Args...), Combiner> {
     e.error().plugin = who.name;
     e.error().function = core_->name();
     return e;
+  }
+
+  // What a raise at `frame` returns when it is nested too deeply (no handler runs); nothing when
+  // it is not (see NestingLimits).
+  [[gnu::cold, gnu::noinline]] std::optional<Raised<result_type>> too_deep(const detail::RaiseFrame& frame) const {
+    std::optional<HandlerFailure<>> why = detail::nesting_refusal(frame, nesting_limits(), core_->name(), core_->owner());
+    if (!why) return std::nullopt;
+    Combiner comb;
+    detail::Failures failed;
+    failed.push_back(std::move(*why));
+    return Raised<result_type>{std::move(comb).finish(), 0, std::move(failed)};
   }
 
   // The result of a raise whose only handler ran and returned `o`.
@@ -1310,6 +1407,10 @@ class Event<R(Args...), Combiner> {
   std::shared_ptr<Core> core_;
   Authorizer authorizer_;
   std::atomic<std::uint64_t> next_id_{1};
+  // NestingLimits, and the smaller of the two: a raise no deeper than that needs no further look.
+  std::atomic<std::uint32_t> nest_same_{NestingLimits{}.same_event};
+  std::atomic<std::uint32_t> nest_any_{NestingLimits{}.any_event};
+  std::atomic<std::uint32_t> nest_fast_{std::min(NestingLimits{}.same_event, NestingLimits{}.any_event)};
 };
 
 }  // namespace ward

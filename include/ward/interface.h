@@ -26,6 +26,17 @@
 //   ward::replay_after_restart / replay_latest   state-setting: replayed after a restart
 // Scalars (integers, floating point, enums, bool) and trivially copyable structs by value need
 // no annotation. A pointer without one does not compile. WARD_INTERFACE goes at global scope.
+//
+// Values from the extension with invalid bit patterns (detail/values.h has the whole contract):
+// every bool, wherever it sits (a result, a record, an array inside a buffer element), reaches
+// host code as 0 or 1. An enum is checked against the range the host declares for it,
+//   template <> struct ward::enum_range<color> { static constexpr color min = RED, max = BLUE; };
+// and refused outside it (bad_data for results and out data, a violation for host-service
+// arguments). An enum from a C header (no fixed underlying type) needs that declaration: without
+// it the interface does not compile, because ward cannot tell its valid values from undefined
+// ones. An enum with a fixed underlying type and no declared range passes any value of that
+// type. A union, or another type ward cannot look into, needs
+// ward::all_bit_patterns_valid<T> = true.
 #pragma once
 
 #include <array>
@@ -38,6 +49,7 @@
 #include <utility>
 
 #include "ward/detail/reflect.h"
+#include "ward/detail/values.h"
 #include "ward/detail/wire.h"
 #include "ward/handle_table.h"
 
@@ -160,9 +172,9 @@ struct Layout {
 template <class T>
 consteval void add_layout(Layout& l, std::size_t& offset, std::size_t& max_align);
 
-template <class Tuple, std::size_t... I>
-consteval void add_fields(Layout& l, std::size_t& offset, std::size_t& max_align, std::index_sequence<I...>) {
-  (add_layout<std::tuple_element_t<I, Tuple>>(l, offset, max_align), ...);
+template <class... F>
+consteval void add_fields(Layout& l, std::size_t& offset, std::size_t& max_align, types<F...>) {
+  (add_layout<std::remove_cv_t<F>>(l, offset, max_align), ...);
 }
 
 template <class T>
@@ -177,15 +189,13 @@ consteval void add_layout(Layout& l, std::size_t& offset, std::size_t& max_align
     l.toks[l.n++] = t;
     offset = wire::align_up(offset, alignof(T)) + sizeof(T);
     max_align = std::max(max_align, alignof(T));
-  } else if constexpr (is_record<T> && std::is_aggregate_v<T>) {
-    constexpr std::size_t nf = field_count<T>();
-    if constexpr (nf == 0 || nf > 16) {
+  } else if constexpr (is_record<T> && reflectable<T>) {
+    if constexpr (field_count<T>() > 16) {
       l.ok = false;
     } else {
-      using F = field_tuple<T>;
       l.toks[l.n++] = wire::Tok::begin;
       std::size_t inner = 0, inner_align = 1;
-      add_fields<F>(l, inner, inner_align, std::make_index_sequence<std::tuple_size_v<F>>{});
+      add_fields(l, inner, inner_align, field_types<T>{});
       inner = wire::align_up(inner, inner_align);
       if (inner != sizeof(T) || inner_align != alignof(T)) l.ok = false;
       if (l.n + 1 >= wire::kMaxLayout) l.ok = false;
@@ -359,6 +369,15 @@ struct CheckParam {
     }
   }();
   static_assert(ok_const, "ward: an out or inout parameter cannot point to const");
+  static constexpr bool ok_values = [] {
+    if constexpr (!is_ptr) return checkable<P>;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::services) return true;  // functions, not data
+    else return checkable<element_t<P>>;
+  }();
+  static_assert(ok_values,
+                "ward: this parameter's type can hold invalid values ward cannot check: declare "
+                "ward::enum_range<E> for an enum from a C header, or ward::all_bit_patterns_valid<T> for a union or "
+                "other type ward cannot look into (see ward/detail/values.h)");
   static constexpr bool ok_void = [] {
     if constexpr (!is_ptr) {
       return true;
@@ -405,6 +424,14 @@ struct CheckRet {
   static_assert(!std::is_same_v<R, long double>, "ward: long double is not supported");
   static_assert(record_ok<R>(),
                 "ward: this struct cannot be returned by value (fields must be scalars or such structs, no arrays)");
+  static constexpr bool ok_values = [] {
+    if constexpr (std::is_void_v<R> || std::is_pointer_v<R>) return true;
+    else return checkable<R>;
+  }();
+  static_assert(ok_values,
+                "ward: this result's type can hold invalid values ward cannot check: declare ward::enum_range<E> for an "
+                "enum from a C header, or ward::all_bit_patterns_valid<T> for a union or other type ward cannot look "
+                "into (see ward/detail/values.h)");
   static constexpr bool value = true;
 };
 

@@ -12,12 +12,20 @@
 // Extension -> host: the service's arguments are copied out of the arena into host memory, the
 // host function runs on them, out data is copied back. Anything malformed the extension sends
 // is a violation and ends the domain.
+// Values with invalid bit patterns (detail/values.h): every copy of extension data into a host
+// object goes through detail::sanitize, once, on the host's copy: bools become 0 or 1; an enum
+// outside its declared ward::enum_range makes a call fail with bad_data (no out or inout data
+// reaches the host's objects) and a host service's argument a violation (the service never
+// runs).
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -40,15 +48,12 @@ struct host_result {
                                   std::type_identity<Tainted<std::conditional_t<std::is_void_v<R>, int, R>>>>::type>;
 };
 
+// A scalar the extension passed in a register; false if it is an enum outside its declared
+// range. A bool takes its low byte, normalised (any non-zero byte is true).
 template <class T>
-T from_bits(std::uint64_t bits) {
-  if constexpr (std::is_same_v<T, bool>) {
-    return (bits & 0xff) != 0;  // any non-zero byte is true; never materialise an invalid bool
-  } else {
-    T v;
-    std::memcpy(&v, &bits, sizeof(T));
-    return v;
-  }
+[[nodiscard]] bool from_bits(std::uint64_t bits, T& out) {
+  std::memcpy(&out, &bits, sizeof(T));
+  return sanitize(out);
 }
 
 template <class T>
@@ -75,7 +80,22 @@ struct CopyBack {
   void* host = nullptr;
   std::uint64_t off = 0;
   std::uint64_t bytes = 0;
+  // Checks (and normalises) the host's copy of `bytes` bytes of elements; null when the element
+  // type has no invalid bit patterns.
+  bool (*check)(void* copy, std::uint64_t bytes) = nullptr;
 };
+
+template <class E>
+bool check_elements(void* copy, std::uint64_t bytes) {
+  return sanitize_all(static_cast<E*>(copy), bytes / sizeof(E));
+}
+template <class E>
+constexpr auto checker_for() -> bool (*)(void*, std::uint64_t) {
+  if constexpr (needs_check<E>) return &check_elements<E>;
+  else return nullptr;
+}
+
+inline constexpr std::string_view kOutOfRange = ": an enum value outside its declared range (ward::enum_range)";
 
 // ---- host -> extension ----------------------------------------------------------------------
 template <class F, std::size_t I, class Args>
@@ -126,7 +146,7 @@ Result<void> marshal(Domain::Call& c, wire::Slot* slots, Args& args, CopyBack& b
     if (!off) return std::unexpected(off.error());
     if constexpr (d.dir == wire::Dir::out) std::memset(c.at(*off), 0, bytes);
     else std::memcpy(c.at(*off), static_cast<const void*>(v), bytes);
-    if constexpr (d.dir != wire::Dir::in) back = {static_cast<void*>(v), *off, bytes};
+    if constexpr (d.dir != wire::Dir::in) back = {static_cast<void*>(v), *off, bytes, checker_for<element_t<P>>()};
     s = {*off, bytes};
   } else {
     constexpr ParamAnn pa = ann_for(F::anns, I);
@@ -137,6 +157,11 @@ Result<void> marshal(Domain::Call& c, wire::Slot* slots, Args& args, CopyBack& b
     s = {to_bits(v), 0};
   }
   return {};
+}
+
+// A value the extension returned (or left in out data) that no host object may hold.
+inline std::unexpected<Error> refused(Domain::Call& c, const std::string& what) {
+  return std::unexpected(c.decorate(fail(Errc::bad_data, what + std::string(kOutOfRange)).error()));
 }
 
 template <class F>
@@ -165,12 +190,15 @@ Result<typename host_result<F>::type> decode_return(Domain::Call& c, const wire:
       if (auto ok = c.check_handle(r.a, F::returned_handle.type, F::returned_handle.rights, true); !ok)
         return std::unexpected(ok.error());
     }
-    return Tainted<R>(from_bits<R>(r.a));
+    R v;
+    if (!from_bits(r.a, v)) return refused(c, "result");
+    return Tainted<R>(v);
   } else {
     auto p = c.returned_range(r.a, sizeof(R));
     if (!p) return std::unexpected(p.error());
     R v;
     std::memcpy(&v, *p, sizeof(R));
+    if (!sanitize(v)) return refused(c, "result");
     return Tainted<R>(v);
   }
 }
@@ -192,16 +220,26 @@ Result<typename host_result<F>::type> call_fn(Domain& d, std::uint32_t index, Ar
   if (!r) return std::unexpected(r.error());
   auto result = decode_return<F>(*c, *r);
   if (!result) return result;
-  // Only a completed call changes the host's objects.
-  for (const CopyBack& b : back)
-    if (b.host && b.bytes) std::memcpy(b.host, c->at(b.off), b.bytes);
+  // Only a completed call whose out data is valid changes the host's objects. Data to check is
+  // copied out of the arena once (the extension may still be writing it), checked in that copy,
+  // and written to the host's objects only when every buffer passed.
+  std::array<std::vector<std::byte>, n + 1> checked;
+  for (std::size_t i = 0; i < back.size(); ++i) {
+    const CopyBack& b = back[i];
+    if (!b.host || !b.bytes || !b.check) continue;
+    checked[i].assign(c->at(b.off), c->at(b.off) + b.bytes);
+    if (!b.check(checked[i].data(), b.bytes)) return refused(*c, "parameter " + std::to_string(i));
+  }
+  for (std::size_t i = 0; i < back.size(); ++i) {
+    const CopyBack& b = back[i];
+    if (b.host && b.bytes) std::memcpy(b.host, b.check ? checked[i].data() : c->at(b.off), b.bytes);
+  }
   return result;
 }
 
 // ---- extension -> host (service dispatch) -----------------------------------------------------
 template <class F, std::size_t I>
 Result<void> decode_scalar(Upcall& up, auto& store) {
-  using P = std::tuple_element_t<I, typename F::args>;
   constexpr wire::Param d = param_desc<F, I>();
   if constexpr (d.kind != wire::Kind::record && d.kind != wire::Kind::cstring && d.kind != wire::Kind::buffer &&
                 d.kind != wire::Kind::services) {
@@ -211,7 +249,8 @@ Result<void> decode_scalar(Upcall& up, auto& store) {
     if constexpr (pa.count == 1 && pa.ann.k == Ann::K::handle) {
       if (auto ok = up.check_handle(s->a, pa.ann.type, pa.ann.rights); !ok) return ok;
     }
-    std::get<I>(store) = from_bits<P>(s->a);
+    if (!from_bits(s->a, std::get<I>(store)))
+      return up.violation("parameter " + std::to_string(I) + std::string(kOutOfRange));
   }
   return {};
 }
@@ -226,6 +265,7 @@ Result<void> decode_pointer(Upcall& up, auto& store, auto& ptrs, CopyBack& back)
     auto p = up.range(s->a, sizeof(P));
     if (!p) return std::unexpected(p.error());
     std::memcpy(&std::get<I>(store), *p, sizeof(P));
+    if (!sanitize(std::get<I>(store))) return up.violation("parameter " + std::to_string(I) + std::string(kOutOfRange));
   } else if constexpr (d.kind == wire::Kind::cstring) {
     auto s = up.param(I);
     if (!s) return std::unexpected(s.error());
@@ -258,7 +298,11 @@ Result<void> decode_pointer(Upcall& up, auto& store, auto& ptrs, CopyBack& back)
     if (!p) return std::unexpected(p.error());
     auto& vec = std::get<I>(store);
     vec.resize(count ? count : 1);
-    if constexpr (d.dir != wire::Dir::out) std::memcpy(vec.data(), *p, bytes);
+    if constexpr (d.dir != wire::Dir::out) {
+      std::memcpy(vec.data(), *p, bytes);
+      if (!sanitize_all(vec.data(), count))
+        return up.violation("parameter " + std::to_string(I) + std::string(kOutOfRange));
+    }
     if constexpr (d.dir != wire::Dir::in) back = {vec.data(), s->a, bytes};
     std::get<I>(ptrs) = reinterpret_cast<std::tuple_element_t<I, typename F::args>>(vec.data());
   } else if constexpr (d.kind == wire::Kind::services) {
@@ -267,11 +311,19 @@ Result<void> decode_pointer(Upcall& up, auto& store, auto& ptrs, CopyBack& back)
   return {};
 }
 
+// A buffer's elements as the host keeps them: std::vector<bool> packs bits and has no data(), so
+// a bool is kept in a struct of one bool (same size and layout) instead.
+struct bool_slot {
+  bool v;
+};
+template <class E>
+using slot_t = std::conditional_t<std::is_same_v<E, bool>, bool_slot, E>;
+
 template <class F, std::size_t I>
 using store_t = std::conditional_t<
     param_desc<F, I>().kind == wire::Kind::cstring, std::string,
     std::conditional_t<param_desc<F, I>().kind == wire::Kind::buffer,
-                       std::vector<element_t<std::tuple_element_t<I, typename F::args>>>,
+                       std::vector<slot_t<element_t<std::tuple_element_t<I, typename F::args>>>>,
                        std::remove_cv_t<std::tuple_element_t<I, typename F::args>>>>;
 
 template <class F, std::size_t I>

@@ -3,6 +3,8 @@
 // and the raise and the other handlers carry on. The packet-dispatch example is the workload.
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "packet_dispatch.h"
 
 namespace {
@@ -126,6 +128,54 @@ TEST_F(Dispatch, AnExtensionGuardDecidesInItsOwnDomain) {
   (void)stack.received().raise(&ping, payload, 4);  // wants() says no for ICMP
   (void)stack.received().raise(&web, payload, 4);   // and yes for TCP
   EXPECT_EQ(calls.load(), 1);
+}
+
+// A handler in an extension whose host service raises the same event again (issue 8, finding
+// 11): raise -> on_packet (in the domain) -> log (host service) -> raise -> ... The nesting limit
+// ends it with Errc::limit; every level returns, the host and the extension keep running.
+struct Reentrant {
+  static inline ward::Event<bool(const packet*, const std::uint8_t*, std::size_t), ward::combine::all_true>* event =
+      nullptr;
+  static inline std::vector<ward::Error> refused;
+  static inline int logs = 0;
+  static constexpr int kSafety = 200;  // without a limit, stop here rather than overflow
+  static void log(const char*) {
+    if (++logs >= kSafety) return;
+    static const packet again{};
+    auto r = event->raise(&again, nullptr, 0);
+    for (auto& f : r.failed) refused.push_back(f.error);
+  }
+};
+
+TEST(DomainNesting, AnExtensionHandlerWhoseServiceReRaisesItsEventHitsTheLimit) {
+  ward::Event<bool(const packet*, const std::uint8_t*, std::size_t), ward::combine::all_true> ev("packet received",
+                                                                                                   "netstack");
+  Reentrant::event = &ev;
+  Reentrant::refused.clear();
+  Reentrant::logs = 0;
+  static constexpr pkt_host kHost{&Reentrant::log};
+  auto pol = ward::Policy::builder().timeout(5s).grant("pkt_host").build();
+  ASSERT_TRUE(pol);
+  auto p = ward::Plugin<pktfilter_api>::load(std::string(WARD_PLUGIN_DIR) + "/hostile/libiface_reentrant.so",
+                                              "pktfilter_entry", *pol);
+  ASSERT_TRUE(p) << p.error().message();
+  ASSERT_TRUE(p->call<&pktfilter_api::init>(&kHost, std::uint16_t{0}));
+  auto b = ev.bind(ward::binder_for(*p, "reentrant"),
+                   ward::from_domain<&pktfilter_api::on_packet>(*p, [](int v) { return v == 1; }), {.name = "reentrant"});
+  ASSERT_TRUE(b) << b.error().message();
+
+  const packet first{};
+  auto r = ev.raise(&first, nullptr, 0);
+  EXPECT_TRUE(r.ok()) << r.failed[0].error.message();  // the outermost handler ran and returned
+  const unsigned limit = ward::NestingLimits{}.same_event;
+  ASSERT_EQ(Reentrant::refused.size(), 1u);  // only the innermost raise was refused
+  EXPECT_EQ(Reentrant::refused[0].kind, ward::Errc::limit) << Reentrant::refused[0].message();
+  EXPECT_NE(Reentrant::refused[0].detail.find("packet received"), std::string::npos) << Reentrant::refused[0].detail;
+  // The extension saw exactly `limit` packets, one per level, and still answers.
+  auto seen = p->call<&pktfilter_api::seen>();
+  ASSERT_TRUE(seen) << seen.error().message();
+  EXPECT_EQ(seen->unverified_value_i_trust_it(), limit);
+  b->unbind();
 }
 
 }  // namespace

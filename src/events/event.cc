@@ -3,6 +3,7 @@
 #include "ward/event.h"
 
 #include <exception>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -28,6 +29,25 @@ HandlerFailure<> take_failure() noexcept {
 }
 
 void note_failure(Failures& failed) noexcept { failed.push_back(take_failure()); }
+
+std::optional<HandlerFailure<>> nesting_refusal(const RaiseFrame& f, NestingLimits lim, const std::string& event,
+                                                const std::string& owner) {
+  std::string detail;
+  if (f.depth() > lim.any_event) {
+    detail = std::to_string(f.depth()) + " raises in progress (limit " + std::to_string(lim.any_event) + " of any event)";
+  } else if (const std::uint32_t same = f.same_event(); same > lim.same_event) {
+    detail = "raise " + std::to_string(same) + " of it in progress (limit " + std::to_string(lim.same_event) +
+             " of one event)";
+  } else {
+    return std::nullopt;
+  }
+  Error e;
+  e.kind = Errc::limit;
+  e.plugin = owner;
+  e.function = event;
+  e.detail = "event '" + event + "' nested too deeply on this thread: " + detail + "; see ward::NestingLimits";
+  return HandlerFailure<>{"<nesting>", std::move(e)};
+}
 
 void stash_exception(const NodeBase& n, std::exception_ptr ex, const char* what_threw) noexcept {
   std::string detail = std::string(what_threw) + " threw: ";

@@ -13,6 +13,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -781,6 +782,112 @@ struct Canary {
   static constexpr int kDead = 0xDEAD;
   int state = kAlive;
 };
+
+// ---- nesting: a handler that raises, directly or through others, cannot exhaust the stack ----
+
+// Each handler below stops recursing by itself after kSafety levels, so that without the limit
+// the test fails cleanly instead of overflowing the stack.
+constexpr int kSafety = 1000;
+
+TEST(EventNesting, AHandlerThatReRaisesItsOwnEventForeverGetsTheLimitError) {
+  Event<int(int)> ev("net.loop", "netstack");
+  int entered = 0;
+  std::vector<HandlerFailure<>> inner;  // what the innermost raise reported
+  auto b = ev.bind({"looper"}, [&](int depth) {
+    ++entered;
+    if (depth < kSafety) {
+      auto r = ev.raise(depth + 1);
+      if (!r.failed.empty() && inner.empty()) inner = r.failed;
+    }
+    return depth;
+  });
+  ASSERT_TRUE(b);
+  const auto r = ev.raise(1);
+  EXPECT_TRUE(r.ok());  // the outermost raise itself was fine: its handler ran and returned
+  EXPECT_EQ(r.value, std::optional<int>(1));
+  const unsigned limit = NestingLimits{}.same_event;
+  EXPECT_EQ(entered, static_cast<int>(limit));
+  ASSERT_EQ(inner.size(), 1u);
+  const Error& e = inner[0].error;
+  EXPECT_EQ(e.kind, Errc::limit) << e.message();
+  EXPECT_EQ(e.function, "net.loop");
+  EXPECT_NE(e.detail.find("net.loop"), std::string::npos) << e.detail;
+  EXPECT_NE(e.detail.find(std::to_string(limit + 1)), std::string::npos) << e.detail;  // the depth
+  EXPECT_NE(e.detail.find("limit " + std::to_string(limit)), std::string::npos) << e.detail;
+
+  // Nothing is left over: the next raise starts from the bottom again.
+  entered = 0;
+  inner.clear();
+  (void)ev.raise(1);
+  EXPECT_EQ(entered, static_cast<int>(limit));
+}
+
+TEST(EventNesting, TheLimitIsConfigurablePerEvent) {
+  Event<void()> ev("tick", "clock");
+  ev.set_nesting_limits({.same_event = 3, .any_event = 64});
+  EXPECT_EQ(ev.nesting_limits().same_event, 3u);
+  int entered = 0;
+  std::optional<Error> refused;
+  auto b = ev.bind({"again"}, [&] {
+    if (++entered >= kSafety) return;
+    auto r = ev.raise();
+    if (!r.failed.empty() && !refused) refused = r.failed[0].error;
+  });
+  ASSERT_TRUE(b);
+  (void)ev.raise();
+  EXPECT_EQ(entered, 3);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->kind, Errc::limit);
+}
+
+TEST(EventNesting, ACycleThroughTwoEventsIsBoundedPerThread) {
+  // A's handler raises B, B's raises A: each event alone stays under its own limit for a while,
+  // the thread's total does not.
+  Event<int(int)> a("a", "test"), b("b", "test");
+  const NestingLimits lim{.same_event = 100, .any_event = 10};
+  a.set_nesting_limits(lim);
+  b.set_nesting_limits(lim);
+  int entered = 0;
+  std::optional<Error> refused;
+  auto relay = [&](Event<int(int)>& next) {
+    return [&](int depth) {
+      ++entered;
+      if (depth < kSafety) {
+        auto r = next.raise(depth + 1);
+        if (!r.failed.empty() && !refused) refused = r.failed[0].error;
+      }
+      return depth;
+    };
+  };
+  auto ba = a.bind({"to-b"}, relay(b));
+  auto bb = b.bind({"to-a"}, relay(a));
+  ASSERT_TRUE(ba && bb);
+  (void)a.raise(1);
+  EXPECT_EQ(entered, 10);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->kind, Errc::limit);
+  EXPECT_EQ(refused->function, "a");  // the 11th raise is A's
+  EXPECT_NE(refused->detail.find("11"), std::string::npos) << refused->detail;
+}
+
+TEST(EventNesting, RaisesOnOtherThreadsDoNotCount) {
+  Event<int(int)> ev("deep", "test");
+  ev.set_nesting_limits({.same_event = 4, .any_event = 4});
+  std::atomic<int> max_seen{0};
+  auto b = ev.bind({"h"}, [&](int depth) {
+    int m = max_seen.load();
+    while (depth > m && !max_seen.compare_exchange_weak(m, depth)) {
+    }
+    if (depth < kSafety) (void)ev.raise(depth + 1);
+    return depth;
+  });
+  ASSERT_TRUE(b);
+  std::thread t1([&] { (void)ev.raise(1); });
+  std::thread t2([&] { (void)ev.raise(1); });
+  t1.join();
+  t2.join();
+  EXPECT_EQ(max_seen.load(), 4);
+}
 
 TEST(EventStress, BindUnbindWhileRaising) {
   Event<int(int), combine::sum<int>> sync_ev("stress", "test");
