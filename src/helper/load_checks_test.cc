@@ -76,4 +76,20 @@ TEST(LoadChecks, ExamplePluginsPassTheChecks) {
   }
 }
 
+// The same class of bug in the helper itself: the stubs for host services (libffi closures) are
+// built before the sandbox, in memory libffi maps writable and executable, and the plugin holds
+// pointers to them. Writing there must fault instead of running the plugin's code.
+TEST(LoadChecks, HostServiceStubsAreNotWritable) {
+  auto p = ward::Plugin<probe_api>::load(hostile("audit_closure_rwx"), "probe_entry", quick_policy());
+  ASSERT_TRUE(p) << p.error().message();
+  static const probe_host host{[](const char*) {}};
+  auto init = p->call<&probe_api::init>(&host);
+  ASSERT_TRUE(init) << init.error().message();
+  auto r = p->call<&probe_api::run>(1L);
+  ASSERT_FALSE(r) << "the plugin overwrote a host service stub and ran it: run(1) returned "
+                  << r->unverified_value_i_trust_it();
+  EXPECT_EQ(r.error().kind, ward::Errc::crashed) << r.error().message();
+  EXPECT_EQ(r.error().signal, SIGSEGV) << r.error().message();
+}
+
 }  // namespace
