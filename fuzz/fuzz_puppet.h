@@ -37,6 +37,7 @@ typedef struct fz_host {
   uint64_t (*grant)(uint32_t rights);
   int32_t (*use)(uint64_t h);
   int64_t (*again)(const uint8_t *script, size_t n); /* calls the plugin's nested() */
+  int32_t (*denied)(void);                           /* never granted: calling it is a violation */
 } fz_host;
 
 typedef struct fz_api {

@@ -9,7 +9,7 @@ import sys
 
 RUN, RUN_REC, RUN_STR, RUN_OUT, RUN_INOUT, RUN_BOOL, RUN_HANDLE, NESTED = range(8)
 RET, POKE, CALL, FORGE, FRAME, WAKE, FAULT, EXIT, CRASH, SCRIBBLE = range(10)
-LOG, SUM, FILL, TWIDDLE, ECHO, NAME, GRANT, USE, AGAIN = range(9)
+LOG, SUM, FILL, TWIDDLE, ECHO, NAME, GRANT, USE, AGAIN, DENIED = range(10)
 ARENA = 1 << 31  # "off" operands at or above this count from the arena's start
 MSG_RET, MSG_UPCALL = 4, 5
 
@@ -55,6 +55,8 @@ SEEDS = {
     'svc-grant-use': u8(RUN) + u8(0) + call(GRANT, u32(1)) + call(USE, u8(0) + u64(0)),
     'svc-use-forged': u8(RUN) + u8(0) + call(USE, u8(1) + u64(0xdeadbeef)),
     'svc-again': u8(RUN) + u8(0) + call(AGAIN, u8(18)) + ret(0, 5),
+    'svc-denied': u8(RUN) + u8(0) + call(DENIED),
+    'forge-upcall-denied': u8(RUN) + u8(0) + frame(0x100, [(0, 0, 0)]) + forge(MSG_UPCALL, 1, 9, 0x100, 16, 0x200, 0, 0),
     'nested': u8(NESTED) + u8(0) + call(AGAIN, u8(2)) + call(AGAIN, u8(0)),
     'forge-ret': u8(RUN) + u8(0) + forge(MSG_RET, 0, 0, 0xffffffff, 0, 0x200, 9, 0),
     'forge-ret-rec': u8(RUN_REC) + u8(0) + forge(MSG_RET, 0, 0, 0xffffffff, 0, 0x200, 0x40, 16),

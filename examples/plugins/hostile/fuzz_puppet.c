@@ -135,7 +135,7 @@ static void finish_desynced(struct script *s) {
 
 static void call_service(struct script *s) {
   if (!g_host) return;
-  switch (take(s, 1) % 9) {
+  switch (take(s, 1) % 10) {
     case 0: {
       const size_t len = (size_t)take(s, 1);
       char msg[257];
@@ -181,6 +181,9 @@ static void call_service(struct script *s) {
       s->i = start + (len < avail ? len : avail);
       break;
     }
+    case 9:
+      if (g_host->denied) (void)g_host->denied();
+      break;
   }
 }
 
