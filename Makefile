@@ -1,13 +1,15 @@
 # ward: `make run` sets up, builds and runs the demo; `make test` sets up, builds and runs every
 # test, then again under AddressSanitizer+UndefinedBehaviorSanitizer, and the event tests under
-# ThreadSanitizer.
+# ThreadSanitizer, and fuzzes the host's decoding of extension data for a short while
+# (`make fuzz` for a long run; docs/fuzzing.md).
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CTEST_ARGS ?= --output-on-failure -j $(JOBS)
 
-.PHONY: all setup build build-asan build-tsan run test test-plain test-asan test-tsan stress bench clean
+.PHONY: all setup build build-asan build-tsan build-fuzz run test test-plain test-asan test-tsan test-fuzz fuzz stress bench clean
 
 all: build
 
@@ -29,7 +31,7 @@ build-tsan: setup
 run: build
 	./$(BUILD)/ward demo
 
-test: test-plain test-asan test-tsan
+test: test-plain test-asan test-tsan test-fuzz
 
 test-plain: build
 	cd $(BUILD) && ctest $(CTEST_ARGS)
@@ -42,6 +44,30 @@ test-asan: build-asan
 # Binding and unbinding while raising from several threads, under ThreadSanitizer.
 test-tsan: build-tsan
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ./$(TSAN_BUILD)/ward_event_tests
+
+# Fuzzing (docs/fuzzing.md): libFuzzer needs clang, and only clang >= 16 compiles ward's C++23
+# with Debian 12's libstdc++, so this is a build of its own. Both runs replay the committed corpus
+# first, then mutate; new inputs go to $(FUZZ_BUILD)/corpus, crashes to $(FUZZ_BUILD)/artifacts.
+FUZZ_SECONDS       ?= 600
+FUZZ_SHORT_SECONDS ?= 45
+FUZZ_ENV  = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=64 UBSAN_OPTIONS=print_stacktrace=1 \
+            ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-16/bin/llvm-symbolizer
+FUZZ_RUN  = $(FUZZ_ENV) ./$(FUZZ_BUILD)/ward-fuzz-host -max_len=512 -timeout=20 -print_final_stats=1 \
+            -artifact_prefix=$(FUZZ_BUILD)/artifacts/
+
+build-fuzz: setup
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang-16 \
+	  -DCMAKE_CXX_COMPILER=clang++-16 -DWARD_SANITIZE=ON -DWARD_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target ward-fuzz-host
+	@mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/artifacts
+
+test-fuzz: build-fuzz
+	$(FUZZ_RUN) -max_total_time=$(FUZZ_SHORT_SECONDS) $(FUZZ_BUILD)/corpus fuzz/corpus
+
+# The long run; afterwards the inputs that reached new code are merged into fuzz/corpus (commit them).
+fuzz: build-fuzz
+	$(FUZZ_RUN) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus fuzz/corpus
+	$(FUZZ_RUN) -merge=1 fuzz/corpus $(FUZZ_BUILD)/corpus
 
 # The long stress run: thousands of random kills under a multithreaded workload.
 STRESS_KILLS ?= 3000
@@ -56,4 +82,4 @@ bench: build
 	./$(BUILD)/ward bench rio
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -11,6 +11,8 @@ packages=(
   libxxhash-dev                      # Rio: block checksums
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # `ward bench`
+  clang-16 libclang-rt-16-dev        # fuzzing (libFuzzer; clang 14 cannot compile std::expected)
+  llvm-16                            # llvm-symbolizer: readable stacks in sanitizer reports
 )
 
 missing=()

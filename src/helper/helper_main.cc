@@ -36,6 +36,15 @@ namespace w = ward::wire;
 
 static_assert(offsetof(w::Control, filter_len) == 68, "audit.c hard-codes this offset");
 static_assert(offsetof(w::Control, filter_off) == 72, "audit.c hard-codes this offset");
+// audit.c reports refused objects the way load_error() below does, so it hard-codes these too.
+static_assert(offsetof(w::Control, to_host) + offsetof(w::Doorbell, seq) == 192, "audit.c hard-codes this offset");
+static_assert(offsetof(w::Control, to_host) + offsetof(w::Doorbell, sleeping) == 196, "audit.c hard-codes this offset");
+static_assert(offsetof(w::Control, to_host) + offsetof(w::Doorbell, msg) + offsetof(w::Msg, kind) == 208,
+              "audit.c hard-codes this offset");
+static_assert(sizeof(w::MsgKind) == 2 && static_cast<int>(w::MsgKind::load_error) == 2, "audit.c hard-codes this value");
+static_assert(offsetof(w::Control, fault) + offsetof(w::Fault, text) == 280, "audit.c hard-codes this offset");
+static_assert(sizeof(w::Fault::text) == 512, "audit.c hard-codes this size");
+static_assert(w::kHelperExitBadSetup == 120 && w::kArenaFd == 3, "audit.c hard-codes these values");
 
 namespace {
 
@@ -202,10 +211,30 @@ void build_fn(FnRt& f, const w::Fn* desc, std::uint32_t table, std::uint32_t ind
     load_error("schema", "libffi rejected a signature");
 }
 
+// libffi (Debian 12's, at least) places closures, code and data together, in anonymous memory
+// mapped writable and executable, and the plugin receives pointers into it: left so, it could
+// overwrite a stub with its own code and run it, past the filter's PROT_EXEC rule. Nothing writes
+// a closure after it is prepared, so once all are built their pages become read+execute, before
+// the plugin is loaded (and before the filter, which would forbid the PROT_EXEC this needs).
+// Closures whose code lies apart from their data (libffi's other modes) are never writable and
+// executable at once and are left alone; the audit module refuses to load a plugin while any
+// mapping still is.
+void seal_closures(void* const* closures, std::size_t n) {
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto start = reinterpret_cast<std::uintptr_t>(closures[i]) & ~(page - 1);
+    const auto end = (reinterpret_cast<std::uintptr_t>(closures[i]) + sizeof(ffi_closure) + page - 1) & ~(page - 1);
+    if (mprotect(reinterpret_cast<void*>(start), end - start, PROT_READ | PROT_EXEC) != 0)
+      load_error("libffi", "cannot make the host-service stubs read-only");
+  }
+}
+
 void build_tables() {
   const auto* schema = reinterpret_cast<const w::Schema*>(g_arena + g_ctl->schema_off);
   if (schema->ntables == 0 || schema->ntables > w::kMaxTables) load_error("schema", "bad table count");
   g_ntables = schema->ntables;
+  void* closures[w::kMaxTables * w::kMaxFns];
+  std::size_t nclosures = 0;
   for (std::uint32_t t = 0; t < g_ntables; ++t) {
     const w::Table& td = schema->tables[t];
     TableRt& rt = g_tables[t];
@@ -221,6 +250,8 @@ void build_tables() {
       void* code = nullptr;
       auto* cl = static_cast<ffi_closure*>(ffi_closure_alloc(sizeof(ffi_closure), &code));
       if (!cl) load_error("libffi", "cannot allocate a closure");
+      if (nclosures == sizeof closures / sizeof closures[0]) load_error("schema", "too many host services");
+      if (code == cl) closures[nclosures++] = cl;
       const bool granted = (fns[i].flags & w::kFnGranted) != 0;
       if (ffi_prep_closure_loc(cl, &rt.fns[i].cif, granted ? upcall_handler : ungranted_handler, &rt.fns[i], code) != FFI_OK)
         load_error("libffi", "cannot prepare a closure");
@@ -229,6 +260,7 @@ void build_tables() {
     }
     rt.c_table = table;
   }
+  seal_closures(closures, nclosures);
 }
 
 // ---- the channel ------------------------------------------------------------------------------
