@@ -75,7 +75,8 @@ class Upcall {
   [[nodiscard]] Result<std::byte*> writable(std::uint64_t off, std::uint64_t n) const;
   // A NUL-terminated string at `off`, copied into host memory.
   [[nodiscard]] Result<std::string> string(std::uint64_t off) const;
-  // Space in the arena for a result the host writes back (a struct or a string).
+  // Space in the arena for a result the host writes back (a struct or a string). Errc::limit when
+  // the arena has no room left above the extension's frames.
   [[nodiscard]] Result<std::uint64_t> alloc(std::uint64_t n, std::uint64_t align = 16);
   void set_return(wire::Slot s);
   // An Errc::violation error naming the service; the dispatcher returns it to kill the domain.

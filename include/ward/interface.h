@@ -527,8 +527,9 @@ using services_of = typename add_all_services<type_list<>, fns_tuple<Api>>::type
 
 template <class S, class... Ts>
 consteval std::uint32_t index_in(type_list<Ts...>) {
+  constexpr bool same[] = {std::is_same_v<S, Ts>..., false};
   std::uint32_t i = 0;
-  ((std::is_same_v<S, Ts> ? false : (++i, true)) && ...);
+  while (i < sizeof...(Ts) && !same[i]) ++i;
   return i;
 }
 

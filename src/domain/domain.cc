@@ -89,7 +89,16 @@ Result<std::string> Upcall::string(std::uint64_t off) const {
 
 Result<std::uint64_t> Upcall::alloc(std::uint64_t n, std::uint64_t align) {
   const std::uint64_t off = w::align_up(top_, align);
-  if (off > d_.size_ || n > d_.size_ - off) return violation("arena exhausted while returning a host service result");
+  if (off > d_.size_ || n > d_.size_ - off) {
+    // Not necessarily the extension's doing (a host service may return more than any arena
+    // holds), so not a violation: the arena, a resource, ran out.
+    Error e;
+    e.kind = Errc::limit;
+    e.detail = "host service " + d_.fn_label(m_.table, m_.fn) + ": arena exhausted: its result needs " +
+               std::to_string(n) + " bytes, " + std::to_string(d_.size_ - std::min(off, d_.size_)) +
+               " are free above the extension's frames (raise Policy arena_size)";
+    return std::unexpected(std::move(e));
+  }
   top_ = off + n;
   return off;
 }
