@@ -10,6 +10,14 @@
 // -> wrong type -> missing right. The caller (the crossing) turns a failure into a policy
 // violation of the extension.
 //
+// Generations never wrap: a slot that has used up its generations (2^24 - 1 of them, each one
+// close, revocation or release_all of a handle in it) is retired, never reused, so no value the
+// table issued can name a live handle again once closed. To keep memory bounded the table holds
+// at most twice its quota of slots (and at most 2^24, the index space); a table whose free slots
+// have all retired refuses grants with Errc::limit ("... slots retired") even below its quota.
+// Wearing out a table of quota Q takes at least Q * 2^24 grants; the extension is then restarted
+// with a fresh domain and table like after any other limit.
+//
 // Release hooks run exactly once: on close, on revocation by the host, or when the whole table
 // is released at recovery. Release-all swaps the entries out under the lock and runs the hooks
 // outside it, so a hook may itself use the table (or take other locks) without deadlock.
@@ -56,8 +64,14 @@ consteval HandleType handle_type() {
 
 class HandleTable {
  public:
+  // Generations a slot lasts before it retires: the most the 24-bit encoding allows.
+  static constexpr std::uint32_t kMaxGenerations = (1u << 24) - 1;
+
   // `quota`: the most live handles this table will hold; grant fails with Errc::limit past it.
-  explicit HandleTable(std::size_t quota = 1024);
+  // `generations`: how many handles each slot may carry before it retires, clamped to
+  // [1, kMaxGenerations]. Fewer only makes slots retire sooner (never unsafe); tests use a small
+  // number to wear a table out without 2^24 cycles per slot.
+  explicit HandleTable(std::size_t quota = 1024, std::uint32_t generations = kMaxGenerations);
   ~HandleTable();  // releases whatever is left (each hook once)
   HandleTable(const HandleTable&) = delete;
   HandleTable& operator=(const HandleTable&) = delete;
@@ -102,8 +116,9 @@ class HandleTable {
  private:
   struct Object;
   struct Slot {
-    std::uint32_t generation = 1;
+    std::uint32_t generation = 1;  // 1..generations_; the value of the handle in it, if used
     bool used = false;
+    bool retired = false;  // generations used up: never reused
     HandleType type = 0;
     Rights rights = 0;
     std::shared_ptr<Object> object;
@@ -117,13 +132,18 @@ class HandleTable {
   [[nodiscard]] Handle encode(std::uint32_t index, std::uint32_t generation) const;
   [[nodiscard]] bool decode(Handle h, std::uint32_t& index, std::uint32_t& generation) const;
   void drop_locked(std::uint32_t index, std::vector<std::shared_ptr<Object>>& released);
+  // An unused slot goes back on the free list with its next generation, or retires.
+  void recycle_locked(std::uint32_t index);
   static void run_releases(std::vector<std::shared_ptr<Object>>& released, std::atomic<std::uint64_t>& count);
 
   mutable std::mutex mu_;
-  std::vector<Slot> slots_;
-  std::vector<std::uint32_t> free_;
+  std::vector<Slot> slots_;         // never more than max_slots_
+  std::vector<std::uint32_t> free_;  // unused, unretired slots; the last is reused first
   std::size_t live_ = 0;
+  std::size_t retired_ = 0;
   std::size_t quota_;
+  std::size_t max_slots_;
+  std::uint32_t generations_;
   std::uint64_t key_[4];
   std::atomic<std::uint64_t> granted_{0};
   std::atomic<std::uint64_t> released_{0};

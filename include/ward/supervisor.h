@@ -11,17 +11,43 @@
 // arena; starts a fresh domain (after an exponential backoff); replays, in order and with their
 // original arguments, the calls the interface marks ward::replay_after_restart (init, configure,
 // open, ...) — the shadow driver's log — and re-maps the extension handles those calls return
-// (ward::ext_handle), so handles the host holds keep working. Then the failed call is retried if
-// the interface marks it ward::idempotent; otherwise only that caller gets the error.
+// (ward::ext_handle), so handles the host holds keep working. Then the failed call is sent again
+// if that is safe (it never reached the failed instance, or the interface marks it
+// ward::idempotent); otherwise only that caller gets the error.
 //
-// Restart policy: at most `max_restarts` within `window`; past it the extension is disabled and
-// calls fail fast until reset(). A failure during replay counts as another failure.
+// Restart policy (RestartPolicy below). Recovery gives up, and the extension is *disabled* (calls
+// fail fast until reset()), when any of these holds:
+//  - Too many restarts in a *streak*: the restarts since the extension last ran healthily, that
+//    is, since an instance stayed up for a whole `window` without failing. A failure that comes
+//    sooner adds to the streak however slowly it comes: failing every window / max_restarts + 1 ms
+//    is still a crash loop. A restart attempt that fails (start or replay) counts as a restart, so
+//    one failure gets at most max_restarts attempts, and a streak that already holds max_restarts
+//    restarts disables at its next failure.
+//  - Its recovery ran out of time: one failure's recovery, all its attempts and backoffs, has
+//    `recovery_timeout` from the moment the failure was found. A replay still running at that
+//    deadline is cut off (the fresh instance is killed). Starting an instance is bounded by the
+//    Policy's load_timeout, so a recovery ends, instance up or extension disabled, at most
+//    recovery_timeout + load_timeout after the failure was found.
+//  - The plugin cannot be started again at all (load_failed, misuse: file gone, bad setup).
 //
-// Threads: any number of host threads may call; recovery runs on the thread that found the
-// failure while the others wait for it (or fail fast if disabled). Event hooks run on that
-// thread, outside the supervisor's locks, after the recovery they report; they must not call
-// into the same extension. Release hooks of the failed instance's host objects run during
-// recovery, under the supervisor's lock: they must not call into the same extension either.
+// What a caller waits for, at most (T = the Policy's call timeout, L = its load_timeout,
+// R = recovery_timeout; worst_case_wait() computes the total):
+//  - each send to the extension: T (Policy::Builder::timeout says what it counts);
+//  - one recovery per call, never more. If the caller's own thread found the failure, it runs
+//    the recovery: at most R + L. A call that finds another thread recovering waits for the
+//    attempt under way for at most T (and never past the recovery's end), one that arrives during
+//    a backoff does not wait; either gets an error with `earlier` set (it never reached the
+//    extension) unless that attempt brought a fresh instance up;
+//  - one more send after the recovery, if that is safe (see above). A call that fails again
+//    after its recovery returns that error; the next call (or the heartbeat) recovers.
+//  Whatever the extension does, no call takes longer than 2T + R + L (process start and teardown
+//  on a loaded machine aside).
+//
+// Threads: any number of host threads may call. Recovery runs on the thread that found the
+// failure, without holding the supervisor's lock while an instance starts, replays or backs off.
+// Event hooks and the release hooks of the failed instance's host objects run on that thread,
+// outside the supervisor's locks; a call into the same extension from them, or from a host
+// service during replay, fails at once with `misuse` (it would wait for its own recovery).
 #pragma once
 
 #include <algorithm>
@@ -29,7 +55,6 @@
 #include <condition_variable>
 #include <optional>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -45,13 +70,25 @@
 namespace ward {
 
 struct RestartPolicy {
-  unsigned max_restarts = 5;                            // within `window`
+  // At most this many restarts without `window` of healthy running in between (see above).
+  unsigned max_restarts = 5;
   std::chrono::milliseconds window{std::chrono::seconds(10)};
-  std::chrono::milliseconds backoff_initial{0};         // before the 2nd restart in a window
+  // Budget of one failure's recovery (every attempt and backoff), from detection; past it the
+  // extension is disabled. Make it longer than the replay of the log takes.
+  std::chrono::milliseconds recovery_timeout{std::chrono::seconds(10)};
+  // Backoff before the 2nd and later restarts of a streak, doubling up to backoff_max; never
+  // past the recovery's budget.
+  std::chrono::milliseconds backoff_initial{0};
   std::chrono::milliseconds backoff_max{std::chrono::milliseconds(200)};
-  std::chrono::milliseconds heartbeat{0};               // 0: no heartbeat
+  std::chrono::milliseconds heartbeat{0};  // 0: no heartbeat
   std::chrono::milliseconds heartbeat_timeout{std::chrono::milliseconds(500)};
 };
+
+// The longest a call to an extension supervised under `rp` with policy `p` can take, whatever
+// the extension does: 2 x timeout + recovery_timeout + load_timeout (see the file comment).
+[[nodiscard]] inline std::chrono::nanoseconds worst_case_wait(const Policy& p, const RestartPolicy& rp) {
+  return 2 * p.timeout() + rp.recovery_timeout + p.load_timeout();
+}
 
 enum class EventKind : std::uint8_t {
   failed,           // a failure was detected (cause)
@@ -60,7 +97,7 @@ enum class EventKind : std::uint8_t {
   restart_failed,   // starting or replaying failed (cause); another attempt follows if allowed
   retried,          // an idempotent call was retried after recovery
   error_to_caller,  // a non-idempotent call failed; its caller got the error
-  disabled,         // too many restarts: calls fail fast until reset()
+  disabled,         // recovery gave up (cause says why): calls fail fast until reset()
   reset,            // the host re-enabled the extension
 };
 [[nodiscard]] std::string_view to_string(EventKind k) noexcept;
@@ -71,7 +108,7 @@ struct RecoveryEvent {
   Error cause;                        // failed, restart_failed, error_to_caller, disabled
   std::size_t count = 0;              // released: objects; restarted: calls replayed
   std::chrono::nanoseconds elapsed{}; // restarted: from detection to the fresh instance ready
-  unsigned restarts_in_window = 0;
+  unsigned restarts_in_streak = 0;    // restarts since the extension last ran healthily
 };
 
 using EventSink = std::function<void(const RecoveryEvent&)>;
@@ -138,6 +175,43 @@ auto replay_arg(C& c) -> std::tuple_element_t<I, typename F::args> {
   }
 }
 
+// Kills a fresh instance whose replay is still running at its recovery's deadline (the bound on
+// a recovery whose replayed calls each answer just under their timeout). Disarm before the
+// domain goes.
+class ReplayWatchdog {
+ public:
+  ReplayWatchdog(Domain& d, std::chrono::steady_clock::time_point deadline)
+      : thread_([this, &d, deadline] {
+          std::unique_lock<std::mutex> lk(mu_);
+          if (cv_.wait_until(lk, deadline, [this] { return disarmed_; })) return;
+          fired_ = true;
+          lk.unlock();
+          d.kill();
+        }) {}
+  ~ReplayWatchdog() { (void)disarm(); }
+  ReplayWatchdog(const ReplayWatchdog&) = delete;
+  ReplayWatchdog& operator=(const ReplayWatchdog&) = delete;
+  // Stops the watchdog; true if it had killed the instance.
+  bool disarm() {
+    if (thread_.joinable()) {
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        disarmed_ = true;
+      }
+      cv_.notify_all();
+      thread_.join();
+    }
+    return fired_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool disarmed_ = false;
+  bool fired_ = false;  // written by the thread, read after joining it
+  std::thread thread_;  // last: starts once the members above exist
+};
+
 }  // namespace detail
 
 template <class Api>
@@ -148,6 +222,8 @@ class Extension {
   Extension(std::string path, std::string entry, Policy policy, RestartPolicy rp, std::string name, EventSink sink)
       : path_(std::move(path)), entry_(std::move(entry)), policy_(std::move(policy)), rp_(rp), name_(std::move(name)),
         sink_(std::move(sink)) {}
+  // The host must not destroy an extension while calls are in progress; a recovery the
+  // heartbeat runs is waited for (it is bounded, see the file comment).
   ~Extension() {
     {
       std::lock_guard<std::mutex> g(hb_mu_);
@@ -162,6 +238,7 @@ class Extension {
     if (!p) return std::unexpected(p.error());
     if (name_.empty()) name_ = p->domain().name();
     current_ = std::make_shared<Plugin<Api>>(std::move(*p));
+    ready_at_ = Clock::now();
     if (rp_.heartbeat.count() > 0) hb_ = std::thread([this] { heartbeat_loop(); });
     return {};
   }
@@ -178,18 +255,23 @@ class Extension {
     std::shared_lock g(mu_);
     return disabled_.has_value();
   }
-  // Re-enables a disabled extension: starts a fresh instance and replays the log.
+  // Re-enables the extension: starts a fresh instance and replays the log, with a new streak and
+  // a full recovery budget. Errors: misuse while a recovery is in progress; what the recovery
+  // returns (the extension is disabled again if it gives up).
   [[nodiscard]] Result<void> reset() {
     std::unique_lock g(mu_);
+    if (recovering_) return std::unexpected(named(Errc::misuse, "reset() while a recovery is in progress"));
     disabled_.reset();
-    restarts_.clear();
+    streak_ = 0;
     pending_.push_back({EventKind::reset, name_, {}, 0, {}, 0});
-    auto r = restart_locked(Clock::now());
+    const auto now = Clock::now();
+    begin_recovery_locked();
     flush_events(g);
-    return r;
+    return run_recovery(now);
   }
 
   struct Stats {
+    // failures: of instances and of restart attempts; restarts: instances restarted and replayed.
     std::uint64_t failures = 0, restarts = 0, replayed = 0, retried = 0, errors_to_callers = 0, released = 0;
     std::size_t log_size = 0;
   };
@@ -248,13 +330,21 @@ class Extension {
   auto call_impl2(Args& args, std::index_sequence<I...>)
       -> decltype(std::declval<Plugin<Api>&>().template call<M>(std::get<I>(args)...)) {
     using R = decltype(std::declval<Plugin<Api>&>().template call<M>(std::get<I>(args)...));
-    for (int attempt = 0, retried = 0;; ++attempt) {
+    // Set once this call has run or waited for a recovery: it never waits for a second one
+    // (that is what bounds a caller's wait, see the file comment).
+    bool recovered = false;
+    for (int resends = 0, retried = 0;;) {
       std::shared_ptr<Plugin<Api>> p;
       std::uint64_t gen;
       Args real = args;  // ext handles translated; `args` keeps the host's values for the log
       {
         std::shared_lock g(mu_);
-        if (disabled_) return R(std::unexpected(disabled_error({})));
+        if (recovering_) {
+          if (recovered) return R(std::unexpected(recovering_error()));
+          recovered = true;
+          if (auto w = await_recovery(g); !w) return R(std::unexpected(w.error()));
+        }
+        if (disabled_) return R(std::unexpected(disabled_error()));
         p = current_;
         gen = gen_;
         if (auto t = translate<F>(real, xlat_, std::index_sequence<I...>{}); !t) return R(std::unexpected(t.error()));
@@ -273,10 +363,15 @@ class Extension {
       }
       // Failures of the host's own making leave the extension alive: nothing to recover.
       if (p->domain().alive()) return r;
+      if (recovered) {
+        emit_error_to_caller(r.error());
+        return r;
+      }
       auto rec = recover(gen, r.error());
       if (!rec) return R(std::unexpected(rec.error()));
+      recovered = *rec;
       // A call that found the instance already failed never reached it: always safe to resend.
-      if (r.error().earlier && attempt < 8) {
+      if (r.error().earlier && resends++ < 8) {
         count_retry();
         continue;
       }
@@ -311,92 +406,190 @@ class Extension {
     log_.push_back(std::move(e));
   }
 
-  Error disabled_error(std::string) const {
+  [[nodiscard]] Error named(Errc kind, std::string detail) const {
+    Error e = fail(kind, std::move(detail)).error();
+    e.plugin = name_;
+    return e;
+  }
+  // The errors of calls that never reached the extension. Callers hold mu_.
+  [[nodiscard]] Error disabled_error() const {
     Error e = *disabled_;
     e.earlier = true;
-    e.detail = "disabled after " + std::to_string(rp_.max_restarts) + " restarts within " +
-               std::to_string(rp_.window.count()) + " ms (reset() re-enables it); last failure: " + e.detail;
+    return e;
+  }
+  [[nodiscard]] Error recovering_error() const {
+    Error e = last_cause_;
+    e.earlier = true;
+    e.detail = "not called: recovery in progress after: " + last_cause_.detail;
     return e;
   }
 
-  // Recovers from the failure seen on generation `gen`; a no-op if another thread already did.
-  // The whole recovery holds the lock (so it happens once); its events are emitted after.
-  Result<void> recover(std::uint64_t gen, const Error& cause) {
-    std::unique_lock g(mu_);
-    auto r = recover_locked(gen, cause);
-    flush_events(g);
-    return r;
+  // A call that finds a recovery under way (mu_ held through `g`, shared or exclusive): waits
+  // for the attempt in progress to end, at most one call timeout; none during a backoff. OK if
+  // that attempt brought a fresh instance up.
+  template <class Lock>
+  Result<void> await_recovery(Lock& g) {
+    if (recoverer_ == std::this_thread::get_id())
+      return std::unexpected(named(Errc::misuse, "called from its own recovery (an event or release hook, or a host "
+                                                 "service during replay): it cannot wait for itself"));
+    if (!backing_off_) {
+      const std::uint64_t epoch = epoch_;
+      recovery_cv_.wait_until(g, Clock::now() + policy_.timeout(), [&] { return epoch_ != epoch; });
+    }
+    if (disabled_) return std::unexpected(disabled_error());
+    if (recovering_) return std::unexpected(recovering_error());
+    return {};
   }
 
-  Result<void> recover_locked(std::uint64_t gen, const Error& cause) {
-    if (gen != gen_) return {};
-    if (disabled_) return std::unexpected(disabled_error({}));
+  // Recovers from the failure seen on generation `gen`. Returns true if this thread ran or
+  // waited for a recovery, false if the failure had already been recovered from.
+  Result<bool> recover(std::uint64_t gen, const Error& cause) {
+    std::unique_lock g(mu_);
+    if (gen != gen_) return false;
+    if (disabled_) return std::unexpected(disabled_error());
+    if (recovering_) {
+      if (auto w = await_recovery(g); !w) return std::unexpected(w.error());
+      return true;
+    }
     const auto detected = Clock::now();
     ++stats_.failures;
     Error first = current_->domain().failure().value_or(cause);
     first.plugin = name_;
-    pending_.push_back({EventKind::failed, name_, first, 0, {}, static_cast<unsigned>(restarts_.size())});
-    // Release now, not when the last in-flight caller drops the old instance.
-    const std::size_t released = current_->domain().handles().release_all();
+    // An instance that ran healthily for a whole window ends the streak (see the file comment).
+    if (detected - ready_at_ >= rp_.window) streak_ = 0;
+    pending_.push_back({EventKind::failed, name_, first, 0, {}, streak_});
+    last_cause_ = first;
+    begin_recovery_locked();
+    std::shared_ptr<Plugin<Api>> failed = current_;
+    flush_events(g);
+    // Release now, not when the last in-flight caller drops the old instance; outside the lock,
+    // so a release hook that calls in gets an error instead of a deadlock.
+    const std::size_t released = failed->domain().handles().release_all();
+    g.lock();
     stats_.released += released;
     pending_.push_back({EventKind::released, name_, {}, released, {}, 0});
-    last_cause_ = first;
-    return restart_locked(detected);
+    flush_events(g);
+    if (auto r = run_recovery(detected); !r) return std::unexpected(r.error());
+    return true;
   }
 
-  Result<void> restart_locked(Clock::time_point detected) {
-    Xlat xlat;
+  void begin_recovery_locked() {
+    recovering_ = true;
+    recoverer_ = std::this_thread::get_id();
+  }
+  // Ends the recovery in progress; waiting callers learn the outcome. Caller holds mu_.
+  void end_recovery_locked() {
+    recovering_ = false;
+    backing_off_ = false;
+    recoverer_ = {};
+    wake_waiters_locked();
+  }
+  void wake_waiters_locked() {
+    ++epoch_;
+    recovery_cv_.notify_all();
+  }
+  // Gives up: disabled until reset(). Caller holds mu_.
+  void disable_locked(std::string why, const Error& cause) {
+    Error e = cause;
+    e.plugin = name_;
+    e.detail = "disabled: " + why + " (reset() re-enables it); last failure: " + cause.detail;
+    disabled_ = e;
+    pending_.push_back({EventKind::disabled, name_, e, 0, {}, streak_});
+    end_recovery_locked();
+  }
+
+  // Restart attempts until one brings a fresh instance up or the policy says stop (file
+  // comment). Called by the recovering thread without mu_; takes it only between the steps.
+  Result<void> run_recovery(Clock::time_point detected) {
+    const auto deadline = detected + rp_.recovery_timeout;
     for (;;) {
-      const auto now = Clock::now();
-      while (!restarts_.empty() && now - restarts_.front() > rp_.window) restarts_.pop_front();
-      if (restarts_.size() >= rp_.max_restarts) {
-        disabled_ = last_cause_;
-        Error e = disabled_error({});
-        pending_.push_back({EventKind::disabled, name_, e, 0, {}, static_cast<unsigned>(restarts_.size())});
-        return std::unexpected(e);
-      }
-      if (!restarts_.empty() && rp_.backoff_initial.count() > 0) {
-        auto delay = rp_.backoff_initial * (1ll << std::min<std::size_t>(restarts_.size() - 1, 20));
-        if (delay > rp_.backoff_max) delay = rp_.backoff_max;
-        std::this_thread::sleep_for(delay);
-      }
-      restarts_.push_back(Clock::now());
-      ++stats_.restarts;
-      auto p = Plugin<Api>::load(path_, entry_, policy_, name_);
-      Result<void> ok{};
-      std::shared_ptr<Plugin<Api>> fresh;
-      if (!p) {
-        ok = std::unexpected(p.error());
-      } else {
-        fresh = std::make_shared<Plugin<Api>>(std::move(*p));
-        xlat.clear();
-        for (auto& e : log_) {
-          ok = e.replay(*fresh, xlat);
-          if (!ok) break;
+      std::vector<LogEntry> log;
+      Clock::duration delay{};
+      {
+        std::unique_lock g(mu_);
+        const auto now = Clock::now();
+        if (streak_ >= rp_.max_restarts || now >= deadline) {
+          disable_locked(streak_ >= rp_.max_restarts
+                             ? std::to_string(streak_) + " restarts without " + std::to_string(rp_.window.count()) +
+                                   " ms of healthy running"
+                             : "recovery took longer than its budget of " +
+                                   std::to_string(rp_.recovery_timeout.count()) + " ms",
+                         last_cause_);
+          Error e = disabled_error();
+          flush_events(g);
+          return std::unexpected(e);
         }
+        if (streak_ > 0 && rp_.backoff_initial.count() > 0) {
+          auto d = rp_.backoff_initial * (1ll << std::min(streak_ - 1, 20u));
+          delay = std::min<Clock::duration>({d, rp_.backoff_max, deadline - now});
+        }
+        if (delay.count() > 0) {
+          backing_off_ = true;  // callers get an error now rather than wait through it
+          wake_waiters_locked();
+        }
+        log = log_;
       }
-      if (ok) {
-        current_ = std::move(fresh);
+      if (delay.count() > 0) std::this_thread::sleep_for(delay);
+      {
+        std::unique_lock g(mu_);
+        backing_off_ = false;
+        ++streak_;
+      }
+      Xlat xlat;
+      auto fresh = attempt(log, deadline, xlat);
+      std::unique_lock g(mu_);
+      if (fresh) {
+        current_ = std::move(*fresh);
         xlat_.swap(xlat);  // ext handles not re-created by the replay are gone
         ++gen_;
-        stats_.replayed += log_.size();
-        pending_.push_back({EventKind::restarted, name_, {}, log_.size(), Clock::now() - detected,
-                          static_cast<unsigned>(restarts_.size())});
+        ready_at_ = Clock::now();
+        ++stats_.restarts;
+        stats_.replayed += log.size();
+        pending_.push_back({EventKind::restarted, name_, {}, log.size(), ready_at_ - detected, streak_});
+        end_recovery_locked();
+        flush_events(g);
         return {};
       }
-      // A second failure during start or replay: release what it held and go round again.
-      Error e = ok.error();
-      if (fresh) stats_.released += fresh->domain().handles().release_all();
-      last_cause_ = e;
+      // A second failure during start or replay: go round again (if the policy allows).
+      last_cause_ = fresh.error();
       ++stats_.failures;
-      pending_.push_back({EventKind::restart_failed, name_, e, 0, {}, static_cast<unsigned>(restarts_.size())});
-      if (e.kind == Errc::load_failed || e.kind == Errc::misuse) {
-        // Loading cannot succeed by trying again (file gone, bad setup): disable now.
-        disabled_ = e;
-        pending_.push_back({EventKind::disabled, name_, e, 0, {}, static_cast<unsigned>(restarts_.size())});
-        return std::unexpected(disabled_error({}));
+      pending_.push_back({EventKind::restart_failed, name_, last_cause_, 0, {}, streak_});
+      if (last_cause_.kind == Errc::load_failed || last_cause_.kind == Errc::misuse) {
+        // Loading cannot succeed by trying again (file gone, bad setup).
+        disable_locked("the plugin cannot be started again", last_cause_);
+        Error e = disabled_error();
+        flush_events(g);
+        return std::unexpected(e);
+      }
+      wake_waiters_locked();  // their attempt failed: they get an error
+      flush_events(g);
+    }
+  }
+  // One restart attempt, without mu_: a fresh instance with `log` replayed into it, or the
+  // failure (its host objects released). A replay still running at `deadline` is cut off.
+  Result<std::shared_ptr<Plugin<Api>>> attempt(const std::vector<LogEntry>& log, Clock::time_point deadline, Xlat& xlat) {
+    auto p = Plugin<Api>::load(path_, entry_, policy_, name_);
+    if (!p) return std::unexpected(p.error());
+    auto fresh = std::make_shared<Plugin<Api>>(std::move(*p));
+    Result<void> ok{};
+    if (!log.empty()) {
+      detail::ReplayWatchdog dog(fresh->domain(), deadline);
+      for (auto& e : log) {
+        ok = e.replay(*fresh, xlat);
+        if (!ok) break;
+      }
+      if (dog.disarm()) {  // killed: whatever the replay returned, the instance is gone
+        ok = std::unexpected(named(Errc::hung, "replay did not finish within the recovery's budget of " +
+                                                   std::to_string(rp_.recovery_timeout.count()) + " ms"));
       }
     }
+    if (ok) return fresh;
+    const std::size_t released = fresh->domain().handles().release_all();
+    {
+      std::unique_lock g(mu_);
+      stats_.released += released;
+    }
+    return std::unexpected(ok.error());
   }
 
   void count_retry() {
@@ -413,7 +606,7 @@ class Extension {
     }
     emit({EventKind::error_to_caller, name_, e, 0, {}, 0});
   }
-  // Hooks run outside the lock (they may log, count, even read stats()).
+  // Hooks run outside the lock (they may log, count, even read stats()). Leaves `g` unlocked.
   void flush_events(std::unique_lock<std::shared_mutex>& g) {
     std::vector<RecoveryEvent> events;
     events.swap(pending_);
@@ -426,20 +619,21 @@ class Extension {
 
   void heartbeat_loop() {
     std::unique_lock<std::mutex> lk(hb_mu_);
-    while (!hb_stop_) {
-      hb_cv_.wait_for(lk, rp_.heartbeat);
-      if (hb_stop_) break;
+    for (;;) {
+      // One interval after the last beat ended, against an absolute deadline: a wake-up that is
+      // not a stop does not move the next beat.
+      if (hb_cv_.wait_until(lk, Clock::now() + rp_.heartbeat, [this] { return hb_stop_; })) break;
       lk.unlock();
       std::shared_ptr<Plugin<Api>> p;
       std::uint64_t gen;
-      bool off;
+      bool idle;
       {
         std::shared_lock g(mu_);
         p = current_;
         gen = gen_;
-        off = disabled_.has_value();
+        idle = !disabled_ && !recovering_;
       }
-      if (!off && p) {
+      if (idle && p) {
         auto r = p->domain().heartbeat(rp_.heartbeat_timeout);
         // An idle extension that stopped answering is recovered now, not at the next call.
         if (!r) (void)recover(gen, r.error());
@@ -456,9 +650,15 @@ class Extension {
 
   mutable std::shared_mutex mu_;  // guards everything below
   std::shared_ptr<Plugin<Api>> current_;
-  std::uint64_t gen_ = 0;
-  std::deque<Clock::time_point> restarts_;
-  std::optional<Error> disabled_;
+  std::uint64_t gen_ = 0;           // bumped when a fresh instance replaces current_
+  Clock::time_point ready_at_{};    // when current_ came up
+  unsigned streak_ = 0;             // restarts since the extension last ran healthily
+  bool recovering_ = false;         // a recovery is in progress (on thread recoverer_)
+  bool backing_off_ = false;        // ... and sleeping between attempts
+  std::thread::id recoverer_{};
+  std::uint64_t epoch_ = 0;         // bumped when an attempt ends or a backoff starts
+  std::condition_variable_any recovery_cv_;  // waits for epoch_ to change
+  std::optional<Error> disabled_;   // set: disabled, with why
   Error last_cause_;
   std::vector<LogEntry> log_;
   std::vector<RecoveryEvent> pending_;  // emitted once the lock is released

@@ -36,7 +36,10 @@ Error bad(std::string what) {
 
 }  // namespace
 
-HandleTable::HandleTable(std::size_t quota) : quota_(quota) {
+HandleTable::HandleTable(std::size_t quota, std::uint32_t generations)
+    : quota_(quota),
+      max_slots_(std::min(std::min(quota, std::size_t{kMask24} + 1) * 2, std::size_t{kMask24} + 1)),
+      generations_(std::clamp<std::uint32_t>(generations, 1, kMaxGenerations)) {
   if (getrandom(key_, sizeof key_, 0) != static_cast<ssize_t>(sizeof key_)) {
     // No entropy source: still a keyed permutation, just a weaker key.
     const auto seed = reinterpret_cast<std::uintptr_t>(this) ^ static_cast<std::uint64_t>(time(nullptr));
@@ -93,7 +96,10 @@ Result<Handle> HandleTable::insert_locked(std::shared_ptr<Object> obj, HandleTyp
     index = free_.back();
     free_.pop_back();
   } else {
-    if (slots_.size() >= kMask24) return fail(Errc::limit, "handle table full");
+    // Every slot is live or retired. Growing past the bound would let retirements eat memory.
+    if (slots_.size() >= max_slots_)
+      return fail(Errc::limit, "no free handle slot: " + std::to_string(retired_) + " of " +
+                                   std::to_string(slots_.size()) + " slots retired (generations used up)");
     index = static_cast<std::uint32_t>(slots_.size());
     slots_.emplace_back();
   }
@@ -149,12 +155,22 @@ Result<Handle> HandleTable::duplicate(Handle h, Rights mask) {
 void HandleTable::drop_locked(std::uint32_t index, std::vector<std::shared_ptr<Object>>& released) {
   Slot& s = slots_[index];
   s.used = false;
-  s.generation = (s.generation + 1) & kMask24;
-  if (s.generation == 0) s.generation = 1;
   if (--s.object->handles == 0) released.push_back(std::move(s.object));
   s.object.reset();
-  free_.push_back(index);
+  recycle_locked(index);
   --live_;
+}
+
+void HandleTable::recycle_locked(std::uint32_t index) {
+  Slot& s = slots_[index];
+  if (s.generation >= generations_) {
+    // The next generation would wrap to a value already issued: this slot is done.
+    s.retired = true;
+    ++retired_;
+    return;
+  }
+  ++s.generation;
+  free_.push_back(index);
 }
 
 void HandleTable::run_releases(std::vector<std::shared_ptr<Object>>& released, std::atomic<std::uint64_t>& count) {
@@ -202,11 +218,15 @@ std::size_t HandleTable::release_all() {
     old.swap(slots_);
     free_.clear();
     live_ = 0;
-    // Keep generations moving so values issued before never become valid again.
+    // Used slots move to their next generation (or retire) so values issued before never become
+    // valid again; free slots keep theirs, never issued. Slot 0 ends up reused first.
     slots_.resize(old.size());
-    for (std::uint32_t i = 0; i < old.size(); ++i) {
-      slots_[i].generation = ((old[i].generation + 1) & kMask24) ? ((old[i].generation + 1) & kMask24) : 1;
-      free_.push_back(static_cast<std::uint32_t>(old.size() - 1 - i));
+    for (auto i = static_cast<std::uint32_t>(old.size()); i-- > 0;) {
+      slots_[i].generation = old[i].generation;
+      slots_[i].retired = old[i].retired;
+      if (old[i].retired) continue;
+      if (old[i].used) recycle_locked(i);
+      else free_.push_back(i);
     }
   }
   std::vector<std::shared_ptr<Object>> released;

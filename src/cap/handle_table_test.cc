@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <random>
 #include <set>
 #include <thread>
@@ -214,6 +215,110 @@ TEST(HandleTable, ConcurrentGrantCloseAndReleaseAllReleaseEachObjectOnce) {
   t.release_all();
   EXPECT_EQ(releases.load(), granted.load());
   EXPECT_EQ(t.released_total(), t.granted_total());
+}
+
+// Finding 9: generations are 24 bits and freed slots are reused LIFO, so one slot cycled 2^24
+// times would hand out a closed handle's value again. The first test really cycles one slot 2^24
+// times (through `duplicate`, which allocates nothing: about a second); the others give their
+// table fewer generations per slot to wear it out quickly (they failed with the full 2^24 too).
+constexpr std::uint64_t kGenerations = 1u << 24;
+
+// Cycles one slot of `t` through `cycles` generations (a base handle stays; a duplicate of it is
+// made and dropped again and again); the duplicate is dropped by close(), except in the cycles in
+// [release_from, release_to), which drop it with release_all() and grant the base again. Returns
+// how often the very first duplicate's value was issued again.
+std::uint64_t cycle_one_slot(ward::HandleTable& t, std::uint64_t cycles, std::uint64_t release_from,
+                             std::uint64_t release_to, ward::Handle& first) {
+  int released = 0;
+  auto base = t.grant(buffer(1, &released), ward::rights::all);
+  EXPECT_TRUE(base);
+  first = ward::kInvalidHandle;
+  std::uint64_t revived = 0;
+  for (std::uint64_t i = 0; i < cycles; ++i) {
+    auto d = t.duplicate(*base, ward::rights::read);
+    if (!d) {
+      ADD_FAILURE() << "cycle " << i << ": " << d.error().detail;
+      break;
+    }
+    if (i == 0) first = *d;
+    else if (*d == first) ++revived;
+    if (i >= release_from && i < release_to) {
+      t.release_all();
+      base = t.grant(buffer(1, &released), ward::rights::all);
+      EXPECT_TRUE(base);
+    } else if (!t.close(*d)) {
+      ADD_FAILURE() << "cycle " << i << ": close failed";
+      break;
+    }
+  }
+  return revived;
+}
+
+TEST(HandleTable, ClosedValuesNeverComeBackWhenASlotRunsOutOfGenerations) {
+  ward::HandleTable t(4);
+  ward::Handle first;
+  EXPECT_EQ(cycle_one_slot(t, kGenerations + 16, 0, 0, first), 0u) << "a closed handle's value was issued again";
+  EXPECT_FALSE(t.check(first, ward::handle_type<Buffer>(), 0));
+  // The quota is still what it says: the base + 3 more live handles, then limit.
+  auto base = t.grant(std::make_shared<Session>(), ward::rights::all);
+  ASSERT_TRUE(base);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(t.duplicate(*base, ward::rights::read)) << i;
+  auto over = t.duplicate(*base, ward::rights::read);
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().kind, ward::Errc::limit);
+  EXPECT_NE(over.error().detail.find("quota"), std::string::npos) << over.error().detail;
+  EXPECT_EQ(t.live_handles(), 4u);
+}
+
+TEST(HandleTable, ReleaseAllRetiresASlotThatRunsOutOfGenerationsToo) {
+  // The slot wears out during the cycles that end in release_all (it bumps generations too).
+  constexpr std::uint32_t kGens = 1000;
+  ward::HandleTable t(4, kGens);
+  ward::Handle first;
+  EXPECT_EQ(cycle_one_slot(t, 3 * kGens, kGens - 50, kGens + 50, first), 0u)
+      << "a released handle's value was issued again";
+  EXPECT_FALSE(t.check(first, ward::handle_type<Buffer>(), 0));
+}
+
+// A table whose slots have all worn out refuses grants with a clear limit, neither looping nor
+// growing without bound: it holds at most twice its quota of slots (see handle_table.h).
+TEST(HandleTable, ATableWhoseSlotsAllRetiredFailsGrantsWithLimit) {
+  constexpr std::uint64_t kGens = 1000;
+  ward::HandleTable t(2, kGens);  // at most 4 slots
+  int released = 0;
+  auto base = t.grant(buffer(1, &released), ward::rights::all, count_release());
+  ASSERT_TRUE(base);
+  // Wear out every slot but the base's.
+  std::uint64_t cycles = 0;
+  ward::Result<ward::Handle> d;
+  for (;;) {
+    d = t.duplicate(*base, ward::rights::read);
+    if (!d) break;
+    ASSERT_LT(++cycles, 100 * kGens) << "the slots never wore out";
+    ASSERT_TRUE(t.close(*d));
+  }
+  EXPECT_EQ(d.error().kind, ward::Errc::limit);
+  EXPECT_NE(d.error().detail.find("3 of 4 slots retired"), std::string::npos) << d.error().detail;
+  EXPECT_EQ(cycles, 3 * kGens);  // slots 1..3, each through all its generations
+  // The base still works; once it goes too, nothing can be granted any more, cleanly.
+  EXPECT_TRUE(t.check(*base, ward::handle_type<Buffer>(), ward::rights::read));
+  EXPECT_EQ(t.live_handles(), 1u);
+  ASSERT_TRUE(t.close(*base));
+  EXPECT_EQ(released, 1);
+  std::uint64_t more = 0;
+  for (;;) {
+    auto g = t.grant(buffer(2, &released), ward::rights::all);
+    if (!g) {
+      EXPECT_EQ(g.error().kind, ward::Errc::limit);
+      EXPECT_NE(g.error().detail.find("4 of 4 slots retired"), std::string::npos) << g.error().detail;
+      break;
+    }
+    ASSERT_LT(++more, kGens) << "the last slot never wore out";
+    ASSERT_TRUE(t.close(*g));
+  }
+  EXPECT_EQ(t.release_all(), 0u);
+  EXPECT_EQ(t.live_handles(), 0u);
+  EXPECT_FALSE(t.grant(buffer(3, &released), ward::rights::all));
 }
 
 }  // namespace

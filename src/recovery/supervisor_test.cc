@@ -11,33 +11,14 @@
 #include <thread>
 
 #include "kv_host.h"
+#include "recovery_events.h"
 
 namespace {
 
 using namespace std::chrono_literals;
+using ward_test::Events;
 
 std::string plugin(const char* name) { return std::string(WARD_PLUGIN_DIR) + "/lib" + name + ".so"; }
-
-struct Events {
-  std::mutex mu;
-  std::vector<ward::RecoveryEvent> seen;
-  ward::EventSink sink() {
-    return [this](const ward::RecoveryEvent& e) {
-      std::lock_guard<std::mutex> g(mu);
-      seen.push_back(e);
-    };
-  }
-  int count(ward::EventKind k) {
-    std::lock_guard<std::mutex> g(mu);
-    return static_cast<int>(std::count_if(seen.begin(), seen.end(), [&](const ward::RecoveryEvent& e) { return e.kind == k; }));
-  }
-  std::optional<ward::RecoveryEvent> first(ward::EventKind k) {
-    std::lock_guard<std::mutex> g(mu);
-    for (auto& e : seen)
-      if (e.kind == k) return e;
-    return std::nullopt;
-  }
-};
 
 ward::Policy quick() {
   auto p = ward::Policy::builder().timeout(300ms).memory(256ull << 20).handles(64).build();
@@ -131,7 +112,7 @@ TEST_F(KvFixture, EveryFaultKindIsDetectedAndRecovered) {
       {KV_FAULT_MEMORY, ward::Errc::limit},          {KV_FAULT_EXIT, ward::Errc::exited},
   };
   for (auto [fault, kind] : faults) {
-    events.seen.clear();
+    events.clear();
     ASSERT_TRUE(kv->call<&kv_api::inject>(fault));
     expect_key(static_cast<std::uint32_t>(fault));
     auto f = events.first(ward::EventKind::failed);
