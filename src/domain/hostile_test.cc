@@ -16,12 +16,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -322,30 +325,50 @@ void become(uid_t uid) {
 }
 
 // Starts ward-test-host as `uid` with `plugin` loaded; returns its pid, the domain child's pid
-// and the pipe that keeps it alive (closing it ends the host).
+// and the pipe that keeps it alive (closing it ends the host). The executables and the plugin
+// are copied into a fresh directory everyone may read, because the build tree may lie under a
+// directory `uid` cannot enter (a 0700 temporary checkout, say); removed again afterwards.
 struct OtherHost {
   pid_t host = -1, child = -1;
   int keep_alive = -1;
+  std::filesystem::path dir;
   ~OtherHost() {
     if (keep_alive >= 0) close(keep_alive);
     if (host > 0) {
       int st;
       waitpid(host, &st, 0);
     }
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::remove_all(dir, ec);
   }
 };
 
 void start_other_host(OtherHost& h, uid_t uid, const std::string& plugin_path) {
+  char tmpl[] = "/tmp/ward-other-host-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  h.dir = tmpl;
+  ASSERT_EQ(chmod(tmpl, 0755), 0);
+  namespace fs = std::filesystem;
+  const fs::path bin = WARD_BINARY_DIR;
+  for (const fs::path& f : {bin / "ward-test-host", bin / "ward-helper", bin / "libward-audit.so", fs::path(plugin_path)}) {
+    std::error_code ec;
+    fs::copy_file(f, h.dir / f.filename(), ec);
+    ASSERT_FALSE(ec) << "copying " << f << ": " << ec.message();
+    ASSERT_EQ(chmod((h.dir / f.filename()).c_str(), 0755), 0);
+  }
+  const std::string exe = (h.dir / "ward-test-host").string();
+  const std::string copied_plugin = (h.dir / fs::path(plugin_path).filename()).string();
+  const std::string helper_env = "WARD_HELPER_DIR=" + h.dir.string();
   int in[2], out[2];
   ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
   ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
-  const std::string exe = std::string(WARD_BINARY_DIR) + "/ward-test-host";
   h.host = fork();
   if (h.host == 0) {
     dup2(in[0], 0);
     dup2(out[1], 1);
     become(uid);
-    execl(exe.c_str(), exe.c_str(), plugin_path.c_str(), static_cast<char*>(nullptr));
+    char* envp[] = {const_cast<char*>(helper_env.c_str()), nullptr};
+    execle(exe.c_str(), exe.c_str(), copied_plugin.c_str(), static_cast<char*>(nullptr), envp);
     _exit(127);
   }
   close(in[0]);
