@@ -9,7 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <fcntl.h>
-#include <grp.h>
+#include <linux/securebits.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -314,20 +314,28 @@ bool have_cap_sys_ptrace() {
   return (d[CAP_SYS_PTRACE / 32].effective & (1u << (CAP_SYS_PTRACE % 32))) != 0;
 }
 
-// As root, the test runs both the host and the would-be tracer as user nobody: a root host's
-// child has every capability, and the kernel refuses any tracer whose capabilities are not a
-// superset whatever ward does, so only a same-user, unprivileged pair shows ward's part.
-constexpr uid_t kNobody = 65534;
-
-void become(uid_t uid) {
-  if (getuid() == uid) return;
-  if (setgroups(0, nullptr) != 0 || setgid(uid) != 0 || setuid(uid) != 0) _exit(120);
+// As root, the test runs both the host and the would-be tracer as root *without any
+// capability*: a root host's child normally has every capability, and the kernel refuses any
+// tracer whose capabilities are not a superset whatever ward does, so only a same-user,
+// unprivileged pair shows ward's part. (Staying uid 0 keeps the files reachable wherever the
+// checkout lies.) Not root: the current user is already that.
+void become_unprivileged() {
+  if (getuid() != 0) return;
+  // No capabilities regained on exec as root, none in the bounding set, none now.
+  if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                                   SECBIT_NO_SETUID_FIXUP_LOCKED, 0, 0, 0) != 0)
+    _exit(120);
+  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) (void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct d[2]{};
+  if (syscall(SYS_capset, &h, d) != 0) _exit(121);
 }
 
-// Starts ward-test-host as `uid` with `plugin` loaded; returns its pid, the domain child's pid
+// Starts ward-test-host, unprivileged, with `plugin` loaded; returns its pid, the domain child's pid
 // and the pipe that keeps it alive (closing it ends the host). The executables and the plugin
 // are copied into a fresh directory everyone may read, because the build tree may lie under a
-// directory `uid` cannot enter (a 0700 temporary checkout, say); removed again afterwards.
+// directory the unprivileged host cannot enter (another user's 0700 checkout, say); removed again
+// afterwards.
 struct OtherHost {
   pid_t host = -1, child = -1;
   int keep_alive = -1;
@@ -343,7 +351,7 @@ struct OtherHost {
   }
 };
 
-void start_other_host(OtherHost& h, uid_t uid, const std::string& plugin_path) {
+void start_other_host(OtherHost& h, const std::string& plugin_path) {
   char tmpl[] = "/tmp/ward-other-host-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   h.dir = tmpl;
@@ -366,7 +374,7 @@ void start_other_host(OtherHost& h, uid_t uid, const std::string& plugin_path) {
   if (h.host == 0) {
     dup2(in[0], 0);
     dup2(out[1], 1);
-    become(uid);
+    become_unprivileged();
     char* envp[] = {const_cast<char*>(helper_env.c_str()), nullptr};
     execle(exe.c_str(), exe.c_str(), copied_plugin.c_str(), static_cast<char*>(nullptr), envp);
     _exit(127);
@@ -379,17 +387,22 @@ void start_other_host(OtherHost& h, uid_t uid, const std::string& plugin_path) {
   while (n + 1 < sizeof line && read(out[0], line + n, 1) == 1 && line[n] != '\n') ++n;
   close(out[0]);
   h.child = static_cast<pid_t>(std::strtol(line, nullptr, 10));
-  ASSERT_GT(h.child, 0) << "ward-test-host did not report a domain";
+  if (h.child <= 0) {
+    int st = 0;
+    waitpid(h.host, &st, 0);
+    h.host = -1;
+    FAIL() << "ward-test-host did not report a domain (wait status " << st << ")";
+  }
 }
 
-// Forks a process running as `uid` that tries to attach to `pid`; returns the errno of
+// Forks an unprivileged process that tries to attach to `pid`; returns the errno of
 // PTRACE_SEIZE (0: it attached, and detached again).
-int try_attach_as(uid_t uid, pid_t pid) {
+int try_attach_unprivileged(pid_t pid) {
   int fds[2];
   if (pipe(fds) != 0) return -1;
   const pid_t t = fork();
   if (t == 0) {
-    become(uid);
+    become_unprivileged();
     int err = 0;
     if (ptrace(PTRACE_SEIZE, pid, nullptr, nullptr) != 0) err = errno;
     else ptrace(PTRACE_DETACH, pid, nullptr, nullptr);
@@ -406,10 +419,9 @@ int try_attach_as(uid_t uid, pid_t pid) {
 }
 
 TEST(Hostile, ATracerOfTheSameUserCannotAttach) {
-  const uid_t uid = getuid() == 0 ? kNobody : getuid();
   OtherHost h;
-  ASSERT_NO_FATAL_FAILURE(start_other_host(h, uid, plugin("hang_loop")));
-  EXPECT_EQ(try_attach_as(uid, h.child), EPERM) << "a same-user process attached to the domain's child";
+  ASSERT_NO_FATAL_FAILURE(start_other_host(h, plugin("hang_loop")));
+  EXPECT_EQ(try_attach_unprivileged(h.child), EPERM) << "a same-user process attached to the domain's child";
 }
 
 // A privileged tracer (root can always attach) stops the child and never lets go of its exit
