@@ -1,7 +1,7 @@
 # ward: `make run` sets up, builds and runs the demo; `make test` sets up, builds and runs every
-# test, then again under AddressSanitizer+UndefinedBehaviorSanitizer, and the event tests under
-# ThreadSanitizer, and fuzzes the host's decoding of extension data for a short while
-# (`make fuzz` for a long run; docs/fuzzing.md).
+# test, then again under AddressSanitizer+UndefinedBehaviorSanitizer, the event tests and the
+# multi-threaded domain and recovery tests under ThreadSanitizer, and fuzzes the host's decoding
+# of extension data for a short while (`make fuzz` for a long run; docs/fuzzing.md).
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
@@ -26,7 +26,7 @@ build-asan: setup
 
 build-tsan: setup
 	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWARD_TSAN=ON >/dev/null
-	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target ward_event_tests
+	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target ward_event_tests ward_tests ward-runtime
 
 run: build
 	./$(BUILD)/ward demo
@@ -42,8 +42,12 @@ test-asan: build-asan
 	  ctest $(CTEST_ARGS) -E '^compile_fail\.'
 
 # Binding and unbinding while raising from several threads, under ThreadSanitizer.
+# Under ThreadSanitizer: the event tests, and the tests where several host threads meet one
+# domain or supervisor (channel waits, recovery while others call, the output pump, dispatch).
+TSAN_FILTER ?= Supervisor*:CrashLoop*:Stress*:Hostile*:Threads*:Output*:Dispatch*:DomainNesting*
 test-tsan: build-tsan
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ./$(TSAN_BUILD)/ward_event_tests
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ./$(TSAN_BUILD)/ward_tests --gtest_filter='$(TSAN_FILTER)'
 
 # Fuzzing (docs/fuzzing.md): libFuzzer needs clang, and only clang >= 16 compiles ward's C++23
 # with Debian 12's libstdc++, so this is a build of its own. Both runs replay the committed corpus

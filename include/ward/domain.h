@@ -41,6 +41,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -181,11 +182,11 @@ class Domain {
 
    private:
     friend class Domain;
-    Call(Domain* d, std::uint32_t fn, std::unique_lock<std::recursive_timed_mutex> lock);
+    Call(Domain* d, std::uint32_t fn, std::unique_lock<std::recursive_mutex> lock);
     Domain* d_;
     std::uint32_t fn_;
     std::uint64_t saved_top_;
-    std::unique_lock<std::recursive_timed_mutex> lock_;
+    std::unique_lock<std::recursive_mutex> lock_;
   };
   // Takes the channel (re-entrant on the same thread) for a call to function `fn` of the
   // plugin's table. Fails fast if the domain has failed; Errc::limit past max_nesting(); waits
@@ -204,7 +205,7 @@ class Domain {
   [[nodiscard]] Error current_failure(std::string_view function, bool earlier) const;
   [[nodiscard]] Result<wire::Msg> wait_child(std::string_view function, std::uint64_t budget_ns,
                                              std::uint64_t handed_over);
-  [[nodiscard]] Result<void> wait_for_channel(std::unique_lock<std::recursive_timed_mutex>& lock, std::uint32_t fn);
+  [[nodiscard]] Result<void> wait_for_channel(std::unique_lock<std::recursive_mutex>& lock, std::uint32_t fn);
   [[nodiscard]] std::uint64_t service_time_ns() const;
   // Runs the host service. `handed_back` comes in as the instant the host noticed the upcall and
   // goes out as the instant the service finished, just before the reply is rung (from then on
@@ -221,7 +222,12 @@ class Domain {
   std::uint32_t seen_ = 0;  // last to_host sequence consumed
   std::uint64_t top_ = 0;   // first free byte of the frame stack (host's view)
   wire::SpinGovernor spin_;  // guarded by mu_, like the channel
-  std::recursive_timed_mutex mu_;
+  std::recursive_mutex mu_;
+  // Threads waiting for the channel sleep here and are woken when an outermost call ends (not a
+  // timed lock: every wait is a short, plain condition wait, and sanitizers understand it).
+  std::mutex wait_mu_;
+  std::condition_variable wait_cv_;
+  std::atomic<unsigned> waiters_{0};
   // Time accounting (guarded by mu_): the extension time charged on this domain so far (every
   // wait for the child adds its wall time; host services add nothing), and the innermost
   // enclosing call's limit in the same units (a nested call cannot outlast its caller's budget).

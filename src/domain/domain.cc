@@ -478,7 +478,7 @@ Result<void> Domain::serve_upcall(const w::Msg& m, std::uint64_t& handed_back) {
 }
 
 Result<bool> Domain::heartbeat(std::chrono::nanoseconds timeout) {
-  std::unique_lock<std::recursive_timed_mutex> lock(mu_, std::try_to_lock);
+  std::unique_lock<std::recursive_mutex> lock(mu_, std::try_to_lock);
   if (!lock.owns_lock()) return false;
   if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure("<heartbeat>", true));
   w::Msg m{};
@@ -514,7 +514,7 @@ void Domain::set_service_impl(std::uint32_t table, const void* impl) {
 
 // ---- Call -----------------------------------------------------------------------------------------
 Result<Domain::Call> Domain::begin(std::uint32_t fn) {
-  std::unique_lock<std::recursive_timed_mutex> lock(mu_, std::try_to_lock);
+  std::unique_lock<std::recursive_mutex> lock(mu_, std::try_to_lock);
   if (!lock.owns_lock())
     if (auto w = wait_for_channel(lock, fn); !w) return std::unexpected(w.error());
   if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure(fn_label(0, fn), true));
@@ -533,11 +533,23 @@ Result<Domain::Call> Domain::begin(std::uint32_t fn) {
 // Another thread holds the channel. Waiting is fine while it runs extension code (its call
 // budgets bound that); time it spends in host services is charged to this waiter's patience,
 // because a host service that waits for this thread would never come back.
-Result<void> Domain::wait_for_channel(std::unique_lock<std::recursive_timed_mutex>& lock, std::uint32_t fn) {
+Result<void> Domain::wait_for_channel(std::unique_lock<std::recursive_mutex>& lock, std::uint32_t fn) {
   const std::uint64_t patience = static_cast<std::uint64_t>(spec_.policy.timeout().count());
   const std::uint64_t start = service_time_ns();
+  waiters_.fetch_add(1, std::memory_order_seq_cst);
+  struct Leave {
+    std::atomic<unsigned>& n;
+    ~Leave() { n.fetch_sub(1, std::memory_order_seq_cst); }
+  } leave{waiters_};
+  std::unique_lock<std::mutex> g(wait_mu_);
   for (;;) {
-    if (lock.try_lock_for(std::chrono::milliseconds(10))) return {};
+    // Tried under wait_mu_, which the releasing thread takes to notify: a release between this
+    // try and the wait below cannot be missed. The 10 ms bound is only a safety net (and when
+    // the deadlock check runs); the system clock is fine for it, the patience is measured on the
+    // monotonic one.
+    if (lock.try_lock()) return {};
+    wait_cv_.wait_until(g, std::chrono::system_clock::now() + std::chrono::milliseconds(10));
+    if (lock.try_lock()) return {};
     const std::uint64_t in_services = service_time_ns() - start;
     if (in_services < patience) continue;
     const std::uint64_t label = service_label_.load(std::memory_order_relaxed);
@@ -554,7 +566,7 @@ Result<void> Domain::wait_for_channel(std::unique_lock<std::recursive_timed_mute
   }
 }
 
-Domain::Call::Call(Domain* d, std::uint32_t fn, std::unique_lock<std::recursive_timed_mutex> lock)
+Domain::Call::Call(Domain* d, std::uint32_t fn, std::unique_lock<std::recursive_mutex> lock)
     : d_(d), fn_(fn), saved_top_(d->top_), lock_(std::move(lock)) {
   ++d_->depth_;
 }
@@ -565,7 +577,12 @@ Domain::Call::Call(Call&& o) noexcept
 Domain::Call::~Call() {
   if (!d_) return;
   d_->top_ = saved_top_;
-  --d_->depth_;
+  const bool outermost = --d_->depth_ == 0;
+  lock_.unlock();
+  if (outermost && d_->waiters_.load(std::memory_order_seq_cst) != 0) {
+    std::lock_guard<std::mutex> g(d_->wait_mu_);
+    d_->wait_cv_.notify_all();
+  }
 }
 
 Result<std::uint64_t> Domain::Call::alloc(std::uint64_t n, std::uint64_t align) {
