@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "domain/output.h"
+#include "domain/fast_clock.h"
 #include "domain/reaper.h"
 #include "domain/seccomp.h"
 
@@ -341,7 +342,7 @@ Result<void> Domain::boot() {
   if (filter->size() * sizeof(sock_filter) > kFilterReserve) return std::unexpected(fail_with(fail(Errc::load_failed, "seccomp filter too large").error()));
   std::memcpy(base_ + filter_off, filter->data(), filter->size() * sizeof(sock_filter));
   ctl_->filter_len = static_cast<std::uint32_t>(filter->size());
-  const std::uint64_t handed_over = w::mono_ns();
+  const std::uint64_t handed_over = detail::fast_ns();
   ctl_->boot_ready.store(1, std::memory_order_release);
   w::futex_wake(&ctl_->boot_ready);
 
@@ -389,17 +390,24 @@ Result<w::Msg> Domain::wait_child(std::string_view function, std::uint64_t budge
   std::uint64_t mark = handed_over;  // the extension's time counts from here
   for (;;) {
     if (ext_ns_ >= limit) return timed_out();
-    const std::uint64_t deadline = mark + (limit - ext_ns_);
-    const std::uint64_t spin = std::min(spin_.budget(ctl_->to_host, ctl_->to_child), limit - ext_ns_);
+    const std::uint64_t left = limit - ext_ns_;
+    const std::uint64_t spin = std::min(spin_.budget(ctl_->to_host, ctl_->to_child), left);
     bool changed = w::spin_for_change(ctl_->to_host, seen_, spin);
-    while (!changed && !st_->failed.load(std::memory_order_acquire)) {
-      const std::uint64_t now = w::mono_ns();
-      if (now >= deadline) break;
-      // Sleep in slices so a death is seen even if a wake-up were lost (the reaper rings the
-      // doorbell, but the extension can requeue waiters); the deadline itself never moves.
-      changed = w::sleep_for_change(ctl_->to_host, seen_, std::min(deadline, now + 100'000'000));
+    if (!changed) {
+      // The slow path: turn what is left, counted from the mark, into one absolute deadline on
+      // the monotonic clock (the futex's); wake-ups never move it.
+      const std::uint64_t now_fast = detail::fast_ns();
+      const std::uint64_t since_mark = now_fast > mark ? now_fast - mark : 0;
+      const std::uint64_t deadline = w::mono_ns() + (left > since_mark ? left - since_mark : 0);
+      while (!changed && !st_->failed.load(std::memory_order_acquire)) {
+        const std::uint64_t now = w::mono_ns();
+        if (now >= deadline) break;
+        // Sleep in slices so a death is seen even if a wake-up were lost (the reaper rings the
+        // doorbell, but the extension can requeue waiters).
+        changed = w::sleep_for_change(ctl_->to_host, seen_, std::min(deadline, now + 100'000'000));
+      }
     }
-    const std::uint64_t noticed = w::mono_ns();
+    const std::uint64_t noticed = detail::fast_ns();
     const std::uint64_t waited = noticed > mark ? noticed - mark : 0;
     ext_ns_ += waited;
     spin_.observe(waited);
@@ -423,7 +431,7 @@ std::uint64_t Domain::service_time_ns() const {
   // `since` is cleared before `total` grows, so a reader errs on the low side, never double-counts.
   const std::uint64_t since = service_since_.load(std::memory_order_acquire);
   const std::uint64_t total = service_ns_.load(std::memory_order_acquire);
-  const std::uint64_t now = w::mono_ns();
+  const std::uint64_t now = detail::fast_ns();
   return total + (since != 0 && now > since ? now - since : 0);
 }
 
@@ -455,7 +463,7 @@ Result<void> Domain::serve_upcall(const w::Msg& m, std::uint64_t& handed_back) {
     service_since_.store(started, std::memory_order_release);
   }
   auto r = spec_.tables[m.table].dispatch[m.fn](up, impl);
-  handed_back = w::mono_ns();
+  handed_back = detail::fast_ns();
   if (outermost) {
     service_since_.store(0, std::memory_order_release);
     service_ns_.fetch_add(handed_back - started, std::memory_order_acq_rel);
@@ -484,7 +492,7 @@ Result<bool> Domain::heartbeat(std::chrono::nanoseconds timeout) {
   w::Msg m{};
   m.kind = w::MsgKind::ping;
   ctl_->to_child.msg = m;
-  const std::uint64_t handed_over = w::mono_ns();
+  const std::uint64_t handed_over = detail::fast_ns();
   w::ring(ctl_->to_child);
   auto reply = wait_child("<heartbeat>", static_cast<std::uint64_t>(timeout.count()), handed_over);
   if (!reply) {
@@ -613,7 +621,7 @@ Result<w::Slot> Domain::Call::invoke(std::uint64_t frame_off) {
   m.frame_len = d_->top_ - frame_off;
   m.top = d_->top_;
   d_->ctl_->to_child.msg = m;
-  const std::uint64_t handed_over = w::mono_ns();
+  const std::uint64_t handed_over = detail::fast_ns();
   w::ring(d_->ctl_->to_child);
   const std::string& label = d_->spec_.tables[0].fn_names[fn_];
   auto reply = d_->wait_child(label, static_cast<std::uint64_t>(d_->spec_.policy.timeout().count()), handed_over);
