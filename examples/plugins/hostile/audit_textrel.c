@@ -4,9 +4,7 @@
  * the filter, the loader's mprotect back to PROT_EXEC would otherwise die as an unexplained
  * violation; and writable code is what the filter is there to prevent). */
 // ward-link-options: -Wl,-z,notext
-#include "probe.h"
-
-static const probe_host *g_host;
+#include "probe_plugin.h"
 
 long g_answer = 42;
 
@@ -26,18 +24,10 @@ static long audit_textrel_answer(void) { return g_answer; }
 #endif
 
 static int p_init(const probe_host *host) {
-  g_host = host;
+  (void)host;
   return 0;
 }
 
 static long p_run(long arg) { return arg != 0 ? audit_textrel_answer() : arg + 1; }
 
-static long p_poke(unsigned char *buf, size_t n) {
-  if (!buf && n) return -1;
-  for (size_t i = 0; i < n; ++i) buf[i] = 0xAB;
-  return (long)n;
-}
-
-static const probe_api api = {.init = p_init, .run = p_run, .poke = p_poke};
-
-const probe_api *probe_entry(void) { return &api; }
+PROBE_PLUGIN(p_init, p_run)
