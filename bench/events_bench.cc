@@ -6,7 +6,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include "ward/event.h"
+#include "ward/events/event.h"
 
 namespace ward::bench {
 namespace {

@@ -1,4 +1,4 @@
-// Google Benchmark registrations for ward's in-process events (include/ward/event.h).
+// Google Benchmark registrations for ward's in-process events (include/ward/events/event.h).
 //
 // Each benchmark performs exactly one operation per iteration, so the reported time per
 // iteration is the cost of that operation:

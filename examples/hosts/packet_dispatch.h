@@ -12,9 +12,9 @@
 #include <string>
 
 #include "interfaces.h"
-#include "ward/domain_handler.h"
-#include "ward/event.h"
-#include "ward/supervisor.h"
+#include "ward/events/domain_handler.h"
+#include "ward/events/event.h"
+#include "ward/recovery/supervisor.h"
 
 namespace example {
 

@@ -1,10 +1,10 @@
 // Everything a host needs: domains, policies, interface declarations, typed plugins.
 #pragma once
 
-#include "ward/domain.h"
-#include "ward/error.h"
-#include "ward/interface.h"
-#include "ward/plugin.h"
-#include "ward/policy.h"
-#include "ward/tainted.h"
-#include "ward/supervisor.h"
+#include "ward/process/domain.h"
+#include "ward/core/error.h"
+#include "ward/iface/interface.h"
+#include "ward/iface/plugin.h"
+#include "ward/process/policy.h"
+#include "ward/core/tainted.h"
+#include "ward/recovery/supervisor.h"

@@ -1,6 +1,6 @@
 // Non-template parts of ward's events: failure records, retirement of unbound handlers, Binding.
 
-#include "ward/event.h"
+#include "ward/events/event.h"
 
 #include <exception>
 #include <optional>

@@ -2,7 +2,7 @@
 // default handler, failures, async handlers, unbinding during raises, and the unbind guarantee
 // under concurrent bind/unbind/raise (run this under TSan and ASan too).
 
-#include "ward/event.h"
+#include "ward/events/event.h"
 
 #include <gtest/gtest.h>
 
@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "ward/worker_pool.h"
+#include "ward/events/worker_pool.h"
 
 namespace ward {
 namespace {

@@ -1,5 +1,5 @@
 // RCU for ward's events: reader registry, grace periods, deferred reclamation.
-// The design and the memory-ordering argument are in include/ward/event.h (detail::rcu).
+// The design and the memory-ordering argument are in include/ward/events/event.h (detail::rcu).
 
 #include <linux/membarrier.h>
 #include <sched.h>
@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "ward/event.h"
+#include "ward/events/event.h"
 
 namespace ward::detail {
 

@@ -1,4 +1,4 @@
-#include "ward/worker_pool.h"
+#include "ward/events/worker_pool.h"
 
 #include <sched.h>
 

@@ -24,8 +24,8 @@
 #include <cstring>
 #include <new>
 
-#include "ward/detail/doorbell.h"
-#include "ward/detail/wire.h"
+#include "ward/process/doorbell.h"
+#include "ward/process/channel.h"
 
 extern "C" void* __libc_malloc(size_t);
 extern "C" void* __libc_calloc(size_t, size_t);
@@ -33,6 +33,7 @@ extern "C" void* __libc_realloc(void*, size_t);
 extern "C" void* __libc_memalign(size_t, size_t);
 
 namespace w = ward::wire;
+namespace sc = ward::schema;
 
 static_assert(offsetof(w::Control, filter_len) == 68, "audit.c hard-codes this offset");
 static_assert(offsetof(w::Control, filter_off) == 72, "audit.c hard-codes this offset");
@@ -100,51 +101,51 @@ void on_sigsys(int, siginfo_t* info, void*) {
 }
 
 // ---- libffi descriptions ------------------------------------------------------------------------
-ffi_type* scalar_type(w::Kind k) {
+ffi_type* scalar_type(sc::Kind k) {
   switch (k) {
-    case w::Kind::void_: return &ffi_type_void;
-    case w::Kind::i8: return &ffi_type_sint8;
-    case w::Kind::u8: return &ffi_type_uint8;
-    case w::Kind::i16: return &ffi_type_sint16;
-    case w::Kind::u16: return &ffi_type_uint16;
-    case w::Kind::i32: return &ffi_type_sint32;
-    case w::Kind::u32: return &ffi_type_uint32;
-    case w::Kind::i64: return &ffi_type_sint64;
-    case w::Kind::u64: return &ffi_type_uint64;
-    case w::Kind::f32: return &ffi_type_float;
-    case w::Kind::f64: return &ffi_type_double;
-    case w::Kind::cstring:
-    case w::Kind::buffer:
-    case w::Kind::services: return &ffi_type_pointer;
-    case w::Kind::record: return nullptr;
+    case sc::Kind::void_: return &ffi_type_void;
+    case sc::Kind::i8: return &ffi_type_sint8;
+    case sc::Kind::u8: return &ffi_type_uint8;
+    case sc::Kind::i16: return &ffi_type_sint16;
+    case sc::Kind::u16: return &ffi_type_uint16;
+    case sc::Kind::i32: return &ffi_type_sint32;
+    case sc::Kind::u32: return &ffi_type_uint32;
+    case sc::Kind::i64: return &ffi_type_sint64;
+    case sc::Kind::u64: return &ffi_type_uint64;
+    case sc::Kind::f32: return &ffi_type_float;
+    case sc::Kind::f64: return &ffi_type_double;
+    case sc::Kind::cstring:
+    case sc::Kind::buffer:
+    case sc::Kind::services: return &ffi_type_pointer;
+    case sc::Kind::record: return nullptr;
   }
   return nullptr;
 }
 
-ffi_type* token_type(w::Tok t) {
+ffi_type* token_type(sc::Tok t) {
   switch (t) {
-    case w::Tok::i8: return &ffi_type_sint8;
-    case w::Tok::u8: return &ffi_type_uint8;
-    case w::Tok::i16: return &ffi_type_sint16;
-    case w::Tok::u16: return &ffi_type_uint16;
-    case w::Tok::i32: return &ffi_type_sint32;
-    case w::Tok::u32: return &ffi_type_uint32;
-    case w::Tok::i64: return &ffi_type_sint64;
-    case w::Tok::u64: return &ffi_type_uint64;
-    case w::Tok::f32: return &ffi_type_float;
-    case w::Tok::f64: return &ffi_type_double;
+    case sc::Tok::i8: return &ffi_type_sint8;
+    case sc::Tok::u8: return &ffi_type_uint8;
+    case sc::Tok::i16: return &ffi_type_sint16;
+    case sc::Tok::u16: return &ffi_type_uint16;
+    case sc::Tok::i32: return &ffi_type_sint32;
+    case sc::Tok::u32: return &ffi_type_uint32;
+    case sc::Tok::i64: return &ffi_type_sint64;
+    case sc::Tok::u64: return &ffi_type_uint64;
+    case sc::Tok::f32: return &ffi_type_float;
+    case sc::Tok::f64: return &ffi_type_double;
     default: return nullptr;
   }
 }
 
 // Builds a struct ffi_type from layout tokens starting after a `begin`; advances `i` past the
 // matching `close`. Allocations live as long as the process.
-ffi_type* record_type(const w::Tok* toks, std::size_t& i) {
-  ffi_type* elems[w::kMaxLayout + 1];
+ffi_type* record_type(const sc::Tok* toks, std::size_t& i) {
+  ffi_type* elems[sc::kMaxLayout + 1];
   std::size_t n = 0;
-  while (i < w::kMaxLayout && toks[i] != w::Tok::close && toks[i] != w::Tok::end) {
+  while (i < sc::kMaxLayout && toks[i] != sc::Tok::close && toks[i] != sc::Tok::end) {
     ffi_type* e = nullptr;
-    if (toks[i] == w::Tok::begin) {
+    if (toks[i] == sc::Tok::begin) {
       ++i;
       e = record_type(toks, i);
     } else {
@@ -154,7 +155,7 @@ ffi_type* record_type(const w::Tok* toks, std::size_t& i) {
     if (!e) load_error("schema", "bad struct layout");
     elems[n++] = e;
   }
-  if (i < w::kMaxLayout && toks[i] == w::Tok::close) ++i;
+  if (i < sc::kMaxLayout && toks[i] == sc::Tok::close) ++i;
   auto* t = new ffi_type{};
   t->type = FFI_TYPE_STRUCT;
   t->elements = new ffi_type*[n + 1];
@@ -163,20 +164,20 @@ ffi_type* record_type(const w::Tok* toks, std::size_t& i) {
   return t;
 }
 
-ffi_type* param_type(const w::Param& p) {
-  if (p.kind != w::Kind::record) return scalar_type(p.kind);
+ffi_type* param_type(const sc::Param& p) {
+  if (p.kind != sc::Kind::record) return scalar_type(p.kind);
   std::size_t i = 0;
-  if (p.layout[0] != w::Tok::begin) load_error("schema", "struct layout must start with begin");
+  if (p.layout[0] != sc::Tok::begin) load_error("schema", "struct layout must start with begin");
   ++i;
   return record_type(p.layout, i);
 }
 
 struct FnRt {
-  const w::Fn* desc = nullptr;
+  const sc::Fn* desc = nullptr;
   std::uint32_t table = 0;
   std::uint32_t index = 0;
   ffi_cif cif{};
-  ffi_type* atypes[w::kMaxParams]{};
+  ffi_type* atypes[sc::kMaxParams]{};
   ffi_type* rtype = nullptr;
 };
 
@@ -196,11 +197,11 @@ void upcall_handler(ffi_cif*, void* ret, void** args, void* user);
 // (the call never reaches the host).
 void ungranted_handler(ffi_cif*, void*, void**, void* user);
 
-void build_fn(FnRt& f, const w::Fn* desc, std::uint32_t table, std::uint32_t index) {
+void build_fn(FnRt& f, const sc::Fn* desc, std::uint32_t table, std::uint32_t index) {
   f.desc = desc;
   f.table = table;
   f.index = index;
-  if (desc->nparams > w::kMaxParams) load_error("schema", "too many parameters");
+  if (desc->nparams > sc::kMaxParams) load_error("schema", "too many parameters");
   for (std::uint32_t i = 0; i < desc->nparams; ++i) {
     f.atypes[i] = param_type(desc->params[i]);
     if (!f.atypes[i]) load_error("schema", "bad parameter kind");
@@ -233,14 +234,14 @@ void build_tables() {
   const auto* schema = reinterpret_cast<const w::Schema*>(g_arena + g_ctl->schema_off);
   if (schema->ntables == 0 || schema->ntables > w::kMaxTables) load_error("schema", "bad table count");
   g_ntables = schema->ntables;
-  void* closures[w::kMaxTables * w::kMaxFns];
+  void* closures[w::kMaxTables * sc::kMaxFns];
   std::size_t nclosures = 0;
   for (std::uint32_t t = 0; t < g_ntables; ++t) {
     const w::Table& td = schema->tables[t];
     TableRt& rt = g_tables[t];
     rt.desc = &td;
     rt.fns = new FnRt[td.nfns ? td.nfns : 1];
-    const auto* fns = reinterpret_cast<const w::Fn*>(g_arena + td.fns_off);
+    const auto* fns = reinterpret_cast<const sc::Fn*>(g_arena + td.fns_off);
     for (std::uint32_t i = 0; i < td.nfns; ++i) build_fn(rt.fns[i], &fns[i], t, i);
     if (t == 0) continue;
     // A host service table: every declared entry becomes a libffi closure that crosses back into
@@ -252,7 +253,7 @@ void build_tables() {
       if (!cl) load_error("libffi", "cannot allocate a closure");
       if (nclosures == sizeof closures / sizeof closures[0]) load_error("schema", "too many host services");
       if (code == cl) closures[nclosures++] = cl;
-      const bool granted = (fns[i].flags & w::kFnGranted) != 0;
+      const bool granted = (fns[i].flags & sc::kFnGranted) != 0;
       if (ffi_prep_closure_loc(cl, &rt.fns[i].cif, granted ? upcall_handler : ungranted_handler, &rt.fns[i], code) != FFI_OK)
         load_error("libffi", "cannot prepare a closure");
       if (fns[i].offset + sizeof(void*) > td.struct_size) load_error("schema", "function offset out of range");
@@ -336,21 +337,21 @@ void serve_call(const w::Msg& m) {
   g_top = m.top;
   if (m.table != 0 || m.fn >= g_tables[0].desc->nfns) die(w::kHelperExitProtocol);
   FnRt& f = g_tables[0].fns[m.fn];
-  const w::Fn& d = *f.desc;
-  auto* slots = static_cast<w::Slot*>(at(m.frame_off));
-  w::Slot* params = slots + 1;
-  void* avalues[w::kMaxParams];
-  void* ptrs[w::kMaxParams];
+  const sc::Fn& d = *f.desc;
+  auto* slots = static_cast<sc::Slot*>(at(m.frame_off));
+  sc::Slot* params = slots + 1;
+  void* avalues[sc::kMaxParams];
+  void* ptrs[sc::kMaxParams];
   for (std::uint32_t i = 0; i < d.nparams; ++i) {
-    const w::Param& p = d.params[i];
+    const sc::Param& p = d.params[i];
     switch (p.kind) {
-      case w::Kind::record: avalues[i] = at(params[i].a); break;
-      case w::Kind::cstring:
-      case w::Kind::buffer:
+      case sc::Kind::record: avalues[i] = at(params[i].a); break;
+      case sc::Kind::cstring:
+      case sc::Kind::buffer:
         ptrs[i] = at(params[i].a);
         avalues[i] = &ptrs[i];
         break;
-      case w::Kind::services:
+      case sc::Kind::services:
         ptrs[i] = (params[i].a == w::kNull || params[i].a >= g_ntables) ? nullptr : g_tables[params[i].a].c_table;
         avalues[i] = &ptrs[i];
         break;
@@ -359,8 +360,8 @@ void serve_call(const w::Msg& m) {
   }
   void* fnptr = nullptr;
   std::memcpy(&fnptr, static_cast<const unsigned char*>(g_plugin_table) + d.offset, sizeof fnptr);
-  w::Slot r{0, 0};
-  if (d.ret.kind == w::Kind::record) {
+  sc::Slot r{0, 0};
+  if (d.ret.kind == sc::Kind::record) {
     const std::uint64_t off = reserve(d.ret.size);
     ffi_call(&f.cif, FFI_FN(fnptr), at(off), avalues);
     r.a = off;
@@ -368,7 +369,7 @@ void serve_call(const w::Msg& m) {
   } else {
     alignas(16) unsigned char rv[16] = {};
     ffi_call(&f.cif, FFI_FN(fnptr), rv, avalues);
-    if (d.ret.kind == w::Kind::cstring) {
+    if (d.ret.kind == sc::Kind::cstring) {
       const char* s = nullptr;
       std::memcpy(&s, rv, sizeof s);
       if (!s) {
@@ -384,7 +385,7 @@ void serve_call(const w::Msg& m) {
         }
         r.b = len;
       }
-    } else if (d.ret.kind != w::Kind::void_) {
+    } else if (d.ret.kind != sc::Kind::void_) {
       r.a = scalar_bits(rv, d.ret.size);
       r.b = 0;
     }
@@ -402,25 +403,25 @@ void serve_call(const w::Msg& m) {
 // The plugin called a host service through a trampoline: marshal into a frame, cross, wait.
 void upcall_handler(ffi_cif*, void* ret, void** args, void* user) {
   FnRt& f = *static_cast<FnRt*>(user);
-  const w::Fn& d = *f.desc;
+  const sc::Fn& d = *f.desc;
   const std::uint64_t saved_top = g_top;
-  const std::uint64_t frame = reserve(sizeof(w::Slot) * (d.nparams + 1));
-  auto* slots = static_cast<w::Slot*>(at(frame));
-  std::memset(slots, 0, sizeof(w::Slot) * (d.nparams + 1));
-  w::Slot* params = slots + 1;
-  struct CopyBack { void* dst; std::uint64_t off; std::uint64_t n; } back[w::kMaxParams];
+  const std::uint64_t frame = reserve(sizeof(sc::Slot) * (d.nparams + 1));
+  auto* slots = static_cast<sc::Slot*>(at(frame));
+  std::memset(slots, 0, sizeof(sc::Slot) * (d.nparams + 1));
+  sc::Slot* params = slots + 1;
+  struct CopyBack { void* dst; std::uint64_t off; std::uint64_t n; } back[sc::kMaxParams];
   std::size_t nback = 0;
   for (std::uint32_t i = 0; i < d.nparams; ++i) {
-    const w::Param& p = d.params[i];
+    const sc::Param& p = d.params[i];
     switch (p.kind) {
-      case w::Kind::record: {
+      case sc::Kind::record: {
         const std::uint64_t off = reserve(p.size);
         std::memcpy(at(off), args[i], p.size);
         params[i].a = off;
         params[i].b = p.size;
         break;
       }
-      case w::Kind::cstring: {
+      case sc::Kind::cstring: {
         const char* s = *static_cast<const char* const*>(args[i]);
         if (!s) {
           params[i].a = w::kNull;
@@ -436,7 +437,7 @@ void upcall_handler(ffi_cif*, void* ret, void** args, void* user) {
         params[i].b = len;
         break;
       }
-      case w::Kind::buffer: {
+      case sc::Kind::buffer: {
         void* ptr = *static_cast<void* const*>(args[i]);
         std::uint64_t count = 1;
         if (p.count_arg != 0xff) count = scalar_bits(args[p.count_arg], d.params[p.count_arg].size);
@@ -450,13 +451,13 @@ void upcall_handler(ffi_cif*, void* ret, void** args, void* user) {
           params[i].a = static_cast<std::uint64_t>(static_cast<unsigned char*>(ptr) - g_arena);
         } else {
           params[i].a = reserve(n);
-          if (p.dir != w::Dir::out) std::memcpy(at(params[i].a), ptr, n);
-          if (p.dir != w::Dir::in) back[nback++] = {ptr, params[i].a, n};
+          if (p.dir != sc::Dir::out) std::memcpy(at(params[i].a), ptr, n);
+          if (p.dir != sc::Dir::in) back[nback++] = {ptr, params[i].a, n};
         }
         params[i].b = n;
         break;
       }
-      case w::Kind::services: params[i].a = w::kNull; break;
+      case sc::Kind::services: params[i].a = w::kNull; break;
       default: params[i].a = scalar_bits(args[i], p.size); break;
     }
   }
@@ -470,23 +471,23 @@ void upcall_handler(ffi_cif*, void* ret, void** args, void* user) {
   send_up(m);
   const w::Msg answer = wait_host(w::MsgKind::upret);
   for (std::size_t k = 0; k < nback; ++k) std::memcpy(back[k].dst, at(back[k].off), back[k].n);
-  const w::Slot r = answer.ret;
+  const sc::Slot r = answer.ret;
   switch (d.ret.kind) {
-    case w::Kind::void_: break;
-    case w::Kind::record: std::memcpy(ret, at(r.a), d.ret.size); break;
-    case w::Kind::cstring: {
+    case sc::Kind::void_: break;
+    case sc::Kind::record: std::memcpy(ret, at(r.a), d.ret.size); break;
+    case sc::Kind::cstring: {
       const char* s = static_cast<const char*>(at(r.a));
       std::memcpy(ret, &s, sizeof s);
       break;
     }
-    case w::Kind::f32:
-    case w::Kind::f64: std::memcpy(ret, &r.a, d.ret.size); break;
-    case w::Kind::i8: *static_cast<ffi_sarg*>(ret) = static_cast<std::int8_t>(r.a); break;
-    case w::Kind::i16: *static_cast<ffi_sarg*>(ret) = static_cast<std::int16_t>(r.a); break;
-    case w::Kind::i32: *static_cast<ffi_sarg*>(ret) = static_cast<std::int32_t>(r.a); break;
-    case w::Kind::u8: *static_cast<ffi_arg*>(ret) = static_cast<std::uint8_t>(r.a); break;
-    case w::Kind::u16: *static_cast<ffi_arg*>(ret) = static_cast<std::uint16_t>(r.a); break;
-    case w::Kind::u32: *static_cast<ffi_arg*>(ret) = static_cast<std::uint32_t>(r.a); break;
+    case sc::Kind::f32:
+    case sc::Kind::f64: std::memcpy(ret, &r.a, d.ret.size); break;
+    case sc::Kind::i8: *static_cast<ffi_sarg*>(ret) = static_cast<std::int8_t>(r.a); break;
+    case sc::Kind::i16: *static_cast<ffi_sarg*>(ret) = static_cast<std::int16_t>(r.a); break;
+    case sc::Kind::i32: *static_cast<ffi_sarg*>(ret) = static_cast<std::int32_t>(r.a); break;
+    case sc::Kind::u8: *static_cast<ffi_arg*>(ret) = static_cast<std::uint8_t>(r.a); break;
+    case sc::Kind::u16: *static_cast<ffi_arg*>(ret) = static_cast<std::uint16_t>(r.a); break;
+    case sc::Kind::u32: *static_cast<ffi_arg*>(ret) = static_cast<std::uint32_t>(r.a); break;
     default: std::memcpy(ret, &r.a, 8); break;
   }
   g_top = saved_top;

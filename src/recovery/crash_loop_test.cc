@@ -16,7 +16,7 @@
 
 #include "../../examples/plugins/hostile/sup_abi.h"
 #include "recovery_events.h"
-#include "ward/supervisor.h"
+#include "ward/recovery/supervisor.h"
 
 WARD_INTERFACE(sup_host, (mode));
 WARD_INTERFACE(sup_api, (init, ward::services(0), ward::replay_after_restart), (ping, ward::idempotent), (work));

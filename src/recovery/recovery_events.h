@@ -6,7 +6,7 @@
 #include <optional>
 #include <vector>
 
-#include "ward/supervisor.h"
+#include "ward/recovery/supervisor.h"
 
 namespace ward_test {
 

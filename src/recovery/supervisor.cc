@@ -1,4 +1,4 @@
-#include "ward/supervisor.h"
+#include "ward/recovery/supervisor.h"
 
 namespace ward {
 

@@ -1,6 +1,6 @@
 // Recovery: detection, release, restart, replay, retry, restart policy, heartbeat, extension
 // handles that survive restarts, and many threads calling through failures.
-#include "ward/supervisor.h"
+#include "ward/recovery/supervisor.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "ward/error.h"
+#include "ward/core/error.h"
 #include "ward/rio/region.h"
 
 namespace ward::rio {

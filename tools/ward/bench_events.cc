@@ -13,7 +13,7 @@
 #include "interfaces.h"
 #include "paths.h"
 #include "report.h"
-#include "ward/domain_handler.h"
+#include "ward/events/domain_handler.h"
 
 namespace ward::cli {
 namespace {

@@ -6,7 +6,7 @@
  * reply. Everything the host decodes from an extension passes through here.
  *
  * The arena is found the way any plugin could: the script lies in it, and the control block (with
- * its magic) is at its first page. Layout offsets are those of include/ward/detail/wire.h
+ * its magic) is at its first page. Layout offsets are those of include/ward/process/channel.h
  * (checked by static_asserts in the fuzz host).
  *
  * Desynchronisation: once a script has forged a message, the helper's view of the channel no

@@ -1,7 +1,7 @@
 /* hostile_arena.h - what a hostile plugin can learn about ward's shared arena without any ward
  * header: every buffer the host hands it lives in the arena, and the arena starts with a control
  * block whose first word is a fixed magic. The offsets below are checked against ward's own
- * layout (wire::Control) by static_asserts in src/domain/hostile_test.cc, so a layout change
+ * layout (wire::Control) by static_asserts in src/process/hostile_test.cc, so a layout change
  * breaks the build, not silently the test. */
 #ifndef WARD_EXAMPLE_HOSTILE_ARENA_H
 #define WARD_EXAMPLE_HOSTILE_ARENA_H

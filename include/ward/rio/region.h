@@ -39,7 +39,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ward/error.h"
+#include "ward/core/error.h"
 #include "ward/rio/layout.h"
 
 namespace ward::rio {

@@ -1,6 +1,0 @@
-// Returning a pointer other than a declared string.
-// expect: a function returning a pointer is only supported for strings
-#include "ward/plugin.h"
-struct api { int* (*f)(void); };
-WARD_INTERFACE(api, (f));
-int main() {}
