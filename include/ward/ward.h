@@ -5,6 +5,6 @@
 #include "ward/core/error.h"
 #include "ward/iface/interface.h"
 #include "ward/iface/plugin.h"
-#include "ward/process/policy.h"
+#include "ward/core/policy.h"
 #include "ward/core/tainted.h"
 #include "ward/recovery/supervisor.h"

@@ -84,7 +84,7 @@ TEST_F(Dispatch, TheOwnerRefusesBinders) {
 TEST_F(Dispatch, AFailingDomainHandlerIsSkippedRecoveredAndTheRaiseCarriesOn) {
   const std::uint8_t payload[4] = {};
   const packet web = pkt(PKT_TCP, 80);
-  const pid_t before = filter->pid();
+  const pid_t before = ward::pid_of(filter->domain());
   ASSERT_TRUE(filter->call<&pktfilter_api::crash_next>());
   auto r = stack.received().raise(&web, payload, 4);
   // The tcp counter ran; the filter's handler failed and is listed; the raise returned.
@@ -94,7 +94,7 @@ TEST_F(Dispatch, AFailingDomainHandlerIsSkippedRecoveredAndTheRaiseCarriesOn) {
   EXPECT_EQ(stack.tcp_count(), 1);
   // The supervisor restarted the filter (on_packet is not idempotent: no retry); the next
   // raise reaches the fresh instance, whose replayed init still blocks port 23.
-  EXPECT_NE(filter->pid(), before);
+  EXPECT_NE(ward::pid_of(filter->domain()), before);
   const packet telnet = pkt(PKT_TCP, 23);
   auto r2 = stack.received().raise(&telnet, payload, 4);
   EXPECT_TRUE(r2.failed.empty());

@@ -54,83 +54,10 @@ Result<std::string> helper_dir() {
 
 }  // namespace
 
-// ---- Upcall ---------------------------------------------------------------------------------------
-Result<sc::Slot> Upcall::param(std::size_t i) const {
-  const std::uint64_t off = m_.frame_off + (i + 1) * sizeof(sc::Slot);
-  auto p = range(off, sizeof(sc::Slot));
-  if (!p) return std::unexpected(p.error());
-  sc::Slot s;
-  std::memcpy(&s, *p, sizeof s);
-  return s;
-}
-
-Result<const std::byte*> Upcall::range(std::uint64_t off, std::uint64_t n) const {
-  auto p = writable(off, n);
-  if (!p) return std::unexpected(p.error());
-  return *p;
-}
-
-Result<std::byte*> Upcall::writable(std::uint64_t off, std::uint64_t n) const {
-  if (off < d_.data_off_ || off > d_.size_ || n > d_.size_ - off)
-    return violation("argument at arena offset " + std::to_string(off) + " (" + std::to_string(n) +
-                     " bytes) lies outside the arena");
-  return d_.base_ + off;
-}
-
-Result<std::string> Upcall::string(std::uint64_t off) const {
-  if (off < d_.data_off_ || off >= d_.size_) return violation("string pointer outside the arena");
-  const auto* p = reinterpret_cast<const char*>(d_.base_ + off);
-  const void* end = std::memchr(p, 0, d_.size_ - off);
-  if (!end) return violation("string without NUL terminator inside the arena");
-  // The extension may change the bytes between the scan and the copy: the copy is bounded by the
-  // scan, and cut again at its own first NUL, so the host gets a consistent, bounded string.
-  std::string s(p, static_cast<std::size_t>(static_cast<const char*>(end) - p));
-  if (const auto nul = s.find('\0'); nul != std::string::npos) s.resize(nul);
-  return s;
-}
-
-Result<std::uint64_t> Upcall::alloc(std::uint64_t n, std::uint64_t align) {
-  const std::uint64_t off = w::align_up(top_, align);
-  if (off > d_.size_ || n > d_.size_ - off) {
-    // Not necessarily the extension's doing (a host service may return more than any arena
-    // holds), so not a violation: the arena, a resource, ran out.
-    Error e;
-    e.kind = Errc::limit;
-    e.detail = "host service " + d_.fn_label(m_.table, m_.fn) + ": arena exhausted: its result needs " +
-               std::to_string(n) + " bytes, " + std::to_string(d_.size_ - std::min(off, d_.size_)) +
-               " are free above the extension's frames (raise Policy arena_size)";
-    return std::unexpected(std::move(e));
-  }
-  top_ = off + n;
-  return off;
-}
-
-void Upcall::set_return(sc::Slot s) { ret_ = s; }
-
-Result<void> Upcall::check_handle(std::uint64_t h, HandleType type, Rights required) const {
-  if (auto r = d_.handles_.check(h, type, required); !r) return violation(r.error().detail);
-  return {};
-}
-
-std::unexpected<Error> Upcall::violation(std::string detail) const {
-  Error e;
-  e.kind = Errc::violation;
-  e.detail = "host service " + d_.fn_label(m_.table, m_.fn) + ": " + std::move(detail);
-  return std::unexpected(std::move(e));
-}
-
 // ---- Domain ---------------------------------------------------------------------------------------
-Domain::Domain(DomainSpec spec)
-    : spec_(std::move(spec)),
-      st_(std::make_shared<detail::DomainState>()),
-      handles_(static_cast<std::size_t>(spec_.policy.handle_quota())) {}
+ProcessDomain::ProcessDomain(Spec spec) : Domain(std::move(spec)), st_(std::make_shared<detail::DomainState>()) {}
 
-namespace {
-thread_local Domain* t_calling = nullptr;
-}
-Domain* Domain::calling() { return t_calling; }
-
-Domain::~Domain() {
+ProcessDomain::~ProcessDomain() {
   if (!st_) return;
   if (!st_->reaped.load()) {
     (void)st_->record([] {
@@ -146,23 +73,17 @@ Domain::~Domain() {
   }
 }
 
-pid_t Domain::pid() const { return st_->pid; }
-bool Domain::alive() const { return !st_->failed.load(std::memory_order_acquire); }
+pid_t ProcessDomain::pid() const { return st_->pid; }
+bool ProcessDomain::alive() const { return !st_->failed.load(std::memory_order_acquire); }
 
-std::optional<Error> Domain::failure() const {
+std::optional<Error> ProcessDomain::failure() const {
   std::lock_guard<std::mutex> g(st_->mu);
   return st_->cause;
 }
 
-void Domain::kill() { st_->kill_child(); }
+void ProcessDomain::kill() { st_->kill_child(); }
 
-std::string Domain::fn_label(std::uint32_t table, std::uint32_t fn) const {
-  if (table >= spec_.tables.size()) return "table#" + std::to_string(table);
-  const auto& t = spec_.tables[table];
-  return fn < t.fn_names.size() ? t.fn_names[fn] : t.name + "::fn#" + std::to_string(fn);
-}
-
-Error Domain::fail_with(Error e) {
+Error ProcessDomain::fail_with(Error e) {
   Error recorded = st_->record(std::move(e));
   st_->kill_child();
   // Reaping follows SIGKILL within milliseconds; waiting means that when a failed call returns,
@@ -172,19 +93,19 @@ Error Domain::fail_with(Error e) {
   return recorded;
 }
 
-Error Domain::current_failure(std::string_view function, bool earlier) const {
+Error ProcessDomain::current_failure(std::string_view function, bool earlier) const {
   Error e;
   {
     std::lock_guard<std::mutex> g(st_->mu);
     if (st_->cause) e = *st_->cause;
   }
-  e.plugin = spec_.name;
+  e.plugin = name();
   if (earlier || e.function.empty()) e.function = std::string(function);
   e.earlier = earlier;
   return e;
 }
 
-Result<std::unique_ptr<Domain>> Domain::start(DomainSpec spec) {
+Result<std::unique_ptr<Domain>> ProcessDomain::start(Spec spec) {
   auto decorate = [&](Error e) {
     e.plugin = spec.name;
     e.function = "<load>";
@@ -204,61 +125,76 @@ Result<std::unique_ptr<Domain>> Domain::start(DomainSpec spec) {
   if (!realpath(spec.plugin.c_str(), real)) return decorate(fail(Errc::load_failed, errno_text("realpath")).error());
   spec.plugin = real;
   if (spec.name.empty()) spec.name = std::filesystem::path(spec.plugin).filename().string();
-  std::unique_ptr<Domain> d(new Domain(std::move(spec)));
+  std::unique_ptr<ProcessDomain> d(new ProcessDomain(std::move(spec)));
   if (auto r = d->boot(); !r) {
     Error e = r.error();
-    e.plugin = d->spec_.name;
+    e.plugin = d->name();
     if (e.function.empty()) e.function = "<load>";
     return std::unexpected(std::move(e));
   }
-  return d;
+  return std::unique_ptr<Domain>(std::move(d));
 }
 
-Result<void> Domain::boot() {
-  const Policy& pol = spec_.policy;
+// Boot, in order: the arena, the boot area the child reads, the child, its filter, its answer.
+Result<void> ProcessDomain::boot() {
   auto dir = helper_dir();
   if (!dir) return std::unexpected(dir.error());
+  auto fd = make_arena();
+  if (!fd) return std::unexpected(fd.error());
+  struct FdGuard {
+    int fd;
+    ~FdGuard() { ::close(fd); }
+  } guard{*fd};
+  if (auto r = write_boot_area(); !r) return r;
+  if (auto r = spawn_child(*dir, *fd); !r) return r;
+  return await_ready();
+}
 
-  // Arena: a sealed memfd (the child can neither shrink it under the host, which would SIGBUS
-  // the host, nor grow it), mapped shared in both processes.
-  size_ = pol.arena_size();
+// A sealed memfd (the child can neither shrink it under the host, which would SIGBUS the host,
+// nor grow it), mapped shared in both processes. Returns the descriptor; the caller closes it.
+Result<int> ProcessDomain::make_arena() {
+  size_ = policy().arena_size();
   const int raw = memfd_create("ward-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (raw < 0) return fail(Errc::load_failed, errno_text("memfd_create"));
   // Keep the descriptor away from 3 so dup2 onto 3 in the child clears close-on-exec.
   const int fd = fcntl(raw, F_DUPFD_CLOEXEC, 10);
   ::close(raw);
   if (fd < 0) return fail(Errc::load_failed, errno_text("fcntl"));
-  struct FdGuard {
-    int fd;
-    ~FdGuard() { ::close(fd); }
-  } guard{fd};
-  if (ftruncate(fd, static_cast<off_t>(size_)) != 0) return fail(Errc::load_failed, errno_text("ftruncate arena"));
-  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
-    return fail(Errc::load_failed, errno_text("sealing the arena"));
+  auto fail_closing = [fd](const char* what) -> Result<int> {
+    Error e = fail(Errc::load_failed, errno_text(what)).error();
+    ::close(fd);
+    return std::unexpected(std::move(e));
+  };
+  if (ftruncate(fd, static_cast<off_t>(size_)) != 0) return fail_closing("ftruncate arena");
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) return fail_closing("sealing the arena");
   void* m = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (m == MAP_FAILED) return fail(Errc::load_failed, errno_text("mmap arena"));
+  if (m == MAP_FAILED) return fail_closing("mmap arena");
   base_ = static_cast<std::byte*>(m);
   st_->base = base_;
   st_->size = size_;
   ctl_ = reinterpret_cast<w::Control*>(base_);
+  return fd;
+}
 
-  // Boot area: control block, filter space, schema, paths.
+// The boot area the child reads once: control block, filter space, schema, paths.
+Result<void> ProcessDomain::write_boot_area() {
+  const Policy& pol = policy();
   std::uint64_t off = w::kControlSize;
-  const std::uint64_t filter_off = off;
+  filter_off_ = off;
   off += kFilterReserve;
   const std::uint64_t schema_off = w::align_up(off, 64);
   off = schema_off + sizeof(w::Schema);
   std::vector<std::uint64_t> fns_off;
-  for (const auto& t : spec_.tables) {
+  for (const auto& t : spec().tables) {
     if (t.fns.size() > sc::kMaxFns) return fail(Errc::misuse, "table " + t.name + " has more than 64 functions");
     off = w::align_up(off, 64);
     fns_off.push_back(off);
     off += t.fns.size() * sizeof(sc::Fn);
   }
   const std::uint64_t plugin_off = off;
-  off += spec_.plugin.size() + 1;
+  off += spec().plugin.size() + 1;
   const std::uint64_t entry_off = off;
-  off += spec_.entry.size() + 1;
+  off += spec().entry.size() + 1;
   data_off_ = w::align_up(off, 4096);
   if (data_off_ + 4096 > size_)
     return fail(Errc::misuse, "arena of " + std::to_string(size_) + " bytes is too small for the boot area (" +
@@ -273,34 +209,34 @@ Result<void> Domain::boot() {
   ctl_->rlimit_fsize = pol.max_file_size();
   ctl_->spin_ns = static_cast<std::uint64_t>(pol.spin().count());
   spin_.set_max(ctl_->spin_ns);
-  ctl_->filter_off = filter_off;
+  ctl_->filter_off = filter_off_;
   ctl_->schema_off = schema_off;
   ctl_->plugin_off = plugin_off;
   ctl_->entry_off = entry_off;
   auto* schema = reinterpret_cast<w::Schema*>(base_ + schema_off);
-  schema->ntables = static_cast<std::uint32_t>(spec_.tables.size());
-  // Logical protection domain: a service table's entry is live only if the policy grants it.
-  for (std::size_t i = 1; i < spec_.tables.size(); ++i)
-    for (std::size_t k = 0; k < spec_.tables[i].fns.size(); ++k)
-      spec_.tables[i].fns[k].flags = pol.grants(spec_.tables[i].fn_names[k]) ? sc::kFnGranted : 0;
+  schema->ntables = static_cast<std::uint32_t>(spec().tables.size());
   st_->service_names.clear();
-  for (const auto& t : spec_.tables) st_->service_names.push_back(t.fn_names);
-  for (std::size_t i = 0; i < spec_.tables.size(); ++i) {
-    const auto& t = spec_.tables[i];
+  for (const auto& t : spec().tables) st_->service_names.push_back(t.fn_names);
+  for (std::size_t i = 0; i < spec().tables.size(); ++i) {
+    const auto& t = spec().tables[i];
     schema->tables[i].struct_size = t.struct_size;
     schema->tables[i].nfns = static_cast<std::uint32_t>(t.fns.size());
     schema->tables[i].fns_off = fns_off[i];
     std::memcpy(base_ + fns_off[i], t.fns.data(), t.fns.size() * sizeof(sc::Fn));
   }
-  std::memcpy(base_ + plugin_off, spec_.plugin.c_str(), spec_.plugin.size() + 1);
-  std::memcpy(base_ + entry_off, spec_.entry.c_str(), spec_.entry.size() + 1);
-  impls_.assign(spec_.tables.size(), nullptr);
+  std::memcpy(base_ + plugin_off, spec().plugin.c_str(), spec().plugin.size() + 1);
+  std::memcpy(base_ + entry_off, spec().entry.c_str(), spec().entry.size() + 1);
   top_ = data_off_;
 
-  // Spawn on the reaper thread (see reaper.h for why).
-  const std::string helper = *dir + "/ward-helper";
-  const std::string audit = "LD_AUDIT=" + *dir + "/libward-audit.so";
-  const std::string plugin_env = "WARD_PLUGIN=" + spec_.plugin;
+  return {};
+}
+
+// Spawns the child on the reaper thread (see reaper.h for why) with the arena on descriptor 3.
+Result<void> ProcessDomain::spawn_child(const std::string& dir, int fd) {
+  const Policy& pol = policy();
+  const std::string helper = dir + "/ward-helper";
+  const std::string audit = "LD_AUDIT=" + dir + "/libward-audit.so";
+  const std::string plugin_env = "WARD_PLUGIN=" + spec().plugin;
   const std::string parent = std::to_string(getpid());
   // The child's stdout and stderr are its own output channel (domain/output.h), never the host's.
   auto output = detail::OutputPipes::open();
@@ -334,14 +270,20 @@ Result<void> Domain::boot() {
     return pid;
   });
   if (!spawned) return std::unexpected(spawned.error());
-  if (auto r = detail::attach_output(std::move(*output), spec_.name, pol, st_->pidfd); !r)
+  if (auto r = detail::attach_output(std::move(*output), name(), pol, st_->pidfd); !r)
     return std::unexpected(fail_with(r.error()));
 
+  return {};
+}
+
+// Hands the child its filter and waits for it to load the plugin.
+Result<void> ProcessDomain::await_ready() {
+  const Policy& pol = policy();
   // The filter can name the child's pid now (signals may target only itself).
   auto filter = detail::compile_filter(pol, st_->pid);
   if (!filter) return std::unexpected(fail_with(filter.error()));
   if (filter->size() * sizeof(sock_filter) > kFilterReserve) return std::unexpected(fail_with(fail(Errc::load_failed, "seccomp filter too large").error()));
-  std::memcpy(base_ + filter_off, filter->data(), filter->size() * sizeof(sock_filter));
+  std::memcpy(base_ + filter_off_, filter->data(), filter->size() * sizeof(sock_filter));
   ctl_->filter_len = static_cast<std::uint32_t>(filter->size());
   const std::uint64_t handed_over = detail::fast_ns();
   ctl_->boot_ready.store(1, std::memory_order_release);
@@ -368,7 +310,7 @@ Result<void> Domain::boot() {
 // the host notices its message; a host service's time runs from then until the instant before
 // the host rings the reply, where the extension's time starts again. Spinning counts like
 // sleeping; only host services are excluded.
-Result<w::Msg> Domain::wait_child(std::string_view function, std::uint64_t budget_ns, std::uint64_t handed_over) {
+Result<w::Msg> ProcessDomain::wait_child(std::string_view function, std::uint64_t budget_ns, std::uint64_t handed_over) {
   const std::uint64_t outer_limit = ext_limit_;
   const std::uint64_t own_limit = budget_ns > ~0ull - ext_ns_ ? ~0ull : ext_ns_ + budget_ns;
   const std::uint64_t limit = std::min(own_limit, outer_limit);
@@ -428,7 +370,7 @@ Result<w::Msg> Domain::wait_child(std::string_view function, std::uint64_t budge
   }
 }
 
-std::uint64_t Domain::service_time_ns() const {
+std::uint64_t ProcessDomain::service_time_ns() const {
   // `since` is cleared before `total` grows, so a reader errs on the low side, never double-counts.
   const std::uint64_t since = service_since_.load(std::memory_order_acquire);
   const std::uint64_t total = service_ns_.load(std::memory_order_acquire);
@@ -436,15 +378,10 @@ std::uint64_t Domain::service_time_ns() const {
   return total + (since != 0 && now > since ? now - since : 0);
 }
 
-Result<void> Domain::serve_upcall(const w::Msg& m, std::uint64_t& handed_back) {
-  if (m.table == 0 || m.table >= spec_.tables.size() || m.fn >= spec_.tables[m.table].dispatch.size())
-    return fail(Errc::violation, "upcall to an unknown host service (table " + std::to_string(m.table) + ", function " +
-                                     std::to_string(m.fn) + ")");
-  if ((spec_.tables[m.table].fns[m.fn].flags & sc::kFnGranted) == 0)
-    return fail(Errc::violation, "called host service " + fn_label(m.table, m.fn) + ", which this domain was not granted");
-  const void* impl = impls_[m.table];
-  if (!impl) return fail(Errc::violation, "upcall to host service table " + spec_.tables[m.table].name + " it was never given");
-  const std::uint64_t nslots = spec_.tables[m.table].fns[m.fn].nparams + 1;
+Result<void> ProcessDomain::serve_upcall(const w::Msg& m, std::uint64_t& handed_back) {
+  auto fn = service(m.table, m.fn);
+  if (!fn) return std::unexpected(fn.error());
+  const std::uint64_t nslots = (*fn)->nparams + 1;
   if (m.frame_off < data_off_ || m.frame_off > size_ || nslots * sizeof(sc::Slot) > size_ - m.frame_off ||
       m.frame_off % alignof(sc::Slot) != 0)
     return fail(Errc::violation, "upcall frame outside the arena");
@@ -452,9 +389,7 @@ Result<void> Domain::serve_upcall(const w::Msg& m, std::uint64_t& handed_back) {
   if (top > size_) return fail(Errc::violation, "upcall frame top outside the arena");
   const std::uint64_t saved = top_;
   top_ = std::max(top_, top);
-  Upcall up(*this, m, top_);
-  Domain* const outer = t_calling;
-  t_calling = this;
+  Upcall up(*this, view(), m.table, m.fn, m.frame_off, top_);
   // Threads waiting for this domain watch how long its holder sits in host services (deadlock
   // detection, see begin()); only the outermost service is timed, nested ones lie inside it.
   const bool outermost = service_depth_++ == 0;
@@ -463,14 +398,13 @@ Result<void> Domain::serve_upcall(const w::Msg& m, std::uint64_t& handed_back) {
     service_label_.store((std::uint64_t{m.table} << 32) | m.fn, std::memory_order_relaxed);
     service_since_.store(started, std::memory_order_release);
   }
-  auto r = spec_.tables[m.table].dispatch[m.fn](up, impl);
+  auto r = run_service(up);
   handed_back = detail::fast_ns();
   if (outermost) {
     service_since_.store(0, std::memory_order_release);
     service_ns_.fetch_add(handed_back - started, std::memory_order_acq_rel);
   }
   --service_depth_;
-  t_calling = outer;
   top_ = saved;
   if (!r) return r;
   if (st_->failed.load(std::memory_order_acquire)) return {};  // nested call failed: reported by caller
@@ -479,14 +413,14 @@ Result<void> Domain::serve_upcall(const w::Msg& m, std::uint64_t& handed_back) {
   reply.table = m.table;
   reply.fn = m.fn;
   reply.frame_off = m.frame_off;
-  reply.top = up.top_;
-  reply.ret = up.ret_;
+  reply.top = up.top();
+  reply.ret = up.result();
   ctl_->to_child.msg = reply;
   w::ring(ctl_->to_child);
   return {};
 }
 
-Result<bool> Domain::heartbeat(std::chrono::nanoseconds timeout) {
+Result<bool> ProcessDomain::heartbeat(std::chrono::nanoseconds timeout) {
   std::unique_lock<std::recursive_mutex> lock(mu_, std::try_to_lock);
   if (!lock.owns_lock()) return false;
   if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure("<heartbeat>", true));
@@ -498,7 +432,7 @@ Result<bool> Domain::heartbeat(std::chrono::nanoseconds timeout) {
   auto reply = wait_child("<heartbeat>", static_cast<std::uint64_t>(timeout.count()), handed_over);
   if (!reply) {
     Error e = reply.error();
-    e.plugin = spec_.name;
+    e.plugin = name();
     if (e.kind == Errc::hung) e.detail = "stopped answering heartbeats; the extension was killed";
     return std::unexpected(std::move(e));
   }
@@ -509,41 +443,31 @@ Result<bool> Domain::heartbeat(std::chrono::nanoseconds timeout) {
   return true;
 }
 
-std::vector<std::string> Domain::granted_services() const {
-  std::vector<std::string> v;
-  for (std::size_t i = 1; i < spec_.tables.size(); ++i)
-    for (std::size_t k = 0; k < spec_.tables[i].fns.size(); ++k)
-      if (spec_.tables[i].fns[k].flags & sc::kFnGranted) v.push_back(spec_.tables[i].fn_names[k]);
-  return v;
-}
-
-void Domain::set_service_impl(std::uint32_t table, const void* impl) {
-  if (table < impls_.size()) impls_[table] = impl;
-}
-
 // ---- Call -----------------------------------------------------------------------------------------
-Result<Domain::Call> Domain::begin(std::uint32_t fn) {
+Result<Call> ProcessDomain::begin(std::uint32_t fn) {
   std::unique_lock<std::recursive_mutex> lock(mu_, std::try_to_lock);
   if (!lock.owns_lock())
     if (auto w = wait_for_channel(lock, fn); !w) return std::unexpected(w.error());
   if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure(fn_label(0, fn), true));
-  if (depth_ >= spec_.policy.max_nesting()) {
+  if (depth_ >= policy().max_nesting()) {
     Error e = fail(Errc::limit, "calls nested " + std::to_string(depth_) +
                                     " deep on this thread (host -> extension -> host service -> ...); Policy "
-                                    "max_nesting is " + std::to_string(spec_.policy.max_nesting()))
+                                    "max_nesting is " + std::to_string(policy().max_nesting()))
                   .error();
-    e.plugin = spec_.name;
+    e.plugin = name();
     e.function = fn_label(0, fn);
     return std::unexpected(std::move(e));
   }
-  return Call(this, fn, std::move(lock));
+  ++depth_;
+  lock.release();  // end() unlocks
+  return make_call(fn, view(), &top_);
 }
 
 // Another thread holds the channel. Waiting is fine while it runs extension code (its call
 // budgets bound that); time it spends in host services is charged to this waiter's patience,
 // because a host service that waits for this thread would never come back.
-Result<void> Domain::wait_for_channel(std::unique_lock<std::recursive_mutex>& lock, std::uint32_t fn) {
-  const std::uint64_t patience = static_cast<std::uint64_t>(spec_.policy.timeout().count());
+Result<void> ProcessDomain::wait_for_channel(std::unique_lock<std::recursive_mutex>& lock, std::uint32_t fn) {
+  const std::uint64_t patience = static_cast<std::uint64_t>(policy().timeout().count());
   const std::uint64_t start = service_time_ns();
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   struct Leave {
@@ -569,98 +493,39 @@ Result<void> Domain::wait_for_channel(std::unique_lock<std::recursive_mutex>& lo
                        " (more than the call timeout): a host service that waits for a thread calling the "
                        "same domain deadlocks, since calls into one domain are serialized")
                   .error();
-    e.plugin = spec_.name;
+    e.plugin = name();
     e.function = fn_label(0, fn);
     return std::unexpected(std::move(e));
   }
 }
 
-Domain::Call::Call(Domain* d, std::uint32_t fn, std::unique_lock<std::recursive_mutex> lock)
-    : d_(d), fn_(fn), saved_top_(d->top_), lock_(std::move(lock)) {
-  ++d_->depth_;
-}
-
-Domain::Call::Call(Call&& o) noexcept
-    : d_(std::exchange(o.d_, nullptr)), fn_(o.fn_), saved_top_(o.saved_top_), lock_(std::move(o.lock_)) {}
-
-Domain::Call::~Call() {
-  if (!d_) return;
-  d_->top_ = saved_top_;
-  const bool outermost = --d_->depth_ == 0;
-  lock_.unlock();
-  if (outermost && d_->waiters_.load(std::memory_order_seq_cst) != 0) {
-    std::lock_guard<std::mutex> g(d_->wait_mu_);
-    d_->wait_cv_.notify_all();
+// The call holds mu_ (taken in begin(), released here, both on the calling thread).
+void ProcessDomain::end(Call&) noexcept {
+  const bool outermost = --depth_ == 0;
+  mu_.unlock();
+  if (outermost && waiters_.load(std::memory_order_seq_cst) != 0) {
+    std::lock_guard<std::mutex> g(wait_mu_);
+    wait_cv_.notify_all();
   }
 }
 
-Result<std::uint64_t> Domain::Call::alloc(std::uint64_t n, std::uint64_t align) {
-  const std::uint64_t capacity = d_->size_ - d_->data_off_;
-  if (n > capacity)
-    return std::unexpected(decorate(fail(Errc::misuse, "argument of " + std::to_string(n) +
-                                                           " bytes is larger than the arena's frame area (" +
-                                                           std::to_string(capacity) + " bytes); raise Policy arena_size")
-                                        .error()));
-  const std::uint64_t off = w::align_up(d_->top_, align);
-  if (off > d_->size_ || n > d_->size_ - off)
-    return std::unexpected(decorate(fail(Errc::limit, "arena exhausted: " + std::to_string(n) + " bytes needed, " +
-                                                          std::to_string(d_->size_ - std::min(off, d_->size_)) +
-                                                          " free at this nesting depth")
-                                        .error()));
-  d_->top_ = off + n;
-  return off;
-}
-
-std::byte* Domain::Call::at(std::uint64_t off) const { return d_->base_ + off; }
-
-Result<sc::Slot> Domain::Call::invoke(std::uint64_t frame_off) {
+Result<sc::Slot> ProcessDomain::invoke(Call& c, std::uint64_t frame_off) {
   w::Msg m{};
   m.kind = w::MsgKind::call;
   m.table = 0;
-  m.fn = fn_;
+  m.fn = c.fn();
   m.frame_off = frame_off;
-  m.frame_len = d_->top_ - frame_off;
-  m.top = d_->top_;
-  d_->ctl_->to_child.msg = m;
+  m.frame_len = top_ - frame_off;
+  m.top = top_;
+  ctl_->to_child.msg = m;
   const std::uint64_t handed_over = detail::fast_ns();
-  w::ring(d_->ctl_->to_child);
-  const std::string& label = d_->spec_.tables[0].fn_names[fn_];
-  auto reply = d_->wait_child(label, static_cast<std::uint64_t>(d_->spec_.policy.timeout().count()), handed_over);
-  if (!reply) return std::unexpected(decorate(reply.error()));
-  if (reply->kind != w::MsgKind::ret || reply->frame_off != frame_off) {
-    (void)d_->fail_with(fail(Errc::violation, "malformed reply from the extension").error());
-    return std::unexpected(decorate(d_->current_failure(label, false)));
-  }
+  w::ring(ctl_->to_child);
+  const std::string& label = table(0).fn_names[c.fn()];
+  auto reply = wait_child(label, static_cast<std::uint64_t>(policy().timeout().count()), handed_over);
+  if (!reply) return std::unexpected(c.decorate(reply.error()));
+  if (reply->kind != w::MsgKind::ret || reply->frame_off != frame_off)
+    return std::unexpected(c.violation("malformed reply from the extension"));
   return reply->ret;
-}
-
-Result<const std::byte*> Domain::Call::returned_range(std::uint64_t off, std::uint64_t n) {
-  if (off < d_->data_off_ || off > d_->size_ || n > d_->size_ - off) {
-    (void)d_->fail_with(fail(Errc::violation, "returned a pointer outside the arena (offset " + std::to_string(off) +
-                                                  ", " + std::to_string(n) + " bytes)")
-                            .error());
-    return std::unexpected(decorate(d_->current_failure(d_->fn_label(0, fn_), false)));
-  }
-  return d_->base_ + off;
-}
-
-Result<void> Domain::Call::check_handle(std::uint64_t h, HandleType type, Rights required, bool from_extension) {
-  auto r = d_->handles_.check(h, type, required);
-  if (r) return {};
-  if (!from_extension) {
-    Error e = r.error();
-    e.kind = Errc::misuse;
-    e.detail = "the host passed a " + e.detail;
-    return std::unexpected(decorate(std::move(e)));
-  }
-  (void)d_->fail_with(fail(Errc::violation, "returned a " + r.error().detail).error());
-  return std::unexpected(decorate(d_->current_failure(d_->fn_label(0, fn_), false)));
-}
-
-Error Domain::Call::decorate(Error e) const {
-  e.plugin = d_->spec_.name;
-  if (e.function.empty()) e.function = d_->fn_label(0, fn_);
-  return e;
 }
 
 }  // namespace ward

@@ -207,7 +207,7 @@ TEST(Domain, SeveralDomainsOfTheSamePluginAreIndependent) {
   auto a = ward::Plugin<device_api>::load(plugin("device"), "device_entry");
   auto b = ward::Plugin<device_api>::load(plugin("device"), "device_entry");
   ASSERT_TRUE(a && b);
-  EXPECT_NE(a->domain().pid(), b->domain().pid());
+  EXPECT_NE(ward::pid_of(a->domain()), ward::pid_of(b->domain()));
   const device_config ca{8, 1, 3.0, 0};
   ASSERT_TRUE(a->call<&device_api::configure>(&ca));
   auto ga = a->call<&device_api::get_config>();

@@ -48,7 +48,7 @@ void expect_dead_afterwards(ward::Plugin<probe_api>& p, ward::Errc kind) {
   EXPECT_EQ(later.error().kind, kind);
   EXPECT_TRUE(later.error().earlier);
   // The child has been reaped: no zombie, no process.
-  EXPECT_NE(kill(p.domain().pid(), 0), 0);
+  EXPECT_NE(kill(ward::pid_of(p.domain()), 0), 0);
 }
 
 TEST(Faults, SegfaultIsCrashWithSignalName) {
@@ -222,7 +222,7 @@ TEST(Faults, DestroyingADomainReapsItsChild) {
   pid_t pid;
   {
     auto p = load_probe("probe_ok");
-    pid = p.domain().pid();
+    pid = ward::pid_of(p.domain());
     EXPECT_EQ(kill(pid, 0), 0);
   }
   EXPECT_NE(kill(pid, 0), 0);

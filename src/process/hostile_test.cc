@@ -133,7 +133,7 @@ void expect_storm_bounded(std::size_t variant, bool pin) {
     ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
     CPU_ZERO(&one);
     CPU_SET(cpus[1], &one);
-    ASSERT_EQ(sched_setaffinity(p.domain().pid(), sizeof one, &one), 0);
+    ASSERT_EQ(sched_setaffinity(ward::pid_of(p.domain()), sizeof one, &one), 0);
   }
   unsigned char buf[16] = {};
   const auto t0 = Clock::now();
@@ -431,7 +431,7 @@ TEST(Hostile, APrivilegedTracerCannotStretchAHang) {
   if (!have_cap_sys_ptrace()) GTEST_SKIP() << "needs CAP_SYS_PTRACE to play the privileged tracer";
   Watchdog dog(90s, "a domain whose child a tracer holds");
   auto p = std::make_unique<ward::Plugin<probe_api>>(load(plugin("hang_loop"), policy(300ms)));
-  const pid_t child = p->domain().pid();
+  const pid_t child = ward::pid_of(p->domain());
   int ready[2];
   ASSERT_EQ(pipe(ready), 0);
   const pid_t tracer = fork();

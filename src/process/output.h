@@ -28,7 +28,7 @@
 #include <string_view>
 
 #include "ward/core/error.h"
-#include "ward/process/policy.h"
+#include "ward/core/policy.h"
 
 namespace ward::detail {
 

@@ -470,7 +470,7 @@ TEST(Output, ExtensionIsNotInTheHostsSession) {
   auto sid = p->call<&probe_api::run>(1L);
   ASSERT_TRUE(sid) << sid.error().message();
   EXPECT_NE(value(sid), static_cast<long>(getsid(0)));
-  EXPECT_EQ(value(sid), static_cast<long>(p->domain().pid()));
+  EXPECT_EQ(value(sid), static_cast<long>(ward::pid_of(p->domain())));
   auto tty = p->call<&probe_api::run>(2L);
   ASSERT_TRUE(tty) << tty.error().message();
   EXPECT_LT(value(tty), 0);

@@ -1,4 +1,4 @@
-#include "ward/process/policy.h"
+#include "ward/core/policy.h"
 
 #include <seccomp.h>
 

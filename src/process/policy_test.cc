@@ -1,6 +1,6 @@
 // Policies: validation, and the compiled filter really allows and denies what it says — checked
 // by running the filter in a forked child (a real seccomp filter, a real SIGSYS).
-#include "ward/process/policy.h"
+#include "ward/core/policy.h"
 
 #include <gtest/gtest.h>
 #include <linux/seccomp.h>

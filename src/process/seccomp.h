@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "ward/core/error.h"
-#include "ward/process/policy.h"
+#include "ward/core/policy.h"
 
 namespace ward::detail {
 

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ward-test-host: %s\n", p.error().message().c_str());
     return 1;
   }
-  std::printf("%d\n", static_cast<int>(p->domain().pid()));
+  std::printf("%d\n", static_cast<int>(ward::pid_of(p->domain())));
   std::fflush(stdout);
   char c;
   while (read(0, &c, 1) > 0) {

@@ -64,12 +64,12 @@ struct KvFixture : ::testing::Test {
 };
 
 TEST_F(KvFixture, CrashIsRecoveredTransparentlyForIdempotentCalls) {
-  const pid_t before = kv->domain().pid();
+  const pid_t before = ward::pid_of(kv->domain());
   EXPECT_EQ(kvhost::live_buffers.load(), 1);  // the journal
   ASSERT_TRUE(kv->call<&kv_api::inject>(KV_FAULT_SEGV));
   // get() is idempotent: the caller never notices, and the state came back through replay.
   expect_key(4);
-  EXPECT_NE(kv->domain().pid(), before);
+  EXPECT_NE(ward::pid_of(kv->domain()), before);
   EXPECT_EQ(events.count(ward::EventKind::failed), 1);
   EXPECT_EQ(events.count(ward::EventKind::retried), 1);
   auto f = events.first(ward::EventKind::failed);
@@ -175,14 +175,14 @@ TEST(Supervisor, HeartbeatRecoversAnIdleExtensionThatStoppedAnswering) {
   auto kv = sup.load<kv_api>(plugin("kv"), "kv_entry", quick());
   ASSERT_TRUE(kv);
   ASSERT_TRUE((*kv)->call<&kv_api::init>(&kvhost::table));
-  const pid_t stopped = (*kv)->domain().pid();
+  const pid_t stopped = ward::pid_of((*kv)->domain());
   ASSERT_EQ(kill(stopped, SIGSTOP), 0);
   for (int i = 0; i < 100 && events.count(ward::EventKind::restarted) == 0; ++i) std::this_thread::sleep_for(20ms);
   auto f = events.first(ward::EventKind::failed);
   ASSERT_TRUE(f);
   EXPECT_EQ(f->cause.kind, ward::Errc::hung) << f->cause.message();
   EXPECT_EQ(events.count(ward::EventKind::restarted), 1);
-  EXPECT_NE((*kv)->domain().pid(), stopped);
+  EXPECT_NE(ward::pid_of((*kv)->domain()), stopped);
   ASSERT_TRUE((*kv)->call<&kv_api::ping>());
   kv->reset();
   EXPECT_EQ(kvhost::live_buffers.load(), 0);

@@ -66,7 +66,7 @@ void null_call(benchmark::State& st, std::chrono::nanoseconds spin, int host_cpu
   if (!p) return;
   std::optional<Pin> pin;
   if (host_cpu >= 0) {
-    pin.emplace(p->domain().pid(), host_cpu, child_cpu);
+    pin.emplace(ward::pid_of(p->domain()), host_cpu, child_cpu);
     if (!pin->ok()) {
       st.SkipWithError("cannot pin");
       return;

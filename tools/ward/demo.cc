@@ -119,7 +119,7 @@ SpinOutcome run_spin(Supervisor& sup, const Policy& base, bool quiet) {
   example::PacketStack stack;
   if (!stack.bind_local_handlers() || !stack.bind_filter(**filter)) return out;
   if (!quiet) fmt::print("\n  SPIN: 'packet received' has 3 handlers: dns (first), tcp-counter, pktfilter (process domain, pid {})\n",
-                         (*filter)->pid());
+                         ward::pid_of((*filter)->domain()));
   // The owner refuses a binder, and imposes its guard on extensions.
   out.refused_bind = !stack.received().bind({"root"}, [](const packet*, const std::uint8_t*, std::size_t) { return true; });
   std::uint32_t rng = 12345;
@@ -209,8 +209,8 @@ int run_demo(bool quiet) {
   }
   const std::uint64_t table = users->unverified_value_i_trust_it();
   fmt::print("ward demo: 4 supervised plugins, each in a sandboxed process domain\n");
-  fmt::print("  kv pid {}, textxform pid {}, device pid {}, checksum pid {}\n", (*kv)->domain().pid(),
-             (*text)->domain().pid(), (*dev)->domain().pid(), (*sum)->domain().pid());
+  fmt::print("  kv pid {}, textxform pid {}, device pid {}, checksum pid {}\n", ward::pid_of((*kv)->domain()),
+             ward::pid_of((*text)->domain()), ward::pid_of((*dev)->domain()), ward::pid_of((*sum)->domain()));
   fmt::print("  policy: {}\n\n", pol->describe());
 
   // The host's own model of what the kv plugin should hold.
@@ -297,7 +297,7 @@ int run_demo(bool quiet) {
     if (!quiet) fmt::print("  inject {:<22}", f.what);
     if (f.signal) {
       if (!quiet) fmt::print(" into textxform (kill -{} from outside), next call: transform (idempotent)\n", sigabbrev_np(f.signal));
-      ::kill((*text)->domain().pid(), f.signal);
+      ::kill(ward::pid_of((*text)->domain()), f.signal);
       other_work(1000);
     } else {
       if (!quiet)

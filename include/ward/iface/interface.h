@@ -275,56 +275,6 @@ consteval schema::Param record_param() {
 template <class Api, class S>
 consteval std::uint32_t service_id();
 
-// The wire description of parameter I of function F (assumes F's checks passed).
-template <class F, std::size_t I>
-consteval schema::Param param_desc() {
-  using P = std::tuple_element_t<I, typename F::args>;
-  constexpr ParamAnn pa = ann_for(F::anns, I);
-  schema::Param p{};
-  p.count_arg = 0xff;
-  p.nullable = pa.nullable ? 1 : 0;
-  if constexpr (is_scalar_arg<P>) {
-    p.kind = scalar_kind<P>();
-    p.size = sizeof(P);
-  } else if constexpr (std::is_pointer_v<P>) {
-    if constexpr (pa.count == 1 && pa.ann.k == Ann::K::cstring) {
-      p.kind = schema::Kind::cstring;
-      p.size = 1;
-    } else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::services) {
-      p.kind = schema::Kind::services;
-      p.size = sizeof(void*);
-      p.table = service_id<typename F::api, pointee_t<P>>();
-    } else {
-      p.kind = schema::Kind::buffer;
-      p.dir = pa.ann.k == Ann::K::in ? schema::Dir::in : pa.ann.k == Ann::K::out ? schema::Dir::out : schema::Dir::inout;
-      p.size = sizeof(element_t<P>);
-      p.count_arg = pa.ann.count;
-    }
-  } else {
-    p = record_param<P>();
-  }
-  return p;
-}
-
-template <class F>
-consteval schema::Param ret_desc() {
-  using R = typename F::ret;
-  schema::Param p{};
-  p.count_arg = 0xff;
-  if constexpr (std::is_void_v<R>) {
-    p.kind = schema::Kind::void_;
-  } else if constexpr (is_scalar_arg<R>) {
-    p.kind = scalar_kind<R>();
-    p.size = sizeof(R);
-  } else if constexpr (std::is_pointer_v<R>) {
-    p.kind = schema::Kind::cstring;
-    p.size = 1;
-  } else {
-    p = record_param<R>();
-  }
-  return p;
-}
-
 // ---- compile-time checks, one per parameter so the error names the function and the index ----
 template <class F, std::size_t I>
 struct CheckParam {
@@ -536,17 +486,6 @@ consteval std::uint32_t index_in(type_list<Ts...>) {
 template <class Api, class S>
 consteval std::uint32_t service_id() {
   return index_in<S>(services_of<Api>{}) + 1;
-}
-
-template <class F>
-constexpr schema::Fn fn_desc(std::uint32_t offset) {
-  schema::Fn d{};
-  d.offset = offset;
-  d.nparams = static_cast<std::uint32_t>(F::arity);
-  d.ret = ret_desc<F>();
-  [&]<std::size_t... I>(std::index_sequence<I...>) { ((d.params[I] = param_desc<F, I>()), ...); }(
-      std::make_index_sequence<F::arity>{});
-  return d;
 }
 
 // Byte offset of a function-pointer member inside its struct.

@@ -1,4 +1,5 @@
-// ward::Domain: one extension instance in its own protection domain (process backend).
+// ward::ProcessDomain: the process backend of ward::Domain (backend/backend.h): one extension
+// instance in a sandboxed child process.
 //
 // The extension runs in a child started from the `ward-helper` executable (exec, so the image is
 // clean even in a multithreaded host) under a seccomp allowlist, no-new-privs, a parent-death
@@ -6,8 +7,8 @@
 // child share is the arena: every argument and result crosses through it, and the host copies
 // and validates whatever it reads back.
 //
-// Most code uses the typed Plugin<Api> (plugin.h) on top of this class; the members under
-// "crossing" are what its generated stubs call.
+// Most code uses the typed Plugin<Api> (iface/plugin.h) on top of ward::Domain and never names
+// this class; it is here for what only a process has (its pid) and for ward's own tests.
 //
 // Threads: calls from several host threads into one domain are serialized (one channel, a
 // recursive lock held for the whole outermost call); the extension therefore sees a single
@@ -48,159 +49,51 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <vector>
 
-#include "ward/process/doorbell.h"
+#include "ward/backend/backend.h"
 #include "ward/process/channel.h"
-#include "ward/core/error.h"
-#include "ward/core/handle_table.h"
-#include "ward/process/policy.h"
+#include "ward/process/doorbell.h"
 
 namespace ward {
 
-class Domain;
 namespace detail {
 struct DomainState;
 }
 
-// An upcall in progress: the extension called a host service. Handed to the service table's
-// generated dispatcher, which reads the arguments through the checked accessors below (every
-// offset the extension supplied is validated against the arena before use) and writes results.
-class Upcall {
+class ProcessDomain final : public Domain {
  public:
-  // The i-th parameter slot (a copy: reading it twice gives the same value).
-  [[nodiscard]] Result<schema::Slot> param(std::size_t i) const;
-  // A host pointer to `n` bytes at arena offset `off`, after checking the whole range lies in the
-  // frame stack. Copy out of it at once: the extension can change shared memory at any time.
-  [[nodiscard]] Result<const std::byte*> range(std::uint64_t off, std::uint64_t n) const;
-  [[nodiscard]] Result<std::byte*> writable(std::uint64_t off, std::uint64_t n) const;
-  // A NUL-terminated string at `off`, copied into host memory.
-  [[nodiscard]] Result<std::string> string(std::uint64_t off) const;
-  // Space in the arena for a result the host writes back (a struct or a string). Errc::limit when
-  // the arena has no room left above the extension's frames.
-  [[nodiscard]] Result<std::uint64_t> alloc(std::uint64_t n, std::uint64_t align = 16);
-  void set_return(schema::Slot s);
-  // An Errc::violation error naming the service; the dispatcher returns it to kill the domain.
-  [[nodiscard]] std::unexpected<Error> violation(std::string detail) const;
-  // Checks a handle the extension passed (bad, wrong type, missing right -> violation).
-  [[nodiscard]] Result<void> check_handle(std::uint64_t h, HandleType type, Rights required) const;
-
- private:
-  friend class Domain;
-  Upcall(Domain& d, const wire::Msg& m, std::uint64_t top) : d_(d), m_(m), top_(top) {}
-  Domain& d_;
-  wire::Msg m_;
-  std::uint64_t top_;
-  schema::Slot ret_{0, 0};
-};
-
-// What the host knows about one function table: the wire schema plus, for host service tables,
-// the dispatchers that run each service. Built by the typed layer from WARD_INTERFACE.
-struct TableSpec {
-  using Dispatch = Result<void> (*)(Upcall& up, const void* impl);
-  std::string name;                    // "device_api"
-  std::uint32_t struct_size = 0;       // sizeof the C struct
-  std::vector<schema::Fn> fns;
-  std::vector<std::string> fn_names;   // "device_api::write"
-  std::vector<Dispatch> dispatch;      // host service tables only
-};
-
-struct DomainSpec {
-  std::string plugin;  // path to the .so (made absolute)
-  std::string entry;   // the symbol returning the plugin's function table
-  Policy policy;
-  std::string name;    // for messages; defaults to the plugin's file name
-  std::vector<TableSpec> tables;  // [0] the plugin's table, then host service tables
-};
-
-class Domain {
- public:
-  // Starts the child, installs the sandbox, loads the plugin and resolves the entry. Errors:
-  // load_failed (missing file or symbol, setup failure), crashed/violation/exited (the plugin
-  // died while loading, e.g. in a constructor), hung (loading exceeded the load timeout).
-  [[nodiscard]] static Result<std::unique_ptr<Domain>> start(DomainSpec spec);
-  ~Domain();
-  Domain(const Domain&) = delete;
-  Domain& operator=(const Domain&) = delete;
+  // Starts the child, installs the sandbox, loads the plugin and resolves the entry (the
+  // Starter of the process backend). Errors: load_failed (missing file or symbol, setup
+  // failure), crashed/violation/exited (the plugin died while loading, e.g. in a constructor),
+  // hung (loading exceeded the load timeout).
+  [[nodiscard]] static Result<std::unique_ptr<Domain>> start(Spec spec);
+  // The process domain behind `d`, or null if another backend runs it.
+  [[nodiscard]] static ProcessDomain* of(Domain& d) { return dynamic_cast<ProcessDomain*>(&d); }
+  ~ProcessDomain() override;
 
   [[nodiscard]] pid_t pid() const;
-  [[nodiscard]] const std::string& name() const { return spec_.name; }
-  [[nodiscard]] const Policy& policy() const { return spec_.policy; }
-  // True until the first failure is recorded.
-  [[nodiscard]] bool alive() const;
-  // The first cause of failure, if any.
-  [[nodiscard]] std::optional<Error> failure() const;
-  // Bytes available for frames (the arena minus its boot area): the largest single argument.
-  [[nodiscard]] std::uint64_t frame_capacity() const { return size_ - data_off_; }
-  // Kills the child from outside (fault injection, shutdown). The next call reports `crashed`.
-  void kill();
-  // The object tracker: every host object granted to this extension. Released (each object's
-  // hook once) when the domain is destroyed, which is what recovery does to a failed domain.
-  [[nodiscard]] HandleTable& handles() { return handles_; }
-  // The domain whose extension is calling a host service on this thread, or null outside host
-  // services. A service uses it to reach the caller's handle table.
-  [[nodiscard]] static Domain* calling();
-  // The host services this extension may call ("host_api::log", ...): its logical protection
-  // domain. Anything else in its service tables is a trap that ends it with a violation.
-  [[nodiscard]] std::vector<std::string> granted_services() const;
-  // Heartbeat: if no call is in progress, asks the idle extension to answer within `timeout`.
-  // Returns true if it answered, false if a call was in progress (nothing checked); an error
-  // (hung, or the earlier failure) if it did not answer. Calls in progress have their own timeout.
-  [[nodiscard]] Result<bool> heartbeat(std::chrono::nanoseconds timeout);
-  // Total time callers of this domain have spent inside its host services (outermost services
-  // only: a nested one lies inside its caller). Not charged to any call's budget: this is the
-  // host's own time, and what a host watches if an extension can make its services slow.
-  [[nodiscard]] std::chrono::nanoseconds host_service_time() const {
-    return std::chrono::nanoseconds(service_time_ns());
-  }
-  // Records `e` as this domain's first cause of failure (a violation found by host code, say)
-  // and ends the extension. Returns the recorded cause.
-  Error record_failure(Error e) { return fail_with(std::move(e)); }
 
-  // ---- crossing (used by the typed stubs) ------------------------------------------------------
-  class Call {
-   public:
-    Call(Call&&) noexcept;
-    Call& operator=(Call&&) = delete;
-    ~Call();
-    // Reserves frame space. Errors: misuse if `n` exceeds the whole frame area, limit if the
-    // arena has no room left at this nesting depth.
-    [[nodiscard]] Result<std::uint64_t> alloc(std::uint64_t n, std::uint64_t align = 16);
-    [[nodiscard]] std::byte* at(std::uint64_t off) const;
-    // Registers the host's implementation of service table `table` (see Domain::set_service_impl).
-    void set_service_impl(std::uint32_t table, const void* impl) { d_->set_service_impl(table, impl); }
-    // Sends the call and waits, running host services the extension calls meanwhile. Returns the
-    // extension's result slot (validate before use).
-    [[nodiscard]] Result<schema::Slot> invoke(std::uint64_t frame_off);
-    // Checks that [off, off + n) lies in the arena (for offsets the extension returned); on
-    // failure the domain is killed and a violation returned.
-    [[nodiscard]] Result<const std::byte*> returned_range(std::uint64_t off, std::uint64_t n);
-    // Checks a handle the host passes (misuse) or the extension returns (violation: kills).
-    [[nodiscard]] Result<void> check_handle(std::uint64_t h, HandleType type, Rights required, bool from_extension);
-    // Prefixes plugin and function name to an error raised by the stub.
-    [[nodiscard]] Error decorate(Error e) const;
-
-   private:
-    friend class Domain;
-    Call(Domain* d, std::uint32_t fn, std::unique_lock<std::recursive_mutex> lock);
-    Domain* d_;
-    std::uint32_t fn_;
-    std::uint64_t saved_top_;
-    std::unique_lock<std::recursive_mutex> lock_;
-  };
-  // Takes the channel (re-entrant on the same thread) for a call to function `fn` of the
-  // plugin's table. Fails fast if the domain has failed; Errc::limit past max_nesting(); waits
-  // for another thread's call to finish, but Errc::misuse when that thread sits in host services
-  // for longer than the policy's timeout meanwhile (see "Threads" above).
-  [[nodiscard]] Result<Call> begin(std::uint32_t fn);
-  // The host object implementing service table `table` (a C struct of function pointers).
-  void set_service_impl(std::uint32_t table, const void* impl);
-  [[nodiscard]] const TableSpec& table(std::uint32_t id) const { return spec_.tables[id]; }
+  bool alive() const override;
+  std::optional<Error> failure() const override;
+  void kill() override;
+  Result<bool> heartbeat(std::chrono::nanoseconds timeout) override;
+  std::chrono::nanoseconds host_service_time() const override { return std::chrono::nanoseconds(service_time_ns()); }
+  std::uint64_t frame_capacity() const override { return size_ - data_off_; }
+  Error record_failure(Error e) override { return fail_with(std::move(e)); }
+  // Waits for another thread's call to finish, but Errc::misuse when that thread sits in host
+  // services for longer than the policy's timeout meanwhile (see "Threads" above).
+  Result<Call> begin(std::uint32_t fn) override;
 
  private:
-  friend class Upcall;
-  explicit Domain(DomainSpec spec);
+  explicit ProcessDomain(Spec spec);
+  Result<schema::Slot> invoke(Call& c, std::uint64_t frame_off) override;
+  void end(Call& c) noexcept override;
+  [[nodiscard]] MemoryView view() const { return {base_, data_off_, size_}; }
   [[nodiscard]] Result<void> boot();
+  [[nodiscard]] Result<int> make_arena();
+  [[nodiscard]] Result<void> write_boot_area();
+  [[nodiscard]] Result<void> spawn_child(const std::string& dir, int arena_fd);
+  [[nodiscard]] Result<void> await_ready();
   [[nodiscard]] Error fail_with(Error e);              // records the first cause, kills the child
   [[nodiscard]] Error current_failure(std::string_view function, bool earlier) const;
   [[nodiscard]] Result<wire::Msg> wait_child(std::string_view function, std::uint64_t budget_ns,
@@ -211,10 +104,9 @@ class Domain {
   // goes out as the instant the service finished, just before the reply is rung (from then on
   // the time is the extension's again).
   [[nodiscard]] Result<void> serve_upcall(const wire::Msg& m, std::uint64_t& handed_back);
-  [[nodiscard]] std::string fn_label(std::uint32_t table, std::uint32_t fn) const;
 
-  DomainSpec spec_;
   std::shared_ptr<detail::DomainState> st_;
+  std::uint64_t filter_off_ = 0;  // where the boot area keeps the seccomp filter
   std::byte* base_ = nullptr;
   std::uint64_t size_ = 0;
   std::uint64_t data_off_ = 0;
@@ -239,8 +131,12 @@ class Domain {
   std::atomic<std::uint64_t> service_ns_{0};     // finished outermost services, summed
   std::atomic<std::uint64_t> service_since_{0};  // start of the one in progress, 0 if none
   std::atomic<std::uint64_t> service_label_{0};  // (table << 32 | fn) of that service
-  std::vector<const void*> impls_;  // per table: the host's service struct
-  HandleTable handles_;
 };
+
+// The child's pid when `d` runs on the process backend; -1 otherwise.
+[[nodiscard]] inline pid_t pid_of(Domain& d) {
+  const ProcessDomain* p = ProcessDomain::of(d);
+  return p ? p->pid() : -1;
+}
 
 }  // namespace ward

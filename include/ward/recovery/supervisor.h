@@ -121,60 +121,6 @@ class Extension;
 
 namespace detail {
 
-// Arguments of a state-setting call, deep-copied so the call can be replayed into a new
-// instance: strings and in-buffers by value, out-buffers as scratch space of the same size,
-// service tables by pointer (the host's tables outlive the extension).
-template <class F, std::size_t... I>
-struct CapturedImpl {
-  std::tuple<store_t<F, I>...> store{};
-  std::array<bool, F::arity + 1> nonnull{};
-  std::tuple<std::tuple_element_t<I, typename F::args>...> services{};
-};
-
-template <class F, class Args, std::size_t... I>
-auto capture_args(const Args& args, std::index_sequence<I...>) {
-  CapturedImpl<F, I...> c;
-  (
-      [&] {
-        constexpr schema::Param d = param_desc<F, I>();
-        const auto& v = std::get<I>(args);
-        if constexpr (d.kind == schema::Kind::cstring) {
-          c.nonnull[I] = v != nullptr;
-          if (v) std::get<I>(c.store) = v;
-        } else if constexpr (d.kind == schema::Kind::buffer) {
-          std::uint64_t n = 1;
-          if constexpr (d.count_arg != 0xff) (void)count_of(std::get<d.count_arg>(args), n);
-          c.nonnull[I] = v != nullptr;
-          auto& vec = std::get<I>(c.store);
-          if (v) {
-            vec.resize(n ? n : 1);
-            if constexpr (d.dir != schema::Dir::out) std::memcpy(vec.data(), static_cast<const void*>(v), n * d.size);
-          }
-        } else if constexpr (d.kind == schema::Kind::services) {
-          std::get<I>(c.services) = v;
-        } else {
-          std::get<I>(c.store) = v;
-        }
-      }(),
-      ...);
-  return c;
-}
-
-template <class F, std::size_t I, class C>
-auto replay_arg(C& c) -> std::tuple_element_t<I, typename F::args> {
-  using P = std::tuple_element_t<I, typename F::args>;
-  constexpr schema::Param d = param_desc<F, I>();
-  if constexpr (d.kind == schema::Kind::cstring) {
-    return c.nonnull[I] ? std::get<I>(c.store).c_str() : nullptr;
-  } else if constexpr (d.kind == schema::Kind::buffer) {
-    return c.nonnull[I] ? reinterpret_cast<P>(std::get<I>(c.store).data()) : nullptr;
-  } else if constexpr (d.kind == schema::Kind::services) {
-    return std::get<I>(c.services);
-  } else {
-    return std::get<I>(c.store);
-  }
-}
-
 // Kills a fresh instance whose replay is still running at its recovery's deadline (the bound on
 // a recovery whose replayed calls each answer just under their timeout). Disarm before the
 // domain goes.
@@ -289,7 +235,6 @@ class Extension {
   }
   // Kills the current instance from outside (fault injection); the next call recovers.
   void kill() { current()->domain().kill(); }
-  [[nodiscard]] pid_t pid() const { return current()->domain().pid(); }
   [[nodiscard]] std::shared_ptr<Plugin<Api>> current() const {
     std::shared_lock g(mu_);
     return current_;
@@ -386,12 +331,13 @@ class Extension {
 
   template <class F, class Args, std::size_t... I>
   void log_call(const Args& args, std::uint64_t virt, std::index_sequence<I...>) {
-    auto captured = std::make_shared<decltype(detail::capture_args<F>(args, std::index_sequence<I...>{}))>(
-        detail::capture_args<F>(args, std::index_sequence<I...>{}));
+    // A deep copy (codec.h, capture): strings and in-buffers by value, out-buffers as scratch
+    // space of the same size, service tables by pointer (the host's tables outlive the extension).
+    auto captured = std::make_shared<detail::held_args<F>>(detail::capture_args<F>(args));
     LogEntry e;
     e.fn = static_cast<std::uint32_t>(detail::index_of_fn<Api, F::member>());
     e.replay = [captured, virt](Plugin<Api>& p, Xlat& x) -> Result<void> {
-      typename F::args a{detail::replay_arg<F, I>(*captured)...};
+      typename F::args a = detail::args_from<F>(*captured);
       if (auto t = translate<F>(a, x, std::index_sequence<I...>{}); !t) return t;
       auto r = p.template call<F::member>(std::get<I>(a)...);
       if (!r) return std::unexpected(r.error());

@@ -1,0 +1,149 @@
+// ward::Domain: one instance of an extension in its own protection domain, as every backend
+// presents it. The typed layers (Plugin<Api>, the Supervisor, event handlers bound to
+// extensions, handle checks) speak only to this class; a backend (process/domain.h: a sandboxed
+// child process) implements it.
+//
+// A backend provides:
+//  - start: bring an instance up from a Spec (Starter below), enforcing its Policy;
+//  - the crossing (crossing.h): begin a call (serialized per domain, re-entrant on the thread
+//    that holds it, bounded nesting), a memory view the stubs marshal into, invoke, and serving
+//    the host services the extension calls meanwhile (through run_service, which checks the
+//    grant and dispatches);
+//  - failure: the first cause is recorded and never overwritten; from then on every call, in
+//    flight or later, fails fast with it; kill ends the instance from outside;
+//  - liveness: a heartbeat for idle instances, the time spent in host services.
+// Everything else here (names, grants, the handle table, service implementations) is common.
+//
+// Threads: all members may be called from any thread; the crossing's rules are in crossing.h.
+// A Domain is owned by whoever started it (Plugin<Api>, or the Supervisor's current instance);
+// destroying it ends the extension and releases the host objects granted to it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ward/backend/crossing.h"
+#include "ward/core/error.h"
+#include "ward/core/handle_table.h"
+#include "ward/core/policy.h"
+#include "ward/core/schema.h"
+
+namespace ward {
+
+// What the host knows about one function table: the schema plus, for host service tables, the
+// dispatchers that run each service. Built by the typed layer from WARD_INTERFACE.
+struct TableSpec {
+  using Dispatch = Result<void> (*)(Upcall& up, const void* impl);
+  std::string name;                    // "device_api"
+  std::uint32_t struct_size = 0;       // sizeof the C struct
+  std::vector<schema::Fn> fns;
+  std::vector<std::string> fn_names;   // "device_api::write"
+  std::vector<Dispatch> dispatch;      // host service tables only
+};
+
+class Domain;
+struct Spec;
+// Brings up one instance; a backend's entry point (ProcessDomain::start is the default).
+using Starter = Result<std::unique_ptr<Domain>> (*)(Spec spec);
+
+// What to start: the extension, its entry, its policy and its tables.
+struct Spec {
+  std::string plugin;  // path to the extension (a shared object)
+  std::string entry;   // the symbol returning the plugin's function table
+  Policy policy;
+  std::string name;    // for messages; defaults to the plugin's file name
+  std::vector<TableSpec> tables;  // [0] the plugin's table, then host service tables
+  Starter backend = nullptr;      // null: the process backend
+};
+
+// Starts `spec` on the backend it names.
+[[nodiscard]] Result<std::unique_ptr<Domain>> start_domain(Spec spec);
+
+class Domain {
+ public:
+  virtual ~Domain();
+  Domain(const Domain&) = delete;
+  Domain& operator=(const Domain&) = delete;
+
+  [[nodiscard]] const std::string& name() const { return spec_.name; }
+  [[nodiscard]] const Policy& policy() const { return spec_.policy; }
+  // The object tracker: every host object granted to this extension. Released (each object's
+  // hook once) when the domain is destroyed, which is what recovery does to a failed domain.
+  [[nodiscard]] HandleTable& handles() { return handles_; }
+  // The domain whose extension is calling a host service on this thread, or null outside host
+  // services. A service uses it to reach the caller's handle table.
+  [[nodiscard]] static Domain* calling();
+  // The host services this extension may call ("host_api::log", ...): its logical protection
+  // domain. Anything else in its service tables is a trap that ends it with a violation.
+  [[nodiscard]] std::vector<std::string> granted_services() const;
+  [[nodiscard]] const TableSpec& table(std::uint32_t id) const { return spec_.tables[id]; }
+  // "device_api::write", or a description of an id that names no function.
+  [[nodiscard]] std::string fn_label(std::uint32_t table, std::uint32_t fn) const;
+  // The host object implementing service table `table` (a C struct of function pointers).
+  void set_service_impl(std::uint32_t table, const void* impl);
+
+  // True until the first failure is recorded.
+  [[nodiscard]] virtual bool alive() const = 0;
+  // The first cause of failure, if any.
+  [[nodiscard]] virtual std::optional<Error> failure() const = 0;
+  // Ends the extension from outside (fault injection, shutdown). The next call reports `crashed`.
+  virtual void kill() = 0;
+  // If no call is in progress, asks the idle extension to answer within `timeout`. True if it
+  // answered, false if a call was in progress (nothing checked); an error (hung, or the earlier
+  // failure) if it did not answer.
+  [[nodiscard]] virtual Result<bool> heartbeat(std::chrono::nanoseconds timeout) = 0;
+  // Total time callers have spent inside this domain's host services (outermost only).
+  [[nodiscard]] virtual std::chrono::nanoseconds host_service_time() const = 0;
+  // Bytes available for frames: the largest single argument.
+  [[nodiscard]] virtual std::uint64_t frame_capacity() const = 0;
+  // Records `e` as the first cause of failure (a violation found by host code, say) and ends
+  // the extension. Returns the recorded cause.
+  virtual Error record_failure(Error e) = 0;
+
+  // Takes the domain (re-entrant on the same thread) for a call to function `fn` of the
+  // plugin's table. Fails fast if the domain has failed; Errc::limit past Policy::max_nesting().
+  [[nodiscard]] virtual Result<Call> begin(std::uint32_t fn) = 0;
+
+ protected:
+  explicit Domain(Spec spec);
+  // For backends: a Call over `view` whose frames stack on `*top`.
+  [[nodiscard]] Call make_call(std::uint32_t fn, MemoryView view, std::uint64_t* top) { return Call(this, fn, view, top); }
+  // The schema of host service `fn` of table `table`, after checking it exists, is granted and
+  // was given an implementation (each failing check: a violation the backend reports).
+  [[nodiscard]] Result<const schema::Fn*> service(std::uint32_t table, std::uint32_t fn) const;
+  // Runs the host service `up` names (checked by service() first). Sets calling() meanwhile.
+  [[nodiscard]] Result<void> run_service(Upcall& up);
+  [[nodiscard]] const Spec& spec() const { return spec_; }
+
+ private:
+  friend class Call;
+  // Sends the call and waits for its result (crossing.h, Call::invoke).
+  [[nodiscard]] virtual Result<schema::Slot> invoke(Call& c, std::uint64_t frame_off) = 0;
+  // The call ends: the domain is free for other threads once the outermost call has ended.
+  virtual void end(Call& c) noexcept = 0;
+
+  Spec spec_;
+  HandleTable handles_;
+  std::vector<const void*> impls_;  // per table: the host's service struct
+};
+
+inline Result<schema::Slot> Call::invoke(std::uint64_t frame_off) { return d_->invoke(*this, frame_off); }
+
+inline Call::Call(Call&& o) noexcept
+    : d_(std::exchange(o.d_, nullptr)), fn_(o.fn_), view_(o.view_), top_(o.top_), saved_top_(o.saved_top_) {}
+
+inline Call::~Call() {
+  if (!d_) return;
+  *top_ = saved_top_;
+  d_->end(*this);
+}
+
+inline void Call::set_service_impl(std::uint32_t table, const void* impl) { d_->set_service_impl(table, impl); }
+
+}  // namespace ward

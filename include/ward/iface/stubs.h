@@ -1,0 +1,138 @@
+// The generated stubs, both directions, written once over the codec (codec.h):
+//   call_fn   host -> extension: encode every argument into a frame, invoke, decode the result,
+//             then copy out and inout data back into the host's objects;
+//   dispatch  extension -> host: decode every argument into host copies, run the host's
+//             function on them, encode its result, copy out data back into the frame.
+// Both speak only to the crossing (backend/crossing.h), so they run over any backend.
+//
+// Host -> extension: out and inout data reaches the host's objects only when the call succeeds
+// and every buffer passed its checks (a failed call leaves them untouched). Extension -> host:
+// anything malformed is a violation and the service never runs.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ward/backend/backend.h"
+#include "ward/iface/codec.h"
+#include "ward/iface/interface.h"
+
+namespace ward::detail {
+
+// ---- host -> extension --------------------------------------------------------------------------
+template <class F, class Args, std::size_t... I>
+Result<host_result_t<F>> call_fn(Domain& d, std::uint32_t index, Args& args, std::index_sequence<I...>) {
+  auto c = d.begin(index);
+  if (!c) return std::unexpected(c.error());
+  constexpr std::size_t n = F::arity;
+  auto frame = c->alloc(sizeof(schema::Slot) * (n + 1));
+  if (!frame) return std::unexpected(frame.error());
+  auto* slots = reinterpret_cast<schema::Slot*>(c->at(*frame));
+  (void)slots;  // unused by functions without parameters
+  std::array<CopyBack, n + 1> back{};
+  Result<void> ok{};
+  ((ok ? (ok = codec_of<F, I>::template encode<F, I>(*c, slots[I + 1], args, back[I]), 0) : 0), ...);
+  if (!ok) return std::unexpected(ok.error());
+  auto r = c->invoke(*frame);
+  if (!r) return std::unexpected(r.error());
+  auto result = result_codec_of<F>::template decode<F>(*c, *r);
+  if (!result) return result;
+  // Only a completed call whose out data is valid changes the host's objects. Data to check is
+  // copied out of the frame once (the extension may still be writing it), checked in that copy,
+  // and written to the host's objects only when every buffer passed.
+  std::array<std::vector<std::byte>, n + 1> checked;
+  for (std::size_t i = 0; i < back.size(); ++i) {
+    const CopyBack& b = back[i];
+    if (!b.host || !b.bytes || !b.check) continue;
+    checked[i].assign(c->at(b.off), c->at(b.off) + b.bytes);
+    if (!b.check(checked[i].data(), b.bytes)) return refused(*c, param_label(i));
+  }
+  for (std::size_t i = 0; i < back.size(); ++i) {
+    const CopyBack& b = back[i];
+    if (b.host && b.bytes) std::memcpy(b.host, b.check ? checked[i].data() : c->at(b.off), b.bytes);
+  }
+  return result;
+}
+
+// ---- extension -> host (service dispatch) --------------------------------------------------------
+// Scalars decode first: a buffer's count parameter must be known before the buffer.
+template <class F, bool Late, std::size_t... I>
+Result<void> decode_pass(Upcall& up, held_args<F>& held, std::array<CopyBack, F::arity + 1>& back,
+                         std::index_sequence<I...>) {
+  Result<void> ok{};
+  ((ok && codec_of<F, I>::late == Late ? (ok = codec_of<F, I>::template decode<F, I>(up, held, back[I]), 0) : 0), ...);
+  return ok;
+}
+
+template <class F>
+Result<void> dispatch(Upcall& up, const void* impl) {
+  using Api = typename F::api;
+  auto fn = static_cast<const Api*>(impl)->*F::member;
+  if (!fn) return up.violation("called a service the host did not provide");
+  held_args<F> held{};
+  std::array<CopyBack, F::arity + 1> back{};
+  constexpr auto all = std::make_index_sequence<F::arity>{};
+  if (auto ok = decode_pass<F, false>(up, held, back, all); !ok) return ok;
+  if (auto ok = decode_pass<F, true>(up, held, back, all); !ok) return ok;
+  auto args = args_from<F>(held);
+  schema::Slot ret{0, 0};
+  if constexpr (std::is_void_v<typename F::ret>) {
+    std::apply(fn, args);
+  } else {
+    auto r = result_codec_of<F>::template encode<F>(up, std::apply(fn, args));
+    if (!r) return std::unexpected(r.error());
+    ret = *r;
+  }
+  for (const CopyBack& b : back) {
+    if (!b.host || !b.bytes) continue;
+    auto p = up.writable(b.off, b.bytes);
+    if (!p) return std::unexpected(p.error());
+    std::memcpy(*p, b.host, b.bytes);
+  }
+  up.set_return(ret);
+  return {};
+}
+
+// ---- tables -------------------------------------------------------------------------------------
+template <class Api, bool Services>
+TableSpec table_spec() {
+  TableSpec t;
+  t.name = std::string(interface_traits<Api>::name);
+  t.struct_size = sizeof(Api);
+  std::apply(
+      [&](const auto&... fn) {
+        (
+            [&](const auto& f) {
+              using F = std::remove_cvref_t<decltype(f)>;
+              t.fns.push_back(fn_desc<F>(member_offset<F::member>()));
+              t.fn_names.emplace_back(f.name);
+              if constexpr (Services) {
+                static_assert([]<std::size_t... I>(std::index_sequence<I...>) {
+                  return ((param_kind<F, I>() != ParamKind::services) && ...);
+                }(std::make_index_sequence<F::arity>{}), "ward: host services cannot take service tables themselves");
+                t.dispatch.push_back(&dispatch<F>);
+              }
+            }(fn),
+            ...);
+      },
+      interface_traits<Api>::fns);
+  return t;
+}
+
+// The plugin's table, then every host service table it hands out.
+template <class Api, class... S>
+std::vector<TableSpec> all_tables(type_list<S...>) {
+  std::vector<TableSpec> v;
+  v.push_back(table_spec<Api, false>());
+  (v.push_back(table_spec<S, true>()), ...);
+  return v;
+}
+
+}  // namespace ward::detail
