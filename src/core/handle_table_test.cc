@@ -34,6 +34,25 @@ TEST(HandleTable, GrantAndLookup) {
   EXPECT_EQ(released, 0);
 }
 
+// Type identities are distinct objects, not hashes: no two types share one, and cv-qualifiers do
+// not make a new type.
+static_assert(ward::handle_type<Buffer>() != ward::handle_type<Session>());
+static_assert(ward::handle_type<const Buffer>() == ward::handle_type<Buffer>());
+template <int N>
+struct Numbered {};
+static_assert(ward::handle_type<Numbered<1>>() != ward::handle_type<Numbered<2>>());
+
+TEST(HandleTable, ATypeNeverPassesForAnother) {
+  ward::HandleTable t(8);
+  auto b = t.grant(std::make_shared<Numbered<1>>(), ward::rights::all);
+  ASSERT_TRUE(b);
+  EXPECT_TRUE(t.check(*b, ward::handle_type<Numbered<1>>(), 0));
+  auto wrong = t.check(*b, ward::handle_type<Numbered<2>>(), 0);
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error().detail.find("wrong handle type"), std::string::npos) << wrong.error().detail;
+  EXPECT_FALSE(t.lookup<Numbered<2>>(*b, 0));
+}
+
 TEST(HandleTable, LookupFailsInAFixedOrder) {
   ward::HandleTable t;
   int released = 0;

@@ -51,15 +51,22 @@ inline constexpr Rights transfer = 1u << 3;
 inline constexpr Rights all = ~0u;
 }  // namespace rights
 
-// Type tags: a hash of the type's name, a compile-time constant so interface declarations can
-// name the type a handle parameter must have (ward::handle<T>(index, rights)).
-using HandleType = std::uint32_t;
+// Type identity: one tag object per type, and a handle's type is the tag's address. Two types
+// never share a tag, so a lookup can never mistake one type for another (a hash of the type's
+// name could collide, and a collision would be a type confusion in the cast lookup() makes); and
+// the identity does not depend on how a compiler spells type names. It is a constant expression,
+// so interface declarations can name the type a handle must have (ward::handle<T>(i, rights)).
+// The tag is an inline variable: one per program, across shared objects too (the dynamic linker
+// unifies it).
+struct HandleTypeTag {
+  char unused;
+};
+using HandleType = const HandleTypeTag*;
+template <class T>
+inline constexpr HandleTypeTag handle_type_tag{};
 template <class T>
 consteval HandleType handle_type() {
-  const char* s = __PRETTY_FUNCTION__;  // contains T's name
-  std::uint32_t h = 2166136261u;
-  for (; *s; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 16777619u;
-  return h ? h : 1;
+  return &handle_type_tag<std::remove_cv_t<T>>;
 }
 
 class HandleTable {
@@ -119,7 +126,7 @@ class HandleTable {
     std::uint32_t generation = 1;  // 1..generations_; the value of the handle in it, if used
     bool used = false;
     bool retired = false;  // generations used up: never reused
-    HandleType type = 0;
+    HandleType type = nullptr;
     Rights rights = 0;
     std::shared_ptr<Object> object;
   };

@@ -63,7 +63,7 @@ struct Ann {
   K k;
   std::uint8_t index = 0xff;
   std::uint8_t count = 0xff;
-  std::uint32_t type = 0;    // handles: ward::handle_type<T>()
+  HandleType type = nullptr;  // handles: ward::handle_type<T>()
   std::uint32_t rights = 0;  // handles: rights the handle must carry
   constexpr bool per_function() const {
     return k == K::idempotent || k == K::replay || k == K::replay_latest || k == K::returns_string ||
