@@ -48,3 +48,17 @@ using Result = std::expected<T, Error>;
 }
 
 }  // namespace ward
+
+// WARD_TRY(expr): evaluates `expr`, a Result; if it holds an error, returns that error from the
+// enclosing function (which must return some Result); otherwise the expression's value is the
+// result's value (nothing for Result<void>):
+//   auto fd = WARD_TRY(open_arena());   // Result<int> -> int
+//   WARD_TRY(write_boot_area());        // Result<void>
+// A GNU statement expression (g++ and clang): the one way to say "propagate" once in C++23.
+#define WARD_TRY(...)                                                                         \
+  __extension__({                                                                             \
+    auto&& ward_try_result_ = (__VA_ARGS__);                                                  \
+    if (!ward_try_result_) [[unlikely]]                                                       \
+      return std::unexpected(std::move(ward_try_result_).error());                            \
+    *std::move(ward_try_result_);                                                             \
+  })
