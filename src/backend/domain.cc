@@ -109,17 +109,15 @@ Error Call::decorate(Error e) const {
 // ---- Upcall ---------------------------------------------------------------------------------------
 Result<schema::Slot> Upcall::param(std::size_t i) const {
   const std::uint64_t off = frame_ + (i + 1) * sizeof(schema::Slot);
-  auto p = range(off, sizeof(schema::Slot));
-  if (!p) return std::unexpected(p.error());
+  auto p = WARD_TRY(range(off, sizeof(schema::Slot)));
   schema::Slot s;
-  std::memcpy(&s, *p, sizeof s);
+  std::memcpy(&s, p, sizeof s);
   return s;
 }
 
 Result<const std::byte*> Upcall::range(std::uint64_t off, std::uint64_t n) const {
-  auto p = writable(off, n);
-  if (!p) return std::unexpected(p.error());
-  return *p;
+  auto p = WARD_TRY(writable(off, n));
+  return p;
 }
 
 Result<std::byte*> Upcall::writable(std::uint64_t off, std::uint64_t n) const {

@@ -137,16 +137,14 @@ Result<std::unique_ptr<Domain>> ProcessDomain::start(Spec spec) {
 
 // Boot, in order: the arena, the boot area the child reads, the child, its filter, its answer.
 Result<void> ProcessDomain::boot() {
-  auto dir = helper_dir();
-  if (!dir) return std::unexpected(dir.error());
-  auto fd = make_arena();
-  if (!fd) return std::unexpected(fd.error());
+  auto dir = WARD_TRY(helper_dir());
+  auto fd = WARD_TRY(make_arena());
   struct FdGuard {
     int fd;
     ~FdGuard() { ::close(fd); }
-  } guard{*fd};
-  if (auto r = write_boot_area(); !r) return r;
-  if (auto r = spawn_child(*dir, *fd); !r) return r;
+  } guard{fd};
+  WARD_TRY(write_boot_area());
+  WARD_TRY(spawn_child(dir, fd));
   return await_ready();
 }
 
@@ -239,15 +237,14 @@ Result<void> ProcessDomain::spawn_child(const std::string& dir, int fd) {
   const std::string plugin_env = "WARD_PLUGIN=" + spec().plugin;
   const std::string parent = std::to_string(getpid());
   // The child's stdout and stderr are its own output channel (domain/output.h), never the host's.
-  auto output = detail::OutputPipes::open();
-  if (!output) return std::unexpected(output.error());
+  auto output = WARD_TRY(detail::OutputPipes::open());
   auto spawned = detail::Reaper::get().spawn(st_, [&]() -> Result<pid_t> {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fd, w::kArenaFd);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, output->child_end(1), 1);
-    posix_spawn_file_actions_adddup2(&fa, output->child_end(2), 2);
+    posix_spawn_file_actions_adddup2(&fa, output.child_end(1), 1);
+    posix_spawn_file_actions_adddup2(&fa, output.child_end(2), 2);
     posix_spawnattr_t at;
     posix_spawnattr_init(&at);
     // The child starts with default signal dispositions and no blocked signals, whatever the
@@ -270,7 +267,7 @@ Result<void> ProcessDomain::spawn_child(const std::string& dir, int fd) {
     return pid;
   });
   if (!spawned) return std::unexpected(spawned.error());
-  if (auto r = detail::attach_output(std::move(*output), name(), pol, st_->pidfd); !r)
+  if (auto r = detail::attach_output(std::move(output), name(), pol, st_->pidfd); !r)
     return std::unexpected(fail_with(r.error()));
 
   return {};
@@ -289,15 +286,14 @@ Result<void> ProcessDomain::await_ready() {
   ctl_->boot_ready.store(1, std::memory_order_release);
   w::futex_wake(&ctl_->boot_ready);
 
-  auto ready = wait_child("<load>", static_cast<std::uint64_t>(pol.load_timeout().count()), handed_over);
-  if (!ready) return std::unexpected(ready.error());
-  if (ready->kind == w::MsgKind::load_error) {
+  auto ready = WARD_TRY(wait_child("<load>", static_cast<std::uint64_t>(pol.load_timeout().count()), handed_over));
+  if (ready.kind == w::MsgKind::load_error) {
     Error e;
     e.kind = Errc::load_failed;
     e.detail = st_->child_text();
     return std::unexpected(fail_with(std::move(e)));
   }
-  if (ready->kind != w::MsgKind::ready)
+  if (ready.kind != w::MsgKind::ready)
     return std::unexpected(fail_with(fail(Errc::violation, "unexpected message while loading").error()));
   st_->loaded.store(true, std::memory_order_release);
   spin_.reset();
@@ -379,9 +375,8 @@ std::uint64_t ProcessDomain::service_time_ns() const {
 }
 
 Result<void> ProcessDomain::serve_upcall(const w::Msg& m, std::uint64_t& handed_back) {
-  auto fn = service(m.table, m.fn);
-  if (!fn) return std::unexpected(fn.error());
-  const std::uint64_t nslots = (*fn)->nparams + 1;
+  auto fn = WARD_TRY(service(m.table, m.fn));
+  const std::uint64_t nslots = (fn)->nparams + 1;
   if (m.frame_off < data_off_ || m.frame_off > size_ || nslots * sizeof(sc::Slot) > size_ - m.frame_off ||
       m.frame_off % alignof(sc::Slot) != 0)
     return fail(Errc::violation, "upcall frame outside the arena");
@@ -447,7 +442,7 @@ Result<bool> ProcessDomain::heartbeat(std::chrono::nanoseconds timeout) {
 Result<Call> ProcessDomain::begin(std::uint32_t fn) {
   std::unique_lock<std::recursive_mutex> lock(mu_, std::try_to_lock);
   if (!lock.owns_lock())
-    if (auto w = wait_for_channel(lock, fn); !w) return std::unexpected(w.error());
+    WARD_TRY(wait_for_channel(lock, fn));
   if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure(fn_label(0, fn), true));
   if (depth_ >= policy().max_nesting()) {
     Error e = fail(Errc::limit, "calls nested " + std::to_string(depth_) +

@@ -155,9 +155,8 @@ struct Codec<ParamKind::scalar> {
   }
   template <class F, std::size_t I, class Held>
   static Result<void> decode(Upcall& up, Held& held, CopyBack&) {
-    auto s = up.param(I);
-    if (!s) return std::unexpected(s.error());
-    if (!from_bits(s->a, std::get<I>(held))) return up.violation(param_label(I) + std::string(kOutOfRange));
+    auto s = WARD_TRY(up.param(I));
+    if (!from_bits(s.a, std::get<I>(held))) return up.violation(param_label(I) + std::string(kOutOfRange));
     return {};
   }
   template <class F, std::size_t I, class Args>
@@ -184,9 +183,8 @@ struct Codec<ParamKind::handle> : Codec<ParamKind::scalar> {
   }
   template <class F, std::size_t I, class Held>
   static Result<void> decode(Upcall& up, Held& held, CopyBack& back) {
-    auto s = up.param(I);
-    if (!s) return std::unexpected(s.error());
-    if (auto ok = up.check_handle(s->a, ann<F, I>.type, ann<F, I>.rights); !ok) return ok;
+    auto s = WARD_TRY(up.param(I));
+    if (auto ok = up.check_handle(s.a, ann<F, I>.type, ann<F, I>.rights); !ok) return ok;
     return Codec<ParamKind::scalar>::decode<F, I>(up, held, back);
   }
 };
@@ -203,20 +201,17 @@ struct Codec<ParamKind::record> {
   template <class F, std::size_t I, class Args>
   static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
     using P = param_type<F, I>;
-    auto off = c.alloc(sizeof(P), alignof(P) < 16 ? 16 : alignof(P));
-    if (!off) return std::unexpected(off.error());
-    std::memcpy(c.at(*off), &std::get<I>(args), sizeof(P));
-    s = {*off, sizeof(P)};
+    auto off = WARD_TRY(c.alloc(sizeof(P), alignof(P) < 16 ? 16 : alignof(P)));
+    std::memcpy(c.at(off), &std::get<I>(args), sizeof(P));
+    s = {off, sizeof(P)};
     return {};
   }
   template <class F, std::size_t I, class Held>
   static Result<void> decode(Upcall& up, Held& held, CopyBack&) {
     using P = param_type<F, I>;
-    auto s = up.param(I);
-    if (!s) return std::unexpected(s.error());
-    auto p = up.range(s->a, sizeof(P));
-    if (!p) return std::unexpected(p.error());
-    std::memcpy(&std::get<I>(held), *p, sizeof(P));
+    auto s = WARD_TRY(up.param(I));
+    auto p = WARD_TRY(up.range(s.a, sizeof(P)));
+    std::memcpy(&std::get<I>(held), p, sizeof(P));
     if (!sanitize(std::get<I>(held))) return up.violation(param_label(I) + std::string(kOutOfRange));
     return {};
   }
@@ -255,24 +250,21 @@ struct Codec<ParamKind::cstring> {
       return {};
     }
     const std::size_t len = std::strlen(v);
-    auto off = c.alloc(len + 1, 1);
-    if (!off) return std::unexpected(off.error());
-    std::memcpy(c.at(*off), v, len + 1);
-    s = {*off, len};
+    auto off = WARD_TRY(c.alloc(len + 1, 1));
+    std::memcpy(c.at(off), v, len + 1);
+    s = {off, len};
     return {};
   }
   template <class F, std::size_t I, class Held>
   static Result<void> decode(Upcall& up, Held& held, CopyBack&) {
-    auto s = up.param(I);
-    if (!s) return std::unexpected(s.error());
-    if (s->a == schema::kNull) {
+    auto s = WARD_TRY(up.param(I));
+    if (s.a == schema::kNull) {
       if (!ann_for(F::anns, I).nullable) return up.violation("null string for " + param_label(I));
       std::get<I>(held).reset();
       return {};
     }
-    auto str = up.string(s->a);
-    if (!str) return std::unexpected(str.error());
-    std::get<I>(held) = std::move(*str);
+    auto str = WARD_TRY(up.string(s.a));
+    std::get<I>(held) = std::move(str);
     return {};
   }
   template <class F, std::size_t I, class Args>
@@ -337,35 +329,32 @@ struct Codec<ParamKind::buffer> {
       s = {schema::kNull, bytes};
       return {};
     }
-    auto off = c.alloc(bytes);
-    if (!off) return std::unexpected(off.error());
-    if constexpr (dir<F, I> == schema::Dir::out) std::memset(c.at(*off), 0, bytes);
-    else std::memcpy(c.at(*off), static_cast<const void*>(v), bytes);
-    if constexpr (dir<F, I> != schema::Dir::in) back = {static_cast<void*>(v), *off, bytes, checker_for<element<F, I>>()};
-    s = {*off, bytes};
+    auto off = WARD_TRY(c.alloc(bytes));
+    if constexpr (dir<F, I> == schema::Dir::out) std::memset(c.at(off), 0, bytes);
+    else std::memcpy(c.at(off), static_cast<const void*>(v), bytes);
+    if constexpr (dir<F, I> != schema::Dir::in) back = {static_cast<void*>(v), off, bytes, checker_for<element<F, I>>()};
+    s = {off, bytes};
     return {};
   }
   template <class F, std::size_t I, class Held>
   static Result<void> decode(Upcall& up, Held& held, CopyBack& back) {
-    auto s = up.param(I);
-    if (!s) return std::unexpected(s.error());
+    auto s = WARD_TRY(up.param(I));
     std::uint64_t n = 1, bytes = 0;
     if (!count<F, I>(held, n)) return up.violation("negative element count for " + param_label(I));
     if (mul_overflows(n, sizeof(element<F, I>), bytes)) return up.violation("element count overflows");
     auto& h = std::get<I>(held);
-    if (s->a == schema::kNull) {
+    if (s.a == schema::kNull) {
       if (!ann_for(F::anns, I).nullable && bytes != 0) return up.violation("null buffer for " + param_label(I));
       return {};
     }
-    auto p = up.writable(s->a, bytes);
-    if (!p) return std::unexpected(p.error());
+    auto p = WARD_TRY(up.writable(s.a, bytes));
     h.v.resize(n ? n : 1);
     h.null = false;
     if constexpr (dir<F, I> != schema::Dir::out) {
-      std::memcpy(h.v.data(), *p, bytes);
+      std::memcpy(h.v.data(), p, bytes);
       if (!sanitize_all(h.v.data(), n)) return up.violation(param_label(I) + std::string(kOutOfRange));
     }
-    if constexpr (dir<F, I> != schema::Dir::in) back = {h.v.data(), s->a, bytes};
+    if constexpr (dir<F, I> != schema::Dir::in) back = {h.v.data(), s.a, bytes};
     return {};
   }
   // In data by value; out data as scratch space of the same size.
@@ -534,22 +523,19 @@ struct ResultCodec<ResultKind::record> {
   template <class F>
   static Result<host<F>> decode(Call& c, const schema::Slot& r) {
     using R = typename F::ret;
-    auto p = c.returned_range(r.a, sizeof(R));
-    if (!p) return std::unexpected(p.error());
+    auto p = WARD_TRY(c.returned_range(r.a, sizeof(R)));
     R v;
-    std::memcpy(&v, *p, sizeof(R));
+    std::memcpy(&v, p, sizeof(R));
     if (!sanitize(v)) return refused(c, "result");
     return host<F>(v);
   }
   template <class F>
   static Result<schema::Slot> encode(Upcall& up, const typename F::ret& r) {
     using R = typename F::ret;
-    auto off = up.alloc(sizeof(R));
-    if (!off) return std::unexpected(off.error());
-    auto p = up.writable(*off, sizeof(R));
-    if (!p) return std::unexpected(p.error());
-    std::memcpy(*p, &r, sizeof(R));
-    return schema::Slot{*off, sizeof(R)};
+    auto off = WARD_TRY(up.alloc(sizeof(R)));
+    auto p = WARD_TRY(up.writable(off, sizeof(R)));
+    std::memcpy(p, &r, sizeof(R));
+    return schema::Slot{off, sizeof(R)};
   }
 };
 
@@ -571,9 +557,8 @@ struct ResultCodec<ResultKind::string> {
   static Result<host<F>> decode(Call& c, const schema::Slot& r) {
     if (r.a == schema::kNull) return host<F>(std::nullopt);
     if (r.b >= (1ull << 40)) return std::unexpected(c.violation("returned a string longer than any arena"));
-    auto p = c.returned_range(r.a, r.b + 1);
-    if (!p) return std::unexpected(p.error());
-    std::string s(reinterpret_cast<const char*>(*p), r.b + 1);
+    auto p = WARD_TRY(c.returned_range(r.a, r.b + 1));
+    std::string s(reinterpret_cast<const char*>(p), r.b + 1);
     const auto nul = s.find('\0');
     if (nul == std::string::npos) return std::unexpected(c.violation("returned a string without its terminator"));
     s.resize(nul);
@@ -583,12 +568,10 @@ struct ResultCodec<ResultKind::string> {
   static Result<schema::Slot> encode(Upcall& up, const char* r) {
     if (!r) return schema::Slot{schema::kNull, 0};
     const std::size_t len = std::strlen(r);
-    auto off = up.alloc(len + 1, 1);
-    if (!off) return std::unexpected(off.error());
-    auto p = up.writable(*off, len + 1);
-    if (!p) return std::unexpected(p.error());
-    std::memcpy(*p, r, len + 1);
-    return schema::Slot{*off, len};
+    auto off = WARD_TRY(up.alloc(len + 1, 1));
+    auto p = WARD_TRY(up.writable(off, len + 1));
+    std::memcpy(p, r, len + 1);
+    return schema::Slot{off, len};
   }
 };
 

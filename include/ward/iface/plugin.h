@@ -56,9 +56,8 @@ class Plugin {
     spec.name = std::move(name);
     spec.tables = detail::all_tables<Api>(detail::services_of<Api>{});
     spec.backend = backend;
-    auto d = start_domain(std::move(spec));
-    if (!d) return std::unexpected(d.error());
-    return Plugin(std::move(*d));
+    auto d = WARD_TRY(start_domain(std::move(spec)));
+    return Plugin(std::move(d));
   }
 
   // Calls the plugin function M with the C function's own arguments.

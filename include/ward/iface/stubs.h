@@ -29,20 +29,17 @@ namespace ward::detail {
 // ---- host -> extension --------------------------------------------------------------------------
 template <class F, class Args, std::size_t... I>
 Result<host_result_t<F>> call_fn(Domain& d, std::uint32_t index, Args& args, std::index_sequence<I...>) {
-  auto c = d.begin(index);
-  if (!c) return std::unexpected(c.error());
+  auto c = WARD_TRY(d.begin(index));
   constexpr std::size_t n = F::arity;
-  auto frame = c->alloc(sizeof(schema::Slot) * (n + 1));
-  if (!frame) return std::unexpected(frame.error());
-  auto* slots = reinterpret_cast<schema::Slot*>(c->at(*frame));
+  auto frame = WARD_TRY(c.alloc(sizeof(schema::Slot) * (n + 1)));
+  auto* slots = reinterpret_cast<schema::Slot*>(c.at(frame));
   (void)slots;  // unused by functions without parameters
   std::array<CopyBack, n + 1> back{};
   Result<void> ok{};
-  ((ok ? (ok = codec_of<F, I>::template encode<F, I>(*c, slots[I + 1], args, back[I]), 0) : 0), ...);
+  ((ok ? (ok = codec_of<F, I>::template encode<F, I>(c, slots[I + 1], args, back[I]), 0) : 0), ...);
   if (!ok) return std::unexpected(ok.error());
-  auto r = c->invoke(*frame);
-  if (!r) return std::unexpected(r.error());
-  auto result = result_codec_of<F>::template decode<F>(*c, *r);
+  auto r = WARD_TRY(c.invoke(frame));
+  auto result = result_codec_of<F>::template decode<F>(c, r);
   if (!result) return result;
   // Only a completed call whose out data is valid changes the host's objects. Data to check is
   // copied out of the frame once (the extension may still be writing it), checked in that copy,
@@ -51,12 +48,12 @@ Result<host_result_t<F>> call_fn(Domain& d, std::uint32_t index, Args& args, std
   for (std::size_t i = 0; i < back.size(); ++i) {
     const CopyBack& b = back[i];
     if (!b.host || !b.bytes || !b.check) continue;
-    checked[i].assign(c->at(b.off), c->at(b.off) + b.bytes);
-    if (!b.check(checked[i].data(), b.bytes)) return refused(*c, param_label(i));
+    checked[i].assign(c.at(b.off), c.at(b.off) + b.bytes);
+    if (!b.check(checked[i].data(), b.bytes)) return refused(c, param_label(i));
   }
   for (std::size_t i = 0; i < back.size(); ++i) {
     const CopyBack& b = back[i];
-    if (b.host && b.bytes) std::memcpy(b.host, b.check ? checked[i].data() : c->at(b.off), b.bytes);
+    if (b.host && b.bytes) std::memcpy(b.host, b.check ? checked[i].data() : c.at(b.off), b.bytes);
   }
   return result;
 }
@@ -86,15 +83,13 @@ Result<void> dispatch(Upcall& up, const void* impl) {
   if constexpr (std::is_void_v<typename F::ret>) {
     std::apply(fn, args);
   } else {
-    auto r = result_codec_of<F>::template encode<F>(up, std::apply(fn, args));
-    if (!r) return std::unexpected(r.error());
-    ret = *r;
+    auto r = WARD_TRY(result_codec_of<F>::template encode<F>(up, std::apply(fn, args)));
+    ret = r;
   }
   for (const CopyBack& b : back) {
     if (!b.host || !b.bytes) continue;
-    auto p = up.writable(b.off, b.bytes);
-    if (!p) return std::unexpected(p.error());
-    std::memcpy(*p, b.host, b.bytes);
+    auto p = WARD_TRY(up.writable(b.off, b.bytes));
+    std::memcpy(p, b.host, b.bytes);
   }
   up.set_return(ret);
   return {};
