@@ -12,6 +12,7 @@
 #include <string>
 
 #include "interfaces.h"
+#include "ward/events/combine.h"
 #include "ward/events/domain_handler.h"
 #include "ward/events/event.h"
 #include "ward/recovery/supervisor.h"

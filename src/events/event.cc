@@ -6,6 +6,10 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
+
+#include "ward/events/detail/event_core.h"
+#include "ward/events/detail/rcu.h"
 
 namespace ward {
 namespace detail {

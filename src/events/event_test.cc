@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "ward/events/combine.h"
+#include "ward/events/detail/rcu.h"
 #include "ward/events/worker_pool.h"
 
 namespace ward {

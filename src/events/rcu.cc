@@ -1,5 +1,7 @@
 // RCU for ward's events: reader registry, grace periods, deferred reclamation.
-// The design and the memory-ordering argument are in include/ward/events/event.h (detail::rcu).
+// The design and the memory-ordering argument are in include/ward/events/detail/rcu.h.
+
+#include "ward/events/detail/rcu.h"
 
 #include <linux/membarrier.h>
 #include <sched.h>
@@ -15,8 +17,6 @@
 #include <system_error>
 #include <thread>
 #include <vector>
-
-#include "ward/events/event.h"
 
 namespace ward::detail {
 

@@ -1,6 +1,6 @@
 // The raises in progress on the calling thread, which bound how deep events may nest (see
-// NestingLimits in event.h). Kept apart from the event core: it is per-thread bookkeeping, not
-// dispatch.
+// NestingLimits in vocabulary.h). Kept apart from the event core: it is per-thread bookkeeping,
+// not dispatch.
 #pragma once
 
 #include <cstdint>
