@@ -177,22 +177,22 @@ void null_slot(Callee&, const sc::Fn&, std::uint32_t, void* const*, sc::Slot& s,
 std::optional<Row> row_of(sc::Kind k) {
   using K = sc::Kind;
   switch (k) {
-    //                   libffi type         slot->arg     arg->slot     in frame result->slot        slot->result
-    case K::void_:   return Row{&ffi_type_void,   bits_arg,     bits_slot,    false, no_result_slot,      no_result};
-    case K::i8:      return Row{&ffi_type_sint8,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int8_t>};
-    case K::u8:      return Row{&ffi_type_uint8,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint8_t>};
-    case K::i16:     return Row{&ffi_type_sint16, bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int16_t>};
-    case K::u16:     return Row{&ffi_type_uint16, bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint16_t>};
-    case K::i32:     return Row{&ffi_type_sint32, bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int32_t>};
-    case K::u32:     return Row{&ffi_type_uint32, bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint32_t>};
-    case K::i64:     return Row{&ffi_type_sint64, bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int64_t>};
-    case K::u64:     return Row{&ffi_type_uint64, bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
-    case K::f32:     return Row{&ffi_type_float,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<float>};
-    case K::f64:     return Row{&ffi_type_double, bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<double>};
-    case K::record:  return Row{nullptr,          record_arg,   record_slot,  true,  record_result_slot,  record_result};
-    case K::cstring: return Row{&ffi_type_pointer, pointer_arg, cstring_slot, false, cstring_result_slot, cstring_result};
-    case K::buffer:  return Row{&ffi_type_pointer, pointer_arg, buffer_slot,  false, bits_result_slot,    bits_result<std::uint64_t>};
-    case K::services: return Row{&ffi_type_pointer, services_arg, null_slot,  false, bits_result_slot,    bits_result<std::uint64_t>};
+    //                           libffi type        slot->arg     arg->slot     frame? result->slot         slot->result
+    case K::void_:    return Row{&ffi_type_void,    bits_arg,     bits_slot,    false, no_result_slot,      no_result};
+    case K::i8:       return Row{&ffi_type_sint8,   bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int8_t>};
+    case K::u8:       return Row{&ffi_type_uint8,   bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint8_t>};
+    case K::i16:      return Row{&ffi_type_sint16,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int16_t>};
+    case K::u16:      return Row{&ffi_type_uint16,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint16_t>};
+    case K::i32:      return Row{&ffi_type_sint32,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int32_t>};
+    case K::u32:      return Row{&ffi_type_uint32,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint32_t>};
+    case K::i64:      return Row{&ffi_type_sint64,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int64_t>};
+    case K::u64:      return Row{&ffi_type_uint64,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
+    case K::f32:      return Row{&ffi_type_float,   bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<float>};
+    case K::f64:      return Row{&ffi_type_double,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<double>};
+    case K::record:   return Row{nullptr,           record_arg,   record_slot,  true,  record_result_slot,  record_result};
+    case K::cstring:  return Row{&ffi_type_pointer, pointer_arg,  cstring_slot, false, cstring_result_slot, cstring_result};
+    case K::buffer:   return Row{&ffi_type_pointer, pointer_arg,  buffer_slot,  false, bits_result_slot,    bits_result<std::uint64_t>};
+    case K::services: return Row{&ffi_type_pointer, services_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
   }
   return std::nullopt;
 }

@@ -10,7 +10,7 @@
 //   each upcall restore `top` before returning, so what they reserved is free again.
 // - Trust: the callee trusts the host. It follows the offsets, sizes and table ids the host puts
 //   in slots and schemas without bounds checks; checking the extension's side is the host's job.
-//   Build-time checks (layouts, counts) exist only to fail loudly on a corrupt boot area.
+//   Build-time checks (layouts, counts) exist only to fail loudly on a corrupt schema.
 // - Out of space: when a reservation does not fit, MemoryView::out_of_space(n) is called and
 //   must not return (the process backend records the failure and exits). There is no way to fail
 //   a C call made through a trampoline, so there is no error path back into the codec.
@@ -104,10 +104,9 @@ class Callee {
   // `frame_off`, allocating above `top`; the view's top is restored afterwards.
   Served serve(std::uint32_t fn, std::uint64_t frame_off, std::uint64_t top);
 
-  struct FnRt;  // one function's libffi description and kind rows (callee.cc)
-
  private:
-  friend struct Codec;  // the kind table and the trampolines (callee.cc)
+  struct FnRt;          // one function's libffi description and kind rows (callee.cc)
+  friend struct Codec;  // builds FnRt; the trampolines' handlers (callee.cc)
 
   struct TableRt {
     FnRt* fns = nullptr;
