@@ -1,0 +1,402 @@
+// The callee library (callee.h). One table over the parameter kinds says what each kind does in
+// both directions; the rest walks a function's parameters and applies their rows.
+#include "callee.h"
+
+#include <ffi.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <type_traits>
+
+// Exhaustiveness over schema::Kind rests on this: a kind without a row in the table must not
+// compile, whatever flags the build passes.
+#pragma GCC diagnostic error "-Wswitch"
+
+namespace ward::callee {
+
+namespace sc = ward::schema;
+
+bool MemoryView::holds(const void* p, std::uint64_t n) const {
+  const auto* c = static_cast<const unsigned char*>(p);
+  return c >= base && static_cast<std::uint64_t>(c - base) <= size && n <= size - static_cast<std::uint64_t>(c - base);
+}
+
+std::uint64_t MemoryView::reserve(std::uint64_t n, std::uint64_t align) {
+  const std::uint64_t off = sc::align_up(top, align);
+  if (off > size || n > size - off) {
+    out_of_space(n);
+    __builtin_trap();  // out_of_space must not return: the codec has no way to fail a C call
+  }
+  top = off + n;
+  return off;
+}
+
+void* Callee::service_table(std::uint64_t id) const { return id < ntables_ ? tables_[id].c_table : nullptr; }
+
+namespace {
+
+// An out-buffer of an upcall: after the host returns, its bytes go back to the extension's memory.
+struct CopyBacks {
+  struct One {
+    void* dst;
+    std::uint64_t off;
+    std::uint64_t n;
+  } at[sc::kMaxParams];
+  std::size_t n = 0;
+};
+
+std::uint64_t scalar_bits(const void* p, std::uint32_t size) {
+  std::uint64_t v = 0;
+  std::memcpy(&v, p, size);
+  return v;
+}
+
+// What one parameter kind does in each direction. "Serve" is the host calling the extension
+// (slots in, result out); "upcall" is the extension calling a host service (arguments in, result
+// back).
+struct Row {
+  ffi_type* ffi;  // how libffi passes it; null: built from the parameter's layout tokens
+  // serve: the argument value libffi passes, from the slot; `hold` keeps a pointer for the call.
+  void* (*slot_to_arg)(Callee&, sc::Slot& s, void*& hold);
+  // upcall: the slot, from argument i of the extension's call; out-buffers add a copy-back.
+  void (*arg_to_slot)(Callee&, const sc::Fn& d, std::uint32_t i, void* const* args, sc::Slot& s, CopyBacks& back);
+  // serve: libffi writes the result into a frame reservation (else into a local buffer)...
+  bool result_in_frame;
+  // ... and the result slot is made from it.
+  void (*result_to_slot)(Callee&, const sc::Param& p, void* rv, sc::Slot& r);
+  // upcall: the value the extension's call returns, from the host's result slot.
+  void (*slot_to_result)(Callee&, const sc::Param& p, const sc::Slot& r, void* ret);
+};
+
+// ---- the columns, by kind ----------------------------------------------------------------------
+// Scalars travel as their bytes in `a` (little endian: a pointer to `a` is a pointer to the value).
+void* bits_arg(Callee&, sc::Slot& s, void*&) { return &s.a; }
+void bits_slot(Callee&, const sc::Fn& d, std::uint32_t i, void* const* args, sc::Slot& s, CopyBacks&) {
+  s.a = scalar_bits(args[i], d.params[i].size);
+}
+void bits_result_slot(Callee&, const sc::Param& p, void* rv, sc::Slot& r) { r.a = scalar_bits(rv, p.size); }
+// libffi wants a closure's integer results narrower than a register widened to ffi_arg/ffi_sarg.
+template <class T>
+void bits_result(Callee&, const sc::Param&, const sc::Slot& r, void* ret) {
+  if constexpr (std::is_integral_v<T> && sizeof(T) < sizeof(ffi_arg))
+    *static_cast<std::conditional_t<std::is_signed_v<T>, ffi_sarg, ffi_arg>*>(ret) = static_cast<T>(r.a);
+  else
+    std::memcpy(ret, &r.a, sizeof(T));
+}
+
+void no_result_slot(Callee&, const sc::Param&, void*, sc::Slot&) {}
+void no_result(Callee&, const sc::Param&, const sc::Slot&, void*) {}
+
+// Records travel as a copy in the frame: offset in `a`, size in `b`.
+void* record_arg(Callee& c, sc::Slot& s, void*&) { return c.view().at(s.a); }
+void record_slot(Callee& c, const sc::Fn& d, std::uint32_t i, void* const* args, sc::Slot& s, CopyBacks&) {
+  const std::uint32_t n = d.params[i].size;
+  s.a = c.view().reserve(n);
+  std::memcpy(c.view().at(s.a), args[i], n);
+  s.b = n;
+}
+void record_result_slot(Callee& c, const sc::Param& p, void* rv, sc::Slot& r) { r = {c.view().offset_of(rv), p.size}; }
+void record_result(Callee& c, const sc::Param& p, const sc::Slot& r, void* ret) { std::memcpy(ret, c.view().at(r.a), p.size); }
+
+// Strings and buffers the host sent are passed as pointers into the view.
+void* pointer_arg(Callee& c, sc::Slot& s, void*& hold) {
+  hold = c.view().at(s.a);
+  return &hold;
+}
+
+// A string the extension gives the host: used in place when it already lies in the view, copied
+// onto the frame stack otherwise; `b` is its length.
+void string_slot(Callee& c, const char* s, sc::Slot& slot) {
+  if (!s) {
+    slot = {sc::kNull, 0};
+    return;
+  }
+  MemoryView& v = c.view();
+  const std::size_t len = std::strlen(s);
+  if (v.holds(s, len + 1)) {
+    slot.a = v.offset_of(s);
+  } else {
+    slot.a = v.reserve(len + 1, 1);
+    std::memcpy(v.at(slot.a), s, len + 1);
+  }
+  slot.b = len;
+}
+void cstring_slot(Callee& c, const sc::Fn&, std::uint32_t i, void* const* args, sc::Slot& s, CopyBacks&) {
+  string_slot(c, *static_cast<const char* const*>(args[i]), s);
+}
+void cstring_result_slot(Callee& c, const sc::Param&, void* rv, sc::Slot& r) {
+  const char* s = nullptr;
+  std::memcpy(&s, rv, sizeof s);
+  string_slot(c, s, r);
+}
+void cstring_result(Callee& c, const sc::Param&, const sc::Slot& r, void* ret) {
+  const char* s = static_cast<const char*>(c.view().at(r.a));
+  std::memcpy(ret, &s, sizeof s);
+}
+
+// A buffer of `count` elements (count from another argument): in place when it lies in the view;
+// otherwise copied onto the frame stack (unless out-only) and copied back after (unless in-only).
+// `b` is its byte count even when null; the host re-checks it for overflow.
+void buffer_slot(Callee& c, const sc::Fn& d, std::uint32_t i, void* const* args, sc::Slot& s, CopyBacks& back) {
+  const sc::Param& p = d.params[i];
+  void* ptr = *static_cast<void* const*>(args[i]);
+  std::uint64_t count = 1;
+  if (p.count_arg != 0xff) count = scalar_bits(args[p.count_arg], d.params[p.count_arg].size);
+  const std::uint64_t n = count * p.size;
+  s.b = n;
+  if (!ptr) {
+    s.a = sc::kNull;
+    return;
+  }
+  MemoryView& v = c.view();
+  if (v.holds(ptr, n)) {
+    s.a = v.offset_of(ptr);
+    return;
+  }
+  s.a = v.reserve(n);
+  if (p.dir != sc::Dir::out) std::memcpy(v.at(s.a), ptr, n);
+  if (p.dir != sc::Dir::in) back.at[back.n++] = {ptr, s.a, n};
+}
+
+// A service table travels as its id; the extension cannot hand the host's tables back.
+void* services_arg(Callee& c, sc::Slot& s, void*& hold) {
+  hold = c.service_table(s.a);
+  return &hold;
+}
+void null_slot(Callee&, const sc::Fn&, std::uint32_t, void* const*, sc::Slot& s, CopyBacks&) { s.a = sc::kNull; }
+
+// ---- the table ---------------------------------------------------------------------------------
+// One row per kind; no default, so a kind without a row does not compile. Buffers and service
+// tables are never results (interface.h returns pointers as strings): their result columns pass
+// the bits unchanged. Nothing is ever a void parameter: that row's argument columns are a
+// scalar's. Empty for a value outside the enumeration (a corrupt schema).
+std::optional<Row> row_of(sc::Kind k) {
+  using K = sc::Kind;
+  switch (k) {
+    //                           libffi type        slot->arg     arg->slot     frame? result->slot         slot->result
+    case K::void_:    return Row{&ffi_type_void,    bits_arg,     bits_slot,    false, no_result_slot,      no_result};
+    case K::i8:       return Row{&ffi_type_sint8,   bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int8_t>};
+    case K::u8:       return Row{&ffi_type_uint8,   bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint8_t>};
+    case K::i16:      return Row{&ffi_type_sint16,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int16_t>};
+    case K::u16:      return Row{&ffi_type_uint16,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint16_t>};
+    case K::i32:      return Row{&ffi_type_sint32,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int32_t>};
+    case K::u32:      return Row{&ffi_type_uint32,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint32_t>};
+    case K::i64:      return Row{&ffi_type_sint64,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int64_t>};
+    case K::u64:      return Row{&ffi_type_uint64,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
+    case K::f32:      return Row{&ffi_type_float,   bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<float>};
+    case K::f64:      return Row{&ffi_type_double,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<double>};
+    case K::record:   return Row{nullptr,           record_arg,   record_slot,  true,  record_result_slot,  record_result};
+    case K::cstring:  return Row{&ffi_type_pointer, pointer_arg,  cstring_slot, false, cstring_result_slot, cstring_result};
+    case K::buffer:   return Row{&ffi_type_pointer, pointer_arg,  buffer_slot,  false, bits_result_slot,    bits_result<std::uint64_t>};
+    case K::services: return Row{&ffi_type_pointer, services_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
+  }
+  return std::nullopt;
+}
+
+// The scalar kind a layout token stands for; begin, close and end are structure, not members.
+std::optional<sc::Kind> token_kind(sc::Tok t) {
+  using T = sc::Tok;
+  switch (t) {
+    case T::i8: return sc::Kind::i8;
+    case T::u8: return sc::Kind::u8;
+    case T::i16: return sc::Kind::i16;
+    case T::u16: return sc::Kind::u16;
+    case T::i32: return sc::Kind::i32;
+    case T::u32: return sc::Kind::u32;
+    case T::i64: return sc::Kind::i64;
+    case T::u64: return sc::Kind::u64;
+    case T::f32: return sc::Kind::f32;
+    case T::f64: return sc::Kind::f64;
+    case T::end:
+    case T::begin:
+    case T::close: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+// ---- libffi descriptions -----------------------------------------------------------------------
+using Built = std::expected<ffi_type*, BuildError>;
+
+// A struct ffi_type from layout tokens starting after a `begin`; advances `i` past the matching
+// `close`. The allocations live as long as the Callee.
+Built record_type(const sc::Tok* toks, std::size_t& i) {
+  ffi_type* elems[sc::kMaxLayout + 1];
+  std::size_t n = 0;
+  while (i < sc::kMaxLayout && toks[i] != sc::Tok::close && toks[i] != sc::Tok::end) {
+    if (toks[i] == sc::Tok::begin) {
+      ++i;
+      const Built e = record_type(toks, i);
+      if (!e) return e;
+      elems[n++] = *e;
+      continue;
+    }
+    const std::optional<sc::Kind> k = token_kind(toks[i++]);
+    if (!k) return std::unexpected(BuildError{"schema", "bad struct layout"});
+    elems[n++] = row_of(*k)->ffi;
+  }
+  if (i < sc::kMaxLayout && toks[i] == sc::Tok::close) ++i;
+  auto* t = new ffi_type{};
+  t->type = FFI_TYPE_STRUCT;
+  t->elements = new ffi_type*[n + 1];
+  std::copy(elems, elems + n, t->elements);
+  t->elements[n] = nullptr;
+  return t;
+}
+
+// The parameter's row and libffi type; `bad` names the error for a kind outside the enumeration.
+std::expected<Row, BuildError> describe(const sc::Param& p, ffi_type*& type, const char* bad) {
+  const std::optional<Row> row = row_of(p.kind);
+  if (!row) return std::unexpected(BuildError{"schema", bad});
+  type = row->ffi;
+  if (p.kind == sc::Kind::record) {
+    if (p.layout[0] != sc::Tok::begin) return std::unexpected(BuildError{"schema", "struct layout must start with begin"});
+    std::size_t i = 1;
+    const Built t = record_type(p.layout, i);
+    if (!t) return std::unexpected(t.error());
+    type = *t;
+  }
+  return *row;
+}
+
+// libffi (Debian 12's, at least) places closures, code and data together, in anonymous memory
+// mapped writable and executable, and the extension receives pointers into it: left so, it could
+// overwrite a stub with its own code and run it, past a filter's PROT_EXEC rule. Nothing writes a
+// closure after it is prepared, so once all are built their pages become read+execute, before
+// the extension is loaded (and before a sandbox, which would forbid the PROT_EXEC this needs).
+// Closures whose code lies apart from their data (libffi's other modes) are never writable and
+// executable at once and are left alone; the process backend's audit module refuses to load an
+// extension while any mapping still is.
+std::expected<void, BuildError> seal(void* const* closures, std::size_t n) {
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto start = reinterpret_cast<std::uintptr_t>(closures[i]) & ~(page - 1);
+    const auto end = (reinterpret_cast<std::uintptr_t>(closures[i]) + sizeof(ffi_closure) + page - 1) & ~(page - 1);
+    if (mprotect(reinterpret_cast<void*>(start), end - start, PROT_READ | PROT_EXEC) != 0)
+      return std::unexpected(BuildError{"libffi", "cannot make the host-service stubs read-only"});
+  }
+  return {};
+}
+
+}  // namespace
+
+struct Callee::FnRt {
+  Callee* owner = nullptr;
+  const sc::Fn* desc = nullptr;
+  std::uint32_t table = 0;
+  std::uint32_t index = 0;
+  ffi_cif cif{};
+  ffi_type* atypes[sc::kMaxParams]{};
+  Row rows[sc::kMaxParams]{};
+  Row ret{};
+};
+
+// The trampolines' handlers and the per-function build: the parts that reach into a Callee.
+struct Codec {
+  static std::expected<void, BuildError> build_fn(Callee::FnRt& f, Callee& owner, const sc::Fn* desc, std::uint32_t table,
+                                                  std::uint32_t index) {
+    f.owner = &owner;
+    f.desc = desc;
+    f.table = table;
+    f.index = index;
+    if (desc->nparams > sc::kMaxParams) return std::unexpected(BuildError{"schema", "too many parameters"});
+    for (std::uint32_t i = 0; i < desc->nparams; ++i) {
+      auto row = describe(desc->params[i], f.atypes[i], "bad parameter kind");
+      if (!row) return std::unexpected(row.error());
+      f.rows[i] = *row;
+    }
+    ffi_type* rtype = nullptr;
+    auto ret = describe(desc->ret, rtype, "bad return kind");
+    if (!ret) return std::unexpected(ret.error());
+    f.ret = *ret;
+    if (ffi_prep_cif(&f.cif, FFI_DEFAULT_ABI, desc->nparams, rtype, f.atypes) != FFI_OK)
+      return std::unexpected(BuildError{"schema", "libffi rejected a signature"});
+    return {};
+  }
+
+  // A granted service: encode the C arguments into a frame, cross to the host, copy out-buffers
+  // back, decode the result.
+  static void upcall(ffi_cif*, void* ret, void** args, void* user) {
+    const auto& f = *static_cast<const Callee::FnRt*>(user);
+    Callee& c = *f.owner;
+    MemoryView& v = c.view_;
+    const sc::Fn& d = *f.desc;
+    const std::uint64_t saved_top = v.top;
+    const std::uint64_t frame = v.reserve(sizeof(sc::Slot) * (d.nparams + 1));
+    auto* slots = static_cast<sc::Slot*>(v.at(frame));
+    std::memset(slots, 0, sizeof(sc::Slot) * (d.nparams + 1));
+    CopyBacks back;
+    for (std::uint32_t i = 0; i < d.nparams; ++i) f.rows[i].arg_to_slot(c, d, i, args, slots[1 + i], back);
+    const sc::Slot r = c.host_.cross(c.host_.ctx, Upcall{f.table, f.index, frame, v.top - frame, v.top});
+    for (std::size_t k = 0; k < back.n; ++k) std::memcpy(back.at[k].dst, v.at(back.at[k].off), back.at[k].n);
+    f.ret.slot_to_result(c, d.ret, r, ret);
+    v.top = saved_top;
+  }
+
+  // A service this domain was not granted: the call never reaches the host.
+  static void refused(ffi_cif* cif, void* ret, void**, void* user) {
+    const auto& f = *static_cast<const Callee::FnRt*>(user);
+    f.owner->host_.refuse(f.owner->host_.ctx, f.table, f.index);
+    std::memset(ret, 0, std::max<std::size_t>(cif->rtype->size, sizeof(ffi_arg)));
+  }
+};
+
+std::expected<void, BuildError> Callee::build(std::span<const TableDesc> tables) {
+  if (tables.empty() || tables.size() > sc::kMaxTables) return std::unexpected(BuildError{"schema", "bad table count"});
+  ntables_ = static_cast<std::uint32_t>(tables.size());
+  void* closures[sc::kMaxTables * sc::kMaxFns];
+  std::size_t nclosures = 0;
+  for (std::uint32_t t = 0; t < ntables_; ++t) {
+    const TableDesc& td = tables[t];
+    TableRt& rt = tables_[t];
+    rt.nfns = static_cast<std::uint32_t>(td.fns.size());
+    rt.fns = new FnRt[rt.nfns ? rt.nfns : 1];
+    for (std::uint32_t i = 0; i < rt.nfns; ++i)
+      if (auto r = Codec::build_fn(rt.fns[i], *this, &td.fns[i], t, i); !r) return r;
+    if (t == 0) continue;
+    // A host service table: every declared entry becomes a libffi closure that crosses back into
+    // the host. Undeclared entries stay null, as they would be in an unfilled C struct.
+    auto* table = static_cast<unsigned char*>(std::calloc(1, td.struct_size ? td.struct_size : 1));
+    for (std::uint32_t i = 0; i < rt.nfns; ++i) {
+      void* code = nullptr;
+      auto* cl = static_cast<ffi_closure*>(ffi_closure_alloc(sizeof(ffi_closure), &code));
+      if (!cl) return std::unexpected(BuildError{"libffi", "cannot allocate a closure"});
+      if (nclosures == sizeof closures / sizeof closures[0]) return std::unexpected(BuildError{"schema", "too many host services"});
+      if (code == cl) closures[nclosures++] = cl;
+      const bool granted = (td.fns[i].flags & sc::kFnGranted) != 0;
+      if (ffi_prep_closure_loc(cl, &rt.fns[i].cif, granted ? Codec::upcall : Codec::refused, &rt.fns[i], code) != FFI_OK)
+        return std::unexpected(BuildError{"libffi", "cannot prepare a closure"});
+      if (td.fns[i].offset + sizeof(void*) > td.struct_size)
+        return std::unexpected(BuildError{"schema", "function offset out of range"});
+      std::memcpy(table + td.fns[i].offset, &code, sizeof code);
+    }
+    rt.c_table = table;
+  }
+  return seal(closures, nclosures);
+}
+
+Served Callee::serve(std::uint32_t fn, std::uint64_t frame_off, std::uint64_t top) {
+  const std::uint64_t saved_top = view_.top;
+  view_.top = top;
+  FnRt& f = tables_[0].fns[fn];
+  const sc::Fn& d = *f.desc;
+  auto* params = static_cast<sc::Slot*>(view_.at(frame_off)) + 1;
+  void* avalues[sc::kMaxParams];
+  void* hold[sc::kMaxParams];
+  for (std::uint32_t i = 0; i < d.nparams; ++i) avalues[i] = f.rows[i].slot_to_arg(*this, params[i], hold[i]);
+  void* fnptr = nullptr;
+  std::memcpy(&fnptr, static_cast<const unsigned char*>(extension_) + d.offset, sizeof fnptr);
+  alignas(16) unsigned char local[16] = {};
+  void* rv = f.ret.result_in_frame ? view_.at(view_.reserve(d.ret.size)) : local;
+  ffi_call(&f.cif, FFI_FN(fnptr), rv, avalues);
+  sc::Slot r{0, 0};
+  f.ret.result_to_slot(*this, d.ret, rv, r);
+  const Served served{r, view_.top};
+  view_.top = saved_top;
+  return served;
+}
+
+}  // namespace ward::callee
