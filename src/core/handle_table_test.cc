@@ -35,14 +35,15 @@ TEST(HandleTable, GrantAndLookup) {
 }
 
 // Type identities are distinct objects, not hashes: no two types share one, and cv-qualifiers do
-// not make a new type.
-static_assert(ward::handle_type<Buffer>() != ward::handle_type<Session>());
-static_assert(ward::handle_type<const Buffer>() == ward::handle_type<Buffer>());
+// not make a new type. (Compared at run time: with sanitizers g++ does not fold the addresses of
+// distinct objects into constants.)
 template <int N>
 struct Numbered {};
-static_assert(ward::handle_type<Numbered<1>>() != ward::handle_type<Numbered<2>>());
+static_assert(ward::handle_type<const Buffer>() == ward::handle_type<Buffer>());
 
 TEST(HandleTable, ATypeNeverPassesForAnother) {
+  EXPECT_NE(ward::handle_type<Buffer>(), ward::handle_type<Session>());
+  EXPECT_NE(ward::handle_type<Numbered<1>>(), ward::handle_type<Numbered<2>>());
   ward::HandleTable t(8);
   auto b = t.grant(std::make_shared<Numbered<1>>(), ward::rights::all);
   ASSERT_TRUE(b);
