@@ -126,25 +126,22 @@ Result<Handle> HandleTable::grant_erased(std::shared_ptr<void> obj, HandleType t
 
 Result<std::shared_ptr<void>> HandleTable::lookup_erased(Handle h, HandleType type, Rights required) const {
   std::lock_guard<std::mutex> g(mu_);
-  auto index = find_locked(h);
-  if (!index) return std::unexpected(index.error());
-  const Slot& s = slots_[*index];
+  const std::uint32_t index = WARD_TRY(find_locked(h));
+  const Slot& s = slots_[index];
   if (s.type != type) return std::unexpected(bad("wrong handle type"));
   if ((s.rights & required) != required) return std::unexpected(bad("handle lacks a required right"));
   return s.object->obj;
 }
 
 Result<void> HandleTable::check(Handle h, HandleType type, Rights required) const {
-  auto r = lookup_erased(h, type, required);
-  if (!r) return std::unexpected(r.error());
+  WARD_TRY(lookup_erased(h, type, required));
   return {};
 }
 
 Result<Handle> HandleTable::duplicate(Handle h, Rights mask) {
   std::lock_guard<std::mutex> g(mu_);
-  auto index = find_locked(h);
-  if (!index) return std::unexpected(index.error());
-  const Slot& s = slots_[*index];
+  const std::uint32_t index = WARD_TRY(find_locked(h));
+  const Slot& s = slots_[index];
   if ((s.rights & rights::duplicate) == 0) return std::unexpected(bad("handle lacks a required right"));
   auto obj = s.object;
   const HandleType type = s.type;
@@ -188,9 +185,7 @@ Result<void> HandleTable::close(Handle h) {
   std::vector<std::shared_ptr<Object>> released;
   {
     std::lock_guard<std::mutex> g(mu_);
-    auto index = find_locked(h);
-    if (!index) return std::unexpected(index.error());
-    drop_locked(*index, released);
+    drop_locked(WARD_TRY(find_locked(h)), released);
   }
   run_releases(released, released_);  // outside the lock
   return {};
@@ -200,9 +195,8 @@ Result<void> HandleTable::revoke(Handle h) {
   std::vector<std::shared_ptr<Object>> released;
   {
     std::lock_guard<std::mutex> g(mu_);
-    auto index = find_locked(h);
-    if (!index) return std::unexpected(index.error());
-    const Object* target = slots_[*index].object.get();
+    const std::uint32_t index = WARD_TRY(find_locked(h));
+    const Object* target = slots_[index].object.get();
     for (std::uint32_t i = 0; i < slots_.size(); ++i)
       if (slots_[i].used && slots_[i].object.get() == target) drop_locked(i, released);
   }

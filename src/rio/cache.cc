@@ -127,19 +127,16 @@ struct Cache::Impl {
   Result<int> backing_fd(std::uint32_t f) {
     File& file = files[f];
     if (file.backing >= 0) return file.backing;
-    auto fd = detail::open_backing(opt.backing_dir, file.path, false);
-    if (!fd) return fd;
-    file.backing = *fd;
-    return *fd;
+    file.backing = WARD_TRY(detail::open_backing(opt.backing_dir, file.path, false));
+    return file.backing;
   }
 
   // Checks that the backing path still names the file we write to (removed or replaced files
   // would swallow written-back data).
   Result<void> backing_still_there(std::uint32_t f) {
-    auto fd = backing_fd(f);
-    if (!fd) return std::unexpected(fd.error());
+    const int fd = WARD_TRY(backing_fd(f));
     struct stat a {}, b {};
-    if (fstat(*fd, &a) != 0 || ::stat((opt.backing_dir / files[f].path).c_str(), &b) != 0 || a.st_ino != b.st_ino ||
+    if (fstat(fd, &a) != 0 || ::stat((opt.backing_dir / files[f].path).c_str(), &b) != 0 || a.st_ino != b.st_ino ||
         a.st_dev != b.st_dev)
       return std::unexpected(err(Errc::load_failed, files[f].path + ": the backing file was removed or replaced while the "
                                                                     "cache held dirty data; the data stays in the region"));
@@ -222,14 +219,13 @@ struct Cache::Impl {
     auto it = index.find(key(fi, f.size / b));
     if (it == index.end() || region->entry(it->second).len <= f.size % b) return {};
     std::vector<std::byte> buf(region->block(it->second), region->block(it->second) + f.size % b);
-    auto slot = alloc_slot();
-    if (!slot) return std::unexpected(slot.error());
-    region->write_block(*slot, fi, static_cast<std::uint32_t>(f.gen), f.size / b, buf, region->next_seq());
+    const std::uint32_t slot = WARD_TRY(alloc_slot());
+    region->write_block(slot, fi, static_cast<std::uint32_t>(f.gen), f.size / b, buf, region->next_seq());
     if (auto again = index.find(key(fi, f.size / b)); again != index.end()) drop_slot(again->second);
-    slots[*slot] = {true, fi, f.size / b, {}};
-    lru.push_front(*slot);
-    slots[*slot].lru = lru.begin();
-    index[key(fi, f.size / b)] = *slot;
+    slots[slot] = {true, fi, f.size / b, {}};
+    lru.push_front(slot);
+    slots[slot].lru = lru.begin();
+    index[key(fi, f.size / b)] = slot;
     return {};
   }
 
@@ -267,15 +263,12 @@ Result<std::unique_ptr<Cache>> Cache::open(CacheOptions opt, RecoveryReport* rep
   auto impl = std::make_unique<Impl>();
   if (opt.mode == Mode::rio) {
     if (opt.region.path.empty()) opt.region.path = default_region_path(opt.backing_dir);
-    auto r = Region::open(opt.region);
-    if (!r) return std::unexpected(r.error());
-    impl->region = std::move(*r);
+    impl->region = WARD_TRY(Region::open(opt.region));
     std::error_code aec;
     impl->region->set_backing_dir(fs::absolute(opt.backing_dir, aec).lexically_normal().string());
     // Warm reboot: always verify (idempotent; cheap when the region was closed cleanly).
-    auto rep = recover(*impl->region, opt.backing_dir);
-    if (!rep) return std::unexpected(rep.error());
-    if (report) *report = *rep;
+    auto rep = WARD_TRY(recover(*impl->region, opt.backing_dir));
+    if (report) *report = rep;
     impl->load_index();
   }
   impl->opt = std::move(opt);
@@ -321,7 +314,7 @@ Mode Cache::mode() const { return impl_->opt.mode; }
 Region* Cache::region() { return impl_->region.get(); }
 
 Result<int> Cache::open_file(std::string_view path, int flags) {
-  if (auto ok = detail::check_relative_path(path); !ok) return std::unexpected(ok.error());
+  WARD_TRY(detail::check_relative_path(path));
   Impl& m = *impl_;
   std::lock_guard<std::mutex> g(m.mu);
   std::uint32_t fi = ~0u;
@@ -333,23 +326,22 @@ Result<int> Cache::open_file(std::string_view path, int flags) {
     const bool exists = fs::exists(full, ec);
     if (!exists && !(flags & kCreate)) return fail(Errc::misuse, "rio: " + std::string(path) + ": no such file");
     // Create the backing file now, so a missing one later means it was removed.
-    auto fd = detail::open_backing(m.opt.backing_dir, std::string(path), true);
-    if (!fd) return std::unexpected(fd.error());
+    const int fd = WARD_TRY(detail::open_backing(m.opt.backing_dir, std::string(path), true));
     struct stat sb {};
-    fstat(*fd, &sb);
+    fstat(fd, &sb);
     if (m.region) {
       for (std::uint32_t i = 0; i < m.files.size() && fi == ~0u; ++i)
         if (!m.files[i].used) fi = i;
       if (fi == ~0u) {
-        ::close(*fd);
+        ::close(fd);
         return fail(Errc::limit, "rio: the region's file table is full (" + std::to_string(m.files.size()) + " files)");
       }
       Impl::File& f = m.files[fi];
-      f = {true, f.gen + 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), *fd};
+      f = {true, f.gen + 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), fd};
       m.region->set_file(fi, f.gen, f.path, f.size);
     } else {
       fi = static_cast<std::uint32_t>(m.files.size());
-      m.files.push_back({true, 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), *fd});
+      m.files.push_back({true, 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), fd});
     }
   }
   const int cfd = m.next_fd++;
@@ -357,7 +349,7 @@ Result<int> Cache::open_file(std::string_view path, int flags) {
   if (flags & kTruncate) {
     m.mu.unlock();
     auto t = truncate(cfd, 0);
-    m.mu.lock();
+    m.mu.lock();  // before any return: `g` unlocks on the way out, so no WARD_TRY around the call
     if (!t) return std::unexpected(t.error());
   }
   return cfd;
@@ -366,38 +358,36 @@ Result<int> Cache::open_file(std::string_view path, int flags) {
 Result<std::size_t> Cache::write(int fd, std::span<const std::byte> data, std::uint64_t off) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> g(m.mu);
-  auto fi = m.file_of(fd);
-  if (!fi) return std::unexpected(fi.error());
-  Impl::File& f = m.files[*fi];
+  const std::uint32_t fi = WARD_TRY(m.file_of(fd));
+  Impl::File& f = m.files[fi];
   if (off > (1ull << 52) || data.size() > (1ull << 40)) return fail(Errc::misuse, "rio: offset or size out of range");
   ++m.st.writes;
   if (!m.region) {
-    auto bfd = m.backing_fd(*fi);
-    if (!bfd) return std::unexpected(bfd.error());
+    const int bfd = WARD_TRY(m.backing_fd(fi));
     std::size_t done = 0;
     while (done < data.size()) {
-      const ssize_t w = pwrite(*bfd, data.data() + done, data.size() - done, static_cast<off_t>(off + done));
+      const ssize_t w = pwrite(bfd, data.data() + done, data.size() - done, static_cast<off_t>(off + done));
       if (w < 0) {
         if (errno == EINTR) continue;
         return fail(Errc::limit, "rio: " + f.path + ": " + std::strerror(errno));
       }
       done += static_cast<std::size_t>(w);
     }
-    if (m.opt.mode == Mode::write_through && fdatasync(*bfd) != 0)
+    if (m.opt.mode == Mode::write_through && fdatasync(bfd) != 0)
       return fail(Errc::limit, "rio: " + f.path + ": fdatasync: " + std::strerror(errno));
     f.size = std::max(f.size, off + data.size());
     return data.size();
   }
   const std::uint64_t bs = m.bs();
   if (off + data.size() > f.size && off / bs != f.size / bs)
-    if (auto t = m.trim_end_block(*fi); !t) return std::unexpected(t.error());
+    WARD_TRY(m.trim_end_block(fi));
   std::vector<std::byte> buf(bs);
   std::size_t done = 0;
   while (done < data.size()) {
     const std::uint64_t pos = off + done;
     const std::uint64_t blk = pos / bs, boff = pos % bs;
     const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(bs - boff, data.size() - done));
-    auto it = m.index.find(Impl::key(*fi, blk));
+    auto it = m.index.find(Impl::key(fi, blk));
     const std::uint32_t old = it == m.index.end() ? ~0u : it->second;
     // The block's current bytes, unless this write covers all of it.
     std::uint64_t len = 0;
@@ -407,9 +397,8 @@ Result<std::size_t> Cache::write(int fd, std::span<const std::byte> data, std::u
         len = std::min<std::uint64_t>(m.region->entry(old).len, in_file);
         std::memcpy(buf.data(), m.region->block(old), len);
       } else if (in_file > 0) {
-        auto bfd = m.backing_fd(*fi);
-        if (!bfd) return std::unexpected(bfd.error());
-        const ssize_t got = pread(*bfd, buf.data(), in_file, static_cast<off_t>(blk * bs));
+        const int bfd = WARD_TRY(m.backing_fd(fi));
+        const ssize_t got = pread(bfd, buf.data(), in_file, static_cast<off_t>(blk * bs));
         if (got < 0) return fail(Errc::limit, "rio: " + f.path + ": read-through: " + std::strerror(errno));
         len = in_file;  // bytes past the backing file's end are a hole: zeros
         if (static_cast<std::uint64_t>(got) < len) std::memset(buf.data() + got, 0, len - static_cast<std::uint64_t>(got));
@@ -418,21 +407,20 @@ Result<std::size_t> Cache::write(int fd, std::span<const std::byte> data, std::u
     }
     std::memcpy(buf.data() + boff, data.data() + done, chunk);
     len = std::max<std::uint64_t>(len, boff + chunk);
-    auto slot = m.alloc_slot();
-    if (!slot) return std::unexpected(slot.error());
+    const std::uint32_t slot = WARD_TRY(m.alloc_slot());
     // Shadowed update: the new version goes to a free slot and is published with one store;
     // only then is the old version freed (looked up again: eviction may have taken it already).
-    m.region->write_block(*slot, *fi, static_cast<std::uint32_t>(f.gen), blk, {buf.data(), len}, m.region->next_seq());
-    if (auto again = m.index.find(Impl::key(*fi, blk)); again != m.index.end()) m.drop_slot(again->second);
-    m.slots[*slot] = {true, *fi, blk, {}};
-    m.lru.push_front(*slot);
-    m.slots[*slot].lru = m.lru.begin();
-    m.index[Impl::key(*fi, blk)] = *slot;
+    m.region->write_block(slot, fi, static_cast<std::uint32_t>(f.gen), blk, {buf.data(), len}, m.region->next_seq());
+    if (auto again = m.index.find(Impl::key(fi, blk)); again != m.index.end()) m.drop_slot(again->second);
+    m.slots[slot] = {true, fi, blk, {}};
+    m.lru.push_front(slot);
+    m.slots[slot].lru = m.lru.begin();
+    m.index[Impl::key(fi, blk)] = slot;
     done += chunk;
   }
   if (off + data.size() > f.size) {
     f.size = off + data.size();
-    m.region->set_file_size(*fi, f.size);
+    m.region->set_file_size(fi, f.size);
   }
   return data.size();
 }
@@ -440,18 +428,16 @@ Result<std::size_t> Cache::write(int fd, std::span<const std::byte> data, std::u
 Result<std::size_t> Cache::read(int fd, std::span<std::byte> out, std::uint64_t off) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> g(m.mu);
-  auto fi = m.file_of(fd);
-  if (!fi) return std::unexpected(fi.error());
-  Impl::File& f = m.files[*fi];
+  const std::uint32_t fi = WARD_TRY(m.file_of(fd));
+  Impl::File& f = m.files[fi];
   ++m.st.reads;
   if (off >= f.size) return 0;
   const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), f.size - off));
   auto read_backing = [&](std::byte* dst, std::uint64_t pos, std::size_t len) -> Result<void> {
-    auto bfd = m.backing_fd(*fi);
-    if (!bfd) return std::unexpected(bfd.error());
+    const int bfd = WARD_TRY(m.backing_fd(fi));
     std::size_t got = 0;
     while (got < len) {
-      const ssize_t r = pread(*bfd, dst + got, len - got, static_cast<off_t>(pos + got));
+      const ssize_t r = pread(bfd, dst + got, len - got, static_cast<off_t>(pos + got));
       if (r < 0) {
         if (errno == EINTR) continue;
         return fail(Errc::limit, "rio: " + f.path + ": " + std::strerror(errno));
@@ -463,7 +449,7 @@ Result<std::size_t> Cache::read(int fd, std::span<std::byte> out, std::uint64_t 
     return {};
   };
   if (!m.region) {
-    if (auto r = read_backing(out.data(), off, n); !r) return std::unexpected(r.error());
+    WARD_TRY(read_backing(out.data(), off, n));
     return n;
   }
   const std::uint64_t bs = m.bs();
@@ -473,7 +459,7 @@ Result<std::size_t> Cache::read(int fd, std::span<std::byte> out, std::uint64_t 
     const std::uint64_t pos = off + done;
     const std::uint64_t blk = pos / bs, boff = pos % bs;
     const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(bs - boff, n - done));
-    auto it = m.index.find(Impl::key(*fi, blk));
+    auto it = m.index.find(Impl::key(fi, blk));
     if (it != m.index.end()) {
       const std::uint32_t s = it->second;
       const std::uint64_t len = m.region->entry(s).len;
@@ -483,7 +469,7 @@ Result<std::size_t> Cache::read(int fd, std::span<std::byte> out, std::uint64_t 
       m.touch(s);
     } else {
       all_hit = false;
-      if (auto r = read_backing(out.data() + done, pos, chunk); !r) return std::unexpected(r.error());
+      WARD_TRY(read_backing(out.data() + done, pos, chunk));
     }
     done += chunk;
   }
@@ -494,14 +480,12 @@ Result<std::size_t> Cache::read(int fd, std::span<std::byte> out, std::uint64_t 
 Result<void> Cache::fsync(int fd) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> g(m.mu);
-  auto fi = m.file_of(fd);
-  if (!fi) return std::unexpected(fi.error());
+  const std::uint32_t fi = WARD_TRY(m.file_of(fd));
   ++m.st.fsyncs;
   if (m.region) return m.region->flush();  // rio: the data is already safe; synced regions msync
   if (m.opt.mode == Mode::write_through) {
-    auto bfd = m.backing_fd(*fi);
-    if (!bfd) return std::unexpected(bfd.error());
-    if (fdatasync(*bfd) != 0) return fail(Errc::limit, "rio: fdatasync: " + std::string(std::strerror(errno)));
+    const int bfd = WARD_TRY(m.backing_fd(fi));
+    if (fdatasync(bfd) != 0) return fail(Errc::limit, "rio: fdatasync: " + std::string(std::strerror(errno)));
   }
   return {};
 }
@@ -509,39 +493,36 @@ Result<void> Cache::fsync(int fd) {
 Result<void> Cache::truncate(int fd, std::uint64_t size) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> g(m.mu);
-  auto fi = m.file_of(fd);
-  if (!fi) return std::unexpected(fi.error());
-  Impl::File& f = m.files[*fi];
+  const std::uint32_t fi = WARD_TRY(m.file_of(fd));
+  Impl::File& f = m.files[fi];
   if (!m.region) {
-    auto bfd = m.backing_fd(*fi);
-    if (!bfd) return std::unexpected(bfd.error());
-    if (ftruncate(*bfd, static_cast<off_t>(size)) != 0) return fail(Errc::limit, "rio: ftruncate: " + std::string(std::strerror(errno)));
-    if (m.opt.mode == Mode::write_through) (void)fdatasync(*bfd);
+    const int bfd = WARD_TRY(m.backing_fd(fi));
+    if (ftruncate(bfd, static_cast<off_t>(size)) != 0) return fail(Errc::limit, "rio: ftruncate: " + std::string(std::strerror(errno)));
+    if (m.opt.mode == Mode::write_through) (void)fdatasync(bfd);
     f.size = size;
     return {};
   }
   const std::uint64_t bs = m.bs();
   const std::uint64_t old_size = f.size;
   if (size > old_size)
-    if (auto t = m.trim_end_block(*fi); !t) return std::unexpected(t.error());
+    WARD_TRY(m.trim_end_block(fi));
   // Size first: recovery discards anything past it, so a crash mid-truncate cannot resurrect.
   f.size = size;
-  m.region->set_file_size(*fi, size);
+  m.region->set_file_size(fi, size);
   if (size < old_size) {
     // The backing file must not keep bytes past the new end either: a later extension of the
     // file would otherwise read them back through the read-through path.
-    auto bfd = m.backing_fd(*fi);
-    if (!bfd) return std::unexpected(bfd.error());
+    const int bfd = WARD_TRY(m.backing_fd(fi));
     struct stat sb {};
-    if (fstat(*bfd, &sb) == 0 && static_cast<std::uint64_t>(sb.st_size) > size &&
-        ftruncate(*bfd, static_cast<off_t>(size)) != 0)
+    if (fstat(bfd, &sb) == 0 && static_cast<std::uint64_t>(sb.st_size) > size &&
+        ftruncate(bfd, static_cast<off_t>(size)) != 0)
       return fail(Errc::limit, "rio: " + f.path + ": truncating the backing file: " + std::strerror(errno));
     std::vector<std::uint32_t> gone;
     for (auto& [k, s] : m.index)
-      if ((k >> 40) == *fi && m.slots[s].block * bs >= size) gone.push_back(s);
+      if ((k >> 40) == fi && m.slots[s].block * bs >= size) gone.push_back(s);
     for (std::uint32_t s : gone) m.drop_slot(s);
     // The block that now holds the end: a new version cut at the new size.
-    if (auto t = m.trim_end_block(*fi); !t) return std::unexpected(t.error());
+    WARD_TRY(m.trim_end_block(fi));
   }
   return {};
 }
@@ -549,9 +530,8 @@ Result<void> Cache::truncate(int fd, std::uint64_t size) {
 Result<std::uint64_t> Cache::size(int fd) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> g(m.mu);
-  auto fi = m.file_of(fd);
-  if (!fi) return std::unexpected(fi.error());
-  return m.files[*fi].size;
+  const std::uint32_t fi = WARD_TRY(m.file_of(fd));
+  return m.files[fi].size;
 }
 
 Result<void> Cache::close(int fd) {

@@ -102,7 +102,7 @@ Result<RecoveryReport> recover(Region& r, const std::filesystem::path& dir) {
       ++rep.files;
     }
   }
-  if (auto f = r.flush(); !f) return std::unexpected(f.error());
+  WARD_TRY(r.flush());
   return rep;
 }
 

@@ -152,7 +152,7 @@ Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
   }
 
   // Validate before mapping the whole thing.
-  if (auto v = validate(r->fd_, opt.path, static_cast<std::uint64_t>(st.st_size)); !v) return std::unexpected(v.error());
+  WARD_TRY(validate(r->fd_, opt.path, static_cast<std::uint64_t>(st.st_size)));
   r->size_ = static_cast<std::uint64_t>(st.st_size);
 
   // Map. Protected modes: the program's view is read-only from the start.
@@ -324,7 +324,7 @@ Result<Inspection> inspect(const std::filesystem::path& path) {
   } closer{fd};
   struct stat st {};
   if (fstat(fd, &st) != 0) return fail(Errc::load_failed, "rio: " + sys("fstat"));
-  if (auto v = validate(fd, path, static_cast<std::uint64_t>(st.st_size)); !v) return std::unexpected(v.error());
+  WARD_TRY(validate(fd, path, static_cast<std::uint64_t>(st.st_size)));
   Inspection in;
   in.in_use = flock(fd, LOCK_SH | LOCK_NB) != 0;
   void* m = mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);

@@ -161,9 +161,8 @@ Result<TortureResult> torture(const TortureOptions& opt) {
       o.region.size = opt.region_size;
       o.region.protection = opt.protection;
       o.writeback_age = std::chrono::milliseconds(0);
-      auto cache = Cache::open(o, &rep);
-      if (!cache) return std::unexpected(cache.error());
-      block_size = (*cache)->region()->block_size();
+      const auto cache = WARD_TRY(Cache::open(o, &rep));
+      block_size = cache->region()->block_size();
       res.written_back += rep.written_back;
       for (const auto& c : rep.corrupt)
         res.problems.push_back("kill " + std::to_string(kill_no) + ": corrupt block " + c.file + "#" + std::to_string(c.block) +

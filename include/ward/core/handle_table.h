@@ -97,9 +97,7 @@ class HandleTable {
   // The object behind `h` if it is a live handle of type T with all of `required` rights.
   template <class T>
   [[nodiscard]] Result<std::shared_ptr<T>> lookup(Handle h, Rights required) const {
-    auto e = lookup_erased(h, handle_type<T>(), required);
-    if (!e) return std::unexpected(e.error());
-    return std::static_pointer_cast<T>(*e);
+    return std::static_pointer_cast<T>(WARD_TRY(lookup_erased(h, handle_type<T>(), required)));
   }
   // Checks `h` without returning the object (the check a crossing makes).
   [[nodiscard]] Result<void> check(Handle h, HandleType type, Rights required) const;
