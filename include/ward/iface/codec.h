@@ -135,11 +135,23 @@ consteval ParamKind param_kind() {
 template <ParamKind K>
 struct Codec;
 
-template <>
-struct Codec<ParamKind::scalar> {
-  static constexpr bool late = false;
+// What scalars and records share: the host keeps them, and passes them on, by value.
+struct ByValue {
   template <class F, std::size_t I>
   using held = std::remove_cv_t<param_type<F, I>>;
+  template <class F, std::size_t I, class Args>
+  static held<F, I> capture(const Args& args) {
+    return std::get<I>(args);
+  }
+  template <class F, std::size_t I>
+  static param_type<F, I> arg(held<F, I>& h) {
+    return h;
+  }
+};
+
+template <>
+struct Codec<ParamKind::scalar> : ByValue {
+  static constexpr bool late = false;
   template <class F, std::size_t I>
   static consteval schema::Param describe() {
     schema::Param p{};
@@ -159,14 +171,6 @@ struct Codec<ParamKind::scalar> {
     if (!from_bits(s.a, std::get<I>(held))) return up.violation(param_label(I) + std::string(kOutOfRange));
     return {};
   }
-  template <class F, std::size_t I, class Args>
-  static held<F, I> capture(const Args& args) {
-    return std::get<I>(args);
-  }
-  template <class F, std::size_t I>
-  static param_type<F, I> arg(held<F, I>& h) {
-    return h;
-  }
 };
 
 // A scalar that names a host object: checked (bad handle, wrong type, missing right) before it
@@ -177,23 +181,20 @@ struct Codec<ParamKind::handle> : Codec<ParamKind::scalar> {
   static constexpr Ann ann = ann_for(F::anns, I).ann;
   template <class F, std::size_t I, class Args>
   static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack& back) {
-    if (auto ok = c.check_handle(static_cast<std::uint64_t>(std::get<I>(args)), ann<F, I>.type, ann<F, I>.rights, false); !ok)
-      return ok;
+    WARD_TRY(c.check_handle(static_cast<std::uint64_t>(std::get<I>(args)), ann<F, I>.type, ann<F, I>.rights, false));
     return Codec<ParamKind::scalar>::encode<F, I>(c, s, args, back);
   }
   template <class F, std::size_t I, class Held>
   static Result<void> decode(Upcall& up, Held& held, CopyBack& back) {
     auto s = WARD_TRY(up.param(I));
-    if (auto ok = up.check_handle(s.a, ann<F, I>.type, ann<F, I>.rights); !ok) return ok;
+    WARD_TRY(up.check_handle(s.a, ann<F, I>.type, ann<F, I>.rights));
     return Codec<ParamKind::scalar>::decode<F, I>(up, held, back);
   }
 };
 
 template <>
-struct Codec<ParamKind::record> {
+struct Codec<ParamKind::record> : ByValue {
   static constexpr bool late = true;
-  template <class F, std::size_t I>
-  using held = std::remove_cv_t<param_type<F, I>>;
   template <class F, std::size_t I>
   static consteval schema::Param describe() {
     return record_param<param_type<F, I>>();
@@ -214,14 +215,6 @@ struct Codec<ParamKind::record> {
     std::memcpy(&std::get<I>(held), p, sizeof(P));
     if (!sanitize(std::get<I>(held))) return up.violation(param_label(I) + std::string(kOutOfRange));
     return {};
-  }
-  template <class F, std::size_t I, class Args>
-  static held<F, I> capture(const Args& args) {
-    return std::get<I>(args);
-  }
-  template <class F, std::size_t I>
-  static param_type<F, I> arg(held<F, I>& h) {
-    return h;
   }
 };
 
@@ -506,8 +499,7 @@ template <>
 struct ResultCodec<ResultKind::handle> : ResultCodec<ResultKind::scalar> {
   template <class F>
   static Result<host<F>> decode(Call& c, const schema::Slot& r) {
-    if (auto ok = c.check_handle(r.a, F::returned_handle.type, F::returned_handle.rights, true); !ok)
-      return std::unexpected(ok.error());
+    WARD_TRY(c.check_handle(r.a, F::returned_handle.type, F::returned_handle.rights, true));
     return ResultCodec<ResultKind::scalar>::decode<F>(c, r);
   }
 };
