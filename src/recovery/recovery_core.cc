@@ -48,7 +48,8 @@ class ReplayWatchdog {
 
 RecoveryCore::RecoveryCore(Launch launch, std::chrono::nanoseconds call_timeout, RestartPolicy rp, std::string name,
                            NoticeSink sink)
-    : launch_(std::move(launch)), call_timeout_(call_timeout), rp_(rp), name_(std::move(name)), sink_(std::move(sink)) {}
+    : launch_(std::move(launch)), call_timeout_(call_timeout), rp_(rp), name_(std::move(name)),
+      sink_(std::move(sink)) {}
 
 RecoveryCore::~RecoveryCore() {
   {

@@ -21,7 +21,8 @@ struct Notices {
   }
   int count(ward::NoticeKind k) {
     std::lock_guard<std::mutex> g(mu);
-    return static_cast<int>(std::count_if(seen.begin(), seen.end(), [&](const ward::RecoveryNotice& n) { return n.kind == k; }));
+    return static_cast<int>(
+        std::count_if(seen.begin(), seen.end(), [&](const ward::RecoveryNotice& n) { return n.kind == k; }));
   }
   std::optional<ward::RecoveryNotice> first(ward::NoticeKind k) {
     std::lock_guard<std::mutex> g(mu);

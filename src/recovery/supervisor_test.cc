@@ -171,7 +171,8 @@ TEST(Supervisor, RestartPolicyDisablesAndResetReenables) {
 TEST(Supervisor, HeartbeatRecoversAnIdleExtensionThatStoppedAnswering) {
   kvhost::live_buffers = 0;
   Notices notices;
-  ward::Supervisor sup({.max_restarts = 5, .window = 30s, .heartbeat = 50ms, .heartbeat_timeout = 200ms}, notices.sink());
+  ward::Supervisor sup({.max_restarts = 5, .window = 30s, .heartbeat = 50ms, .heartbeat_timeout = 200ms},
+                       notices.sink());
   auto kv = sup.load<kv_api>(plugin("kv"), "kv_entry", quick());
   ASSERT_TRUE(kv);
   ASSERT_TRUE((*kv)->call<&kv_api::init>(&kvhost::table));

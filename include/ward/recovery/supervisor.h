@@ -15,8 +15,8 @@
 // if that is safe (it never reached the failed instance, or the interface marks it
 // ward::idempotent); otherwise only that caller gets the error.
 //
-// Restart policy (RestartPolicy, restart_policy.h). Recovery gives up, and the extension is *disabled* (calls
-// fail fast until reset()), when any of these holds:
+// Restart policy (RestartPolicy, restart_policy.h). Recovery gives up, and the extension is
+// *disabled* (calls fail fast until reset()), when any of these holds:
 //  - Too many restarts in a *streak*: the restarts since the extension last ran healthily, that
 //    is, since an instance stayed up for a whole `window` without failing. A failure that comes
 //    sooner adds to the streak however slowly it comes: failing every window / max_restarts + 1 ms
@@ -105,7 +105,7 @@ class Extension {
   // returns (the extension is disabled again if it gives up).
   [[nodiscard]] Result<void> reset() { return core_.reset(); }
 
-  // failures: of instances and of restart attempts; restarts: instances restarted and replayed.
+  // Counters since load (detail::RecoveryCore::Stats says what each counts).
   [[nodiscard]] Stats stats() const { return core_.stats(); }
   // The domain of the current instance. The reference is valid until the next restart: while
   // other threads may trigger one, hold current() instead, or use kill()/pid() below.
