@@ -238,7 +238,7 @@ Result<void> ProcessDomain::spawn_child(const std::string& dir, int fd) {
   const std::string parent = std::to_string(getpid());
   // The child's stdout and stderr are its own output channel (domain/output.h), never the host's.
   auto output = WARD_TRY(detail::OutputPipes::open());
-  auto spawned = detail::Reaper::get().spawn(st_, [&]() -> Result<pid_t> {
+  WARD_TRY(detail::Reaper::get().spawn(st_, [&]() -> Result<pid_t> {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fd, w::kArenaFd);
@@ -265,8 +265,7 @@ Result<void> ProcessDomain::spawn_child(const std::string& dir, int fd) {
     posix_spawnattr_destroy(&at);
     if (rc != 0) return fail(Errc::load_failed, "posix_spawn " + helper + ": " + std::strerror(rc));
     return pid;
-  });
-  if (!spawned) return std::unexpected(spawned.error());
+  }));
   if (auto r = detail::attach_output(std::move(output), name(), pol, st_->pidfd); !r)
     return std::unexpected(fail_with(r.error()));
 

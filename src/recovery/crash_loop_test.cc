@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "../../examples/plugins/hostile/sup_abi.h"
-#include "recovery_events.h"
+#include "recovery_notices.h"
 #include "ward/recovery/supervisor.h"
 
 WARD_INTERFACE(sup_host, (mode));
@@ -25,7 +25,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using ward::EventKind;
+using ward::NoticeKind;
 using Ext = std::unique_ptr<ward::Extension<sup_api>>;
 
 // What the plugins' init does (see each sup_*.c); the tests flip it before killing an instance so
@@ -84,7 +84,7 @@ struct CrashLoop : ::testing::Test {
     EXPECT_TRUE(r) << r.error().message();
     return std::move(*e);
   }
-  ward_test::Events events;
+  ward_test::Notices notices;
 };
 
 // Calls an extension in a loop on a thread of its own until stopped, recording the longest wait
@@ -122,7 +122,7 @@ struct Hammer {
 // keeps answering; reset() brings it back once the cause is gone.
 TEST_F(CrashLoop, AnExtensionThatDiesOnEveryRestartIsDisabledQuicklyAndTheHostCarriesOn) {
   const ward::RestartPolicy rp{.max_restarts = 3, .window = 1s, .recovery_timeout = 5s};
-  ward::Supervisor sup(rp, events.sink());
+  ward::Supervisor sup(rp, notices.sink());
   Ext bad = load(sup, "sup_crashes_slowly", 1000ms);
   Ext good = load(sup, "sup_answers_just_in_time", 1000ms);
   ASSERT_TRUE(bad && good);
@@ -134,15 +134,15 @@ TEST_F(CrashLoop, AnExtensionThatDiesOnEveryRestartIsDisabledQuicklyAndTheHostCa
   // One failure's recovery ends within recovery_timeout + load_timeout, and no call takes longer
   // than worst_case_wait. Here the attempt limit ends it first: 3 attempts of ~0.4 s each.
   const auto bound = ward::worst_case_wait(policy(1000ms), rp);
-  // Watched through the events: asking the extension could itself block behind its recovery.
-  while (events.count(EventKind::disabled) == 0 && Clock::now() - killed < bound + kSlack)
+  // Watched through the notices: asking the extension could itself block behind its recovery.
+  while (notices.count(NoticeKind::disabled) == 0 && Clock::now() - killed < bound + kSlack)
     std::this_thread::sleep_for(10ms);
   const auto took = Clock::now() - killed;
-  ASSERT_EQ(events.count(EventKind::disabled), 1) << "the crash loop was never stopped";
+  ASSERT_EQ(notices.count(NoticeKind::disabled), 1) << "the crash loop was never stopped";
   EXPECT_TRUE(bad->disabled());
   EXPECT_LT(took, rp.recovery_timeout + 1s + kSlack);
   EXPECT_LT(took, 3 * (400ms + 1s)) << "3 attempts that crash after 400 ms each";
-  EXPECT_EQ(events.count(EventKind::restart_failed), 3) << "disabled after max_restarts attempts";
+  EXPECT_EQ(notices.count(NoticeKind::restart_failed), 3) << "disabled after max_restarts attempts";
   // Disabled: calls fail fast.
   const auto t0 = Clock::now();
   auto fast = bad->call<&sup_api::ping>(1L);
@@ -171,7 +171,7 @@ TEST_F(CrashLoop, AnExtensionThatDiesOnEveryRestartIsDisabledQuicklyAndTheHostCa
 // runs healthily for a whole window between them is disabled after max_restarts restarts.
 TEST_F(CrashLoop, SlowCrashesStillCountTowardTheLimit) {
   const ward::RestartPolicy rp{.max_restarts = 3, .window = 1s};
-  ward::Supervisor sup(rp, events.sink());
+  ward::Supervisor sup(rp, notices.sink());
   Ext bad = load(sup, "sup_crashes_slowly", 1000ms);
   ASSERT_TRUE(bad);
   int calls = 0;
@@ -180,7 +180,7 @@ TEST_F(CrashLoop, SlowCrashesStillCountTowardTheLimit) {
     ASSERT_FALSE(r);
   }
   EXPECT_TRUE(bad->disabled());
-  EXPECT_EQ(events.count(EventKind::restarted), 3);
+  EXPECT_EQ(notices.count(NoticeKind::restarted), 3);
   EXPECT_EQ(calls, 4) << "3 restarts, then the 4th failure disables";
 }
 
@@ -188,7 +188,7 @@ TEST_F(CrashLoop, SlowCrashesStillCountTowardTheLimit) {
 // although the restart limit is far away, and the caller's wait stays within worst_case_wait.
 TEST_F(CrashLoop, ARecoveryWhoseReplayHangsGivesUpWithinItsBudget) {
   const ward::RestartPolicy rp{.max_restarts = 100, .window = 500ms, .recovery_timeout = 1s};
-  ward::Supervisor sup(rp, events.sink());
+  ward::Supervisor sup(rp, notices.sink());
   Ext ext = load(sup, "sup_init_hangs_on_replay", 200ms);
   ASSERT_TRUE(ext);
   g_mode = 1;  // every replayed init spins
@@ -198,10 +198,10 @@ TEST_F(CrashLoop, ARecoveryWhoseReplayHangsGivesUpWithinItsBudget) {
   ASSERT_TRUE(call.returns_within(bound + kSlack)) << "the recovery never gave up";
   ASSERT_FALSE(call.result);
   EXPECT_TRUE(ext->disabled());
-  auto d = events.first(EventKind::disabled);
+  auto d = notices.first(NoticeKind::disabled);
   ASSERT_TRUE(d);
   EXPECT_NE(d->cause.detail.find("recovery took longer than"), std::string::npos) << d->cause.message();
-  EXPECT_GE(events.count(EventKind::restart_failed), 1);
+  EXPECT_GE(notices.count(NoticeKind::restart_failed), 1);
 }
 
 // While one thread's recovery hangs in replay, a second thread calling the same extension waits
@@ -209,7 +209,7 @@ TEST_F(CrashLoop, ARecoveryWhoseReplayHangsGivesUpWithinItsBudget) {
 // recovery itself goes on and succeeds once replay works again.
 TEST_F(CrashLoop, ACallerArrivingDuringAHangingRecoveryGetsAnErrorWithinItsTimeout) {
   const ward::RestartPolicy rp{.max_restarts = 1000, .window = 500ms, .recovery_timeout = 30s};
-  ward::Supervisor sup(rp, events.sink());
+  ward::Supervisor sup(rp, notices.sink());
   Ext ext = load(sup, "sup_init_hangs_on_replay", 200ms);
   ASSERT_TRUE(ext);
   g_mode = 1;
@@ -228,8 +228,8 @@ TEST_F(CrashLoop, ACallerArrivingDuringAHangingRecoveryGetsAnErrorWithinItsTimeo
   ASSERT_TRUE(recovering.result) << recovering.result.error().message();
   EXPECT_EQ(*recovering.result, 42);
   EXPECT_FALSE(ext->disabled());
-  EXPECT_GE(events.count(EventKind::restart_failed), 1);
-  EXPECT_EQ(events.count(EventKind::restarted), 1);
+  EXPECT_GE(notices.count(NoticeKind::restart_failed), 1);
+  EXPECT_EQ(notices.count(NoticeKind::restarted), 1);
 }
 
 // An extension that answers every call just under its timeout: a single call ends within its
@@ -237,7 +237,7 @@ TEST_F(CrashLoop, ACallerArrivingDuringAHangingRecoveryGetsAnErrorWithinItsTimeo
 // past worst_case_wait (the replay is cut off when the recovery's budget is spent).
 TEST_F(CrashLoop, AnExtensionAnsweringJustUnderItsTimeoutDoesNotStretchACallersWait) {
   const ward::RestartPolicy rp{.max_restarts = 100, .window = 10s, .recovery_timeout = 1s};
-  ward::Supervisor sup(rp, events.sink());
+  ward::Supervisor sup(rp, notices.sink());
   Ext ext = load(sup, "sup_answers_just_in_time", 200ms);
   ASSERT_TRUE(ext);
   for (int i = 0; i < 3; ++i) {

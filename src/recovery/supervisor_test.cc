@@ -11,12 +11,12 @@
 #include <thread>
 
 #include "kv_host.h"
-#include "recovery_events.h"
+#include "recovery_notices.h"
 
 namespace {
 
 using namespace std::chrono_literals;
-using ward_test::Events;
+using ward_test::Notices;
 
 std::string plugin(const char* name) { return std::string(WARD_PLUGIN_DIR) + "/lib" + name + ".so"; }
 
@@ -29,7 +29,7 @@ ward::Policy quick() {
 struct KvFixture : ::testing::Test {
   void SetUp() override {
     kvhost::live_buffers = 0;
-    sup.emplace(ward::RestartPolicy{.max_restarts = 20, .window = 10s}, events.sink());
+    sup.emplace(ward::RestartPolicy{.max_restarts = 20, .window = 10s}, notices.sink());
     auto e = sup->load<kv_api>(plugin("kv"), "kv_entry", quick());
     ASSERT_TRUE(e) << e.error().message();
     kv = std::move(*e);
@@ -57,7 +57,7 @@ struct KvFixture : ::testing::Test {
     EXPECT_EQ(out[0], k);
     EXPECT_EQ(out[2], 9);
   }
-  Events events;
+  Notices notices;
   std::optional<ward::Supervisor> sup;
   std::unique_ptr<ward::Extension<kv_api>> kv;
   std::uint64_t table = 0;
@@ -70,16 +70,16 @@ TEST_F(KvFixture, CrashIsRecoveredTransparentlyForIdempotentCalls) {
   // get() is idempotent: the caller never notices, and the state came back through replay.
   expect_key(4);
   EXPECT_NE(ward::pid_of(kv->domain()), before);
-  EXPECT_EQ(events.count(ward::EventKind::failed), 1);
-  EXPECT_EQ(events.count(ward::EventKind::retried), 1);
-  auto f = events.first(ward::EventKind::failed);
+  EXPECT_EQ(notices.count(ward::NoticeKind::failed), 1);
+  EXPECT_EQ(notices.count(ward::NoticeKind::retried), 1);
+  auto f = notices.first(ward::NoticeKind::failed);
   ASSERT_TRUE(f);
   EXPECT_EQ(f->cause.kind, ward::Errc::crashed);
   EXPECT_EQ(f->cause.signal, SIGSEGV);
-  auto rel = events.first(ward::EventKind::released);
+  auto rel = notices.first(ward::NoticeKind::released);
   ASSERT_TRUE(rel);
   EXPECT_EQ(rel->count, 1u);  // the old instance's journal buffer
-  auto rs = events.first(ward::EventKind::restarted);
+  auto rs = notices.first(ward::NoticeKind::restarted);
   ASSERT_TRUE(rs);
   EXPECT_EQ(rs->count, 12u);  // init, open_table, 10 puts
   EXPECT_EQ(kvhost::live_buffers.load(), 1);  // the new instance's journal only
@@ -95,7 +95,7 @@ TEST_F(KvFixture, NonIdempotentCallGetsTheErrorAndTheNextCallWorks) {
   auto p = kv->call<&kv_api::put>(table, 99u, v, sizeof v);
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().kind, ward::Errc::crashed);
-  EXPECT_EQ(events.count(ward::EventKind::error_to_caller), 1);
+  EXPECT_EQ(notices.count(ward::NoticeKind::error_to_caller), 1);
   expect_key(1);
   // The failed put was not logged (it never completed): key 99 is absent after recovery.
   std::uint8_t out[8];
@@ -112,10 +112,10 @@ TEST_F(KvFixture, EveryFaultKindIsDetectedAndRecovered) {
       {KV_FAULT_MEMORY, ward::Errc::limit},          {KV_FAULT_EXIT, ward::Errc::exited},
   };
   for (auto [fault, kind] : faults) {
-    events.clear();
+    notices.clear();
     ASSERT_TRUE(kv->call<&kv_api::inject>(fault));
     expect_key(static_cast<std::uint32_t>(fault));
-    auto f = events.first(ward::EventKind::failed);
+    auto f = notices.first(ward::NoticeKind::failed);
     ASSERT_TRUE(f) << "fault " << fault;
     EXPECT_EQ(f->cause.kind, kind) << "fault " << fault << ": " << f->cause.message();
     EXPECT_EQ(kvhost::live_buffers.load(), 1) << "fault " << fault;
@@ -128,7 +128,7 @@ TEST_F(KvFixture, EveryFaultKindIsDetectedAndRecovered) {
 TEST_F(KvFixture, ForgedHandleIsNamedAsABadHandle) {
   ASSERT_TRUE(kv->call<&kv_api::inject>(KV_FAULT_FORGED));
   expect_key(2);
-  auto f = events.first(ward::EventKind::failed);
+  auto f = notices.first(ward::NoticeKind::failed);
   ASSERT_TRUE(f);
   EXPECT_NE(f->cause.detail.find("bad handle"), std::string::npos) << f->cause.message();
 }
@@ -142,8 +142,8 @@ TEST_F(KvFixture, UnknownExtensionHandleIsMisuse) {
 
 TEST(Supervisor, RestartPolicyDisablesAndResetReenables) {
   kvhost::live_buffers = 0;
-  Events events;
-  ward::Supervisor sup({.max_restarts = 2, .window = 30s, .backoff_initial = 1ms, .backoff_max = 5ms}, events.sink());
+  Notices notices;
+  ward::Supervisor sup({.max_restarts = 2, .window = 30s, .backoff_initial = 1ms, .backoff_max = 5ms}, notices.sink());
   auto kv = sup.load<kv_api>(plugin("kv"), "kv_entry", quick());
   ASSERT_TRUE(kv);
   ASSERT_TRUE((*kv)->call<&kv_api::init>(&kvhost::table));
@@ -156,7 +156,7 @@ TEST(Supervisor, RestartPolicyDisablesAndResetReenables) {
   ASSERT_FALSE(r);
   EXPECT_TRUE((*kv)->disabled());
   EXPECT_NE(r.error().detail.find("disabled"), std::string::npos) << r.error().message();
-  EXPECT_EQ(events.count(ward::EventKind::disabled), 1);
+  EXPECT_EQ(notices.count(ward::NoticeKind::disabled), 1);
   // Fails fast while disabled.
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_FALSE((*kv)->call<&kv_api::ping>());
@@ -170,18 +170,19 @@ TEST(Supervisor, RestartPolicyDisablesAndResetReenables) {
 
 TEST(Supervisor, HeartbeatRecoversAnIdleExtensionThatStoppedAnswering) {
   kvhost::live_buffers = 0;
-  Events events;
-  ward::Supervisor sup({.max_restarts = 5, .window = 30s, .heartbeat = 50ms, .heartbeat_timeout = 200ms}, events.sink());
+  Notices notices;
+  ward::Supervisor sup({.max_restarts = 5, .window = 30s, .heartbeat = 50ms, .heartbeat_timeout = 200ms},
+                       notices.sink());
   auto kv = sup.load<kv_api>(plugin("kv"), "kv_entry", quick());
   ASSERT_TRUE(kv);
   ASSERT_TRUE((*kv)->call<&kv_api::init>(&kvhost::table));
   const pid_t stopped = ward::pid_of((*kv)->domain());
   ASSERT_EQ(kill(stopped, SIGSTOP), 0);
-  for (int i = 0; i < 100 && events.count(ward::EventKind::restarted) == 0; ++i) std::this_thread::sleep_for(20ms);
-  auto f = events.first(ward::EventKind::failed);
+  for (int i = 0; i < 100 && notices.count(ward::NoticeKind::restarted) == 0; ++i) std::this_thread::sleep_for(20ms);
+  auto f = notices.first(ward::NoticeKind::failed);
   ASSERT_TRUE(f);
   EXPECT_EQ(f->cause.kind, ward::Errc::hung) << f->cause.message();
-  EXPECT_EQ(events.count(ward::EventKind::restarted), 1);
+  EXPECT_EQ(notices.count(ward::NoticeKind::restarted), 1);
   EXPECT_NE(ward::pid_of((*kv)->domain()), stopped);
   ASSERT_TRUE((*kv)->call<&kv_api::ping>());
   kv->reset();
@@ -202,8 +203,8 @@ TEST(Stress, RandomKillsUnderAMultithreadedWorkload) {
   int kills = 200;
   if (const char* env = std::getenv("WARD_STRESS_KILLS")) kills = std::max(1, std::atoi(env));
   kvhost::live_buffers = 0;
-  Events events;
-  ward::Supervisor sup({.max_restarts = 1000000, .window = 1s}, events.sink());
+  Notices notices;
+  ward::Supervisor sup({.max_restarts = 1000000, .window = 1s}, notices.sink());
   auto kv = sup.load<kv_api>(plugin("kv"), "kv_entry", quick());
   ASSERT_TRUE(kv);
   auto& ext = **kv;
@@ -274,8 +275,8 @@ constexpr kv_host kFailingHost{failing_open, kvhost::buf_write, kvhost::buf_clos
 
 TEST(Supervisor, ASecondFailureDuringReplayIsRecoveredToo) {
   kvhost::live_buffers = 0;
-  Events events;
-  ward::Supervisor sup({.max_restarts = 10, .window = 30s}, events.sink());
+  Notices notices;
+  ward::Supervisor sup({.max_restarts = 10, .window = 30s}, notices.sink());
   auto kv = sup.load<kv_api>(plugin("kv"), "kv_entry", quick());
   ASSERT_TRUE(kv);
   ASSERT_TRUE((*kv)->call<&kv_api::init>(&kFailingHost));
@@ -290,8 +291,8 @@ TEST(Supervisor, ASecondFailureDuringReplayIsRecoveredToo) {
   ASSERT_TRUE(g) << g.error().message();
   EXPECT_EQ(g->unverified_value_i_trust_it(), 2);
   EXPECT_EQ(out[1], 6);
-  EXPECT_EQ(events.count(ward::EventKind::restart_failed), 2);
-  EXPECT_EQ(events.count(ward::EventKind::restarted), 1);
+  EXPECT_EQ(notices.count(ward::NoticeKind::restart_failed), 2);
+  EXPECT_EQ(notices.count(ward::NoticeKind::restarted), 1);
   EXPECT_EQ(kvhost::live_buffers.load(), 1);
   kv->reset();
   EXPECT_EQ(kvhost::live_buffers.load(), 0);

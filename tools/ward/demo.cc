@@ -44,7 +44,7 @@ std::uint32_t crc32_ref(const std::uint8_t* p, std::size_t n) {
   return ~c;
 }
 
-// Collects supervisor events; prints the recovery steps of the fault being shown.
+// Collects the supervisor's notices; prints the recovery steps of the fault being shown.
 struct Journal {
   std::mutex mu;
   bool verbose = true;
@@ -53,35 +53,35 @@ struct Journal {
   std::size_t released = 0;
   std::vector<Error> causes;
 
-  EventSink sink() {
-    return [this](const RecoveryEvent& e) {
+  NoticeSink sink() {
+    return [this](const RecoveryNotice& n) {
       std::lock_guard<std::mutex> g(mu);
-      switch (e.kind) {
-        case EventKind::failed:
+      switch (n.kind) {
+        case NoticeKind::failed:
           ++failures;
-          causes.push_back(e.cause);
-          if (verbose) fmt::print("      detect   {}: {}: {}\n", e.extension, to_string(e.cause.kind), e.cause.detail);
+          causes.push_back(n.cause);
+          if (verbose) fmt::print("      detect   {}: {}: {}\n", n.extension, to_string(n.cause.kind), n.cause.detail);
           break;
-        case EventKind::released:
-          released += e.count;
-          if (verbose) fmt::print("      release  {} host object(s) the failed instance held\n", e.count);
+        case NoticeKind::released:
+          released += n.count;
+          if (verbose) fmt::print("      release  {} host object(s) the failed instance held\n", n.count);
           break;
-        case EventKind::restarted: {
+        case NoticeKind::restarted: {
           ++restarts;
-          const double ms = std::chrono::duration<double, std::milli>(e.elapsed).count();
+          const double ms = std::chrono::duration<double, std::milli>(n.elapsed).count();
           recovery_ms.push_back(ms);
-          if (verbose) fmt::print("      restart  fresh instance, replayed {} state-setting call(s) in {:.2f} ms\n", e.count, ms);
+          if (verbose) fmt::print("      restart  fresh instance, replayed {} state-setting call(s) in {:.2f} ms\n", n.count, ms);
           break;
         }
-        case EventKind::retried:
+        case NoticeKind::retried:
           ++retried;
           if (verbose) fmt::print("      retry    the idempotent call: its caller never noticed\n");
           break;
-        case EventKind::error_to_caller:
+        case NoticeKind::error_to_caller:
           ++errors_to_callers;
           if (verbose) fmt::print("      error    returned to that caller only\n");
           break;
-        case EventKind::disabled: ++disabled; break;
+        case NoticeKind::disabled: ++disabled; break;
         default: break;
       }
     };
@@ -226,17 +226,14 @@ int run_demo(bool quiet) {
     const std::uint32_t key = next_key++ % 200;
     std::vector<std::uint8_t> val(1 + key % 40);
     for (std::size_t i = 0; i < val.size(); ++i) val[i] = static_cast<std::uint8_t>(key * 13 + i);
-    auto r = (*kv)->call<&kv_api::put>(table, key, val.data(), val.size());
-    if (!r) return std::unexpected(r.error());
-    check(r->unverified_value_i_trust_it() == static_cast<long>(val.size()));
+    auto r = WARD_TRY((*kv)->call<&kv_api::put>(table, key, val.data(), val.size()));
+    check(r.unverified_value_i_trust_it() == static_cast<long>(val.size()));
     model[key] = std::move(val);
     return {};
   };
   auto kv_get = [&](std::uint32_t key) -> Result<void> {
     std::uint8_t out[64] = {};
-    auto r = (*kv)->call<&kv_api::get>(table, key, out, sizeof out);
-    if (!r) return std::unexpected(r.error());
-    const long n = r->unverified_value_i_trust_it();
+    const long n = WARD_TRY((*kv)->call<&kv_api::get>(table, key, out, sizeof out)).unverified_value_i_trust_it();
     auto it = model.find(key);
     if (it == model.end()) check(n == -2);
     else check(n == static_cast<long>(it->second.size()) && std::memcmp(out, it->second.data(), it->second.size()) == 0);

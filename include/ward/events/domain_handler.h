@@ -61,8 +61,7 @@ auto from_domain(Ext& ext, Verify verify) {
 template <auto M, class Ext>
 auto from_domain(Ext& ext) {
   return [&ext](auto&... args) -> Result<void> {
-    auto r = ext.template call<M>(args...);
-    if (!r) return std::unexpected(r.error());
+    WARD_TRY(ext.template call<M>(args...));
     return {};
   };
 }

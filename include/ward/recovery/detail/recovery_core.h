@@ -1,0 +1,168 @@
+// RecoveryCore: the part of the supervisor that does not depend on the extension's interface —
+// failure bookkeeping, streaks, backoff, the recovery's deadline, disabling and reset(), callers
+// waiting for a recovery in progress, the replay watchdog, the heartbeat thread, stats and
+// notices. The contract it keeps (restart policy, worst-case waits, threads) is supervisor.h's
+// file comment.
+//
+// Extension<Api> (supervisor.h) owns one core and supplies what is typed: it starts instances
+// (Launch, an Instance the core reaches only through its Domain), issues each call between
+// admit() and after_failure(), and records the state-setting calls (record()) as closures the
+// core replays into fresh instances.
+//
+// Locking: one shared_mutex (mu_) guards the state below, the replay log and the ext-handle map.
+// Calls take it shared to be admitted; the recovering thread takes it exclusive, only between
+// its steps (never while an instance starts, replays or backs off). Notices and release hooks
+// run outside it, on the thread that took the step.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "ward/core/error.h"
+#include "ward/process/domain.h"
+#include "ward/recovery/notice.h"
+#include "ward/recovery/replay_log.h"
+#include "ward/recovery/restart_policy.h"
+
+namespace ward::detail {
+
+// One running instance of an extension as the core sees it: only its domain. Extension<Api>
+// derives the typed instance that also holds the Plugin<Api>.
+class Instance {
+ public:
+  virtual ~Instance() = default;
+  [[nodiscard]] virtual Domain& domain() = 0;
+};
+
+class RecoveryCore {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // Starts a fresh instance named `name` (empty: the domain picks one). Bounded by the Policy's
+  // load_timeout; errors as Domain::start's.
+  using Launch = std::function<Result<std::shared_ptr<Instance>>(const std::string& name)>;
+
+  struct Stats {
+    // failures: of instances and of restart attempts; restarts: instances restarted and replayed.
+    std::uint64_t failures = 0, restarts = 0, replayed = 0, retried = 0, errors_to_callers = 0, released = 0;
+    std::size_t log_size = 0;
+  };
+
+  // What one call has already done, across its sends: it runs or waits for one recovery at most
+  // (that is what bounds a caller's wait), resends what never reached the extension a few times,
+  // retries an idempotent call once.
+  struct CallState {
+    bool recovered = false;
+    int resends = 0;
+    int retries = 0;
+  };
+  // The instance a call goes to, and its generation (a failure seen on an older one was
+  // already recovered from).
+  struct Ticket {
+    std::shared_ptr<Instance> instance;
+    std::uint64_t gen = 0;
+  };
+  enum class Next { resend, give_error };  // after_failure's answer
+
+  // `call_timeout` is the Policy's: the longest a caller waits for another thread's attempt.
+  RecoveryCore(Launch launch, std::chrono::nanoseconds call_timeout, RestartPolicy rp, std::string name,
+               NoticeSink sink);
+  // Stops the heartbeat, waiting for a recovery it runs (bounded: see supervisor.h).
+  ~RecoveryCore();
+  RecoveryCore(const RecoveryCore&) = delete;
+  RecoveryCore& operator=(const RecoveryCore&) = delete;
+
+  // Starts the first instance (and the heartbeat, if the policy asks for one).
+  [[nodiscard]] Result<void> start();
+
+  // Admits a call: waits for a recovery in progress (once per call), fails fast when disabled,
+  // then runs `translate(const ExtHandleMap&)` -> Result<void> under the lock, so the call's ext
+  // handles and the instance it goes to belong to the same generation.
+  template <class Translate>
+  [[nodiscard]] Result<Ticket> admit(CallState& s, Translate&& translate) {
+    std::shared_lock g(mu_);
+    if (recovering_) {
+      WARD_TRY(join_recovery(g, s));
+    }
+    if (disabled_) return std::unexpected(disabled_error());
+    WARD_TRY(translate(std::as_const(ext_handles_)));
+    return Ticket{current_, gen_};
+  }
+  // A call sent on `t` failed with `e`: recovers the extension if it failed, and says whether to
+  // send the call again (it never reached the failed instance, or it is idempotent) or to give
+  // the caller its error. An error: give the caller that one instead (the recovery's).
+  [[nodiscard]] Result<Next> after_failure(CallState& s, const Ticket& t, const Error& e, bool idempotent);
+
+  // A successful call returned the ext handle `real`: the virtual value the host gets.
+  [[nodiscard]] std::uint64_t add_ext_handle(std::uint64_t real);
+  // A successful state-setting call, to replay after every restart.
+  void record(ReplayLog::Entry e, bool latest_only);
+
+  [[nodiscard]] bool disabled() const;
+  // Re-enables the extension (see Extension::reset).
+  [[nodiscard]] Result<void> reset();
+  [[nodiscard]] Stats stats() const;
+  [[nodiscard]] std::shared_ptr<Instance> current() const;
+  [[nodiscard]] const std::string& name() const { return name_; }
+
+ private:
+  [[nodiscard]] Error named(Errc kind, std::string detail) const;
+  [[nodiscard]] Error disabled_error() const;
+  [[nodiscard]] Error recovering_error() const;
+  Result<void> join_recovery(std::shared_lock<std::shared_mutex>& g, CallState& s);
+  template <class Lock>
+  Result<void> await_recovery(Lock& g);
+  Result<bool> recover(std::uint64_t gen, const Error& cause);
+  void begin_recovery_locked();
+  void end_recovery_locked();
+  void wake_waiters_locked();
+  void disable_locked(std::string why, const Error& cause);
+  Result<void> run_recovery(Clock::time_point detected);
+  Result<std::shared_ptr<Instance>> attempt(const std::vector<ReplayLog::Entry>& log, Clock::time_point deadline,
+                                            ExtHandleMap& handles);
+  void count_retry();
+  void give_error_to_caller(const Error& e);
+  void flush_notices(std::unique_lock<std::shared_mutex>& g);
+  void notify(const RecoveryNotice& n) const;
+  void heartbeat_loop();
+
+  const Launch launch_;
+  const std::chrono::nanoseconds call_timeout_;
+  const RestartPolicy rp_;
+  std::string name_;  // set by start() at the latest, then constant
+  const NoticeSink sink_;
+
+  mutable std::shared_mutex mu_;  // guards everything below
+  std::shared_ptr<Instance> current_;
+  std::uint64_t gen_ = 0;           // bumped when a fresh instance replaces current_
+  Clock::time_point ready_at_{};    // when current_ came up
+  unsigned streak_ = 0;             // restarts since the extension last ran healthily
+  bool recovering_ = false;         // a recovery is in progress (on thread recoverer_)
+  bool backing_off_ = false;        // ... and sleeping between attempts
+  std::thread::id recoverer_{};
+  std::uint64_t epoch_ = 0;         // bumped when an attempt ends or a backoff starts
+  std::condition_variable_any recovery_cv_;  // waits for epoch_ to change
+  std::optional<Error> disabled_;   // set: disabled, with why
+  Error last_cause_;
+  ReplayLog log_;
+  std::vector<RecoveryNotice> pending_;  // handed to the sink once the lock is released
+  ExtHandleMap ext_handles_;
+  std::uint64_t next_virtual_ = 0x1000;
+  Stats stats_;
+
+  std::mutex hb_mu_;
+  std::condition_variable hb_cv_;
+  bool hb_stop_ = false;
+  std::thread hb_;
+};
+
+}  // namespace ward::detail
