@@ -48,6 +48,7 @@ typedef struct conform_api {
   int (*init)(const conform_host *host);        /* stores host; returns 0 */
   scalars (*pack)(CONFORM_SCALAR_PARAMS);       /* packs its parameters */
   scalars (*relay_pack)(CONFORM_SCALAR_PARAMS); /* host->pack(the same parameters) */
+  /* Strings come back as a copy of their first 255 bytes, kept until the next such call. */
   const char *(*echo)(const char *s);           /* a copy of s; NULL for NULL */
   const char *(*relay_echo)(const char *s);     /* a copy of host->echo(s); NULL for NULL */
   /* buf[i] = ~buf[i]; returns n, or -1 for a NULL buf. Then crashes (SIGSEGV) if crash != 0. */
