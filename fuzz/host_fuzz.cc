@@ -67,7 +67,7 @@ namespace {
   std::abort();
 }
 
-ward::Plugin<fz_api>* g_plugin = nullptr;
+ward::Instance<fz_api>* g_plugin = nullptr;
 int g_depth = 0;  // host services calling back into the plugin (bounded: the host's own stack)
 std::uint64_t g_sink = 0;  // what host code computed from extension data (kept observable)
 
@@ -160,15 +160,15 @@ std::string puppet_path() {
 }
 
 const bool g_trace = std::getenv("WARD_FUZZ_TRACE") != nullptr;  // print each call's outcome
-std::unique_ptr<ward::Plugin<fz_api>> g_loaded;
+std::unique_ptr<ward::Instance<fz_api>> g_loaded;
 std::uint64_t g_restarts = 0;
 
 void restart() {
   g_plugin = nullptr;
   g_loaded.reset();  // ends the old child
-  auto p = ward::Plugin<fz_api>::load(puppet_path(), "fz_entry", policy(), "fuzz_puppet");
+  auto p = ward::Instance<fz_api>::load(puppet_path(), "fz_entry", policy(), "fuzz_puppet");
   if (!p) broken("the puppet does not load: " + p.error().message());
-  g_loaded = std::make_unique<ward::Plugin<fz_api>>(std::move(*p));
+  g_loaded = std::make_unique<ward::Instance<fz_api>>(std::move(*p));
   g_plugin = g_loaded.get();
   auto init = g_plugin->call<&fz_api::init>(&k_host);
   if (!init) broken("the puppet's init failed: " + init.error().message());

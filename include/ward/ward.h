@@ -4,7 +4,7 @@
 #include "ward/process/domain.h"
 #include "ward/core/error.h"
 #include "ward/iface/interface.h"
-#include "ward/iface/plugin.h"
+#include "ward/iface/instance.h"
 #include "ward/core/policy.h"
 #include "ward/core/tainted.h"
 #include "ward/recovery/supervisor.h"

@@ -5,7 +5,7 @@
 //   #define WARD_CONFORMANCE_STARTER (&ward::ProcessDomain::start) // its ward::Starter
 //   #include "backend/conformance_suite.inc.cc"
 //
-// The suite speaks only the backend-neutral surface: Plugin<Api>::load with the starter, the
+// The suite speaks only the backend-neutral surface: Instance<Api>::load with the starter, the
 // typed calls, and ward::Domain's interface (alive, failure, kill, heartbeat, handles, grants).
 // It never names a backend's class, process or memory. Rows are grouped by capability:
 // parameters host -> extension, extension -> host (through a host service table), results,
@@ -67,8 +67,8 @@ using ward::Errc;
 
 // ---- helpers -------------------------------------------------------------------------------------
 template <class Api>
-std::optional<ward::Plugin<Api>> load(const char* plugin, const char* entry, ward::Policy policy = ward::Policy()) {
-  auto p = ward::Plugin<Api>::load(std::string(WARD_PLUGIN_DIR) + "/lib" + plugin + ".so", entry, std::move(policy), {},
+std::optional<ward::Instance<Api>> load(const char* plugin, const char* entry, ward::Policy policy = ward::Policy()) {
+  auto p = ward::Instance<Api>::load(std::string(WARD_PLUGIN_DIR) + "/lib" + plugin + ".so", entry, std::move(policy), {},
                                    WARD_CONFORMANCE_STARTER);
   EXPECT_TRUE(p) << p.error().message();
   if (!p) return std::nullopt;
@@ -139,7 +139,7 @@ long host_touch(std::uint64_t object) {
 constexpr conform_host kConformHost{host_pack, host_echo, host_mangle, host_touch};
 
 // conform.c in a fresh domain, given the host services above.
-std::optional<ward::Plugin<conform_api>> load_conform() {
+std::optional<ward::Instance<conform_api>> load_conform() {
   auto p = load<conform_api>("conform", "conform_entry");
   if (p) {
     EXPECT_EQ(value(p->call<&conform_api::init>(&kConformHost)), 0);
@@ -155,12 +155,12 @@ class WARD_CONFORMANCE : public ::testing::Test {
     ASSERT_TRUE(conform);
   }
   ward::Domain& domain() { return conform->domain(); }
-  std::optional<ward::Plugin<conform_api>> conform;
+  std::optional<ward::Instance<conform_api>> conform;
 };
 
 // A failed domain stays failed: alive() and failure() agree with the first cause, and every later
 // call fails at once with that kind, marked `earlier` (it never reached the extension).
-void expect_failed_for_good(ward::Plugin<probe_api>& p, Errc kind) {
+void expect_failed_for_good(ward::Instance<probe_api>& p, Errc kind) {
   EXPECT_FALSE(p.domain().alive());
   ASSERT_TRUE(p.domain().failure());
   EXPECT_EQ(p.domain().failure()->kind, kind) << p.domain().failure()->message();
@@ -175,7 +175,7 @@ void expect_failed_for_good(ward::Plugin<probe_api>& p, Errc kind) {
 
 // A probe plugin (examples/plugins/probe.h), after checking that it works: run(0) behaves in
 // every one; run(1) misbehaves as the plugin's name says.
-std::optional<ward::Plugin<probe_api>> load_probe(const char* plugin) {
+std::optional<ward::Instance<probe_api>> load_probe(const char* plugin) {
   auto p = load<probe_api>(plugin, "probe_entry", policy(ward::Policy::builder().timeout(500ms)));
   if (p) {
     EXPECT_EQ(value(p->call<&probe_api::run>(0L)), 1);
@@ -428,7 +428,7 @@ TEST_F(WARD_CONFORMANCE, KilledFromOutsideTheNextCallFails) {
 // device_api::log_echo calls the host's log, which calls log_echo again, until `g_nest.stop`
 // deep or a call fails.
 struct Nest {
-  ward::Plugin<device_api>* dev = nullptr;
+  ward::Instance<device_api>* dev = nullptr;
   int depth = 0, deepest = 0, stop = 0;
   std::optional<ward::Error> failed;
 } g_nest;
@@ -442,7 +442,7 @@ void nesting_log(const char*) {
   --g_nest.depth;
 }
 
-void nest(ward::Plugin<device_api>& dev, int stop) {
+void nest(ward::Instance<device_api>& dev, int stop) {
   static constexpr device_host host{nesting_log, [] { return std::uint64_t{1}; }};
   ASSERT_TRUE(dev.call<&device_api::init>(&host));
   g_nest = {&dev, 0, 0, stop, {}};

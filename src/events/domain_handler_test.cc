@@ -156,7 +156,7 @@ TEST(DomainNesting, AnExtensionHandlerWhoseServiceReRaisesItsEventHitsTheLimit) 
   static constexpr pkt_host kHost{&Reentrant::log};
   auto pol = ward::Policy::builder().timeout(5s).grant("pkt_host").build();
   ASSERT_TRUE(pol);
-  auto p = ward::Plugin<pktfilter_api>::load(std::string(WARD_PLUGIN_DIR) + "/hostile/libiface_reentrant.so",
+  auto p = ward::Instance<pktfilter_api>::load(std::string(WARD_PLUGIN_DIR) + "/hostile/libiface_reentrant.so",
                                               "pktfilter_entry", *pol);
   ASSERT_TRUE(p) << p.error().message();
   ASSERT_TRUE(p->call<&pktfilter_api::init>(&kHost, std::uint16_t{0}));

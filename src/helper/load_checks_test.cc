@@ -34,7 +34,7 @@ class LoadChecks : public testing::TestWithParam<Refusal> {};
 
 TEST_P(LoadChecks, RefusedWithLoadFailedNamingObjectAndReason) {
   const Refusal& r = GetParam();
-  auto p = ward::Plugin<probe_api>::load(hostile(r.plugin), "probe_entry", quick_policy());
+  auto p = ward::Instance<probe_api>::load(hostile(r.plugin), "probe_entry", quick_policy());
   if (p) {
     // Say what the refusal would have prevented: code the plugin wrote, running in the child.
     auto ran = p->call<&probe_api::run>(1L);
@@ -57,7 +57,7 @@ INSTANTIATE_TEST_SUITE_P(
 // The checks refuse only what asks for executable memory: an ordinary plugin (and the system
 // libraries it pulls in) still loads and works.
 TEST(LoadChecks, OrdinaryPluginStillLoadsAndRuns) {
-  auto p = ward::Plugin<probe_api>::load(std::string(WARD_PLUGIN_DIR) + "/libprobe_ok.so", "probe_entry", quick_policy());
+  auto p = ward::Instance<probe_api>::load(std::string(WARD_PLUGIN_DIR) + "/libprobe_ok.so", "probe_entry", quick_policy());
   ASSERT_TRUE(p) << p.error().message();
   auto r = p->call<&probe_api::run>(41L);
   ASSERT_TRUE(r) << r.error().message();
@@ -68,7 +68,7 @@ TEST(LoadChecks, OrdinaryPluginStillLoadsAndRuns) {
 // entry symbol, which is looked up after the checks accepted the object.
 TEST(LoadChecks, ExamplePluginsPassTheChecks) {
   for (const char* name : {"textxform", "device", "checksum", "kv", "pktfilter", "abi_zoo"}) {
-    auto p = ward::Plugin<probe_api>::load(std::string(WARD_PLUGIN_DIR) + "/lib" + name + ".so", "no_such_entry",
+    auto p = ward::Instance<probe_api>::load(std::string(WARD_PLUGIN_DIR) + "/lib" + name + ".so", "no_such_entry",
                                            quick_policy());
     ASSERT_FALSE(p) << name;
     EXPECT_EQ(p.error().kind, ward::Errc::load_failed) << name;
@@ -80,7 +80,7 @@ TEST(LoadChecks, ExamplePluginsPassTheChecks) {
 // built before the sandbox, in memory libffi maps writable and executable, and the plugin holds
 // pointers to them. Writing there must fault instead of running the plugin's code.
 TEST(LoadChecks, HostServiceStubsAreNotWritable) {
-  auto p = ward::Plugin<probe_api>::load(hostile("audit_closure_rwx"), "probe_entry", quick_policy());
+  auto p = ward::Instance<probe_api>::load(hostile("audit_closure_rwx"), "probe_entry", quick_policy());
   ASSERT_TRUE(p) << p.error().message();
   static const probe_host host{[](const char*) {}};
   auto init = p->call<&probe_api::init>(&host);

@@ -67,7 +67,7 @@ std::string plugin(const char* name) { return std::string(WARD_PLUGIN_DIR) + "/l
 
 struct Zoo : ::testing::Test {
   void SetUp() override {
-    auto p = ward::Plugin<zoo_api>::load(plugin("abi_zoo"), "zoo_entry");
+    auto p = ward::Instance<zoo_api>::load(plugin("abi_zoo"), "zoo_entry");
     ASSERT_TRUE(p) << p.error().message();
     zoo.emplace(std::move(*p));
   }
@@ -76,7 +76,7 @@ struct Zoo : ::testing::Test {
     EXPECT_TRUE(r) << (r ? "" : r.error().message());
     return r ? r->unverified_value_i_trust_it() : T{};
   }
-  std::optional<ward::Plugin<zoo_api>> zoo;
+  std::optional<ward::Instance<zoo_api>> zoo;
 };
 
 TEST_F(Zoo, StructsOfEveryRegisterClass) {

@@ -79,14 +79,14 @@ struct HostileValues : ::testing::TestWithParam<Param> {
     g_seen = {};
     auto pol = ward::Policy::builder().grant("hv_host").build();
     ASSERT_TRUE(pol);
-    auto p = ward::Plugin<hv_api>::load(plugin(), "hv_entry", *pol);
+    auto p = ward::Instance<hv_api>::load(plugin(), "hv_entry", *pol);
     ASSERT_TRUE(p) << p.error().message();
     hv.emplace(std::move(*p));
   }
   void configure(std::uint8_t bool_byte, int mode) {
     ASSERT_TRUE(hv->call<&hv_api::configure>(bool_byte, std::int32_t{mode}));
   }
-  std::optional<ward::Plugin<hv_api>> hv;
+  std::optional<ward::Instance<hv_api>> hv;
 };
 
 struct InvalidValues : HostileValues<std::uint8_t> {

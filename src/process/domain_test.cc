@@ -17,7 +17,7 @@ void host_log(const char* msg) { g_log.emplace_back(msg); }
 [[maybe_unused]] std::uint64_t host_now() { return 42; }
 
 TEST(Domain, LoadsAndCallsTextTransformer) {
-  auto p = ward::Plugin<textxform_api>::load(plugin("textxform"), "textxform_entry");
+  auto p = ward::Instance<textxform_api>::load(plugin("textxform"), "textxform_entry");
   ASSERT_TRUE(p) << p.error().message();
   g_log.clear();
   static const text_host host{host_log};
@@ -51,7 +51,7 @@ namespace {
 
 struct DeviceFixture : ::testing::Test {
   void SetUp() override {
-    auto p = ward::Plugin<device_api>::load(plugin("device"), "device_entry");
+    auto p = ward::Instance<device_api>::load(plugin("device"), "device_entry");
     ASSERT_TRUE(p) << p.error().message();
     dev.emplace(std::move(*p));
     g_log.clear();
@@ -59,7 +59,7 @@ struct DeviceFixture : ::testing::Test {
     ASSERT_TRUE(r) << r.error().message();
   }
   static constexpr device_host host{host_log, host_now};
-  std::optional<ward::Plugin<device_api>> dev;
+  std::optional<ward::Instance<device_api>> dev;
 };
 
 TEST_F(DeviceFixture, StructsByPointerAndByValue) {
@@ -121,7 +121,7 @@ TEST_F(DeviceFixture, PluginCallsHostServices) {
 }
 
 // host -> plugin -> host -> plugin -> ... : the host's log service calls back into the plugin.
-ward::Plugin<device_api>* g_nested = nullptr;
+ward::Instance<device_api>* g_nested = nullptr;
 int g_depth = 0;
 int g_max_depth = 0;
 void nesting_log(const char*) {
@@ -135,7 +135,7 @@ void nesting_log(const char*) {
 }
 
 TEST(Domain, NestedCrossingsToAnyDepth) {
-  auto p = ward::Plugin<device_api>::load(plugin("device"), "device_entry");
+  auto p = ward::Instance<device_api>::load(plugin("device"), "device_entry");
   ASSERT_TRUE(p) << p.error().message();
   static constexpr device_host nesting_host{nesting_log, host_now};
   ASSERT_TRUE(p->call<&device_api::init>(&nesting_host));
@@ -151,7 +151,7 @@ TEST(Domain, NestedCrossingsToAnyDepth) {
 }
 
 TEST(Domain, ChecksumInoutAndOutBuffers) {
-  auto p = ward::Plugin<checksum_api>::load(plugin("checksum"), "checksum_entry");
+  auto p = ward::Instance<checksum_api>::load(plugin("checksum"), "checksum_entry");
   ASSERT_TRUE(p) << p.error().message();
   const char* s = "123456789";
   auto crc = p->call<&checksum_api::crc32>(reinterpret_cast<const std::uint8_t*>(s), std::size_t{9});
@@ -171,7 +171,7 @@ TEST(Domain, ChecksumInoutAndOutBuffers) {
   EXPECT_EQ(sums[0], one->unverified_value_i_trust_it());
 }
 
-ward::Plugin<device_api>* g_arena_dev = nullptr;
+ward::Instance<device_api>* g_arena_dev = nullptr;
 std::optional<ward::Error> g_nested_error;
 void arena_hungry_log(const char*) {
   std::vector<std::uint8_t> big(g_arena_dev->domain().frame_capacity() - 64);
@@ -182,7 +182,7 @@ void arena_hungry_log(const char*) {
 TEST(Domain, ArenaExhaustedAtDepthIsALimitAndTheDomainSurvives) {
   auto pol = ward::Policy::builder().arena_size(256 << 10).build();
   ASSERT_TRUE(pol);
-  auto p = ward::Plugin<device_api>::load(plugin("device"), "device_entry", *pol);
+  auto p = ward::Instance<device_api>::load(plugin("device"), "device_entry", *pol);
   ASSERT_TRUE(p) << p.error().message();
   g_arena_dev = &*p;
   // At the top level the argument fits (the plugin then rejects the size: -22, not our concern).
@@ -204,8 +204,8 @@ TEST(Domain, ArenaExhaustedAtDepthIsALimitAndTheDomainSurvives) {
 }
 
 TEST(Domain, SeveralDomainsOfTheSamePluginAreIndependent) {
-  auto a = ward::Plugin<device_api>::load(plugin("device"), "device_entry");
-  auto b = ward::Plugin<device_api>::load(plugin("device"), "device_entry");
+  auto a = ward::Instance<device_api>::load(plugin("device"), "device_entry");
+  auto b = ward::Instance<device_api>::load(plugin("device"), "device_entry");
   ASSERT_TRUE(a && b);
   EXPECT_NE(ward::pid_of(a->domain()), ward::pid_of(b->domain()));
   const device_config ca{8, 1, 3.0, 0};

@@ -23,14 +23,14 @@ ward::Policy quick_policy() {
   return *p;
 }
 
-ward::Plugin<probe_api> load_probe(const char* name) {
-  auto p = ward::Plugin<probe_api>::load(plugin(name), "probe_entry", quick_policy());
+ward::Instance<probe_api> load_probe(const char* name) {
+  auto p = ward::Instance<probe_api>::load(plugin(name), "probe_entry", quick_policy());
   EXPECT_TRUE(p) << (p ? "" : p.error().message());
   return std::move(*p);
 }
 
 // The first call is harmless (arg 0), the second misbehaves (arg 1).
-ward::Error run_fault(ward::Plugin<probe_api>& p) {
+ward::Error run_fault(ward::Instance<probe_api>& p) {
   auto ok = p.call<&probe_api::run>(0L);
   EXPECT_TRUE(ok) << (ok ? "" : ok.error().message());
   if (ok) {
@@ -41,7 +41,7 @@ ward::Error run_fault(ward::Plugin<probe_api>& p) {
   return bad ? ward::Error{} : bad.error();
 }
 
-void expect_dead_afterwards(ward::Plugin<probe_api>& p, ward::Errc kind) {
+void expect_dead_afterwards(ward::Instance<probe_api>& p, ward::Errc kind) {
   EXPECT_FALSE(p.domain().alive());
   auto later = p.call<&probe_api::run>(0L);
   ASSERT_FALSE(later);
@@ -153,35 +153,35 @@ TEST(Faults, WildWriteFarAwayCrashesAndLeavesOutBufferUntouched) {
 }
 
 TEST(Faults, ConstructorCrashIsReportedAtLoad) {
-  auto p = ward::Plugin<probe_api>::load(plugin("ctor_crash"), "probe_entry", quick_policy());
+  auto p = ward::Instance<probe_api>::load(plugin("ctor_crash"), "probe_entry", quick_policy());
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().kind, ward::Errc::crashed) << p.error().message();
   EXPECT_EQ(p.error().function, "<load>");
 }
 
 TEST(Faults, ConstructorRunsUnderTheSandbox) {
-  auto p = ward::Plugin<probe_api>::load(plugin("ctor_open"), "probe_entry", quick_policy());
+  auto p = ward::Instance<probe_api>::load(plugin("ctor_open"), "probe_entry", quick_policy());
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().kind, ward::Errc::violation) << p.error().message();
   EXPECT_NE(p.error().detail.find("open"), std::string::npos) << p.error().detail;
 }
 
 TEST(Faults, MissingPluginFile) {
-  auto p = ward::Plugin<probe_api>::load(plugin("does_not_exist"), "probe_entry");
+  auto p = ward::Instance<probe_api>::load(plugin("does_not_exist"), "probe_entry");
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().kind, ward::Errc::load_failed);
   EXPECT_NE(p.error().detail.find("No such file"), std::string::npos) << p.error().detail;
 }
 
 TEST(Faults, MissingEntrySymbol) {
-  auto p = ward::Plugin<probe_api>::load(plugin("no_entry"), "probe_entry");
+  auto p = ward::Instance<probe_api>::load(plugin("no_entry"), "probe_entry");
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().kind, ward::Errc::load_failed);
   EXPECT_NE(p.error().detail.find("probe_entry"), std::string::npos) << p.error().detail;
 }
 
 TEST(Faults, NotASharedObject) {
-  auto p = ward::Plugin<probe_api>::load(std::string(WARD_SOURCE_DIR) + "/README.md", "probe_entry");
+  auto p = ward::Instance<probe_api>::load(std::string(WARD_SOURCE_DIR) + "/README.md", "probe_entry");
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().kind, ward::Errc::load_failed) << p.error().message();
 }
@@ -198,7 +198,7 @@ TEST(Faults, KilledFromOutsideIsCrash) {
 TEST(Faults, BufferLargerThanTheArenaIsMisuseAndDomainSurvives) {
   auto pol = ward::Policy::builder().arena_size(256 << 10).build();
   ASSERT_TRUE(pol);
-  auto p = ward::Plugin<probe_api>::load(plugin("probe_ok"), "probe_entry", *pol);
+  auto p = ward::Instance<probe_api>::load(plugin("probe_ok"), "probe_entry", *pol);
   ASSERT_TRUE(p);
   std::vector<unsigned char> big(1 << 20);
   auto r = p->call<&probe_api::poke>(big.data(), big.size());
@@ -245,7 +245,7 @@ class Forgery : public ::testing::TestWithParam<std::pair<std::size_t, const cha
 TEST_P(Forgery, IsAViolationDetectedBeforeTheTimeout) {
   auto pol = ward::Policy::builder().timeout(20s).build();
   ASSERT_TRUE(pol);
-  auto p = ward::Plugin<probe_api>::load(plugin("forge_reply"), "probe_entry", *pol);
+  auto p = ward::Instance<probe_api>::load(plugin("forge_reply"), "probe_entry", *pol);
   ASSERT_TRUE(p) << p.error().message();
   static constexpr probe_host host{[](const char*) {}};
   ASSERT_TRUE(p->call<&probe_api::init>(&host));
@@ -279,7 +279,7 @@ constexpr probe_host kCountingHost{[](const char*) { ++g_logged; }};
 TEST(Grants, AnUngrantedServiceCallIsAViolationThatNeverReachesTheHost) {
   auto pol = ward::Policy::builder().grant_none().build();
   ASSERT_TRUE(pol);
-  auto p = ward::Plugin<probe_api>::load(plugin("busy_log"), "probe_entry", *pol);
+  auto p = ward::Instance<probe_api>::load(plugin("busy_log"), "probe_entry", *pol);
   ASSERT_TRUE(p) << p.error().message();
   EXPECT_TRUE(p->domain().granted_services().empty());
   ASSERT_TRUE(p->call<&probe_api::init>(&kCountingHost));
@@ -296,7 +296,7 @@ TEST(Grants, GrantedServicesWorkAndAreVisible) {
   auto pol = ward::Policy::builder().grant(ward::service<&probe_host::log>()).build();
   ASSERT_TRUE(pol);
   EXPECT_NE(pol->describe().find("services granted: probe_host::log"), std::string::npos);
-  auto p = ward::Plugin<probe_api>::load(plugin("busy_log"), "probe_entry", *pol);
+  auto p = ward::Instance<probe_api>::load(plugin("busy_log"), "probe_entry", *pol);
   ASSERT_TRUE(p);
   ASSERT_EQ(p->domain().granted_services(), std::vector<std::string>{"probe_host::log"});
   ASSERT_TRUE(p->call<&probe_api::init>(&kCountingHost));
@@ -310,7 +310,7 @@ TEST(Grants, PerFunctionWithinAnInterface) {
   // device_host has log and now_ns; grant only now_ns: log_echo's first log() is refused.
   auto pol = ward::Policy::builder().grant("device_host::now_ns").build();
   ASSERT_TRUE(pol);
-  auto p = ward::Plugin<device_api>::load(plugin("device"), "device_entry", *pol);
+  auto p = ward::Instance<device_api>::load(plugin("device"), "device_entry", *pol);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->domain().granted_services(), std::vector<std::string>{"device_host::now_ns"});
   static constexpr device_host host{[](const char*) {}, [] { return std::uint64_t{1}; }};
@@ -323,7 +323,7 @@ TEST(Grants, PerFunctionWithinAnInterface) {
 TEST(Grants, WholeInterfaceGrant) {
   auto pol = ward::Policy::builder().grant("device_host").build();
   ASSERT_TRUE(pol);
-  auto p = ward::Plugin<device_api>::load(plugin("device"), "device_entry", *pol);
+  auto p = ward::Instance<device_api>::load(plugin("device"), "device_entry", *pol);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->domain().granted_services().size(), 2u);
 }

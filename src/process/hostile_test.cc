@@ -57,8 +57,8 @@ ward::Policy policy(std::chrono::nanoseconds timeout, unsigned nesting = 32) {
   return *p;
 }
 
-ward::Plugin<probe_api> load(const std::string& path, const ward::Policy& pol) {
-  auto p = ward::Plugin<probe_api>::load(path, "probe_entry", pol);
+ward::Instance<probe_api> load(const std::string& path, const ward::Policy& pol) {
+  auto p = ward::Instance<probe_api>::load(path, "probe_entry", pol);
   EXPECT_TRUE(p) << (p ? "" : p.error().message());
   if (!p) std::abort();  // nothing below can run without it
   return std::move(*p);
@@ -227,7 +227,7 @@ TEST(Hostile, SendingItselfSigsysIsItselfTheViolation) {
 }
 
 // ---- 11. Nesting is bounded --------------------------------------------------------------------------
-ward::Plugin<probe_api>* g_recurse = nullptr;
+ward::Instance<probe_api>* g_recurse = nullptr;
 int g_depth = 0, g_deepest = 0;
 ward::Result<long> g_refused = 0L;
 bool g_saw_limit = false;
@@ -430,7 +430,7 @@ TEST(Hostile, ATracerOfTheSameUserCannotAttach) {
 TEST(Hostile, APrivilegedTracerCannotStretchAHang) {
   if (!have_cap_sys_ptrace()) GTEST_SKIP() << "needs CAP_SYS_PTRACE to play the privileged tracer";
   Watchdog dog(90s, "a domain whose child a tracer holds");
-  auto p = std::make_unique<ward::Plugin<probe_api>>(load(plugin("hang_loop"), policy(300ms)));
+  auto p = std::make_unique<ward::Instance<probe_api>>(load(plugin("hang_loop"), policy(300ms)));
   const pid_t child = ward::pid_of(p->domain());
   int ready[2];
   ASSERT_EQ(pipe(ready), 0);
@@ -462,7 +462,7 @@ TEST(Hostile, APrivilegedTracerCannotStretchAHang) {
   EXPECT_LT(took, 4s);  // the review saw ~20 s for a 1 s budget
 
   // Another domain loads and answers while the tracer still holds the first child's exit.
-  auto other = ward::Plugin<probe_api>::load(plugin("probe_ok"), "probe_entry", policy(2s));
+  auto other = ward::Instance<probe_api>::load(plugin("probe_ok"), "probe_entry", policy(2s));
   ASSERT_TRUE(other) << other.error().message();
   EXPECT_TRUE(other->call<&probe_api::run>(1L));
 

@@ -171,13 +171,13 @@ ward::Policy with_collector(ward::Policy::Builder b, const std::shared_ptr<Colle
 }
 
 // Loads a probe plugin; the error (if any) is reported by the caller outside HostStdio scopes.
-ward::Result<ward::Plugin<probe_api>> load(const std::string& path, const ward::Policy& pol, std::string name = {}) {
-  return ward::Plugin<probe_api>::load(path, "probe_entry", pol, std::move(name));
+ward::Result<ward::Instance<probe_api>> load(const std::string& path, const ward::Policy& pol, std::string name = {}) {
+  return ward::Instance<probe_api>::load(path, "probe_entry", pol, std::move(name));
 }
 
 // Loads with the host's fds 1 and 2 pointing at `fd` (see HostStdio): on the old code, the child
 // kept them; and a flood that escapes ends up in a file, not in the test log.
-ward::Result<ward::Plugin<probe_api>> load_with_host_stdio(int fd, const std::string& path, const ward::Policy& pol,
+ward::Result<ward::Instance<probe_api>> load_with_host_stdio(int fd, const std::string& path, const ward::Policy& pol,
                                                            std::string name = {}) {
   HostStdio redirect(fd);
   return load(path, pol, std::move(name));
@@ -194,7 +194,7 @@ TEST(Output, ExtensionCannotRewindAndOverwriteTheHostsLog) {
   ASSERT_EQ(write(log.fd, original.data(), original.size()), static_cast<ssize_t>(original.size()));
   auto c = std::make_shared<Collector>();
   // The host runs as `host > host.log 2>&1`.
-  std::optional<ward::Result<ward::Plugin<probe_api>>> p{load_with_host_stdio(log.fd, hostile("out_lseek"), with_collector(base(), c))};
+  std::optional<ward::Result<ward::Instance<probe_api>>> p{load_with_host_stdio(log.fd, hostile("out_lseek"), with_collector(base(), c))};
   ASSERT_TRUE(*p) << (*p).error().message();
   auto r = (**p).call<&probe_api::run>(1L);
   // Either the rewind failed (a pipe cannot seek) or the filter stopped it as a violation.
@@ -223,7 +223,7 @@ TEST(Output, ExtensionCannotReadWhatTheUserTypes) {
     }
   } closer{master, tty};
   auto c = std::make_shared<Collector>();
-  std::optional<ward::Result<ward::Plugin<probe_api>>> p{load_with_host_stdio(tty, hostile("out_read"), with_collector(base(), c))};
+  std::optional<ward::Result<ward::Instance<probe_api>>> p{load_with_host_stdio(tty, hostile("out_read"), with_collector(base(), c))};
   ASSERT_TRUE(*p) << (*p).error().message();
   const std::string secret = "hunter2\n";  // the user types a password at the host's prompt
   ASSERT_EQ(write(master, secret.data(), secret.size()), static_cast<ssize_t>(secret.size()));
@@ -250,8 +250,8 @@ TEST(Output, FloodIsCappedByTheBudgetAndTheHostStaysResponsive) {
   auto c = std::make_shared<Collector>();
   const auto pol = with_collector(base().output_budget(kMiB).output_rate(1ull << 30, 1ull << 30), c);
   const auto t0 = Clock::now();
-  std::optional<ward::Result<ward::Plugin<probe_api>>> flood{load_with_host_stdio(host_out.fd, hostile("out_flood"), pol)};
-  std::optional<ward::Result<ward::Plugin<probe_api>>> other{load_with_host_stdio(host_out.fd, plugin("probe_ok"), pol)};
+  std::optional<ward::Result<ward::Instance<probe_api>>> flood{load_with_host_stdio(host_out.fd, hostile("out_flood"), pol)};
+  std::optional<ward::Result<ward::Instance<probe_api>>> other{load_with_host_stdio(host_out.fd, plugin("probe_ok"), pol)};
   ASSERT_TRUE(*flood) << (*flood).error().message();
   ASSERT_TRUE(*other) << (*other).error().message();
   std::atomic<bool> done{false};
@@ -320,7 +320,7 @@ TEST(Output, FloodIsCappedByTheRate) {
 TEST(Output, LinesArriveLabelledAndInOrder) {
   TempFile host_out;
   auto c = std::make_shared<Collector>();
-  std::optional<ward::Result<ward::Plugin<probe_api>>> p{load_with_host_stdio(host_out.fd, hostile("out_lines"), with_collector(base(), c))};
+  std::optional<ward::Result<ward::Instance<probe_api>>> p{load_with_host_stdio(host_out.fd, hostile("out_lines"), with_collector(base(), c))};
   ASSERT_TRUE(*p) << (*p).error().message();
   ASSERT_EQ(value((**p).call<&probe_api::run>(1L)), 1);
   ASSERT_EQ(value((**p).call<&probe_api::run>(2L)), 1);
@@ -371,7 +371,7 @@ TEST(Output, ControlSequencesAreEscapedAndLongLinesSplit) {
 TEST(Output, PartialLinesBeforeACrashAreDelivered) {
   auto c = std::make_shared<Collector>();
   TempFile host_out;
-  std::optional<ward::Result<ward::Plugin<probe_api>>> p{load_with_host_stdio(host_out.fd, hostile("out_crash"), with_collector(base(), c))};
+  std::optional<ward::Result<ward::Instance<probe_api>>> p{load_with_host_stdio(host_out.fd, hostile("out_crash"), with_collector(base(), c))};
   ASSERT_TRUE(*p) << (*p).error().message();
   auto r = (**p).call<&probe_api::run>(1L);
   ASSERT_FALSE(r);

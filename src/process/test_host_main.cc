@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: ward-test-host PLUGIN.so\n");
     return 2;
   }
-  auto p = ward::Plugin<probe_api>::load(argv[1], "probe_entry");
+  auto p = ward::Instance<probe_api>::load(argv[1], "probe_entry");
   if (!p) {
     std::fprintf(stderr, "ward-test-host: %s\n", p.error().message().c_str());
     return 1;

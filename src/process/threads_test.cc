@@ -16,7 +16,7 @@ using namespace std::chrono_literals;
 std::string plugin(const char* name) { return std::string(WARD_PLUGIN_DIR) + "/lib" + name + ".so"; }
 
 TEST(Threads, ConcurrentCallersAreSerializedAndConsistent) {
-  auto p = ward::Plugin<device_api>::load(plugin("device"), "device_entry");
+  auto p = ward::Instance<device_api>::load(plugin("device"), "device_entry");
   ASSERT_TRUE(p) << p.error().message();
   const device_config cfg{16, 64, 1.0, 0};
   ASSERT_TRUE(p->call<&device_api::configure>(&cfg));
@@ -53,7 +53,7 @@ TEST(Threads, ConcurrentCallersAreSerializedAndConsistent) {
 TEST(Threads, CallersWaitingBehindAHangAllGetErrors) {
   auto pol = ward::Policy::builder().timeout(300ms).build();
   ASSERT_TRUE(pol);
-  auto p = ward::Plugin<probe_api>::load(plugin("hang_loop"), "probe_entry", *pol);
+  auto p = ward::Instance<probe_api>::load(plugin("hang_loop"), "probe_entry", *pol);
   ASSERT_TRUE(p) << p.error().message();
   constexpr int kThreads = 4;
   std::atomic<int> errors{0}, successes{0};
@@ -76,9 +76,9 @@ TEST(Threads, CallersWaitingBehindAHangAllGetErrors) {
 TEST(Threads, CrashDuringNestedCallFailsEveryLevel) {
   // The host's log service, called from inside the plugin, crashes the plugin from outside:
   // the nested level and the outer call both report the failure.
-  static ward::Plugin<probe_api>* self = nullptr;
+  static ward::Instance<probe_api>* self = nullptr;
   static std::optional<ward::Error> inner;
-  auto p = ward::Plugin<probe_api>::load(plugin("busy_log"), "probe_entry");
+  auto p = ward::Instance<probe_api>::load(plugin("busy_log"), "probe_entry");
   ASSERT_TRUE(p) << p.error().message();
   self = &*p;
   static constexpr probe_host host{[](const char*) {

@@ -126,7 +126,7 @@ RecoveryCore::Stats RecoveryCore::stats() const {
   return s;
 }
 
-std::shared_ptr<Instance> RecoveryCore::current() const {
+std::shared_ptr<LiveInstance> RecoveryCore::current() const {
   std::shared_lock g(mu_);
   return current_;
 }
@@ -200,7 +200,7 @@ Result<bool> RecoveryCore::recover(std::uint64_t gen, const Error& cause) {
   pending_.push_back({NoticeKind::failed, name_, first, 0, {}, streak_});
   last_cause_ = first;
   begin_recovery_locked();
-  std::shared_ptr<Instance> failed = current_;
+  std::shared_ptr<LiveInstance> failed = current_;
   flush_notices(g);
   // Release now, not when the last in-flight caller drops the old instance; outside the lock,
   // so a release hook that calls in gets an error instead of a deadlock.
@@ -311,10 +311,10 @@ Result<void> RecoveryCore::run_recovery(Clock::time_point detected) {
 
 // One restart attempt, without mu_: a fresh instance with `log` replayed into it, or the failure
 // (its host objects released). A replay still running at `deadline` is cut off.
-Result<std::shared_ptr<Instance>> RecoveryCore::attempt(const std::vector<ReplayLog::Entry>& log,
+Result<std::shared_ptr<LiveInstance>> RecoveryCore::attempt(const std::vector<ReplayLog::Entry>& log,
                                                         Clock::time_point deadline, ExtHandleMap& handles) {
   auto fresh = WARD_TRY(launch_(name_));
-  Instance& inst = *fresh;
+  LiveInstance& inst = *fresh;
   Result<void> ok{};
   if (!log.empty()) {
     ReplayWatchdog dog(inst.domain(), deadline);
@@ -375,7 +375,7 @@ void RecoveryCore::heartbeat_loop() {
     // not a stop does not move the next beat.
     if (hb_cv_.wait_until(lk, Clock::now() + rp_.heartbeat, [this] { return hb_stop_; })) break;
     lk.unlock();
-    std::shared_ptr<Instance> inst;
+    std::shared_ptr<LiveInstance> inst;
     std::uint64_t gen;
     bool idle;
     {

@@ -18,10 +18,10 @@
 namespace ward::cli {
 namespace {
 
-std::optional<Plugin<device_api>>& device(benchmark::State& st) {
-  static std::optional<Plugin<device_api>> d;
+std::optional<Instance<device_api>>& device(benchmark::State& st) {
+  static std::optional<Instance<device_api>> d;
   if (!d) {
-    auto p = Plugin<device_api>::load(plugin_path("device"), "device_entry");
+    auto p = Instance<device_api>::load(plugin_path("device"), "device_entry");
     if (!p) st.SkipWithError(p.error().message().c_str());
     else d.emplace(std::move(*p));
   }

@@ -26,7 +26,7 @@ Policy bench_policy() { return *Policy::builder().timeout(2s).memory(256ull << 2
 void load_empty(benchmark::State& st) {
   for (auto _ : st) {
     const auto t0 = Clock::now();
-    auto p = Plugin<probe_api>::load(plugin_path("probe_ok"), "probe_entry", bench_policy());
+    auto p = Instance<probe_api>::load(plugin_path("probe_ok"), "probe_entry", bench_policy());
     const auto t1 = Clock::now();
     if (!p) return st.SkipWithError(p.error().message().c_str());
     st.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
@@ -97,10 +97,10 @@ void kill_to_success(benchmark::State& st) {
 
 // Tracking cost: the same plugin function, its argument declared a handle (checked against the
 // domain's table on every call) or a plain integer.
-std::optional<Plugin<zoo_api>>& zoo(benchmark::State& st) {
-  static std::optional<Plugin<zoo_api>> z;
+std::optional<Instance<zoo_api>>& zoo(benchmark::State& st) {
+  static std::optional<Instance<zoo_api>> z;
   if (!z) {
-    auto p = Plugin<zoo_api>::load(plugin_path("abi_zoo"), "zoo_entry", bench_policy());
+    auto p = Instance<zoo_api>::load(plugin_path("abi_zoo"), "zoo_entry", bench_policy());
     if (!p) st.SkipWithError(p.error().message().c_str());
     else z.emplace(std::move(*p));
   }

@@ -47,9 +47,9 @@ class Pin {
   bool ok_ = false;
 };
 
-std::optional<Plugin<device_api>> load_device(std::chrono::nanoseconds spin, benchmark::State& st) {
+std::optional<Instance<device_api>> load_device(std::chrono::nanoseconds spin, benchmark::State& st) {
   auto pol = Policy::builder().spin(spin).build();
-  auto p = Plugin<device_api>::load(plugin_path("device"), "device_entry", *pol);
+  auto p = Instance<device_api>::load(plugin_path("device"), "device_entry", *pol);
   if (!p) {
     st.SkipWithError(p.error().message().c_str());
     return std::nullopt;

@@ -161,7 +161,7 @@ SpinOutcome run_spin(Supervisor& sup, const Policy& base, bool quiet) {
                          static_cast<long>(seen->unverified_value_i_trust_it()) == filter_seen_since_restart;
   // A domain that was not granted the log service calls it: a violation, never reaching the host.
   auto strict = Policy::builder().grant_none().build();
-  auto probe = Plugin<probe_api>::load(plugin_path("busy_log"), "probe_entry", *strict, "busy_log (no grants)");
+  auto probe = Instance<probe_api>::load(plugin_path("busy_log"), "probe_entry", *strict, "busy_log (no grants)");
   static constexpr probe_host counting{[](const char*) {}};
   if (probe && probe->call<&probe_api::init>(&counting)) {
     auto r = probe->call<&probe_api::run>(1L);

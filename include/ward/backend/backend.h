@@ -1,5 +1,5 @@
 // ward::Domain: one instance of an extension in its own protection domain, as every backend
-// presents it. The typed layers (Plugin<Api>, the Supervisor, event handlers bound to
+// presents it. The typed layers (Instance<Api>, the Supervisor, event handlers bound to
 // extensions, handle checks) speak only to this class; a backend (process/domain.h: a sandboxed
 // child process) implements it.
 //
@@ -15,7 +15,7 @@
 // Everything else here (names, grants, the handle table, service implementations) is common.
 //
 // Threads: all members may be called from any thread; the crossing's rules are in crossing.h.
-// A Domain is owned by whoever started it (Plugin<Api>, or the Supervisor's current instance);
+// A Domain is owned by whoever started it (Instance<Api>, or the Supervisor's current instance);
 // destroying it ends the extension and releases the host objects granted to it.
 #pragma once
 

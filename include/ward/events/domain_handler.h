@@ -1,7 +1,7 @@
 // Handlers that live in extensions: bind an extension's exported function to an Event, so that
 // raising the event crosses into the extension's domain.
 //
-//   auto h = ward::from_domain<&pktfilter_api::on_packet>(*filter,      // Plugin<Api> or Extension<Api>
+//   auto h = ward::from_domain<&pktfilter_api::on_packet>(*filter,      // Instance<Api> or Extension<Api>
 //                [](int verdict) { return verdict == 0 || verdict == 1; });   // the verifier
 //   auto b = packet_received.bind(ward::binder_for(*filter, "pktfilter"), h, guard);
 //
@@ -24,7 +24,7 @@
 #include <utility>
 
 #include "ward/events/event.h"
-#include "ward/iface/plugin.h"
+#include "ward/iface/instance.h"
 #include "ward/recovery/supervisor.h"
 
 namespace ward {

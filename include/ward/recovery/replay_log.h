@@ -22,12 +22,12 @@
 #include <utility>
 #include <vector>
 
-#include "ward/iface/plugin.h"
+#include "ward/iface/instance.h"
 
 namespace ward {
 namespace detail {
 
-class Instance;  // detail/recovery_core.h: a running instance, whatever its interface
+class LiveInstance;  // detail/recovery_core.h: a running instance, whatever its interface
 
 // Virtual ext handle (what the host holds) -> the current instance's real value.
 using ExtHandleMap = std::map<std::uint64_t, std::uint64_t>;
@@ -60,7 +60,7 @@ class ReplayLog {
   struct Entry {
     std::uint32_t fn;  // the function's index in the interface, for replay_latest
     // Sends the call again to a fresh instance, re-learning the ext handles it returns.
-    std::function<Result<void>(Instance&, ExtHandleMap&)> replay;
+    std::function<Result<void>(LiveInstance&, ExtHandleMap&)> replay;
   };
 
   void record(Entry e, bool latest_only) {

@@ -3,7 +3,7 @@
 //
 //   ward::Supervisor sup({.max_restarts = 5, .window = 10s});
 //   auto dev = sup.load<device_api>("libdevice.so", "device_entry", policy);
-//   auto n = (*dev)->call<&device_api::read>(block, buf, size);   // same API as Plugin<Api>
+//   auto n = (*dev)->call<&device_api::read>(block, buf, size);   // same API as Instance<Api>
 //
 // When a call finds the extension failed (crashed, exited, hung, violated policy, exhausted a
 // limit) the supervisor, once for all threads: records the first cause; releases every host
@@ -63,7 +63,7 @@
 #include <string>
 #include <utility>
 
-#include "ward/iface/plugin.h"
+#include "ward/iface/instance.h"
 #include "ward/recovery/detail/recovery_core.h"
 #include "ward/recovery/notice.h"
 #include "ward/recovery/replay_log.h"
@@ -92,7 +92,7 @@ class Extension {
 
   [[nodiscard]] Result<void> start() { return core_.start(); }
 
-  // Same contract as Plugin<Api>::call, plus recovery (see the file comment).
+  // Same contract as Instance<Api>::call, plus recovery (see the file comment).
   template <auto M, class... A>
   [[nodiscard]] auto call(A&&... a) {
     using F = typename detail::declared_fn<Api, M, sizeof...(A)>::type;
@@ -113,27 +113,27 @@ class Extension {
   [[nodiscard]] Domain& domain() { return core_.current()->domain(); }
   // Kills the current instance from outside (fault injection); the next call recovers.
   void kill() { core_.current()->domain().kill(); }
-  [[nodiscard]] std::shared_ptr<Plugin<Api>> current() const {
-    std::shared_ptr<detail::Instance> i = core_.current();
-    Plugin<Api>& p = plugin_of(*i);
-    return std::shared_ptr<Plugin<Api>>(std::move(i), &p);
+  [[nodiscard]] std::shared_ptr<Instance<Api>> current() const {
+    std::shared_ptr<detail::LiveInstance> i = core_.current();
+    Instance<Api>& p = instance_of(*i);
+    return std::shared_ptr<Instance<Api>>(std::move(i), &p);
   }
   [[nodiscard]] const std::string& name() const { return core_.name(); }
 
  private:
-  // An instance of this interface: the core sees its domain, the calls its Plugin<Api>.
-  struct Typed final : detail::Instance {
-    explicit Typed(Plugin<Api> p) : plugin(std::move(p)) {}
-    Domain& domain() override { return plugin.domain(); }
-    Plugin<Api> plugin;
+  // An instance of this interface: the core sees its domain, the calls its Instance<Api>.
+  struct Typed final : detail::LiveInstance {
+    explicit Typed(Instance<Api> i) : instance(std::move(i)) {}
+    Domain& domain() override { return instance.domain(); }
+    Instance<Api> instance;
   };
   // Every instance the core holds was started by launcher() below.
-  static Plugin<Api>& plugin_of(detail::Instance& i) { return static_cast<Typed&>(i).plugin; }
+  static Instance<Api>& instance_of(detail::LiveInstance& i) { return static_cast<Typed&>(i).instance; }
 
   static detail::RecoveryCore::Launch launcher(std::string path, std::string entry, Policy policy, Starter backend) {
     return [path = std::move(path), entry = std::move(entry), policy = std::move(policy),
-            backend](const std::string& name) -> Result<std::shared_ptr<detail::Instance>> {
-      return std::make_shared<Typed>(WARD_TRY(Plugin<Api>::load(path, entry, policy, name, backend)));
+            backend](const std::string& name) -> Result<std::shared_ptr<detail::LiveInstance>> {
+      return std::make_shared<Typed>(WARD_TRY(Instance<Api>::load(path, entry, policy, name, backend)));
     };
   }
 
@@ -141,8 +141,8 @@ class Extension {
   // sent, and on failure handed back to the core, which recovers and says whether to send again.
   template <class F, auto M, class Args, std::size_t... I>
   auto call_with_recovery(Args& args, std::index_sequence<I...> idx)
-      -> decltype(std::declval<Plugin<Api>&>().template call<M>(std::get<I>(args)...)) {
-    using R = decltype(std::declval<Plugin<Api>&>().template call<M>(std::get<I>(args)...));
+      -> decltype(std::declval<Instance<Api>&>().template call<M>(std::get<I>(args)...)) {
+    using R = decltype(std::declval<Instance<Api>&>().template call<M>(std::get<I>(args)...));
     detail::RecoveryCore::CallState state;
     for (;;) {
       Args real = args;  // ext handles translated; `args` keeps the host's values for the log
@@ -150,7 +150,7 @@ class Extension {
         return detail::translate_ext_handles<F>(real, m, idx);
       });
       if (!t) return R(std::unexpected(t.error()));
-      R r = plugin_of(*t->instance).template call<M>(std::get<I>(real)...);
+      R r = instance_of(*t->instance).template call<M>(std::get<I>(real)...);
       if (r) {
         std::uint64_t virt = 0;
         if constexpr (F::returns_ext) {
@@ -173,10 +173,10 @@ class Extension {
     // Strings and in-buffers by value, out-buffers as scratch space of the same size, service
     // tables by pointer (the host's tables outlive the extension): the codec's capture.
     auto captured = std::make_shared<detail::held_args<F>>(detail::capture_args<F>(args));
-    auto replay = [captured, virt](detail::Instance& inst, detail::ExtHandleMap& handles) -> Result<void> {
+    auto replay = [captured, virt](detail::LiveInstance& inst, detail::ExtHandleMap& handles) -> Result<void> {
       typename F::args a = detail::args_from<F>(*captured);
       WARD_TRY(detail::translate_ext_handles<F>(a, handles, std::index_sequence<I...>{}));
-      auto r = WARD_TRY(plugin_of(inst).template call<F::member>(std::get<I>(a)...));
+      auto r = WARD_TRY(instance_of(inst).template call<F::member>(std::get<I>(a)...));
       if constexpr (F::returns_ext) handles[virt] = static_cast<std::uint64_t>(r.unverified_value_i_trust_it());
       (void)virt;
       return {};

@@ -1,9 +1,9 @@
 // Calling a function the interface does not declare.
 // expect: this function is not declared in the plugin's WARD_INTERFACE
-#include "ward/iface/plugin.h"
+#include "ward/iface/instance.h"
 struct api { long (*f)(int a); long (*g)(int a); };
 WARD_INTERFACE(api, (f));
 int main() {
-  auto p = ward::Plugin<api>::load("x.so", "entry");
+  auto p = ward::Instance<api>::load("x.so", "entry");
   if (p) (void)p->call<&api::g>(1);
 }

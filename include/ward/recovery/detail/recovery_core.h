@@ -5,7 +5,7 @@
 // file comment.
 //
 // Extension<Api> (supervisor.h) owns one core and supplies what is typed: it starts instances
-// (Launch, an Instance the core reaches only through its Domain), issues each call between
+// (Launch, a LiveInstance the core reaches only through its Domain), issues each call between
 // admit() and after_failure(), and records the state-setting calls (record()) as closures the
 // core replays into fresh instances.
 //
@@ -37,10 +37,10 @@
 namespace ward::detail {
 
 // One running instance of an extension as the core sees it: only its domain. Extension<Api>
-// derives the typed instance that also holds the Plugin<Api>.
-class Instance {
+// derives the typed instance that also holds the Instance<Api>.
+class LiveInstance {
  public:
-  virtual ~Instance() = default;
+  virtual ~LiveInstance() = default;
   [[nodiscard]] virtual Domain& domain() = 0;
 };
 
@@ -49,7 +49,7 @@ class RecoveryCore {
   using Clock = std::chrono::steady_clock;
   // Starts a fresh instance named `name` (empty: the domain picks one). Bounded by the Policy's
   // load_timeout; errors as Domain::start's.
-  using Launch = std::function<Result<std::shared_ptr<Instance>>(const std::string& name)>;
+  using Launch = std::function<Result<std::shared_ptr<LiveInstance>>(const std::string& name)>;
 
   struct Stats {
     // failures: of instances and of restart attempts; restarts: instances restarted and replayed.
@@ -68,7 +68,7 @@ class RecoveryCore {
   // The instance a call goes to, and its generation (a failure seen on an older one was
   // already recovered from).
   struct Ticket {
-    std::shared_ptr<Instance> instance;
+    std::shared_ptr<LiveInstance> instance;
     std::uint64_t gen = 0;
   };
   enum class Next { resend, give_error };  // after_failure's answer
@@ -111,7 +111,7 @@ class RecoveryCore {
   // Re-enables the extension (see Extension::reset).
   [[nodiscard]] Result<void> reset();
   [[nodiscard]] Stats stats() const;
-  [[nodiscard]] std::shared_ptr<Instance> current() const;
+  [[nodiscard]] std::shared_ptr<LiveInstance> current() const;
   [[nodiscard]] const std::string& name() const { return name_; }
 
  private:
@@ -127,7 +127,7 @@ class RecoveryCore {
   void wake_waiters_locked();
   void disable_locked(std::string why, const Error& cause);
   Result<void> run_recovery(Clock::time_point detected);
-  Result<std::shared_ptr<Instance>> attempt(const std::vector<ReplayLog::Entry>& log, Clock::time_point deadline,
+  Result<std::shared_ptr<LiveInstance>> attempt(const std::vector<ReplayLog::Entry>& log, Clock::time_point deadline,
                                             ExtHandleMap& handles);
   void count_retry();
   void give_error_to_caller(const Error& e);
@@ -142,7 +142,7 @@ class RecoveryCore {
   const NoticeSink sink_;
 
   mutable std::shared_mutex mu_;  // guards everything below
-  std::shared_ptr<Instance> current_;
+  std::shared_ptr<LiveInstance> current_;
   std::uint64_t gen_ = 0;           // bumped when a fresh instance replaces current_
   Clock::time_point ready_at_{};    // when current_ came up
   unsigned streak_ = 0;             // restarts since the extension last ran healthily

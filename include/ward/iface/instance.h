@@ -1,8 +1,9 @@
-// Plugin<Api>: one instance of a plain-C extension, in a domain of its own (any backend; the
-// process backend by default), called through stubs generated
-// from its WARD_INTERFACE declaration.
+// Instance<Api>: one instance of a plain-C extension in a domain of its own (any backend; the
+// process backend by default), called through the stubs generated from its WARD_INTERFACE
+// declaration (stubs.h over codec.h). It ends with its domain; Extension<Api>
+// (recovery/supervisor.h) is the one that outlives instances.
 //
-//   auto dev = ward::Plugin<device_api>::load("libdevice.so", "device_entry", policy);
+//   auto dev = ward::Instance<device_api>::load("libdevice.so", "device_entry", policy);
 //   ward::Result<ward::Tainted<long>> n = dev->call<&device_api::write>(block, data, size);
 //
 // Arguments are the C function's own. Host -> extension: in data is copied into the arena; out
@@ -41,14 +42,14 @@
 namespace ward {
 
 template <class Api>
-class Plugin {
-  static_assert(declared_interface<Api>, "ward: declare the plugin's interface with WARD_INTERFACE first");
+class Instance {
+  static_assert(declared_interface<Api>, "ward: declare the extension's interface with WARD_INTERFACE first");
 
  public:
   // Loads `path` into a new domain of `backend` (null: the process backend) and resolves `entry`
   // (a function returning `const Api *`). See ProcessDomain::start for the errors.
-  [[nodiscard]] static Result<Plugin> load(std::string path, std::string entry, Policy policy = Policy(),
-                                           std::string name = {}, Starter backend = nullptr) {
+  [[nodiscard]] static Result<Instance> load(std::string path, std::string entry, Policy policy = Policy(),
+                                             std::string name = {}, Starter backend = nullptr) {
     Spec spec;
     spec.plugin = std::move(path);
     spec.entry = std::move(entry);
@@ -57,10 +58,10 @@ class Plugin {
     spec.tables = detail::all_tables<Api>(detail::services_of<Api>{});
     spec.backend = backend;
     auto d = WARD_TRY(start_domain(std::move(spec)));
-    return Plugin(std::move(d));
+    return Instance(std::move(d));
   }
 
-  // Calls the plugin function M with the C function's own arguments.
+  // Calls the extension's function M with the C function's own arguments.
   template <auto M, class... A>
   [[nodiscard]] auto call(A&&... a) {
     using D = detail::declared_fn<Api, M, sizeof...(A)>;
@@ -73,7 +74,7 @@ class Plugin {
   [[nodiscard]] const Domain& domain() const { return *d_; }
 
  private:
-  explicit Plugin(std::unique_ptr<Domain> d) : d_(std::move(d)) {}
+  explicit Instance(std::unique_ptr<Domain> d) : d_(std::move(d)) {}
   std::unique_ptr<Domain> d_;
 };
 
