@@ -67,7 +67,9 @@ struct Row {
   // serve: libffi writes the result into a frame reservation (else into a local buffer)...
   bool result_in_frame;
   // ... and the result slot is made from it.
-  void (*result_to_slot)(Callee&, const sc::Param& p, void* rv, sc::Slot& r);
+  // (Returned by value, in registers: a slot written piecewise through memory and then read
+  // whole stalls store forwarding on the crossing's critical path.)
+  sc::Slot (*result_to_slot)(Callee&, const sc::Param& p, void* rv);
   // upcall: the value the extension's call returns, from the host's result slot.
   void (*slot_to_result)(Callee&, const sc::Param& p, const sc::Slot& r, void* ret);
 };
@@ -78,7 +80,7 @@ void* bits_arg(Callee&, sc::Slot& s, void*&) { return &s.a; }
 void bits_slot(Callee&, const sc::Fn& d, std::uint32_t i, void* const* args, sc::Slot& s, CopyBacks&) {
   s.a = scalar_bits(args[i], d.params[i].size);
 }
-void bits_result_slot(Callee&, const sc::Param& p, void* rv, sc::Slot& r) { r.a = scalar_bits(rv, p.size); }
+sc::Slot bits_result_slot(Callee&, const sc::Param& p, void* rv) { return {scalar_bits(rv, p.size), 0}; }
 // libffi wants a closure's integer results narrower than a register widened to ffi_arg/ffi_sarg.
 template <class T>
 void bits_result(Callee&, const sc::Param&, const sc::Slot& r, void* ret) {
@@ -88,7 +90,7 @@ void bits_result(Callee&, const sc::Param&, const sc::Slot& r, void* ret) {
     std::memcpy(ret, &r.a, sizeof(T));
 }
 
-void no_result_slot(Callee&, const sc::Param&, void*, sc::Slot&) {}
+sc::Slot no_result_slot(Callee&, const sc::Param&, void*) { return {0, 0}; }
 void no_result(Callee&, const sc::Param&, const sc::Slot&, void*) {}
 
 // Records travel as a copy in the frame: offset in `a`, size in `b`.
@@ -99,7 +101,7 @@ void record_slot(Callee& c, const sc::Fn& d, std::uint32_t i, void* const* args,
   std::memcpy(c.view().at(s.a), args[i], n);
   s.b = n;
 }
-void record_result_slot(Callee& c, const sc::Param& p, void* rv, sc::Slot& r) { r = {c.view().offset_of(rv), p.size}; }
+sc::Slot record_result_slot(Callee& c, const sc::Param& p, void* rv) { return {c.view().offset_of(rv), p.size}; }
 void record_result(Callee& c, const sc::Param& p, const sc::Slot& r, void* ret) { std::memcpy(ret, c.view().at(r.a), p.size); }
 
 // Strings and buffers the host sent are passed as pointers into the view.
@@ -128,10 +130,12 @@ void string_slot(Callee& c, const char* s, sc::Slot& slot) {
 void cstring_slot(Callee& c, const sc::Fn&, std::uint32_t i, void* const* args, sc::Slot& s, CopyBacks&) {
   string_slot(c, *static_cast<const char* const*>(args[i]), s);
 }
-void cstring_result_slot(Callee& c, const sc::Param&, void* rv, sc::Slot& r) {
+sc::Slot cstring_result_slot(Callee& c, const sc::Param&, void* rv) {
+  sc::Slot r{0, 0};
   const char* s = nullptr;
   std::memcpy(&s, rv, sizeof s);
   string_slot(c, s, r);
+  return r;
 }
 void cstring_result(Callee& c, const sc::Param&, const sc::Slot& r, void* ret) {
   const char* s = static_cast<const char*>(c.view().at(r.a));
@@ -378,7 +382,7 @@ std::expected<void, BuildError> Callee::build(std::span<const TableDesc> tables)
   return seal(closures, nclosures);
 }
 
-Served Callee::serve(std::uint32_t fn, std::uint64_t frame_off, std::uint64_t top) {
+sc::Slot Callee::serve(std::uint32_t fn, std::uint64_t frame_off, std::uint64_t top, std::uint64_t& top_at_return) {
   const std::uint64_t saved_top = view_.top;
   view_.top = top;
   FnRt& f = tables_[0].fns[fn];
@@ -392,11 +396,10 @@ Served Callee::serve(std::uint32_t fn, std::uint64_t frame_off, std::uint64_t to
   alignas(16) unsigned char local[16] = {};
   void* rv = f.ret.result_in_frame ? view_.at(view_.reserve(d.ret.size)) : local;
   ffi_call(&f.cif, FFI_FN(fnptr), rv, avalues);
-  sc::Slot r{0, 0};
-  f.ret.result_to_slot(*this, d.ret, rv, r);
-  const Served served{r, view_.top};
+  const sc::Slot r = f.ret.result_to_slot(*this, d.ret, rv);
+  top_at_return = view_.top;
   view_.top = saved_top;
-  return served;
+  return r;
 }
 
 }  // namespace ward::callee

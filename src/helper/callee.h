@@ -75,13 +75,6 @@ struct BuildError {
   const char* detail;
 };
 
-// The result of serving one call: the result slot and the frame stack's top at the return (the
-// host allocates above it until it reads the result).
-struct Served {
-  schema::Slot ret;
-  std::uint64_t top;
-};
-
 class Callee {
  public:
   Callee(MemoryView view, Host host) : view_(view), host_(host) {}
@@ -101,8 +94,11 @@ class Callee {
   MemoryView& view() { return view_; }
 
   // Calls function `fn` (< nfns(0)) of the extension with the arguments in the frame at
-  // `frame_off`, allocating above `top`; the view's top is restored afterwards.
-  Served serve(std::uint32_t fn, std::uint64_t frame_off, std::uint64_t top);
+  // `frame_off`, allocating above `top`; the view's top is restored afterwards. Returns the
+  // result slot (in registers: it is on the crossing's critical path) and sets `top_at_return`
+  // to the frame stack's top when the call returned (the host allocates above it until it has
+  // read the result).
+  schema::Slot serve(std::uint32_t fn, std::uint64_t frame_off, std::uint64_t top, std::uint64_t& top_at_return);
 
  private:
   struct FnRt;          // one function's libffi description and kind rows (callee.cc)

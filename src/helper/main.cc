@@ -135,13 +135,14 @@ w::Msg wait_host(w::MsgKind want) {
 
 void serve_call(const w::Msg& m) {
   if (m.table != 0 || m.fn >= g_callee->nfns(0)) die(w::kHelperExitProtocol);
-  const callee::Served served = g_callee->serve(m.fn, m.frame_off, m.top);
+  std::uint64_t top = 0;
+  const sc::Slot ret = g_callee->serve(m.fn, m.frame_off, m.top, top);
   w::Msg reply{};
-  reply.ret = served.ret;
+  reply.ret = ret;
   reply.kind = w::MsgKind::ret;
   reply.frame_off = m.frame_off;
   reply.frame_len = m.frame_len;
-  reply.top = served.top;
+  reply.top = top;
   send_up(reply);
 }
 

@@ -171,7 +171,7 @@ int run(bench::Options opt, int samples) {
     r.note = std::move(note);
     rows.push_back(r);
   };
-  add("floor/load_empty_plugin", std::nullopt, "spawn helper, sandbox, dlopen an empty plugin (median)");
+  add("floor/load_empty_plugin", std::nullopt, "spawn helper, sandbox, dlopen an empty extension (median)");
   add_p99("floor/load_empty_plugin", "floor/load_empty_plugin", "the floor's own tail");
   add("recovery/crash_to_first_success", "floor/load_empty_plugin", "SIGSEGV inside a call -> that call succeeds; target <= 2x");
   add_p99("recovery/crash_to_first_success", "floor/load_empty_plugin", "target <= 5x");
@@ -179,7 +179,7 @@ int run(bench::Options opt, int samples) {
   add_p99("recovery/kill_to_first_success", "floor/load_empty_plugin", "");
   add("floor/direct_call", std::nullopt);
   add("tracking/handle_table_check", "floor/direct_call", "decode + lookup + type + rights");
-  add("xpc/call_u64_plain", std::nullopt, "plugin call with a plain 64-bit argument");
+  add("xpc/call_u64_plain", std::nullopt, "extension call with a plain 64-bit argument");
   add("xpc/call_u64_handle", "xpc/call_u64_plain", "same call, argument declared a handle (checked)");
   for (auto& r : rows)
     if (r.name.ends_with("/p99")) r.note = r.note.empty() ? "99th percentile" : r.note;

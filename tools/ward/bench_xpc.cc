@@ -112,7 +112,7 @@ void out_4k(benchmark::State& st) {
 const device_api* direct_device(benchmark::State& st) {
   static void* lib = dlopen(plugin_path("device").c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!lib) {
-    st.SkipWithError("dlopen of the device plugin failed");
+    st.SkipWithError("dlopen of the device extension failed");
     return nullptr;
   }
   auto entry = reinterpret_cast<const device_api* (*)()>(dlsym(lib, "device_entry"));
@@ -194,8 +194,8 @@ int run(const bench::Options& opt) {
   add("xpc/null_call_futex_only_cross_cpu", "floor/futex_cross_cpu", "pinned 2 CPUs, no spin");
   add("xpc/null_call_same_cpu", "floor/futex_same_cpu", "pinned 1 CPU (spin skipped)");
   add("xpc/null_call", "floor/socketpair");
-  add("direct/write_4k", std::nullopt, "device write of 4 KiB, plugin called in-process");
-  add("direct/read_4k", std::nullopt, "device read of 4 KiB, plugin called in-process");
+  add("direct/write_4k", std::nullopt, "device write of 4 KiB, extension called in-process");
+  add("direct/read_4k", std::nullopt, "device read of 4 KiB, extension called in-process");
   add("xpc/in_4k", "direct/write_4k", "device write, 4 KiB in-buffer, through the domain");
   add("xpc/out_4k", "direct/read_4k", "device read, 4 KiB out-buffer, through the domain");
   add("xpc/in_4k", "xpc/null_call");
@@ -206,7 +206,7 @@ int run(const bench::Options& opt) {
     r.value = it->second / 101.0;
     r.floor = "xpc/null_call";
     if (auto f = m.ns.find("xpc/null_call"); f != m.ns.end()) r.ratio = r.value / f->second;
-    r.note = "plugin -> host service round trip (101 per call, divided)";
+    r.note = "extension -> host service round trip (101 per call, divided)";
     rows.push_back(r);
   }
   bench::print(rows, opt.json);

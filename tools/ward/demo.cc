@@ -195,7 +195,7 @@ int run_demo(bool quiet) {
   for (const Error* e : {kv ? nullptr : &kv.error(), text ? nullptr : &text.error(), dev ? nullptr : &dev.error(),
                          sum ? nullptr : &sum.error()}) {
     if (e) {
-      fmt::print(stderr, "ward demo: cannot load an example plugin: {}\n", e->message());
+      fmt::print(stderr, "ward demo: cannot load an example extension: {}\n", e->message());
       return 2;
     }
   }
@@ -204,11 +204,11 @@ int run_demo(bool quiet) {
   auto users = (*kv)->call<&kv_api::open_table>("users");
   if (!t || !users || !(*text)->call<&textxform_api::init>(&kTextHost, "upper") ||
       !(*dev)->call<&device_api::init>(&kDeviceHost) || !(*dev)->call<&device_api::configure>(&cfg)) {
-    fmt::print(stderr, "ward demo: initialising the example plugins failed\n");
+    fmt::print(stderr, "ward demo: initialising the example extensions failed\n");
     return 2;
   }
   const std::uint64_t table = users->unverified_value_i_trust_it();
-  fmt::print("ward demo: 4 supervised plugins, each in a sandboxed process domain\n");
+  fmt::print("ward demo: 4 supervised extensions, each in a sandboxed process domain\n");
   fmt::print("  kv pid {}, textxform pid {}, device pid {}, checksum pid {}\n", ward::pid_of((*kv)->domain()),
              ward::pid_of((*text)->domain()), ward::pid_of((*dev)->domain()), ward::pid_of((*sum)->domain()));
   fmt::print("  policy: {}\n\n", pol->describe());
@@ -378,7 +378,7 @@ int run_demo(bool quiet) {
 void add_demo(CLI::App& app, int& exit_code) {
   auto quiet = std::make_shared<bool>(false);
   auto* c = app.add_subcommand("demo",
-                               "Run a verified workload on supervised plugins while injecting every kind of failure");
+                               "Run a verified workload on supervised extensions while injecting every kind of failure");
   c->add_flag("-q,--quiet", *quiet, "Print only the summary");
   c->callback([quiet, &exit_code] { exit_code = run_demo(*quiet); });
 }

@@ -73,6 +73,20 @@ inline constexpr std::string_view kOutOfRange = ": an enum value outside its dec
 
 inline std::string param_label(std::size_t i) { return "parameter " + std::to_string(i); }
 
+// The schema record of a value of kind `k` and `size` bytes; the rows add what else they say.
+consteval schema::Param simple_param(schema::Kind k, std::uint32_t size, bool nullable = false) {
+  schema::Param p{};
+  p.kind = k;
+  p.size = size;
+  p.nullable = nullable ? 1 : 0;
+  p.count_arg = 0xff;
+  return p;
+}
+
+// Whether parameter I of F may be null (ward::nullable).
+template <class F, std::size_t I>
+inline constexpr bool nullable_at = ann_for(F::anns, I).nullable;
+
 // Data to copy back into a host object once the other side is done with it (out and inout
 // buffers). `check` verifies (and normalises) a host copy of the bytes; null when the element
 // type has no invalid bit patterns.
@@ -154,11 +168,7 @@ struct Codec<ParamKind::scalar> : ByValue {
   static constexpr bool late = false;
   template <class F, std::size_t I>
   static consteval schema::Param describe() {
-    schema::Param p{};
-    p.count_arg = 0xff;
-    p.kind = scalar_kind<param_type<F, I>>();
-    p.size = sizeof(param_type<F, I>);
-    return p;
+    return simple_param(scalar_kind<param_type<F, I>>(), sizeof(param_type<F, I>));
   }
   template <class F, std::size_t I, class Args>
   static Result<void> encode(Call&, schema::Slot& s, const Args& args, CopyBack&) {
@@ -225,18 +235,13 @@ struct Codec<ParamKind::cstring> {
   using held = std::optional<std::string>;  // nullopt: a null pointer
   template <class F, std::size_t I>
   static consteval schema::Param describe() {
-    schema::Param p{};
-    p.count_arg = 0xff;
-    p.nullable = ann_for(F::anns, I).nullable ? 1 : 0;
-    p.kind = schema::Kind::cstring;
-    p.size = 1;
-    return p;
+    return simple_param(schema::Kind::cstring, 1, nullable_at<F, I>);
   }
   template <class F, std::size_t I, class Args>
   static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
     const char* v = std::get<I>(args);
     if (!v) {
-      if (!ann_for(F::anns, I).nullable)
+      if (!nullable_at<F, I>)
         return std::unexpected(
             c.decorate(fail(Errc::misuse, param_label(I) + ": null string (declare ward::nullable to allow it)").error()));
       s = {schema::kNull, 0};
@@ -252,7 +257,7 @@ struct Codec<ParamKind::cstring> {
   static Result<void> decode(Upcall& up, Held& held, CopyBack&) {
     auto s = WARD_TRY(up.param(I));
     if (s.a == schema::kNull) {
-      if (!ann_for(F::anns, I).nullable) return up.violation("null string for " + param_label(I));
+      if (!nullable_at<F, I>) return up.violation("null string for " + param_label(I));
       std::get<I>(held).reset();
       return {};
     }
@@ -291,11 +296,8 @@ struct Codec<ParamKind::buffer> {
                                                                   : schema::Dir::inout;
   template <class F, std::size_t I>
   static consteval schema::Param describe() {
-    schema::Param p{};
-    p.nullable = ann_for(F::anns, I).nullable ? 1 : 0;
-    p.kind = schema::Kind::buffer;
+    schema::Param p = simple_param(schema::Kind::buffer, sizeof(element<F, I>), nullable_at<F, I>);
     p.dir = dir<F, I>;
-    p.size = sizeof(element<F, I>);
     p.count_arg = ann<F, I>.count;
     return p;
   }
@@ -317,7 +319,7 @@ struct Codec<ParamKind::buffer> {
     if (mul_overflows(n, sizeof(element<F, I>), bytes)) return misuse("element count overflows");
     const P v = std::get<I>(args);
     if (!v) {
-      if (!ann_for(F::anns, I).nullable && bytes != 0)
+      if (!nullable_at<F, I> && bytes != 0)
         return misuse("null buffer with a non-zero size (declare ward::nullable to allow it)");
       s = {schema::kNull, bytes};
       return {};
@@ -337,7 +339,7 @@ struct Codec<ParamKind::buffer> {
     if (mul_overflows(n, sizeof(element<F, I>), bytes)) return up.violation("element count overflows");
     auto& h = std::get<I>(held);
     if (s.a == schema::kNull) {
-      if (!ann_for(F::anns, I).nullable && bytes != 0) return up.violation("null buffer for " + param_label(I));
+      if (!nullable_at<F, I> && bytes != 0) return up.violation("null buffer for " + param_label(I));
       return {};
     }
     auto p = WARD_TRY(up.writable(s.a, bytes));
@@ -380,11 +382,7 @@ struct Codec<ParamKind::services> {
   static constexpr std::uint32_t table = service_id<typename F::api, pointee_t<param_type<F, I>>>();
   template <class F, std::size_t I>
   static consteval schema::Param describe() {
-    schema::Param p{};
-    p.count_arg = 0xff;
-    p.nullable = ann_for(F::anns, I).nullable ? 1 : 0;
-    p.kind = schema::Kind::services;
-    p.size = sizeof(void*);
+    schema::Param p = simple_param(schema::Kind::services, sizeof(void*), nullable_at<F, I>);
     p.table = table<F, I>;
     return p;
   }
@@ -460,10 +458,7 @@ struct ResultCodec<ResultKind::none> {
   using host = void;
   template <class F>
   static consteval schema::Param describe() {
-    schema::Param p{};
-    p.count_arg = 0xff;
-    p.kind = schema::Kind::void_;
-    return p;
+    return simple_param(schema::Kind::void_, 0);
   }
   template <class F>
   static Result<void> decode(Call&, const schema::Slot&) {
@@ -477,11 +472,7 @@ struct ResultCodec<ResultKind::scalar> {
   using host = Tainted<typename F::ret>;
   template <class F>
   static consteval schema::Param describe() {
-    schema::Param p{};
-    p.count_arg = 0xff;
-    p.kind = scalar_kind<typename F::ret>();
-    p.size = sizeof(typename F::ret);
-    return p;
+    return simple_param(scalar_kind<typename F::ret>(), sizeof(typename F::ret));
   }
   template <class F>
   static Result<host<F>> decode(Call& c, const schema::Slot& r) {
@@ -537,11 +528,7 @@ struct ResultCodec<ResultKind::string> {
   using host = Tainted<std::optional<std::string>>;
   template <class F>
   static consteval schema::Param describe() {
-    schema::Param p{};
-    p.count_arg = 0xff;
-    p.kind = schema::Kind::cstring;
-    p.size = 1;
-    return p;
+    return simple_param(schema::Kind::cstring, 1);
   }
   // The slot says where the string lies and how long the extension claims it is; the bytes are
   // copied, then checked in the copy (the extension may still be writing them).
