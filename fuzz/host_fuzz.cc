@@ -53,7 +53,7 @@ WARD_INTERFACE(fz_api,
                (run_handle, ward::in(0, 1), ward::returns_handle<FzObject>(ward::rights::read)),
                (nested, ward::in(0, 1)));
 
-// The puppet hard-codes these wire.h offsets.
+// The puppet hard-codes these process/channel.h offsets.
 namespace w = ward::wire;
 static_assert(offsetof(w::Control, to_child) == 128 && offsetof(w::Control, to_host) == 192);
 static_assert(offsetof(w::Doorbell, msg) == 16 && offsetof(w::Msg, frame_off) == 8);

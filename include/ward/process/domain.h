@@ -7,7 +7,7 @@
 // child share is the arena: every argument and result crosses through it, and the host copies
 // and validates whatever it reads back.
 //
-// Most code uses the typed Instance<Api> (iface/plugin.h) on top of ward::Domain and never names
+// Most code uses the typed Instance<Api> (iface/instance.h) on top of ward::Domain and never names
 // this class; it is here for what only a process has (its pid) and for ward's own tests.
 //
 // Threads: calls from several host threads into one domain are serialized (one channel, a

@@ -1,4 +1,4 @@
-// Ringing and waiting on a Doorbell (wire.h): the sender bumps the sequence word; the receiver
+// Ringing and waiting on a Doorbell (channel.h): the sender bumps the sequence word; the receiver
 // spins for a while (the reply often comes back within microseconds when the peer runs on the
 // other CPU), then announces it sleeps and blocks on the futex. Shared-memory futexes (no
 // FUTEX_PRIVATE_FLAG) because the two sides are different processes.
