@@ -101,6 +101,12 @@ TableSpec table_spec() {
   TableSpec t;
   t.name = std::string(interface_traits<Api>::name);
   t.struct_size = sizeof(Api);
+  // A library's functions are bound by name in the child: the symbol is the member's name.
+  if constexpr (!Services && is_library<Api>) {
+    const std::size_t prefix = interface_traits<Api>::name.size() + 2;  // "zstd_lib::"
+    std::apply([&](const auto&... fn) { (t.symbols.emplace_back(std::string_view(fn.name).substr(prefix)), ...); },
+               interface_traits<Api>::fns);
+  }
   std::apply(
       [&](const auto&... fn) {
         (
