@@ -142,15 +142,29 @@ void cstring_result(Callee& c, const sc::Param&, const sc::Slot& r, void* ret) {
   std::memcpy(ret, &s, sizeof s);
 }
 
-// A buffer of `count` elements (count from another argument): in place when it lies in the view;
-// otherwise copied onto the frame stack (unless out-only) and copied back after (unless in-only).
-// `b` is its byte count even when null; the host re-checks it for overflow.
+// A buffer of `count` elements: the schema's constant times the count argument, if any (the
+// sizes a host service may declare: iface/size.h). In place when it lies in the view; otherwise
+// copied onto the frame stack (unless out-only) and copied back after (unless in-only). `b` is
+// its byte count even when null. A negative or overflowing count is sent as a null buffer of
+// ~0 bytes without touching the frame: the host computes the count from the same arguments and
+// refuses it.
 void buffer_slot(Callee& c, const sc::Fn& d, std::uint32_t i, void* const* args, sc::Slot& s, CopyBacks& back) {
   const sc::Param& p = d.params[i];
   void* ptr = *static_cast<void* const*>(args[i]);
-  std::uint64_t count = 1;
-  if (p.count_arg != 0xff) count = scalar_bits(args[p.count_arg], d.params[p.count_arg].size);
-  const std::uint64_t n = count * p.size;
+  std::uint64_t count = p.count_const, n = 0;
+  bool bad = false;
+  if (p.count_arg != 0xff) {
+    const sc::Param& cp = d.params[p.count_arg];
+    const std::uint64_t v = scalar_bits(args[p.count_arg], cp.size);
+    const bool is_signed = cp.kind == sc::Kind::i8 || cp.kind == sc::Kind::i16 || cp.kind == sc::Kind::i32 || cp.kind == sc::Kind::i64;
+    bad = is_signed && (v >> (cp.size * 8 - 1)) != 0;
+    bad = __builtin_mul_overflow(count, v, &count) || bad;
+  }
+  bad = __builtin_mul_overflow(count, std::uint64_t{p.size}, &n) || bad;
+  if (bad) {
+    s = {sc::kNull, ~0ull};
+    return;
+  }
   s.b = n;
   if (!ptr) {
     s.a = sc::kNull;

@@ -44,10 +44,11 @@ struct Param {
   Kind kind;
   Dir dir;
   std::uint8_t nullable;
-  std::uint8_t count_arg;  // index of the parameter holding the element count; 0xff: one element
+  std::uint8_t count_arg;  // buffers: the parameter the element count is read from; 0xff: none
   std::uint32_t size;      // scalar size, element size, or struct size
   std::uint32_t table;     // services: table id
-  std::uint32_t pad;
+  std::uint32_t count_const;  // buffers: the count's constant factor (count_arg's value times
+                              // this); 0 for sizes only the host computes (iface/size.h)
   Tok layout[kMaxLayout];  // records only
 };
 

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -57,16 +58,6 @@ std::uint64_t to_bits(const T& v) {
   return bits;
 }
 
-// Element count named by a count parameter; negative counts are an error.
-template <class T>
-bool count_of(const T& v, std::uint64_t& out) {
-  if constexpr (std::is_signed_v<T>) {
-    if (v < 0) return false;
-  }
-  out = static_cast<std::uint64_t>(v);
-  return true;
-}
-
 inline bool mul_overflows(std::uint64_t a, std::uint64_t b, std::uint64_t& out) { return __builtin_mul_overflow(a, b, &out); }
 
 inline constexpr std::string_view kOutOfRange = ": an enum value outside its declared range (ward::enum_range)";
@@ -95,7 +86,51 @@ struct CopyBack {
   std::uint64_t off = 0;
   std::uint64_t bytes = 0;
   bool (*check)(void* copy, std::uint64_t bytes) = nullptr;
+  // How much of it holds data after the call (ward::filled, size.h): the integer parameter
+  // `index` points to, or the result; all of it when `from` is all.
+  struct Filled {
+    enum class From : std::uint8_t { all, param, result } from = From::all;
+    std::uint8_t index = 0;
+    std::uint8_t width = 0;
+    bool is_signed = false;
+    std::uint32_t elem = 1;  // bytes per element
+  } filled{};
 };
+
+// Out data the extension filled only in part (ward::filled): sets each such buffer's `bytes` to
+// what was filled, before anything is checked or copied back. A count parameter is copied out
+// of the frame once, into `copies` (the copy its host object then receives, so the host keeps
+// exactly the value checked here); more than the capacity is bad_data. A result that is
+// negative or above the capacity is the library's error code: false, and no out data is copied.
+inline Result<bool> settle_filled(Call& c, const schema::Slot& r, std::span<CopyBack> back,
+                                  std::span<std::vector<std::byte>> copies) {
+  using From = CopyBack::Filled::From;
+  for (CopyBack& b : back) {
+    if (!b.host || b.filled.from != From::result) continue;
+    std::uint64_t n = 0;
+    if (!read_count(&r.a, b.filled.width, b.filled.is_signed, n) || n > b.bytes / b.filled.elem) return false;
+    b.bytes = n * b.filled.elem;
+  }
+  for (std::size_t i = 0; i < back.size(); ++i) {
+    CopyBack& b = back[i];
+    if (!b.host || b.filled.from != From::param) continue;
+    const CopyBack& len = back[b.filled.index];
+    std::vector<std::byte>& copy = copies[b.filled.index];
+    if (len.host && len.bytes >= b.filled.width && copy.empty()) copy.assign(c.at(len.off), c.at(len.off) + len.bytes);
+    std::uint64_t n = 0;
+    const bool ok = copy.size() >= b.filled.width && read_count(copy.data(), b.filled.width, b.filled.is_signed, n);
+    if (!ok || n > b.bytes / b.filled.elem)
+      return std::unexpected(c.decorate(
+          fail(Errc::bad_data, param_label(i) + ": the extension reports " +
+                                   (ok ? std::to_string(n) + " elements filled, more than the " +
+                                             std::to_string(b.bytes / b.filled.elem) + " it was given"
+                                       : std::string("a negative filled count")) +
+                                   " (" + param_label(b.filled.index) + ")")
+              .error()));
+    b.bytes = n * b.filled.elem;
+  }
+  return true;
+}
 
 template <class E>
 bool check_elements(void* copy, std::uint64_t bytes) {
@@ -294,29 +329,53 @@ struct Codec<ParamKind::buffer> {
   static constexpr schema::Dir dir = ann<F, I>.k == Ann::K::in    ? schema::Dir::in
                                      : ann<F, I>.k == Ann::K::out ? schema::Dir::out
                                                                   : schema::Dir::inout;
+  // The size as the child computes it for upcalls: a constant times at most one parameter.
+  // Sizes only the host computes (calls into the extension) leave both unset.
+  template <class F, std::size_t I>
+  static constexpr bool child_computable = ann<F, I>.count.child_computable() && ann<F, I>.count.constant <= UINT32_MAX;
   template <class F, std::size_t I>
   static consteval schema::Param describe() {
     schema::Param p = simple_param(schema::Kind::buffer, sizeof(element<F, I>), nullable_at<F, I>);
     p.dir = dir<F, I>;
-    p.count_arg = ann<F, I>.count;
+    constexpr Size size = ann<F, I>.count;
+    if constexpr (child_computable<F, I>) {
+      p.count_arg = size.n ? size.factors[0].index : 0xff;
+      p.count_const = static_cast<std::uint32_t>(size.constant);
+    }
     return p;
   }
-  // Elements named by the count parameter (one without a count); false if it is negative.
+  template <class F, std::size_t I>
+  static constexpr CopyBack::Filled filled = [] {
+    using From = CopyBack::Filled::From;
+    constexpr Size s = ann<F, I>.produced;
+    constexpr auto elem = static_cast<std::uint32_t>(sizeof(element<F, I>));
+    if constexpr (!s.given) {
+      return CopyBack::Filled{};
+    } else if constexpr (s.factors[0].from == Size::From::result) {
+      using R = typename F::ret;
+      return CopyBack::Filled{From::result, 0, sizeof(R), std::is_signed_v<R>, elem};
+    } else {
+      using N = pointee_t<param_type<F, s.factors[0].index>>;
+      return CopyBack::Filled{From::param, s.factors[0].index, sizeof(N), std::is_signed_v<N>, elem};
+    }
+  }();
+  // Elements the declared size names (one without a size).
   template <class F, std::size_t I, class Values>
-  static bool count(const Values& values, std::uint64_t& n) {
-    n = 1;
-    if constexpr (ann<F, I>.count != 0xff) return count_of(std::get<ann<F, I>.count>(values), n);
-    else return true;
+  static SizeError count(const Values& values, std::uint64_t& n) {
+    return evaluate<ann<F, I>.count>(values, n);
   }
   template <class F, std::size_t I, class Args>
   static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack& back) {
     using P = param_type<F, I>;
-    auto misuse = [&](std::string what) {
-      return std::unexpected(c.decorate(fail(Errc::misuse, param_label(I) + ": " + what).error()));
+    auto misuse = [&](std::string_view what) {
+      return std::unexpected(c.decorate(fail(Errc::misuse, param_label(I) + ": " + std::string(what)).error()));
     };
     std::uint64_t n = 1, bytes = 0;
-    if (!count<F, I>(args, n)) return misuse("negative element count");
+    if (auto e = count<F, I>(args, n); e != SizeError::none) return misuse(size_error_text(e));
     if (mul_overflows(n, sizeof(element<F, I>), bytes)) return misuse("element count overflows");
+    if constexpr (filled<F, I>.from == CopyBack::Filled::From::param) {
+      if (!std::get<filled<F, I>.index>(args)) return misuse("null pointer to its filled count (ward::deref)");
+    }
     const P v = std::get<I>(args);
     if (!v) {
       if (!nullable_at<F, I> && bytes != 0)
@@ -327,15 +386,21 @@ struct Codec<ParamKind::buffer> {
     auto off = WARD_TRY(c.alloc(bytes));
     if constexpr (dir<F, I> == schema::Dir::out) std::memset(c.at(off), 0, bytes);
     else std::memcpy(c.at(off), static_cast<const void*>(v), bytes);
-    if constexpr (dir<F, I> != schema::Dir::in) back = {static_cast<void*>(v), off, bytes, checker_for<element<F, I>>()};
+    if constexpr (dir<F, I> != schema::Dir::in)
+      back = {static_cast<void*>(v), off, bytes, checker_for<element<F, I>>(), filled<F, I>};
     s = {off, bytes};
     return {};
   }
   template <class F, std::size_t I, class Held>
   static Result<void> decode(Upcall& up, Held& held, CopyBack& back) {
+    static_assert(child_computable<F, I> && !ann<F, I>.produced.given,
+                  "ward: a buffer of a host service or callback (called by the extension) can only be sized by "
+                  "ward::arg(j), a constant (ward::elems) or their product, without .filled(): the extension's side "
+                  "computes that size itself");
     auto s = WARD_TRY(up.param(I));
     std::uint64_t n = 1, bytes = 0;
-    if (!count<F, I>(held, n)) return up.violation("negative element count for " + param_label(I));
+    if (auto e = count<F, I>(held, n); e != SizeError::none)
+      return up.violation(std::string(size_error_text(e)) + " for " + param_label(I));
     if (mul_overflows(n, sizeof(element<F, I>), bytes)) return up.violation("element count overflows");
     auto& h = std::get<I>(held);
     if (s.a == schema::kNull) {
@@ -352,7 +417,9 @@ struct Codec<ParamKind::buffer> {
     if constexpr (dir<F, I> != schema::Dir::in) back = {h.v.data(), s.a, bytes};
     return {};
   }
-  // In data by value; out data as scratch space of the same size.
+  // In data by value; out data as scratch space of the same size. Runs after a call that
+  // succeeded, so the size evaluates as it did then (a count the extension may change is a
+  // checked filled count: interface.h).
   template <class F, std::size_t I, class Args>
   static held<F, I> capture(const Args& args) {
     held<F, I> h;

@@ -10,6 +10,10 @@
 //   ward::in(i) / out(i) / inout(i)        pointer to one element (a struct or a scalar)
 //   ward::in(i, n) / out(i, n) / inout(i, n) pointer to an array whose element count is
 //                                          parameter n (an integer); void pointers count bytes
+//   ward::in/out/inout(i, size)            the count as a ward::Size (size.h): arg(j), deref(j)
+//                                          (*param_j), elems(64), field<&S::len>(j), products
+//   ward::out/inout(i, size).filled(s)     only s elements hold data after the call:
+//                                          deref(j) (checked <= capacity) or ward::result
 //   ward::cstring(i)                       const char *, NUL-terminated, copied in
 //   ward::services(i)                      pointer to a host service table (its own
 //                                          WARD_INTERFACE); the extension receives stubs that
@@ -49,6 +53,7 @@
 #include <utility>
 
 #include "ward/iface/detail/reflect.h"
+#include "ward/iface/size.h"
 #include "ward/iface/values.h"
 #include "ward/core/schema.h"
 #include "ward/core/handle_table.h"
@@ -62,47 +67,57 @@ struct Ann {
   };
   K k;
   std::uint8_t index = 0xff;
-  std::uint8_t count = 0xff;
+  Size count{};     // buffers: how many elements (size.h); none given: one element
+  Size produced{};  // out/inout buffers: how many hold data after the call (.filled)
   HandleType type = nullptr;  // handles: ward::handle_type<T>()
   std::uint32_t rights = 0;  // handles: rights the handle must carry
   constexpr bool per_function() const {
     return k == K::idempotent || k == K::replay || k == K::replay_latest || k == K::returns_string ||
            k == K::returns_handle || k == K::returns_ext_handle;
   }
+  // Out data of which only part is valid after the call: ward::deref(j) or ward::result (size.h).
+  constexpr Ann filled(Size s) const {
+    Ann a = *this;
+    a.produced = s;
+    return a;
+  }
 };
 
-constexpr Ann in(std::uint8_t i) { return {Ann::K::in, i, 0xff}; }
-constexpr Ann in(std::uint8_t i, std::uint8_t count) { return {Ann::K::in, i, count}; }
-constexpr Ann out(std::uint8_t i) { return {Ann::K::out, i, 0xff}; }
-constexpr Ann out(std::uint8_t i, std::uint8_t count) { return {Ann::K::out, i, count}; }
-constexpr Ann inout(std::uint8_t i) { return {Ann::K::inout, i, 0xff}; }
-constexpr Ann inout(std::uint8_t i, std::uint8_t count) { return {Ann::K::inout, i, count}; }
-constexpr Ann cstring(std::uint8_t i) { return {Ann::K::cstring, i, 0xff}; }
-constexpr Ann services(std::uint8_t i) { return {Ann::K::services, i, 0xff}; }
-constexpr Ann nullable(std::uint8_t i) { return {Ann::K::nullable, i, 0xff}; }
+constexpr Ann in(std::uint8_t i) { return {.k = Ann::K::in, .index = i}; }
+constexpr Ann in(std::uint8_t i, Size count) { return {.k = Ann::K::in, .index = i, .count = count}; }
+constexpr Ann in(std::uint8_t i, std::uint8_t count) { return in(i, arg(count)); }
+constexpr Ann out(std::uint8_t i) { return {.k = Ann::K::out, .index = i}; }
+constexpr Ann out(std::uint8_t i, Size count) { return {.k = Ann::K::out, .index = i, .count = count}; }
+constexpr Ann out(std::uint8_t i, std::uint8_t count) { return out(i, arg(count)); }
+constexpr Ann inout(std::uint8_t i) { return {.k = Ann::K::inout, .index = i}; }
+constexpr Ann inout(std::uint8_t i, Size count) { return {.k = Ann::K::inout, .index = i, .count = count}; }
+constexpr Ann inout(std::uint8_t i, std::uint8_t count) { return inout(i, arg(count)); }
+constexpr Ann cstring(std::uint8_t i) { return {.k = Ann::K::cstring, .index = i}; }
+constexpr Ann services(std::uint8_t i) { return {.k = Ann::K::services, .index = i}; }
+constexpr Ann nullable(std::uint8_t i) { return {.k = Ann::K::nullable, .index = i}; }
 // Parameter i is a handle (a 64-bit integer) to a host object of type T granted to this domain,
 // which must carry `required` rights. Checked at every crossing: bad handle, wrong type,
 // missing right, in that order.
 template <class T>
 constexpr Ann handle(std::uint8_t i, Rights required = 0) {
-  return {Ann::K::handle, i, 0xff, handle_type<T>(), required};
+  return {.k = Ann::K::handle, .index = i, .type = handle_type<T>(), .rights = required};
 }
 // The function returns a handle of type T: checked like a handle parameter when the extension
 // returns it.
 template <class T>
 constexpr Ann returns_handle(Rights required = 0) {
-  return {Ann::K::returns_handle, 0xff, 0xff, handle_type<T>(), required};
+  return {.k = Ann::K::returns_handle, .type = handle_type<T>(), .rights = required};
 }
 // Parameter i / the result is a handle the *extension* issued (a session id, a table id): under a
 // Supervisor the host sees stable values that keep working across restarts (see supervisor.h).
-constexpr Ann ext_handle(std::uint8_t i) { return {Ann::K::ext_handle, i, 0xff, 0, 0}; }
-inline constexpr Ann returns_ext_handle{Ann::K::returns_ext_handle};
-inline constexpr Ann idempotent{Ann::K::idempotent};
+constexpr Ann ext_handle(std::uint8_t i) { return {.k = Ann::K::ext_handle, .index = i}; }
+inline constexpr Ann returns_ext_handle{.k = Ann::K::returns_ext_handle};
+inline constexpr Ann idempotent{.k = Ann::K::idempotent};
 // State-setting: after a restart the supervisor replays every such call, in order, with its
 // original arguments. replay_latest keeps only the most recent call of the function.
-inline constexpr Ann replay_after_restart{Ann::K::replay};
-inline constexpr Ann replay_latest{Ann::K::replay_latest};
-inline constexpr Ann returns_string{Ann::K::returns_string};
+inline constexpr Ann replay_after_restart{.k = Ann::K::replay};
+inline constexpr Ann replay_latest{.k = Ann::K::replay_latest};
+inline constexpr Ann returns_string{.k = Ann::K::returns_string};
 
 // Specialised by WARD_INTERFACE.
 template <class Api>
@@ -236,7 +251,7 @@ consteval bool record_ok() {
 // What an annotation list says about parameter i.
 struct ParamAnn {
   int count = 0;  // how many direction/kind annotations name it (must be 0 or 1)
-  Ann ann{Ann::K::nullable};
+  Ann ann{.k = Ann::K::nullable};
   bool nullable = false;
 };
 
@@ -283,6 +298,90 @@ consteval schema::Param record_param() {
 // Declared below; the table id of service type S within interface Api.
 template <class Api, class S>
 consteval std::uint32_t service_id();
+
+// What a size factor (size.h) may read from each parameter of a function.
+struct SizeSource {
+  bool integer = false;  // an integer by value: ward::arg
+  bool int_ptr = false;  // a pointer to integers: ward::deref
+  bool pointer = false;
+  const SizeTypeTag* record = nullptr;  // the struct it is or points to: ward::field
+  Ann::K k = Ann::K::nullable;          // its direction annotation (nullable: none)
+  bool one = false;                     // annotated without a count: one element
+};
+
+template <class F, std::size_t J>
+consteval SizeSource size_source() {
+  using P = std::tuple_element_t<J, typename F::args>;
+  using E = pointee_t<P>;
+  SizeSource s;
+  s.integer = std::is_integral_v<P> && !std::is_same_v<P, bool>;
+  s.pointer = std::is_pointer_v<P>;
+  s.int_ptr = s.pointer && std::is_integral_v<E> && !std::is_same_v<E, bool>;
+  if constexpr (std::is_pointer_v<P> && std::is_class_v<E>) s.record = size_type_of<E>();
+  else if constexpr (std::is_class_v<P>) s.record = size_type_of<P>();
+  constexpr ParamAnn pa = ann_for(F::anns, J);
+  if (pa.count == 1) s.k = pa.ann.k;
+  s.one = pa.count == 1 && !pa.ann.count.given;
+  return s;
+}
+
+template <class F>
+consteval std::array<SizeSource, F::arity> size_sources() {
+  return []<std::size_t... J>(std::index_sequence<J...>) {
+    return std::array<SizeSource, F::arity>{size_source<F, J>()...};
+  }(std::make_index_sequence<F::arity>{});
+}
+
+// The size and the filled count of buffer parameter I: every factor names another parameter
+// that can hold what it reads.
+template <class F, std::size_t I>
+struct CheckSize {
+  using K = Ann::K;
+  using From = Size::From;
+  static constexpr Ann a = ann_for(F::anns, I).ann;
+  static constexpr std::array<SizeSource, F::arity> src = size_sources<F>();
+  template <class Ok>
+  static consteval bool each(const Size& s, From from, Ok ok) {
+    for (std::uint8_t k = 0; k < s.n; ++k) {
+      const Size::Factor& f = s.factors[k];
+      if (f.from != from) continue;
+      if (f.index >= F::arity || f.index == I || !ok(f, src[f.index])) return false;
+    }
+    return true;
+  }
+  static_assert(each(a.count, From::arg, [](auto, const SizeSource& p) { return p.integer; }),
+                "ward: the count index of a buffer annotation must name another parameter of integer type");
+  // A count the extension can change (inout) is checked after the call only as the filled count:
+  // otherwise the host's object would keep an unchecked size (and a replay would trust it).
+  static constexpr bool fills_own_count(std::uint8_t j) {
+    return a.produced.n == 1 && a.produced.factors[0].from == From::deref && a.produced.factors[0].index == j;
+  }
+  static_assert(each(a.count, From::deref,
+                     [](const Size::Factor& f, const SizeSource& p) {
+                       return p.int_ptr && p.one && (p.k == K::in || (p.k == K::inout && fills_own_count(f.index)));
+                     }),
+                "ward: ward::deref(j) must name another parameter that points to one integer, annotated ward::in(j), or "
+                "ward::inout(j) with .filled(ward::deref(j))");
+  static_assert(each(a.count, From::field,
+                     [](const Size::Factor& f, const SizeSource& p) {
+                       return f.of == p.record && (!p.pointer || p.k == K::in);
+                     }),
+                "ward: ward::field<&S::member>(j) must name another parameter that is an S by value or points to an S "
+                "annotated ward::in(j)");
+  static_assert(!a.count.has(From::result),
+                "ward: ward::result counts what a call produced: use it in .filled(ward::result), not as a capacity");
+  static constexpr Size fl = a.produced;
+  static_assert(!fl.given || a.k == K::out || a.k == K::inout, "ward: .filled() is for out and inout buffers");
+  static_assert(!fl.given || a.count.given, "ward: .filled() needs the buffer's capacity: ward::out(i, count).filled(...)");
+  static_assert(!fl.given || (fl.n == 1 && fl.constant == 1 && !fl.has(From::arg) && !fl.has(From::field)),
+                "ward: .filled() takes ward::deref(j) or ward::result");
+  static_assert(each(fl, From::deref, [](auto, const SizeSource& p) { return p.int_ptr && p.one && (p.k == K::out || p.k == K::inout); }),
+                "ward: .filled(ward::deref(j)) must name another parameter that points to one integer, annotated "
+                "ward::out(j) or ward::inout(j)");
+  static_assert(!fl.has(From::result) || (std::is_integral_v<typename F::ret> && !std::is_same_v<typename F::ret, bool>),
+                "ward: .filled(ward::result) needs a function that returns an integer");
+  static constexpr bool value = true;
+};
 
 // ---- compile-time checks, one per parameter so the error names the function and the index ----
 template <class F, std::size_t I>
@@ -341,25 +440,15 @@ struct CheckParam {
     if constexpr (!is_ptr) {
       return true;
     } else {
-      return !std::is_void_v<pointee_t<P>> || pa.ann.count != 0xff || pa.ann.k == Ann::K::services ||
+      return !std::is_void_v<pointee_t<P>> || pa.ann.count.given || pa.ann.k == Ann::K::services ||
              pa.ann.k == Ann::K::cstring;
     }
   }();
-  static_assert(ok_void, "ward: a void pointer needs a byte count: ward::in/out/inout(index, count_index)");
-  static constexpr bool ok_count = [] {
-    if constexpr (!is_ptr) {
-      return true;
-    } else {
-      if (pa.ann.count == 0xff) return true;
-      if (pa.ann.count >= F::arity || pa.ann.count == I) return false;
-      return []<std::size_t... J>(std::index_sequence<J...>, std::size_t c) {
-        return ((J == c && std::is_integral_v<std::tuple_element_t<J, typename F::args>> &&
-                 !std::is_same_v<std::tuple_element_t<J, typename F::args>, bool>) ||
-                ...);
-      }(std::make_index_sequence<F::arity>{}, pa.ann.count);
-    }
-  }();
-  static_assert(ok_count, "ward: the count index of a buffer annotation must name another parameter of integer type");
+  static_assert(ok_void, "ward: a void pointer needs a byte count: ward::in/out/inout(index, count)");
+  // A buffer's size expressions (size.h), checked only where one is declared (CheckSize's
+  // static_asserts name what is wrong).
+  static_assert(
+      std::conditional_t<is_ptr && (pa.ann.count.given || pa.ann.produced.given), CheckSize<F, I>, std::true_type>::value);
   static constexpr bool value = true;
 };
 
@@ -427,7 +516,7 @@ struct Fn {
   static constexpr Ann returned_handle = [] {
     for (const Ann& a : anns)
       if (a.k == Ann::K::returns_handle) return a;
-    return Ann{Ann::K::nullable};
+    return Ann{.k = Ann::K::nullable};
   }();
 
   const char* name;  // "device_api::write"

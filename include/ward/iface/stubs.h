@@ -45,15 +45,17 @@ Result<host_result_t<F>> call_fn(Domain& d, std::uint32_t index, Args& args, std
   // copied out of the frame once (the extension may still be writing it), checked in that copy,
   // and written to the host's objects only when every buffer passed.
   std::array<std::vector<std::byte>, n + 1> checked;
+  auto keep = WARD_TRY(settle_filled(c, r, back, checked));  // out data filled in part (size.h)
+  if (!keep) return result;
   for (std::size_t i = 0; i < back.size(); ++i) {
     const CopyBack& b = back[i];
     if (!b.host || !b.bytes || !b.check) continue;
-    checked[i].assign(c.at(b.off), c.at(b.off) + b.bytes);
+    if (checked[i].empty()) checked[i].assign(c.at(b.off), c.at(b.off) + b.bytes);
     if (!b.check(checked[i].data(), b.bytes)) return refused(c, param_label(i));
   }
   for (std::size_t i = 0; i < back.size(); ++i) {
     const CopyBack& b = back[i];
-    if (b.host && b.bytes) std::memcpy(b.host, b.check ? checked[i].data() : c.at(b.off), b.bytes);
+    if (b.host && b.bytes) std::memcpy(b.host, checked[i].empty() ? c.at(b.off) : checked[i].data(), b.bytes);
   }
   return result;
 }
