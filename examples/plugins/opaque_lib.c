@@ -103,7 +103,12 @@ static long is_wild(olib_db *db) {
 
 static long calls(void) { return ++g_calls; }
 
+static long visit(olib_db *db, const olib_host *host) {
+  ++g_calls;
+  return host->seen(db);
+}
+
 static const olib_api api = {db_create, db_create, db_open, db_put, db_sum, db_same, db_destroy, cursor_new,
-                             cursor_next, wild,    wild_out,  is_wild, calls};
+                             cursor_next, wild,    wild_out,  is_wild, calls,  visit};
 
 const olib_api *olib_entry(void) { return &api; }

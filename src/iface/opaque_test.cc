@@ -12,6 +12,7 @@
 #include "opaque_lib.h"
 #include "ward/ward.h"
 
+WARD_INTERFACE(olib_host, (seen, ward::opaque(0)));
 WARD_INTERFACE(olib_api,
                (db_create, ward::cstring(0), ward::returns_opaque, ward::replay_after_restart),
                (db_create_scratch, ward::cstring(0), ward::returns_opaque),
@@ -25,7 +26,8 @@ WARD_INTERFACE(olib_api,
                (wild, ward::returns_opaque),
                (wild_out, ward::out_opaque(0)),
                (is_wild, ward::opaque(0)),
-               (calls));
+               (calls),
+               (visit, ward::opaque(0), ward::services(1)));
 
 namespace {
 
@@ -191,6 +193,27 @@ TEST_F(Opaque, TokenFromAnotherDomainIsRefused) {
   ASSERT_FALSE(r);
   expect_misuse(r.error(), "unknown opaque pointer");
   EXPECT_EQ(val(other->call<&olib_api::db_sum>(*theirs)), 0);
+}
+
+// From the extension into a host service: the service receives the token for the pointer, the
+// same one the host already holds for it.
+TEST(OpaqueService, AHostServiceReceivesTokens) {
+  static Db g_seen;
+  static constexpr olib_host kHost{[](olib_db* db) -> long {
+    g_seen = Db(db);
+    return 7;
+  }};
+  auto pol = ward::Policy::builder().grant("olib_host").build();
+  ASSERT_TRUE(pol);
+  auto inst = ward::Instance<olib_api>::load(plugin(), "olib_entry", *pol);
+  ASSERT_TRUE(inst) << inst.error().message();
+  auto h = inst->call<&olib_api::db_create>("a");
+  auto w = inst->call<&olib_api::wild>();
+  ASSERT_TRUE(h && *h && w && *w);
+  EXPECT_EQ(val(inst->call<&olib_api::visit>(*h, &kHost)), 7);
+  EXPECT_EQ(g_seen, *h);
+  EXPECT_EQ(val(inst->call<&olib_api::visit>(*w, &kHost)), 7);
+  EXPECT_EQ(g_seen, *w);  // a wild pointer too: only ever a token on the host's side
 }
 
 // The table on its own: tokens, one per (value, type), carried over a restart.

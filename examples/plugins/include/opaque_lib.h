@@ -15,6 +15,10 @@ typedef struct olib_db olib_db; /* defined only inside the plugin */
 
 #define OLIB_WILD ((uintptr_t)0xdead0000beefull) /* what wild() returns: nothing the plugin owns */
 
+typedef struct olib_host {
+  long (*seen)(olib_db *db); /* the host is shown one of the plugin's pointers */
+} olib_host;
+
 typedef struct olib_api {
   olib_db *(*db_create)(const char *name);         /* NULL for "" or when full (8 databases) */
   olib_db *(*db_create_scratch)(const char *name); /* the same, declared as not replayed */
@@ -29,6 +33,7 @@ typedef struct olib_api {
   int (*wild_out)(olib_db **out);                  /* stores OLIB_WILD in *out, returns 0 */
   long (*is_wild)(olib_db *db);                    /* 1 if db == OLIB_WILD */
   long (*calls)(void);                             /* calls received so far, this one included */
+  long (*visit)(olib_db *db, const olib_host *host); /* returns host->seen(db) */
 } olib_api;
 
 #if defined(__GNUC__)
