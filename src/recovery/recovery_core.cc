@@ -88,13 +88,6 @@ Result<RecoveryCore::Next> RecoveryCore::after_failure(CallState& s, const Ticke
   return Next::give_error;
 }
 
-std::uint64_t RecoveryCore::add_ext_handle(std::uint64_t real) {
-  std::unique_lock g(mu_);
-  const std::uint64_t virt = ++next_virtual_;
-  ext_handles_[virt] = real;
-  return virt;
-}
-
 void RecoveryCore::record(ReplayLog::Entry e, bool latest_only) {
   std::unique_lock g(mu_);
   log_.record(std::move(e), latest_only);
@@ -247,6 +240,7 @@ Result<void> RecoveryCore::run_recovery(Clock::time_point detected) {
   const auto deadline = detected + rp_.recovery_timeout;
   for (;;) {
     std::vector<ReplayLog::Entry> log;
+    std::shared_ptr<LiveInstance> previous;  // the failed instance, whose tokens the host holds
     Clock::duration delay{};
     {
       std::unique_lock g(mu_);
@@ -271,6 +265,7 @@ Result<void> RecoveryCore::run_recovery(Clock::time_point detected) {
         wake_waiters_locked();
       }
       log = log_.entries();
+      previous = current_;
     }
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
     {
@@ -278,12 +273,10 @@ Result<void> RecoveryCore::run_recovery(Clock::time_point detected) {
       backing_off_ = false;
       ++streak_;
     }
-    ExtHandleMap handles;
-    auto fresh = attempt(log, deadline, handles);
+    auto fresh = attempt(log, deadline, *previous);
     std::unique_lock g(mu_);
     if (fresh) {
       current_ = std::move(*fresh);
-      ext_handles_.swap(handles);  // ext handles not re-created by the replay are gone
       ++gen_;
       ready_at_ = Clock::now();
       ++stats_.restarts;
@@ -310,16 +303,19 @@ Result<void> RecoveryCore::run_recovery(Clock::time_point detected) {
 }
 
 // One restart attempt, without mu_: a fresh instance with `log` replayed into it, or the failure
-// (its host objects released). A replay still running at `deadline` is cut off.
+// (its host objects released). A replay still running at `deadline` is cut off. The tokens the
+// host holds from `previous` are stale in the fresh instance until a replayed call adopts them
+// (replay_log.h).
 Result<std::shared_ptr<LiveInstance>> RecoveryCore::attempt(const std::vector<ReplayLog::Entry>& log,
-                                                        Clock::time_point deadline, ExtHandleMap& handles) {
+                                                        Clock::time_point deadline, LiveInstance& previous) {
   auto fresh = WARD_TRY(launch_(name_));
   LiveInstance& inst = *fresh;
+  inst.domain().opaques().inherit_stale(previous.domain().opaques());
   Result<void> ok{};
   if (!log.empty()) {
     ReplayWatchdog dog(inst.domain(), deadline);
     for (auto& e : log) {
-      ok = e.replay(inst, handles);
+      ok = e.replay(inst);
       if (!ok) break;
     }
     if (dog.disarm()) {  // killed: whatever the replay returned, the instance is gone

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "ward/backend/crossing.h"
+#include "ward/backend/opaque_table.h"
 #include "ward/core/error.h"
 #include "ward/core/handle_table.h"
 #include "ward/core/policy.h"
@@ -78,6 +79,9 @@ class Domain {
   // The object tracker: every host object granted to this extension. Released (each object's
   // hook once) when the domain is destroyed, which is what recovery does to a failed domain.
   [[nodiscard]] HandleTable& handles() { return handles_; }
+  // The tokens standing for the extension's own pointers (ward::opaque; opaque_table.h). They
+  // end with the domain; a Supervisor carries them over to the next instance.
+  [[nodiscard]] OpaqueTable& opaques() { return opaques_; }
   // The domain whose extension is calling a host service on this thread, or null outside host
   // services. A service uses it to reach the caller's handle table.
   [[nodiscard]] static Domain* calling();
@@ -132,6 +136,7 @@ class Domain {
 
   Spec spec_;
   HandleTable handles_;
+  OpaqueTable opaques_;
   std::vector<const void*> impls_;  // per table: the host's service struct
 };
 
@@ -147,5 +152,8 @@ inline Call::~Call() {
 }
 
 inline void Call::set_service_impl(std::uint32_t table, const void* impl) { d_->set_service_impl(table, impl); }
+
+inline OpaqueTable& Call::opaques() { return d_->opaques(); }
+inline OpaqueTable& Upcall::opaques() const { return d_.opaques(); }
 
 }  // namespace ward

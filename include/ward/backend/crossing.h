@@ -28,6 +28,7 @@
 namespace ward {
 
 class Domain;
+class OpaqueTable;
 
 // The extension-visible window, as the host addresses it: offsets in [lo, size) are frames.
 struct MemoryView {
@@ -72,6 +73,8 @@ class Call {
   [[nodiscard]] Result<void> check_handle(std::uint64_t h, HandleType type, Rights required, bool from_extension);
   // Registers the host's implementation of service table `table` (see Domain::set_service_impl).
   void set_service_impl(std::uint32_t table, const void* impl);
+  // The domain's tokens for the extension's pointers (ward::opaque; backend/opaque_table.h).
+  [[nodiscard]] OpaqueTable& opaques();  // defined in backend.h
   // Ends the extension with an Errc::violation and returns the recorded cause, decorated.
   [[nodiscard]] Error violation(std::string detail);
   // Prefixes plugin and function name to an error raised by the stub.
@@ -118,6 +121,8 @@ class Upcall {
   [[nodiscard]] std::unexpected<Error> violation(std::string detail) const;
   // Checks a handle the extension passed (bad, wrong type, missing right -> violation).
   [[nodiscard]] Result<void> check_handle(std::uint64_t h, HandleType type, Rights required) const;
+  // The domain's tokens for the extension's pointers (ward::opaque; backend/opaque_table.h).
+  [[nodiscard]] OpaqueTable& opaques() const;  // defined in backend.h
 
   [[nodiscard]] std::uint32_t table() const { return table_; }
   [[nodiscard]] std::uint32_t fn() const { return fn_; }

@@ -34,6 +34,7 @@
 #include "ward/core/schema.h"
 #include "ward/core/tainted.h"
 #include "ward/iface/interface.h"
+#include "ward/iface/opaque.h"
 #include "ward/iface/values.h"
 
 namespace ward::detail {
@@ -64,6 +65,11 @@ inline constexpr std::string_view kOutOfRange = ": an enum value outside its dec
 
 inline std::string param_label(std::size_t i) { return "parameter " + std::to_string(i); }
 
+// A value the extension returned (or left in out data) that no host object may hold.
+inline std::unexpected<Error> refused(Call& c, const std::string& what) {
+  return std::unexpected(c.decorate(fail(Errc::bad_data, what + std::string(kOutOfRange)).error()));
+}
+
 // The schema record of a value of kind `k` and `size` bytes; the rows add what else they say.
 consteval schema::Param simple_param(schema::Kind k, std::uint32_t size, bool nullable = false) {
   schema::Param p{};
@@ -79,13 +85,16 @@ template <class F, std::size_t I>
 inline constexpr bool nullable_at = ann_for(F::anns, I).nullable;
 
 // Data to copy back into a host object once the other side is done with it (out and inout
-// buffers). `check` verifies (and normalises) a host copy of the bytes; null when the element
-// type has no invalid bit patterns.
+// buffers). `check` (host -> extension only) turns the host's copy of parameter `param`'s bytes
+// into what the host object receives: verifies and normalises them, or replaces them (an
+// out_opaque pointer becomes its token); an error fails the call before any host object changes.
+// Null when the bytes need nothing.
 struct CopyBack {
+  using Check = Result<void> (*)(Call& c, std::size_t param, void* copy, std::uint64_t bytes);
   void* host = nullptr;
   std::uint64_t off = 0;
   std::uint64_t bytes = 0;
-  bool (*check)(void* copy, std::uint64_t bytes) = nullptr;
+  Check check = nullptr;
   // How much of it holds data after the call (ward::filled, size.h): the integer parameter
   // `index` points to, or the result; all of it when `from` is all.
   struct Filled {
@@ -133,11 +142,12 @@ inline Result<bool> settle_filled(Call& c, const schema::Slot& r, std::span<Copy
 }
 
 template <class E>
-bool check_elements(void* copy, std::uint64_t bytes) {
-  return sanitize_all(static_cast<E*>(copy), bytes / sizeof(E));
+Result<void> check_elements(Call& c, std::size_t param, void* copy, std::uint64_t bytes) {
+  if (!sanitize_all(static_cast<E*>(copy), bytes / sizeof(E))) return refused(c, param_label(param));
+  return {};
 }
 template <class E>
-constexpr auto checker_for() -> bool (*)(void*, std::uint64_t) {
+constexpr CopyBack::Check checker_for() {
   if constexpr (needs_check<E>) return &check_elements<E>;
   else return nullptr;
 }
@@ -158,6 +168,9 @@ enum class ParamKind : std::uint8_t {
   cstring,   // const char *, NUL-terminated
   buffer,    // pointer to one element or to `count` elements, in / out / inout
   services,  // pointer to a host service table
+  // [opaque] iface/opaque.h
+  opaque,      // ward::opaque: the extension's pointer, held by the host as a token
+  out_opaque,  // ward::out_opaque: a T ** the extension fills; the host's T * receives a token
   count_
 };
 
@@ -167,6 +180,8 @@ consteval ParamKind param_kind() {
   constexpr ParamAnn pa = ann_for(F::anns, I);
   if constexpr (std::is_pointer_v<P>) {
     if constexpr (pa.count == 1 && pa.ann.k == Ann::K::cstring) return ParamKind::cstring;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::opaque) return ParamKind::opaque;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::out_opaque) return ParamKind::out_opaque;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::services) return ParamKind::services;
     else return ParamKind::buffer;
   } else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::handle) {
@@ -479,6 +494,112 @@ struct Codec<ParamKind::services> {
   }
 };
 
+// ---- opaque pointers (iface/opaque.h, backend/opaque_table.h) ---------------------------------
+// Only the extension's value crosses, as a 64-bit integer (schema::Kind::u64: the child passes it
+// like a pointer); the host side holds the token the domain's OpaqueTable keeps for it.
+template <class P>
+inline constexpr HandleType opaque_type = handle_type<pointee_t<P>>();
+
+// An error about parameter i, kept as the table gave it (misuse for a bad token, limit).
+inline std::unexpected<Error> opaque_error(Call& c, std::size_t i, const Error& e) {
+  return std::unexpected(c.decorate(fail(e.kind, param_label(i) + ": " + e.detail).error()));
+}
+
+// The extension's pointer the host passes back: its token is checked and replaced by the value.
+// From the extension into a host service: the value becomes a token the service may pass back.
+template <>
+struct Codec<ParamKind::opaque> : ByValue {
+  static constexpr bool late = false;
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    return simple_param(schema::Kind::u64, sizeof(void*));
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
+    const auto token = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(std::get<I>(args)));
+    if (token == 0) {
+      if (!nullable_at<F, I>)
+        return opaque_error(c, I, fail(Errc::misuse, "null opaque pointer (declare ward::nullable to allow it)").error());
+      s = {0, 0};
+      return {};
+    }
+    auto v = c.opaques().value_of(token, opaque_type<param_type<F, I>>);
+    if (!v) return opaque_error(c, I, v.error());
+    s = {*v, 0};
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall& up, Held& held, CopyBack&) {
+    auto s = WARD_TRY(up.param(I));
+    if (s.a == 0 && !nullable_at<F, I>) return up.violation("null opaque pointer for " + param_label(I));
+    auto token = up.opaques().token_for(s.a, opaque_type<param_type<F, I>>);
+    if (!token) return up.violation(param_label(I) + ": " + token.error().detail);
+    std::get<I>(held) = reinterpret_cast<param_type<F, I>>(static_cast<std::uintptr_t>(*token));
+    return {};
+  }
+};
+
+// The out-data check of an out_opaque parameter: what the extension wrote becomes its token.
+template <class P>
+Result<void> opaque_out(Call& c, std::size_t param, void* copy, std::uint64_t) {
+  std::uint64_t value;
+  std::memcpy(&value, copy, sizeof value);
+  auto token = c.opaques().token_for(value, opaque_type<std::remove_pointer_t<P>>);
+  if (!token) return opaque_error(c, param, token.error());
+  std::memcpy(copy, &*token, sizeof value);
+  return {};
+}
+
+// A T ** the extension fills (int open(const char *, db **)): an 8-byte out buffer in the frame;
+// the host's T * receives the token, only if the call succeeds (like any out data).
+template <>
+struct Codec<ParamKind::out_opaque> {
+  static constexpr bool late = false;
+  // For replay: the slot the replayed call fills.
+  template <class F, std::size_t I>
+  struct Slot {
+    std::remove_pointer_t<param_type<F, I>> token = nullptr;
+    bool null = true;
+  };
+  template <class F, std::size_t I>
+  using held = Slot<F, I>;
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    schema::Param p = simple_param(schema::Kind::buffer, sizeof(void*), nullable_at<F, I>);
+    p.dir = schema::Dir::out;
+    return p;
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack& back) {
+    using P = param_type<F, I>;
+    const P v = std::get<I>(args);
+    if (!v) {
+      if (!nullable_at<F, I>)
+        return opaque_error(c, I, fail(Errc::misuse, "null out_opaque pointer (declare ward::nullable to allow it)").error());
+      s = {schema::kNull, sizeof(void*)};
+      return {};
+    }
+    auto off = WARD_TRY(c.alloc(sizeof(void*), alignof(void*)));
+    std::memset(c.at(off), 0, sizeof(void*));
+    back = {static_cast<void*>(v), off, sizeof(void*), &opaque_out<P>};
+    s = {off, sizeof(void*)};
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall&, Held&, CopyBack&) {
+    static_assert(sizeof(F) == 0, "ward: a host service cannot take a ward::out_opaque parameter");
+    return {};
+  }
+  template <class F, std::size_t I, class Args>
+  static held<F, I> capture(const Args& args) {
+    return {nullptr, std::get<I>(args) == nullptr};
+  }
+  template <class F, std::size_t I>
+  static param_type<F, I> arg(held<F, I>& h) {
+    return h.null ? nullptr : &h.token;
+  }
+};
+
 template <class F, std::size_t I>
 using codec_of = Codec<param_kind<F, I>()>;
 
@@ -495,6 +616,8 @@ enum class ResultKind : std::uint8_t {
   handle,  // ward::returns_handle<T>: checked like a handle parameter
   record,  // trivially copyable struct by value
   string,  // const char * with ward::returns_string, copied out
+  // [opaque]
+  opaque,  // ward::returns_opaque: the extension's pointer, as a ward::Opaque<T> token
   count_
 };
 
@@ -502,15 +625,11 @@ template <class F>
 consteval ResultKind result_kind() {
   using R = typename F::ret;
   if constexpr (std::is_void_v<R>) return ResultKind::none;
+  else if constexpr (F::returns_opq) return ResultKind::opaque;
   else if constexpr (std::is_pointer_v<R>) return ResultKind::string;
   else if constexpr (F::returned_handle.k == Ann::K::returns_handle) return ResultKind::handle;
   else if constexpr (is_scalar_arg<R>) return ResultKind::scalar;
   else return ResultKind::record;
-}
-
-// A value the extension returned (or left in out data) that no host object may hold.
-inline std::unexpected<Error> refused(Call& c, const std::string& what) {
-  return std::unexpected(c.decorate(fail(Errc::bad_data, what + std::string(kOutOfRange)).error()));
 }
 
 // One row per result kind: host<F> (what a typed call returns), describe, decode (the result
@@ -618,6 +737,29 @@ struct ResultCodec<ResultKind::string> {
     auto p = WARD_TRY(up.writable(off, len + 1));
     std::memcpy(p, r, len + 1);
     return schema::Slot{off, len};
+  }
+};
+
+// Not Tainted: the token is the host's own; the extension's value, whatever it is, stays behind it.
+// A null pointer is a null Opaque, not an error (opaque.h).
+template <>
+struct ResultCodec<ResultKind::opaque> {
+  template <class F>
+  using host = Opaque<pointee_t<typename F::ret>>;
+  template <class F>
+  static consteval schema::Param describe() {
+    return simple_param(schema::Kind::u64, sizeof(void*));
+  }
+  template <class F>
+  static Result<host<F>> decode(Call& c, const schema::Slot& r) {
+    auto token = c.opaques().token_for(r.a, opaque_type<typename F::ret>);
+    if (!token) return std::unexpected(c.decorate(fail(token.error().kind, "result: " + token.error().detail).error()));
+    return host<F>(reinterpret_cast<pointee_t<typename F::ret>*>(static_cast<std::uintptr_t>(*token)));
+  }
+  template <class F>
+  static Result<schema::Slot> encode(Upcall&, typename F::ret) {
+    static_assert(sizeof(F) == 0, "ward: a host service cannot return a ward::returns_opaque pointer");
+    return schema::Slot{};
   }
 };
 

@@ -26,6 +26,9 @@
 //   ward::returns_handle<T>(rights)        the 64-bit result is a handle, checked likewise
 //   ward::ext_handle(i), ward::returns_ext_handle   a 64-bit value the extension issued; a
 //                                          Supervisor keeps it valid across restarts
+//   ward::opaque(i), ward::returns_opaque, ward::out_opaque(i)   a T * the extension hands out
+//                                          (T may be incomplete or void; out_opaque: a T ** it
+//                                          fills): the host holds a typed token (iface/opaque.h)
 //   ward::idempotent                       safe to retry after a restart
 //   ward::replay_after_restart / replay_latest   state-setting: replayed after a restart
 // Scalars (integers, floating point, enums, bool) and trivially copyable structs by value need
@@ -63,7 +66,9 @@ namespace ward {
 struct Ann {
   enum class K : std::uint8_t {
     in, out, inout, cstring, services, nullable, handle, ext_handle,                    // per parameter
-    idempotent, replay, replay_latest, returns_string, returns_handle, returns_ext_handle  // per function
+    idempotent, replay, replay_latest, returns_string, returns_handle, returns_ext_handle,  // per function
+    // [opaque] opaque pointers (iface/opaque.h): opaque, out_opaque per parameter; returns_opaque
+    opaque, out_opaque, returns_opaque,
   };
   K k;
   std::uint8_t index = 0xff;
@@ -73,7 +78,7 @@ struct Ann {
   std::uint32_t rights = 0;  // handles: rights the handle must carry
   constexpr bool per_function() const {
     return k == K::idempotent || k == K::replay || k == K::replay_latest || k == K::returns_string ||
-           k == K::returns_handle || k == K::returns_ext_handle;
+           k == K::returns_handle || k == K::returns_ext_handle || k == K::returns_opaque;
   }
   // Out data of which only part is valid after the call: ward::deref(j) or ward::result (size.h).
   constexpr Ann filled(Size s) const {
@@ -118,6 +123,11 @@ inline constexpr Ann idempotent{.k = Ann::K::idempotent};
 inline constexpr Ann replay_after_restart{.k = Ann::K::replay};
 inline constexpr Ann replay_latest{.k = Ann::K::replay_latest};
 inline constexpr Ann returns_string{.k = Ann::K::returns_string};
+// Parameter i / the result / what the T ** parameter i points to is a pointer the extension
+// hands out and the host only passes back: the host holds a ward::Opaque<T> token (opaque.h).
+constexpr Ann opaque(std::uint8_t i) { return Ann{.k = Ann::K::opaque, .index = i}; }
+constexpr Ann out_opaque(std::uint8_t i) { return Ann{.k = Ann::K::out_opaque, .index = i}; }
+inline constexpr Ann returns_opaque{.k = Ann::K::returns_opaque};
 
 // Specialised by WARD_INTERFACE.
 template <class Api>
@@ -280,6 +290,16 @@ consteval bool has_flag(const std::array<Ann, N>& anns, Ann::K k) {
 template <class P>
 using pointee_t = std::remove_cv_t<std::remove_pointer_t<P>>;
 
+// A type only a library knows (struct sqlite3 declared, never defined): a pointer to it can only
+// be an opaque pointer. void is not one (a void * buffer has a byte count), nor a function type.
+template <class T>
+concept incomplete_object = !std::is_void_v<T> && !std::is_function_v<T> && !requires { sizeof(T); };
+// A pointer that must be declared opaque: T * or T ** with T incomplete.
+template <class P>
+inline constexpr bool needs_opaque = std::is_pointer_v<P> && (incomplete_object<pointee_t<P>> ||
+                                                              (std::is_pointer_v<pointee_t<P>> &&
+                                                               incomplete_object<pointee_t<pointee_t<P>>>));
+
 // Element type of a buffer parameter: void counts bytes.
 template <class P>
 using element_t = std::conditional_t<std::is_void_v<pointee_t<P>>, std::byte, pointee_t<P>>;
@@ -390,9 +410,15 @@ struct CheckParam {
   static constexpr ParamAnn pa = ann_for(F::anns, I);
   static constexpr bool is_ptr = std::is_pointer_v<P>;
   static_assert(pa.count <= 1, "ward: a parameter has more than one direction/kind annotation");
-  static_assert(!is_ptr || (pa.count == 1 && pa.ann.k != Ann::K::handle && pa.ann.k != Ann::K::ext_handle),
+  static constexpr bool opaque_ann = pa.count == 1 && (pa.ann.k == Ann::K::opaque || pa.ann.k == Ann::K::out_opaque);
+  static_assert(!needs_opaque<P> || opaque_ann,
+                "ward: a pointer to an incomplete type (a library's own object, like struct sqlite3 *) can only cross as "
+                "an opaque pointer: annotate it with ward::opaque(index), or ward::out_opaque(index) for a T ** the "
+                "library fills in");
+  static_assert(!is_ptr || needs_opaque<P> || (pa.count == 1 && pa.ann.k != Ann::K::handle && pa.ann.k != Ann::K::ext_handle),
                 "ward: a pointer parameter needs a declared direction and size: annotate it with ward::in/out/inout(index), "
-                "ward::in/out/inout(index, count_index), ward::cstring(index) or ward::services(index)");
+                "ward::in/out/inout(index, count_index), ward::cstring(index), ward::services(index) or, for a "
+                "pointer the extension hands out, ward::opaque(index)");
   static constexpr bool is_handle = pa.count == 1 && (pa.ann.k == Ann::K::handle || pa.ann.k == Ann::K::ext_handle);
   static_assert(!is_handle || (std::is_integral_v<P> && sizeof(P) == 8),
                 "ward: a ward::handle parameter must be a 64-bit integer in the C ABI");
@@ -407,10 +433,16 @@ struct CheckParam {
                 "ward: this struct cannot be passed by value (fields must be scalars or such structs, no arrays, bit-fields or "
                 "unions, at most 16 fields); pass it by pointer with ward::in(index)");
   static constexpr bool ok_kind = [] {
+    using E = pointee_t<P>;
     if constexpr (!is_ptr) {
       return true;
+    } else if constexpr (pa.ann.k == Ann::K::opaque) {
+      return !std::is_function_v<E>;
+    } else if constexpr (pa.ann.k == Ann::K::out_opaque) {
+      return std::is_pointer_v<E> && !std::is_function_v<pointee_t<E>>;
+    } else if constexpr (needs_opaque<P>) {
+      return true;  // reported above
     } else {
-      using E = pointee_t<P>;
       if (pa.ann.k == Ann::K::cstring) return std::is_same_v<E, char>;
       if (pa.ann.k == Ann::K::services) return std::is_class_v<E>;
       return !std::is_pointer_v<E> && (std::is_void_v<E> || std::is_trivially_copyable_v<E>);
@@ -418,18 +450,21 @@ struct CheckParam {
   }();
   static_assert(ok_kind,
                 "ward: annotation does not fit the pointer type (cstring needs const char *, services a struct, buffers a "
-                "trivially copyable element type; pointers to pointers are not supported)");
+                "trivially copyable element type, opaque any object pointer, out_opaque a T **; other pointers to "
+                "pointers are not supported)");
   static constexpr bool ok_const = [] {
     if constexpr (!is_ptr) {
       return true;
     } else {
-      return !(pa.ann.k == Ann::K::out || pa.ann.k == Ann::K::inout) || !std::is_const_v<std::remove_pointer_t<P>>;
+      return !(pa.ann.k == Ann::K::out || pa.ann.k == Ann::K::inout || pa.ann.k == Ann::K::out_opaque) ||
+             !std::is_const_v<std::remove_pointer_t<P>>;
     }
   }();
   static_assert(ok_const, "ward: an out or inout parameter cannot point to const");
   static constexpr bool ok_values = [] {
     if constexpr (!is_ptr) return checkable<P>;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::services) return true;  // functions, not data
+    else if constexpr (opaque_ann || needs_opaque<P>) return true;  // never read by the host
     else return checkable<element_t<P>>;
   }();
   static_assert(ok_values,
@@ -441,7 +476,7 @@ struct CheckParam {
       return true;
     } else {
       return !std::is_void_v<pointee_t<P>> || pa.ann.count.given || pa.ann.k == Ann::K::services ||
-             pa.ann.k == Ann::K::cstring;
+             pa.ann.k == Ann::K::cstring || opaque_ann;
     }
   }();
   static_assert(ok_void, "ward: a void pointer needs a byte count: ward::in/out/inout(index, count)");
@@ -456,10 +491,16 @@ template <class F>
 struct CheckRet {
   using R = typename F::ret;
   static constexpr bool str = has_flag(F::anns, Ann::K::returns_string);
-  static_assert(!std::is_pointer_v<R> || (str && std::is_same_v<R, const char*>),
+  static constexpr bool opq = has_flag(F::anns, Ann::K::returns_opaque);
+  static_assert(!needs_opaque<R> || opq,
+                "ward: a function returning a pointer to an incomplete type (a library's own object, like struct "
+                "sqlite3 *) returns an opaque pointer: add ward::returns_opaque");
+  static_assert(!std::is_pointer_v<R> || needs_opaque<R> || opq || (str && std::is_same_v<R, const char*>),
                 "ward: a function returning a pointer is only supported for strings: declare it const char * and add "
-                "ward::returns_string");
+                "ward::returns_string (or ward::returns_opaque for a pointer the host only passes back)");
   static_assert(!str || std::is_pointer_v<R>, "ward: ward::returns_string on a function that does not return a pointer");
+  static_assert(!opq || (std::is_pointer_v<R> && !str && !std::is_function_v<std::remove_pointer_t<R>>),
+                "ward: ward::returns_opaque on a function that does not return an object pointer (or also returns_string)");
   static constexpr bool handle_ok = [] {
     if (!has_flag(F::anns, Ann::K::returns_handle) && !has_flag(F::anns, Ann::K::returns_ext_handle)) return true;
     if constexpr (std::is_integral_v<R>) return sizeof(R) == 8;
@@ -507,6 +548,7 @@ struct Fn {
   static constexpr bool replays = has_flag(anns, Ann::K::replay) || has_flag(anns, Ann::K::replay_latest);
   static constexpr bool replays_latest_only = has_flag(anns, Ann::K::replay_latest);
   static constexpr bool returns_ext = has_flag(anns, Ann::K::returns_ext_handle);
+  static constexpr bool returns_opq = has_flag(anns, Ann::K::returns_opaque);
   template <std::size_t I>
   static constexpr bool is_ext_handle = [] {
     for (const Ann& a : anns)

@@ -51,7 +51,7 @@ Result<host_result_t<F>> call_fn(Domain& d, std::uint32_t index, Args& args, std
     const CopyBack& b = back[i];
     if (!b.host || !b.bytes || !b.check) continue;
     if (checked[i].empty()) checked[i].assign(c.at(b.off), c.at(b.off) + b.bytes);
-    if (!b.check(checked[i].data(), b.bytes)) return refused(c, param_label(i));
+    WARD_TRY(b.check(c, i, checked[i].data(), b.bytes));
   }
   for (std::size_t i = 0; i < back.size(); ++i) {
     const CopyBack& b = back[i];
