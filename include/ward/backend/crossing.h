@@ -28,6 +28,7 @@
 namespace ward {
 
 class Domain;
+struct CallbackTarget;
 
 // The extension-visible window, as the host addresses it: offsets in [lo, size) are frames.
 struct MemoryView {
@@ -72,6 +73,8 @@ class Call {
   [[nodiscard]] Result<void> check_handle(std::uint64_t h, HandleType type, Rights required, bool from_extension);
   // Registers the host's implementation of service table `table` (see Domain::set_service_impl).
   void set_service_impl(std::uint32_t table, const void* impl);
+  // Registers a host callback; its token (Domain::register_callback; limit errors decorated).
+  [[nodiscard]] Result<std::uint64_t> register_callback(const CallbackTarget& t);  // in backend.h
   // Ends the extension with an Errc::violation and returns the recorded cause, decorated.
   [[nodiscard]] Error violation(std::string detail);
   // Prefixes plugin and function name to an error raised by the stub.
@@ -118,6 +121,9 @@ class Upcall {
   [[nodiscard]] std::unexpected<Error> violation(std::string detail) const;
   // Checks a handle the extension passed (bad, wrong type, missing right -> violation).
   [[nodiscard]] Result<void> check_handle(std::uint64_t h, HandleType type, Rights required) const;
+  // The host callback behind the token the extension passed as this callback's user data
+  // (iface/callback.h); a violation if the domain issued no such token for this callback type.
+  [[nodiscard]] Result<CallbackTarget> callback(std::uint64_t token) const;
 
   [[nodiscard]] std::uint32_t table() const { return table_; }
   [[nodiscard]] std::uint32_t fn() const { return fn_; }

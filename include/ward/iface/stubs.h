@@ -71,13 +71,19 @@ Result<void> decode_pass(Upcall& up, held_args<F>& held, std::array<CopyBack, F:
 template <class F>
 Result<void> dispatch(Upcall& up, const void* impl) {
   using Api = typename F::api;
-  auto fn = static_cast<const Api*>(impl)->*F::member;
-  if (!fn) return up.violation("called a service the host did not provide");
+  constexpr bool is_callback = is_callback_table_v<Api>;
+  std::remove_cvref_t<decltype(std::declval<const Api&>().*F::member)> fn = nullptr;
+  if constexpr (!is_callback) {
+    fn = static_cast<const Api*>(impl)->*F::member;
+    if (!fn) return up.violation("called a service the host did not provide");
+  }
   held_args<F> held{};
   std::array<CopyBack, F::arity + 1> back{};
   constexpr auto all = std::make_index_sequence<F::arity>{};
   if (auto ok = decode_pass<F, false>(up, held, back, all); !ok) return ok;
   if (auto ok = decode_pass<F, true>(up, held, back, all); !ok) return ok;
+  // A callback's function is the registration its (decoded, checked) user data named.
+  if constexpr (is_callback) fn = callback_fn<F>(held);
   auto args = args_from<F>(held);
   schema::Slot ret{0, 0};
   if constexpr (std::is_void_v<typename F::ret>) {
@@ -108,6 +114,7 @@ TableSpec table_spec() {
               using F = std::remove_cvref_t<decltype(f)>;
               t.fns.push_back(fn_desc<F>(member_offset<F::member>()));
               t.fn_names.emplace_back(f.name);
+              t.callback = is_callback_table_v<Api>;
               if constexpr (Services) {
                 static_assert([]<std::size_t... I>(std::index_sequence<I...>) {
                   return ((param_kind<F, I>() != ParamKind::services) && ...);

@@ -2,8 +2,9 @@
 # compile. Copies codec.h with one more enumerator into an include overlay (WORK), then expects
 # a file that includes it to fail for the missing row (expect_fail.cmake).
 file(READ ${INC}/ward/iface/codec.h codec)
-string(REPLACE "  services,  // pointer to a host service table\n  count_"
-               "  services,  // pointer to a host service table\n  without_a_row,\n  count_" patched "${codec}")
+# (The enumerator goes before ParamKind's count_, the first `count_` line in the file.)
+string(REPLACE "\n  count_\n};\n\ntemplate <class F, std::size_t I>\nconsteval ParamKind"
+               "\n  without_a_row,\n  count_\n};\n\ntemplate <class F, std::size_t I>\nconsteval ParamKind" patched "${codec}")
 if(patched STREQUAL codec)
   message(FATAL_ERROR "could not add an enumerator to ParamKind: update this test with codec.h")
 endif()
