@@ -208,6 +208,18 @@ TEST_F(Callbacks, RegistrationsAreBounded) {
   EXPECT_EQ(els.size(), 1u);
 }
 
+TEST(CallbackGrants, CallbacksNeedNoGrantAndAreNotServices) {
+  auto pol = ward::Policy::builder().grant_none().build();
+  ASSERT_TRUE(pol);
+  auto lib = Lib::load(plugin(), "callback_lib_entry", *pol);
+  ASSERT_TRUE(lib) << lib.error().message();
+  EXPECT_TRUE(lib->domain().granted_services().empty());
+  Visits v;
+  auto r = lib->call<&cb_api::each>(3, &on_visit, &v);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(v.seen.size(), 3u);
+}
+
 // ---- hostile --------------------------------------------------------------------------------------
 TEST_F(Callbacks, ForgedUserDataIsAViolation) {
   Visits v;
