@@ -13,6 +13,9 @@ packages=(
   libbenchmark-dev                   # `ward bench`
   clang-16 libclang-rt-16-dev        # fuzzing (libFuzzer; clang 14 cannot compile std::expected)
   llvm-16                            # llvm-symbolizer: readable stacks in sanitizer reports
+  # Real C libraries ward runs unmodified (examples/real, tests labelled real_extension); the
+  # tests also call each one directly, in-process, to compare results call for call.
+  libzstd-dev libsqlite3-dev libxml2-dev libyaml-dev frei0r-plugins frei0r-plugins-dev ladspa-sdk
 )
 
 missing=()

@@ -132,3 +132,6 @@ static const cb_api api = {exec_rows, set_handler, parse, each, sum, twice, peek
                            total_len_n, forge, cross_token, bad_rows, bad_attrs};
 
 const cb_api *callback_lib_entry(void) { return &api; }
+
+int cb_exec(int rows, cb_row_fn row, void *ud) { return exec_rows(rows, row, ud); }
+int cb_each(int n, cb_visit_fn visit, void *ud) { return each(n, visit, ud); }

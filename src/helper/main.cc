@@ -6,8 +6,8 @@
 // descriptors; rlimits; map the arena; build the libffi call descriptions and the host-service
 // trampolines from the schema; install the SIGSYS reporter; wait for the host's filter; dlopen
 // the plugin (the audit module installs the seccomp filter after mapping and before any plugin
-// code); confirm the filter is on; resolve and call the entry; report ready. Then serve calls
-// until killed.
+// code); confirm the filter is on; resolve and check the entry's table, or bind a library's
+// functions by symbol; report ready. Then serve calls until killed.
 //
 // This file is the process half: bring-up and the channel (doorbells, nested calls, pings).
 // Marshaling, both directions, is the callee library (callee.h) working over the arena; this
@@ -17,6 +17,8 @@
 // The helper trusts the host and nothing else. It is not built with sanitizers: it interposes
 // malloc to report allocation failures (malloc_hook.h).
 #include <dlfcn.h>
+#include <link.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -196,6 +198,110 @@ void build_callee(std::uint64_t arena_size) {
   if (auto built = g_callee->build({tables, schema->ntables}); !built) load_error(built.error().what, built.error().detail);
 }
 
+// ---- the extension's table ------------------------------------------------------------------
+// What the schema says of table 0.
+struct Table0 {
+  const sc::Fn* fns;
+  std::uint32_t nfns;
+  std::uint32_t struct_size;
+};
+Table0 table0() {
+  const auto* schema = reinterpret_cast<const w::Schema*>(g_arena + g_ctl->schema_off);
+  return {reinterpret_cast<const sc::Fn*>(g_arena + schema->tables[0].fns_off), schema->tables[0].nfns,
+          schema->tables[0].struct_size};
+}
+
+// A library of free functions: table 0 is built here, each function bound by its symbol.
+const void* table_from_symbols(void* lib) {
+  const Table0 t = table0();
+  auto* table = static_cast<unsigned char*>(std::calloc(1, t.struct_size ? t.struct_size : 1));
+  if (!table) load_error("library", "out of memory");
+  for (std::uint32_t i = 0; i < t.nfns; ++i) {
+    const char* name = reinterpret_cast<const char*>(g_arena + t.fns[i].symbol);
+    dlerror();
+    void* fn = dlsym(lib, name);
+    if (!fn) load_error("missing symbol", name);
+    std::memcpy(table + t.fns[i].offset, &fn, sizeof fn);
+  }
+  return table;
+}
+
+// Whether `p` lies in a loaded object's executable segment: what a function pointer must do.
+// dl_iterate_phdr reads the loader's own lists (no system call, so it works under the filter).
+bool in_executable_segment(const void* p) {
+  struct Probe {
+    std::uintptr_t addr;
+    bool found;
+  } probe{reinterpret_cast<std::uintptr_t>(p), false};
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, std::size_t, void* data) {
+        auto& pr = *static_cast<Probe*>(data);
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+          const std::uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+          if (pr.addr >= lo && pr.addr - lo < ph.p_memsz) pr.found = true;
+        }
+        return pr.found ? 1 : 0;
+      },
+      &probe);
+  return probe.found;
+}
+
+// Reading the entry's result may fault (an entry symbol that is not a table getter returns
+// anything): the read runs under a SIGSEGV/SIGBUS handler that jumps back, and the old
+// dispositions are restored before any extension call.
+sigjmp_buf g_probe_jump;
+bool copy_readable(const void* src, void* dst, std::size_t n) {
+  struct sigaction sa {}, old_segv{}, old_bus{};
+  sa.sa_handler = [](int) { siglongjmp(g_probe_jump, 1); };
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, &old_segv);
+  sigaction(SIGBUS, &sa, &old_bus);
+  bool ok = false;
+  if (sigsetjmp(g_probe_jump, 1) == 0) {
+    std::memcpy(dst, src, n);
+    ok = true;
+  }
+  sigaction(SIGSEGV, &old_segv, nullptr);
+  sigaction(SIGBUS, &old_bus, nullptr);
+  return ok;
+}
+
+// A table returned by the entry function: checked to be what was declared (readable memory
+// whose declared function pointers are null or point into loaded code), so a wrong entry
+// symbol is a load error naming the problem, not a crash at the first call.
+const void* table_from_entry(void* lib, const char* entry) {
+  dlerror();
+  void* sym = dlsym(lib, entry);
+  if (!sym) {
+    const char* e = dlerror();
+    load_error("missing entry symbol", e ? e : entry);
+  }
+  if (!in_executable_segment(sym)) load_error("entry", "the entry symbol is not a function");
+  using EntryFn = const void* (*)();
+  const void* table = reinterpret_cast<EntryFn>(sym)();
+  if (!table) load_error("entry", "the entry function returned a null table");
+  const Table0 t = table0();
+  auto* copy = static_cast<unsigned char*>(std::malloc(t.struct_size ? t.struct_size : 1));
+  if (!copy) load_error("entry", "out of memory");
+  if (!copy_readable(table, copy, t.struct_size))
+    load_error("entry", "the entry function did not return a table: its result is not readable memory");
+  for (std::uint32_t i = 0; i < t.nfns; ++i) {
+    void* fn = nullptr;
+    std::memcpy(&fn, copy + t.fns[i].offset, sizeof fn);
+    if (fn && !in_executable_segment(fn)) {
+      static char what[160];
+      std::snprintf(what, sizeof what,
+                    "the entry function did not return the declared table: function %u (at byte %u) is not code", i,
+                    t.fns[i].offset);
+      load_error("entry", what);
+    }
+  }
+  std::free(copy);
+  return table;
+}
+
 bool audit_module_loaded() {
   FILE* f = std::fopen("/proc/self/maps", "re");
   if (!f) return false;
@@ -271,16 +377,7 @@ int main(int argc, char** argv) {
   // A failed dlopen never reached the plugin's initialisers: report why it failed.
   if (!lib) load_error("dlopen", dlerror());
   if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 2) load_error("sandbox", "the seccomp filter is not in force");
-  dlerror();
-  void* sym = dlsym(lib, entry);
-  if (!sym) {
-    const char* e = dlerror();
-    load_error("missing entry symbol", e ? e : entry);
-  }
-  using EntryFn = const void* (*)();
-  const void* plugin_table = reinterpret_cast<EntryFn>(sym)();
-  if (!plugin_table) load_error("entry", "the entry function returned a null table");
-  g_callee->bind(plugin_table);
+  g_callee->bind(*entry ? table_from_entry(lib, entry) : table_from_symbols(lib));
   // 9. Ready: serve calls until the host kills us.
   g_spin.set_max(g_ctl->spin_ns);
   g_seen_from_host = g_ctl->to_child.seq.load(std::memory_order_acquire);

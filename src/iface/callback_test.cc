@@ -35,6 +35,8 @@ WARD_INTERFACE(cb_api,
                (cross_token, ward::callback(0, 1), ward::callback(2, 3)),
                (bad_rows, ward::callback(0, 1)),
                (bad_attrs));
+// The same library as free functions (WARD_LIBRARY, bound by name in the child).
+WARD_LIBRARY(cb_free, (cb_exec, ward::callback(1, 2)), (cb_each, ward::callback(1, 2)));
 
 namespace {
 
@@ -206,6 +208,21 @@ TEST_F(Callbacks, RegistrationsAreBounded) {
   ASSERT_TRUE(lib->call<&cb_api::set_handler>(&on_start, &els));
   EXPECT_EQ(value(lib->call<&cb_api::parse>("a")), 1);
   EXPECT_EQ(els.size(), 1u);
+}
+
+TEST(CallbackLibrary, FreeFunctionsTakeCallbacksToo) {
+  auto lib = ward::Instance<cb_free>::open(plugin());
+  ASSERT_TRUE(lib) << lib.error().message();
+  RowLog log;
+  auto r = lib->call<&cb_free::cb_exec>(3, &on_row, &log);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->unverified_value_i_trust_it(), 3);
+  EXPECT_EQ(log.rows.size(), 3u);
+  Visits v;
+  v.stop_at = 1;
+  auto e = lib->cb_each(5, &on_visit, &v);
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(e->unverified_value_i_trust_it(), 2);
 }
 
 TEST(CallbackGrants, CallbacksNeedNoGrantAndAreNotServices) {

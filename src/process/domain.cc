@@ -17,6 +17,7 @@
 #include "process/fast_clock.h"
 #include "process/reaper.h"
 #include "process/seccomp.h"
+#include "ward/backend/find_library.h"
 
 extern char** environ;
 
@@ -113,7 +114,14 @@ Result<std::unique_ptr<Domain>> ProcessDomain::start(Spec spec) {
   };
   if (spec.tables.empty() || spec.tables.size() > w::kMaxTables)
     return decorate(fail(Errc::misuse, "a domain needs 1 to 16 function tables").error());
-  if (spec.entry.empty()) return decorate(fail(Errc::misuse, "no entry symbol given").error());
+  // Without an entry, table 0 is a library's free functions, each bound by its symbol.
+  if (spec.entry.empty() && spec.tables[0].symbols.size() != spec.tables[0].fns.size())
+    return decorate(fail(Errc::misuse, "no entry symbol given").error());
+  if (spec.entry.empty()) {
+    auto found = find_library(spec.plugin);
+    if (!found) return decorate(found.error());
+    spec.plugin = *found;
+  }
   // Check the plugin file here, where the error can be precise.
   struct stat sb {};
   if (spec.plugin.empty() || ::stat(spec.plugin.c_str(), &sb) != 0)
@@ -193,6 +201,14 @@ Result<void> ProcessDomain::write_boot_area() {
   off += spec().plugin.size() + 1;
   const std::uint64_t entry_off = off;
   off += spec().entry.size() + 1;
+  // A library's symbol names, one after another; each function records where its own starts.
+  std::vector<sc::Fn> fns0 = spec().tables[0].fns;
+  const std::vector<std::string>& symbols = spec().tables[0].symbols;
+  const std::uint64_t symbols_off = off;
+  for (std::size_t i = 0; i < symbols.size(); ++i) {
+    fns0[i].symbol = static_cast<std::uint32_t>(off);
+    off += symbols[i].size() + 1;
+  }
   data_off_ = w::align_up(off, 4096);
   if (data_off_ + 4096 > size_)
     return fail(Errc::misuse, "arena of " + std::to_string(size_) + " bytes is too small for the boot area (" +
@@ -220,8 +236,10 @@ Result<void> ProcessDomain::write_boot_area() {
     schema->tables[i].struct_size = t.struct_size;
     schema->tables[i].nfns = static_cast<std::uint32_t>(t.fns.size());
     schema->tables[i].fns_off = fns_off[i];
-    std::memcpy(base_ + fns_off[i], t.fns.data(), t.fns.size() * sizeof(sc::Fn));
+    std::memcpy(base_ + fns_off[i], i == 0 ? fns0.data() : t.fns.data(), t.fns.size() * sizeof(sc::Fn));
   }
+  for (std::size_t i = 0, at = symbols_off; i < symbols.size(); at += symbols[i].size() + 1, ++i)
+    std::memcpy(base_ + at, symbols[i].c_str(), symbols[i].size() + 1);
   std::memcpy(base_ + plugin_off, spec().plugin.c_str(), spec().plugin.size() + 1);
   std::memcpy(base_ + entry_off, spec().entry.c_str(), spec().entry.size() + 1);
   top_ = data_off_;

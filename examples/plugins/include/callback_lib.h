@@ -58,6 +58,10 @@ typedef struct cb_api {
 
 const cb_api *callback_lib_entry(void);
 
+/* The same library as free functions, the way most C libraries export it. */
+int cb_exec(int rows, cb_row_fn row, void *ud);
+int cb_each(int n, cb_visit_fn visit, void *ud);
+
 #ifdef __cplusplus
 }
 #endif

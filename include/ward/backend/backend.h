@@ -49,6 +49,7 @@ struct TableSpec {
   std::vector<schema::Fn> fns;
   std::vector<std::string> fn_names;   // "device_api::write"
   std::vector<Dispatch> dispatch;      // host service tables only
+  std::vector<std::string> symbols;    // a library's table: the symbol bound to each function
   bool callback = false;               // a callback type (iface/callback.h): one function, no grant
 };
 
@@ -68,7 +69,8 @@ using Starter = Result<std::unique_ptr<Domain>> (*)(Spec spec);
 // What to start: the extension, its entry, its policy and its tables.
 struct Spec {
   std::string plugin;  // path to the extension (a shared object)
-  std::string entry;   // the symbol returning the plugin's function table
+  std::string entry;   // the symbol returning the plugin's function table; empty for a library
+                       // of free functions (WARD_LIBRARY), whose table 0 names each symbol
   Policy policy;
   std::string name;    // for messages; defaults to the plugin's file name
   std::vector<TableSpec> tables;  // [0] the plugin's table, then host service tables

@@ -64,7 +64,8 @@ struct Fn {
   std::uint32_t offset;    // byte offset of the function pointer inside its table struct
   std::uint32_t nparams;
   std::uint32_t flags;     // kFnGranted
-  std::uint32_t pad;
+  std::uint32_t symbol;    // a library's function: arena offset of its NUL-terminated symbol name
+                           // (the child binds it with dlsym); 0 for a table's functions
   Param ret;
   Param params[kMaxParams];
 };

@@ -50,15 +50,16 @@ class Instance {
   // (a function returning `const Api *`). See ProcessDomain::start for the errors.
   [[nodiscard]] static Result<Instance> load(std::string path, std::string entry, Policy policy = Policy(),
                                              std::string name = {}, Starter backend = nullptr) {
-    Spec spec;
-    spec.plugin = std::move(path);
-    spec.entry = std::move(entry);
-    spec.policy = std::move(policy);
-    spec.name = std::move(name);
-    spec.tables = detail::all_tables<Api>(detail::services_of<Api>{});
-    spec.backend = backend;
-    auto d = WARD_TRY(start_domain(std::move(spec)));
-    return Instance(std::move(d));
+    static_assert(!detail::is_library<Api>, "ward: a WARD_LIBRARY has no entry symbol: use Instance::open");
+    return start(std::move(path), std::move(entry), std::move(policy), std::move(name), backend);
+  }
+  // Loads the library of free functions `path` (a path, or a file name such as "libzstd.so.1",
+  // found the way the dynamic loader would: backend/find_library.h) into a new domain and binds
+  // every function WARD_LIBRARY declares by name. A missing symbol is load_failed.
+  [[nodiscard]] static Result<Instance> open(std::string path, Policy policy = Policy(), std::string name = {},
+                                             Starter backend = nullptr) {
+    static_assert(detail::is_library<Api>, "ward: Instance::open is for a WARD_LIBRARY; a table with an entry uses load");
+    return start(std::move(path), {}, std::move(policy), std::move(name), backend);
   }
 
   // Calls the extension's function M with the C function's own arguments.
@@ -69,11 +70,25 @@ class Instance {
     typename F::args args{std::forward<A>(a)...};
     return detail::call_fn<F>(*d_, static_cast<std::uint32_t>(D::index), args, std::make_index_sequence<F::arity>{});
   }
+  // The same call, spelled like the direct one: `inst->write(block, data, size)`.
+  [[nodiscard]] detail::arrow<proxy<Api, Instance>> operator->() { return {proxy<Api, Instance>(this)}; }
 
   [[nodiscard]] Domain& domain() { return *d_; }
   [[nodiscard]] const Domain& domain() const { return *d_; }
 
  private:
+  [[nodiscard]] static Result<Instance> start(std::string path, std::string entry, Policy policy, std::string name,
+                                              Starter backend) {
+    Spec spec;
+    spec.plugin = std::move(path);
+    spec.entry = std::move(entry);
+    spec.policy = std::move(policy);
+    spec.name = std::move(name);
+    spec.tables = detail::all_tables<Api>(detail::services_of<Api>{});
+    spec.backend = backend;
+    auto d = WARD_TRY(start_domain(std::move(spec)));
+    return Instance(std::move(d));
+  }
   explicit Instance(std::unique_ptr<Domain> d) : d_(std::move(d)) {}
   std::unique_ptr<Domain> d_;
 };

@@ -125,6 +125,12 @@ constexpr Ann strings(std::uint8_t i) { return Ann{.k = Ann::K::strings, .index 
 template <class Api>
 struct interface_traits;
 
+// The call proxy of interface Api for Owner (Instance<Api> or Extension<Api>): one member per
+// declared function, named as the function, each calling Owner::call<&Api::name>. Specialised by
+// WARD_INTERFACE; reached through Owner's operator->.
+template <class Api, class Owner>
+struct proxy;
+
 template <class Api>
 concept declared_interface = requires { interface_traits<Api>::fns; };
 
@@ -147,6 +153,9 @@ struct member_fn<R (*C::*)(A...)> {
   using args = std::tuple<A...>;
   static constexpr std::size_t arity = sizeof...(A);
 };
+// C headers seen from C++ may declare functions noexcept (glibc's __THROW): same crossing.
+template <class C, class R, class... A>
+struct member_fn<R (*C::*)(A...) noexcept> : member_fn<R (*C::*)(A...)> {};
 
 template <class T>
 inline constexpr bool is_scalar_arg = std::is_arithmetic_v<T> || std::is_enum_v<T>;
@@ -581,6 +590,29 @@ struct declared_fn {
 };
 }  // namespace detail
 
+namespace detail {
+// One member of a call proxy: holds its owner and forwards to Owner::call<M>.
+template <auto M, class Owner>
+struct bound_fn {
+  Owner* owner;
+  template <class... A>
+  [[nodiscard]] auto operator()(A&&... a) const {
+    return owner->template call<M>(std::forward<A>(a)...);
+  }
+};
+// What Owner::operator-> returns: a proxy by value that hands out its own address.
+template <class P>
+struct arrow {
+  P p;
+  P* operator->() { return &p; }
+};
+template <class Api>
+inline constexpr bool is_library = [] {
+  if constexpr (requires { interface_traits<Api>::library; }) return interface_traits<Api>::library;
+  else return false;
+}();
+}  // namespace detail
+
 // The grant label of a host service function ("host_api::log"), for Policy::Builder::grant.
 template <auto M>
 std::string service() {
@@ -606,12 +638,52 @@ std::string service() {
 #define WARD_DETAIL_FN_I(Api, ...) WARD_DETAIL_FN_II(Api, __VA_ARGS__)
 #define WARD_DETAIL_FN_II(Api, name, ...) ::ward::detail::Fn<&Api::name __VA_OPT__(, ) __VA_ARGS__> { #Api "::" #name }
 
-#define WARD_INTERFACE(Api, ...)                                                               \
+// Each entry also becomes a member of the call proxy, so `inst->name(args...)` reads like the
+// direct call (proxy.h).
+#define WARD_INTERFACE(Api, ...) WARD_DETAIL_INTERFACE(Api, false, __VA_ARGS__)
+
+// A library of free functions (no entry symbol, no table in the library): each entry names a
+// function the library exports, declared in the library's own header, which must be included
+// first. The function types come from that header (decltype), so a declaration cannot drift
+// from it; the child binds each one with dlsym. Annotations are those of WARD_INTERFACE.
+//
+//   #include <zstd.h>
+//   WARD_LIBRARY(zstd_lib,
+//       (ZSTD_compressBound),
+//       (ZSTD_compress, ward::out(0, 1), ward::in(2, 3)));
+//   auto z = ward::Instance<zstd_lib>::open("libzstd.so.1", policy);
+//   auto n = (*z)->ZSTD_compress(dst, sizeof dst, src, len, 3);
+//
+// It defines `struct zstd_lib` (one function-pointer member per entry, named as the function),
+// so it goes at global scope.
+#define WARD_LIBRARY(Api, ...)                                                               \
+  struct Api {                                                                               \
+    WARD_DETAIL_FOR_EACH_NOSEP(WARD_DETAIL_MEMBER, Api, __VA_ARGS__)                         \
+  };                                                                                         \
+  WARD_DETAIL_INTERFACE(Api, true, __VA_ARGS__)
+
+#define WARD_DETAIL_FOR_EACH_NOSEP(m, a, ...) __VA_OPT__(WARD_DETAIL_EXPAND(WARD_DETAIL_FOR_EACH_NOSEP_I(m, a, __VA_ARGS__)))
+#define WARD_DETAIL_FOR_EACH_NOSEP_I(m, a, e, ...) m(a, e) __VA_OPT__(WARD_DETAIL_FOR_EACH_NOSEP_AGAIN WARD_DETAIL_PARENS(m, a, __VA_ARGS__))
+#define WARD_DETAIL_FOR_EACH_NOSEP_AGAIN() WARD_DETAIL_FOR_EACH_NOSEP_I
+#define WARD_DETAIL_NAME(entry) WARD_DETAIL_NAME_I(WARD_DETAIL_UNPAREN entry)
+#define WARD_DETAIL_NAME_I(...) WARD_DETAIL_NAME_II(__VA_ARGS__, )
+#define WARD_DETAIL_NAME_II(name, ...) name
+#define WARD_DETAIL_MEMBER(Api, entry) decltype(&::WARD_DETAIL_NAME(entry)) WARD_DETAIL_NAME(entry);
+#define WARD_DETAIL_PROXY_MEMBER(Api, entry) ::ward::detail::bound_fn<&Api::WARD_DETAIL_NAME(entry), Owner> WARD_DETAIL_NAME(entry);
+#define WARD_DETAIL_PROXY_INIT(Api, entry) WARD_DETAIL_NAME(entry){o}
+
+#define WARD_DETAIL_INTERFACE(Api, is_library, ...)                                            \
   template <>                                                                                  \
   struct ward::interface_traits<Api> {                                                         \
     static constexpr std::string_view name = #Api;                                             \
+    static constexpr bool library = is_library;                                                \
     static constexpr auto fns = std::make_tuple(WARD_DETAIL_FOR_EACH(WARD_DETAIL_FN, Api, __VA_ARGS__)); \
     static_assert([]<std::size_t... I>(std::index_sequence<I...>) {                            \
       return (std::tuple_element_t<I, std::remove_cvref_t<decltype(fns)>>::checked && ...);    \
     }(std::make_index_sequence<std::tuple_size_v<std::remove_cvref_t<decltype(fns)>>>{}));      \
+  };                                                                                           \
+  template <class Owner>                                                                       \
+  struct ward::proxy<Api, Owner> {                                                             \
+    explicit proxy(Owner* o) : WARD_DETAIL_FOR_EACH(WARD_DETAIL_PROXY_INIT, Api, __VA_ARGS__) {} \
+    WARD_DETAIL_FOR_EACH_NOSEP(WARD_DETAIL_PROXY_MEMBER, Api, __VA_ARGS__)                     \
   }

@@ -107,6 +107,13 @@ TableSpec table_spec() {
   TableSpec t;
   t.name = std::string(interface_traits<Api>::name);
   t.struct_size = sizeof(Api);
+  t.callback = is_callback_table_v<Api>;
+  // A library's functions are bound by name in the child: the symbol is the member's name.
+  if constexpr (!Services && is_library<Api>) {
+    const std::size_t prefix = interface_traits<Api>::name.size() + 2;  // "zstd_lib::"
+    std::apply([&](const auto&... fn) { (t.symbols.emplace_back(std::string_view(fn.name).substr(prefix)), ...); },
+               interface_traits<Api>::fns);
+  }
   std::apply(
       [&](const auto&... fn) {
         (
@@ -114,7 +121,6 @@ TableSpec table_spec() {
               using F = std::remove_cvref_t<decltype(f)>;
               t.fns.push_back(fn_desc<F>(member_offset<F::member>()));
               t.fn_names.emplace_back(f.name);
-              t.callback = is_callback_table_v<Api>;
               if constexpr (Services) {
                 static_assert([]<std::size_t... I>(std::index_sequence<I...>) {
                   return ((param_kind<F, I>() != ParamKind::services) && ...);

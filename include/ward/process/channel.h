@@ -27,7 +27,7 @@ using schema::kMaxTables;
 static_assert(std::endian::native == std::endian::little, "ward's wire format assumes little endian");
 
 inline constexpr std::uint64_t kMagic = 0x31414e4552414457ull;  // "WDARENA1"
-inline constexpr std::uint32_t kVersion = 5;  // bump on any layout change
+inline constexpr std::uint32_t kVersion = 6;  // bump on any layout change
 inline constexpr std::uint64_t kNoLimit = ~0ull;  // an rlimit meaning "unlimited"
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kControlSize = 4096;
@@ -108,7 +108,8 @@ struct Control {
   std::uint64_t filter_off;               // from the start of the arena
   std::uint64_t schema_off;
   std::uint64_t plugin_off;               // NUL-terminated absolute path
-  std::uint64_t entry_off;                // NUL-terminated symbol
+  std::uint64_t entry_off;                // NUL-terminated symbol; empty: a library whose table 0
+                                          // the child binds by symbol (schema::Fn::symbol)
   // RLIMIT_FSIZE, always applied (unlike the limits above, 0 is a real limit: no file may grow;
   // kNoLimit leaves it unlimited). After the fields the audit module reads at fixed offsets, in
   // the padding before `to_child`, so neither they nor the doorbells move.

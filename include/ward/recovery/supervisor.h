@@ -100,6 +100,9 @@ class Extension {
     return call_with_recovery<F, M>(args, std::make_index_sequence<F::arity>{});
   }
 
+  // The same call, spelled like the direct one: `ext->write(block, data, size)`.
+  [[nodiscard]] detail::arrow<proxy<Api, Extension>> operator->() { return {proxy<Api, Extension>(this)}; }
+
   [[nodiscard]] bool disabled() const { return core_.disabled(); }
   // Re-enables the extension: starts a fresh instance and replays the log, with a new streak and
   // a full recovery budget. Errors: misuse while a recovery is in progress; what the recovery
@@ -133,7 +136,10 @@ class Extension {
   static detail::RecoveryCore::Launch launcher(std::string path, std::string entry, Policy policy, Starter backend) {
     return [path = std::move(path), entry = std::move(entry), policy = std::move(policy),
             backend](const std::string& name) -> Result<std::shared_ptr<detail::LiveInstance>> {
-      return std::make_shared<Typed>(WARD_TRY(Instance<Api>::load(path, entry, policy, name, backend)));
+      if constexpr (detail::is_library<Api>)
+        return std::make_shared<Typed>(WARD_TRY(Instance<Api>::open(path, policy, name, backend)));
+      else
+        return std::make_shared<Typed>(WARD_TRY(Instance<Api>::load(path, entry, policy, name, backend)));
     };
   }
 
@@ -201,6 +207,13 @@ class Supervisor {
                                                 sink_, backend);
     WARD_TRY(ext->start());
     return ext;
+  }
+  // Loads the library of free functions `path` (a WARD_LIBRARY; see Instance::open).
+  template <class Api>
+  [[nodiscard]] Result<std::unique_ptr<Extension<Api>>> open(std::string path, Policy policy = Policy(),
+                                                             std::string name = {}, Starter backend = nullptr) {
+    static_assert(detail::is_library<Api>, "ward: Supervisor::open is for a WARD_LIBRARY; a table with an entry uses load");
+    return load<Api>(std::move(path), {}, std::move(policy), std::move(name), backend);
   }
 
  private:
