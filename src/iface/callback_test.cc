@@ -220,7 +220,7 @@ TEST(CallbackLibrary, FreeFunctionsTakeCallbacksToo) {
   EXPECT_EQ(log.rows.size(), 3u);
   Visits v;
   v.stop_at = 1;
-  auto e = lib->cb_each(5, &on_visit, &v);
+  auto e = (*lib)->cb_each(5, &on_visit, &v);  // the call spelled like the direct one
   ASSERT_TRUE(e) << e.error().message();
   EXPECT_EQ(e->unverified_value_i_trust_it(), 2);
 }
