@@ -187,9 +187,66 @@ void* services_arg(Callee& c, sc::Slot& s, void*& hold) {
 }
 void null_slot(Callee&, const sc::Fn&, std::uint32_t, void* const*, sc::Slot& s, CopyBacks&) { s.a = sc::kNull; }
 
+// [callbacks] A callback travels as its callback table's id; the extension gets that table's
+// one stub (a callback table's only member sits at offset 0), which crosses like a service.
+void* callback_arg(Callee& c, sc::Slot& s, void*& hold) {
+  hold = nullptr;
+  if (s.a != sc::kNull)
+    if (const void* table = c.service_table(s.a)) std::memcpy(&hold, table, sizeof hold);
+  return &hold;
+}
+
+// String arrays from the host: b + 1 offsets (the last kNull), made pointers in place.
+void* strings_arg(Callee& c, sc::Slot& s, void*& hold) {
+  hold = nullptr;
+  if (s.a == sc::kNull) return &hold;
+  auto* e = static_cast<unsigned char*>(c.view().at(s.a));
+  for (std::uint64_t k = 0; k <= s.b; ++k) {
+    std::uint64_t off = 0;
+    std::memcpy(&off, e + k * sizeof off, sizeof off);
+    void* p = c.view().at(off);
+    std::memcpy(e + k * sizeof p, &p, sizeof p);
+  }
+  hold = e;
+  return &hold;
+}
+
+// A count the extension passed: a negative one counts nothing here, and the host, which reads
+// the count itself, refuses it.
+std::uint64_t count_arg_value(const sc::Fn& d, std::uint32_t i, void* const* args) {
+  const sc::Param& p = d.params[i];
+  const std::uint64_t v = scalar_bits(args[i], p.size);
+  const bool is_signed = p.kind == sc::Kind::i8 || p.kind == sc::Kind::i16 || p.kind == sc::Kind::i32 || p.kind == sc::Kind::i64;
+  return is_signed && p.size && (v >> (8 * p.size - 1)) & 1 ? 0 : v;
+}
+
+// String arrays to the host: every string copied into the frame (or used in place), then an
+// array of their offsets; `b` is the element count. A NULL-terminated array is walked to its
+// NULL: one without it runs off its end, and the extension crashes on its own memory.
+void strings_slot(Callee& c, const sc::Fn& d, std::uint32_t i, void* const* args, sc::Slot& s, CopyBacks&) {
+  const sc::Param& p = d.params[i];
+  const char* const* v = *static_cast<const char* const* const*>(args[i]);
+  if (!v) {
+    s = {sc::kNull, 0};
+    return;
+  }
+  std::uint64_t n = 0;
+  if (p.count_arg != 0xff) n = count_arg_value(d, p.count_arg, args);
+  else
+    while (v[n]) ++n;
+  MemoryView& m = c.view();
+  s.a = m.reserve(n > m.size / sizeof(std::uint64_t) ? ~0ull : n * sizeof(std::uint64_t), alignof(std::uint64_t));
+  s.b = n;
+  for (std::uint64_t k = 0; k < n; ++k) {
+    sc::Slot e{sc::kNull, 0};
+    string_slot(c, v[k], e);
+    std::memcpy(static_cast<unsigned char*>(m.at(s.a)) + k * sizeof e.a, &e.a, sizeof e.a);
+  }
+}
+
 // ---- the table ---------------------------------------------------------------------------------
-// One row per kind; no default, so a kind without a row does not compile. Buffers and service
-// tables are never results (interface.h returns pointers as strings): their result columns pass
+// One row per kind; no default, so a kind without a row does not compile. Buffers, service
+// tables, callbacks and string arrays are never results (interface.h returns pointers as strings): their result columns pass
 // the bits unchanged. Nothing is ever a void parameter: that row's argument columns are a
 // scalar's. Empty for a value outside the enumeration (a corrupt schema).
 std::optional<Row> row_of(sc::Kind k) {
@@ -211,6 +268,8 @@ std::optional<Row> row_of(sc::Kind k) {
     case K::cstring:  return Row{&ffi_type_pointer, pointer_arg,  cstring_slot, false, cstring_result_slot, cstring_result};
     case K::buffer:   return Row{&ffi_type_pointer, pointer_arg,  buffer_slot,  false, bits_result_slot,    bits_result<std::uint64_t>};
     case K::services: return Row{&ffi_type_pointer, services_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
+    case K::callback: return Row{&ffi_type_pointer, callback_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
+    case K::strings:  return Row{&ffi_type_pointer, strings_arg,  strings_slot, false, bits_result_slot,    bits_result<std::uint64_t>};
   }
   return std::nullopt;
 }

@@ -21,10 +21,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -47,6 +51,15 @@ struct TableSpec {
   std::vector<std::string> fn_names;   // "device_api::write"
   std::vector<Dispatch> dispatch;      // host service tables only
   std::vector<std::string> symbols;    // a library's table: the symbol bound to each function
+  bool callback = false;               // a callback type (iface/callback.h): one function, no grant
+};
+
+// A callback the host registered with a domain (iface/callback.h): the callback type's table,
+// the host's function (type-erased; the table's dispatcher casts it back) and its user data.
+struct CallbackTarget {
+  std::uint32_t table = 0;
+  void (*fn)() = nullptr;
+  void* user = nullptr;
 };
 
 class Domain;
@@ -94,6 +107,15 @@ class Domain {
   // The host object implementing service table `table` (a C struct of function pointers).
   void set_service_impl(std::uint32_t table, const void* impl);
 
+  // Callbacks (iface/callback.h): registrations live until the domain ends, at most this many.
+  static constexpr std::size_t kMaxCallbacks = 4096;
+  // The token the extension receives as user data for `t`: unguessable, never 0, the same for
+  // the same registration. Errc::limit past kMaxCallbacks.
+  [[nodiscard]] Result<std::uint64_t> register_callback(const CallbackTarget& t);
+  // The registration behind `token` if it was issued for callback table `table`; otherwise an
+  // Errc::violation error (the extension forged or misused the token).
+  [[nodiscard]] Result<CallbackTarget> callback(std::uint64_t token, std::uint32_t table) const;
+
   // True until the first failure is recorded.
   [[nodiscard]] virtual bool alive() const = 0;
   // The first cause of failure, if any.
@@ -138,6 +160,9 @@ class Domain {
   HandleTable handles_;
   OpaqueTable opaques_;
   std::vector<const void*> impls_;  // per table: the host's service struct
+  mutable std::mutex callbacks_mu_;
+  std::unordered_map<std::uint64_t, CallbackTarget> callbacks_;  // token -> registration
+  std::map<std::tuple<std::uint32_t, void (*)(), void*>, std::uint64_t> callback_tokens_;  // and back
 };
 
 inline Result<schema::Slot> Call::invoke(std::uint64_t frame_off) { return d_->invoke(*this, frame_off); }
@@ -155,5 +180,10 @@ inline void Call::set_service_impl(std::uint32_t table, const void* impl) { d_->
 
 inline OpaqueTable& Call::opaques() { return d_->opaques(); }
 inline OpaqueTable& Upcall::opaques() const { return d_.opaques(); }
+inline Result<std::uint64_t> Call::register_callback(const CallbackTarget& t) {
+  auto r = d_->register_callback(t);
+  if (!r) return std::unexpected(decorate(r.error()));
+  return r;
+}
 
 }  // namespace ward

@@ -29,6 +29,7 @@ namespace ward {
 
 class Domain;
 class OpaqueTable;
+struct CallbackTarget;
 
 // The extension-visible window, as the host addresses it: offsets in [lo, size) are frames.
 struct MemoryView {
@@ -75,6 +76,8 @@ class Call {
   void set_service_impl(std::uint32_t table, const void* impl);
   // The domain's tokens for the extension's pointers (ward::opaque; backend/opaque_table.h).
   [[nodiscard]] OpaqueTable& opaques();  // defined in backend.h
+  // Registers a host callback; its token (Domain::register_callback; limit errors decorated).
+  [[nodiscard]] Result<std::uint64_t> register_callback(const CallbackTarget& t);  // in backend.h
   // Ends the extension with an Errc::violation and returns the recorded cause, decorated.
   [[nodiscard]] Error violation(std::string detail);
   // Prefixes plugin and function name to an error raised by the stub.
@@ -123,6 +126,9 @@ class Upcall {
   [[nodiscard]] Result<void> check_handle(std::uint64_t h, HandleType type, Rights required) const;
   // The domain's tokens for the extension's pointers (ward::opaque; backend/opaque_table.h).
   [[nodiscard]] OpaqueTable& opaques() const;  // defined in backend.h
+  // The host callback behind the token the extension passed as this callback's user data
+  // (iface/callback.h); a violation if the domain issued no such token for this callback type.
+  [[nodiscard]] Result<CallbackTarget> callback(std::uint64_t token) const;
 
   [[nodiscard]] std::uint32_t table() const { return table_; }
   [[nodiscard]] std::uint32_t fn() const { return fn_; }

@@ -33,6 +33,7 @@
 #include "ward/backend/crossing.h"
 #include "ward/core/schema.h"
 #include "ward/core/tainted.h"
+#include "ward/iface/callback.h"
 #include "ward/iface/interface.h"
 #include "ward/iface/opaque.h"
 #include "ward/iface/values.h"
@@ -171,6 +172,10 @@ enum class ParamKind : std::uint8_t {
   // [opaque] iface/opaque.h
   opaque,      // ward::opaque: the extension's pointer, held by the host as a token
   out_opaque,  // ward::out_opaque: a T ** the extension fills; the host's T * receives a token
+  // [callbacks]
+  callback,   // a WARD_CALLBACK function pointer: the extension gets a stub, the host's registration a token
+  user_data,  // its void *: the token (host -> extension), the registration it names (extension -> host)
+  strings,    // char ** / const char **: counted (NULL elements allowed) or NULL-terminated
   count_
 };
 
@@ -183,6 +188,9 @@ consteval ParamKind param_kind() {
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::opaque) return ParamKind::opaque;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::out_opaque) return ParamKind::out_opaque;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::services) return ParamKind::services;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::callback) return ParamKind::callback;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::user_data) return ParamKind::user_data;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::strings) return ParamKind::strings;
     else return ParamKind::buffer;
   } else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::handle) {
     return ParamKind::handle;
@@ -600,6 +608,208 @@ struct Codec<ParamKind::out_opaque> {
   }
 };
 
+// ---- [callbacks] (iface/callback.h) --------------------------------------------------------------
+template <class F>
+inline constexpr bool dependent_false = false;
+
+// A callback: the host's function pointer, registered with the domain by its user-data row; the
+// extension receives the stub of the callback type's table (by table id).
+template <>
+struct Codec<ParamKind::callback> {
+  static constexpr bool late = false;
+  template <class F, std::size_t I>
+  using held = param_type<F, I>;
+  template <class F, std::size_t I>
+  static constexpr std::uint32_t table = service_id<typename F::api, callback_table<param_type<F, I>>>();
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    schema::Param p = simple_param(schema::Kind::callback, sizeof(void*), nullable_at<F, I>);
+    p.table = table<F, I>;
+    return p;
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
+    if (std::get<I>(args)) {
+      s = {table<F, I>, 0};
+    } else {
+      if (!nullable_at<F, I>)
+        return std::unexpected(
+            c.decorate(fail(Errc::misuse, param_label(I) + ": null callback (declare ward::nullable to allow it)").error()));
+      s = {schema::kNull, 0};
+    }
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall&, Held&, CopyBack&) {
+    static_assert(dependent_false<F>, "ward: host services and callbacks cannot take callbacks themselves");
+    return {};
+  }
+  template <class F, std::size_t I, class Args>
+  static held<F, I> capture(const Args& args) {
+    return std::get<I>(args);  // the host's function: it outlives the domain's registrations
+  }
+  template <class F, std::size_t I>
+  static param_type<F, I> arg(held<F, I>& h) {
+    return h;
+  }
+};
+
+// A callback's user data. Host -> extension: the pair (callback, user data) is registered and
+// the token crosses instead of the host's pointer (null with a null callback). Extension ->
+// host, in a callback: the token is looked up (a violation unless this domain issued it for this
+// callback type) and the host's function gets its own user data.
+template <>
+struct Codec<ParamKind::user_data> {
+  static constexpr bool late = false;
+  template <class F, std::size_t I>
+  using held = CallbackTarget;  // `user` is what the C function receives
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    return simple_param(schema::Kind::u64, sizeof(void*));  // libffi passes a pointer like this
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
+    constexpr std::size_t cb = ann_for(F::anns, I).ann.peer;
+    const auto fn = std::get<cb>(args);
+    if (!fn) {
+      s = {0, 0};
+      return {};
+    }
+    const CallbackTarget t{Codec<ParamKind::callback>::table<F, cb>, reinterpret_cast<void (*)()>(fn),
+                           const_cast<void*>(static_cast<const void*>(std::get<I>(args)))};
+    auto token = WARD_TRY(c.register_callback(t));
+    s = {token, 0};
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall& up, Held& held, CopyBack&) {
+    auto s = WARD_TRY(up.param(I));
+    auto t = WARD_TRY(up.callback(s.a));
+    std::get<I>(held) = t;
+    return {};
+  }
+  template <class F, std::size_t I, class Args>
+  static held<F, I> capture(const Args& args) {
+    return CallbackTarget{0, nullptr, const_cast<void*>(static_cast<const void*>(std::get<I>(args)))};
+  }
+  template <class F, std::size_t I>
+  static param_type<F, I> arg(held<F, I>& h) {
+    return static_cast<param_type<F, I>>(h.user);
+  }
+};
+
+// An array of C strings. Each side copies every string into the frame and passes an array of
+// their offsets (kNull for a NULL element); the receiver gets its own copies and a
+// NULL-terminated array of pointers to them.
+template <>
+struct Codec<ParamKind::strings> {
+  static constexpr bool late = true;  // after its count parameter
+  struct Owned {
+    std::vector<std::optional<std::string>> s;
+    std::vector<char*> ptrs;  // built by arg(), pointing into `s`
+    bool null = true;
+  };
+  template <class F, std::size_t I>
+  using held = Owned;
+  template <class F, std::size_t I>
+  static constexpr std::uint8_t count_index = ann_for(F::anns, I).ann.peer;
+  template <class F, std::size_t I>
+  static constexpr bool counted = count_index<F, I> != 0xff;
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    schema::Param p = simple_param(schema::Kind::strings, sizeof(char*), nullable_at<F, I>);
+    p.count_arg = count_index<F, I>;
+    return p;
+  }
+  // How many strings the host's array holds; false for a negative count.
+  template <class F, std::size_t I, class Args>
+  static bool host_count(const Args& args, std::uint64_t& n) {
+    const auto v = std::get<I>(args);
+    if constexpr (counted<F, I>) {
+      return count_of(std::get<count_index<F, I>>(args), n);
+    } else {
+      n = 0;
+      while (v[n]) ++n;
+      return true;
+    }
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
+    auto misuse = [&](std::string what) {
+      return std::unexpected(c.decorate(fail(Errc::misuse, param_label(I) + ": " + what).error()));
+    };
+    const auto v = std::get<I>(args);
+    if (!v) {
+      if (!nullable_at<F, I>) return misuse("null string array (declare ward::nullable to allow it)");
+      s = {schema::kNull, 0};
+      return {};
+    }
+    std::uint64_t n = 0, bytes = 0;
+    if (!host_count<F, I>(args, n)) return misuse("negative element count");
+    if (n == ~0ull || mul_overflows(n + 1, sizeof(std::uint64_t), bytes)) return misuse("element count overflows");
+    auto arr = WARD_TRY(c.alloc(bytes, alignof(std::uint64_t)));
+    for (std::uint64_t k = 0; k <= n; ++k) {
+      std::uint64_t off = schema::kNull;
+      if (k < n && v[k]) {
+        const std::size_t len = std::strlen(v[k]);
+        off = WARD_TRY(c.alloc(len + 1, 1));
+        std::memcpy(c.at(off), v[k], len + 1);
+      }
+      std::memcpy(c.at(arr + k * sizeof off), &off, sizeof off);
+    }
+    s = {arr, n};
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall& up, Held& held, CopyBack&) {
+    auto s = WARD_TRY(up.param(I));
+    auto& h = std::get<I>(held);
+    if (s.a == schema::kNull) {
+      if (!nullable_at<F, I>) return up.violation("null string array for " + param_label(I));
+      return {};
+    }
+    std::uint64_t n = s.b, bytes = 0;
+    if constexpr (counted<F, I>) {
+      if (!count_of(std::get<count_index<F, I>>(held), n)) return up.violation("negative element count for " + param_label(I));
+      if (s.b != n) return up.violation(param_label(I) + ": a string array whose length is not its count");
+    }
+    if (mul_overflows(n, sizeof(std::uint64_t), bytes)) return up.violation("element count overflows");
+    auto p = WARD_TRY(up.range(s.a, bytes));
+    std::vector<std::uint64_t> offs(n);  // copied once: the extension may change the array meanwhile
+    if (n) std::memcpy(offs.data(), p, bytes);
+    h.s.reserve(n);
+    for (const std::uint64_t off : offs) {
+      if (off == schema::kNull) {
+        if (!counted<F, I>) return up.violation(param_label(I) + ": a NULL inside a NULL-terminated string array");
+        h.s.emplace_back();
+        continue;
+      }
+      auto str = WARD_TRY(up.string(off));
+      h.s.emplace_back(std::move(str));
+    }
+    h.null = false;
+    return {};
+  }
+  template <class F, std::size_t I, class Args>
+  static held<F, I> capture(const Args& args) {
+    held<F, I> h;
+    const auto v = std::get<I>(args);
+    std::uint64_t n = 0;
+    if (!v || !host_count<F, I>(args, n)) return h;
+    for (std::uint64_t k = 0; k < n; ++k) h.s.push_back(v[k] ? std::optional<std::string>(v[k]) : std::nullopt);
+    h.null = false;
+    return h;
+  }
+  template <class F, std::size_t I>
+  static param_type<F, I> arg(held<F, I>& h) {
+    if (h.null) return nullptr;
+    h.ptrs.clear();
+    for (auto& e : h.s) h.ptrs.push_back(e ? e->data() : nullptr);
+    h.ptrs.push_back(nullptr);
+    return const_cast<param_type<F, I>>(h.ptrs.data());
+  }
+};
+
 template <class F, std::size_t I>
 using codec_of = Codec<param_kind<F, I>()>;
 
@@ -797,6 +1007,14 @@ struct held_args_of<F, std::index_sequence<I...>> {
 // The host's own copy of a call's arguments (decoded from the extension, or captured for replay).
 template <class F>
 using held_args = typename held_args_of<F>::type;
+
+// The host function a callback's dispatcher runs: the registration its user data named
+// (iface/callback.h), cast back to the callback's type.
+template <class F>
+auto callback_fn(held_args<F>& held) {
+  using P = std::remove_cvref_t<decltype(std::declval<typename F::api&>().*F::member)>;
+  return reinterpret_cast<P>(std::get<user_data_index<F>()>(held).fn);
+}
 
 // Deep copy of a call's arguments, for replaying it later (the supervisor's log).
 template <class F, class Args>

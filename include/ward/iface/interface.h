@@ -21,6 +21,11 @@
 //   ward::nullable(i)                      the pointer may be null (otherwise null is an error)
 //   ward::handle<T>(i, rights)             a 64-bit handle to a host object of type T
 //                                          (handle_table.h), checked at every crossing
+//   ward::strings(i, n) / strings(i)       char ** / const char **: n strings (parameter n;
+//                                          elements may be NULL), or up to a NULL element
+//   ward::callback(i, ud)                  a C callback declared with WARD_CALLBACK, with its
+//                                          void *user data in parameter ud (iface/callback.h)
+//   ward::user_data(k)                     in WARD_CALLBACK only: parameter k carries the user data
 // and the function as a whole:
 //   ward::returns_string                   the const char * result is a string (copied out)
 //   ward::returns_handle<T>(rights)        the 64-bit result is a handle, checked likewise
@@ -69,6 +74,10 @@ struct Ann {
     idempotent, replay, replay_latest, returns_string, returns_handle, returns_ext_handle,  // per function
     // [opaque] opaque pointers (iface/opaque.h): opaque, out_opaque per parameter; returns_opaque
     opaque, out_opaque, returns_opaque,
+    // [callbacks] per parameter; `peer` names the parameter they go with (iface/callback.h)
+    callback,   // a WARD_CALLBACK function pointer; peer: its user-data parameter
+    user_data,  // the void * a callback's registration travels in (peer: the callback, if any)
+    strings,    // char ** / const char **; peer: the count parameter, 0xff: NULL-terminated
   };
   K k;
   std::uint8_t index = 0xff;
@@ -76,6 +85,7 @@ struct Ann {
   Size produced{};  // out/inout buffers: how many hold data after the call (.filled)
   HandleType type = nullptr;  // handles: ward::handle_type<T>()
   std::uint32_t rights = 0;  // handles: rights the handle must carry
+  std::uint8_t peer = 0xff;  // callback, user_data, strings: the other parameter (see K)
   constexpr bool per_function() const {
     return k == K::idempotent || k == K::replay || k == K::replay_latest || k == K::returns_string ||
            k == K::returns_handle || k == K::returns_ext_handle || k == K::returns_opaque;
@@ -107,6 +117,13 @@ template <class T>
 constexpr Ann handle(std::uint8_t i, Rights required = 0) {
   return {.k = Ann::K::handle, .index = i, .type = handle_type<T>(), .rights = required};
 }
+// Parameter i is an array of C strings (char ** or const char **): `count` of them, named by
+// integer parameter count_index (elements may be NULL), or, without a count, up to the first
+// NULL element. The receiving side gets its own copies, NULL-terminated either way.
+constexpr Ann strings(std::uint8_t i, std::uint8_t count_index) {
+  return Ann{.k = Ann::K::strings, .index = i, .peer = count_index};
+}
+constexpr Ann strings(std::uint8_t i) { return Ann{.k = Ann::K::strings, .index = i}; }
 // The function returns a handle of type T: checked like a handle parameter when the extension
 // returns it.
 template <class T>
@@ -141,6 +158,14 @@ struct proxy;
 
 template <class Api>
 concept declared_interface = requires { interface_traits<Api>::fns; };
+
+// A C callback type as a one-function host-service table (defined in iface/callback.h).
+template <class FnPtr>
+struct callback_table;
+template <class T>
+inline constexpr bool is_callback_table_v = false;
+template <class FnPtr>
+inline constexpr bool is_callback_table_v<callback_table<FnPtr>> = true;
 
 namespace detail {
 
@@ -269,6 +294,11 @@ template <std::size_t N>
 consteval ParamAnn ann_for(const std::array<Ann, N>& anns, std::size_t i) {
   ParamAnn p;
   for (const Ann& a : anns) {
+    // ward::callback(j, i) also says what parameter i is: the callback's user data.
+    if (a.k == Ann::K::callback && a.peer == i) {
+      ++p.count;
+      p.ann = Ann{.k = Ann::K::user_data, .index = static_cast<std::uint8_t>(i), .peer = a.index};
+    }
     if (a.index != i) continue;
     if (a.k == Ann::K::nullable) {
       p.nullable = true;
@@ -417,8 +447,9 @@ struct CheckParam {
                 "library fills in");
   static_assert(!is_ptr || needs_opaque<P> || (pa.count == 1 && pa.ann.k != Ann::K::handle && pa.ann.k != Ann::K::ext_handle),
                 "ward: a pointer parameter needs a declared direction and size: annotate it with ward::in/out/inout(index), "
-                "ward::in/out/inout(index, count_index), ward::cstring(index), ward::services(index) or, for a "
-                "pointer the extension hands out, ward::opaque(index)");
+                "ward::in/out/inout(index, count_index), ward::cstring(index), ward::strings(index), "
+                "ward::services(index), for a pointer the extension hands out ward::opaque(index), or for a function "
+                "pointer ward::callback(index, user_data_index)");
   static constexpr bool is_handle = pa.count == 1 && (pa.ann.k == Ann::K::handle || pa.ann.k == Ann::K::ext_handle);
   static_assert(!is_handle || (std::is_integral_v<P> && sizeof(P) == 8),
                 "ward: a ward::handle parameter must be a 64-bit integer in the C ABI");
@@ -445,13 +476,18 @@ struct CheckParam {
     } else {
       if (pa.ann.k == Ann::K::cstring) return std::is_same_v<E, char>;
       if (pa.ann.k == Ann::K::services) return std::is_class_v<E>;
+      if (pa.ann.k == Ann::K::callback) return std::is_function_v<E>;
+      if (pa.ann.k == Ann::K::user_data) return std::is_void_v<E>;
+      if (pa.ann.k == Ann::K::strings)
+        return std::is_pointer_v<E> && std::is_same_v<std::remove_cv_t<std::remove_pointer_t<E>>, char>;
       return !std::is_pointer_v<E> && (std::is_void_v<E> || std::is_trivially_copyable_v<E>);
     }
   }();
   static_assert(ok_kind,
-                "ward: annotation does not fit the pointer type (cstring needs const char *, services a struct, buffers a "
-                "trivially copyable element type, opaque any object pointer, out_opaque a T **; other pointers to "
-                "pointers are not supported)");
+                "ward: annotation does not fit the pointer type (cstring needs const char *, strings char ** or const char "
+                "**, services a struct, callback a function pointer, its user data void *, buffers a trivially copyable "
+                "element type, opaque any object pointer, out_opaque a T **; other pointers to pointers are not "
+                "supported)");
   static constexpr bool ok_const = [] {
     if constexpr (!is_ptr) {
       return true;
@@ -463,7 +499,9 @@ struct CheckParam {
   static_assert(ok_const, "ward: an out or inout parameter cannot point to const");
   static constexpr bool ok_values = [] {
     if constexpr (!is_ptr) return checkable<P>;
-    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::services) return true;  // functions, not data
+    else if constexpr (pa.count == 1 && (pa.ann.k == Ann::K::services || pa.ann.k == Ann::K::callback ||
+                                         pa.ann.k == Ann::K::user_data || pa.ann.k == Ann::K::strings))
+      return true;  // functions, an address, or strings: no bit patterns to check
     else if constexpr (opaque_ann || needs_opaque<P>) return true;  // never read by the host
     else return checkable<element_t<P>>;
   }();
@@ -476,7 +514,7 @@ struct CheckParam {
       return true;
     } else {
       return !std::is_void_v<pointee_t<P>> || pa.ann.count.given || pa.ann.k == Ann::K::services ||
-             pa.ann.k == Ann::K::cstring || opaque_ann;
+             pa.ann.k == Ann::K::cstring || pa.ann.k == Ann::K::user_data || opaque_ann;
     }
   }();
   static_assert(ok_void, "ward: a void pointer needs a byte count: ward::in/out/inout(index, count)");
@@ -484,6 +522,33 @@ struct CheckParam {
   // static_asserts name what is wrong).
   static_assert(
       std::conditional_t<is_ptr && (pa.ann.count.given || pa.ann.produced.given), CheckSize<F, I>, std::true_type>::value);
+  // [callbacks] the parameter a callback, its user data or a string array names.
+  static constexpr bool ok_peer = [] {
+    const Ann::K k = pa.ann.k;
+    if (pa.count != 1 || (k != Ann::K::callback && k != Ann::K::strings && k != Ann::K::user_data)) return true;
+    if (pa.ann.peer == 0xff) return k != Ann::K::callback;
+    if (pa.ann.peer >= F::arity || pa.ann.peer == I) return false;
+    return []<std::size_t... J>(std::index_sequence<J...>, std::size_t c, Ann::K kind) {
+      return ((J == c && (kind == Ann::K::strings ? std::is_integral_v<std::tuple_element_t<J, typename F::args>> &&
+                                                       !std::is_same_v<std::tuple_element_t<J, typename F::args>, bool>
+                                                 : std::is_pointer_v<std::tuple_element_t<J, typename F::args>>)) ||
+              ...);
+    }(std::make_index_sequence<F::arity>{}, pa.ann.peer, k);
+  }();
+  static_assert(ok_peer,
+                "ward: ward::callback(i, ud) needs ud to name another parameter, a void *; ward::strings(i, n) needs n "
+                "to name another parameter of integer type");
+  static constexpr bool ok_user_data = pa.count != 1 || pa.ann.k != Ann::K::user_data ||
+                                       (pa.ann.peer == 0xff) == is_callback_table_v<typename F::api>;
+  static_assert(ok_user_data,
+                "ward: ward::user_data(k) belongs in a WARD_CALLBACK declaration; in a WARD_INTERFACE, "
+                "ward::callback(i, ud) names the user-data parameter");
+  static constexpr bool ok_callback = [] {
+    if constexpr (pa.count == 1 && pa.ann.k == Ann::K::callback && is_ptr) return declared_interface<callback_table<P>>;
+    else return true;
+  }();
+  static_assert(ok_callback, "ward: this callback type was not declared: add WARD_CALLBACK(type, annotations...) "
+                             "before the WARD_INTERFACE that takes it (iface/callback.h)");
   static constexpr bool value = true;
 };
 
@@ -598,7 +663,13 @@ struct add_fn_services {
     if constexpr (I < F::arity) return ann_for(F::anns, I).count == 1 && ann_for(F::anns, I).ann.k == Ann::K::services;
     else return false;
   }();
-  using next = std::conditional_t<svc, push_unique<L, pointee_t<P>>, std::type_identity<L>>::type;
+  // A callback's signature is a table of its own (iface/callback.h).
+  static constexpr bool cb = [] {
+    if constexpr (I < F::arity) return ann_for(F::anns, I).count == 1 && ann_for(F::anns, I).ann.k == Ann::K::callback;
+    else return false;
+  }();
+  using next = std::conditional_t<svc, push_unique<L, pointee_t<P>>,
+                                  std::conditional_t<cb, push_unique<L, callback_table<P>>, std::type_identity<L>>>::type;
   using type = std::conditional_t<(I < F::arity), add_fn_services<next, F, I + 1>, std::type_identity<L>>::type;
 };
 
