@@ -37,6 +37,7 @@
 #include "ward/core/policy.h"
 #include "ward/core/tainted.h"
 #include "ward/iface/interface.h"
+#include "ward/iface/sandbox.h"
 #include "ward/iface/stubs.h"
 
 namespace ward {
@@ -55,10 +56,20 @@ class Instance {
     spec.entry = std::move(entry);
     spec.policy = std::move(policy);
     spec.name = std::move(name);
-    spec.tables = detail::all_tables<Api>(detail::services_of<Api>{});
     spec.backend = backend;
+    return load(std::move(spec));
+  }
+  // Loads from a Spec the caller filled in (its tables are this interface's, set here).
+  [[nodiscard]] static Result<Instance> load(Spec spec) {
+    spec.tables = detail::all_tables<Api>(detail::services_of<Api>{});
     auto d = WARD_TRY(start_domain(std::move(spec)));
     return Instance(std::move(d));
+  }
+
+  // `n` Ts of sandbox memory in this instance's domain (iface/sandbox.h).
+  template <class T>
+  [[nodiscard]] Result<Sandboxed<T>> alloc(std::size_t n = 1) {
+    return sandbox_alloc<T>(*d_, n);
   }
 
   // Calls the extension's function M with the C function's own arguments.

@@ -17,6 +17,8 @@
 //   ward::nullable(i)                      the pointer may be null (otherwise null is an error)
 //   ward::handle<T>(i, rights)             a 64-bit handle to a host object of type T
 //                                          (handle_table.h), checked at every crossing
+//   ward::shared(i) / shared(i, n)         pointer into a live sandbox allocation (iface/sandbox.h),
+//                                          checked and passed in place (memory the extension keeps)
 // and the function as a whole:
 //   ward::returns_string                   the const char * result is a string (copied out)
 //   ward::returns_handle<T>(rights)        the 64-bit result is a handle, checked likewise
@@ -58,7 +60,9 @@ namespace ward {
 struct Ann {
   enum class K : std::uint8_t {
     in, out, inout, cstring, services, nullable, handle, ext_handle,                    // per parameter
-    idempotent, replay, replay_latest, returns_string, returns_handle, returns_ext_handle  // per function
+    idempotent, replay, replay_latest, returns_string, returns_handle, returns_ext_handle,  // per function
+    // [sandbox] per parameter: a pointer into sandbox memory, passed in place (iface/sandbox.h)
+    shared,
   };
   K k;
   std::uint8_t index = 0xff;
@@ -103,6 +107,12 @@ inline constexpr Ann idempotent{Ann::K::idempotent};
 inline constexpr Ann replay_after_restart{Ann::K::replay};
 inline constexpr Ann replay_latest{Ann::K::replay_latest};
 inline constexpr Ann returns_string{Ann::K::returns_string};
+// Parameter i points into a live sandbox allocation (iface/sandbox.h) with room for one element,
+// or for `count` elements (count: the index of an integer parameter); passed in place, never
+// copied. Anything else the host passes is misuse. For memory the library keeps, and structs
+// that hold pointers into sandbox memory (a stream's buffers).
+constexpr Ann shared(std::uint8_t i) { return Ann{.k = Ann::K::shared, .index = i}; }
+constexpr Ann shared(std::uint8_t i, std::uint8_t count) { return Ann{.k = Ann::K::shared, .index = i, .count = count}; }
 
 // Specialised by WARD_INTERFACE.
 template <class Api>
@@ -284,7 +294,7 @@ struct CheckParam {
   static_assert(pa.count <= 1, "ward: a parameter has more than one direction/kind annotation");
   static_assert(!is_ptr || (pa.count == 1 && pa.ann.k != Ann::K::handle && pa.ann.k != Ann::K::ext_handle),
                 "ward: a pointer parameter needs a declared direction and size: annotate it with ward::in/out/inout(index), "
-                "ward::in/out/inout(index, count_index), ward::cstring(index) or ward::services(index)");
+                "ward::in/out/inout(index, count_index), ward::cstring(index), ward::services(index) or ward::shared(index)");
   static constexpr bool is_handle = pa.count == 1 && (pa.ann.k == Ann::K::handle || pa.ann.k == Ann::K::ext_handle);
   static_assert(!is_handle || (std::is_integral_v<P> && sizeof(P) == 8),
                 "ward: a ward::handle parameter must be a 64-bit integer in the C ABI");
@@ -305,6 +315,7 @@ struct CheckParam {
       using E = pointee_t<P>;
       if (pa.ann.k == Ann::K::cstring) return std::is_same_v<E, char>;
       if (pa.ann.k == Ann::K::services) return std::is_class_v<E>;
+      if (pa.ann.k == Ann::K::shared) return std::is_void_v<E> || std::is_object_v<E>;  // never copied
       return !std::is_pointer_v<E> && (std::is_void_v<E> || std::is_trivially_copyable_v<E>);
     }
   }();
@@ -321,7 +332,8 @@ struct CheckParam {
   static_assert(ok_const, "ward: an out or inout parameter cannot point to const");
   static constexpr bool ok_values = [] {
     if constexpr (!is_ptr) return checkable<P>;
-    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::services) return true;  // functions, not data
+    else if constexpr (pa.count == 1 && (pa.ann.k == Ann::K::services || pa.ann.k == Ann::K::shared))
+      return true;  // functions, not data; or data the host reads only through Sandboxed::read
     else return checkable<element_t<P>>;
   }();
   static_assert(ok_values,
