@@ -98,6 +98,14 @@ bool SandboxHeap::live_locked(std::uint64_t off, std::uint64_t n) const {
 }
 
 std::optional<std::uint64_t> SandboxHeap::locate(const void* p, std::uint64_t n, bool& inside) const {
+  // Most buffers are host memory: tell them apart without the lock (every buffer argument of
+  // every call asks). A window changing meanwhile is decided again under the lock.
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  const std::uintptr_t lo = lo_.load(std::memory_order_acquire);
+  if (a < lo || a - lo >= size_) {
+    inside = false;
+    return std::nullopt;
+  }
   std::lock_guard<std::mutex> g(mu_);
   const auto* b = static_cast<const std::byte*>(p);
   inside = w_.host && b >= w_.host && b < w_.host + size_;
@@ -158,6 +166,7 @@ void SandboxHeap::attach(const void* owner, Window w, bool copy_bytes) {
   if (copy_bytes && w_.host && w_.host != w.host) std::memcpy(w.host, w_.host, size_);
   owner_ = owner;
   w_ = w;
+  lo_.store(reinterpret_cast<std::uintptr_t>(w.host), std::memory_order_release);
 }
 
 void SandboxHeap::detach(const void* owner) noexcept {
@@ -165,6 +174,7 @@ void SandboxHeap::detach(const void* owner) noexcept {
   if (owner_ != owner) return;
   owner_ = nullptr;
   w_ = {};
+  lo_.store(kNoWindow, std::memory_order_release);
 }
 
 }  // namespace ward

@@ -19,6 +19,7 @@
 // through copy_in/copy_out never touch unmapped memory.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -102,6 +103,9 @@ class SandboxHeap : public std::enable_shared_from_this<SandboxHeap> {
   std::uint64_t in_use_ = 0;
   const void* owner_ = nullptr;
   Window w_{};
+  // w_.host, readable without the lock (locate's quick test); kNoWindow when detached.
+  static constexpr std::uintptr_t kNoWindow = ~std::uintptr_t{0};
+  std::atomic<std::uintptr_t> lo_{kNoWindow};
 };
 
 }  // namespace ward
