@@ -31,7 +31,27 @@ Domain::Domain(Spec spec) : spec_(std::move(spec)), handles_(static_cast<std::si
   impls_.assign(spec_.tables.size(), nullptr);
 }
 
-Domain::~Domain() = default;
+Domain::~Domain() { detach_sandbox(); }
+
+void Domain::attach_sandbox(SandboxHeap::Window w, std::uint64_t size) {
+  own_window_ = w;
+  sandbox_ = SandboxHeap::create(size);
+  sandbox_->attach(this, w, false);
+}
+
+void Domain::detach_sandbox() noexcept {
+  if (sandbox_) sandbox_->detach(this);
+}
+
+Result<void> Domain::take_sandbox(Domain& from, bool copy_bytes) {
+  std::shared_ptr<SandboxHeap> heap = from.sandbox_;
+  if (!heap && !sandbox_) return {};
+  if (!heap || !sandbox_ || heap->size() != sandbox_->size())
+    return fail(Errc::misuse, "sandbox memory cannot move between domains whose policies give different sizes");
+  heap->attach(this, own_window_, copy_bytes);
+  sandbox_ = std::move(heap);
+  return {};
+}
 
 Domain* Domain::calling() { return t_calling; }
 

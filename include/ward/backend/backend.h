@@ -34,6 +34,7 @@
 
 #include "ward/backend/crossing.h"
 #include "ward/backend/opaque_table.h"
+#include "ward/backend/sandbox_heap.h"
 #include "ward/core/error.h"
 #include "ward/core/handle_table.h"
 #include "ward/core/policy.h"
@@ -76,6 +77,10 @@ struct Spec {
   std::string name;    // for messages; defaults to the plugin's file name
   std::vector<TableSpec> tables;  // [0] the plugin's table, then host service tables
   Starter backend = nullptr;      // null: the process backend
+  // Where the extension must see its window (0: anywhere). The Supervisor asks a restart for the
+  // failed instance's address, so sandbox memory keeps its addresses; a backend that cannot
+  // honour it fails to load.
+  std::uint64_t arena_at = 0;
 };
 
 // Starts `spec` on the backend it names.
@@ -134,6 +139,18 @@ class Domain {
   // the extension. Returns the recorded cause.
   virtual Error record_failure(Error e) = 0;
 
+  // Sandbox memory (sandbox_heap.h), or null when the policy gives none. Under a Supervisor the
+  // same heap moves from instance to instance (take_sandbox).
+  [[nodiscard]] const std::shared_ptr<SandboxHeap>& sandbox() const { return sandbox_; }
+  // Where the extension sees the start of its window, as it reported it (untrusted: only ever
+  // handed back to the extension, or to its restart as Spec::arena_at); 0 if not known.
+  [[nodiscard]] virtual std::uint64_t extension_base() const { return 0; }
+  // This domain holds `from`'s sandbox heap from now on, in its own region: with copy_bytes the
+  // heap's bytes are copied in first (a restart carrying the failed instance's memory over).
+  // `from` may be this domain (taking its heap back into its own region). Errors: misuse if one
+  // domain has sandbox memory and the other none, or their sizes differ.
+  [[nodiscard]] Result<void> take_sandbox(Domain& from, bool copy_bytes);
+
   // Takes the domain (re-entrant on the same thread) for a call to function `fn` of the
   // plugin's table. Fails fast if the domain has failed; Errc::limit past Policy::max_nesting().
   [[nodiscard]] virtual Result<Call> begin(std::uint32_t fn) = 0;
@@ -148,6 +165,10 @@ class Domain {
   // Runs the host service `up` names (checked by service() first). Sets calling() meanwhile.
   [[nodiscard]] Result<void> run_service(Upcall& up);
   [[nodiscard]] const Spec& spec() const { return spec_; }
+  // For backends: the domain's sandbox region (a heap of `w`'s size, created here) is in place;
+  // detach_sandbox before that memory goes away.
+  void attach_sandbox(SandboxHeap::Window w, std::uint64_t size);
+  void detach_sandbox() noexcept;
 
  private:
   friend class Call;
@@ -163,6 +184,8 @@ class Domain {
   mutable std::mutex callbacks_mu_;
   std::unordered_map<std::uint64_t, CallbackTarget> callbacks_;  // token -> registration
   std::map<std::tuple<std::uint32_t, void (*)(), void*>, std::uint64_t> callback_tokens_;  // and back
+  std::shared_ptr<SandboxHeap> sandbox_;
+  SandboxHeap::Window own_window_{};  // this domain's own region, whichever heap lives in it
 };
 
 inline Result<schema::Slot> Call::invoke(std::uint64_t frame_off) { return d_->invoke(*this, frame_off); }
@@ -174,6 +197,19 @@ inline Call::~Call() {
   if (!d_) return;
   *top_ = saved_top_;
   d_->end(*this);
+}
+
+inline Result<std::optional<std::uint64_t>> Call::in_sandbox(const void* p, std::uint64_t n) const {
+  const auto& heap = d_->sandbox();
+  if (!heap) return std::nullopt;
+  bool inside = false;
+  const auto off = heap->locate(p, n, inside);
+  if (!inside) return std::nullopt;
+  if (!off)
+    return std::unexpected(decorate(fail(Errc::misuse, "a pointer into sandbox memory that is not inside one live "
+                                                       "allocation (freed, or the range runs past its end)")
+                                        .error()));
+  return heap->view_off(*off);
 }
 
 inline void Call::set_service_impl(std::uint32_t table, const void* impl) { d_->set_service_impl(table, impl); }

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "ward/core/error.h"
@@ -72,6 +73,10 @@ class Call {
   }
   // Checks a handle the host passes (misuse) or the extension returns (violation: ends it).
   [[nodiscard]] Result<void> check_handle(std::uint64_t h, HandleType type, Rights required, bool from_extension);
+  // Where a host pointer to `n` bytes lies in the domain's sandbox memory (backend/
+  // sandbox_heap.h): its window offset, to pass in place; nullopt outside sandbox memory;
+  // misuse inside it but not within one live allocation. Defined in backend.h.
+  [[nodiscard]] Result<std::optional<std::uint64_t>> in_sandbox(const void* p, std::uint64_t n) const;
   // Registers the host's implementation of service table `table` (see Domain::set_service_impl).
   void set_service_impl(std::uint32_t table, const void* impl);
   // The domain's tokens for the extension's pointers (ward::opaque; backend/opaque_table.h).

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "ward/backend/crossing.h"
+#include "ward/backend/sandbox_heap.h"
 #include "ward/core/schema.h"
 #include "ward/core/tainted.h"
 #include "ward/iface/callback.h"
@@ -176,6 +177,7 @@ enum class ParamKind : std::uint8_t {
   callback,   // a WARD_CALLBACK function pointer: the extension gets a stub, the host's registration a token
   user_data,  // its void *: the token (host -> extension), the registration it names (extension -> host)
   strings,    // char ** / const char **: counted (NULL elements allowed) or NULL-terminated
+  shared,    // ward::shared: pointer into a live sandbox allocation, passed in place
   count_
 };
 
@@ -191,6 +193,7 @@ consteval ParamKind param_kind() {
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::callback) return ParamKind::callback;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::user_data) return ParamKind::user_data;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::strings) return ParamKind::strings;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::shared) return ParamKind::shared;
     else return ParamKind::buffer;
   } else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::handle) {
     return ParamKind::handle;
@@ -343,6 +346,7 @@ struct Codec<ParamKind::buffer> {
   struct Owned {
     std::vector<slot_t<element<F, I>>> v;
     bool null = true;
+    std::optional<SandboxHeap::Found> sandbox;  // captured sandbox memory: by offset, not bytes
   };
   template <class F, std::size_t I>
   using held = Owned<F, I>;
@@ -406,6 +410,11 @@ struct Codec<ParamKind::buffer> {
       s = {schema::kNull, bytes};
       return {};
     }
+    // Sandbox memory is the extension's already: passed in place, nothing copied in or back.
+    if (auto at = WARD_TRY(c.in_sandbox(static_cast<const void*>(v), bytes))) {
+      s = {*at, bytes};
+      return {};
+    }
     auto off = WARD_TRY(c.alloc(bytes));
     if constexpr (dir<F, I> == schema::Dir::out) std::memset(c.at(off), 0, bytes);
     else std::memcpy(c.at(off), static_cast<const void*>(v), bytes);
@@ -450,6 +459,11 @@ struct Codec<ParamKind::buffer> {
     if (!v) return h;
     std::uint64_t n = 1;
     (void)count<F, I>(args, n);
+    // Sandbox memory is named by its offset: a replay after a restart finds it in the new domain.
+    if ((h.sandbox = SandboxHeap::locate_any(static_cast<const void*>(v), n * sizeof(element<F, I>)))) {
+      h.null = false;
+      return h;
+    }
     h.v.resize(n ? n : 1);
     h.null = false;
     if constexpr (dir<F, I> != schema::Dir::out) std::memcpy(h.v.data(), static_cast<const void*>(v), n * sizeof(element<F, I>));
@@ -457,7 +471,61 @@ struct Codec<ParamKind::buffer> {
   }
   template <class F, std::size_t I>
   static param_type<F, I> arg(held<F, I>& h) {
+    if (h.sandbox) return reinterpret_cast<param_type<F, I>>(h.sandbox->heap->host_at(h.sandbox->off));
     return h.null ? nullptr : reinterpret_cast<param_type<F, I>>(h.v.data());
+  }
+};
+
+// ward::shared: a pointer into a live sandbox allocation with room for its elements, passed in
+// place (the child turns the offset into its own address, as for buffers). Calls into the
+// extension only: the host has no business taking the extension's memory as its own argument.
+template <>
+struct Codec<ParamKind::shared> {
+  static constexpr bool late = true;
+  template <class F, std::size_t I>
+  using held = std::optional<SandboxHeap::Found>;  // nullopt: a null pointer
+  template <class F, std::size_t I>
+  using element = Codec<ParamKind::buffer>::element<F, I>;
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    schema::Param p = simple_param(schema::Kind::buffer, sizeof(element<F, I>), nullable_at<F, I>);
+    p.dir = schema::Dir::inout;
+    p.count_arg = ann_for(F::anns, I).ann.count;
+    return p;
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
+    auto misuse = [&](std::string what) {
+      return std::unexpected(c.decorate(fail(Errc::misuse, param_label(I) + ": " + what).error()));
+    };
+    std::uint64_t n = 1, bytes = 0;
+    if (!Codec<ParamKind::buffer>::count<F, I>(args, n)) return misuse("negative element count");
+    if (mul_overflows(n, sizeof(element<F, I>), bytes)) return misuse("element count overflows");
+    const void* v = static_cast<const void*>(std::get<I>(args));
+    if (!v) {
+      if (!nullable_at<F, I>) return misuse("null pointer for ward::shared (declare ward::nullable to allow it)");
+      s = {schema::kNull, bytes};
+      return {};
+    }
+    auto at = WARD_TRY(c.in_sandbox(v, bytes));
+    if (!at) return misuse("ward::shared needs a pointer into sandbox memory (Instance::alloc)");
+    s = {*at, bytes};
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall&, Held&, CopyBack&) {
+    static_assert(sizeof(F) == 0, "ward: ward::shared is for calls into the extension, not host services");
+    return {};
+  }
+  template <class F, std::size_t I, class Args>
+  static held<F, I> capture(const Args& args) {
+    std::uint64_t n = 1;
+    (void)Codec<ParamKind::buffer>::count<F, I>(args, n);
+    return SandboxHeap::locate_any(static_cast<const void*>(std::get<I>(args)), n * sizeof(element<F, I>));
+  }
+  template <class F, std::size_t I>
+  static param_type<F, I> arg(held<F, I>& h) {
+    return h ? reinterpret_cast<param_type<F, I>>(h->heap->host_at(h->off)) : nullptr;
   }
 };
 

@@ -26,6 +26,8 @@
 //   ward::callback(i, ud)                  a C callback declared with WARD_CALLBACK, with its
 //                                          void *user data in parameter ud (iface/callback.h)
 //   ward::user_data(k)                     in WARD_CALLBACK only: parameter k carries the user data
+//   ward::shared(i) / shared(i, n)         pointer into a live sandbox allocation (iface/sandbox.h),
+//                                          checked and passed in place (memory the extension keeps)
 // and the function as a whole:
 //   ward::returns_string                   the const char * result is a string (copied out)
 //   ward::returns_handle<T>(rights)        the 64-bit result is a handle, checked likewise
@@ -78,6 +80,8 @@ struct Ann {
     callback,   // a WARD_CALLBACK function pointer; peer: its user-data parameter
     user_data,  // the void * a callback's registration travels in (peer: the callback, if any)
     strings,    // char ** / const char **; peer: the count parameter, 0xff: NULL-terminated
+    // [sandbox] per parameter: a pointer into sandbox memory, passed in place (iface/sandbox.h)
+    shared,
   };
   K k;
   std::uint8_t index = 0xff;
@@ -145,6 +149,12 @@ inline constexpr Ann returns_string{.k = Ann::K::returns_string};
 constexpr Ann opaque(std::uint8_t i) { return Ann{.k = Ann::K::opaque, .index = i}; }
 constexpr Ann out_opaque(std::uint8_t i) { return Ann{.k = Ann::K::out_opaque, .index = i}; }
 inline constexpr Ann returns_opaque{.k = Ann::K::returns_opaque};
+// Parameter i points into a live sandbox allocation (iface/sandbox.h) with room for one element,
+// or for `count` elements (count: the index of an integer parameter); passed in place, never
+// copied. Anything else the host passes is misuse. For memory the library keeps, and structs
+// that hold pointers into sandbox memory (a stream's buffers).
+constexpr Ann shared(std::uint8_t i) { return Ann{.k = Ann::K::shared, .index = i}; }
+constexpr Ann shared(std::uint8_t i, std::uint8_t count) { return Ann{.k = Ann::K::shared, .index = i, .count = arg(count)}; }
 
 // Specialised by WARD_INTERFACE.
 template <class Api>
@@ -448,8 +458,8 @@ struct CheckParam {
   static_assert(!is_ptr || needs_opaque<P> || (pa.count == 1 && pa.ann.k != Ann::K::handle && pa.ann.k != Ann::K::ext_handle),
                 "ward: a pointer parameter needs a declared direction and size: annotate it with ward::in/out/inout(index), "
                 "ward::in/out/inout(index, count_index), ward::cstring(index), ward::strings(index), "
-                "ward::services(index), for a pointer the extension hands out ward::opaque(index), or for a function "
-                "pointer ward::callback(index, user_data_index)");
+                "ward::services(index), ward::shared(index) for sandbox memory, for a pointer the extension hands out "
+                "ward::opaque(index), or for a function pointer ward::callback(index, user_data_index)");
   static constexpr bool is_handle = pa.count == 1 && (pa.ann.k == Ann::K::handle || pa.ann.k == Ann::K::ext_handle);
   static_assert(!is_handle || (std::is_integral_v<P> && sizeof(P) == 8),
                 "ward: a ward::handle parameter must be a 64-bit integer in the C ABI");
@@ -480,6 +490,7 @@ struct CheckParam {
       if (pa.ann.k == Ann::K::user_data) return std::is_void_v<E>;
       if (pa.ann.k == Ann::K::strings)
         return std::is_pointer_v<E> && std::is_same_v<std::remove_cv_t<std::remove_pointer_t<E>>, char>;
+      if (pa.ann.k == Ann::K::shared) return std::is_void_v<E> || std::is_object_v<E>;  // never copied
       return !std::is_pointer_v<E> && (std::is_void_v<E> || std::is_trivially_copyable_v<E>);
     }
   }();
@@ -500,8 +511,9 @@ struct CheckParam {
   static constexpr bool ok_values = [] {
     if constexpr (!is_ptr) return checkable<P>;
     else if constexpr (pa.count == 1 && (pa.ann.k == Ann::K::services || pa.ann.k == Ann::K::callback ||
-                                         pa.ann.k == Ann::K::user_data || pa.ann.k == Ann::K::strings))
-      return true;  // functions, an address, or strings: no bit patterns to check
+                                         pa.ann.k == Ann::K::user_data || pa.ann.k == Ann::K::strings ||
+                                         pa.ann.k == Ann::K::shared))
+      return true;  // functions, an address, strings, or data the host reads only through Sandboxed::read
     else if constexpr (opaque_ann || needs_opaque<P>) return true;  // never read by the host
     else return checkable<element_t<P>>;
   }();

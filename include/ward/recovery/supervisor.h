@@ -124,6 +124,12 @@ class Extension {
     return std::shared_ptr<Instance<Api>>(std::move(i), &p);
   }
   [[nodiscard]] const std::string& name() const { return core_.name(); }
+  // `n` Ts of sandbox memory (iface/sandbox.h). The heap moves to every restarted instance with
+  // its contents and addresses, so the handle, and pointers the extension stored, keep working.
+  template <class T>
+  [[nodiscard]] Result<Sandboxed<T>> alloc(std::size_t n = 1) {
+    return sandbox_alloc<T>(core_.current()->domain(), n);
+  }
 
  private:
   // An instance of this interface: the core sees its domain, the calls its Instance<Api>.
@@ -137,11 +143,15 @@ class Extension {
 
   static detail::RecoveryCore::Launch launcher(std::string path, std::string entry, Policy policy, Starter backend) {
     return [path = std::move(path), entry = std::move(entry), policy = std::move(policy),
-            backend](const std::string& name) -> Result<std::shared_ptr<detail::LiveInstance>> {
-      if constexpr (detail::is_library<Api>)
-        return std::make_shared<Typed>(WARD_TRY(Instance<Api>::open(path, policy, name, backend)));
-      else
-        return std::make_shared<Typed>(WARD_TRY(Instance<Api>::load(path, entry, policy, name, backend)));
+            backend](const std::string& name, std::uint64_t arena_at) -> Result<std::shared_ptr<detail::LiveInstance>> {
+      Spec spec;
+      spec.plugin = path;
+      spec.entry = entry;
+      spec.policy = policy;
+      spec.name = name;
+      spec.backend = backend;
+      spec.arena_at = arena_at;
+      return std::make_shared<Typed>(WARD_TRY(Instance<Api>::load(std::move(spec))));
     };
   }
 

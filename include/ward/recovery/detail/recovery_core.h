@@ -48,9 +48,10 @@ class LiveInstance {
 class RecoveryCore {
  public:
   using Clock = std::chrono::steady_clock;
-  // Starts a fresh instance named `name` (empty: the domain picks one). Bounded by the Policy's
-  // load_timeout; errors as Domain::start's.
-  using Launch = std::function<Result<std::shared_ptr<LiveInstance>>(const std::string& name)>;
+  // Starts a fresh instance named `name` (empty: the domain picks one) whose extension sees its
+  // window at `arena_at` (Spec::arena_at; 0: anywhere). Bounded by the Policy's load_timeout;
+  // errors as Domain::start's.
+  using Launch = std::function<Result<std::shared_ptr<LiveInstance>>(const std::string& name, std::uint64_t arena_at)>;
 
   struct Stats {
     // failures: of instances and of restart attempts; restarts: instances restarted and replayed.
@@ -128,7 +129,7 @@ class RecoveryCore {
   void disable_locked(std::string why, const Error& cause);
   Result<void> run_recovery(Clock::time_point detected);
   Result<std::shared_ptr<LiveInstance>> attempt(const std::vector<ReplayLog::Entry>& log, Clock::time_point deadline,
-                                                LiveInstance& previous);
+                                                LiveInstance& failed);
   void count_retry();
   void give_error_to_caller(const Error& e);
   void flush_notices(std::unique_lock<std::shared_mutex>& g);
