@@ -489,8 +489,7 @@ struct Codec<ParamKind::shared> {
   template <class F, std::size_t I>
   static consteval schema::Param describe() {
     schema::Param p = simple_param(schema::Kind::buffer, sizeof(element<F, I>), nullable_at<F, I>);
-    p.dir = schema::Dir::inout;
-    p.count_arg = ann_for(F::anns, I).ann.count;
+    p.dir = schema::Dir::inout;  // the child only turns the offset into its own address
     return p;
   }
   template <class F, std::size_t I, class Args>
@@ -499,7 +498,8 @@ struct Codec<ParamKind::shared> {
       return std::unexpected(c.decorate(fail(Errc::misuse, param_label(I) + ": " + what).error()));
     };
     std::uint64_t n = 1, bytes = 0;
-    if (!Codec<ParamKind::buffer>::count<F, I>(args, n)) return misuse("negative element count");
+    if (auto e = Codec<ParamKind::buffer>::count<F, I>(args, n); e != SizeError::none)
+      return misuse(std::string(size_error_text(e)));
     if (mul_overflows(n, sizeof(element<F, I>), bytes)) return misuse("element count overflows");
     const void* v = static_cast<const void*>(std::get<I>(args));
     if (!v) {

@@ -150,11 +150,12 @@ constexpr Ann opaque(std::uint8_t i) { return Ann{.k = Ann::K::opaque, .index = 
 constexpr Ann out_opaque(std::uint8_t i) { return Ann{.k = Ann::K::out_opaque, .index = i}; }
 inline constexpr Ann returns_opaque{.k = Ann::K::returns_opaque};
 // Parameter i points into a live sandbox allocation (iface/sandbox.h) with room for one element,
-// or for `count` elements (count: the index of an integer parameter); passed in place, never
+// or for `count` elements (a size, size.h, or the index of an integer parameter); passed in place, never
 // copied. Anything else the host passes is misuse. For memory the library keeps, and structs
 // that hold pointers into sandbox memory (a stream's buffers).
 constexpr Ann shared(std::uint8_t i) { return Ann{.k = Ann::K::shared, .index = i}; }
-constexpr Ann shared(std::uint8_t i, std::uint8_t count) { return Ann{.k = Ann::K::shared, .index = i, .count = arg(count)}; }
+constexpr Ann shared(std::uint8_t i, Size count) { return Ann{.k = Ann::K::shared, .index = i, .count = count}; }
+constexpr Ann shared(std::uint8_t i, std::uint8_t count) { return shared(i, arg(count)); }
 
 // Specialised by WARD_INTERFACE.
 template <class Api>
