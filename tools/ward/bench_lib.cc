@@ -11,10 +11,15 @@
 #include <string>
 #include <vector>
 
+#include "callback_lib.h"
 #include "commands.h"
 #include "libraries.h"
 #include "paths.h"
 #include "report.h"
+
+// The callback library's free functions: cb_each(n, visit, ud) calls visit(ud, i) n times.
+WARD_CALLBACK(cb_visit_fn, ward::user_data(0));
+WARD_LIBRARY(bench_callbacks, (cb_each, ward::callback(1, 2)));
 
 namespace ward::cli {
 namespace {
@@ -94,6 +99,69 @@ void zstd_direct(benchmark::State& st) {
   for (auto _ : st) benchmark::DoNotOptimize(ZSTD_compress(dst.data(), dst.size(), src.data(), src.size(), 1));
 }
 
+// ---- callbacks: one extension -> host round trip per visit ------------------------------------
+constexpr int kVisits = 100;
+int count_visit(void* ud, int) {
+  ++*static_cast<int*>(ud);
+  return 0;
+}
+
+void callbacks_through(benchmark::State& st) {
+  auto lib = open_lib<bench_callbacks>(plugin_path("callback_lib"), st);
+  if (!lib) return;
+  int seen = 0;
+  for (auto _ : st) {
+    auto r = (*lib)->cb_each(kVisits, &count_visit, &seen);
+    if (!r || r->unverified_value_i_trust_it() != kVisits) return st.SkipWithError("cb_each failed");
+  }
+}
+
+void callbacks_direct(benchmark::State& st) {
+  static void* lib = dlopen(plugin_path("callback_lib").c_str(), RTLD_NOW | RTLD_LOCAL);
+  auto each = lib ? reinterpret_cast<decltype(&cb_each)>(dlsym(lib, "cb_each")) : nullptr;
+  if (!each) return st.SkipWithError("dlopen of libcallback_lib.so failed");
+  int seen = 0;
+  for (auto _ : st) benchmark::DoNotOptimize(each(kVisits, &count_visit, &seen));
+}
+
+// ---- sandbox memory ------------------------------------------------------------------------------
+// 64 KiB the library reads in place (no copy into the frame), beside the same sum in-process.
+void sum_64k_sandboxed(benchmark::State& st) {
+  auto lib = open_lib<freefns_lib>(plugin_path("freefns"), st);
+  if (!lib) return;
+  auto data = lib->alloc<unsigned char>(k64K);
+  if (!data) return st.SkipWithError(data.error().message().c_str());
+  std::fill_n(data->host_ptr(), k64K, 3);
+  for (auto _ : st) {
+    auto r = (*lib)->freefns_sum(*data, k64K);
+    if (!r) return st.SkipWithError(r.error().message().c_str());
+    benchmark::DoNotOptimize(r->unverified_value_i_trust_it());
+  }
+}
+
+// A host read of one element of sandbox memory (a checked, tainted copy) beside a plain read.
+void sandbox_read(benchmark::State& st) {
+  auto lib = open_lib<freefns_lib>(plugin_path("freefns"), st);
+  if (!lib) return;
+  auto data = lib->alloc<std::uint64_t>(1024);
+  if (!data) return st.SkipWithError(data.error().message().c_str());
+  std::size_t i = 0;
+  for (auto _ : st) {
+    auto v = data->read(i++ & 1023);
+    if (!v) return st.SkipWithError(v.error().message().c_str());
+    benchmark::DoNotOptimize(v->unverified_value_i_trust_it());
+  }
+}
+
+void host_read(benchmark::State& st) {
+  std::vector<std::uint64_t> data(1024, 5);
+  std::size_t i = 0;
+  for (auto _ : st) {
+    benchmark::DoNotOptimize(data.data());
+    benchmark::DoNotOptimize(data[i++ & 1023]);
+  }
+}
+
 void register_all() {
   benchmark::RegisterBenchmark("direct/sum_64", [](benchmark::State& s) { sum_direct(s, k64); });
   benchmark::RegisterBenchmark("lib/sum_64", [](benchmark::State& s) { sum_through(s, k64); })->UseRealTime();
@@ -101,6 +169,11 @@ void register_all() {
   benchmark::RegisterBenchmark("lib/sum_64k", [](benchmark::State& s) { sum_through(s, k64K); })->UseRealTime();
   benchmark::RegisterBenchmark("direct/zstd_compress_64k", zstd_direct);
   benchmark::RegisterBenchmark("lib/zstd_compress_64k", zstd_through)->UseRealTime();
+  benchmark::RegisterBenchmark("direct/callback_x100", callbacks_direct);
+  benchmark::RegisterBenchmark("lib/callback_x100", callbacks_through)->UseRealTime();
+  benchmark::RegisterBenchmark("lib/sum_64k_sandboxed", sum_64k_sandboxed)->UseRealTime();
+  benchmark::RegisterBenchmark("host/read_u64", host_read);
+  benchmark::RegisterBenchmark("sandbox/read_u64", sandbox_read);
 }
 
 int run(const bench::Options& opt) {
@@ -116,6 +189,25 @@ int run(const bench::Options& opt) {
   add("lib/sum_64k", "direct/sum_64k", "64 KiB in-buffer copied into the arena; target <= 1.3x");
   add("direct/zstd_compress_64k", std::nullopt, "Debian's libzstd, level 1, 64 KiB of text, in-process");
   add("lib/zstd_compress_64k", "direct/zstd_compress_64k", "the same library unmodified in a domain; target <= 1.3x");
+  add("lib/sum_64k_sandboxed", "direct/sum_64k", "the 64 KiB already in sandbox memory: passed in place, no copy");
+  // A callback round trip: the call's time over its 100 visits (the one outer call amortised).
+  auto per_visit = [&](const std::string& name) -> std::optional<double> {
+    if (auto it = m.ns.find(name); it != m.ns.end()) return it->second / kVisits;
+    return std::nullopt;
+  };
+  if (auto through = per_visit("lib/callback_x100")) {
+    bench::Row r;
+    r.name = "lib/callback";
+    r.value = *through;
+    r.note = "extension -> host callback round trip (100 per call, divided)";
+    if (auto direct = per_visit("direct/callback_x100")) {
+      r.floor = "direct/callback";
+      r.ratio = *through / *direct;
+    }
+    rows.push_back(r);
+  }
+  add("host/read_u64", std::nullopt, "a plain read of host memory");
+  add("sandbox/read_u64", "host/read_u64", "Sandboxed<T>::read: bounds and liveness checked, copied, tainted");
   bench::print(rows, opt.json);
   for (const auto& [name, why] : m.skipped) fmt::print(stderr, "skipped {}: {}\n", name, why);
   return m.ns.empty() ? 1 : 0;
