@@ -56,6 +56,18 @@ WARD_INTERFACE(conform_api, (init, ward::services(0)), (pack), (relay_pack),
                 ward::returns_handle<ConformObject>(ward::rights::read)),
                (launder, ward::returns_handle<ConformObject>()), (relay_touch));
 
+// conform.c's library shape: free functions bound by symbol, with the C shapes real libraries use.
+WARD_CALLBACK(conform_row_fn, ward::user_data(0), ward::strings(2, 1));
+WARD_LIBRARY(conform_lib,
+             (conform_obj_new, ward::returns_opaque),
+             (conform_obj_get, ward::opaque(0)),
+             (conform_obj_free, ward::opaque(0)),
+             (conform_obj_open, ward::out_opaque(1)),
+             (conform_rows, ward::callback(1, 2)),
+             (conform_text, ward::out(0, ward::deref(1)).filled(ward::deref(1)), ward::inout(1)),
+             (conform_keep, ward::shared(0, 1), ward::replay_after_restart),
+             (conform_sum_kept, ward::idempotent));
+
 #define WARD_CONFORMANCE_CAT2(a, b) a##b
 #define WARD_CONFORMANCE_CAT(a, b) WARD_CONFORMANCE_CAT2(a, b)
 #define WARD_CONFORMANCE WARD_CONFORMANCE_CAT(Conformance_, WARD_CONFORMANCE_BACKEND)
@@ -548,6 +560,100 @@ TEST_F(WARD_CONFORMANCE_CAT(WARD_CONFORMANCE, _Recovery), ACallThatCrashedItFail
   auto g = kv->call<&kv_api::get>(table, 2u, out, sizeof out);  // the failed put left nothing
   ASSERT_TRUE(g) << g.error().message();
   EXPECT_EQ(g->unverified_value_i_trust_it(), -2);
+}
+
+// ---- the library shape: free functions and the C shapes of real libraries ----------------------------
+#define WARD_CONFORMANCE_LIB WARD_CONFORMANCE_CAT(WARD_CONFORMANCE, _Library)
+std::optional<ward::Instance<conform_lib>> open_conform_lib() {
+  auto p = ward::Instance<conform_lib>::open(std::string(WARD_PLUGIN_DIR) + "/libconform.so", ward::Policy(), {},
+                                             WARD_CONFORMANCE_STARTER);
+  EXPECT_TRUE(p) << p.error().message();
+  if (!p) return std::nullopt;
+  return std::move(*p);
+}
+
+TEST(WARD_CONFORMANCE_LIB, OpaquePointersCrossAsCheckedTokens) {
+  auto lib = open_conform_lib();
+  ASSERT_TRUE(lib);
+  auto made = (*lib)->conform_obj_new(41);
+  ASSERT_TRUE(made) << made.error().message();
+  const ward::Opaque<conform_obj> obj = *made;
+  EXPECT_EQ(value((*lib)->conform_obj_get(obj)), 41);
+  conform_obj* opened = nullptr;  // a T ** out-parameter receives a token
+  ASSERT_TRUE((*lib)->conform_obj_open(7, &opened));
+  EXPECT_EQ(value((*lib)->conform_obj_get(opened)), 7);
+  auto none = (*lib)->conform_obj_new(-1);  // NULL from the extension: a null token
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
+  // Anything the domain did not issue is refused before it is sent.
+  EXPECT_EQ(error((*lib)->conform_obj_get(reinterpret_cast<conform_obj*>(obj.token() ^ 1))).kind, Errc::misuse);
+  EXPECT_TRUE(lib->domain().alive());
+  EXPECT_TRUE((*lib)->conform_obj_free(obj));
+}
+
+struct Rows {
+  std::vector<std::vector<std::optional<std::string>>> seen;
+};
+int on_row(void* ud, int n, char** cells) {
+  auto& r = *static_cast<Rows*>(ud);
+  auto& row = r.seen.emplace_back();
+  for (int i = 0; i < n; ++i) row.push_back(cells[i] ? std::optional<std::string>(cells[i]) : std::nullopt);
+  return 10;
+}
+
+TEST(WARD_CONFORMANCE_LIB, CallbacksCarryUserDataAndStringArraysWithNulls) {
+  auto lib = open_conform_lib();
+  ASSERT_TRUE(lib);
+  Rows rows;
+  EXPECT_EQ(value((*lib)->conform_rows(3, &on_row, &rows)), 30);  // each result reached the library
+  using Row = std::vector<std::optional<std::string>>;
+  EXPECT_EQ(rows.seen, (std::vector<Row>{{"0", "x"}, {"1", std::nullopt}, {"2", "x"}}));
+}
+
+TEST(WARD_CONFORMANCE_LIB, ASizeBehindAPointerBoundsAndTrimsTheCopy) {
+  auto lib = open_conform_lib();
+  ASSERT_TRUE(lib);
+  char buf[32];
+  std::memset(buf, '#', sizeof buf);
+  std::size_t len = 5;
+  EXPECT_EQ(value((*lib)->conform_text(buf, &len)), 0);
+  EXPECT_EQ(len, 5u);
+  EXPECT_EQ(std::string(buf, 6), "confo#");  // only what was filled came back
+  len = sizeof buf;
+  EXPECT_EQ(value((*lib)->conform_text(buf, &len)), 0);
+  EXPECT_EQ(std::string(buf, len), "conformance");
+}
+
+TEST(WARD_CONFORMANCE_LIB, SandboxMemoryIsKeptBetweenCalls) {
+  auto lib = open_conform_lib();
+  ASSERT_TRUE(lib);
+  auto mem = lib->alloc<std::uint8_t>(64);
+  ASSERT_TRUE(mem) << mem.error().message();
+  std::fill_n(mem->host_ptr(), 64, 2);
+  ASSERT_TRUE((*lib)->conform_keep(*mem, 64));
+  EXPECT_EQ(value((*lib)->conform_sum_kept()), 128);
+  std::fill_n(mem->host_ptr(), 64, 3);  // the library sees the host's writes in place
+  EXPECT_EQ(value((*lib)->conform_sum_kept()), 192);
+  std::uint8_t host[64] = {};
+  EXPECT_EQ(error((*lib)->conform_keep(host, 64)).kind, Errc::misuse);  // shared: sandbox memory only
+}
+
+// Under a Supervisor the kept memory survives a restart with its contents and its address: the
+// replayed conform_keep hands the fresh instance the same pointer.
+TEST(WARD_CONFORMANCE_LIB, UnderASupervisorSandboxMemorySurvivesARestartAtItsAddress) {
+  ward::Supervisor sup(ward::RestartPolicy{.max_restarts = 5, .window = 10s});
+  auto lib = sup.open<conform_lib>(std::string(WARD_PLUGIN_DIR) + "/libconform.so", ward::Policy(), {},
+                                   WARD_CONFORMANCE_STARTER);
+  ASSERT_TRUE(lib) << lib.error().message();
+  auto mem = (*lib)->alloc<std::uint8_t>(16);
+  ASSERT_TRUE(mem) << mem.error().message();
+  std::fill_n(mem->host_ptr(), 16, 5);
+  ASSERT_TRUE((**lib)->conform_keep(*mem, 16));
+  const auto where = mem->in_extension();
+  (*lib)->kill();
+  EXPECT_EQ(value((**lib)->conform_sum_kept()), 80);
+  EXPECT_EQ(mem->in_extension(), where);
+  EXPECT_EQ((*lib)->stats().restarts, 1u);
 }
 
 // ---- grants -------------------------------------------------------------------------------------

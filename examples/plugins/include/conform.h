@@ -66,6 +66,23 @@ __attribute__((visibility("default")))
 #endif
 const conform_api *conform_entry(void);
 
+/* The same plugin as a library of free functions (bound by symbol), with the C shapes real
+ * libraries use: an object of an incomplete type, a T ** out-parameter, a callback with user
+ * data and counted string arrays, a size behind a pointer, memory kept between calls. */
+typedef struct conform_obj conform_obj;
+conform_obj *conform_obj_new(int v);           /* NULL for v < 0 */
+int conform_obj_get(const conform_obj *o);
+void conform_obj_free(conform_obj *o);
+int conform_obj_open(int v, conform_obj **out); /* *out = conform_obj_new(v); returns 0 */
+/* row(ud, 2, {"<i>", NULL in odd rows else "x"}) for i = 0..rows-1; returns the sum of results. */
+typedef int (*conform_row_fn)(void *ud, int n, char **cells);
+int conform_rows(int rows, conform_row_fn row, void *ud);
+/* Copies "conformance" into buf, at most *len bytes; *len becomes the bytes copied. */
+int conform_text(char *buf, size_t *len);
+/* Keeps buf (n bytes) for conform_sum_kept, which sums its bytes now (-1 with nothing kept). */
+void conform_keep(const uint8_t *buf, size_t n);
+long conform_sum_kept(void);
+
 #ifdef __cplusplus
 }
 #endif
