@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -46,6 +47,10 @@ struct TableSpec {
   std::vector<std::string> fn_names;   // "device_api::write"
   std::vector<Dispatch> dispatch;      // host service tables only
   std::vector<std::string> symbols;    // a library's table: the symbol bound to each function
+  // [deep] An object table: a descriptor type's functions, called through objects the extension
+  // returned (iface/object.h); `object_key` names the type (detail::type_key).
+  bool object = false;
+  const void* object_key = nullptr;
 };
 
 class Domain;
@@ -60,8 +65,13 @@ struct Spec {
                        // of free functions (WARD_LIBRARY), whose table 0 names each symbol
   Policy policy;
   std::string name;    // for messages; defaults to the plugin's file name
-  std::vector<TableSpec> tables;  // [0] the plugin's table, then host service tables
+  std::vector<TableSpec> tables;  // [0] the plugin's table, then host service tables, then
+                                  // object tables ([deep])
   Starter backend = nullptr;      // null: the process backend
+  // [deep] The described structs deep values follow (ids as in schema::Param::table), and their
+  // names for messages: [id] = {"T", "T::field"...}.
+  std::vector<schema::Struct> structs;
+  std::vector<std::vector<std::string>> struct_labels;
 };
 
 // Starts `spec` on the backend it names.
@@ -89,6 +99,15 @@ class Domain {
   [[nodiscard]] std::string fn_label(std::uint32_t table, std::uint32_t fn) const;
   // The host object implementing service table `table` (a C struct of function pointers).
   void set_service_impl(std::uint32_t table, const void* impl);
+  // [deep] Objects (descriptors) the extension returned, by object table: the only addresses an
+  // object call may name. Called while holding a Call (serialized like calls). At most
+  // kMaxObjects distinct ones per domain (an extension returning a new one per call is a leak).
+  static constexpr std::size_t kMaxObjects = 1u << 16;
+  [[nodiscard]] Result<void> note_object(std::uint32_t table, std::uint64_t address);
+  [[nodiscard]] bool known_object(std::uint32_t table, std::uint64_t address) const {
+    return objects_.count({table, address}) != 0;
+  }
+  [[nodiscard]] std::uint32_t object_table(const void* key) const;
 
   // True until the first failure is recorded.
   [[nodiscard]] virtual bool alive() const = 0;
@@ -133,12 +152,14 @@ class Domain {
   Spec spec_;
   HandleTable handles_;
   std::vector<const void*> impls_;  // per table: the host's service struct
+  std::set<std::pair<std::uint32_t, std::uint64_t>> objects_;  // [deep] (table, address)
 };
 
 inline Result<schema::Slot> Call::invoke(std::uint64_t frame_off) { return d_->invoke(*this, frame_off); }
 
 inline Call::Call(Call&& o) noexcept
-    : d_(std::exchange(o.d_, nullptr)), fn_(o.fn_), view_(o.view_), top_(o.top_), saved_top_(o.saved_top_) {}
+    : d_(std::exchange(o.d_, nullptr)), fn_(o.fn_), view_(o.view_), top_(o.top_), saved_top_(o.saved_top_),
+      table_(o.table_), object_(o.object_) {}
 
 inline Call::~Call() {
   if (!d_) return;
@@ -147,5 +168,12 @@ inline Call::~Call() {
 }
 
 inline void Call::set_service_impl(std::uint32_t table, const void* impl) { d_->set_service_impl(table, impl); }
+
+inline Result<void> Call::note_object(std::uint32_t table, std::uint64_t address) {
+  if (auto r = d_->note_object(table, address); !r) return std::unexpected(decorate(r.error()));
+  return {};
+}
+inline std::uint32_t Call::object_table(const void* key) const { return d_->object_table(key); }
+inline const std::vector<std::vector<std::string>>& Call::struct_labels() const { return d_->spec().struct_labels; }
 
 }  // namespace ward

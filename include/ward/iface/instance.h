@@ -37,6 +37,7 @@
 #include "ward/core/policy.h"
 #include "ward/core/tainted.h"
 #include "ward/iface/interface.h"
+#include "ward/iface/object.h"
 #include "ward/iface/stubs.h"
 
 namespace ward {
@@ -84,7 +85,10 @@ class Instance {
     spec.entry = std::move(entry);
     spec.policy = std::move(policy);
     spec.name = std::move(name);
-    spec.tables = detail::all_tables<Api>(detail::services_of<Api>{});
+    detail::StructTable structs;
+    spec.tables = detail::all_tables<Api>(detail::services_of<Api>{}, detail::objects_of<Api>{}, structs);
+    spec.structs = std::move(structs.records);
+    spec.struct_labels = std::move(structs.labels);
     spec.backend = backend;
     auto d = WARD_TRY(start_domain(std::move(spec)));
     return Instance(std::move(d));

@@ -58,7 +58,9 @@ namespace ward {
 struct Ann {
   enum class K : std::uint8_t {
     in, out, inout, cstring, services, nullable, handle, ext_handle,                    // per parameter
-    idempotent, replay, replay_latest, returns_string, returns_handle, returns_ext_handle  // per function
+    idempotent, replay, replay_latest, returns_string, returns_handle, returns_ext_handle,  // per function
+    // [deep] descriptors (iface/deep.h, object.h): self per parameter; returns_deep per function
+    self, returns_deep,
   };
   K k;
   std::uint8_t index = 0xff;
@@ -67,7 +69,7 @@ struct Ann {
   std::uint32_t rights = 0;  // handles: rights the handle must carry
   constexpr bool per_function() const {
     return k == K::idempotent || k == K::replay || k == K::replay_latest || k == K::returns_string ||
-           k == K::returns_handle || k == K::returns_ext_handle;
+           k == K::returns_handle || k == K::returns_ext_handle || k == K::returns_deep;
   }
 };
 
@@ -103,6 +105,20 @@ inline constexpr Ann idempotent{Ann::K::idempotent};
 inline constexpr Ann replay_after_restart{Ann::K::replay};
 inline constexpr Ann replay_latest{Ann::K::replay_latest};
 inline constexpr Ann returns_string{Ann::K::returns_string};
+// [deep] The result is a `const T *` to a WARD_STRUCT type: deep-copied to the host (deep.h).
+inline constexpr Ann returns_deep{.k = Ann::K::returns_deep};
+// [deep] In a descriptor's function called through ward::Object<T> (object.h), parameter i is the
+// descriptor itself (LADSPA's instantiate(const LADSPA_Descriptor *, ...)): the extension receives
+// the object's own address, whatever the host passes.
+constexpr Ann self(std::uint8_t i) { return Ann{.k = Ann::K::self, .index = i}; }
+
+// [deep] Specialised by WARD_STRUCT (deep.h): the pointer fields of a C struct.
+template <class T>
+struct struct_traits;
+namespace detail {
+template <class T>
+concept described = requires { struct_traits<T>::fields; };
+}
 
 // Specialised by WARD_INTERFACE.
 template <class Api>
@@ -314,6 +330,7 @@ struct CheckParam {
       using E = pointee_t<P>;
       if (pa.ann.k == Ann::K::cstring) return std::is_same_v<E, char>;
       if (pa.ann.k == Ann::K::services) return std::is_class_v<E>;
+      if (pa.ann.k == Ann::K::self) return true;
       return !std::is_pointer_v<E> && (std::is_void_v<E> || std::is_trivially_copyable_v<E>);
     }
   }();
@@ -328,9 +345,18 @@ struct CheckParam {
     }
   }();
   static_assert(ok_const, "ward: an out or inout parameter cannot point to const");
+  // [deep] The host's copy of a described struct holds host pointers: it never crosses in.
+  static constexpr bool ok_deep = [] {
+    if constexpr (!is_ptr) return true;
+    else if constexpr (!described<pointee_t<P>>) return true;
+    else return pa.ann.k == Ann::K::out || pa.ann.k == Ann::K::self;
+  }();
+  static_assert(ok_deep, "ward: a pointer to a WARD_STRUCT type is either ward::out(index) (deep-copied back) or "
+                         "ward::self(index) (the descriptor a function was called through)");
   static constexpr bool ok_values = [] {
     if constexpr (!is_ptr) return checkable<P>;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::services) return true;  // functions, not data
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::self) return true;      // never read by the host
     else return checkable<element_t<P>>;
   }();
   static_assert(ok_values,
@@ -342,7 +368,7 @@ struct CheckParam {
       return true;
     } else {
       return !std::is_void_v<pointee_t<P>> || pa.ann.count != 0xff || pa.ann.k == Ann::K::services ||
-             pa.ann.k == Ann::K::cstring;
+             pa.ann.k == Ann::K::cstring || pa.ann.k == Ann::K::self;
     }
   }();
   static_assert(ok_void, "ward: a void pointer needs a byte count: ward::in/out/inout(index, count_index)");
@@ -367,10 +393,14 @@ template <class F>
 struct CheckRet {
   using R = typename F::ret;
   static constexpr bool str = has_flag(F::anns, Ann::K::returns_string);
-  static_assert(!std::is_pointer_v<R> || (str && std::is_same_v<R, const char*>),
+  static constexpr bool deep = has_flag(F::anns, Ann::K::returns_deep);
+  static_assert(!std::is_pointer_v<R> || (str && std::is_same_v<R, const char*>) || deep,
                 "ward: a function returning a pointer is only supported for strings: declare it const char * and add "
                 "ward::returns_string");
   static_assert(!str || std::is_pointer_v<R>, "ward: ward::returns_string on a function that does not return a pointer");
+  static_assert(!deep || (std::is_pointer_v<R> && described<pointee_t<R>>),
+                "ward: ward::returns_deep needs a result that points to a WARD_STRUCT type (declare the struct with "
+                "WARD_STRUCT first)");
   static constexpr bool handle_ok = [] {
     if (!has_flag(F::anns, Ann::K::returns_handle) && !has_flag(F::anns, Ann::K::returns_ext_handle)) return true;
     if constexpr (std::is_integral_v<R>) return sizeof(R) == 8;
