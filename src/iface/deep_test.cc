@@ -3,12 +3,12 @@
 // (object.h); and descriptors that are broken in every way a plugin can break them.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "deep_zoo.h"
+#include "test_plugins.h"
 #include "ward/ward.h"
 
 WARD_STRUCT(zoo_port, (name, ward::text));
@@ -37,15 +37,8 @@ WARD_LIBRARY(zoo_hostile_lib,
 
 namespace {
 
-using namespace std::chrono_literals;
-
-std::string plugin(const std::string& name) { return std::string(WARD_PLUGIN_DIR) + "/lib" + name + ".so"; }
-
-ward::Policy quick_policy() {
-  auto p = ward::Policy::builder().timeout(2s).build();
-  EXPECT_TRUE(p);
-  return *p;
-}
+using ward::test::plugin;
+using ward::test::quick_policy;
 
 TEST(Deep, ADescriptorIsCopiedWithItsStringsArraysAndNestedStructs) {
   auto lib = ward::Instance<zoo_lib>::open(plugin("deep_zoo"), quick_policy());
@@ -172,7 +165,7 @@ std::ostream& operator<<(std::ostream& os, const Broken& b) { return os << b.how
 class Hostile : public testing::TestWithParam<Broken> {};
 
 TEST_P(Hostile, IsAClearErrorNotACrash) {
-  auto lib = ward::Instance<zoo_hostile_lib>::open(std::string(WARD_PLUGIN_DIR) + "/hostile/libdeep_hostile.so",
+  auto lib = ward::Instance<zoo_hostile_lib>::open(ward::test::hostile_plugin("deep_hostile"),
                                                    quick_policy());
   ASSERT_TRUE(lib) << lib.error().message();
   auto r = (*lib)->zoo_hostile(GetParam().how);
@@ -197,7 +190,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const testing::TestParamInfo<Broken>& info) { return "case" + std::to_string(info.param.how); });
 
 TEST(Deep, BoolsInADescriptorAreNormalised) {
-  auto lib = ward::Instance<zoo_hostile_lib>::open(std::string(WARD_PLUGIN_DIR) + "/hostile/libdeep_hostile.so",
+  auto lib = ward::Instance<zoo_hostile_lib>::open(ward::test::hostile_plugin("deep_hostile"),
                                                    quick_policy());
   ASSERT_TRUE(lib) << lib.error().message();
   auto r = (*lib)->zoo_hostile(8);
@@ -208,7 +201,7 @@ TEST(Deep, BoolsInADescriptorAreNormalised) {
 }
 
 TEST(Deep, AWildPointerInAFilledStructIsRefused) {
-  auto lib = ward::Instance<zoo_hostile_lib>::open(std::string(WARD_PLUGIN_DIR) + "/hostile/libdeep_hostile.so",
+  auto lib = ward::Instance<zoo_hostile_lib>::open(ward::test::hostile_plugin("deep_hostile"),
                                                    quick_policy());
   ASSERT_TRUE(lib) << lib.error().message();
   ward::Deep<zoo_info> info;

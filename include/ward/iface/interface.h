@@ -22,6 +22,11 @@
 //   ward::returns_handle<T>(rights)        the 64-bit result is a handle, checked likewise
 //   ward::ext_handle(i), ward::returns_ext_handle   a 64-bit value the extension issued; a
 //                                          Supervisor keeps it valid across restarts
+//   ward::returns_deep                     [deep] the const T * result points to a WARD_STRUCT
+//                                          descriptor: deep-copied to a ward::Deep<T> (deep.h);
+//                                          an out(i) T * of such a T is deep-copied back likewise
+//   ward::self(i)                          [deep] in a descriptor's own WARD_INTERFACE: parameter
+//                                          i is the descriptor it is called through (object.h)
 //   ward::idempotent                       safe to retry after a restart
 //   ward::replay_after_restart / replay_latest   state-setting: replayed after a restart
 // Scalars (integers, floating point, enums, bool) and trivially copyable structs by value need
