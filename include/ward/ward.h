@@ -5,6 +5,7 @@
 #include "ward/core/error.h"
 #include "ward/iface/interface.h"
 #include "ward/iface/instance.h"
+#include "ward/iface/opaque.h"
 #include "ward/core/policy.h"
 #include "ward/core/tainted.h"
 #include "ward/recovery/supervisor.h"

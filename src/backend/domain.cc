@@ -2,6 +2,9 @@
 // crossing (backend/backend.h, backend/crossing.h).
 #include "ward/backend/backend.h"
 
+#include <sys/random.h>
+
+#include <cerrno>
 #include <cstring>
 
 #include "ward/process/domain.h"
@@ -21,15 +24,37 @@ Result<std::unique_ptr<Domain>> start_domain(Spec spec) {
 Domain::Domain(Spec spec) : spec_(std::move(spec)), handles_(static_cast<std::size_t>(spec_.policy.handle_quota())) {
   // Logical protection domain: a service table's entry is live only if the policy grants it.
   // Object tables ([deep]) are the extension's own functions: no grants, flagged for the child.
+  // Callbacks are not services: the host hands each one over explicitly, so no grant is needed.
   for (std::size_t i = 1; i < spec_.tables.size(); ++i)
     for (std::size_t k = 0; k < spec_.tables[i].fns.size(); ++k)
-      spec_.tables[i].fns[k].flags = spec_.tables[i].object                           ? schema::kFnObject
-                                     : spec_.policy.grants(spec_.tables[i].fn_names[k]) ? schema::kFnGranted
-                                                                                        : 0;
+      spec_.tables[i].fns[k].flags =
+          spec_.tables[i].object                                                         ? schema::kFnObject
+          : spec_.tables[i].callback || spec_.policy.grants(spec_.tables[i].fn_names[k]) ? schema::kFnGranted
+                                                                                         : 0;
   impls_.assign(spec_.tables.size(), nullptr);
 }
 
-Domain::~Domain() = default;
+Domain::~Domain() { detach_sandbox(); }
+
+void Domain::attach_sandbox(SandboxHeap::Window w, std::uint64_t size) {
+  own_window_ = w;
+  sandbox_ = SandboxHeap::create(size);
+  sandbox_->attach(this, w, false);
+}
+
+void Domain::detach_sandbox() noexcept {
+  if (sandbox_) sandbox_->detach(this);
+}
+
+Result<void> Domain::take_sandbox(Domain& from, bool copy_bytes) {
+  std::shared_ptr<SandboxHeap> heap = from.sandbox_;
+  if (!heap && !sandbox_) return {};
+  if (!heap || !sandbox_ || heap->size() != sandbox_->size())
+    return fail(Errc::misuse, "sandbox memory cannot move between domains whose policies give different sizes");
+  heap->attach(this, own_window_, copy_bytes);
+  sandbox_ = std::move(heap);
+  return {};
+}
 
 Domain* Domain::calling() { return t_calling; }
 
@@ -43,7 +68,7 @@ std::vector<std::string> Domain::granted_services() const {
   std::vector<std::string> v;
   for (std::size_t i = 1; i < spec_.tables.size(); ++i)
     for (std::size_t k = 0; k < spec_.tables[i].fns.size(); ++k)
-      if (!spec_.tables[i].object && (spec_.tables[i].fns[k].flags & schema::kFnGranted))
+      if (!spec_.tables[i].object && !spec_.tables[i].callback && (spec_.tables[i].fns[k].flags & schema::kFnGranted))
         v.push_back(spec_.tables[i].fn_names[k]);
   return v;
 }
@@ -65,13 +90,42 @@ std::uint32_t Domain::object_table(const void* key) const {
   return 0;
 }
 
+Result<std::uint64_t> Domain::register_callback(const CallbackTarget& t) {
+  std::lock_guard<std::mutex> g(callbacks_mu_);
+  const auto key = std::make_tuple(t.table, t.fn, t.user);
+  if (auto it = callback_tokens_.find(key); it != callback_tokens_.end()) return it->second;
+  if (callbacks_.size() >= kMaxCallbacks)
+    return fail(Errc::limit, "more than " + std::to_string(kMaxCallbacks) +
+                                 " callbacks registered with one domain (a registration lasts until the domain ends)");
+  // Random, so the extension cannot guess another registration's token from its own; 0 stays
+  // free for "no user data".
+  std::uint64_t token = 0;
+  while (token == 0 || token == schema::kNull || callbacks_.contains(token)) {
+    if (getrandom(&token, sizeof token, 0) != sizeof token)
+      return fail(Errc::limit, "no randomness for a callback token: " + std::string(std::strerror(errno)));
+  }
+  callbacks_.emplace(token, t);
+  callback_tokens_.emplace(key, token);
+  return token;
+}
+
+Result<CallbackTarget> Domain::callback(std::uint64_t token, std::uint32_t table) const {
+  std::lock_guard<std::mutex> g(callbacks_mu_);
+  const auto it = callbacks_.find(token);
+  if (it == callbacks_.end()) return fail(Errc::violation, "user data that is no callback token this domain issued");
+  if (it->second.table != table)
+    return fail(Errc::violation, "the callback token of another callback type (" + spec_.tables[it->second.table].name + ")");
+  return it->second;
+}
+
 Result<const schema::Fn*> Domain::service(std::uint32_t table, std::uint32_t fn) const {
   if (table == 0 || table >= spec_.tables.size() || fn >= spec_.tables[table].dispatch.size())
     return fail(Errc::violation, "upcall to an unknown host service (table " + std::to_string(table) + ", function " +
                                      std::to_string(fn) + ")");
   if ((spec_.tables[table].fns[fn].flags & schema::kFnGranted) == 0)
     return fail(Errc::violation, "called host service " + fn_label(table, fn) + ", which this domain was not granted");
-  if (!impls_[table])
+  // A callback's implementation is found by the token in its user data, when it is decoded.
+  if (!impls_[table] && !spec_.tables[table].callback)
     return fail(Errc::violation, "upcall to host service table " + spec_.tables[table].name + " it was never given");
   return &spec_.tables[table].fns[fn];
 }
@@ -185,6 +239,12 @@ Result<std::uint64_t> Upcall::alloc(std::uint64_t n, std::uint64_t align) {
 Result<void> Upcall::check_handle(std::uint64_t h, HandleType type, Rights required) const {
   if (auto r = d_.handles().check(h, type, required); !r) return violation(r.error().detail);
   return {};
+}
+
+Result<CallbackTarget> Upcall::callback(std::uint64_t token) const {
+  auto r = d_.callback(token, table_);
+  if (!r) return violation(r.error().detail);
+  return r;
 }
 
 std::unexpected<Error> Upcall::violation(std::string detail) const {

@@ -146,15 +146,29 @@ void cstring_result(Callee& c, const sc::Param&, const sc::Slot& r, void* ret) {
   std::memcpy(ret, &s, sizeof s);
 }
 
-// A buffer of `count` elements (count from another argument): in place when it lies in the view;
-// otherwise copied onto the frame stack (unless out-only) and copied back after (unless in-only).
-// `b` is its byte count even when null; the host re-checks it for overflow.
+// A buffer of `count` elements: the schema's constant times the count argument, if any (the
+// sizes a host service may declare: iface/size.h). In place when it lies in the view; otherwise
+// copied onto the frame stack (unless out-only) and copied back after (unless in-only). `b` is
+// its byte count even when null. A negative or overflowing count is sent as a null buffer of
+// ~0 bytes without touching the frame: the host computes the count from the same arguments and
+// refuses it.
 void buffer_slot(Callee& c, const sc::Fn& d, std::uint32_t i, void* const* args, sc::Slot& s, CopyBacks& back) {
   const sc::Param& p = d.params[i];
   void* ptr = *static_cast<void* const*>(args[i]);
-  std::uint64_t count = 1;
-  if (p.count_arg != 0xff) count = scalar_bits(args[p.count_arg], d.params[p.count_arg].size);
-  const std::uint64_t n = count * p.size;
+  std::uint64_t count = p.count_const, n = 0;
+  bool bad = false;
+  if (p.count_arg != 0xff) {
+    const sc::Param& cp = d.params[p.count_arg];
+    const std::uint64_t v = scalar_bits(args[p.count_arg], cp.size);
+    const bool is_signed = cp.kind == sc::Kind::i8 || cp.kind == sc::Kind::i16 || cp.kind == sc::Kind::i32 || cp.kind == sc::Kind::i64;
+    bad = is_signed && (v >> (cp.size * 8 - 1)) != 0;
+    bad = __builtin_mul_overflow(count, v, &count) || bad;
+  }
+  bad = __builtin_mul_overflow(count, std::uint64_t{p.size}, &n) || bad;
+  if (bad) {
+    s = {sc::kNull, ~0ull};
+    return;
+  }
   s.b = n;
   if (!ptr) {
     s.a = sc::kNull;
@@ -177,6 +191,63 @@ void* services_arg(Callee& c, sc::Slot& s, void*& hold) {
 }
 void null_slot(Callee&, const sc::Fn&, std::uint32_t, void* const*, sc::Slot& s, CopyBacks&) { s.a = sc::kNull; }
 
+// [callbacks] A callback travels as its callback table's id; the extension gets that table's
+// one stub (a callback table's only member sits at offset 0), which crosses like a service.
+void* callback_arg(Callee& c, sc::Slot& s, void*& hold) {
+  hold = nullptr;
+  if (s.a != sc::kNull)
+    if (const void* table = c.service_table(s.a)) std::memcpy(&hold, table, sizeof hold);
+  return &hold;
+}
+
+// String arrays from the host: b + 1 offsets (the last kNull), made pointers in place.
+void* strings_arg(Callee& c, sc::Slot& s, void*& hold) {
+  hold = nullptr;
+  if (s.a == sc::kNull) return &hold;
+  auto* e = static_cast<unsigned char*>(c.view().at(s.a));
+  for (std::uint64_t k = 0; k <= s.b; ++k) {
+    std::uint64_t off = 0;
+    std::memcpy(&off, e + k * sizeof off, sizeof off);
+    void* p = c.view().at(off);
+    std::memcpy(e + k * sizeof p, &p, sizeof p);
+  }
+  hold = e;
+  return &hold;
+}
+
+// A count the extension passed: a negative one counts nothing here, and the host, which reads
+// the count itself, refuses it.
+std::uint64_t count_arg_value(const sc::Fn& d, std::uint32_t i, void* const* args) {
+  const sc::Param& p = d.params[i];
+  const std::uint64_t v = scalar_bits(args[i], p.size);
+  const bool is_signed = p.kind == sc::Kind::i8 || p.kind == sc::Kind::i16 || p.kind == sc::Kind::i32 || p.kind == sc::Kind::i64;
+  return is_signed && p.size && (v >> (8 * p.size - 1)) & 1 ? 0 : v;
+}
+
+// String arrays to the host: every string copied into the frame (or used in place), then an
+// array of their offsets; `b` is the element count. A NULL-terminated array is walked to its
+// NULL: one without it runs off its end, and the extension crashes on its own memory.
+void strings_slot(Callee& c, const sc::Fn& d, std::uint32_t i, void* const* args, sc::Slot& s, CopyBacks&) {
+  const sc::Param& p = d.params[i];
+  const char* const* v = *static_cast<const char* const* const*>(args[i]);
+  if (!v) {
+    s = {sc::kNull, 0};
+    return;
+  }
+  std::uint64_t n = 0;
+  if (p.count_arg != 0xff) n = count_arg_value(d, p.count_arg, args);
+  else
+    while (v[n]) ++n;
+  MemoryView& m = c.view();
+  s.a = m.reserve(n > m.size / sizeof(std::uint64_t) ? ~0ull : n * sizeof(std::uint64_t), alignof(std::uint64_t));
+  s.b = n;
+  for (std::uint64_t k = 0; k < n; ++k) {
+    sc::Slot e{sc::kNull, 0};
+    string_slot(c, v[k], e);
+    std::memcpy(static_cast<unsigned char*>(m.at(s.a)) + k * sizeof e.a, &e.a, sizeof e.a);
+  }
+}
+
 // [deep] A described struct: the result (a pointer the extension returned) or an out parameter
 // (the frame's copy, which the extension filled with pointers of its own) is followed after the
 // call and serialized into the frame; the slot then says where (deep_walk.h).
@@ -190,8 +261,8 @@ void deep_after_call(Callee& c, const sc::Param& p, sc::Slot& s) {
 }
 
 // ---- the table ---------------------------------------------------------------------------------
-// One row per kind; no default, so a kind without a row does not compile. Buffers and service
-// tables are never results (interface.h returns pointers as strings): their result columns pass
+// One row per kind; no default, so a kind without a row does not compile. Buffers, service
+// tables, callbacks and string arrays are never results (interface.h returns pointers as strings): their result columns pass
 // the bits unchanged. Nothing is ever a void parameter: that row's argument columns are a
 // scalar's. Empty for a value outside the enumeration (a corrupt schema).
 std::optional<Row> row_of(sc::Kind k) {
@@ -213,6 +284,8 @@ std::optional<Row> row_of(sc::Kind k) {
     case K::cstring:  return Row{&ffi_type_pointer, pointer_arg,  cstring_slot, false, cstring_result_slot, cstring_result, nullptr};
     case K::buffer:   return Row{&ffi_type_pointer, pointer_arg,  buffer_slot,  false, bits_result_slot,    bits_result<std::uint64_t>, nullptr};
     case K::services: return Row{&ffi_type_pointer, services_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>, nullptr};
+    case K::callback: return Row{&ffi_type_pointer, callback_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>, nullptr};
+    case K::strings:  return Row{&ffi_type_pointer, strings_arg,  strings_slot, false, bits_result_slot,    bits_result<std::uint64_t>, nullptr};
     case K::deep:     return Row{&ffi_type_pointer, pointer_arg,  null_slot,    false, deep_result_slot,    bits_result<std::uint64_t>, deep_after_call};
   }
   return std::nullopt;

@@ -26,6 +26,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 
 #include "callee.h"
@@ -191,7 +192,10 @@ void build_callee(std::uint64_t arena_size) {
     tables[t].fns = {reinterpret_cast<const sc::Fn*>(g_arena + td.fns_off), td.nfns};
     tables[t].struct_size = td.struct_size;
   }
-  static callee::Callee the_callee(callee::MemoryView{g_arena, arena_size, g_ctl->data_off, arena_exhausted},
+  // The frame stack ends where sandbox memory begins: frames never overwrite it, and a pointer
+  // the extension passes into it is copied like any pointer into its own memory.
+  const std::uint64_t frames_end = g_ctl->heap_off <= arena_size ? g_ctl->heap_off : arena_size;
+  static callee::Callee the_callee(callee::MemoryView{g_arena, frames_end, g_ctl->data_off, arena_exhausted},
                                    callee::Host{nullptr, cross_to_host, refuse_ungranted});
   g_callee = &the_callee;
   if (auto built = g_callee->build({tables, schema->ntables}); !built) load_error(built.error().what, built.error().detail);
@@ -294,17 +298,28 @@ int main(int argc, char** argv) {
   if (getppid() != static_cast<pid_t>(std::strtol(argv[1], nullptr, 10))) return w::kHelperExitBadSetup;
   // 2. Nothing but stdio and the arena: descriptors leaked by the host must not reach the plugin.
   if (syscall(SYS_close_range, w::kArenaFd + 1, ~0u, 0) != 0) return w::kHelperExitBadSetup;
-  // 3. The arena.
+  // 3. The arena: where the host asks for it (a restart keeps the failed child's address, so
+  // pointers the extension stored into sandbox memory stay valid), anywhere otherwise.
   void* head = mmap(nullptr, w::kControlSize, PROT_READ | PROT_WRITE, MAP_SHARED, w::kArenaFd, 0);
   if (head == MAP_FAILED) return w::kHelperExitBadSetup;
-  const auto* c0 = static_cast<const w::Control*>(head);
-  if (c0->magic != w::kMagic || c0->version != w::kVersion) return w::kHelperExitBadSetup;
-  const std::uint64_t arena_size = c0->arena_size;
+  g_ctl = static_cast<w::Control*>(head);  // for load_error until the whole arena is mapped
+  if (g_ctl->magic != w::kMagic || g_ctl->version != w::kVersion) return w::kHelperExitBadSetup;
+  const std::uint64_t arena_size = g_ctl->arena_size;
+  const std::uint64_t want = g_ctl->arena_at;
+  void* base = want == 0 ? mmap(nullptr, arena_size, PROT_READ | PROT_WRITE, MAP_SHARED, w::kArenaFd, 0)
+                         : mmap(reinterpret_cast<void*>(want), arena_size, PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_FIXED_NOREPLACE, w::kArenaFd, 0);
+  if (base == MAP_FAILED || (want != 0 && base != reinterpret_cast<void*>(want))) {
+    // A kernel without MAP_FIXED_NOREPLACE takes the address as a hint and may map elsewhere.
+    char what[96];
+    std::snprintf(what, sizeof what, "cannot map the arena at 0x%llx, where the restarted instance had it",
+                  static_cast<unsigned long long>(want));
+    load_error(what, base == MAP_FAILED ? std::strerror(errno) : "the address is taken");
+  }
   munmap(head, w::kControlSize);
-  void* base = mmap(nullptr, arena_size, PROT_READ | PROT_WRITE, MAP_SHARED, w::kArenaFd, 0);
-  if (base == MAP_FAILED) return w::kHelperExitBadSetup;
   g_arena = static_cast<unsigned char*>(base);
   g_ctl = static_cast<w::Control*>(base);
+  g_ctl->mapped_at = reinterpret_cast<std::uint64_t>(base);
   ward::helper::report_alloc_failures_to(&g_ctl->fault.alloc_failed);
   // 4. Limits (after the arena is mapped, which counts against the address-space limit).
   set_limit(RLIMIT_CORE, 0);

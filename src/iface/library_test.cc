@@ -12,24 +12,11 @@
 #include "freefns.h"
 #include "interfaces.h"
 #include "test_plugins.h"
+#include "libraries.h"
 #include "ward/backend/find_library.h"
 
-WARD_LIBRARY(freefns_lib,
-             (freefns_add, ward::idempotent),
-             (freefns_sum, ward::in(0, 1), ward::idempotent),
-             (freefns_fill, ward::out(0, 1), ward::idempotent),
-             (freefns_crash));
 // The header declares freefns_missing; the library does not export it.
 WARD_LIBRARY(freefns_with_missing, (freefns_add), (freefns_missing));
-
-// A real library from Debian, unmodified: zstd's one-shot API.
-WARD_LIBRARY(zstd_oneshot,
-             (ZSTD_versionNumber, ward::idempotent),
-             (ZSTD_compressBound, ward::idempotent),
-             (ZSTD_isError, ward::idempotent),
-             (ZSTD_getErrorName, ward::returns_string, ward::idempotent),
-             (ZSTD_compress, ward::out(0, 1), ward::in(2, 3), ward::idempotent),
-             (ZSTD_decompress, ward::out(0, 1), ward::in(2, 3), ward::idempotent));
 
 namespace {
 

@@ -59,6 +59,8 @@ Result<std::string> helper_dir() {
 ProcessDomain::ProcessDomain(Spec spec) : Domain(std::move(spec)), st_(std::make_shared<detail::DomainState>()) {}
 
 ProcessDomain::~ProcessDomain() {
+  // Before the arena can be unmapped (with the DomainState, possibly right here).
+  detach_sandbox();
   if (!st_) return;
   if (!st_->reaped.load()) {
     (void)st_->record([] {
@@ -213,13 +215,19 @@ Result<void> ProcessDomain::write_boot_area() {
   const std::uint64_t structs_off = w::align_up(off, 64);
   off = structs_off + spec().structs.size() * sizeof(sc::Struct);
   data_off_ = w::align_up(off, 4096);
-  if (data_off_ + 4096 > size_)
+  // Sandbox memory takes the end of the arena, page-aligned, so frames can never grow into it.
+  const std::uint64_t sandbox = w::align_up(pol.sandbox_memory(), SandboxHeap::kMinAlign);
+  heap_off_ = sandbox == 0 ? size_ : (size_ - std::min(sandbox, size_)) / 4096 * 4096;
+  if (data_off_ + 4096 > heap_off_)
     return fail(Errc::misuse, "arena of " + std::to_string(size_) + " bytes is too small for the boot area (" +
-                                  std::to_string(data_off_) + " bytes) plus frames");
+                                  std::to_string(data_off_) + " bytes), " + std::to_string(sandbox) +
+                                  " bytes of sandbox memory and frames");
   ctl_->magic = w::kMagic;
   ctl_->version = w::kVersion;
   ctl_->arena_size = size_;
   ctl_->data_off = data_off_;
+  ctl_->heap_off = heap_off_;
+  ctl_->arena_at = spec().arena_at;
   ctl_->rlimit_as = pol.memory();
   ctl_->rlimit_cpu = pol.cpu_seconds();
   ctl_->rlimit_nofile = pol.open_files();
@@ -320,6 +328,13 @@ Result<void> ProcessDomain::await_ready() {
   }
   if (ready.kind != w::MsgKind::ready)
     return std::unexpected(fail_with(fail(Errc::violation, "unexpected message while loading").error()));
+  // Read once; see channel.h for why the child's word is enough here. A child asked for a fixed
+  // address has mapped there or failed to load; claiming otherwise breaks only its own pointers.
+  mapped_at_ = ctl_->mapped_at;
+  if (mapped_at_ % 4096 != 0 || (spec().arena_at != 0 && mapped_at_ != spec().arena_at))
+    return std::unexpected(fail_with(fail(Errc::violation, "reported an impossible arena address").error()));
+  if (heap_off_ < size_)
+    attach_sandbox({base_ + heap_off_, heap_off_, mapped_at_ + heap_off_}, size_ - heap_off_);
   st_->loaded.store(true, std::memory_order_release);
   spin_.reset();
   return {};
@@ -402,11 +417,11 @@ std::uint64_t ProcessDomain::service_time_ns() const {
 Result<void> ProcessDomain::serve_upcall(const w::Msg& m, std::uint64_t& handed_back) {
   auto fn = WARD_TRY(service(m.table, m.fn));
   const std::uint64_t nslots = (fn)->nparams + 1;
-  if (m.frame_off < data_off_ || m.frame_off > size_ || nslots * sizeof(sc::Slot) > size_ - m.frame_off ||
+  if (m.frame_off < data_off_ || m.frame_off > heap_off_ || nslots * sizeof(sc::Slot) > heap_off_ - m.frame_off ||
       m.frame_off % alignof(sc::Slot) != 0)
     return fail(Errc::violation, "upcall frame outside the arena");
   std::uint64_t top = std::max<std::uint64_t>(m.top, m.frame_off + nslots * sizeof(sc::Slot));
-  if (top > size_) return fail(Errc::violation, "upcall frame top outside the arena");
+  if (top > heap_off_) return fail(Errc::violation, "upcall frame top outside the arena");
   const std::uint64_t saved = top_;
   top_ = std::max(top_, top);
   Upcall up(*this, view(), m.table, m.fn, m.frame_off, top_);

@@ -18,6 +18,7 @@ Policy::Builder& Policy::Builder::memory(std::uint64_t b) { p_.memory_ = b; retu
 Policy::Builder& Policy::Builder::cpu_seconds(std::uint64_t s) { p_.cpu_seconds_ = s; return *this; }
 Policy::Builder& Policy::Builder::open_files(std::uint64_t n) { p_.open_files_ = n; return *this; }
 Policy::Builder& Policy::Builder::arena_size(std::uint64_t b) { p_.arena_size_ = b; return *this; }
+Policy::Builder& Policy::Builder::sandbox_memory(std::uint64_t b) { p_.sandbox_ = b; return *this; }
 Policy::Builder& Policy::Builder::handles(std::uint64_t n) { p_.handles_ = n; return *this; }
 Policy::Builder& Policy::Builder::max_nesting(unsigned d) { p_.max_nesting_ = d; return *this; }
 Policy::Builder& Policy::Builder::grant(std::string label) {
@@ -89,6 +90,9 @@ Result<Policy> Policy::Builder::build() const {
   if (p_.arena_size_ < (64u << 10))
     return fail(Errc::misuse, "policy: arena_size must be at least 64 KiB (it also holds the boot area)");
   if (p_.arena_size_ > (1ull << 36)) return fail(Errc::misuse, "policy: arena_size above 64 GiB");
+  if (p_.sandbox_ != kAutoSandbox && (p_.sandbox_ > p_.arena_size_ || p_.arena_size_ - p_.sandbox_ < (64u << 10)))
+    return fail(Errc::misuse, "policy: sandbox_memory must leave at least 64 KiB of the arena (arena_size " +
+                                  std::to_string(p_.arena_size_) + ") for the boot area and the frames");
   if (p_.memory_ != 0 && p_.memory_ < p_.arena_size_ + (32ull << 20))
     return fail(Errc::misuse, "policy: memory limit must exceed the arena size by at least 32 MiB "
                               "(the child maps the arena, libc and the plugin too)");
@@ -118,7 +122,8 @@ std::string Policy::describe() const {
   auto ms = [](std::chrono::nanoseconds t) { return std::chrono::duration<double, std::milli>(t).count(); };
   o << "timeout " << ms(timeout_) << " ms, load timeout " << ms(load_timeout_) << " ms, spin "
     << ms(spin_) * 1000 << " us, memory " << (memory_ >> 20) << " MiB, cpu " << cpu_seconds_
-    << " s, open files " << open_files_ << ", arena " << (arena_size_ >> 10) << " KiB, handles " << handles_;
+    << " s, open files " << open_files_ << ", arena " << (arena_size_ >> 10) << " KiB (sandbox memory " << (sandbox_memory() >> 10)
+    << " KiB), handles " << handles_;
   if (files_) o << ", UNSAFE file open";
   if (sockets_) o << ", UNSAFE sockets";
   if (processes_) o << ", UNSAFE process creation";

@@ -61,7 +61,7 @@ RecoveryCore::~RecoveryCore() {
 }
 
 Result<void> RecoveryCore::start() {
-  auto fresh = WARD_TRY(launch_(name_));
+  auto fresh = WARD_TRY(launch_(name_, 0));
   if (name_.empty()) name_ = fresh->domain().name();
   current_ = std::move(fresh);
   ready_at_ = Clock::now();
@@ -86,13 +86,6 @@ Result<RecoveryCore::Next> RecoveryCore::after_failure(CallState& s, const Ticke
   }
   give_error_to_caller(e);
   return Next::give_error;
-}
-
-std::uint64_t RecoveryCore::add_ext_handle(std::uint64_t real) {
-  std::unique_lock g(mu_);
-  const std::uint64_t virt = ++next_virtual_;
-  ext_handles_[virt] = real;
-  return virt;
 }
 
 void RecoveryCore::record(ReplayLog::Entry e, bool latest_only) {
@@ -247,6 +240,7 @@ Result<void> RecoveryCore::run_recovery(Clock::time_point detected) {
   const auto deadline = detected + rp_.recovery_timeout;
   for (;;) {
     std::vector<ReplayLog::Entry> log;
+    std::shared_ptr<LiveInstance> failed;  // holds the sandbox memory until a fresh one takes it
     Clock::duration delay{};
     {
       std::unique_lock g(mu_);
@@ -271,6 +265,7 @@ Result<void> RecoveryCore::run_recovery(Clock::time_point detected) {
         wake_waiters_locked();
       }
       log = log_.entries();
+      failed = current_;
     }
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
     {
@@ -278,12 +273,10 @@ Result<void> RecoveryCore::run_recovery(Clock::time_point detected) {
       backing_off_ = false;
       ++streak_;
     }
-    ExtHandleMap handles;
-    auto fresh = attempt(log, deadline, handles);
+    auto fresh = attempt(log, deadline, *failed);
     std::unique_lock g(mu_);
     if (fresh) {
       current_ = std::move(*fresh);
-      ext_handles_.swap(handles);  // ext handles not re-created by the replay are gone
       ++gen_;
       ready_at_ = Clock::now();
       ++stats_.restarts;
@@ -310,16 +303,24 @@ Result<void> RecoveryCore::run_recovery(Clock::time_point detected) {
 }
 
 // One restart attempt, without mu_: a fresh instance with `log` replayed into it, or the failure
-// (its host objects released). A replay still running at `deadline` is cut off.
+// (its host objects released). A replay still running at `deadline` is cut off. The tokens the
+// host holds from `failed` are stale in the fresh instance until a replayed call adopts them
+// (replay_log.h).
+// Sandbox memory: the fresh instance maps its window where `failed`'s extension had it and takes
+// the heap, bytes (as the failed instance left them) and allocations, before the replay, so a
+// replayed call that stores a pointer into it gets a valid one. If the attempt fails, the heap
+// goes back to `failed`'s memory, which no child writes any more (host writes made meanwhile
+// are lost).
 Result<std::shared_ptr<LiveInstance>> RecoveryCore::attempt(const std::vector<ReplayLog::Entry>& log,
-                                                        Clock::time_point deadline, ExtHandleMap& handles) {
-  auto fresh = WARD_TRY(launch_(name_));
+                                                        Clock::time_point deadline, LiveInstance& failed) {
+  auto fresh = WARD_TRY(launch_(name_, failed.domain().extension_base()));
   LiveInstance& inst = *fresh;
-  Result<void> ok{};
-  if (!log.empty()) {
+  inst.domain().opaques().inherit_stale(failed.domain().opaques());
+  Result<void> ok = inst.domain().take_sandbox(failed.domain(), true);
+  if (ok && !log.empty()) {
     ReplayWatchdog dog(inst.domain(), deadline);
     for (auto& e : log) {
-      ok = e.replay(inst, handles);
+      ok = e.replay(inst);
       if (!ok) break;
     }
     if (dog.disarm()) {  // killed: whatever the replay returned, the instance is gone
@@ -328,6 +329,7 @@ Result<std::shared_ptr<LiveInstance>> RecoveryCore::attempt(const std::vector<Re
     }
   }
   if (ok) return fresh;
+  (void)failed.domain().take_sandbox(failed.domain(), false);
   const std::size_t released = inst.domain().handles().release_all();
   {
     std::unique_lock g(mu_);

@@ -21,15 +21,21 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "ward/backend/crossing.h"
+#include "ward/backend/opaque_table.h"
+#include "ward/backend/sandbox_heap.h"
 #include "ward/core/error.h"
 #include "ward/core/handle_table.h"
 #include "ward/core/policy.h"
@@ -51,6 +57,15 @@ struct TableSpec {
   // returned (iface/object.h); `object_key` names the type (detail::type_key).
   bool object = false;
   const void* object_key = nullptr;
+  bool callback = false;               // a callback type (iface/callback.h): one function, no grant
+};
+
+// A callback the host registered with a domain (iface/callback.h): the callback type's table,
+// the host's function (type-erased; the table's dispatcher casts it back) and its user data.
+struct CallbackTarget {
+  std::uint32_t table = 0;
+  void (*fn)() = nullptr;
+  void* user = nullptr;
 };
 
 class Domain;
@@ -72,6 +87,10 @@ struct Spec {
   // names for messages: [id] = {"T", "T::field"...}.
   std::vector<schema::Struct> structs;
   std::vector<std::vector<std::string>> struct_labels;
+  // Where the extension must see its window (0: anywhere). The Supervisor asks a restart for the
+  // failed instance's address, so sandbox memory keeps its addresses; a backend that cannot
+  // honour it fails to load.
+  std::uint64_t arena_at = 0;
 };
 
 // Starts `spec` on the backend it names.
@@ -88,6 +107,9 @@ class Domain {
   // The object tracker: every host object granted to this extension. Released (each object's
   // hook once) when the domain is destroyed, which is what recovery does to a failed domain.
   [[nodiscard]] HandleTable& handles() { return handles_; }
+  // The tokens standing for the extension's own pointers (ward::opaque; opaque_table.h). They
+  // end with the domain; a Supervisor carries them over to the next instance.
+  [[nodiscard]] OpaqueTable& opaques() { return opaques_; }
   // The domain whose extension is calling a host service on this thread, or null outside host
   // services. A service uses it to reach the caller's handle table.
   [[nodiscard]] static Domain* calling();
@@ -109,6 +131,15 @@ class Domain {
   }
   [[nodiscard]] std::uint32_t object_table(const void* key) const;
 
+  // Callbacks (iface/callback.h): registrations live until the domain ends, at most this many.
+  static constexpr std::size_t kMaxCallbacks = 4096;
+  // The token the extension receives as user data for `t`: unguessable, never 0, the same for
+  // the same registration. Errc::limit past kMaxCallbacks.
+  [[nodiscard]] Result<std::uint64_t> register_callback(const CallbackTarget& t);
+  // The registration behind `token` if it was issued for callback table `table`; otherwise an
+  // Errc::violation error (the extension forged or misused the token).
+  [[nodiscard]] Result<CallbackTarget> callback(std::uint64_t token, std::uint32_t table) const;
+
   // True until the first failure is recorded.
   [[nodiscard]] virtual bool alive() const = 0;
   // The first cause of failure, if any.
@@ -127,6 +158,18 @@ class Domain {
   // the extension. Returns the recorded cause.
   virtual Error record_failure(Error e) = 0;
 
+  // Sandbox memory (sandbox_heap.h), or null when the policy gives none. Under a Supervisor the
+  // same heap moves from instance to instance (take_sandbox).
+  [[nodiscard]] const std::shared_ptr<SandboxHeap>& sandbox() const { return sandbox_; }
+  // Where the extension sees the start of its window, as it reported it (untrusted: only ever
+  // handed back to the extension, or to its restart as Spec::arena_at); 0 if not known.
+  [[nodiscard]] virtual std::uint64_t extension_base() const { return 0; }
+  // This domain holds `from`'s sandbox heap from now on, in its own region: with copy_bytes the
+  // heap's bytes are copied in first (a restart carrying the failed instance's memory over).
+  // `from` may be this domain (taking its heap back into its own region). Errors: misuse if one
+  // domain has sandbox memory and the other none, or their sizes differ.
+  [[nodiscard]] Result<void> take_sandbox(Domain& from, bool copy_bytes);
+
   // Takes the domain (re-entrant on the same thread) for a call to function `fn` of the
   // plugin's table. Fails fast if the domain has failed; Errc::limit past Policy::max_nesting().
   [[nodiscard]] virtual Result<Call> begin(std::uint32_t fn) = 0;
@@ -141,6 +184,10 @@ class Domain {
   // Runs the host service `up` names (checked by service() first). Sets calling() meanwhile.
   [[nodiscard]] Result<void> run_service(Upcall& up);
   [[nodiscard]] const Spec& spec() const { return spec_; }
+  // For backends: the domain's sandbox region (a heap of `w`'s size, created here) is in place;
+  // detach_sandbox before that memory goes away.
+  void attach_sandbox(SandboxHeap::Window w, std::uint64_t size);
+  void detach_sandbox() noexcept;
 
  private:
   friend class Call;
@@ -151,8 +198,14 @@ class Domain {
 
   Spec spec_;
   HandleTable handles_;
+  OpaqueTable opaques_;
   std::vector<const void*> impls_;  // per table: the host's service struct
   std::set<std::pair<std::uint32_t, std::uint64_t>> objects_;  // [deep] (table, address)
+  mutable std::mutex callbacks_mu_;
+  std::unordered_map<std::uint64_t, CallbackTarget> callbacks_;  // token -> registration
+  std::map<std::tuple<std::uint32_t, void (*)(), void*>, std::uint64_t> callback_tokens_;  // and back
+  std::shared_ptr<SandboxHeap> sandbox_;
+  SandboxHeap::Window own_window_{};  // this domain's own region, whichever heap lives in it
 };
 
 inline Result<schema::Slot> Call::invoke(std::uint64_t frame_off) { return d_->invoke(*this, frame_off); }
@@ -167,6 +220,19 @@ inline Call::~Call() {
   d_->end(*this);
 }
 
+inline Result<std::optional<std::uint64_t>> Call::in_sandbox(const void* p, std::uint64_t n) const {
+  const auto& heap = d_->sandbox();
+  if (!heap) return std::nullopt;
+  bool inside = false;
+  const auto off = heap->locate(p, n, inside);
+  if (!inside) return std::nullopt;
+  if (!off)
+    return std::unexpected(decorate(fail(Errc::misuse, "a pointer into sandbox memory that is not inside one live "
+                                                       "allocation (freed, or the range runs past its end)")
+                                        .error()));
+  return heap->view_off(*off);
+}
+
 inline void Call::set_service_impl(std::uint32_t table, const void* impl) { d_->set_service_impl(table, impl); }
 
 inline Result<void> Call::note_object(std::uint32_t table, std::uint64_t address) {
@@ -175,5 +241,12 @@ inline Result<void> Call::note_object(std::uint32_t table, std::uint64_t address
 }
 inline std::uint32_t Call::object_table(const void* key) const { return d_->object_table(key); }
 inline const std::vector<std::vector<std::string>>& Call::struct_labels() const { return d_->spec().struct_labels; }
+inline OpaqueTable& Call::opaques() { return d_->opaques(); }
+inline OpaqueTable& Upcall::opaques() const { return d_.opaques(); }
+inline Result<std::uint64_t> Call::register_callback(const CallbackTarget& t) {
+  auto r = d_->register_callback(t);
+  if (!r) return std::unexpected(decorate(r.error()));
+  return r;
+}
 
 }  // namespace ward

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@
 namespace ward {
 
 class Domain;
+class OpaqueTable;
+struct CallbackTarget;
 
 // The extension-visible window, as the host addresses it: offsets in [lo, size) are frames.
 struct MemoryView {
@@ -71,8 +74,16 @@ class Call {
   }
   // Checks a handle the host passes (misuse) or the extension returns (violation: ends it).
   [[nodiscard]] Result<void> check_handle(std::uint64_t h, HandleType type, Rights required, bool from_extension);
+  // Where a host pointer to `n` bytes lies in the domain's sandbox memory (backend/
+  // sandbox_heap.h): its window offset, to pass in place; nullopt outside sandbox memory;
+  // misuse inside it but not within one live allocation. Defined in backend.h.
+  [[nodiscard]] Result<std::optional<std::uint64_t>> in_sandbox(const void* p, std::uint64_t n) const;
   // Registers the host's implementation of service table `table` (see Domain::set_service_impl).
   void set_service_impl(std::uint32_t table, const void* impl);
+  // The domain's tokens for the extension's pointers (ward::opaque; backend/opaque_table.h).
+  [[nodiscard]] OpaqueTable& opaques();  // defined in backend.h
+  // Registers a host callback; its token (Domain::register_callback; limit errors decorated).
+  [[nodiscard]] Result<std::uint64_t> register_callback(const CallbackTarget& t);  // in backend.h
   // Ends the extension with an Errc::violation and returns the recorded cause, decorated.
   [[nodiscard]] Error violation(std::string detail);
   // Prefixes plugin and function name to an error raised by the stub.
@@ -135,6 +146,11 @@ class Upcall {
   [[nodiscard]] std::unexpected<Error> violation(std::string detail) const;
   // Checks a handle the extension passed (bad, wrong type, missing right -> violation).
   [[nodiscard]] Result<void> check_handle(std::uint64_t h, HandleType type, Rights required) const;
+  // The domain's tokens for the extension's pointers (ward::opaque; backend/opaque_table.h).
+  [[nodiscard]] OpaqueTable& opaques() const;  // defined in backend.h
+  // The host callback behind the token the extension passed as this callback's user data
+  // (iface/callback.h); a violation if the domain issued no such token for this callback type.
+  [[nodiscard]] Result<CallbackTarget> callback(std::uint64_t token) const;
 
   [[nodiscard]] std::uint32_t table() const { return table_; }
   [[nodiscard]] std::uint32_t fn() const { return fn_; }

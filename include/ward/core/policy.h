@@ -16,6 +16,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -63,6 +64,10 @@ class Policy {
   std::uint64_t cpu_seconds() const { return cpu_seconds_; }
   std::uint64_t open_files() const { return open_files_; }
   std::uint64_t arena_size() const { return arena_size_; }
+  // Bytes of the arena set aside as sandbox memory (iface/sandbox.h); 0: none.
+  std::uint64_t sandbox_memory() const {
+    return sandbox_ != kAutoSandbox ? sandbox_ : std::min<std::uint64_t>(1ull << 20, arena_size_ / 4);
+  }
   std::uint64_t handle_quota() const { return handles_; }
   unsigned max_nesting() const { return max_nesting_; }
   bool allows_file_open() const { return files_; }
@@ -97,6 +102,8 @@ class Policy {
   std::uint64_t cpu_seconds_ = 600;
   std::uint64_t open_files_ = 16;
   std::uint64_t arena_size_ = 4ull << 20;
+  static constexpr std::uint64_t kAutoSandbox = ~0ull;  // 1 MiB, or a quarter of a smaller arena
+  std::uint64_t sandbox_ = kAutoSandbox;
   std::uint64_t handles_ = 1024;
   unsigned max_nesting_ = 32;
   bool files_ = false, sockets_ = false, processes_ = false, threads_ = false, exec_memory_ = false;
@@ -126,6 +133,11 @@ class Policy::Builder {
   Builder& open_files(std::uint64_t n);
   // Size of the shared arena holding every marshaled argument and result.
   Builder& arena_size(std::uint64_t bytes);
+  // Sandbox memory (iface/sandbox.h: Instance<Api>::alloc): a region of the arena, beside the
+  // frames, that the host allocates from and the extension keeps pointers into between calls.
+  // Default 1 MiB (a quarter of an arena smaller than 4 MiB); 0: none. The rest of the arena must
+  // keep at least 64 KiB for the boot area and the frames.
+  Builder& sandbox_memory(std::uint64_t bytes);
   // Most host objects the extension may hold handles to at once (exceeding it: Errc::limit).
   Builder& handles(std::uint64_t n);
   // Deepest nesting of calls into this domain on one host thread (host -> extension -> host

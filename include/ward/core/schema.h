@@ -33,6 +33,13 @@ enum class Kind : std::uint8_t {
   cstring,   // const char *, NUL-terminated, copied in
   buffer,    // pointer to `count` elements of `size` bytes, direction in `dir`
   services,  // pointer to a host service table (id in the slot)
+  // [callbacks]
+  callback,  // a C function pointer: the extension gets the stub of callback table `table` (the
+             // table id in the slot's `a`; kNull: a null pointer)
+  strings,   // char **: `a` is the offset of an array of string offsets (kNull elements are NULL
+             // pointers), `b` its element count; count_arg names the count parameter, 0xff: the
+             // array ends at its first NULL. Host -> extension: the array holds b + 1 entries, the
+             // last kNull, and the child turns them into pointers in place.
   // [deep] descriptors (iface/deep.h)
   deep,      // pointer to a described struct (Param::table: its Struct id): after the call the
              // child serializes what it points to into the frame (see "Descriptors" below)
@@ -47,10 +54,11 @@ struct Param {
   Kind kind;
   Dir dir;
   std::uint8_t nullable;
-  std::uint8_t count_arg;  // index of the parameter holding the element count; 0xff: one element
+  std::uint8_t count_arg;  // buffers: the parameter the element count is read from; 0xff: none
   std::uint32_t size;      // scalar size, element size, or struct size
-  std::uint32_t table;     // services: table id
-  std::uint32_t pad;
+  std::uint32_t table;     // services, callback: table id
+  std::uint32_t count_const;  // buffers: the count's constant factor (count_arg's value times
+                              // this); 0 for sizes only the host computes (iface/size.h)
   Tok layout[kMaxLayout];  // records only
 };
 

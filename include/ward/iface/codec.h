@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -30,10 +31,13 @@
 #include <vector>
 
 #include "ward/backend/crossing.h"
+#include "ward/backend/sandbox_heap.h"
 #include "ward/core/schema.h"
 #include "ward/core/tainted.h"
+#include "ward/iface/callback.h"
 #include "ward/iface/deep.h"
 #include "ward/iface/interface.h"
+#include "ward/iface/opaque.h"
 #include "ward/iface/values.h"
 
 namespace ward::detail {
@@ -58,21 +62,16 @@ std::uint64_t to_bits(const T& v) {
   return bits;
 }
 
-// Element count named by a count parameter; negative counts are an error.
-template <class T>
-bool count_of(const T& v, std::uint64_t& out) {
-  if constexpr (std::is_signed_v<T>) {
-    if (v < 0) return false;
-  }
-  out = static_cast<std::uint64_t>(v);
-  return true;
-}
-
 inline bool mul_overflows(std::uint64_t a, std::uint64_t b, std::uint64_t& out) { return __builtin_mul_overflow(a, b, &out); }
 
 inline constexpr std::string_view kOutOfRange = ": an enum value outside its declared range (ward::enum_range)";
 
 inline std::string param_label(std::size_t i) { return "parameter " + std::to_string(i); }
+
+// A value the extension returned (or left in out data) that no host object may hold.
+inline std::unexpected<Error> refused(Call& c, const std::string& what) {
+  return std::unexpected(c.decorate(fail(Errc::bad_data, what + std::string(kOutOfRange)).error()));
+}
 
 // The schema record of a value of kind `k` and `size` bytes; the rows add what else they say.
 consteval schema::Param simple_param(schema::Kind k, std::uint32_t size, bool nullable = false) {
@@ -89,25 +88,73 @@ template <class F, std::size_t I>
 inline constexpr bool nullable_at = ann_for(F::anns, I).nullable;
 
 // Data to copy back into a host object once the other side is done with it (out and inout
-// buffers). `check` verifies (and normalises) a host copy of the bytes; null when the element
-// type has no invalid bit patterns.
+// buffers). `check` (host -> extension only) turns the host's copy of parameter `param`'s bytes
+// into what the host object receives: verifies and normalises them, or replaces them (an
+// out_opaque pointer becomes its token); an error fails the call before any host object changes.
+// Null when the bytes need nothing.
 struct CopyBack {
+  using Check = Result<void> (*)(Call& c, std::size_t param, void* copy, std::uint64_t bytes);
   void* host = nullptr;
   std::uint64_t off = 0;
   std::uint64_t bytes = 0;
-  bool (*check)(void* copy, std::uint64_t bytes) = nullptr;
+  Check check = nullptr;
+  // How much of it holds data after the call (ward::filled, size.h): the integer parameter
+  // `index` points to, or the result; all of it when `from` is all.
+  struct Filled {
+    enum class From : std::uint8_t { all, param, result } from = From::all;
+    std::uint8_t index = 0;
+    std::uint8_t width = 0;
+    bool is_signed = false;
+    std::uint32_t elem = 1;  // bytes per element
+  } filled{};
   // [deep] A deep out parameter: decoded from the slot at `off` after the call, then written into
   // `deep` (the host's Deep) with the other out data.
   DeepValue* deep = nullptr;
   Result<DeepValue> (*decode_deep)(Call& c, std::uint64_t slot_off) = nullptr;
 };
 
+// Out data the extension filled only in part (ward::filled): sets each such buffer's `bytes` to
+// what was filled, before anything is checked or copied back. A count parameter is copied out
+// of the frame once, into `copies` (the copy its host object then receives, so the host keeps
+// exactly the value checked here); more than the capacity is bad_data. A result that is
+// negative or above the capacity is the library's error code: false, and no out data is copied.
+inline Result<bool> settle_filled(Call& c, const schema::Slot& r, std::span<CopyBack> back,
+                                  std::span<std::vector<std::byte>> copies) {
+  using From = CopyBack::Filled::From;
+  for (CopyBack& b : back) {
+    if (!b.host || b.filled.from != From::result) continue;
+    std::uint64_t n = 0;
+    if (!read_count(&r.a, b.filled.width, b.filled.is_signed, n) || n > b.bytes / b.filled.elem) return false;
+    b.bytes = n * b.filled.elem;
+  }
+  for (std::size_t i = 0; i < back.size(); ++i) {
+    CopyBack& b = back[i];
+    if (!b.host || b.filled.from != From::param) continue;
+    const CopyBack& len = back[b.filled.index];
+    std::vector<std::byte>& copy = copies[b.filled.index];
+    if (len.host && len.bytes >= b.filled.width && copy.empty()) copy.assign(c.at(len.off), c.at(len.off) + len.bytes);
+    std::uint64_t n = 0;
+    const bool ok = copy.size() >= b.filled.width && read_count(copy.data(), b.filled.width, b.filled.is_signed, n);
+    if (!ok || n > b.bytes / b.filled.elem)
+      return std::unexpected(c.decorate(
+          fail(Errc::bad_data, param_label(i) + ": the extension reports " +
+                                   (ok ? std::to_string(n) + " elements filled, more than the " +
+                                             std::to_string(b.bytes / b.filled.elem) + " it was given"
+                                       : std::string("a negative filled count")) +
+                                   " (" + param_label(b.filled.index) + ")")
+              .error()));
+    b.bytes = n * b.filled.elem;
+  }
+  return true;
+}
+
 template <class E>
-bool check_elements(void* copy, std::uint64_t bytes) {
-  return sanitize_all(static_cast<E*>(copy), bytes / sizeof(E));
+Result<void> check_elements(Call& c, std::size_t param, void* copy, std::uint64_t bytes) {
+  if (!sanitize_all(static_cast<E*>(copy), bytes / sizeof(E))) return refused(c, param_label(param));
+  return {};
 }
 template <class E>
-constexpr auto checker_for() -> bool (*)(void*, std::uint64_t) {
+constexpr CopyBack::Check checker_for() {
   if constexpr (needs_check<E>) return &check_elements<E>;
   else return nullptr;
 }
@@ -128,6 +175,14 @@ enum class ParamKind : std::uint8_t {
   cstring,   // const char *, NUL-terminated
   buffer,    // pointer to one element or to `count` elements, in / out / inout
   services,  // pointer to a host service table
+  // [opaque] iface/opaque.h
+  opaque,      // ward::opaque: the extension's pointer, held by the host as a token
+  out_opaque,  // ward::out_opaque: a T ** the extension fills; the host's T * receives a token
+  // [callbacks]
+  callback,   // a WARD_CALLBACK function pointer: the extension gets a stub, the host's registration a token
+  user_data,  // its void *: the token (host -> extension), the registration it names (extension -> host)
+  strings,    // char ** / const char **: counted (NULL elements allowed) or NULL-terminated
+  shared,    // ward::shared: pointer into a live sandbox allocation, passed in place
   // [deep] descriptors (deep.h, object.h)
   self,      // ward::self: the object a descriptor's function is called through
   deep_out,  // T * out parameter of a WARD_STRUCT type, deep-copied back into a ward::Deep<T>
@@ -140,7 +195,13 @@ consteval ParamKind param_kind() {
   constexpr ParamAnn pa = ann_for(F::anns, I);
   if constexpr (std::is_pointer_v<P>) {
     if constexpr (pa.count == 1 && pa.ann.k == Ann::K::cstring) return ParamKind::cstring;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::opaque) return ParamKind::opaque;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::out_opaque) return ParamKind::out_opaque;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::services) return ParamKind::services;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::callback) return ParamKind::callback;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::user_data) return ParamKind::user_data;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::strings) return ParamKind::strings;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::shared) return ParamKind::shared;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::self) return ParamKind::self;
     else if constexpr (described<pointee_t<P>>) return ParamKind::deep_out;
     else return ParamKind::buffer;
@@ -295,6 +356,7 @@ struct Codec<ParamKind::buffer> {
   struct Owned {
     std::vector<slot_t<element<F, I>>> v;
     bool null = true;
+    std::optional<SandboxHeap::Found> sandbox;  // captured sandbox memory: by offset, not bytes
   };
   template <class F, std::size_t I>
   using held = Owned<F, I>;
@@ -304,29 +366,53 @@ struct Codec<ParamKind::buffer> {
   static constexpr schema::Dir dir = ann<F, I>.k == Ann::K::in    ? schema::Dir::in
                                      : ann<F, I>.k == Ann::K::out ? schema::Dir::out
                                                                   : schema::Dir::inout;
+  // The size as the child computes it for upcalls: a constant times at most one parameter.
+  // Sizes only the host computes (calls into the extension) leave both unset.
+  template <class F, std::size_t I>
+  static constexpr bool child_computable = ann<F, I>.count.child_computable() && ann<F, I>.count.constant <= UINT32_MAX;
   template <class F, std::size_t I>
   static consteval schema::Param describe() {
     schema::Param p = simple_param(schema::Kind::buffer, sizeof(element<F, I>), nullable_at<F, I>);
     p.dir = dir<F, I>;
-    p.count_arg = ann<F, I>.count;
+    constexpr Size size = ann<F, I>.count;
+    if constexpr (child_computable<F, I>) {
+      p.count_arg = size.n ? size.factors[0].index : 0xff;
+      p.count_const = static_cast<std::uint32_t>(size.constant);
+    }
     return p;
   }
-  // Elements named by the count parameter (one without a count); false if it is negative.
+  template <class F, std::size_t I>
+  static constexpr CopyBack::Filled filled = [] {
+    using From = CopyBack::Filled::From;
+    constexpr Size s = ann<F, I>.produced;
+    constexpr auto elem = static_cast<std::uint32_t>(sizeof(element<F, I>));
+    if constexpr (!s.given) {
+      return CopyBack::Filled{};
+    } else if constexpr (s.factors[0].from == Size::From::result) {
+      using R = typename F::ret;
+      return CopyBack::Filled{From::result, 0, sizeof(R), std::is_signed_v<R>, elem};
+    } else {
+      using N = pointee_t<param_type<F, s.factors[0].index>>;
+      return CopyBack::Filled{From::param, s.factors[0].index, sizeof(N), std::is_signed_v<N>, elem};
+    }
+  }();
+  // Elements the declared size names (one without a size).
   template <class F, std::size_t I, class Values>
-  static bool count(const Values& values, std::uint64_t& n) {
-    n = 1;
-    if constexpr (ann<F, I>.count != 0xff) return count_of(std::get<ann<F, I>.count>(values), n);
-    else return true;
+  static SizeError count(const Values& values, std::uint64_t& n) {
+    return evaluate<ann<F, I>.count>(values, n);
   }
   template <class F, std::size_t I, class Args>
   static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack& back) {
     using P = param_type<F, I>;
-    auto misuse = [&](std::string what) {
-      return std::unexpected(c.decorate(fail(Errc::misuse, param_label(I) + ": " + what).error()));
+    auto misuse = [&](std::string_view what) {
+      return std::unexpected(c.decorate(fail(Errc::misuse, param_label(I) + ": " + std::string(what)).error()));
     };
     std::uint64_t n = 1, bytes = 0;
-    if (!count<F, I>(args, n)) return misuse("negative element count");
+    if (auto e = count<F, I>(args, n); e != SizeError::none) return misuse(size_error_text(e));
     if (mul_overflows(n, sizeof(element<F, I>), bytes)) return misuse("element count overflows");
+    if constexpr (filled<F, I>.from == CopyBack::Filled::From::param) {
+      if (!std::get<filled<F, I>.index>(args)) return misuse("null pointer to its filled count (ward::deref)");
+    }
     const P v = std::get<I>(args);
     if (!v) {
       if (!nullable_at<F, I> && bytes != 0)
@@ -334,18 +420,29 @@ struct Codec<ParamKind::buffer> {
       s = {schema::kNull, bytes};
       return {};
     }
+    // Sandbox memory is the extension's already: passed in place, nothing copied in or back.
+    if (auto at = WARD_TRY(c.in_sandbox(static_cast<const void*>(v), bytes))) {
+      s = {*at, bytes};
+      return {};
+    }
     auto off = WARD_TRY(c.alloc(bytes));
     if constexpr (dir<F, I> == schema::Dir::out) std::memset(c.at(off), 0, bytes);
     else std::memcpy(c.at(off), static_cast<const void*>(v), bytes);
-    if constexpr (dir<F, I> != schema::Dir::in) back = {static_cast<void*>(v), off, bytes, checker_for<element<F, I>>()};
+    if constexpr (dir<F, I> != schema::Dir::in)
+      back = {static_cast<void*>(v), off, bytes, checker_for<element<F, I>>(), filled<F, I>};
     s = {off, bytes};
     return {};
   }
   template <class F, std::size_t I, class Held>
   static Result<void> decode(Upcall& up, Held& held, CopyBack& back) {
+    static_assert(child_computable<F, I> && !ann<F, I>.produced.given,
+                  "ward: a buffer of a host service or callback (called by the extension) can only be sized by "
+                  "ward::arg(j), a constant (ward::elems) or their product, without .filled(): the extension's side "
+                  "computes that size itself");
     auto s = WARD_TRY(up.param(I));
     std::uint64_t n = 1, bytes = 0;
-    if (!count<F, I>(held, n)) return up.violation("negative element count for " + param_label(I));
+    if (auto e = count<F, I>(held, n); e != SizeError::none)
+      return up.violation(std::string(size_error_text(e)) + " for " + param_label(I));
     if (mul_overflows(n, sizeof(element<F, I>), bytes)) return up.violation("element count overflows");
     auto& h = std::get<I>(held);
     if (s.a == schema::kNull) {
@@ -362,7 +459,9 @@ struct Codec<ParamKind::buffer> {
     if constexpr (dir<F, I> != schema::Dir::in) back = {h.v.data(), s.a, bytes};
     return {};
   }
-  // In data by value; out data as scratch space of the same size.
+  // In data by value; out data as scratch space of the same size. Runs after a call that
+  // succeeded, so the size evaluates as it did then (a count the extension may change is a
+  // checked filled count: interface.h).
   template <class F, std::size_t I, class Args>
   static held<F, I> capture(const Args& args) {
     held<F, I> h;
@@ -370,6 +469,11 @@ struct Codec<ParamKind::buffer> {
     if (!v) return h;
     std::uint64_t n = 1;
     (void)count<F, I>(args, n);
+    // Sandbox memory is named by its offset: a replay after a restart finds it in the new domain.
+    if ((h.sandbox = SandboxHeap::locate_any(static_cast<const void*>(v), n * sizeof(element<F, I>)))) {
+      h.null = false;
+      return h;
+    }
     h.v.resize(n ? n : 1);
     h.null = false;
     if constexpr (dir<F, I> != schema::Dir::out) std::memcpy(h.v.data(), static_cast<const void*>(v), n * sizeof(element<F, I>));
@@ -377,7 +481,61 @@ struct Codec<ParamKind::buffer> {
   }
   template <class F, std::size_t I>
   static param_type<F, I> arg(held<F, I>& h) {
+    if (h.sandbox) return reinterpret_cast<param_type<F, I>>(h.sandbox->heap->host_at(h.sandbox->off));
     return h.null ? nullptr : reinterpret_cast<param_type<F, I>>(h.v.data());
+  }
+};
+
+// ward::shared: a pointer into a live sandbox allocation with room for its elements, passed in
+// place (the child turns the offset into its own address, as for buffers). Calls into the
+// extension only: the host has no business taking the extension's memory as its own argument.
+template <>
+struct Codec<ParamKind::shared> {
+  static constexpr bool late = true;
+  template <class F, std::size_t I>
+  using held = std::optional<SandboxHeap::Found>;  // nullopt: a null pointer
+  template <class F, std::size_t I>
+  using element = Codec<ParamKind::buffer>::element<F, I>;
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    schema::Param p = simple_param(schema::Kind::buffer, sizeof(element<F, I>), nullable_at<F, I>);
+    p.dir = schema::Dir::inout;  // the child only turns the offset into its own address
+    return p;
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
+    auto misuse = [&](std::string what) {
+      return std::unexpected(c.decorate(fail(Errc::misuse, param_label(I) + ": " + what).error()));
+    };
+    std::uint64_t n = 1, bytes = 0;
+    if (auto e = Codec<ParamKind::buffer>::count<F, I>(args, n); e != SizeError::none)
+      return misuse(std::string(size_error_text(e)));
+    if (mul_overflows(n, sizeof(element<F, I>), bytes)) return misuse("element count overflows");
+    const void* v = static_cast<const void*>(std::get<I>(args));
+    if (!v) {
+      if (!nullable_at<F, I>) return misuse("null pointer for ward::shared (declare ward::nullable to allow it)");
+      s = {schema::kNull, bytes};
+      return {};
+    }
+    auto at = WARD_TRY(c.in_sandbox(v, bytes));
+    if (!at) return misuse("ward::shared needs a pointer into sandbox memory (Instance::alloc)");
+    s = {*at, bytes};
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall&, Held&, CopyBack&) {
+    static_assert(sizeof(F) == 0, "ward: ward::shared is for calls into the extension, not host services");
+    return {};
+  }
+  template <class F, std::size_t I, class Args>
+  static held<F, I> capture(const Args& args) {
+    std::uint64_t n = 1;
+    (void)Codec<ParamKind::buffer>::count<F, I>(args, n);
+    return SandboxHeap::locate_any(static_cast<const void*>(std::get<I>(args)), n * sizeof(element<F, I>));
+  }
+  template <class F, std::size_t I>
+  static param_type<F, I> arg(held<F, I>& h) {
+    return h ? reinterpret_cast<param_type<F, I>>(h->heap->host_at(h->off)) : nullptr;
   }
 };
 
@@ -493,6 +651,314 @@ struct Codec<ParamKind::deep_out> : ByValue {
   }
 };
 
+// ---- opaque pointers (iface/opaque.h, backend/opaque_table.h) ---------------------------------
+// Only the extension's value crosses, as a 64-bit integer (schema::Kind::u64: the child passes it
+// like a pointer); the host side holds the token the domain's OpaqueTable keeps for it.
+template <class P>
+inline constexpr HandleType opaque_type = handle_type<pointee_t<P>>();
+
+// An error about parameter i, kept as the table gave it (misuse for a bad token, limit).
+inline std::unexpected<Error> opaque_error(Call& c, std::size_t i, const Error& e) {
+  return std::unexpected(c.decorate(fail(e.kind, param_label(i) + ": " + e.detail).error()));
+}
+
+// The extension's pointer the host passes back: its token is checked and replaced by the value.
+// From the extension into a host service: the value becomes a token the service may pass back.
+template <>
+struct Codec<ParamKind::opaque> : ByValue {
+  static constexpr bool late = false;
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    return simple_param(schema::Kind::u64, sizeof(void*));
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
+    const auto token = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(std::get<I>(args)));
+    if (token == 0) {
+      if (!nullable_at<F, I>)
+        return opaque_error(c, I, fail(Errc::misuse, "null opaque pointer (declare ward::nullable to allow it)").error());
+      s = {0, 0};
+      return {};
+    }
+    auto v = c.opaques().value_of(token, opaque_type<param_type<F, I>>);
+    if (!v) return opaque_error(c, I, v.error());
+    s = {*v, 0};
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall& up, Held& held, CopyBack&) {
+    auto s = WARD_TRY(up.param(I));
+    if (s.a == 0 && !nullable_at<F, I>) return up.violation("null opaque pointer for " + param_label(I));
+    auto token = up.opaques().token_for(s.a, opaque_type<param_type<F, I>>);
+    if (!token) return up.violation(param_label(I) + ": " + token.error().detail);
+    std::get<I>(held) = reinterpret_cast<param_type<F, I>>(static_cast<std::uintptr_t>(*token));
+    return {};
+  }
+};
+
+// The out-data check of an out_opaque parameter: what the extension wrote becomes its token.
+template <class P>
+Result<void> opaque_out(Call& c, std::size_t param, void* copy, std::uint64_t) {
+  std::uint64_t value;
+  std::memcpy(&value, copy, sizeof value);
+  auto token = c.opaques().token_for(value, opaque_type<std::remove_pointer_t<P>>);
+  if (!token) return opaque_error(c, param, token.error());
+  std::memcpy(copy, &*token, sizeof value);
+  return {};
+}
+
+// A T ** the extension fills (int open(const char *, db **)): an 8-byte out buffer in the frame;
+// the host's T * receives the token, only if the call succeeds (like any out data).
+template <>
+struct Codec<ParamKind::out_opaque> {
+  static constexpr bool late = false;
+  // For replay: the slot the replayed call fills.
+  template <class F, std::size_t I>
+  struct Slot {
+    std::remove_pointer_t<param_type<F, I>> token = nullptr;
+    bool null = true;
+  };
+  template <class F, std::size_t I>
+  using held = Slot<F, I>;
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    schema::Param p = simple_param(schema::Kind::buffer, sizeof(void*), nullable_at<F, I>);
+    p.dir = schema::Dir::out;
+    return p;
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack& back) {
+    using P = param_type<F, I>;
+    const P v = std::get<I>(args);
+    if (!v) {
+      if (!nullable_at<F, I>)
+        return opaque_error(c, I, fail(Errc::misuse, "null out_opaque pointer (declare ward::nullable to allow it)").error());
+      s = {schema::kNull, sizeof(void*)};
+      return {};
+    }
+    auto off = WARD_TRY(c.alloc(sizeof(void*), alignof(void*)));
+    std::memset(c.at(off), 0, sizeof(void*));
+    back = {static_cast<void*>(v), off, sizeof(void*), &opaque_out<P>};
+    s = {off, sizeof(void*)};
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall&, Held&, CopyBack&) {
+    static_assert(sizeof(F) == 0, "ward: a host service cannot take a ward::out_opaque parameter");
+    return {};
+  }
+  template <class F, std::size_t I, class Args>
+  static held<F, I> capture(const Args& args) {
+    return {nullptr, std::get<I>(args) == nullptr};
+  }
+  template <class F, std::size_t I>
+  static param_type<F, I> arg(held<F, I>& h) {
+    return h.null ? nullptr : &h.token;
+  }
+};
+
+// ---- [callbacks] (iface/callback.h) --------------------------------------------------------------
+template <class F>
+inline constexpr bool dependent_false = false;
+
+// A callback: the host's function pointer, registered with the domain by its user-data row; the
+// extension receives the stub of the callback type's table (by table id).
+template <>
+struct Codec<ParamKind::callback> {
+  static constexpr bool late = false;
+  template <class F, std::size_t I>
+  using held = param_type<F, I>;
+  template <class F, std::size_t I>
+  static constexpr std::uint32_t table = service_id<typename F::api, callback_table<param_type<F, I>>>();
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    schema::Param p = simple_param(schema::Kind::callback, sizeof(void*), nullable_at<F, I>);
+    p.table = table<F, I>;
+    return p;
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
+    if (std::get<I>(args)) {
+      s = {table<F, I>, 0};
+    } else {
+      if (!nullable_at<F, I>)
+        return std::unexpected(
+            c.decorate(fail(Errc::misuse, param_label(I) + ": null callback (declare ward::nullable to allow it)").error()));
+      s = {schema::kNull, 0};
+    }
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall&, Held&, CopyBack&) {
+    static_assert(dependent_false<F>, "ward: host services and callbacks cannot take callbacks themselves");
+    return {};
+  }
+  template <class F, std::size_t I, class Args>
+  static held<F, I> capture(const Args& args) {
+    return std::get<I>(args);  // the host's function: it outlives the domain's registrations
+  }
+  template <class F, std::size_t I>
+  static param_type<F, I> arg(held<F, I>& h) {
+    return h;
+  }
+};
+
+// A callback's user data. Host -> extension: the pair (callback, user data) is registered and
+// the token crosses instead of the host's pointer (null with a null callback). Extension ->
+// host, in a callback: the token is looked up (a violation unless this domain issued it for this
+// callback type) and the host's function gets its own user data.
+template <>
+struct Codec<ParamKind::user_data> {
+  static constexpr bool late = false;
+  template <class F, std::size_t I>
+  using held = CallbackTarget;  // `user` is what the C function receives
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    return simple_param(schema::Kind::u64, sizeof(void*));  // libffi passes a pointer like this
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
+    constexpr std::size_t cb = ann_for(F::anns, I).ann.peer;
+    const auto fn = std::get<cb>(args);
+    if (!fn) {
+      s = {0, 0};
+      return {};
+    }
+    const CallbackTarget t{Codec<ParamKind::callback>::table<F, cb>, reinterpret_cast<void (*)()>(fn),
+                           const_cast<void*>(static_cast<const void*>(std::get<I>(args)))};
+    auto token = WARD_TRY(c.register_callback(t));
+    s = {token, 0};
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall& up, Held& held, CopyBack&) {
+    auto s = WARD_TRY(up.param(I));
+    auto t = WARD_TRY(up.callback(s.a));
+    std::get<I>(held) = t;
+    return {};
+  }
+  template <class F, std::size_t I, class Args>
+  static held<F, I> capture(const Args& args) {
+    return CallbackTarget{0, nullptr, const_cast<void*>(static_cast<const void*>(std::get<I>(args)))};
+  }
+  template <class F, std::size_t I>
+  static param_type<F, I> arg(held<F, I>& h) {
+    return static_cast<param_type<F, I>>(h.user);
+  }
+};
+
+// An array of C strings. Each side copies every string into the frame and passes an array of
+// their offsets (kNull for a NULL element); the receiver gets its own copies and a
+// NULL-terminated array of pointers to them.
+template <>
+struct Codec<ParamKind::strings> {
+  static constexpr bool late = true;  // after its count parameter
+  struct Owned {
+    std::vector<std::optional<std::string>> s;
+    std::vector<char*> ptrs;  // built by arg(), pointing into `s`
+    bool null = true;
+  };
+  template <class F, std::size_t I>
+  using held = Owned;
+  template <class F, std::size_t I>
+  static constexpr std::uint8_t count_index = ann_for(F::anns, I).ann.peer;
+  template <class F, std::size_t I>
+  static constexpr bool counted = count_index<F, I> != 0xff;
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    schema::Param p = simple_param(schema::Kind::strings, sizeof(char*), nullable_at<F, I>);
+    p.count_arg = count_index<F, I>;
+    return p;
+  }
+  // How many strings the host's array holds; false for a negative count.
+  template <class F, std::size_t I, class Args>
+  static bool host_count(const Args& args, std::uint64_t& n) {
+    const auto v = std::get<I>(args);
+    if constexpr (counted<F, I>) {
+      return count_of(std::get<count_index<F, I>>(args), n);
+    } else {
+      n = 0;
+      while (v[n]) ++n;
+      return true;
+    }
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
+    auto misuse = [&](std::string what) {
+      return std::unexpected(c.decorate(fail(Errc::misuse, param_label(I) + ": " + what).error()));
+    };
+    const auto v = std::get<I>(args);
+    if (!v) {
+      if (!nullable_at<F, I>) return misuse("null string array (declare ward::nullable to allow it)");
+      s = {schema::kNull, 0};
+      return {};
+    }
+    std::uint64_t n = 0, bytes = 0;
+    if (!host_count<F, I>(args, n)) return misuse("negative element count");
+    if (n == ~0ull || mul_overflows(n + 1, sizeof(std::uint64_t), bytes)) return misuse("element count overflows");
+    auto arr = WARD_TRY(c.alloc(bytes, alignof(std::uint64_t)));
+    for (std::uint64_t k = 0; k <= n; ++k) {
+      std::uint64_t off = schema::kNull;
+      if (k < n && v[k]) {
+        const std::size_t len = std::strlen(v[k]);
+        off = WARD_TRY(c.alloc(len + 1, 1));
+        std::memcpy(c.at(off), v[k], len + 1);
+      }
+      std::memcpy(c.at(arr + k * sizeof off), &off, sizeof off);
+    }
+    s = {arr, n};
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall& up, Held& held, CopyBack&) {
+    auto s = WARD_TRY(up.param(I));
+    auto& h = std::get<I>(held);
+    if (s.a == schema::kNull) {
+      if (!nullable_at<F, I>) return up.violation("null string array for " + param_label(I));
+      return {};
+    }
+    std::uint64_t n = s.b, bytes = 0;
+    if constexpr (counted<F, I>) {
+      if (!count_of(std::get<count_index<F, I>>(held), n)) return up.violation("negative element count for " + param_label(I));
+      if (s.b != n) return up.violation(param_label(I) + ": a string array whose length is not its count");
+    }
+    if (mul_overflows(n, sizeof(std::uint64_t), bytes)) return up.violation("element count overflows");
+    auto p = WARD_TRY(up.range(s.a, bytes));
+    std::vector<std::uint64_t> offs(n);  // copied once: the extension may change the array meanwhile
+    if (n) std::memcpy(offs.data(), p, bytes);
+    h.s.reserve(n);
+    for (const std::uint64_t off : offs) {
+      if (off == schema::kNull) {
+        if (!counted<F, I>) return up.violation(param_label(I) + ": a NULL inside a NULL-terminated string array");
+        h.s.emplace_back();
+        continue;
+      }
+      auto str = WARD_TRY(up.string(off));
+      h.s.emplace_back(std::move(str));
+    }
+    h.null = false;
+    return {};
+  }
+  template <class F, std::size_t I, class Args>
+  static held<F, I> capture(const Args& args) {
+    held<F, I> h;
+    const auto v = std::get<I>(args);
+    std::uint64_t n = 0;
+    if (!v || !host_count<F, I>(args, n)) return h;
+    for (std::uint64_t k = 0; k < n; ++k) h.s.push_back(v[k] ? std::optional<std::string>(v[k]) : std::nullopt);
+    h.null = false;
+    return h;
+  }
+  template <class F, std::size_t I>
+  static param_type<F, I> arg(held<F, I>& h) {
+    if (h.null) return nullptr;
+    h.ptrs.clear();
+    for (auto& e : h.s) h.ptrs.push_back(e ? e->data() : nullptr);
+    h.ptrs.push_back(nullptr);
+    return const_cast<param_type<F, I>>(h.ptrs.data());
+  }
+};
+
 template <class F, std::size_t I>
 using codec_of = Codec<param_kind<F, I>()>;
 
@@ -509,6 +975,8 @@ enum class ResultKind : std::uint8_t {
   handle,  // ward::returns_handle<T>: checked like a handle parameter
   record,  // trivially copyable struct by value
   string,  // const char * with ward::returns_string, copied out
+  // [opaque]
+  opaque,  // ward::returns_opaque: the extension's pointer, as a ward::Opaque<T> token
   deep,    // [deep] const T * with ward::returns_deep, deep-copied out
   count_
 };
@@ -517,16 +985,12 @@ template <class F>
 consteval ResultKind result_kind() {
   using R = typename F::ret;
   if constexpr (std::is_void_v<R>) return ResultKind::none;
+  else if constexpr (F::returns_opq) return ResultKind::opaque;
   else if constexpr (std::is_pointer_v<R> && has_flag(F::anns, Ann::K::returns_deep)) return ResultKind::deep;
   else if constexpr (std::is_pointer_v<R>) return ResultKind::string;
   else if constexpr (F::returned_handle.k == Ann::K::returns_handle) return ResultKind::handle;
   else if constexpr (is_scalar_arg<R>) return ResultKind::scalar;
   else return ResultKind::record;
-}
-
-// A value the extension returned (or left in out data) that no host object may hold.
-inline std::unexpected<Error> refused(Call& c, const std::string& what) {
-  return std::unexpected(c.decorate(fail(Errc::bad_data, what + std::string(kOutOfRange)).error()));
 }
 
 // One row per result kind: host<F> (what a typed call returns), describe, decode (the result
@@ -663,6 +1127,29 @@ struct ResultCodec<ResultKind::deep> {
   }
 };
 
+// Not Tainted: the token is the host's own; the extension's value, whatever it is, stays behind it.
+// A null pointer is a null Opaque, not an error (opaque.h).
+template <>
+struct ResultCodec<ResultKind::opaque> {
+  template <class F>
+  using host = Opaque<pointee_t<typename F::ret>>;
+  template <class F>
+  static consteval schema::Param describe() {
+    return simple_param(schema::Kind::u64, sizeof(void*));
+  }
+  template <class F>
+  static Result<host<F>> decode(Call& c, const schema::Slot& r) {
+    auto token = c.opaques().token_for(r.a, opaque_type<typename F::ret>);
+    if (!token) return std::unexpected(c.decorate(fail(token.error().kind, "result: " + token.error().detail).error()));
+    return host<F>(reinterpret_cast<pointee_t<typename F::ret>*>(static_cast<std::uintptr_t>(*token)));
+  }
+  template <class F>
+  static Result<schema::Slot> encode(Upcall&, typename F::ret) {
+    static_assert(sizeof(F) == 0, "ward: a host service cannot return a ward::returns_opaque pointer");
+    return schema::Slot{};
+  }
+};
+
 template <class F>
 using result_codec_of = ResultCodec<result_kind<F>()>;
 
@@ -697,6 +1184,14 @@ struct held_args_of<F, std::index_sequence<I...>> {
 // The host's own copy of a call's arguments (decoded from the extension, or captured for replay).
 template <class F>
 using held_args = typename held_args_of<F>::type;
+
+// The host function a callback's dispatcher runs: the registration its user data named
+// (iface/callback.h), cast back to the callback's type.
+template <class F>
+auto callback_fn(held_args<F>& held) {
+  using P = std::remove_cvref_t<decltype(std::declval<typename F::api&>().*F::member)>;
+  return reinterpret_cast<P>(std::get<user_data_index<F>()>(held).fn);
+}
 
 // Deep copy of a call's arguments, for replaying it later (the supervisor's log).
 template <class F, class Args>

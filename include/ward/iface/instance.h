@@ -38,6 +38,7 @@
 #include "ward/core/tainted.h"
 #include "ward/iface/interface.h"
 #include "ward/iface/object.h"
+#include "ward/iface/sandbox.h"
 #include "ward/iface/stubs.h"
 
 namespace ward {
@@ -52,7 +53,7 @@ class Instance {
   [[nodiscard]] static Result<Instance> load(std::string path, std::string entry, Policy policy = Policy(),
                                              std::string name = {}, Starter backend = nullptr) {
     static_assert(!detail::is_library<Api>, "ward: a WARD_LIBRARY has no entry symbol: use Instance::open");
-    return start(std::move(path), std::move(entry), std::move(policy), std::move(name), backend);
+    return load(Spec{std::move(path), std::move(entry), std::move(policy), std::move(name), {}, backend});
   }
   // Loads the library of free functions `path` (a path, or a file name such as "libzstd.so.1",
   // found the way the dynamic loader would: backend/find_library.h) into a new domain and binds
@@ -60,7 +61,23 @@ class Instance {
   [[nodiscard]] static Result<Instance> open(std::string path, Policy policy = Policy(), std::string name = {},
                                              Starter backend = nullptr) {
     static_assert(detail::is_library<Api>, "ward: Instance::open is for a WARD_LIBRARY; a table with an entry uses load");
-    return start(std::move(path), {}, std::move(policy), std::move(name), backend);
+    return load(Spec{std::move(path), {}, std::move(policy), std::move(name), {}, backend});
+  }
+  // Loads from a Spec the caller filled in (its tables are this interface's, set here); an empty
+  // entry loads a WARD_LIBRARY.
+  [[nodiscard]] static Result<Instance> load(Spec spec) {
+    detail::StructTable structs;
+    spec.tables = detail::all_tables<Api>(detail::services_of<Api>{}, detail::objects_of<Api>{}, structs);
+    spec.structs = std::move(structs.records);
+    spec.struct_labels = std::move(structs.labels);
+    auto d = WARD_TRY(start_domain(std::move(spec)));
+    return Instance(std::move(d));
+  }
+
+  // `n` Ts of sandbox memory in this instance's domain (iface/sandbox.h).
+  template <class T>
+  [[nodiscard]] Result<Sandboxed<T>> alloc(std::size_t n = 1) {
+    return sandbox_alloc<T>(*d_, n);
   }
 
   // Calls the extension's function M with the C function's own arguments.
@@ -78,21 +95,6 @@ class Instance {
   [[nodiscard]] const Domain& domain() const { return *d_; }
 
  private:
-  [[nodiscard]] static Result<Instance> start(std::string path, std::string entry, Policy policy, std::string name,
-                                              Starter backend) {
-    Spec spec;
-    spec.plugin = std::move(path);
-    spec.entry = std::move(entry);
-    spec.policy = std::move(policy);
-    spec.name = std::move(name);
-    detail::StructTable structs;
-    spec.tables = detail::all_tables<Api>(detail::services_of<Api>{}, detail::objects_of<Api>{}, structs);
-    spec.structs = std::move(structs.records);
-    spec.struct_labels = std::move(structs.labels);
-    spec.backend = backend;
-    auto d = WARD_TRY(start_domain(std::move(spec)));
-    return Instance(std::move(d));
-  }
   explicit Instance(std::unique_ptr<Domain> d) : d_(std::move(d)) {}
   std::unique_ptr<Domain> d_;
 };

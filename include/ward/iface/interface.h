@@ -10,6 +10,10 @@
 //   ward::in(i) / out(i) / inout(i)        pointer to one element (a struct or a scalar)
 //   ward::in(i, n) / out(i, n) / inout(i, n) pointer to an array whose element count is
 //                                          parameter n (an integer); void pointers count bytes
+//   ward::in/out/inout(i, size)            the count as a ward::Size (size.h): arg(j), deref(j)
+//                                          (*param_j), elems(64), field<&S::len>(j), products
+//   ward::out/inout(i, size).filled(s)     only s elements hold data after the call:
+//                                          deref(j) (checked <= capacity) or ward::result
 //   ward::cstring(i)                       const char *, NUL-terminated, copied in
 //   ward::services(i)                      pointer to a host service table (its own
 //                                          WARD_INTERFACE); the extension receives stubs that
@@ -17,11 +21,21 @@
 //   ward::nullable(i)                      the pointer may be null (otherwise null is an error)
 //   ward::handle<T>(i, rights)             a 64-bit handle to a host object of type T
 //                                          (handle_table.h), checked at every crossing
+//   ward::strings(i, n) / strings(i)       char ** / const char **: n strings (parameter n;
+//                                          elements may be NULL), or up to a NULL element
+//   ward::callback(i, ud)                  a C callback declared with WARD_CALLBACK, with its
+//                                          void *user data in parameter ud (iface/callback.h)
+//   ward::user_data(k)                     in WARD_CALLBACK only: parameter k carries the user data
+//   ward::shared(i) / shared(i, n)         pointer into a live sandbox allocation (iface/sandbox.h),
+//                                          checked and passed in place (memory the extension keeps)
 // and the function as a whole:
 //   ward::returns_string                   the const char * result is a string (copied out)
 //   ward::returns_handle<T>(rights)        the 64-bit result is a handle, checked likewise
 //   ward::ext_handle(i), ward::returns_ext_handle   a 64-bit value the extension issued; a
 //                                          Supervisor keeps it valid across restarts
+//   ward::opaque(i), ward::returns_opaque, ward::out_opaque(i)   a T * the extension hands out
+//                                          (T may be incomplete or void; out_opaque: a T ** it
+//                                          fills): the host holds a typed token (iface/opaque.h)
 //   ward::returns_deep                     [deep] the const T * result points to a WARD_STRUCT
 //                                          descriptor: deep-copied to a ward::Deep<T> (deep.h);
 //                                          an out(i) T * of such a T is deep-copied back likewise
@@ -54,6 +68,7 @@
 #include <utility>
 
 #include "ward/iface/detail/reflect.h"
+#include "ward/iface/size.h"
 #include "ward/iface/values.h"
 #include "ward/core/schema.h"
 #include "ward/core/handle_table.h"
@@ -64,52 +79,90 @@ struct Ann {
   enum class K : std::uint8_t {
     in, out, inout, cstring, services, nullable, handle, ext_handle,                    // per parameter
     idempotent, replay, replay_latest, returns_string, returns_handle, returns_ext_handle,  // per function
+    // [opaque] opaque pointers (iface/opaque.h): opaque, out_opaque per parameter; returns_opaque
+    opaque, out_opaque, returns_opaque,
+    // [callbacks] per parameter; `peer` names the parameter they go with (iface/callback.h)
+    callback,   // a WARD_CALLBACK function pointer; peer: its user-data parameter
+    user_data,  // the void * a callback's registration travels in (peer: the callback, if any)
+    strings,    // char ** / const char **; peer: the count parameter, 0xff: NULL-terminated
+    // [sandbox] per parameter: a pointer into sandbox memory, passed in place (iface/sandbox.h)
+    shared,
     // [deep] descriptors (iface/deep.h, object.h): self per parameter; returns_deep per function
     self, returns_deep,
   };
   K k;
   std::uint8_t index = 0xff;
-  std::uint8_t count = 0xff;
+  Size count{};     // buffers: how many elements (size.h); none given: one element
+  Size produced{};  // out/inout buffers: how many hold data after the call (.filled)
   HandleType type = nullptr;  // handles: ward::handle_type<T>()
   std::uint32_t rights = 0;  // handles: rights the handle must carry
+  std::uint8_t peer = 0xff;  // callback, user_data, strings: the other parameter (see K)
   constexpr bool per_function() const {
     return k == K::idempotent || k == K::replay || k == K::replay_latest || k == K::returns_string ||
-           k == K::returns_handle || k == K::returns_ext_handle || k == K::returns_deep;
+           k == K::returns_handle || k == K::returns_ext_handle || k == K::returns_opaque || k == K::returns_deep;
+  }
+  // Out data of which only part is valid after the call: ward::deref(j) or ward::result (size.h).
+  constexpr Ann filled(Size s) const {
+    Ann a = *this;
+    a.produced = s;
+    return a;
   }
 };
 
-constexpr Ann in(std::uint8_t i) { return {Ann::K::in, i, 0xff}; }
-constexpr Ann in(std::uint8_t i, std::uint8_t count) { return {Ann::K::in, i, count}; }
-constexpr Ann out(std::uint8_t i) { return {Ann::K::out, i, 0xff}; }
-constexpr Ann out(std::uint8_t i, std::uint8_t count) { return {Ann::K::out, i, count}; }
-constexpr Ann inout(std::uint8_t i) { return {Ann::K::inout, i, 0xff}; }
-constexpr Ann inout(std::uint8_t i, std::uint8_t count) { return {Ann::K::inout, i, count}; }
-constexpr Ann cstring(std::uint8_t i) { return {Ann::K::cstring, i, 0xff}; }
-constexpr Ann services(std::uint8_t i) { return {Ann::K::services, i, 0xff}; }
-constexpr Ann nullable(std::uint8_t i) { return {Ann::K::nullable, i, 0xff}; }
+constexpr Ann in(std::uint8_t i) { return {.k = Ann::K::in, .index = i}; }
+constexpr Ann in(std::uint8_t i, Size count) { return {.k = Ann::K::in, .index = i, .count = count}; }
+constexpr Ann in(std::uint8_t i, std::uint8_t count) { return in(i, arg(count)); }
+constexpr Ann out(std::uint8_t i) { return {.k = Ann::K::out, .index = i}; }
+constexpr Ann out(std::uint8_t i, Size count) { return {.k = Ann::K::out, .index = i, .count = count}; }
+constexpr Ann out(std::uint8_t i, std::uint8_t count) { return out(i, arg(count)); }
+constexpr Ann inout(std::uint8_t i) { return {.k = Ann::K::inout, .index = i}; }
+constexpr Ann inout(std::uint8_t i, Size count) { return {.k = Ann::K::inout, .index = i, .count = count}; }
+constexpr Ann inout(std::uint8_t i, std::uint8_t count) { return inout(i, arg(count)); }
+constexpr Ann cstring(std::uint8_t i) { return {.k = Ann::K::cstring, .index = i}; }
+constexpr Ann services(std::uint8_t i) { return {.k = Ann::K::services, .index = i}; }
+constexpr Ann nullable(std::uint8_t i) { return {.k = Ann::K::nullable, .index = i}; }
 // Parameter i is a handle (a 64-bit integer) to a host object of type T granted to this domain,
 // which must carry `required` rights. Checked at every crossing: bad handle, wrong type,
 // missing right, in that order.
 template <class T>
 constexpr Ann handle(std::uint8_t i, Rights required = 0) {
-  return {Ann::K::handle, i, 0xff, handle_type<T>(), required};
+  return {.k = Ann::K::handle, .index = i, .type = handle_type<T>(), .rights = required};
 }
+// Parameter i is an array of C strings (char ** or const char **): `count` of them, named by
+// integer parameter count_index (elements may be NULL), or, without a count, up to the first
+// NULL element. The receiving side gets its own copies, NULL-terminated either way.
+constexpr Ann strings(std::uint8_t i, std::uint8_t count_index) {
+  return Ann{.k = Ann::K::strings, .index = i, .peer = count_index};
+}
+constexpr Ann strings(std::uint8_t i) { return Ann{.k = Ann::K::strings, .index = i}; }
 // The function returns a handle of type T: checked like a handle parameter when the extension
 // returns it.
 template <class T>
 constexpr Ann returns_handle(Rights required = 0) {
-  return {Ann::K::returns_handle, 0xff, 0xff, handle_type<T>(), required};
+  return {.k = Ann::K::returns_handle, .type = handle_type<T>(), .rights = required};
 }
 // Parameter i / the result is a handle the *extension* issued (a session id, a table id): under a
 // Supervisor the host sees stable values that keep working across restarts (see supervisor.h).
-constexpr Ann ext_handle(std::uint8_t i) { return {Ann::K::ext_handle, i, 0xff, 0, 0}; }
-inline constexpr Ann returns_ext_handle{Ann::K::returns_ext_handle};
-inline constexpr Ann idempotent{Ann::K::idempotent};
+constexpr Ann ext_handle(std::uint8_t i) { return {.k = Ann::K::ext_handle, .index = i}; }
+inline constexpr Ann returns_ext_handle{.k = Ann::K::returns_ext_handle};
+inline constexpr Ann idempotent{.k = Ann::K::idempotent};
 // State-setting: after a restart the supervisor replays every such call, in order, with its
 // original arguments. replay_latest keeps only the most recent call of the function.
-inline constexpr Ann replay_after_restart{Ann::K::replay};
-inline constexpr Ann replay_latest{Ann::K::replay_latest};
-inline constexpr Ann returns_string{Ann::K::returns_string};
+inline constexpr Ann replay_after_restart{.k = Ann::K::replay};
+inline constexpr Ann replay_latest{.k = Ann::K::replay_latest};
+inline constexpr Ann returns_string{.k = Ann::K::returns_string};
+// Parameter i / the result / what the T ** parameter i points to is a pointer the extension
+// hands out and the host only passes back: the host holds a ward::Opaque<T> token (opaque.h).
+constexpr Ann opaque(std::uint8_t i) { return Ann{.k = Ann::K::opaque, .index = i}; }
+constexpr Ann out_opaque(std::uint8_t i) { return Ann{.k = Ann::K::out_opaque, .index = i}; }
+inline constexpr Ann returns_opaque{.k = Ann::K::returns_opaque};
+// Parameter i points into a live sandbox allocation (iface/sandbox.h) with room for one element,
+// or for `count` elements (a size, size.h, or the index of an integer parameter); passed in place, never
+// copied. Anything else the host passes is misuse. For memory the library keeps, and structs
+// that hold pointers into sandbox memory (a stream's buffers).
+constexpr Ann shared(std::uint8_t i) { return Ann{.k = Ann::K::shared, .index = i}; }
+constexpr Ann shared(std::uint8_t i, Size count) { return Ann{.k = Ann::K::shared, .index = i, .count = count}; }
+constexpr Ann shared(std::uint8_t i, std::uint8_t count) { return shared(i, arg(count)); }
 // [deep] The result is a `const T *` to a WARD_STRUCT type: deep-copied to the host (deep.h).
 inline constexpr Ann returns_deep{.k = Ann::K::returns_deep};
 // [deep] In a descriptor's function called through ward::Object<T> (object.h), parameter i is the
@@ -137,6 +190,14 @@ struct proxy;
 
 template <class Api>
 concept declared_interface = requires { interface_traits<Api>::fns; };
+
+// A C callback type as a one-function host-service table (defined in iface/callback.h).
+template <class FnPtr>
+struct callback_table;
+template <class T>
+inline constexpr bool is_callback_table_v = false;
+template <class FnPtr>
+inline constexpr bool is_callback_table_v<callback_table<FnPtr>> = true;
 
 namespace detail {
 
@@ -257,7 +318,7 @@ consteval bool record_ok() {
 // What an annotation list says about parameter i.
 struct ParamAnn {
   int count = 0;  // how many direction/kind annotations name it (must be 0 or 1)
-  Ann ann{Ann::K::nullable};
+  Ann ann{.k = Ann::K::nullable};
   bool nullable = false;
 };
 
@@ -265,6 +326,11 @@ template <std::size_t N>
 consteval ParamAnn ann_for(const std::array<Ann, N>& anns, std::size_t i) {
   ParamAnn p;
   for (const Ann& a : anns) {
+    // ward::callback(j, i) also says what parameter i is: the callback's user data.
+    if (a.k == Ann::K::callback && a.peer == i) {
+      ++p.count;
+      p.ann = Ann{.k = Ann::K::user_data, .index = static_cast<std::uint8_t>(i), .peer = a.index};
+    }
     if (a.index != i) continue;
     if (a.k == Ann::K::nullable) {
       p.nullable = true;
@@ -286,6 +352,16 @@ consteval bool has_flag(const std::array<Ann, N>& anns, Ann::K k) {
 template <class P>
 using pointee_t = std::remove_cv_t<std::remove_pointer_t<P>>;
 
+// A type only a library knows (struct sqlite3 declared, never defined): a pointer to it can only
+// be an opaque pointer. void is not one (a void * buffer has a byte count), nor a function type.
+template <class T>
+concept incomplete_object = !std::is_void_v<T> && !std::is_function_v<T> && !requires { sizeof(T); };
+// A pointer that must be declared opaque: T * or T ** with T incomplete.
+template <class P>
+inline constexpr bool needs_opaque = std::is_pointer_v<P> && (incomplete_object<pointee_t<P>> ||
+                                                              (std::is_pointer_v<pointee_t<P>> &&
+                                                               incomplete_object<pointee_t<pointee_t<P>>>));
+
 // Element type of a buffer parameter: void counts bytes.
 template <class P>
 using element_t = std::conditional_t<std::is_void_v<pointee_t<P>>, std::byte, pointee_t<P>>;
@@ -305,6 +381,90 @@ consteval schema::Param record_param() {
 template <class Api, class S>
 consteval std::uint32_t service_id();
 
+// What a size factor (size.h) may read from each parameter of a function.
+struct SizeSource {
+  bool integer = false;  // an integer by value: ward::arg
+  bool int_ptr = false;  // a pointer to integers: ward::deref
+  bool pointer = false;
+  const SizeTypeTag* record = nullptr;  // the struct it is or points to: ward::field
+  Ann::K k = Ann::K::nullable;          // its direction annotation (nullable: none)
+  bool one = false;                     // annotated without a count: one element
+};
+
+template <class F, std::size_t J>
+consteval SizeSource size_source() {
+  using P = std::tuple_element_t<J, typename F::args>;
+  using E = pointee_t<P>;
+  SizeSource s;
+  s.integer = std::is_integral_v<P> && !std::is_same_v<P, bool>;
+  s.pointer = std::is_pointer_v<P>;
+  s.int_ptr = s.pointer && std::is_integral_v<E> && !std::is_same_v<E, bool>;
+  if constexpr (std::is_pointer_v<P> && std::is_class_v<E>) s.record = size_type_of<E>();
+  else if constexpr (std::is_class_v<P>) s.record = size_type_of<P>();
+  constexpr ParamAnn pa = ann_for(F::anns, J);
+  if (pa.count == 1) s.k = pa.ann.k;
+  s.one = pa.count == 1 && !pa.ann.count.given;
+  return s;
+}
+
+template <class F>
+consteval std::array<SizeSource, F::arity> size_sources() {
+  return []<std::size_t... J>(std::index_sequence<J...>) {
+    return std::array<SizeSource, F::arity>{size_source<F, J>()...};
+  }(std::make_index_sequence<F::arity>{});
+}
+
+// The size and the filled count of buffer parameter I: every factor names another parameter
+// that can hold what it reads.
+template <class F, std::size_t I>
+struct CheckSize {
+  using K = Ann::K;
+  using From = Size::From;
+  static constexpr Ann a = ann_for(F::anns, I).ann;
+  static constexpr std::array<SizeSource, F::arity> src = size_sources<F>();
+  template <class Ok>
+  static consteval bool each(const Size& s, From from, Ok ok) {
+    for (std::uint8_t k = 0; k < s.n; ++k) {
+      const Size::Factor& f = s.factors[k];
+      if (f.from != from) continue;
+      if (f.index >= F::arity || f.index == I || !ok(f, src[f.index])) return false;
+    }
+    return true;
+  }
+  static_assert(each(a.count, From::arg, [](auto, const SizeSource& p) { return p.integer; }),
+                "ward: the count index of a buffer annotation must name another parameter of integer type");
+  // A count the extension can change (inout) is checked after the call only as the filled count:
+  // otherwise the host's object would keep an unchecked size (and a replay would trust it).
+  static constexpr bool fills_own_count(std::uint8_t j) {
+    return a.produced.n == 1 && a.produced.factors[0].from == From::deref && a.produced.factors[0].index == j;
+  }
+  static_assert(each(a.count, From::deref,
+                     [](const Size::Factor& f, const SizeSource& p) {
+                       return p.int_ptr && p.one && (p.k == K::in || (p.k == K::inout && fills_own_count(f.index)));
+                     }),
+                "ward: ward::deref(j) must name another parameter that points to one integer, annotated ward::in(j), or "
+                "ward::inout(j) with .filled(ward::deref(j))");
+  static_assert(each(a.count, From::field,
+                     [](const Size::Factor& f, const SizeSource& p) {
+                       return f.of == p.record && (!p.pointer || p.k == K::in);
+                     }),
+                "ward: ward::field<&S::member>(j) must name another parameter that is an S by value or points to an S "
+                "annotated ward::in(j)");
+  static_assert(!a.count.has(From::result),
+                "ward: ward::result counts what a call produced: use it in .filled(ward::result), not as a capacity");
+  static constexpr Size fl = a.produced;
+  static_assert(!fl.given || a.k == K::out || a.k == K::inout, "ward: .filled() is for out and inout buffers");
+  static_assert(!fl.given || a.count.given, "ward: .filled() needs the buffer's capacity: ward::out(i, count).filled(...)");
+  static_assert(!fl.given || (fl.n == 1 && fl.constant == 1 && !fl.has(From::arg) && !fl.has(From::field)),
+                "ward: .filled() takes ward::deref(j) or ward::result");
+  static_assert(each(fl, From::deref, [](auto, const SizeSource& p) { return p.int_ptr && p.one && (p.k == K::out || p.k == K::inout); }),
+                "ward: .filled(ward::deref(j)) must name another parameter that points to one integer, annotated "
+                "ward::out(j) or ward::inout(j)");
+  static_assert(!fl.has(From::result) || (std::is_integral_v<typename F::ret> && !std::is_same_v<typename F::ret, bool>),
+                "ward: .filled(ward::result) needs a function that returns an integer");
+  static constexpr bool value = true;
+};
+
 // ---- compile-time checks, one per parameter so the error names the function and the index ----
 template <class F, std::size_t I>
 struct CheckParam {
@@ -312,9 +472,16 @@ struct CheckParam {
   static constexpr ParamAnn pa = ann_for(F::anns, I);
   static constexpr bool is_ptr = std::is_pointer_v<P>;
   static_assert(pa.count <= 1, "ward: a parameter has more than one direction/kind annotation");
-  static_assert(!is_ptr || (pa.count == 1 && pa.ann.k != Ann::K::handle && pa.ann.k != Ann::K::ext_handle),
+  static constexpr bool opaque_ann = pa.count == 1 && (pa.ann.k == Ann::K::opaque || pa.ann.k == Ann::K::out_opaque);
+  static_assert(!needs_opaque<P> || opaque_ann,
+                "ward: a pointer to an incomplete type (a library's own object, like struct sqlite3 *) can only cross as "
+                "an opaque pointer: annotate it with ward::opaque(index), or ward::out_opaque(index) for a T ** the "
+                "library fills in");
+  static_assert(!is_ptr || needs_opaque<P> || (pa.count == 1 && pa.ann.k != Ann::K::handle && pa.ann.k != Ann::K::ext_handle),
                 "ward: a pointer parameter needs a declared direction and size: annotate it with ward::in/out/inout(index), "
-                "ward::in/out/inout(index, count_index), ward::cstring(index) or ward::services(index)");
+                "ward::in/out/inout(index, count_index), ward::cstring(index), ward::strings(index), "
+                "ward::services(index), ward::shared(index) for sandbox memory, for a pointer the extension hands out "
+                "ward::opaque(index), or for a function pointer ward::callback(index, user_data_index)");
   static constexpr bool is_handle = pa.count == 1 && (pa.ann.k == Ann::K::handle || pa.ann.k == Ann::K::ext_handle);
   static_assert(!is_handle || (std::is_integral_v<P> && sizeof(P) == 8),
                 "ward: a ward::handle parameter must be a 64-bit integer in the C ABI");
@@ -329,24 +496,38 @@ struct CheckParam {
                 "ward: this struct cannot be passed by value (fields must be scalars or such structs, no arrays, bit-fields or "
                 "unions, at most 16 fields); pass it by pointer with ward::in(index)");
   static constexpr bool ok_kind = [] {
+    using E = pointee_t<P>;
     if constexpr (!is_ptr) {
       return true;
+    } else if constexpr (pa.ann.k == Ann::K::opaque) {
+      return !std::is_function_v<E>;
+    } else if constexpr (pa.ann.k == Ann::K::out_opaque) {
+      return std::is_pointer_v<E> && !std::is_function_v<pointee_t<E>>;
+    } else if constexpr (needs_opaque<P>) {
+      return true;  // reported above
     } else {
-      using E = pointee_t<P>;
       if (pa.ann.k == Ann::K::cstring) return std::is_same_v<E, char>;
       if (pa.ann.k == Ann::K::services) return std::is_class_v<E>;
       if (pa.ann.k == Ann::K::self) return true;
+      if (pa.ann.k == Ann::K::callback) return std::is_function_v<E>;
+      if (pa.ann.k == Ann::K::user_data) return std::is_void_v<E>;
+      if (pa.ann.k == Ann::K::strings)
+        return std::is_pointer_v<E> && std::is_same_v<std::remove_cv_t<std::remove_pointer_t<E>>, char>;
+      if (pa.ann.k == Ann::K::shared) return std::is_void_v<E> || std::is_object_v<E>;  // never copied
       return !std::is_pointer_v<E> && (std::is_void_v<E> || std::is_trivially_copyable_v<E>);
     }
   }();
   static_assert(ok_kind,
-                "ward: annotation does not fit the pointer type (cstring needs const char *, services a struct, buffers a "
-                "trivially copyable element type; pointers to pointers are not supported)");
+                "ward: annotation does not fit the pointer type (cstring needs const char *, strings char ** or const char "
+                "**, services a struct, callback a function pointer, its user data void *, buffers a trivially copyable "
+                "element type, opaque any object pointer, out_opaque a T **; other pointers to pointers are not "
+                "supported)");
   static constexpr bool ok_const = [] {
     if constexpr (!is_ptr) {
       return true;
     } else {
-      return !(pa.ann.k == Ann::K::out || pa.ann.k == Ann::K::inout) || !std::is_const_v<std::remove_pointer_t<P>>;
+      return !(pa.ann.k == Ann::K::out || pa.ann.k == Ann::K::inout || pa.ann.k == Ann::K::out_opaque) ||
+             !std::is_const_v<std::remove_pointer_t<P>>;
     }
   }();
   static_assert(ok_const, "ward: an out or inout parameter cannot point to const");
@@ -360,8 +541,12 @@ struct CheckParam {
                          "ward::self(index) (the descriptor a function was called through)");
   static constexpr bool ok_values = [] {
     if constexpr (!is_ptr) return checkable<P>;
-    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::services) return true;  // functions, not data
-    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::self) return true;      // never read by the host
+    else if constexpr (pa.count == 1 && (pa.ann.k == Ann::K::services || pa.ann.k == Ann::K::callback ||
+                                         pa.ann.k == Ann::K::user_data || pa.ann.k == Ann::K::strings ||
+                                         pa.ann.k == Ann::K::shared))
+      return true;  // functions, an address, strings, or data the host reads only through Sandboxed::read
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::self) return true;  // never read by the host
+    else if constexpr (opaque_ann || needs_opaque<P>) return true;  // never read by the host
     else return checkable<element_t<P>>;
   }();
   static_assert(ok_values,
@@ -372,25 +557,42 @@ struct CheckParam {
     if constexpr (!is_ptr) {
       return true;
     } else {
-      return !std::is_void_v<pointee_t<P>> || pa.ann.count != 0xff || pa.ann.k == Ann::K::services ||
-             pa.ann.k == Ann::K::cstring || pa.ann.k == Ann::K::self;
+      return !std::is_void_v<pointee_t<P>> || pa.ann.count.given || pa.ann.k == Ann::K::services ||
+             pa.ann.k == Ann::K::cstring || pa.ann.k == Ann::K::user_data || pa.ann.k == Ann::K::self || opaque_ann;
     }
   }();
-  static_assert(ok_void, "ward: a void pointer needs a byte count: ward::in/out/inout(index, count_index)");
-  static constexpr bool ok_count = [] {
-    if constexpr (!is_ptr) {
-      return true;
-    } else {
-      if (pa.ann.count == 0xff) return true;
-      if (pa.ann.count >= F::arity || pa.ann.count == I) return false;
-      return []<std::size_t... J>(std::index_sequence<J...>, std::size_t c) {
-        return ((J == c && std::is_integral_v<std::tuple_element_t<J, typename F::args>> &&
-                 !std::is_same_v<std::tuple_element_t<J, typename F::args>, bool>) ||
-                ...);
-      }(std::make_index_sequence<F::arity>{}, pa.ann.count);
-    }
+  static_assert(ok_void, "ward: a void pointer needs a byte count: ward::in/out/inout(index, count)");
+  // A buffer's size expressions (size.h), checked only where one is declared (CheckSize's
+  // static_asserts name what is wrong).
+  static_assert(
+      std::conditional_t<is_ptr && (pa.ann.count.given || pa.ann.produced.given), CheckSize<F, I>, std::true_type>::value);
+  // [callbacks] the parameter a callback, its user data or a string array names.
+  static constexpr bool ok_peer = [] {
+    const Ann::K k = pa.ann.k;
+    if (pa.count != 1 || (k != Ann::K::callback && k != Ann::K::strings && k != Ann::K::user_data)) return true;
+    if (pa.ann.peer == 0xff) return k != Ann::K::callback;
+    if (pa.ann.peer >= F::arity || pa.ann.peer == I) return false;
+    return []<std::size_t... J>(std::index_sequence<J...>, std::size_t c, Ann::K kind) {
+      return ((J == c && (kind == Ann::K::strings ? std::is_integral_v<std::tuple_element_t<J, typename F::args>> &&
+                                                       !std::is_same_v<std::tuple_element_t<J, typename F::args>, bool>
+                                                 : std::is_pointer_v<std::tuple_element_t<J, typename F::args>>)) ||
+              ...);
+    }(std::make_index_sequence<F::arity>{}, pa.ann.peer, k);
   }();
-  static_assert(ok_count, "ward: the count index of a buffer annotation must name another parameter of integer type");
+  static_assert(ok_peer,
+                "ward: ward::callback(i, ud) needs ud to name another parameter, a void *; ward::strings(i, n) needs n "
+                "to name another parameter of integer type");
+  static constexpr bool ok_user_data = pa.count != 1 || pa.ann.k != Ann::K::user_data ||
+                                       (pa.ann.peer == 0xff) == is_callback_table_v<typename F::api>;
+  static_assert(ok_user_data,
+                "ward: ward::user_data(k) belongs in a WARD_CALLBACK declaration; in a WARD_INTERFACE, "
+                "ward::callback(i, ud) names the user-data parameter");
+  static constexpr bool ok_callback = [] {
+    if constexpr (pa.count == 1 && pa.ann.k == Ann::K::callback && is_ptr) return declared_interface<callback_table<P>>;
+    else return true;
+  }();
+  static_assert(ok_callback, "ward: this callback type was not declared: add WARD_CALLBACK(type, annotations...) "
+                             "before the WARD_INTERFACE that takes it (iface/callback.h)");
   static constexpr bool value = true;
 };
 
@@ -399,13 +601,19 @@ struct CheckRet {
   using R = typename F::ret;
   static constexpr bool str = has_flag(F::anns, Ann::K::returns_string);
   static constexpr bool deep = has_flag(F::anns, Ann::K::returns_deep);
-  static_assert(!std::is_pointer_v<R> || (str && std::is_same_v<R, const char*>) || deep,
+  static constexpr bool opq = has_flag(F::anns, Ann::K::returns_opaque);
+  static_assert(!needs_opaque<R> || opq,
+                "ward: a function returning a pointer to an incomplete type (a library's own object, like struct "
+                "sqlite3 *) returns an opaque pointer: add ward::returns_opaque");
+  static_assert(!std::is_pointer_v<R> || needs_opaque<R> || opq || deep || (str && std::is_same_v<R, const char*>),
                 "ward: a function returning a pointer is only supported for strings: declare it const char * and add "
-                "ward::returns_string");
+                "ward::returns_string (or ward::returns_opaque for a pointer the host only passes back)");
   static_assert(!str || std::is_pointer_v<R>, "ward: ward::returns_string on a function that does not return a pointer");
   static_assert(!deep || (std::is_pointer_v<R> && described<pointee_t<R>>),
                 "ward: ward::returns_deep needs a result that points to a WARD_STRUCT type (declare the struct with "
                 "WARD_STRUCT first)");
+  static_assert(!opq || (std::is_pointer_v<R> && !str && !std::is_function_v<std::remove_pointer_t<R>>),
+                "ward: ward::returns_opaque on a function that does not return an object pointer (or also returns_string)");
   static constexpr bool handle_ok = [] {
     if (!has_flag(F::anns, Ann::K::returns_handle) && !has_flag(F::anns, Ann::K::returns_ext_handle)) return true;
     if constexpr (std::is_integral_v<R>) return sizeof(R) == 8;
@@ -453,6 +661,7 @@ struct Fn {
   static constexpr bool replays = has_flag(anns, Ann::K::replay) || has_flag(anns, Ann::K::replay_latest);
   static constexpr bool replays_latest_only = has_flag(anns, Ann::K::replay_latest);
   static constexpr bool returns_ext = has_flag(anns, Ann::K::returns_ext_handle);
+  static constexpr bool returns_opq = has_flag(anns, Ann::K::returns_opaque);
   template <std::size_t I>
   static constexpr bool is_ext_handle = [] {
     for (const Ann& a : anns)
@@ -462,7 +671,7 @@ struct Fn {
   static constexpr Ann returned_handle = [] {
     for (const Ann& a : anns)
       if (a.k == Ann::K::returns_handle) return a;
-    return Ann{Ann::K::nullable};
+    return Ann{.k = Ann::K::nullable};
   }();
 
   const char* name;  // "device_api::write"
@@ -502,7 +711,13 @@ struct add_fn_services {
     if constexpr (I < F::arity) return ann_for(F::anns, I).count == 1 && ann_for(F::anns, I).ann.k == Ann::K::services;
     else return false;
   }();
-  using next = std::conditional_t<svc, push_unique<L, pointee_t<P>>, std::type_identity<L>>::type;
+  // A callback's signature is a table of its own (iface/callback.h).
+  static constexpr bool cb = [] {
+    if constexpr (I < F::arity) return ann_for(F::anns, I).count == 1 && ann_for(F::anns, I).ann.k == Ann::K::callback;
+    else return false;
+  }();
+  using next = std::conditional_t<svc, push_unique<L, pointee_t<P>>,
+                                  std::conditional_t<cb, push_unique<L, callback_table<P>>, std::type_identity<L>>>::type;
   using type = std::conditional_t<(I < F::arity), add_fn_services<next, F, I + 1>, std::type_identity<L>>::type;
 };
 

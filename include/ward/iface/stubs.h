@@ -51,15 +51,17 @@ Result<host_result_t<F>> call_fn(Domain& d, std::uint32_t index, Args& args, std
   // copied out of the frame once (the extension may still be writing it), checked in that copy,
   // and written to the host's objects only when every buffer passed.
   std::array<std::vector<std::byte>, n + 1> checked;
+  auto keep = WARD_TRY(settle_filled(c, r, back, checked));  // out data filled in part (size.h)
+  if (!keep) return result;
   for (std::size_t i = 0; i < back.size(); ++i) {
     const CopyBack& b = back[i];
     if (!b.host || !b.bytes || !b.check) continue;
-    checked[i].assign(c.at(b.off), c.at(b.off) + b.bytes);
-    if (!b.check(checked[i].data(), b.bytes)) return refused(c, param_label(i));
+    if (checked[i].empty()) checked[i].assign(c.at(b.off), c.at(b.off) + b.bytes);
+    WARD_TRY(b.check(c, i, checked[i].data(), b.bytes));
   }
   for (std::size_t i = 0; i < back.size(); ++i) {
     const CopyBack& b = back[i];
-    if (b.host && b.bytes) std::memcpy(b.host, b.check ? checked[i].data() : c.at(b.off), b.bytes);
+    if (b.host && b.bytes) std::memcpy(b.host, checked[i].empty() ? c.at(b.off) : checked[i].data(), b.bytes);
     if (b.deep) *b.deep = std::move(deeps[i]);
   }
   return result;
@@ -78,13 +80,19 @@ Result<void> decode_pass(Upcall& up, held_args<F>& held, std::array<CopyBack, F:
 template <class F>
 Result<void> dispatch(Upcall& up, const void* impl) {
   using Api = typename F::api;
-  auto fn = static_cast<const Api*>(impl)->*F::member;
-  if (!fn) return up.violation("called a service the host did not provide");
+  constexpr bool is_callback = is_callback_table_v<Api>;
+  std::remove_cvref_t<decltype(std::declval<const Api&>().*F::member)> fn = nullptr;
+  if constexpr (!is_callback) {
+    fn = static_cast<const Api*>(impl)->*F::member;
+    if (!fn) return up.violation("called a service the host did not provide");
+  }
   held_args<F> held{};
   std::array<CopyBack, F::arity + 1> back{};
   constexpr auto all = std::make_index_sequence<F::arity>{};
   if (auto ok = decode_pass<F, false>(up, held, back, all); !ok) return ok;
   if (auto ok = decode_pass<F, true>(up, held, back, all); !ok) return ok;
+  // A callback's function is the registration its (decoded, checked) user data named.
+  if constexpr (is_callback) fn = callback_fn<F>(held);
   auto args = args_from<F>(held);
   schema::Slot ret{0, 0};
   if constexpr (std::is_void_v<typename F::ret>) {
@@ -122,6 +130,7 @@ TableSpec table_spec(StructTable& structs) {
   TableSpec t;
   t.name = std::string(interface_traits<Api>::name);
   t.struct_size = sizeof(Api);
+  t.callback = is_callback_table_v<Api>;
   // A library's functions are bound by name in the child: the symbol is the member's name.
   if constexpr (!Services && is_library<Api>) {
     const std::size_t prefix = interface_traits<Api>::name.size() + 2;  // "zstd_lib::"

@@ -27,7 +27,7 @@ using schema::kMaxTables;
 static_assert(std::endian::native == std::endian::little, "ward's wire format assumes little endian");
 
 inline constexpr std::uint64_t kMagic = 0x31414e4552414457ull;  // "WDARENA1"
-inline constexpr std::uint32_t kVersion = 7;  // bump on any layout change
+inline constexpr std::uint32_t kVersion = 8;  // bump on any layout change
 inline constexpr std::uint64_t kNoLimit = ~0ull;  // an rlimit meaning "unlimited"
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kControlSize = 4096;
@@ -114,10 +114,24 @@ struct Control {
   // kNoLimit leaves it unlimited). After the fields the audit module reads at fixed offsets, in
   // the padding before `to_child`, so neither they nor the doorbells move.
   std::uint64_t rlimit_fsize;
+  // Sandbox memory (backend/sandbox_heap.h): [heap_off, arena_size) of the arena; the frame
+  // stack ends at heap_off (== arena_size when there is none). Also in the padding.
+  std::uint64_t heap_off;
+  // Where the child must map the arena (MAP_FIXED_NOREPLACE), or 0 for anywhere. A restart under
+  // a Supervisor asks for the failed child's address, so the pointers into sandbox memory that
+  // the extension stored stay valid.
+  std::uint64_t arena_at;
   Doorbell to_child;  // host -> child messages
   Doorbell to_host;   // child -> host messages
   Fault fault;
+  // Child -> host, before `ready`: where the child mapped the arena. Untrusted, and read once:
+  // the host only adds offsets to it to tell the host the addresses the extension itself will
+  // use (Sandboxed::in_extension), and asks a restarted child for the same address. A lie
+  // misleads the extension about its own memory, or makes its own restart fail to load.
+  std::uint64_t mapped_at;
 };
+static_assert(offsetof(Control, arena_at) + sizeof(std::uint64_t) <= offsetof(Control, to_child),
+              "the sandbox fields live in the padding before the doorbells");
 static_assert(sizeof(Control) <= kControlSize);
 static_assert(offsetof(Control, to_child) % kCacheLine == 0);
 

@@ -78,7 +78,8 @@ class ProcessDomain final : public Domain {
   void kill() override;
   Result<bool> heartbeat(std::chrono::nanoseconds timeout) override;
   std::chrono::nanoseconds host_service_time() const override { return std::chrono::nanoseconds(service_time_ns()); }
-  std::uint64_t frame_capacity() const override { return size_ - data_off_; }
+  std::uint64_t frame_capacity() const override { return heap_off_ - data_off_; }
+  std::uint64_t extension_base() const override { return mapped_at_; }
   Error record_failure(Error e) override { return fail_with(std::move(e)); }
   // Waits for another thread's call to finish, but Errc::misuse when that thread sits in host
   // services for longer than the policy's timeout meanwhile (see "Threads" above).
@@ -88,7 +89,8 @@ class ProcessDomain final : public Domain {
   explicit ProcessDomain(Spec spec);
   Result<schema::Slot> invoke(Call& c, std::uint64_t frame_off) override;
   void end(Call& c) noexcept override;
-  [[nodiscard]] MemoryView view() const { return {base_, data_off_, size_}; }
+  // Frames: [data_off_, heap_off_); sandbox memory above them, to the end of the arena.
+  [[nodiscard]] MemoryView view() const { return {base_, data_off_, heap_off_}; }
   [[nodiscard]] Result<void> boot();
   [[nodiscard]] Result<int> make_arena();
   [[nodiscard]] Result<void> write_boot_area();
@@ -110,6 +112,8 @@ class ProcessDomain final : public Domain {
   std::byte* base_ = nullptr;
   std::uint64_t size_ = 0;
   std::uint64_t data_off_ = 0;
+  std::uint64_t heap_off_ = 0;   // end of the frame stack, start of sandbox memory
+  std::uint64_t mapped_at_ = 0;  // where the child mapped the arena (its word, see channel.h)
   wire::Control* ctl_ = nullptr;
   std::uint32_t seen_ = 0;  // last to_host sequence consumed
   std::uint64_t top_ = 0;   // first free byte of the frame stack (host's view)

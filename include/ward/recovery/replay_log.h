@@ -4,19 +4,21 @@
 //  - ReplayLog: the completed calls the interface marks ward::replay_after_restart, in order,
 //    each as a closure over deep copies of its arguments (codec.h, capture_args); ward::replay_latest
 //    keeps only the most recent call of its function.
-//  - ExtHandleMap: extension-issued handles (ward::returns_ext_handle) as the host sees them —
-//    stable virtual values — to the current instance's real values. A replay builds a fresh map
-//    as the calls that created the handles run again; handles not re-created are gone.
+//  - Values the extension issued that the host holds across restarts: opaque pointers
+//    (ward::opaque, iface/opaque.h) and, under a Supervisor, extension handles
+//    (ward::returns_ext_handle) are both tokens in the current domain's OpaqueTable
+//    (backend/opaque_table.h), one mechanism. A fresh domain inherits its predecessor's tokens as
+//    stale; each replayed call installs what it produced now under the token the host already
+//    holds (OpaqueTable::adopt), so exactly the tokens of replayed calls come back to life.
 //
-// Neither locks: the recovery core (detail/recovery_core.h) owns both and guards them with its
-// lock. Extension<Api> (supervisor.h) records the entries; the core replays them.
+// The log does not lock: the recovery core (detail/recovery_core.h) owns it and guards it with
+// its lock. Extension<Api> (supervisor.h) records the entries; the core replays them.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <cstring>
 #include <functional>
-#include <map>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -29,38 +31,51 @@ namespace detail {
 
 class LiveInstance;  // detail/recovery_core.h: a running instance, whatever its interface
 
-// Virtual ext handle (what the host holds) -> the current instance's real value.
-using ExtHandleMap = std::map<std::uint64_t, std::uint64_t>;
+// The token type of extension handles in the OpaqueTable (they have no C type of their own).
+struct ExtHandleTag;
+inline constexpr HandleType ext_handle_type = handle_type<ExtHandleTag>();
 
-// Replaces every ext_handle argument of F in `args` (a virtual value) by the current instance's
-// real value; misuse if the host passes a value it was never given (or one a restart lost).
+// Replaces every ext_handle argument of F in `args` (the token the host holds) by the current
+// instance's real value; misuse if the host passes a value it was never given (or one a restart
+// lost). 0 passes as 0: the extension's own "no handle".
 template <class F, class Args, std::size_t... I>
-Result<void> translate_ext_handles(Args& args, const ExtHandleMap& x, std::index_sequence<I...>) {
+Result<void> translate_ext_handles(Args& args, const OpaqueTable& tokens, std::index_sequence<I...>) {
   Result<void> ok{};
   (
       [&] {
         if constexpr (F::template is_ext_handle<I>) {
           auto& v = std::get<I>(args);
-          auto it = x.find(static_cast<std::uint64_t>(v));
-          if (it == x.end()) {
-            if (ok)
-              ok = fail(Errc::misuse, "unknown extension handle " + std::to_string(static_cast<std::uint64_t>(v)) +
-                                          " for parameter " + std::to_string(I));
-          } else {
-            v = static_cast<std::remove_cvref_t<decltype(v)>>(it->second);
-          }
+          if (!ok || v == 0) return;
+          auto real = tokens.value_of(static_cast<std::uint64_t>(v), ext_handle_type, "extension handle");
+          if (!real) ok = fail(Errc::misuse, "parameter " + std::to_string(I) + ": " + real.error().detail);
+          else v = static_cast<std::remove_cvref_t<decltype(v)>>(*real);
         }
       }(),
       ...);
   return ok;
 }
 
+// The tokens F's out_opaque parameters hold after a call (0 where none), read from `args`.
+template <class F, class Args, std::size_t... I>
+std::array<std::uint64_t, F::arity> out_tokens(const Args& args, std::index_sequence<I...>) {
+  std::array<std::uint64_t, F::arity> t{};
+  (void)args;  // functions without parameters
+  (
+      [&] {
+        if constexpr (param_kind<F, I>() == ParamKind::out_opaque) {
+          if (const auto p = std::get<I>(args)) t[I] = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(*p));
+        }
+      }(),
+      ...);
+  return t;
+}
+
 class ReplayLog {
  public:
   struct Entry {
     std::uint32_t fn;  // the function's index in the interface, for replay_latest
-    // Sends the call again to a fresh instance, re-learning the ext handles it returns.
-    std::function<Result<void>(LiveInstance&, ExtHandleMap&)> replay;
+    // Sends the call again to a fresh instance, installing the tokens it produces under the old ones.
+    std::function<Result<void>(LiveInstance&)> replay;
   };
 
   void record(Entry e, bool latest_only) {

@@ -10,8 +10,10 @@
 // object the extension held (its handle table, each release hook once); drops the domain and its
 // arena; starts a fresh domain (after an exponential backoff); replays, in order and with their
 // original arguments, the calls the interface marks ward::replay_after_restart (init, configure,
-// open, ...) — the shadow driver's log — and re-maps the extension handles those calls return
-// (ward::ext_handle), so handles the host holds keep working. Then the failed call is sent again
+// open, ...) — the shadow driver's log — and re-maps the extension handles (ward::ext_handle)
+// and opaque pointers (ward::opaque, iface/opaque.h) those calls produce, so the ones the host
+// holds keep working. Those produced by calls that are not replayed are refused after a restart
+// (misuse: "from an instance that has since been restarted"). Then the failed call is sent again
 // if that is safe (it never reached the failed instance, or the interface marks it
 // ward::idempotent); otherwise only that caller gets the error.
 //
@@ -122,6 +124,12 @@ class Extension {
     return std::shared_ptr<Instance<Api>>(std::move(i), &p);
   }
   [[nodiscard]] const std::string& name() const { return core_.name(); }
+  // `n` Ts of sandbox memory (iface/sandbox.h). The heap moves to every restarted instance with
+  // its contents and addresses, so the handle, and pointers the extension stored, keep working.
+  template <class T>
+  [[nodiscard]] Result<Sandboxed<T>> alloc(std::size_t n = 1) {
+    return sandbox_alloc<T>(core_.current()->domain(), n);
+  }
 
  private:
   // An instance of this interface: the core sees its domain, the calls its Instance<Api>.
@@ -135,16 +143,22 @@ class Extension {
 
   static detail::RecoveryCore::Launch launcher(std::string path, std::string entry, Policy policy, Starter backend) {
     return [path = std::move(path), entry = std::move(entry), policy = std::move(policy),
-            backend](const std::string& name) -> Result<std::shared_ptr<detail::LiveInstance>> {
-      if constexpr (detail::is_library<Api>)
-        return std::make_shared<Typed>(WARD_TRY(Instance<Api>::open(path, policy, name, backend)));
-      else
-        return std::make_shared<Typed>(WARD_TRY(Instance<Api>::load(path, entry, policy, name, backend)));
+            backend](const std::string& name, std::uint64_t arena_at) -> Result<std::shared_ptr<detail::LiveInstance>> {
+      Spec spec;
+      spec.plugin = path;
+      spec.entry = entry;
+      spec.policy = policy;
+      spec.name = name;
+      spec.backend = backend;
+      spec.arena_at = arena_at;
+      return std::make_shared<Typed>(WARD_TRY(Instance<Api>::load(std::move(spec))));
     };
   }
 
   // One call: admitted by the core (ext handles translated to the current instance's values),
   // sent, and on failure handed back to the core, which recovers and says whether to send again.
+  // An ext handle the extension returns reaches the host as a token of the instance's
+  // OpaqueTable, like an opaque pointer (replay_log.h: one mechanism for both).
   template <class F, auto M, class Args, std::size_t... I>
   auto call_with_recovery(Args& args, std::index_sequence<I...> idx)
       -> decltype(std::declval<Instance<Api>&>().template call<M>(std::get<I>(args)...)) {
@@ -152,18 +166,23 @@ class Extension {
     detail::RecoveryCore::CallState state;
     for (;;) {
       Args real = args;  // ext handles translated; `args` keeps the host's values for the log
-      auto t = core_.admit(state, [&](const detail::ExtHandleMap& m) {
-        return detail::translate_ext_handles<F>(real, m, idx);
+      auto t = core_.admit(state, [&](const OpaqueTable& tokens) {
+        return detail::translate_ext_handles<F>(real, tokens, idx);
       });
       if (!t) return R(std::unexpected(t.error()));
       R r = instance_of(*t->instance).template call<M>(std::get<I>(real)...);
       if (r) {
-        std::uint64_t virt = 0;
+        std::uint64_t produced = 0;  // the token the host holds for the result
         if constexpr (F::returns_ext) {
-          virt = core_.add_ext_handle(static_cast<std::uint64_t>(r->unverified_value_i_trust_it()));
-          r = R(typename R::value_type(static_cast<typename F::ret>(virt)));
+          auto token = t->instance->domain().opaques().token_for(
+              static_cast<std::uint64_t>(r->unverified_value_i_trust_it()), detail::ext_handle_type);
+          if (!token) return R(std::unexpected(token.error()));
+          produced = *token;
+          r = R(typename R::value_type(static_cast<typename F::ret>(produced)));
+        } else if constexpr (F::returns_opq) {
+          produced = r->token();
         }
-        if constexpr (F::replays) record<F>(args, virt, idx);
+        if constexpr (F::replays) record<F>(args, produced, idx);
         return r;
       }
       auto next = core_.after_failure(state, *t, r.error(), F::is_idempotent);
@@ -173,18 +192,29 @@ class Extension {
   }
 
   // Logs a completed state-setting call with deep copies of its arguments, as a closure that
-  // sends it again to a fresh instance (whose ext handles it re-learns as `virt`).
+  // sends it again to a fresh instance. What the call produced for the host (its result's token,
+  // `produced`, and the tokens its out_opaque parameters received) is installed under the same
+  // tokens in the fresh instance's table.
   template <class F, class Args, std::size_t... I>
-  void record(const Args& args, std::uint64_t virt, std::index_sequence<I...>) {
+  void record(const Args& args, std::uint64_t produced, std::index_sequence<I...> idx) {
     // Strings and in-buffers by value, out-buffers as scratch space of the same size, service
     // tables by pointer (the host's tables outlive the extension): the codec's capture.
     auto captured = std::make_shared<detail::held_args<F>>(detail::capture_args<F>(args));
-    auto replay = [captured, virt](detail::LiveInstance& inst, detail::ExtHandleMap& handles) -> Result<void> {
+    const auto outs = detail::out_tokens<F>(args, idx);
+    auto replay = [captured, produced, outs](detail::LiveInstance& inst) -> Result<void> {
+      OpaqueTable& tokens = inst.domain().opaques();
       typename F::args a = detail::args_from<F>(*captured);
-      WARD_TRY(detail::translate_ext_handles<F>(a, handles, std::index_sequence<I...>{}));
-      auto r = WARD_TRY(instance_of(inst).template call<F::member>(std::get<I>(a)...));
-      if constexpr (F::returns_ext) handles[virt] = static_cast<std::uint64_t>(r.unverified_value_i_trust_it());
-      (void)virt;
+      WARD_TRY(detail::translate_ext_handles<F>(a, tokens, std::index_sequence<I...>{}));
+      auto r = instance_of(inst).template call<F::member>(std::get<I>(a)...);
+      if (!r) return std::unexpected(r.error());
+      if constexpr (F::returns_ext) {
+        const auto real = static_cast<std::uint64_t>(r->unverified_value_i_trust_it());
+        tokens.adopt(WARD_TRY(tokens.token_for(real, detail::ext_handle_type)), produced);
+      } else if constexpr (F::returns_opq) {
+        tokens.adopt(r->token(), produced);
+      }
+      const auto fresh = detail::out_tokens<F>(a, std::index_sequence<I...>{});
+      for (std::size_t i = 0; i < fresh.size(); ++i) tokens.adopt(fresh[i], outs[i]);
       return {};
     };
     core_.record({static_cast<std::uint32_t>(detail::index_of_fn<Api, F::member>()), std::move(replay)},

@@ -9,7 +9,8 @@
 // admit() and after_failure(), and records the state-setting calls (record()) as closures the
 // core replays into fresh instances.
 //
-// Locking: one shared_mutex (mu_) guards the state below, the replay log and the ext-handle map.
+// Locking: one shared_mutex (mu_) guards the state below and the replay log. The tokens the host
+// holds (opaque pointers, ext handles) live in each instance's domain (OpaqueTable, its own lock).
 // Calls take it shared to be admitted; the recovering thread takes it exclusive, only between
 // its steps (never while an instance starts, replays or backs off). Notices and release hooks
 // run outside it, on the thread that took the step.
@@ -47,9 +48,10 @@ class LiveInstance {
 class RecoveryCore {
  public:
   using Clock = std::chrono::steady_clock;
-  // Starts a fresh instance named `name` (empty: the domain picks one). Bounded by the Policy's
-  // load_timeout; errors as Domain::start's.
-  using Launch = std::function<Result<std::shared_ptr<LiveInstance>>(const std::string& name)>;
+  // Starts a fresh instance named `name` (empty: the domain picks one) whose extension sees its
+  // window at `arena_at` (Spec::arena_at; 0: anywhere). Bounded by the Policy's load_timeout;
+  // errors as Domain::start's.
+  using Launch = std::function<Result<std::shared_ptr<LiveInstance>>(const std::string& name, std::uint64_t arena_at)>;
 
   struct Stats {
     // failures: of instances and of restart attempts; restarts: instances restarted and replayed.
@@ -85,8 +87,9 @@ class RecoveryCore {
   [[nodiscard]] Result<void> start();
 
   // Admits a call: waits for a recovery in progress (once per call), fails fast when disabled,
-  // then runs `translate(const ExtHandleMap&)` -> Result<void> under the lock, so the call's ext
-  // handles and the instance it goes to belong to the same generation.
+  // then runs `translate(const OpaqueTable&)` -> Result<void> over the current instance's tokens
+  // under the lock, so the call's ext handles and the instance it goes to belong to the same
+  // generation.
   template <class Translate>
   [[nodiscard]] Result<Ticket> admit(CallState& s, Translate&& translate) {
     std::shared_lock g(mu_);
@@ -94,7 +97,7 @@ class RecoveryCore {
       WARD_TRY(join_recovery(g, s));
     }
     if (disabled_) return std::unexpected(disabled_error());
-    WARD_TRY(translate(std::as_const(ext_handles_)));
+    WARD_TRY(translate(std::as_const(current_->domain().opaques())));
     return Ticket{current_, gen_};
   }
   // A call sent on `t` failed with `e`: recovers the extension if it failed, and says whether to
@@ -102,8 +105,6 @@ class RecoveryCore {
   // the caller its error. An error: give the caller that one instead (the recovery's).
   [[nodiscard]] Result<Next> after_failure(CallState& s, const Ticket& t, const Error& e, bool idempotent);
 
-  // A successful call returned the ext handle `real`: the virtual value the host gets.
-  [[nodiscard]] std::uint64_t add_ext_handle(std::uint64_t real);
   // A successful state-setting call, to replay after every restart.
   void record(ReplayLog::Entry e, bool latest_only);
 
@@ -128,7 +129,7 @@ class RecoveryCore {
   void disable_locked(std::string why, const Error& cause);
   Result<void> run_recovery(Clock::time_point detected);
   Result<std::shared_ptr<LiveInstance>> attempt(const std::vector<ReplayLog::Entry>& log, Clock::time_point deadline,
-                                            ExtHandleMap& handles);
+                                                LiveInstance& failed);
   void count_retry();
   void give_error_to_caller(const Error& e);
   void flush_notices(std::unique_lock<std::shared_mutex>& g);
@@ -155,8 +156,6 @@ class RecoveryCore {
   Error last_cause_;
   ReplayLog log_;
   std::vector<RecoveryNotice> pending_;  // handed to the sink once the lock is released
-  ExtHandleMap ext_handles_;
-  std::uint64_t next_virtual_ = 0x1000;
   Stats stats_;
 
   std::mutex hb_mu_;

@@ -1,0 +1,133 @@
+// `ward bench lib`: real C libraries of free functions through a domain, beside the same
+// functions called directly in this process (their floor). Small calls show the fixed cost of a
+// crossing; large ones (64 KiB) show what marshaling adds to real work (issue 10's target:
+// large calls within 1.3x of direct).
+#include <benchmark/benchmark.h>
+#include <dlfcn.h>
+#include <fmt/format.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "libraries.h"
+#include "paths.h"
+#include "report.h"
+
+namespace ward::cli {
+namespace {
+
+constexpr std::size_t k64 = 64;
+constexpr std::size_t k64K = 64 * 1024;
+
+// Text that compresses like text (zstd's speed depends on the data).
+std::vector<char> sample_text(std::size_t n) {
+  std::vector<char> v;
+  v.reserve(n);
+  unsigned x = 12345;
+  while (v.size() < n) {
+    x = x * 1103515245u + 12345u;
+    const std::string word = "word" + std::to_string((x >> 16) % 500) + ' ';
+    for (char c : word)
+      if (v.size() < n) v.push_back(c);
+  }
+  return v;
+}
+
+template <class Api>
+std::optional<Instance<Api>> open_lib(const std::string& path, benchmark::State& st) {
+  auto lib = Instance<Api>::open(path);
+  if (!lib) {
+    st.SkipWithError(lib.error().message().c_str());
+    return std::nullopt;
+  }
+  return std::move(*lib);
+}
+
+// The freefns library loaded into this process, for the floors.
+using sum_fn = decltype(&freefns_sum);
+sum_fn direct_sum(benchmark::State& st) {
+  static void* lib = dlopen(plugin_path("freefns").c_str(), RTLD_NOW | RTLD_LOCAL);
+  auto f = lib ? reinterpret_cast<sum_fn>(dlsym(lib, "freefns_sum")) : nullptr;
+  if (!f) st.SkipWithError("dlopen of libfreefns.so failed");
+  return f;
+}
+
+void sum_through(benchmark::State& st, std::size_t n) {
+  auto lib = open_lib<freefns_lib>(plugin_path("freefns"), st);
+  if (!lib) return;
+  std::vector<unsigned char> data(n, 3);
+  for (auto _ : st) {
+    auto r = (*lib)->freefns_sum(data.data(), data.size());
+    if (!r) return st.SkipWithError(r.error().message().c_str());
+    benchmark::DoNotOptimize(r->unverified_value_i_trust_it());
+  }
+}
+
+void sum_direct(benchmark::State& st, std::size_t n) {
+  auto f = direct_sum(st);
+  if (!f) return;
+  std::vector<unsigned char> data(n, 3);
+  for (auto _ : st) {
+    benchmark::DoNotOptimize(data.data());
+    benchmark::DoNotOptimize(f(data.data(), data.size()));
+  }
+}
+
+void zstd_through(benchmark::State& st) {
+  auto z = open_lib<zstd_oneshot>("libzstd.so.1", st);
+  if (!z) return;
+  const std::vector<char> src = sample_text(k64K);
+  std::vector<char> dst(ZSTD_compressBound(src.size()));
+  for (auto _ : st) {
+    auto r = (*z)->ZSTD_compress(dst.data(), dst.size(), src.data(), src.size(), 1);
+    if (!r) return st.SkipWithError(r.error().message().c_str());
+    benchmark::DoNotOptimize(r->unverified_value_i_trust_it());
+  }
+}
+
+void zstd_direct(benchmark::State& st) {
+  const std::vector<char> src = sample_text(k64K);
+  std::vector<char> dst(ZSTD_compressBound(src.size()));
+  for (auto _ : st) benchmark::DoNotOptimize(ZSTD_compress(dst.data(), dst.size(), src.data(), src.size(), 1));
+}
+
+void register_all() {
+  benchmark::RegisterBenchmark("direct/sum_64", [](benchmark::State& s) { sum_direct(s, k64); });
+  benchmark::RegisterBenchmark("lib/sum_64", [](benchmark::State& s) { sum_through(s, k64); })->UseRealTime();
+  benchmark::RegisterBenchmark("direct/sum_64k", [](benchmark::State& s) { sum_direct(s, k64K); });
+  benchmark::RegisterBenchmark("lib/sum_64k", [](benchmark::State& s) { sum_through(s, k64K); })->UseRealTime();
+  benchmark::RegisterBenchmark("direct/zstd_compress_64k", zstd_direct);
+  benchmark::RegisterBenchmark("lib/zstd_compress_64k", zstd_through)->UseRealTime();
+}
+
+int run(const bench::Options& opt) {
+  register_all();
+  const bench::Measured m = bench::run_registered(opt);
+  std::vector<bench::Row> rows;
+  auto add = [&](const std::string& name, std::optional<std::string> floor, std::string note = {}) {
+    if (auto r = bench::compare(m, name, floor, std::move(note))) rows.push_back(*r);
+  };
+  add("direct/sum_64", std::nullopt, "64-byte checksum, library called in-process");
+  add("lib/sum_64", "direct/sum_64", "the same through a domain (crossing cost dominates)");
+  add("direct/sum_64k", std::nullopt, "64 KiB checksum, in-process");
+  add("lib/sum_64k", "direct/sum_64k", "64 KiB in-buffer copied into the arena; target <= 1.3x");
+  add("direct/zstd_compress_64k", std::nullopt, "Debian's libzstd, level 1, 64 KiB of text, in-process");
+  add("lib/zstd_compress_64k", "direct/zstd_compress_64k", "the same library unmodified in a domain; target <= 1.3x");
+  bench::print(rows, opt.json);
+  for (const auto& [name, why] : m.skipped) fmt::print(stderr, "skipped {}: {}\n", name, why);
+  return m.ns.empty() ? 1 : 0;
+}
+
+}  // namespace
+
+void add_bench_lib(CLI::App& bench, int& exit_code) {
+  auto opt = std::make_shared<bench::Options>();
+  auto* c = bench.add_subcommand("lib", "Real C libraries through a domain, beside the same calls made directly");
+  bench::add_common_options(*c, *opt);
+  c->callback([opt, &exit_code] { exit_code = run(*opt); });
+}
+
+}  // namespace ward::cli
