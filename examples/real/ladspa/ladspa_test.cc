@@ -4,34 +4,12 @@
 // is compared field by field with the same plugin opened directly in this process.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
-#include <ladspa.h>
 
 #include <chrono>
 #include <cstring>
 #include <string>
 
-#include "ward/iface/deep.h"
-#include "ward/ward.h"
-
-WARD_STRUCT(LADSPA_Descriptor,
-            (Label, ward::text),
-            (Name, ward::text),
-            (Maker, ward::text),
-            (Copyright, ward::text),
-            (PortDescriptors, ward::array(&LADSPA_Descriptor::PortCount)),
-            (PortNames, ward::array(&LADSPA_Descriptor::PortCount)),
-            (PortRangeHints, ward::array(&LADSPA_Descriptor::PortCount)),
-            (ImplementationData, ward::skip),
-            (instantiate, ward::function),
-            (connect_port, ward::function),
-            (activate, ward::function),
-            (run, ward::function),
-            (run_adding, ward::function),
-            (set_run_adding_gain, ward::function),
-            (deactivate, ward::function),
-            (cleanup, ward::function));
-
-WARD_LIBRARY(ladspa_lib, (ladspa_descriptor, ward::returns_deep, ward::idempotent));
+#include "ladspa/ladspa_ward.h"
 
 namespace {
 

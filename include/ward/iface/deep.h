@@ -100,14 +100,6 @@ consteval array_t<N C::*> array(N C::*count) {
 
 namespace detail {
 
-template <class M>
-struct data_member;
-template <class C, class F>
-struct data_member<F C::*> {
-  using owner = C;
-  using type = F;
-};
-
 template <class P>
 inline constexpr bool is_string_ptr = std::is_same_v<std::remove_cv_t<P>, const char*> || std::is_same_v<std::remove_cv_t<P>, char*>;
 
@@ -131,8 +123,8 @@ consteval schema::ElemKind elem_kind() {
 // One declared field: member M of its struct, annotation A (one of the values above).
 template <auto M, auto A>
 struct DeepField {
-  using owner = typename data_member<decltype(M)>::owner;
-  using type = std::remove_cv_t<typename data_member<decltype(M)>::type>;
+  using owner = typename member_of<decltype(M)>::owner;
+  using type = std::remove_cv_t<typename member_of<decltype(M)>::type>;
   using ann = std::remove_cv_t<decltype(A)>;
   static constexpr auto member = M;
   static constexpr auto annotation = A;
@@ -161,8 +153,8 @@ struct DeepField {
       return true;
     } else {
       using CM = decltype(A.count);
-      using N = std::remove_cv_t<typename data_member<CM>::type>;
-      return std::is_same_v<typename data_member<CM>::owner, owner> && std::is_integral_v<N> && !std::is_same_v<N, bool>;
+      using N = std::remove_cv_t<typename member_of<CM>::type>;
+      return std::is_same_v<typename member_of<CM>::owner, owner> && std::is_integral_v<N> && !std::is_same_v<N, bool>;
     }
   }();
   static_assert(count_ok, "ward: ward::array(&T::count) needs an integer field of the same struct");
@@ -176,7 +168,7 @@ using deep_fields_t = std::remove_cvref_t<decltype(struct_traits<T>::fields)>;
 // Byte offset of a data member (no object of T needs to exist).
 template <auto M>
 std::uint32_t field_offset() {
-  using C = typename data_member<decltype(M)>::owner;
+  using C = typename member_of<decltype(M)>::owner;
   alignas(C) static unsigned char storage[sizeof(C)];
   const C* c = reinterpret_cast<const C*>(storage);
   return static_cast<std::uint32_t>(reinterpret_cast<const unsigned char*>(&(c->*M)) - storage);
@@ -424,7 +416,7 @@ struct StructTable {
                   if constexpr (described<E>) r.nested = static_cast<std::uint8_t>(this->id<E>());
                   if constexpr (F::is_array) {
                     r.count_offset = field_offset<F::annotation.count>();
-                    r.count_width = sizeof(typename data_member<decltype(F::annotation.count)>::type);
+                    r.count_width = sizeof(typename member_of<decltype(F::annotation.count)>::type);
                   }
                 }
               }(f),

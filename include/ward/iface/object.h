@@ -18,7 +18,8 @@
 //
 // Lifetime and threads: an Object refers to its Instance's domain and must not outlive it.
 // Calls are serialized with the Instance's other calls; an Object may be used from any thread.
-// Not yet under a Supervisor (an object address from a failed instance is not remapped).
+// Not yet under a Supervisor: a Deep returned through Extension<Api> is not callable (misuse),
+// since the instance behind it may be replaced; call through ext.current()'s Instance instead.
 #pragma once
 
 #include <cstdint>
@@ -49,7 +50,9 @@ class Object {
       e.function = std::get<D::index>(interface_traits<T>::fns).name;
       return std::unexpected(std::move(e));
     };
-    if (!v_.domain || !v_.table) return misuse("not an object the extension returned to an Instance");
+    if (!v_.domain || !v_.table)
+      return misuse("not an object the extension returned to an Instance (objects from a Supervisor's extension are "
+                    "not callable yet)");
     if (!function_set<M>()) return misuse("the extension left this function pointer null");
     typename F::args args{std::forward<A>(a)...};
     return detail::call_fn<F>(*v_.domain, static_cast<std::uint32_t>(D::index), args,
