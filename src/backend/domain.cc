@@ -23,11 +23,14 @@ Result<std::unique_ptr<Domain>> start_domain(Spec spec) {
 // ---- Domain ---------------------------------------------------------------------------------------
 Domain::Domain(Spec spec) : spec_(std::move(spec)), handles_(static_cast<std::size_t>(spec_.policy.handle_quota())) {
   // Logical protection domain: a service table's entry is live only if the policy grants it.
+  // Object tables ([deep]) are the extension's own functions: no grants, flagged for the child.
   // Callbacks are not services: the host hands each one over explicitly, so no grant is needed.
   for (std::size_t i = 1; i < spec_.tables.size(); ++i)
     for (std::size_t k = 0; k < spec_.tables[i].fns.size(); ++k)
       spec_.tables[i].fns[k].flags =
-          spec_.tables[i].callback || spec_.policy.grants(spec_.tables[i].fn_names[k]) ? schema::kFnGranted : 0;
+          spec_.tables[i].object                                                         ? schema::kFnObject
+          : spec_.tables[i].callback || spec_.policy.grants(spec_.tables[i].fn_names[k]) ? schema::kFnGranted
+                                                                                         : 0;
   impls_.assign(spec_.tables.size(), nullptr);
 }
 
@@ -65,13 +68,26 @@ std::vector<std::string> Domain::granted_services() const {
   std::vector<std::string> v;
   for (std::size_t i = 1; i < spec_.tables.size(); ++i)
     for (std::size_t k = 0; k < spec_.tables[i].fns.size(); ++k)
-      if (!spec_.tables[i].callback && (spec_.tables[i].fns[k].flags & schema::kFnGranted))
+      if (!spec_.tables[i].object && !spec_.tables[i].callback && (spec_.tables[i].fns[k].flags & schema::kFnGranted))
         v.push_back(spec_.tables[i].fn_names[k]);
   return v;
 }
 
 void Domain::set_service_impl(std::uint32_t table, const void* impl) {
   if (table < impls_.size()) impls_[table] = impl;
+}
+
+Result<void> Domain::note_object(std::uint32_t table, std::uint64_t address) {
+  if (objects_.size() >= kMaxObjects && !known_object(table, address))
+    return fail(Errc::limit, "the extension returned more than " + std::to_string(kMaxObjects) + " distinct objects");
+  objects_.insert({table, address});
+  return {};
+}
+
+std::uint32_t Domain::object_table(const void* key) const {
+  for (std::size_t i = 1; i < spec_.tables.size(); ++i)
+    if (spec_.tables[i].object && spec_.tables[i].object_key == key) return static_cast<std::uint32_t>(i);
+  return 0;
 }
 
 Result<std::uint64_t> Domain::register_callback(const CallbackTarget& t) {
@@ -157,8 +173,18 @@ Error Call::violation(std::string detail) {
 
 Error Call::decorate(Error e) const {
   e.plugin = d_->name();
-  if (e.function.empty()) e.function = d_->fn_label(0, fn_);
+  if (e.function.empty()) e.function = d_->fn_label(table_, fn_);
   return e;
+}
+
+Result<void> Call::target(std::uint32_t table, std::uint64_t object) {
+  if (table >= d_->spec().tables.size() || !d_->spec().tables[table].object || fn_ >= d_->spec().tables[table].fns.size())
+    return std::unexpected(decorate(fail(Errc::misuse, "no such object table").error()));
+  table_ = table;
+  if (!d_->known_object(table, object))
+    return std::unexpected(decorate(fail(Errc::misuse, "the object was not returned by this instance of the extension").error()));
+  object_ = object;
+  return {};
 }
 
 // ---- Upcall ---------------------------------------------------------------------------------------

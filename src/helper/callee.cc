@@ -2,6 +2,8 @@
 // both directions; the rest walks a function's parameters and applies their rows.
 #include "callee.h"
 
+#include "deep_walk.h"
+
 #include <ffi.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -72,6 +74,8 @@ struct Row {
   sc::Slot (*result_to_slot)(Callee&, const sc::Param& p, void* rv);
   // upcall: the value the extension's call returns, from the host's result slot.
   void (*slot_to_result)(Callee&, const sc::Param& p, const sc::Slot& r, void* ret);
+  // serve, after the call: rewrites the parameter's slot (null: nothing to do).
+  void (*after_call)(Callee&, const sc::Param& p, sc::Slot& s);
 };
 
 // ---- the columns, by kind ----------------------------------------------------------------------
@@ -244,6 +248,18 @@ void strings_slot(Callee& c, const sc::Fn& d, std::uint32_t i, void* const* args
   }
 }
 
+// [deep] A described struct: the result (a pointer the extension returned) or an out parameter
+// (the frame's copy, which the extension filled with pointers of its own) is followed after the
+// call and serialized into the frame; the slot then says where (deep_walk.h).
+sc::Slot deep_result_slot(Callee& c, const sc::Param& p, void* rv) {
+  const void* ptr = nullptr;
+  std::memcpy(&ptr, rv, sizeof ptr);
+  return serialize_deep(c.view(), c.structs(), c.deep_max_bytes(), p.table, ptr);
+}
+void deep_after_call(Callee& c, const sc::Param& p, sc::Slot& s) {
+  s = serialize_deep(c.view(), c.structs(), c.deep_max_bytes(), p.table, c.view().at(s.a));
+}
+
 // ---- the table ---------------------------------------------------------------------------------
 // One row per kind; no default, so a kind without a row does not compile. Buffers, service
 // tables, callbacks and string arrays are never results (interface.h returns pointers as strings): their result columns pass
@@ -252,24 +268,25 @@ void strings_slot(Callee& c, const sc::Fn& d, std::uint32_t i, void* const* args
 std::optional<Row> row_of(sc::Kind k) {
   using K = sc::Kind;
   switch (k) {
-    //                           libffi type        slot->arg     arg->slot     frame? result->slot         slot->result
-    case K::void_:    return Row{&ffi_type_void,    bits_arg,     bits_slot,    false, no_result_slot,      no_result};
-    case K::i8:       return Row{&ffi_type_sint8,   bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int8_t>};
-    case K::u8:       return Row{&ffi_type_uint8,   bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint8_t>};
-    case K::i16:      return Row{&ffi_type_sint16,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int16_t>};
-    case K::u16:      return Row{&ffi_type_uint16,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint16_t>};
-    case K::i32:      return Row{&ffi_type_sint32,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int32_t>};
-    case K::u32:      return Row{&ffi_type_uint32,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint32_t>};
-    case K::i64:      return Row{&ffi_type_sint64,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int64_t>};
-    case K::u64:      return Row{&ffi_type_uint64,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
-    case K::f32:      return Row{&ffi_type_float,   bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<float>};
-    case K::f64:      return Row{&ffi_type_double,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<double>};
-    case K::record:   return Row{nullptr,           record_arg,   record_slot,  true,  record_result_slot,  record_result};
-    case K::cstring:  return Row{&ffi_type_pointer, pointer_arg,  cstring_slot, false, cstring_result_slot, cstring_result};
-    case K::buffer:   return Row{&ffi_type_pointer, pointer_arg,  buffer_slot,  false, bits_result_slot,    bits_result<std::uint64_t>};
-    case K::services: return Row{&ffi_type_pointer, services_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
-    case K::callback: return Row{&ffi_type_pointer, callback_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
-    case K::strings:  return Row{&ffi_type_pointer, strings_arg,  strings_slot, false, bits_result_slot,    bits_result<std::uint64_t>};
+    //                           libffi type        slot->arg     arg->slot     frame? result->slot         slot->result                after call
+    case K::void_:    return Row{&ffi_type_void,    bits_arg,     bits_slot,    false, no_result_slot,      no_result, nullptr};
+    case K::i8:       return Row{&ffi_type_sint8,   bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int8_t>, nullptr};
+    case K::u8:       return Row{&ffi_type_uint8,   bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint8_t>, nullptr};
+    case K::i16:      return Row{&ffi_type_sint16,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int16_t>, nullptr};
+    case K::u16:      return Row{&ffi_type_uint16,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint16_t>, nullptr};
+    case K::i32:      return Row{&ffi_type_sint32,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int32_t>, nullptr};
+    case K::u32:      return Row{&ffi_type_uint32,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint32_t>, nullptr};
+    case K::i64:      return Row{&ffi_type_sint64,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::int64_t>, nullptr};
+    case K::u64:      return Row{&ffi_type_uint64,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<std::uint64_t>, nullptr};
+    case K::f32:      return Row{&ffi_type_float,   bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<float>, nullptr};
+    case K::f64:      return Row{&ffi_type_double,  bits_arg,     bits_slot,    false, bits_result_slot,    bits_result<double>, nullptr};
+    case K::record:   return Row{nullptr,           record_arg,   record_slot,  true,  record_result_slot,  record_result, nullptr};
+    case K::cstring:  return Row{&ffi_type_pointer, pointer_arg,  cstring_slot, false, cstring_result_slot, cstring_result, nullptr};
+    case K::buffer:   return Row{&ffi_type_pointer, pointer_arg,  buffer_slot,  false, bits_result_slot,    bits_result<std::uint64_t>, nullptr};
+    case K::services: return Row{&ffi_type_pointer, services_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>, nullptr};
+    case K::callback: return Row{&ffi_type_pointer, callback_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>, nullptr};
+    case K::strings:  return Row{&ffi_type_pointer, strings_arg,  strings_slot, false, bits_result_slot,    bits_result<std::uint64_t>, nullptr};
+    case K::deep:     return Row{&ffi_type_pointer, pointer_arg,  null_slot,    false, deep_result_slot,    bits_result<std::uint64_t>, deep_after_call};
   }
   return std::nullopt;
 }
@@ -434,6 +451,9 @@ std::expected<void, BuildError> Callee::build(std::span<const TableDesc> tables)
     for (std::uint32_t i = 0; i < rt.nfns; ++i)
       if (auto r = Codec::build_fn(rt.fns[i], *this, &td.fns[i], t, i); !r) return r;
     if (t == 0) continue;
+    // [deep] An object table has no trampolines: its functions are the extension's own.
+    rt.object = rt.nfns != 0 && (td.fns[0].flags & sc::kFnObject) != 0;
+    if (rt.object) continue;
     // A host service table: every declared entry becomes a libffi closure that crosses back into
     // the host. Undeclared entries stay null, as they would be in an unfilled C struct.
     auto* table = static_cast<unsigned char*>(std::calloc(1, td.struct_size ? td.struct_size : 1));
@@ -455,21 +475,27 @@ std::expected<void, BuildError> Callee::build(std::span<const TableDesc> tables)
   return seal(closures, nclosures);
 }
 
-sc::Slot Callee::serve(std::uint32_t fn, std::uint64_t frame_off, std::uint64_t top, std::uint64_t& top_at_return) {
+sc::Slot Callee::serve(std::uint32_t table, std::uint32_t fn, std::uint64_t frame_off, std::uint64_t top,
+                       std::uint64_t& top_at_return) {
   const std::uint64_t saved_top = view_.top;
   view_.top = top;
-  FnRt& f = tables_[0].fns[fn];
+  FnRt& f = tables_[table].fns[fn];
   const sc::Fn& d = *f.desc;
   auto* params = static_cast<sc::Slot*>(view_.at(frame_off)) + 1;
   void* avalues[sc::kMaxParams];
   void* hold[sc::kMaxParams];
   for (std::uint32_t i = 0; i < d.nparams; ++i) avalues[i] = f.rows[i].slot_to_arg(*this, params[i], hold[i]);
+  // The host sends only object addresses the extension returned; what the extension keeps there
+  // now is its own business (a changed pointer crashes it, not the host).
+  const void* object = table == 0 ? extension_ : reinterpret_cast<const void*>(params[-1].a);
   void* fnptr = nullptr;
-  std::memcpy(&fnptr, static_cast<const unsigned char*>(extension_) + d.offset, sizeof fnptr);
+  std::memcpy(&fnptr, static_cast<const unsigned char*>(object) + d.offset, sizeof fnptr);
   alignas(16) unsigned char local[16] = {};
   void* rv = f.ret.result_in_frame ? view_.at(view_.reserve(d.ret.size)) : local;
   ffi_call(&f.cif, FFI_FN(fnptr), rv, avalues);
   const sc::Slot r = f.ret.result_to_slot(*this, d.ret, rv);
+  for (std::uint32_t i = 0; i < d.nparams; ++i)
+    if (f.rows[i].after_call) f.rows[i].after_call(*this, d.params[i], params[i]);
   top_at_return = view_.top;
   view_.top = saved_top;
   return r;

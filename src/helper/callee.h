@@ -64,6 +64,9 @@ struct Host {
 };
 
 // One table of the interface: 0 is the extension's own, the others host services.
+// [deep] An object table (its functions flagged schema::kFnObject) describes a struct the
+// extension returned (a descriptor): no trampolines; its functions are called through the object
+// whose address the host puts in the frame's slot 0.
 struct TableDesc {
   std::span<const schema::Fn> fns;
   std::uint32_t struct_size = 0;  // sizeof the C table struct (host services)
@@ -87,18 +90,28 @@ class Callee {
   [[nodiscard]] std::expected<void, BuildError> build(std::span<const TableDesc> tables);
   // The extension's own table (what its entry returned): serve() calls through it.
   void bind(const void* extension_table) { extension_ = extension_table; }
+  // [deep] The described structs deep values follow, and the most bytes one may serialize into.
+  void describe_structs(std::span<const schema::Struct> structs, std::uint64_t max_bytes) {
+    structs_ = structs;
+    deep_max_bytes_ = max_bytes;
+  }
+  [[nodiscard]] std::span<const schema::Struct> structs() const { return structs_; }
+  [[nodiscard]] std::uint64_t deep_max_bytes() const { return deep_max_bytes_; }
+  // Whether `table` is an object table ([deep]): calls name an object instead of table 0.
+  [[nodiscard]] bool object_table(std::uint32_t table) const { return table != 0 && table < ntables_ && tables_[table].object; }
 
   [[nodiscard]] std::uint32_t nfns(std::uint32_t table) const { return table < ntables_ ? tables_[table].nfns : 0; }
   // The C struct of trampolines for host-service table `id`, or null (no such table, or table 0).
   [[nodiscard]] void* service_table(std::uint64_t id) const;
   MemoryView& view() { return view_; }
 
-  // Calls function `fn` (< nfns(0)) of the extension with the arguments in the frame at
-  // `frame_off`, allocating above `top`; the view's top is restored afterwards. Returns the
+  // Calls function `fn` (< nfns(table)) of the extension with the arguments in the frame at
+  // `frame_off`, allocating above `top`; the view's top is restored afterwards. Table 0 is the
+  // extension's own; an object table's function is read from the object at slot 0's address. Returns the
   // result slot (in registers: it is on the crossing's critical path) and sets `top_at_return`
   // to the frame stack's top when the call returned (the host allocates above it until it has
   // read the result).
-  schema::Slot serve(std::uint32_t fn, std::uint64_t frame_off, std::uint64_t top, std::uint64_t& top_at_return);
+  schema::Slot serve(std::uint32_t table, std::uint32_t fn, std::uint64_t frame_off, std::uint64_t top, std::uint64_t& top_at_return);
 
  private:
   struct FnRt;          // one function's libffi description and kind rows (callee.cc)
@@ -108,12 +121,15 @@ class Callee {
     FnRt* fns = nullptr;
     std::uint32_t nfns = 0;
     void* c_table = nullptr;  // host services: the C struct of trampolines
+    bool object = false;      // [deep] an object table
   };
   MemoryView view_;
   Host host_;
   TableRt tables_[schema::kMaxTables];
   std::uint32_t ntables_ = 0;
   const void* extension_ = nullptr;
+  std::span<const schema::Struct> structs_;
+  std::uint64_t deep_max_bytes_ = 0;
 };
 
 }  // namespace ward::callee

@@ -17,8 +17,6 @@
 // The helper trusts the host and nothing else. It is not built with sanitizers: it interposes
 // malloc to report allocation failures (malloc_hook.h).
 #include <dlfcn.h>
-#include <link.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -33,6 +31,7 @@
 
 #include "callee.h"
 #include "malloc_hook.h"
+#include "probe.h"
 #include "ward/process/channel.h"
 #include "ward/process/doorbell.h"
 
@@ -137,9 +136,9 @@ w::Msg wait_host(w::MsgKind want) {
 }
 
 void serve_call(const w::Msg& m) {
-  if (m.table != 0 || m.fn >= g_callee->nfns(0)) die(w::kHelperExitProtocol);
+  if ((m.table != 0 && !g_callee->object_table(m.table)) || m.fn >= g_callee->nfns(m.table)) die(w::kHelperExitProtocol);
   std::uint64_t top = 0;
-  const sc::Slot ret = g_callee->serve(m.fn, m.frame_off, m.top, top);
+  const sc::Slot ret = g_callee->serve(m.table, m.fn, m.frame_off, m.top, top);
   w::Msg reply{};
   reply.ret = ret;
   reply.kind = w::MsgKind::ret;
@@ -200,6 +199,8 @@ void build_callee(std::uint64_t arena_size) {
                                    callee::Host{nullptr, cross_to_host, refuse_ungranted});
   g_callee = &the_callee;
   if (auto built = g_callee->build({tables, schema->ntables}); !built) load_error(built.error().what, built.error().detail);
+  g_callee->describe_structs({reinterpret_cast<const sc::Struct*>(g_arena + schema->structs_off), schema->nstructs},
+                             schema->deep_max_bytes);
 }
 
 // ---- the extension's table ------------------------------------------------------------------
@@ -230,47 +231,8 @@ const void* table_from_symbols(void* lib) {
   return table;
 }
 
-// Whether `p` lies in a loaded object's executable segment: what a function pointer must do.
-// dl_iterate_phdr reads the loader's own lists (no system call, so it works under the filter).
-bool in_executable_segment(const void* p) {
-  struct Probe {
-    std::uintptr_t addr;
-    bool found;
-  } probe{reinterpret_cast<std::uintptr_t>(p), false};
-  dl_iterate_phdr(
-      [](dl_phdr_info* info, std::size_t, void* data) {
-        auto& pr = *static_cast<Probe*>(data);
-        for (int i = 0; i < info->dlpi_phnum; ++i) {
-          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-          if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
-          const std::uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
-          if (pr.addr >= lo && pr.addr - lo < ph.p_memsz) pr.found = true;
-        }
-        return pr.found ? 1 : 0;
-      },
-      &probe);
-  return probe.found;
-}
-
-// Reading the entry's result may fault (an entry symbol that is not a table getter returns
-// anything): the read runs under a SIGSEGV/SIGBUS handler that jumps back, and the old
-// dispositions are restored before any extension call.
-sigjmp_buf g_probe_jump;
-bool copy_readable(const void* src, void* dst, std::size_t n) {
-  struct sigaction sa {}, old_segv{}, old_bus{};
-  sa.sa_handler = [](int) { siglongjmp(g_probe_jump, 1); };
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGSEGV, &sa, &old_segv);
-  sigaction(SIGBUS, &sa, &old_bus);
-  bool ok = false;
-  if (sigsetjmp(g_probe_jump, 1) == 0) {
-    std::memcpy(dst, src, n);
-    ok = true;
-  }
-  sigaction(SIGSEGV, &old_segv, nullptr);
-  sigaction(SIGBUS, &old_bus, nullptr);
-  return ok;
-}
+using ward::probe::copy_readable;
+using ward::probe::in_executable_segment;
 
 // A table returned by the entry function: checked to be what was declared (readable memory
 // whose declared function pointers are null or point into loaded code), so a wrong entry

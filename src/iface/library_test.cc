@@ -11,6 +11,7 @@
 
 #include "freefns.h"
 #include "interfaces.h"
+#include "test_plugins.h"
 #include "libraries.h"
 #include "ward/backend/find_library.h"
 
@@ -21,13 +22,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string plugin(const std::string& name) { return std::string(WARD_PLUGIN_DIR) + "/lib" + name + ".so"; }
-
-ward::Policy quick_policy() {
-  auto p = ward::Policy::builder().timeout(2s).build();
-  EXPECT_TRUE(p);
-  return *p;
-}
+using ward::test::plugin;
+using ward::test::quick_policy;
 
 TEST(Library, FreeFunctionsAreBoundBySymbolAndCalledLikeDirectOnes) {
   auto lib = ward::Instance<freefns_lib>::open(plugin("freefns"), quick_policy());

@@ -211,6 +211,9 @@ Result<void> ProcessDomain::write_boot_area() {
     fns0[i].symbol = static_cast<std::uint32_t>(off);
     off += symbols[i].size() + 1;
   }
+  // [deep] The described structs.
+  const std::uint64_t structs_off = w::align_up(off, 64);
+  off = structs_off + spec().structs.size() * sizeof(sc::Struct);
   data_off_ = w::align_up(off, 4096);
   // Sandbox memory takes the end of the arena, page-aligned, so frames can never grow into it.
   const std::uint64_t sandbox = w::align_up(pol.sandbox_memory(), SandboxHeap::kMinAlign);
@@ -248,6 +251,11 @@ Result<void> ProcessDomain::write_boot_area() {
   }
   for (std::size_t i = 0, at = symbols_off; i < symbols.size(); at += symbols[i].size() + 1, ++i)
     std::memcpy(base_ + at, symbols[i].c_str(), symbols[i].size() + 1);
+  schema->structs_off = structs_off;
+  schema->nstructs = static_cast<std::uint32_t>(spec().structs.size());
+  schema->deep_max_bytes = sc::kDeepMaxBytes;
+  if (!spec().structs.empty())
+    std::memcpy(base_ + structs_off, spec().structs.data(), spec().structs.size() * sizeof(sc::Struct));
   std::memcpy(base_ + plugin_off, spec().plugin.c_str(), spec().plugin.size() + 1);
   std::memcpy(base_ + entry_off, spec().entry.c_str(), spec().entry.size() + 1);
   top_ = data_off_;
@@ -539,7 +547,7 @@ void ProcessDomain::end(Call&) noexcept {
 Result<sc::Slot> ProcessDomain::invoke(Call& c, std::uint64_t frame_off) {
   w::Msg m{};
   m.kind = w::MsgKind::call;
-  m.table = 0;
+  m.table = static_cast<std::uint16_t>(c.table());  // [deep] an object call names its table
   m.fn = c.fn();
   m.frame_off = frame_off;
   m.frame_len = top_ - frame_off;
@@ -547,7 +555,7 @@ Result<sc::Slot> ProcessDomain::invoke(Call& c, std::uint64_t frame_off) {
   ctl_->to_child.msg = m;
   const std::uint64_t handed_over = detail::fast_ns();
   w::ring(ctl_->to_child);
-  const std::string& label = table(0).fn_names[c.fn()];
+  const std::string& label = table(c.table()).fn_names[c.fn()];
   auto reply = wait_child(label, static_cast<std::uint64_t>(policy().timeout().count()), handed_over);
   if (!reply) return std::unexpected(c.decorate(reply.error()));
   if (reply->kind != w::MsgKind::ret || reply->frame_off != frame_off)

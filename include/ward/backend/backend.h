@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -52,6 +53,10 @@ struct TableSpec {
   std::vector<std::string> fn_names;   // "device_api::write"
   std::vector<Dispatch> dispatch;      // host service tables only
   std::vector<std::string> symbols;    // a library's table: the symbol bound to each function
+  // [deep] An object table: a descriptor type's functions, called through objects the extension
+  // returned (iface/object.h); `object_key` names the type (detail::type_key).
+  bool object = false;
+  const void* object_key = nullptr;
   bool callback = false;               // a callback type (iface/callback.h): one function, no grant
 };
 
@@ -75,8 +80,13 @@ struct Spec {
                        // of free functions (WARD_LIBRARY), whose table 0 names each symbol
   Policy policy;
   std::string name;    // for messages; defaults to the plugin's file name
-  std::vector<TableSpec> tables;  // [0] the plugin's table, then host service tables
+  std::vector<TableSpec> tables;  // [0] the plugin's table, then host service tables, then
+                                  // object tables ([deep])
   Starter backend = nullptr;      // null: the process backend
+  // [deep] The described structs deep values follow (ids as in schema::Param::table), and their
+  // names for messages: [id] = {"T", "T::field"...}.
+  std::vector<schema::Struct> structs;
+  std::vector<std::vector<std::string>> struct_labels;
   // Where the extension must see its window (0: anywhere). The Supervisor asks a restart for the
   // failed instance's address, so sandbox memory keeps its addresses; a backend that cannot
   // honour it fails to load.
@@ -111,6 +121,15 @@ class Domain {
   [[nodiscard]] std::string fn_label(std::uint32_t table, std::uint32_t fn) const;
   // The host object implementing service table `table` (a C struct of function pointers).
   void set_service_impl(std::uint32_t table, const void* impl);
+  // [deep] Objects (descriptors) the extension returned, by object table: the only addresses an
+  // object call may name. Called while holding a Call (serialized like calls). At most
+  // kMaxObjects distinct ones per domain (an extension returning a new one per call is a leak).
+  static constexpr std::size_t kMaxObjects = 1u << 16;
+  [[nodiscard]] Result<void> note_object(std::uint32_t table, std::uint64_t address);
+  [[nodiscard]] bool known_object(std::uint32_t table, std::uint64_t address) const {
+    return objects_.count({table, address}) != 0;
+  }
+  [[nodiscard]] std::uint32_t object_table(const void* key) const;
 
   // Callbacks (iface/callback.h): registrations live until the domain ends, at most this many.
   static constexpr std::size_t kMaxCallbacks = 4096;
@@ -181,6 +200,7 @@ class Domain {
   HandleTable handles_;
   OpaqueTable opaques_;
   std::vector<const void*> impls_;  // per table: the host's service struct
+  std::set<std::pair<std::uint32_t, std::uint64_t>> objects_;  // [deep] (table, address)
   mutable std::mutex callbacks_mu_;
   std::unordered_map<std::uint64_t, CallbackTarget> callbacks_;  // token -> registration
   std::map<std::tuple<std::uint32_t, void (*)(), void*>, std::uint64_t> callback_tokens_;  // and back
@@ -191,7 +211,8 @@ class Domain {
 inline Result<schema::Slot> Call::invoke(std::uint64_t frame_off) { return d_->invoke(*this, frame_off); }
 
 inline Call::Call(Call&& o) noexcept
-    : d_(std::exchange(o.d_, nullptr)), fn_(o.fn_), view_(o.view_), top_(o.top_), saved_top_(o.saved_top_) {}
+    : d_(std::exchange(o.d_, nullptr)), fn_(o.fn_), view_(o.view_), top_(o.top_), saved_top_(o.saved_top_),
+      table_(o.table_), object_(o.object_) {}
 
 inline Call::~Call() {
   if (!d_) return;
@@ -214,6 +235,12 @@ inline Result<std::optional<std::uint64_t>> Call::in_sandbox(const void* p, std:
 
 inline void Call::set_service_impl(std::uint32_t table, const void* impl) { d_->set_service_impl(table, impl); }
 
+inline Result<void> Call::note_object(std::uint32_t table, std::uint64_t address) {
+  if (auto r = d_->note_object(table, address); !r) return std::unexpected(decorate(r.error()));
+  return {};
+}
+inline std::uint32_t Call::object_table(const void* key) const { return d_->object_table(key); }
+inline const std::vector<std::vector<std::string>>& Call::struct_labels() const { return d_->spec().struct_labels; }
 inline OpaqueTable& Call::opaques() { return d_->opaques(); }
 inline OpaqueTable& Upcall::opaques() const { return d_.opaques(); }
 inline Result<std::uint64_t> Call::register_callback(const CallbackTarget& t) {

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ward/core/error.h"
 #include "ward/core/handle_table.h"
@@ -91,6 +92,20 @@ class Call {
   [[nodiscard]] std::uint32_t fn() const { return fn_; }
   [[nodiscard]] std::uint64_t top() const { return *top_; }
 
+  // [deep] Descriptors (iface/deep.h, object.h). A call through an object names its object table
+  // and the object's extension address, which must be one the extension returned (misuse
+  // otherwise: nothing is sent); the frame's slot 0 carries the address.
+  [[nodiscard]] Result<void> target(std::uint32_t table, std::uint64_t object);
+  [[nodiscard]] std::uint32_t table() const { return table_; }
+  [[nodiscard]] std::uint64_t object() const { return object_; }
+  // Records an object the extension returned (a limit error past the domain's quota).
+  [[nodiscard]] Result<void> note_object(std::uint32_t table, std::uint64_t address);
+  // The object table of the type `key` names (detail::type_key), or 0.
+  [[nodiscard]] std::uint32_t object_table(const void* key) const;
+  // Names of the described structs and their fields, by struct id (Spec::struct_labels).
+  [[nodiscard]] const std::vector<std::vector<std::string>>& struct_labels() const;
+  [[nodiscard]] Domain& domain() const { return *d_; }
+
  private:
   friend class Domain;
   Call(Domain* d, std::uint32_t fn, MemoryView view, std::uint64_t* top)
@@ -101,6 +116,8 @@ class Call {
   MemoryView view_;
   std::uint64_t* top_;  // the domain's frame-stack top (host's view)
   std::uint64_t saved_top_;
+  std::uint32_t table_ = 0;   // [deep] 0: the extension's own table
+  std::uint64_t object_ = 0;  // [deep] the object called through
 };
 
 // A call in progress from the extension into a host service. Handed to the service table's

@@ -40,6 +40,9 @@ enum class Kind : std::uint8_t {
              // pointers), `b` its element count; count_arg names the count parameter, 0xff: the
              // array ends at its first NULL. Host -> extension: the array holds b + 1 entries, the
              // last kNull, and the child turns them into pointers in place.
+  // [deep] descriptors (iface/deep.h)
+  deep,      // pointer to a described struct (Param::table: its Struct id): after the call the
+             // child serializes what it points to into the frame (see "Descriptors" below)
 };
 
 enum class Dir : std::uint8_t { none = 0, in = 1, out = 2, inout = 3 };
@@ -60,6 +63,8 @@ struct Param {
 };
 
 inline constexpr std::uint32_t kFnGranted = 1;  // host services: this domain may call it
+inline constexpr std::uint32_t kFnObject = 2;   // a descriptor's function: called through the object
+                                                // whose address is in the frame's slot 0
 
 struct Fn {
   std::uint32_t offset;    // byte offset of the function pointer inside its table struct
@@ -70,6 +75,68 @@ struct Fn {
   Param ret;
   Param params[kMaxParams];
 };
+
+// ---- Descriptors ([deep], iface/deep.h) -----------------------------------------------------------
+// A described struct (WARD_STRUCT): which of its fields are pointers and what they point to. The
+// child follows them after a call and writes a serialized copy into the frame; the host decodes
+// it with every offset and size checked. Records are numbered by their index in the boot area's
+// struct table.
+inline constexpr std::size_t kMaxStructFields = 24;
+inline constexpr std::uint32_t kMaxDeepDepth = 16;  // nested structs, cycles included
+
+enum class FieldKind : std::uint8_t {
+  text,      // const char *, NUL-terminated
+  array,     // pointer to `count` elements; count is the integer field at count_offset
+  one,       // pointer to one element
+  function,  // function pointer: checked to point into code, never copied
+  skip,      // a pointer the host does not follow (its copy holds null)
+};
+enum class ElemKind : std::uint8_t {
+  bytes,   // elem_size plain bytes (scalars, pointer-free structs)
+  text,    // a const char * (an array of strings)
+  nested,  // a described struct: record `nested`
+};
+
+struct Field {
+  std::uint32_t offset;        // of the pointer inside the struct
+  FieldKind kind;
+  ElemKind elem;               // array and one
+  std::uint8_t count_width;    // array: bytes of the (unsigned) count field: 1, 2, 4 or 8
+  std::uint8_t nested;         // ElemKind::nested: the element's Struct id
+  std::uint32_t count_offset;  // array: of the count field inside the struct
+  std::uint32_t elem_size;     // array and one
+};
+
+struct Struct {
+  std::uint32_t size;  // sizeof the struct
+  std::uint32_t nfields;
+  Field fields[kMaxStructFields];
+};
+
+// What the child writes for one deep value (all records 8-byte aligned, little endian):
+//   DeepHeader, then node(root), where node(struct S at p) is S's bytes (padded to 8), then per
+//   declared field in order: text: u64 length (kNull: null) and the bytes with their NUL;
+//   array: u64 count (kNull: null) and the elements (bytes: packed; text: a text record each;
+//   nested: a node each); one: u64 1 (kNull: null) and the element likewise; function, skip:
+//   nothing. A non-zero status means the child stopped there: the rest is absent.
+enum class DeepStatus : std::uint32_t {
+  ok = 0,
+  unreadable,  // a pointer (or the root) points to memory the child cannot read
+  not_code,    // a function pointer does not point into a loaded object's code
+  too_big,     // more bytes than the limit (a huge count, an unterminated string)
+  too_deep,    // nested deeper than kMaxDeepDepth
+};
+struct DeepHeader {
+  DeepStatus status;
+  std::uint32_t where_struct;  // the Struct id and field index the status is about
+  std::uint32_t where_field;   // (~0u: the struct's own address)
+  std::uint32_t pad;
+  std::uint64_t bytes;         // the whole serialization, header included
+  std::uint64_t address;       // where the root lies in the extension (objects: object.h)
+};
+static_assert(sizeof(DeepHeader) == 32);
+// The most bytes one deep value may serialize into (the host's limit too).
+inline constexpr std::uint32_t kDeepMaxBytes = 1u << 20;
 
 inline constexpr std::size_t align_up(std::size_t v, std::size_t a) { return (v + a - 1) & ~(a - 1); }
 

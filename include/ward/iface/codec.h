@@ -35,6 +35,7 @@
 #include "ward/core/schema.h"
 #include "ward/core/tainted.h"
 #include "ward/iface/callback.h"
+#include "ward/iface/deep.h"
 #include "ward/iface/interface.h"
 #include "ward/iface/opaque.h"
 #include "ward/iface/values.h"
@@ -106,6 +107,10 @@ struct CopyBack {
     bool is_signed = false;
     std::uint32_t elem = 1;  // bytes per element
   } filled{};
+  // [deep] A deep out parameter: decoded from the slot at `off` after the call, then written into
+  // `deep` (the host's Deep) with the other out data.
+  DeepValue* deep = nullptr;
+  Result<DeepValue> (*decode_deep)(Call& c, std::uint64_t slot_off) = nullptr;
 };
 
 // Out data the extension filled only in part (ward::filled): sets each such buffer's `bytes` to
@@ -178,6 +183,9 @@ enum class ParamKind : std::uint8_t {
   user_data,  // its void *: the token (host -> extension), the registration it names (extension -> host)
   strings,    // char ** / const char **: counted (NULL elements allowed) or NULL-terminated
   shared,    // ward::shared: pointer into a live sandbox allocation, passed in place
+  // [deep] descriptors (deep.h, object.h)
+  self,      // ward::self: the object a descriptor's function is called through
+  deep_out,  // T * out parameter of a WARD_STRUCT type, deep-copied back into a ward::Deep<T>
   count_
 };
 
@@ -194,6 +202,8 @@ consteval ParamKind param_kind() {
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::user_data) return ParamKind::user_data;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::strings) return ParamKind::strings;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::shared) return ParamKind::shared;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::self) return ParamKind::self;
+    else if constexpr (described<pointee_t<P>>) return ParamKind::deep_out;
     else return ParamKind::buffer;
   } else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::handle) {
     return ParamKind::handle;
@@ -570,6 +580,77 @@ struct Codec<ParamKind::services> {
   }
 };
 
+// [deep] The descriptor a function is called through (object.h): its extension address, which
+// the host holds for the Object, replaces whatever the host passed.
+template <>
+struct Codec<ParamKind::self> : ByValue {
+  static constexpr bool late = false;
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    return simple_param(schema::Kind::u64, sizeof(void*));  // libffi passes it like a pointer
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args&, CopyBack&) {
+    if (!c.object())
+      return std::unexpected(
+          c.decorate(fail(Errc::misuse, param_label(I) + ": ward::self in a call not made through a ward::Object").error()));
+    s = {c.object(), 0};
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall& up, Held&, CopyBack&) {
+    return up.violation("a host service cannot take ward::self");
+  }
+};
+
+// [deep] An out parameter of a described type: the frame holds a zeroed T the extension fills;
+// the child serializes what it points to after the call (into the parameter's slot) and the
+// host decodes it into the Deep<T> whose out() the host passed.
+template <>
+struct Codec<ParamKind::deep_out> : ByValue {
+  static constexpr bool late = true;
+  template <class F, std::size_t I>
+  using type = pointee_t<param_type<F, I>>;
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    schema::Param p = simple_param(schema::Kind::deep, sizeof(type<F, I>), nullable_at<F, I>);
+    p.dir = schema::Dir::out;  // p.table: the struct's id, set when the Spec is built (stubs.h)
+    return p;
+  }
+  template <class T>
+  static Result<DeepValue> decode_out(Call& c, std::uint64_t slot_off) {
+    schema::Slot s;
+    std::memcpy(&s, c.at(slot_off), sizeof s);  // the child rewrote it: one copy
+    return decode_deep<T>(c, s, c.struct_labels());
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack& back) {
+    using T = type<F, I>;
+    auto misuse = [&](std::string what) {
+      return std::unexpected(c.decorate(fail(Errc::misuse, param_label(I) + ": " + what).error()));
+    };
+    const auto v = std::get<I>(args);
+    if (!v) {
+      if (!nullable_at<F, I>) return misuse("null pointer (declare ward::nullable to allow it)");
+      s = {schema::kNull, sizeof(T)};
+      return {};
+    }
+    DeepValue* target = DeepTargets::get().find(v);
+    if (!target) return misuse("an out parameter of a WARD_STRUCT type takes `deep.out()` of a ward::Deep<T>");
+    auto off = WARD_TRY(c.alloc(sizeof(T)));
+    std::memset(c.at(off), 0, sizeof(T));
+    s = {off, sizeof(T)};
+    back.deep = target;
+    back.decode_deep = &decode_out<T>;
+    back.off = static_cast<std::uint64_t>(reinterpret_cast<std::byte*>(&s) - c.at(0));
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall& up, Held&, CopyBack&) {
+    return up.violation("a host service cannot take a WARD_STRUCT out parameter");
+  }
+};
+
 // ---- opaque pointers (iface/opaque.h, backend/opaque_table.h) ---------------------------------
 // Only the extension's value crosses, as a 64-bit integer (schema::Kind::u64: the child passes it
 // like a pointer); the host side holds the token the domain's OpaqueTable keeps for it.
@@ -896,6 +977,7 @@ enum class ResultKind : std::uint8_t {
   string,  // const char * with ward::returns_string, copied out
   // [opaque]
   opaque,  // ward::returns_opaque: the extension's pointer, as a ward::Opaque<T> token
+  deep,    // [deep] const T * with ward::returns_deep, deep-copied out
   count_
 };
 
@@ -904,6 +986,7 @@ consteval ResultKind result_kind() {
   using R = typename F::ret;
   if constexpr (std::is_void_v<R>) return ResultKind::none;
   else if constexpr (F::returns_opq) return ResultKind::opaque;
+  else if constexpr (std::is_pointer_v<R> && has_flag(F::anns, Ann::K::returns_deep)) return ResultKind::deep;
   else if constexpr (std::is_pointer_v<R>) return ResultKind::string;
   else if constexpr (F::returned_handle.k == Ann::K::returns_handle) return ResultKind::handle;
   else if constexpr (is_scalar_arg<R>) return ResultKind::scalar;
@@ -1015,6 +1098,32 @@ struct ResultCodec<ResultKind::string> {
     auto p = WARD_TRY(up.writable(off, len + 1));
     std::memcpy(p, r, len + 1);
     return schema::Slot{off, len};
+  }
+};
+
+// [deep] A descriptor: decoded into a Deep<T>; when T has a WARD_INTERFACE of its own (an object
+// table in this domain), the address is recorded so ward::Object<T> may call through it.
+template <>
+struct ResultCodec<ResultKind::deep> {
+  template <class F>
+  using type = pointee_t<typename F::ret>;
+  template <class F>
+  using host = Tainted<Deep<type<F>>>;
+  template <class F>
+  static consteval schema::Param describe() {
+    return simple_param(schema::Kind::deep, sizeof(type<F>));  // table: the struct's id (stubs.h)
+  }
+  template <class F>
+  static Result<host<F>> decode(Call& c, const schema::Slot& r) {
+    auto v = WARD_TRY(decode_deep<type<F>>(c, r, c.struct_labels()));
+    if (v.root) {
+      if (const std::uint32_t table = c.object_table(type_key<type<F>>())) {
+        WARD_TRY(c.note_object(table, v.address));
+        v.table = table;
+        v.domain = &c.domain();
+      }
+    }
+    return host<F>(Deep<type<F>>(std::move(v)));
   }
 };
 

@@ -37,6 +37,7 @@
 #include "ward/core/policy.h"
 #include "ward/core/tainted.h"
 #include "ward/iface/interface.h"
+#include "ward/iface/object.h"
 #include "ward/iface/sandbox.h"
 #include "ward/iface/stubs.h"
 
@@ -65,7 +66,10 @@ class Instance {
   // Loads from a Spec the caller filled in (its tables are this interface's, set here); an empty
   // entry loads a WARD_LIBRARY.
   [[nodiscard]] static Result<Instance> load(Spec spec) {
-    spec.tables = detail::all_tables<Api>(detail::services_of<Api>{});
+    detail::StructTable structs;
+    spec.tables = detail::all_tables<Api>(detail::services_of<Api>{}, detail::objects_of<Api>{}, structs);
+    spec.structs = std::move(structs.records);
+    spec.struct_labels = std::move(structs.labels);
     auto d = WARD_TRY(start_domain(std::move(spec)));
     return Instance(std::move(d));
   }

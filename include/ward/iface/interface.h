@@ -36,6 +36,11 @@
 //   ward::opaque(i), ward::returns_opaque, ward::out_opaque(i)   a T * the extension hands out
 //                                          (T may be incomplete or void; out_opaque: a T ** it
 //                                          fills): the host holds a typed token (iface/opaque.h)
+//   ward::returns_deep                     [deep] the const T * result points to a WARD_STRUCT
+//                                          descriptor: deep-copied to a ward::Deep<T> (deep.h);
+//                                          an out(i) T * of such a T is deep-copied back likewise
+//   ward::self(i)                          [deep] in a descriptor's own WARD_INTERFACE: parameter
+//                                          i is the descriptor it is called through (object.h)
 //   ward::idempotent                       safe to retry after a restart
 //   ward::replay_after_restart / replay_latest   state-setting: replayed after a restart
 // Scalars (integers, floating point, enums, bool) and trivially copyable structs by value need
@@ -82,6 +87,8 @@ struct Ann {
     strings,    // char ** / const char **; peer: the count parameter, 0xff: NULL-terminated
     // [sandbox] per parameter: a pointer into sandbox memory, passed in place (iface/sandbox.h)
     shared,
+    // [deep] descriptors (iface/deep.h, object.h): self per parameter; returns_deep per function
+    self, returns_deep,
   };
   K k;
   std::uint8_t index = 0xff;
@@ -92,7 +99,7 @@ struct Ann {
   std::uint8_t peer = 0xff;  // callback, user_data, strings: the other parameter (see K)
   constexpr bool per_function() const {
     return k == K::idempotent || k == K::replay || k == K::replay_latest || k == K::returns_string ||
-           k == K::returns_handle || k == K::returns_ext_handle || k == K::returns_opaque;
+           k == K::returns_handle || k == K::returns_ext_handle || k == K::returns_opaque || k == K::returns_deep;
   }
   // Out data of which only part is valid after the call: ward::deref(j) or ward::result (size.h).
   constexpr Ann filled(Size s) const {
@@ -156,6 +163,20 @@ inline constexpr Ann returns_opaque{.k = Ann::K::returns_opaque};
 constexpr Ann shared(std::uint8_t i) { return Ann{.k = Ann::K::shared, .index = i}; }
 constexpr Ann shared(std::uint8_t i, Size count) { return Ann{.k = Ann::K::shared, .index = i, .count = count}; }
 constexpr Ann shared(std::uint8_t i, std::uint8_t count) { return shared(i, arg(count)); }
+// [deep] The result is a `const T *` to a WARD_STRUCT type: deep-copied to the host (deep.h).
+inline constexpr Ann returns_deep{.k = Ann::K::returns_deep};
+// [deep] In a descriptor's function called through ward::Object<T> (object.h), parameter i is the
+// descriptor itself (LADSPA's instantiate(const LADSPA_Descriptor *, ...)): the extension receives
+// the object's own address, whatever the host passes.
+constexpr Ann self(std::uint8_t i) { return Ann{.k = Ann::K::self, .index = i}; }
+
+// [deep] Specialised by WARD_STRUCT (deep.h): the pointer fields of a C struct.
+template <class T>
+struct struct_traits;
+namespace detail {
+template <class T>
+concept described = requires { struct_traits<T>::fields; };
+}
 
 // Specialised by WARD_INTERFACE.
 template <class Api>
@@ -487,6 +508,7 @@ struct CheckParam {
     } else {
       if (pa.ann.k == Ann::K::cstring) return std::is_same_v<E, char>;
       if (pa.ann.k == Ann::K::services) return std::is_class_v<E>;
+      if (pa.ann.k == Ann::K::self) return true;
       if (pa.ann.k == Ann::K::callback) return std::is_function_v<E>;
       if (pa.ann.k == Ann::K::user_data) return std::is_void_v<E>;
       if (pa.ann.k == Ann::K::strings)
@@ -509,12 +531,21 @@ struct CheckParam {
     }
   }();
   static_assert(ok_const, "ward: an out or inout parameter cannot point to const");
+  // [deep] The host's copy of a described struct holds host pointers: it never crosses in.
+  static constexpr bool ok_deep = [] {
+    if constexpr (!is_ptr) return true;
+    else if constexpr (!described<pointee_t<P>>) return true;
+    else return pa.ann.k == Ann::K::out || pa.ann.k == Ann::K::self;
+  }();
+  static_assert(ok_deep, "ward: a pointer to a WARD_STRUCT type is either ward::out(index) (deep-copied back) or "
+                         "ward::self(index) (the descriptor a function was called through)");
   static constexpr bool ok_values = [] {
     if constexpr (!is_ptr) return checkable<P>;
     else if constexpr (pa.count == 1 && (pa.ann.k == Ann::K::services || pa.ann.k == Ann::K::callback ||
                                          pa.ann.k == Ann::K::user_data || pa.ann.k == Ann::K::strings ||
                                          pa.ann.k == Ann::K::shared))
       return true;  // functions, an address, strings, or data the host reads only through Sandboxed::read
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::self) return true;  // never read by the host
     else if constexpr (opaque_ann || needs_opaque<P>) return true;  // never read by the host
     else return checkable<element_t<P>>;
   }();
@@ -527,7 +558,7 @@ struct CheckParam {
       return true;
     } else {
       return !std::is_void_v<pointee_t<P>> || pa.ann.count.given || pa.ann.k == Ann::K::services ||
-             pa.ann.k == Ann::K::cstring || pa.ann.k == Ann::K::user_data || opaque_ann;
+             pa.ann.k == Ann::K::cstring || pa.ann.k == Ann::K::user_data || pa.ann.k == Ann::K::self || opaque_ann;
     }
   }();
   static_assert(ok_void, "ward: a void pointer needs a byte count: ward::in/out/inout(index, count)");
@@ -569,14 +600,18 @@ template <class F>
 struct CheckRet {
   using R = typename F::ret;
   static constexpr bool str = has_flag(F::anns, Ann::K::returns_string);
+  static constexpr bool deep = has_flag(F::anns, Ann::K::returns_deep);
   static constexpr bool opq = has_flag(F::anns, Ann::K::returns_opaque);
   static_assert(!needs_opaque<R> || opq,
                 "ward: a function returning a pointer to an incomplete type (a library's own object, like struct "
                 "sqlite3 *) returns an opaque pointer: add ward::returns_opaque");
-  static_assert(!std::is_pointer_v<R> || needs_opaque<R> || opq || (str && std::is_same_v<R, const char*>),
+  static_assert(!std::is_pointer_v<R> || needs_opaque<R> || opq || deep || (str && std::is_same_v<R, const char*>),
                 "ward: a function returning a pointer is only supported for strings: declare it const char * and add "
                 "ward::returns_string (or ward::returns_opaque for a pointer the host only passes back)");
   static_assert(!str || std::is_pointer_v<R>, "ward: ward::returns_string on a function that does not return a pointer");
+  static_assert(!deep || (std::is_pointer_v<R> && described<pointee_t<R>>),
+                "ward: ward::returns_deep needs a result that points to a WARD_STRUCT type (declare the struct with "
+                "WARD_STRUCT first)");
   static_assert(!opq || (std::is_pointer_v<R> && !str && !std::is_function_v<std::remove_pointer_t<R>>),
                 "ward: ward::returns_opaque on a function that does not return an object pointer (or also returns_string)");
   static constexpr bool handle_ok = [] {

@@ -27,13 +27,16 @@
 namespace ward::detail {
 
 // ---- host -> extension --------------------------------------------------------------------------
+// `table` and `object` name an object call ([deep], object.h): table 0 is the extension's own.
 template <class F, class Args, std::size_t... I>
-Result<host_result_t<F>> call_fn(Domain& d, std::uint32_t index, Args& args, std::index_sequence<I...>) {
+Result<host_result_t<F>> call_fn(Domain& d, std::uint32_t index, Args& args, std::index_sequence<I...>,
+                                 std::uint32_t table = 0, std::uint64_t object = 0) {
   auto c = WARD_TRY(d.begin(index));
+  if (table != 0) WARD_TRY(c.target(table, object));
   constexpr std::size_t n = F::arity;
   auto frame = WARD_TRY(c.alloc(sizeof(schema::Slot) * (n + 1)));
   auto* slots = reinterpret_cast<schema::Slot*>(c.at(frame));
-  (void)slots;  // unused by functions without parameters
+  slots[0] = {object, 0};  // the child reads an object call's object here
   std::array<CopyBack, n + 1> back{};
   Result<void> ok{};
   ((ok ? (ok = codec_of<F, I>::template encode<F, I>(c, slots[I + 1], args, back[I]), 0) : 0), ...);
@@ -41,6 +44,9 @@ Result<host_result_t<F>> call_fn(Domain& d, std::uint32_t index, Args& args, std
   auto r = WARD_TRY(c.invoke(frame));
   auto result = result_codec_of<F>::template decode<F>(c, r);
   if (!result) return result;
+  std::array<DeepValue, n + 1> deeps;  // [deep] out parameters, decoded before anything is written
+  for (std::size_t i = 0; i < back.size(); ++i)
+    if (back[i].decode_deep) deeps[i] = WARD_TRY(back[i].decode_deep(c, back[i].off));
   // Only a completed call whose out data is valid changes the host's objects. Data to check is
   // copied out of the frame once (the extension may still be writing it), checked in that copy,
   // and written to the host's objects only when every buffer passed.
@@ -56,6 +62,7 @@ Result<host_result_t<F>> call_fn(Domain& d, std::uint32_t index, Args& args, std
   for (std::size_t i = 0; i < back.size(); ++i) {
     const CopyBack& b = back[i];
     if (b.host && b.bytes) std::memcpy(b.host, checked[i].empty() ? c.at(b.off) : checked[i].data(), b.bytes);
+    if (b.deep) *b.deep = std::move(deeps[i]);
   }
   return result;
 }
@@ -104,8 +111,22 @@ Result<void> dispatch(Upcall& up, const void* impl) {
 }
 
 // ---- tables -------------------------------------------------------------------------------------
+// [deep] Sets the struct id of every deep parameter and result of `d` (function F).
+template <class F>
+void describe_deep(schema::Fn& d, StructTable& structs) {
+  if constexpr (result_kind<F>() == ResultKind::deep) d.ret.table = structs.id<pointee_t<typename F::ret>>();
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (
+        [&] {
+          if constexpr (param_kind<F, I>() == ParamKind::deep_out)
+            d.params[I].table = structs.id<pointee_t<param_type<F, I>>>();
+        }(),
+        ...);
+  }(std::make_index_sequence<F::arity>{});
+}
+
 template <class Api, bool Services>
-TableSpec table_spec() {
+TableSpec table_spec(StructTable& structs) {
   TableSpec t;
   t.name = std::string(interface_traits<Api>::name);
   t.struct_size = sizeof(Api);
@@ -122,8 +143,13 @@ TableSpec table_spec() {
             [&](const auto& f) {
               using F = std::remove_cvref_t<decltype(f)>;
               t.fns.push_back(fn_desc<F>(member_offset<F::member>()));
+              describe_deep<F>(t.fns.back(), structs);
               t.fn_names.emplace_back(f.name);
               if constexpr (Services) {
+                static_assert([]<std::size_t... I>(std::index_sequence<I...>) {
+                  return ((param_kind<F, I>() != ParamKind::self && param_kind<F, I>() != ParamKind::deep_out) && ...);
+                }(std::make_index_sequence<F::arity>{}) && result_kind<F>() != ResultKind::deep,
+                              "ward: host services cannot take or return descriptors (ward::self, WARD_STRUCT types)");
                 static_assert([]<std::size_t... I>(std::index_sequence<I...>) {
                   return ((param_kind<F, I>() != ParamKind::services) && ...);
                 }(std::make_index_sequence<F::arity>{}), "ward: host services cannot take service tables themselves");
@@ -136,12 +162,43 @@ TableSpec table_spec() {
   return t;
 }
 
-// The plugin's table, then every host service table it hands out.
-template <class Api, class... S>
-std::vector<TableSpec> all_tables(type_list<S...>) {
+// [deep] Descriptor types with a WARD_INTERFACE of their own that Api's functions return: each
+// becomes an object table (object.h).
+template <class L, class F>
+struct add_fn_object {
+  using type = L;
+};
+template <class L, class F>
+  requires(result_kind<F>() == ResultKind::deep && declared_interface<pointee_t<typename F::ret>>)
+struct add_fn_object<L, F> {
+  using type = typename push_unique<L, pointee_t<typename F::ret>>::type;
+};
+template <class L, class Tuple, std::size_t I = 0>
+struct add_all_objects {
+  using type = L;
+};
+template <class L, class Tuple, std::size_t I>
+  requires(I < std::tuple_size_v<Tuple>)
+struct add_all_objects<L, Tuple, I> {
+  using type = typename add_all_objects<typename add_fn_object<L, std::tuple_element_t<I, Tuple>>::type, Tuple, I + 1>::type;
+};
+template <class Api>
+using objects_of = typename add_all_objects<type_list<>, fns_tuple<Api>>::type;
+
+// The plugin's table, then every host service table it hands out, then its object tables; the
+// described structs they use go to `structs`.
+template <class Api, class... S, class... O>
+std::vector<TableSpec> all_tables(type_list<S...>, type_list<O...>, StructTable& structs) {
   std::vector<TableSpec> v;
-  v.push_back(table_spec<Api, false>());
-  (v.push_back(table_spec<S, true>()), ...);
+  v.push_back(table_spec<Api, false>(structs));
+  (v.push_back(table_spec<S, true>(structs)), ...);
+  (
+      [&] {
+        v.push_back(table_spec<O, false>(structs));
+        v.back().object = true;
+        v.back().object_key = type_key<O>();
+      }(),
+      ...);
   return v;
 }
 

@@ -27,7 +27,7 @@ using schema::kMaxTables;
 static_assert(std::endian::native == std::endian::little, "ward's wire format assumes little endian");
 
 inline constexpr std::uint64_t kMagic = 0x31414e4552414457ull;  // "WDARENA1"
-inline constexpr std::uint32_t kVersion = 6;  // bump on any layout change
+inline constexpr std::uint32_t kVersion = 8;  // bump on any layout change
 inline constexpr std::uint64_t kNoLimit = ~0ull;  // an rlimit meaning "unlimited"
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kControlSize = 4096;
@@ -148,6 +148,11 @@ struct Schema {
   std::uint32_t ntables;
   std::uint32_t pad;
   Table tables[kMaxTables];
+  // [deep] described structs (schema::Struct records) and the most bytes one deep value may
+  // serialize into.
+  std::uint64_t structs_off;
+  std::uint32_t nstructs;
+  std::uint32_t deep_max_bytes;
 };
 
 }  // namespace ward::wire

@@ -172,6 +172,14 @@ class Extension {
       if (!t) return R(std::unexpected(t.error()));
       R r = instance_of(*t->instance).template call<M>(std::get<I>(real)...);
       if (r) {
+        if constexpr (detail::result_kind<F>() == detail::ResultKind::deep) {
+          // [deep] An object is bound to the instance that returned it, which a restart replaces:
+          // its Deep keeps the data but is not callable through a Supervisor (object.h).
+          detail::DeepValue v = r->unverified_value_i_trust_it().value();
+          v.domain = nullptr;
+          v.table = 0;
+          r = R(typename R::value_type(Deep<detail::pointee_t<typename F::ret>>(std::move(v))));
+        }
         std::uint64_t produced = 0;  // the token the host holds for the result
         if constexpr (F::returns_ext) {
           auto token = t->instance->domain().opaques().token_for(

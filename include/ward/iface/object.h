@@ -1,0 +1,80 @@
+// ward::Object<T>: calling the function pointers of a descriptor the extension returned
+// ([deep]; deep.h copies its data).
+//
+//   WARD_STRUCT(plugin_desc, (name, ward::text), (process, ward::function));
+//   WARD_INTERFACE(plugin_desc, (process, ward::self(0), ward::in(1, 2)));
+//   WARD_LIBRARY(plugins, (get_plugin, ward::returns_deep));
+//   auto d = (*lib)->get_plugin(0);                       // Tainted<Deep<plugin_desc>>
+//   auto obj = d->unverified_value_i_trust_it().object();  // Object<plugin_desc>
+//   auto r = obj->process(nullptr, data, n);               // or obj.call<&plugin_desc::process>(...)
+//
+// A descriptor type with a WARD_INTERFACE of its own (its function-pointer members annotated as
+// any interface's) that a function of the library or plugin table returns with
+// ward::returns_deep becomes an object table of that Instance: the child calls the function
+// pointer it reads from the object at the member's offset, at call time. The host names objects
+// only by addresses the extension itself returned through such a result in this instance (a
+// Deep from elsewhere, or from an earlier instance, is misuse and nothing is sent); a function
+// pointer the extension left null is misuse too. ward::self(i) passes the object itself.
+//
+// Lifetime and threads: an Object refers to its Instance's domain and must not outlive it.
+// Calls are serialized with the Instance's other calls; an Object may be used from any thread.
+// Not yet under a Supervisor: a Deep returned through Extension<Api> is not callable (misuse),
+// since the instance behind it may be replaced; call through ext.current()'s Instance instead.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+
+#include "ward/backend/backend.h"
+#include "ward/iface/deep.h"
+#include "ward/iface/interface.h"
+#include "ward/iface/stubs.h"
+
+namespace ward {
+
+template <class T>
+class Object {
+  static_assert(declared_interface<T>, "ward: Object<T> needs a WARD_INTERFACE declaring T's function pointers");
+
+ public:
+  explicit Object(detail::DeepValue v) : v_(std::move(v)) {}
+
+  // Calls the extension's function pointer M of this object with the C function's own arguments.
+  template <auto M, class... A>
+  [[nodiscard]] auto call(A&&... a) {
+    using D = detail::declared_fn<T, M, sizeof...(A)>;
+    using F = typename D::type;
+    using R = Result<detail::host_result_t<F>>;
+    auto misuse = [](std::string what) -> R {
+      Error e = fail(Errc::misuse, std::move(what)).error();
+      e.function = std::get<D::index>(interface_traits<T>::fns).name;
+      return std::unexpected(std::move(e));
+    };
+    if (!v_.domain || !v_.table)
+      return misuse("not an object the extension returned to an Instance (objects from a Supervisor's extension are "
+                    "not callable yet)");
+    if (!function_set<M>()) return misuse("the extension left this function pointer null");
+    typename F::args args{std::forward<A>(a)...};
+    return detail::call_fn<F>(*v_.domain, static_cast<std::uint32_t>(D::index), args,
+                              std::make_index_sequence<F::arity>{}, v_.table, v_.address);
+  }
+  // The same call, spelled like the direct one: `obj->run(handle, 64)`.
+  [[nodiscard]] detail::arrow<proxy<T, Object>> operator->() { return {proxy<T, Object>(this)}; }
+
+ private:
+  // Whether M was declared ward::function in T's WARD_STRUCT and set; undeclared: assumed set.
+  template <auto M>
+  bool function_set() const {
+    constexpr bool declared = detail::field_index_of<T>::template find<M>() != ~0u;
+    if constexpr (declared) return (v_.functions >> detail::field_index_of<T>::template of<M>()) & 1u;
+    else return true;
+  }
+  detail::DeepValue v_;
+};
+
+template <class T>
+Object<T> Deep<T>::object() const {
+  return Object<T>(cell_ ? cell_->value : detail::DeepValue{});
+}
+
+}  // namespace ward
