@@ -32,6 +32,7 @@
 #include <cstring>
 #include <functional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "zstd/zstd_api.h"
@@ -138,6 +139,20 @@ ward::Result<bool> is_error(Lib& lib, std::size_t ret, Streamed& s) {
   return true;
 }
 
+// One stream call: an empty out window, the hook, the call `send` makes, the structs checked,
+// the output appended to `s`. Returns the call's step; zstd's error, if any, is in s.zstd_error.
+template <class Lib, class Send>
+ward::Result<Step> call(Lib& lib, Window& w, Streamed& s, const Hook& hook, Send&& send) {
+  WARD_TRY(w.empty_out());
+  if (hook) hook(s.steps.size());
+  const std::size_t ret = value(WARD_TRY(std::forward<Send>(send)()));
+  Step step = WARD_TRY(w.after(ret));
+  s.bytes.insert(s.bytes.end(), step.out.begin(), step.out.end());
+  s.steps.push_back(step);
+  WARD_TRY(is_error(lib, ret, s));
+  return step;
+}
+
 }  // namespace detail
 
 // Compresses `input` as one frame: chunks of shape.in_chunk with ZSTD_e_continue, the last with
@@ -156,24 +171,17 @@ ward::Result<Streamed> compress_stream(Lib& lib, std::span<const char> input, St
     if (WARD_TRY(detail::is_error(lib, detail::value(WARD_TRY(lib->ZSTD_CCtx_setParameter(cctx.get(), param, v))), s)))
       return s;
   }
-  std::size_t offset = 0, calls = 0;
-  for (;;) {
+  for (std::size_t offset = 0;;) {
     const std::size_t n = std::min(shape.in_chunk, input.size() - offset);
     const bool last = offset + n == input.size();
     WARD_TRY(w.feed(input.subspan(offset, n)));
     offset += n;
     for (;;) {
-      WARD_TRY(w.empty_out());
-      if (hook) hook(calls);
-      ++calls;
-      const std::size_t ret = detail::value(WARD_TRY(lib->ZSTD_compressStream2(
-          cctx.get(), w.out_buffer(), w.in_buffer(), last ? ZSTD_e_end : ZSTD_e_continue)));
-      Step step = WARD_TRY(w.after(ret));
-      s.bytes.insert(s.bytes.end(), step.out.begin(), step.out.end());
-      const bool done = last ? ret == 0 : step.in_pos == n;
-      s.steps.push_back(std::move(step));
-      if (WARD_TRY(detail::is_error(lib, ret, s))) return s;
-      if (done) break;
+      const Step step = WARD_TRY(detail::call(lib, w, s, hook, [&] {
+        return lib->ZSTD_compressStream2(cctx.get(), w.out_buffer(), w.in_buffer(), last ? ZSTD_e_end : ZSTD_e_continue);
+      }));
+      if (s.zstd_error) return s;
+      if (last ? step.ret == 0 : step.in_pos == n) break;
     }
     if (last) return s;
   }
@@ -191,24 +199,17 @@ ward::Result<Streamed> decompress_stream(Lib& lib, std::span<const char> input, 
   detail::Owned<Lib, ZSTD_DCtx, &zstd_stream_api::ZSTD_freeDStream> dctx(lib, made);
   detail::Window w = WARD_TRY(detail::Window::make(lib, shape.in_chunk, shape.out_cap));
   Streamed s;
-  std::size_t last_ret = 1, calls = 0;  // nothing decoded yet: a frame is still expected
+  std::size_t last_ret = 1;  // nothing decoded yet: a frame is still expected
   for (std::size_t offset = 0; offset < input.size();) {
     const std::size_t n = std::min(shape.in_chunk, input.size() - offset);
     WARD_TRY(w.feed(input.subspan(offset, n)));
     offset += n;
     for (;;) {
-      WARD_TRY(w.empty_out());
-      if (hook) hook(calls);
-      ++calls;
-      const std::size_t ret =
-          detail::value(WARD_TRY(lib->ZSTD_decompressStream(dctx.get(), w.out_buffer(), w.in_buffer())));
-      Step step = WARD_TRY(w.after(ret));
-      s.bytes.insert(s.bytes.end(), step.out.begin(), step.out.end());
-      const bool more = step.in_pos < n || (step.out_pos == w.out_cap() && ret != 0);
-      s.steps.push_back(std::move(step));
-      if (WARD_TRY(detail::is_error(lib, ret, s))) return s;
-      last_ret = ret;
-      if (!more) break;
+      const Step step = WARD_TRY(detail::call(
+          lib, w, s, hook, [&] { return lib->ZSTD_decompressStream(dctx.get(), w.out_buffer(), w.in_buffer()); }));
+      if (s.zstd_error) return s;
+      last_ret = step.ret;
+      if (step.in_pos == n && (step.out_pos < w.out_cap() || step.ret == 0)) break;
     }
   }
   s.truncated = last_ret != 0;
