@@ -244,6 +244,22 @@ void strings_slot(Callee& c, const sc::Fn& d, std::uint32_t i, void* const* args
   }
 }
 
+// [sqlite] A string the library allocated and stored through an out_text parameter (a char **,
+// like sqlite3_exec's errmsg): once the call has returned, copied into the frame (or used in
+// place) and described in the cell for the host (schema::TextCell). The pointer the child passed
+// is used, not the slot, which the extension can rewrite. A wild or unterminated string crashes
+// the extension on its own memory.
+void copy_out_text(Callee& c, void* at) {
+  if (!at) return;
+  sc::TextCell cell;
+  std::memcpy(&cell, at, sizeof cell);
+  sc::Slot s{sc::kNull, 0};
+  if (cell.ptr) string_slot(c, reinterpret_cast<const char*>(static_cast<std::uintptr_t>(cell.ptr)), s);
+  cell.off = s.a;
+  cell.len = s.b;
+  std::memcpy(at, &cell, sizeof cell);
+}
+
 // ---- the table ---------------------------------------------------------------------------------
 // One row per kind; no default, so a kind without a row does not compile. Buffers, service
 // tables, callbacks and string arrays are never results (interface.h returns pointers as strings): their result columns pass
@@ -270,6 +286,7 @@ std::optional<Row> row_of(sc::Kind k) {
     case K::services: return Row{&ffi_type_pointer, services_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
     case K::callback: return Row{&ffi_type_pointer, callback_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
     case K::strings:  return Row{&ffi_type_pointer, strings_arg,  strings_slot, false, bits_result_slot,    bits_result<std::uint64_t>};
+    case K::out_text: return Row{&ffi_type_pointer, pointer_arg,  null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
   }
   return std::nullopt;
 }
@@ -469,6 +486,8 @@ sc::Slot Callee::serve(std::uint32_t fn, std::uint64_t frame_off, std::uint64_t 
   alignas(16) unsigned char local[16] = {};
   void* rv = f.ret.result_in_frame ? view_.at(view_.reserve(d.ret.size)) : local;
   ffi_call(&f.cif, FFI_FN(fnptr), rv, avalues);
+  for (std::uint32_t i = 0; i < d.nparams; ++i)  // [sqlite] after the call: strings it allocated
+    if (d.params[i].kind == sc::Kind::out_text) copy_out_text(*this, hold[i]);
   const sc::Slot r = f.ret.result_to_slot(*this, d.ret, rv);
   top_at_return = view_.top;
   view_.top = saved_top;
