@@ -637,44 +637,41 @@ Result<void> opaque_out(Call& c, std::size_t param, void* copy, std::uint64_t) {
   return {};
 }
 
-// A T ** the extension fills (int open(const char *, db **)): an 8-byte out buffer in the frame;
-// the host's T * receives the token, only if the call succeeds (like any out data).
-template <>
-struct Codec<ParamKind::out_opaque> {
+// What out_opaque and out_text share: a T ** the extension fills through a zeroed cell of `Cell`
+// bytes in the frame, which the row's check turns into the host's T * (only if the call
+// succeeds, like any out data); for replay, a slot the replayed call fills. Calls into the
+// extension only.
+template <std::size_t Cell>
+struct OutPointer {
   static constexpr bool late = false;
-  // For replay: the slot the replayed call fills.
   template <class F, std::size_t I>
   struct Slot {
-    std::remove_pointer_t<param_type<F, I>> token = nullptr;
+    std::remove_pointer_t<param_type<F, I>> value = nullptr;
     bool null = true;
   };
   template <class F, std::size_t I>
   using held = Slot<F, I>;
-  template <class F, std::size_t I>
-  static consteval schema::Param describe() {
-    schema::Param p = simple_param(schema::Kind::buffer, sizeof(void*), nullable_at<F, I>);
-    p.dir = schema::Dir::out;
-    return p;
-  }
   template <class F, std::size_t I, class Args>
-  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack& back) {
-    using P = param_type<F, I>;
-    const P v = std::get<I>(args);
+  static Result<void> encode_cell(Call& c, schema::Slot& s, const Args& args, CopyBack& back, CopyBack::Check check,
+                                  std::string_view what) {
+    const auto v = std::get<I>(args);
     if (!v) {
       if (!nullable_at<F, I>)
-        return opaque_error(c, I, fail(Errc::misuse, "null out_opaque pointer (declare ward::nullable to allow it)").error());
-      s = {schema::kNull, sizeof(void*)};
+        return opaque_error(
+            c, I, fail(Errc::misuse, "null " + std::string(what) + " pointer (declare ward::nullable to allow it)").error());
+      s = {schema::kNull, Cell};
       return {};
     }
-    auto off = WARD_TRY(c.alloc(sizeof(void*), alignof(void*)));
-    std::memset(c.at(off), 0, sizeof(void*));
-    back = {static_cast<void*>(v), off, sizeof(void*), &opaque_out<P>};
-    s = {off, sizeof(void*)};
+    auto off = WARD_TRY(c.alloc(Cell, alignof(void*)));
+    std::memset(c.at(off), 0, Cell);
+    back = {static_cast<void*>(v), off, Cell, check};
+    back.delivered = sizeof(void*);
+    s = {off, Cell};
     return {};
   }
   template <class F, std::size_t I, class Held>
   static Result<void> decode(Upcall&, Held&, CopyBack&) {
-    static_assert(sizeof(F) == 0, "ward: a host service cannot take a ward::out_opaque parameter");
+    static_assert(sizeof(F) == 0, "ward: a host service cannot take a ward::out_opaque or ward::out_text parameter");
     return {};
   }
   template <class F, std::size_t I, class Args>
@@ -683,7 +680,23 @@ struct Codec<ParamKind::out_opaque> {
   }
   template <class F, std::size_t I>
   static param_type<F, I> arg(held<F, I>& h) {
-    return h.null ? nullptr : &h.token;
+    return h.null ? nullptr : &h.value;
+  }
+};
+
+// A T ** the extension fills (int open(const char *, db **)): an 8-byte out buffer in the frame;
+// the host's T * receives the token.
+template <>
+struct Codec<ParamKind::out_opaque> : OutPointer<sizeof(void*)> {
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    schema::Param p = simple_param(schema::Kind::buffer, sizeof(void*), nullable_at<F, I>);
+    p.dir = schema::Dir::out;
+    return p;
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack& back) {
+    return encode_cell<F, I>(c, s, args, back, &opaque_out<param_type<F, I>>, "out_opaque");
   }
 };
 
@@ -712,49 +725,16 @@ inline Result<void> text_out(Call& c, std::size_t param, void* copy, std::uint64
 }
 
 // char **: a cell in the frame the library's function stores its pointer in; the child copies
-// the string out after the call. The host's char * changes only if the call succeeds.
+// the string out after the call.
 template <>
-struct Codec<ParamKind::out_text> {
-  static constexpr bool late = false;
-  template <class F, std::size_t I>
-  struct Slot {  // for replay: the cell the replayed call fills
-    std::remove_pointer_t<param_type<F, I>> text = nullptr;
-    bool null = true;
-  };
-  template <class F, std::size_t I>
-  using held = Slot<F, I>;
+struct Codec<ParamKind::out_text> : OutPointer<sizeof(schema::TextCell)> {
   template <class F, std::size_t I>
   static consteval schema::Param describe() {
     return simple_param(schema::Kind::out_text, sizeof(schema::TextCell), nullable_at<F, I>);
   }
   template <class F, std::size_t I, class Args>
   static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack& back) {
-    const auto v = std::get<I>(args);
-    if (!v) {
-      if (!nullable_at<F, I>)
-        return opaque_error(c, I, fail(Errc::misuse, "null out_text pointer (declare ward::nullable to allow it)").error());
-      s = {schema::kNull, 0};
-      return {};
-    }
-    auto off = WARD_TRY(c.alloc(sizeof(schema::TextCell), alignof(schema::TextCell)));
-    std::memset(c.at(off), 0, sizeof(schema::TextCell));
-    back = {static_cast<void*>(v), off, sizeof(schema::TextCell), &text_out};
-    back.delivered = sizeof(char*);
-    s = {off, sizeof(schema::TextCell)};
-    return {};
-  }
-  template <class F, std::size_t I, class Held>
-  static Result<void> decode(Upcall&, Held&, CopyBack&) {
-    static_assert(sizeof(F) == 0, "ward: a host service cannot take a ward::out_text parameter");
-    return {};
-  }
-  template <class F, std::size_t I, class Args>
-  static held<F, I> capture(const Args& args) {
-    return {nullptr, std::get<I>(args) == nullptr};
-  }
-  template <class F, std::size_t I>
-  static param_type<F, I> arg(held<F, I>& h) {
-    return h.null ? nullptr : &h.text;
+    return encode_cell<F, I>(c, s, args, back, &text_out, "out_text");
   }
 };
 
