@@ -45,7 +45,14 @@ Result<std::uint64_t> OpaqueTable::value_of(std::uint64_t token, HandleType type
   std::lock_guard g(mu_);
   auto it = live_.find(token);
   if (it == live_.end()) {
-    if (stale_.contains(token))
+    // A text is the extension's memory of no particular type: it passes where a void * or a
+    // char * is freed.
+    if (auto t = texts_.find(token); t != texts_.end()) {
+      if (type == handle_type<void>() || type == handle_type<char>()) return t->second.value;
+      return fail(Errc::misuse, std::string(what) + " of another type: a string the extension allocated (ward::out_text) "
+                                                    "passes only as a void * or char *");
+    }
+    if (stale_.contains(token) || stale_texts_.contains(token))
       return fail(Errc::misuse, std::string(what) + " from an instance that has since been restarted (only what calls "
                                                     "marked ward::replay_after_restart produced survives a restart)");
     return fail(Errc::misuse, "unknown " + std::string(what) +
@@ -68,6 +75,11 @@ void OpaqueTable::inherit_stale(const OpaqueTable& previous) {
     if (stale_.size() >= kMaxStale) return;
     if (!live_.contains(t)) stale_.insert(t);
   }
+  // The host may still be reading its texts: their copies move here, stale.
+  for (const auto& [t, copy] : previous.stale_texts_)
+    if (stale_texts_.size() < kMaxStale) stale_texts_.emplace(t, copy);
+  for (const auto& [t, text] : previous.texts_)
+    if (stale_texts_.size() < kMaxStale) stale_texts_.emplace(t, text.copy);
 }
 
 void OpaqueTable::adopt(std::uint64_t fresh, std::uint64_t old) {
@@ -90,6 +102,32 @@ void OpaqueTable::adopt(std::uint64_t fresh, std::uint64_t old) {
 std::size_t OpaqueTable::size() const {
   std::lock_guard g(mu_);
   return live_.size();
+}
+
+Result<const char*> OpaqueTable::text_for(std::uint64_t value, std::string copy) {
+  std::lock_guard g(mu_);
+  if (texts_.size() >= kMaxEntries)
+    return fail(Errc::limit, "the extension handed out more than " + std::to_string(kMaxEntries) +
+                                 " strings (ward::out_text) that were not released");
+  auto kept = std::make_shared<const std::string>(std::move(copy));
+  const char* at = kept->c_str();
+  texts_.insert_or_assign(reinterpret_cast<std::uintptr_t>(at), Text{value, std::move(kept)});
+  return at;
+}
+
+void OpaqueTable::release(std::uint64_t token) {
+  std::lock_guard g(mu_);
+  if (texts_.erase(token)) return;
+  auto it = live_.find(token);
+  if (it == live_.end()) return;
+  auto back = by_value_.find({it->second.value, it->second.type});
+  if (back != by_value_.end() && back->second == token) by_value_.erase(back);
+  live_.erase(it);
+}
+
+std::size_t OpaqueTable::texts() const {
+  std::lock_guard g(mu_);
+  return texts_.size();
 }
 
 }  // namespace ward

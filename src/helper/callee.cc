@@ -75,7 +75,7 @@ struct Row {
   // upcall: the value the extension's call returns, from the host's result slot.
   void (*slot_to_result)(Callee&, const sc::Param& p, const sc::Slot& r, void* ret);
   // serve, after the call: rewrites the parameter's slot (null: nothing to do).
-  void (*after_call)(Callee&, const sc::Param& p, sc::Slot& s);
+  void (*after_call)(Callee&, const sc::Param& p, sc::Slot& s, void* passed);
 };
 
 // ---- the columns, by kind ----------------------------------------------------------------------
@@ -256,8 +256,24 @@ sc::Slot deep_result_slot(Callee& c, const sc::Param& p, void* rv) {
   std::memcpy(&ptr, rv, sizeof ptr);
   return serialize_deep(c.view(), c.structs(), c.deep_max_bytes(), p.table, ptr);
 }
-void deep_after_call(Callee& c, const sc::Param& p, sc::Slot& s) {
+void deep_after_call(Callee& c, const sc::Param& p, sc::Slot& s, void*) {
   s = serialize_deep(c.view(), c.structs(), c.deep_max_bytes(), p.table, c.view().at(s.a));
+}
+// [sqlite] A string the library allocated and stored through an out_text parameter (a char **,
+// like sqlite3_exec's errmsg): once the call has returned, copied into the frame (or used in
+// place) and described in the cell for the host (schema::TextCell). The pointer the child passed
+// is used, not the slot, which the extension can rewrite. A wild or unterminated string crashes
+// the extension on its own memory.
+void copy_out_text(Callee& c, const sc::Param&, sc::Slot&, void* passed) {
+  void* at = passed;
+  if (!at) return;
+  sc::TextCell cell;
+  std::memcpy(&cell, at, sizeof cell);
+  sc::Slot s{sc::kNull, 0};
+  if (cell.ptr) string_slot(c, reinterpret_cast<const char*>(static_cast<std::uintptr_t>(cell.ptr)), s);
+  cell.off = s.a;
+  cell.len = s.b;
+  std::memcpy(at, &cell, sizeof cell);
 }
 
 // ---- the table ---------------------------------------------------------------------------------
@@ -287,6 +303,7 @@ std::optional<Row> row_of(sc::Kind k) {
     case K::callback: return Row{&ffi_type_pointer, callback_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>, nullptr};
     case K::strings:  return Row{&ffi_type_pointer, strings_arg,  strings_slot, false, bits_result_slot,    bits_result<std::uint64_t>, nullptr};
     case K::deep:     return Row{&ffi_type_pointer, pointer_arg,  null_slot,    false, deep_result_slot,    bits_result<std::uint64_t>, deep_after_call};
+    case K::out_text: return Row{&ffi_type_pointer, pointer_arg,  null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>, copy_out_text};
   }
   return std::nullopt;
 }
@@ -494,8 +511,10 @@ sc::Slot Callee::serve(std::uint32_t table, std::uint32_t fn, std::uint64_t fram
   void* rv = f.ret.result_in_frame ? view_.at(view_.reserve(d.ret.size)) : local;
   ffi_call(&f.cif, FFI_FN(fnptr), rv, avalues);
   const sc::Slot r = f.ret.result_to_slot(*this, d.ret, rv);
+  // After the call, what a kind must collect (strings the library allocated, descriptors): with
+  // the pointer the child passed, not the slot, which the extension can rewrite meanwhile.
   for (std::uint32_t i = 0; i < d.nparams; ++i)
-    if (f.rows[i].after_call) f.rows[i].after_call(*this, d.params[i], params[i]);
+    if (f.rows[i].after_call) f.rows[i].after_call(*this, d.params[i], params[i], hold[i]);
   top_at_return = view_.top;
   view_.top = saved_top;
   return r;

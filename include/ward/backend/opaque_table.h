@@ -24,13 +24,21 @@
 // value under the token the host already holds (adopt), which makes it live again. The
 // Supervisor keeps the extension handles it virtualises here too (recovery/replay_log.h).
 //
+// Texts (ward::out_text, iface/opaque.h, "Texts"): a string the extension allocated is kept here as a
+// host-owned copy whose address is its token, so the host reads it as the C string it is and
+// passes it back, to a void * or char * opaque parameter, as the extension's pointer. A text is
+// freed by release (ward::releases) or with the table; after a restart it stays readable (the
+// fresh table holds the copy) but is stale when passed back.
+//
 // Threads: every member may be called from any thread.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -68,6 +76,14 @@ class OpaqueTable {
 
   [[nodiscard]] std::size_t size() const;
 
+  // [sqlite] Keeps `copy` of the string at the extension's `value` (non-zero) and returns the
+  // copy's NUL-terminated host address, which is also its token. Errors: limit (kMaxEntries texts).
+  [[nodiscard]] Result<const char*> text_for(std::uint64_t value, std::string copy);
+  // ward::releases: `token` (an opaque token or a text) is no longer valid; a text's copy is
+  // freed. Nothing happens for a token this table does not hold live.
+  void release(std::uint64_t token);
+  [[nodiscard]] std::size_t texts() const;
+
  private:
   struct Entry {
     std::uint64_t value;
@@ -80,6 +96,12 @@ class OpaqueTable {
   std::unordered_map<std::uint64_t, Entry> live_;                      // token -> entry
   std::map<std::pair<std::uint64_t, HandleType>, std::uint64_t> by_value_;  // (value, type) -> token
   std::unordered_set<std::uint64_t> stale_;
+  struct Text {
+    std::uint64_t value;
+    std::shared_ptr<const std::string> copy;  // shared with the tables that inherit it as stale
+  };
+  std::unordered_map<std::uint64_t, Text> texts_;                                  // its address -> text
+  std::unordered_map<std::uint64_t, std::shared_ptr<const std::string>> stale_texts_;  // kept readable
   std::uint64_t random_[32]{};  // getrandom output not used yet, read from the end
   std::size_t random_left_ = 0;
 };

@@ -43,7 +43,21 @@ enum class Kind : std::uint8_t {
   // [deep] descriptors (iface/deep.h)
   deep,      // pointer to a described struct (Param::table: its Struct id): after the call the
              // child serializes what it points to into the frame (see "Descriptors" below)
+  // [sqlite]
+  out_text,  // char ** the library stores a string it allocated in: `a` is the offset of a
+             // TextCell (kNull: a null char **); after the call the child copies the string into
+             // the frame and fills in the cell (iface/opaque.h, "Texts")
 };
+
+// What an out_text parameter points to in the frame. The extension's function stores its
+// pointer in `ptr`; after the call the child sets `off`/`len` to a copy of the string in the
+// frame (kNull/0 for a null pointer). All three are the extension's word: the host checks them.
+struct TextCell {
+  std::uint64_t ptr;
+  std::uint64_t off;
+  std::uint64_t len;
+};
+static_assert(sizeof(TextCell) == 24);
 
 enum class Dir : std::uint8_t { none = 0, in = 1, out = 2, inout = 3 };
 

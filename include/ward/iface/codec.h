@@ -111,6 +111,11 @@ struct CopyBack {
   // `deep` (the host's Deep) with the other out data.
   DeepValue* deep = nullptr;
   Result<DeepValue> (*decode_deep)(Call& c, std::uint64_t slot_off) = nullptr;
+  // [sqlite] The host object receives only the first `delivered` bytes of the checked copy (an
+  // out_text cell becomes the host's char *); 0: all `bytes`.
+  std::uint64_t delivered = 0;
+  // [sqlite] A token the domain drops once the call succeeded (ward::releases); 0: none.
+  std::uint64_t release = 0;
 };
 
 // Out data the extension filled only in part (ward::filled): sets each such buffer's `bytes` to
@@ -186,6 +191,9 @@ enum class ParamKind : std::uint8_t {
   // [deep] descriptors (deep.h, object.h)
   self,      // ward::self: the object a descriptor's function is called through
   deep_out,  // T * out parameter of a WARD_STRUCT type, deep-copied back into a ward::Deep<T>
+  // [sqlite] iface/opaque.h, "Texts"
+  out_text,  // char **: the string the library allocated comes back as a host copy that is its token
+  sentinel,  // a function pointer that is a library constant: its bits, checked to be no address
   count_
 };
 
@@ -204,6 +212,8 @@ consteval ParamKind param_kind() {
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::shared) return ParamKind::shared;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::self) return ParamKind::self;
     else if constexpr (described<pointee_t<P>>) return ParamKind::deep_out;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::out_text) return ParamKind::out_text;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::sentinel) return ParamKind::sentinel;
     else return ParamKind::buffer;
   } else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::handle) {
     return ParamKind::handle;
@@ -672,7 +682,7 @@ struct Codec<ParamKind::opaque> : ByValue {
     return simple_param(schema::Kind::u64, sizeof(void*));
   }
   template <class F, std::size_t I, class Args>
-  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack& back) {
     const auto token = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(std::get<I>(args)));
     if (token == 0) {
       if (!nullable_at<F, I>)
@@ -683,6 +693,7 @@ struct Codec<ParamKind::opaque> : ByValue {
     auto v = c.opaques().value_of(token, opaque_type<param_type<F, I>>);
     if (!v) return opaque_error(c, I, v.error());
     s = {*v, 0};
+    if constexpr (ann_for(F::anns, I).releases) back.release = token;
     return {};
   }
   template <class F, std::size_t I, class Held>
@@ -707,44 +718,41 @@ Result<void> opaque_out(Call& c, std::size_t param, void* copy, std::uint64_t) {
   return {};
 }
 
-// A T ** the extension fills (int open(const char *, db **)): an 8-byte out buffer in the frame;
-// the host's T * receives the token, only if the call succeeds (like any out data).
-template <>
-struct Codec<ParamKind::out_opaque> {
+// What out_opaque and out_text share: a T ** the extension fills through a zeroed cell of `Cell`
+// bytes in the frame, which the row's check turns into the host's T * (only if the call
+// succeeds, like any out data); for replay, a slot the replayed call fills. Calls into the
+// extension only.
+template <std::size_t Cell>
+struct OutPointer {
   static constexpr bool late = false;
-  // For replay: the slot the replayed call fills.
   template <class F, std::size_t I>
   struct Slot {
-    std::remove_pointer_t<param_type<F, I>> token = nullptr;
+    std::remove_pointer_t<param_type<F, I>> value = nullptr;
     bool null = true;
   };
   template <class F, std::size_t I>
   using held = Slot<F, I>;
-  template <class F, std::size_t I>
-  static consteval schema::Param describe() {
-    schema::Param p = simple_param(schema::Kind::buffer, sizeof(void*), nullable_at<F, I>);
-    p.dir = schema::Dir::out;
-    return p;
-  }
   template <class F, std::size_t I, class Args>
-  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack& back) {
-    using P = param_type<F, I>;
-    const P v = std::get<I>(args);
+  static Result<void> encode_cell(Call& c, schema::Slot& s, const Args& args, CopyBack& back, CopyBack::Check check,
+                                  std::string_view what) {
+    const auto v = std::get<I>(args);
     if (!v) {
       if (!nullable_at<F, I>)
-        return opaque_error(c, I, fail(Errc::misuse, "null out_opaque pointer (declare ward::nullable to allow it)").error());
-      s = {schema::kNull, sizeof(void*)};
+        return opaque_error(
+            c, I, fail(Errc::misuse, "null " + std::string(what) + " pointer (declare ward::nullable to allow it)").error());
+      s = {schema::kNull, Cell};
       return {};
     }
-    auto off = WARD_TRY(c.alloc(sizeof(void*), alignof(void*)));
-    std::memset(c.at(off), 0, sizeof(void*));
-    back = {static_cast<void*>(v), off, sizeof(void*), &opaque_out<P>};
-    s = {off, sizeof(void*)};
+    auto off = WARD_TRY(c.alloc(Cell, alignof(void*)));
+    std::memset(c.at(off), 0, Cell);
+    back = {static_cast<void*>(v), off, Cell, check};
+    back.delivered = sizeof(void*);
+    s = {off, Cell};
     return {};
   }
   template <class F, std::size_t I, class Held>
   static Result<void> decode(Upcall&, Held&, CopyBack&) {
-    static_assert(sizeof(F) == 0, "ward: a host service cannot take a ward::out_opaque parameter");
+    static_assert(sizeof(F) == 0, "ward: a host service cannot take a ward::out_opaque or ward::out_text parameter");
     return {};
   }
   template <class F, std::size_t I, class Args>
@@ -753,7 +761,89 @@ struct Codec<ParamKind::out_opaque> {
   }
   template <class F, std::size_t I>
   static param_type<F, I> arg(held<F, I>& h) {
-    return h.null ? nullptr : &h.token;
+    return h.null ? nullptr : &h.value;
+  }
+};
+
+// A T ** the extension fills (int open(const char *, db **)): an 8-byte out buffer in the frame;
+// the host's T * receives the token.
+template <>
+struct Codec<ParamKind::out_opaque> : OutPointer<sizeof(void*)> {
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    schema::Param p = simple_param(schema::Kind::buffer, sizeof(void*), nullable_at<F, I>);
+    p.dir = schema::Dir::out;
+    return p;
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack& back) {
+    return encode_cell<F, I>(c, s, args, back, &opaque_out<param_type<F, I>>, "out_opaque");
+  }
+};
+
+// ---- [sqlite] strings the library allocated (iface/opaque.h, "Texts") -------------------------------------
+// The out-data check of an out_text cell (schema::TextCell, copied out of the frame once): the
+// string the child copied into the frame is checked and kept by the domain, and the cell's first
+// 8 bytes become the host's char *, the copy's address. A cell that does not describe a
+// terminated string inside what the call returned is a violation, as for ward::returns_string.
+inline Result<void> text_out(Call& c, std::size_t param, void* copy, std::uint64_t) {
+  schema::TextCell cell;
+  std::memcpy(&cell, copy, sizeof cell);
+  const char* host = nullptr;
+  if (cell.ptr != 0) {
+    if (cell.len >= (1ull << 40)) return std::unexpected(c.violation(param_label(param) + ": a string longer than any arena"));
+    auto p = WARD_TRY(c.returned_range(cell.off, cell.len + 1));
+    std::string s(reinterpret_cast<const char*>(p), cell.len + 1);
+    const auto nul = s.find('\0');
+    if (nul == std::string::npos) return std::unexpected(c.violation(param_label(param) + ": a string without its terminator"));
+    s.resize(nul);
+    auto kept = c.opaques().text_for(cell.ptr, std::move(s));
+    if (!kept) return opaque_error(c, param, kept.error());
+    host = *kept;
+  }
+  std::memcpy(copy, &host, sizeof host);
+  return {};
+}
+
+// char **: a cell in the frame the library's function stores its pointer in; the child copies
+// the string out after the call.
+template <>
+struct Codec<ParamKind::out_text> : OutPointer<sizeof(schema::TextCell)> {
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    return simple_param(schema::Kind::out_text, sizeof(schema::TextCell), nullable_at<F, I>);
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack& back) {
+    return encode_cell<F, I>(c, s, args, back, &text_out, "out_text");
+  }
+};
+
+// A library's constant function pointer (SQLITE_TRANSIENT): the bits cross as a u64 (libffi
+// passes them like a pointer); anything that could be code is refused before sending.
+template <>
+struct Codec<ParamKind::sentinel> : ByValue {
+  static constexpr bool late = false;
+  static constexpr std::uint64_t kNear = 4095;  // |value| up to this: never a mapped address
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    return simple_param(schema::Kind::u64, sizeof(void*));
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
+    const auto bits = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(std::get<I>(args)));
+    if (bits > kNear && bits < ~kNear)
+      return std::unexpected(c.decorate(fail(Errc::misuse, param_label(I) + ": ward::sentinel takes only a constant the "
+                                                                         "library defines (such as SQLITE_TRANSIENT), "
+                                                                         "not a function")
+                                            .error()));
+    s = {bits, 0};
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall&, Held&, CopyBack&) {
+    static_assert(sizeof(F) == 0, "ward: a host service cannot take a ward::sentinel parameter");
+    return {};
   }
 };
 
@@ -1091,7 +1181,8 @@ struct ResultCodec<ResultKind::string> {
     return host<F>(std::move(s));
   }
   template <class F>
-  static Result<schema::Slot> encode(Upcall& up, const char* r) {
+  static Result<schema::Slot> encode(Upcall& up, typename F::ret ret) {
+    const char* r = reinterpret_cast<const char*>(ret);  // const unsigned char * too
     if (!r) return schema::Slot{schema::kNull, 0};
     const std::size_t len = std::strlen(r);
     auto off = WARD_TRY(up.alloc(len + 1, 1));

@@ -41,6 +41,14 @@
 //                                          an out(i) T * of such a T is deep-copied back likewise
 //   ward::self(i)                          [deep] in a descriptor's own WARD_INTERFACE: parameter
 //                                          i is the descriptor it is called through (object.h)
+//   ward::out_text(i)                      a char ** the library stores a string it allocated in
+//                                          (sqlite3_exec's errmsg): the host's char * receives a
+//                                          host-owned copy that is also an opaque token for the
+//                                          library's pointer, to pass to its free (iface/opaque.h, "Texts")
+//   ward::releases(i)                      opaque parameter i is freed by the call: its token (or
+//                                          out_text copy) is dropped once the call succeeded
+//   ward::sentinel(i)                      a function pointer that is only ever a constant the
+//                                          library defines (SQLITE_TRANSIENT), passed as its bits
 //   ward::idempotent                       safe to retry after a restart
 //   ward::replay_after_restart / replay_latest   state-setting: replayed after a restart
 // Scalars (integers, floating point, enums, bool) and trivially copyable structs by value need
@@ -89,6 +97,10 @@ struct Ann {
     shared,
     // [deep] descriptors (iface/deep.h, object.h): self per parameter; returns_deep per function
     self, returns_deep,
+    // [sqlite] out_text: a char ** the library fills with a string it allocated (iface/opaque.h, "Texts");
+    // releases: a flag, like nullable: the call frees opaque parameter `index`
+    out_text, releases,
+    sentinel,  // a function pointer the library defines as a constant (SQLITE_TRANSIENT): its bits
   };
   K k;
   std::uint8_t index = 0xff;
@@ -177,6 +189,17 @@ namespace detail {
 template <class T>
 concept described = requires { struct_traits<T>::fields; };
 }
+// Parameter i is a char ** through which the library hands out a string it allocated and the
+// caller frees with the library's own free (sqlite3_exec's errmsg). See iface/opaque.h, "Texts".
+constexpr Ann out_text(std::uint8_t i) { return Ann{.k = Ann::K::out_text, .index = i}; }
+// The call frees what opaque parameter i points to (sqlite3_free, sqlite3_finalize): once it
+// succeeded, the token is dropped (passing it again is misuse), and an out_text copy is freed.
+constexpr Ann releases(std::uint8_t i) { return Ann{.k = Ann::K::releases, .index = i}; }
+// Function-pointer parameter i only ever takes a constant the library defines, never code
+// (sqlite3_bind_*'s destructor: SQLITE_STATIC 0, SQLITE_TRANSIENT -1): its bits cross as they
+// are. A value that could be an address (not within 4095 of 0) is misuse: a host function would
+// be a wild pointer in the extension (declare a WARD_CALLBACK for real callbacks).
+constexpr Ann sentinel(std::uint8_t i) { return Ann{.k = Ann::K::sentinel, .index = i}; }
 
 // Specialised by WARD_INTERFACE.
 template <class Api>
@@ -320,6 +343,7 @@ struct ParamAnn {
   int count = 0;  // how many direction/kind annotations name it (must be 0 or 1)
   Ann ann{.k = Ann::K::nullable};
   bool nullable = false;
+  bool releases = false;  // ward::releases(i)
 };
 
 template <std::size_t N>
@@ -334,6 +358,8 @@ consteval ParamAnn ann_for(const std::array<Ann, N>& anns, std::size_t i) {
     if (a.index != i) continue;
     if (a.k == Ann::K::nullable) {
       p.nullable = true;
+    } else if (a.k == Ann::K::releases) {
+      p.releases = true;
     } else if (!a.per_function()) {
       ++p.count;
       p.ann = a;
@@ -509,24 +535,26 @@ struct CheckParam {
       if (pa.ann.k == Ann::K::cstring) return std::is_same_v<E, char>;
       if (pa.ann.k == Ann::K::services) return std::is_class_v<E>;
       if (pa.ann.k == Ann::K::self) return true;
-      if (pa.ann.k == Ann::K::callback) return std::is_function_v<E>;
+      if (pa.ann.k == Ann::K::callback || pa.ann.k == Ann::K::sentinel) return std::is_function_v<E>;
       if (pa.ann.k == Ann::K::user_data) return std::is_void_v<E>;
       if (pa.ann.k == Ann::K::strings)
         return std::is_pointer_v<E> && std::is_same_v<std::remove_cv_t<std::remove_pointer_t<E>>, char>;
       if (pa.ann.k == Ann::K::shared) return std::is_void_v<E> || std::is_object_v<E>;  // never copied
+      if (pa.ann.k == Ann::K::out_text) return std::is_pointer_v<E> && std::is_same_v<pointee_t<E>, char>;
       return !std::is_pointer_v<E> && (std::is_void_v<E> || std::is_trivially_copyable_v<E>);
     }
   }();
   static_assert(ok_kind,
                 "ward: annotation does not fit the pointer type (cstring needs const char *, strings char ** or const char "
                 "**, services a struct, callback a function pointer, its user data void *, buffers a trivially copyable "
-                "element type, opaque any object pointer, out_opaque a T **; other pointers to pointers are not "
-                "supported)");
+                "element type, opaque any object pointer, out_opaque a T **, out_text a char ** or const char **; other "
+                "pointers to pointers are not supported)");
   static constexpr bool ok_const = [] {
     if constexpr (!is_ptr) {
       return true;
     } else {
-      return !(pa.ann.k == Ann::K::out || pa.ann.k == Ann::K::inout || pa.ann.k == Ann::K::out_opaque) ||
+      return !(pa.ann.k == Ann::K::out || pa.ann.k == Ann::K::inout || pa.ann.k == Ann::K::out_opaque ||
+               pa.ann.k == Ann::K::out_text) ||
              !std::is_const_v<std::remove_pointer_t<P>>;
     }
   }();
@@ -543,7 +571,8 @@ struct CheckParam {
     if constexpr (!is_ptr) return checkable<P>;
     else if constexpr (pa.count == 1 && (pa.ann.k == Ann::K::services || pa.ann.k == Ann::K::callback ||
                                          pa.ann.k == Ann::K::user_data || pa.ann.k == Ann::K::strings ||
-                                         pa.ann.k == Ann::K::shared))
+                                         pa.ann.k == Ann::K::shared || pa.ann.k == Ann::K::out_text ||
+                                         pa.ann.k == Ann::K::sentinel))
       return true;  // functions, an address, strings, or data the host reads only through Sandboxed::read
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::self) return true;  // never read by the host
     else if constexpr (opaque_ann || needs_opaque<P>) return true;  // never read by the host
@@ -562,6 +591,8 @@ struct CheckParam {
     }
   }();
   static_assert(ok_void, "ward: a void pointer needs a byte count: ward::in/out/inout(index, count)");
+  static_assert(!pa.releases || (pa.count == 1 && pa.ann.k == Ann::K::opaque),
+                "ward: ward::releases(i) names a parameter that is not ward::opaque(i)");
   // A buffer's size expressions (size.h), checked only where one is declared (CheckSize's
   // static_asserts name what is wrong).
   static_assert(
@@ -605,9 +636,10 @@ struct CheckRet {
   static_assert(!needs_opaque<R> || opq,
                 "ward: a function returning a pointer to an incomplete type (a library's own object, like struct "
                 "sqlite3 *) returns an opaque pointer: add ward::returns_opaque");
-  static_assert(!std::is_pointer_v<R> || needs_opaque<R> || opq || deep || (str && std::is_same_v<R, const char*>),
+  static_assert(!std::is_pointer_v<R> || needs_opaque<R> || opq || deep ||
+                    (str && (std::is_same_v<R, const char*> || std::is_same_v<R, const unsigned char*>)),
                 "ward: a function returning a pointer is only supported for strings: declare it const char * and add "
-                "ward::returns_string (or ward::returns_opaque for a pointer the host only passes back)");
+                "ward::returns_string (const unsigned char * too, as sqlite3_column_text returns; or ward::returns_opaque for a pointer the host only passes back)");
   static_assert(!str || std::is_pointer_v<R>, "ward: ward::returns_string on a function that does not return a pointer");
   static_assert(!deep || (std::is_pointer_v<R> && described<pointee_t<R>>),
                 "ward: ward::returns_deep needs a result that points to a WARD_STRUCT type (declare the struct with "

@@ -29,6 +29,27 @@
 //    call's new pointer is installed under the old token. Other tokens are refused after a
 //    restart, with a message saying the instance was restarted.
 //  - A value type: copy it freely, from any thread.
+//
+// Texts (ward::out_text(i), a char ** the library stores a string it allocated in, which the
+// caller frees with the library's own free; ward::releases(i) on that free):
+//   // int sqlite3_exec(sqlite3 *, const char *, callback, void *, char **errmsg); void sqlite3_free(void *);
+//   WARD_LIBRARY(lib, (sqlite3_exec, ..., ward::out_text(4), ward::nullable(4)),
+//                (sqlite3_free, ward::opaque(0), ward::nullable(0), ward::releases(0)));
+//   char* err = nullptr;
+//   (*db)->sqlite3_exec(h, "bad", nullptr, nullptr, &err);   // err: a host copy of the message
+//   std::puts(err);                                          // read it like the C string
+//   (*db)->sqlite3_free(err);                                // frees the library's string and the copy
+//  - The child copies the string into the frame after the call; the host copies it once more,
+//    up to its first NUL, and keeps that copy in the domain's OpaqueTable. The host's char *
+//    is the copy's address (a real, readable host address) and at the same time the token for
+//    the library's pointer: passed to a ward::opaque parameter of type void * or char *, the
+//    library receives its own pointer. The bytes are the extension's word (any content).
+//  - Null stays null (no error). A cell that does not describe a terminated string in the frame
+//    is a violation; a wild or unterminated pointer crashes the extension in its own process.
+//  - Lifetime: until a ward::releases call with it succeeds, or the domain ends; under a
+//    Supervisor the copy stays readable after a restart, but passing it back is then misuse
+//    (stale: the extension's memory went with the old process). Texts are not replayed.
+//    Like C's free: after release the address may be reused by a later text.
 #pragma once
 
 #include <compare>

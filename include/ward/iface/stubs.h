@@ -47,6 +47,9 @@ Result<host_result_t<F>> call_fn(Domain& d, std::uint32_t index, Args& args, std
   std::array<DeepValue, n + 1> deeps;  // [deep] out parameters, decoded before anything is written
   for (std::size_t i = 0; i < back.size(); ++i)
     if (back[i].decode_deep) deeps[i] = WARD_TRY(back[i].decode_deep(c, back[i].off));
+  // ward::releases: the call that frees the object completed; its token goes.
+  for (const CopyBack& b : back)
+    if (b.release) c.opaques().release(b.release);
   // Only a completed call whose out data is valid changes the host's objects. Data to check is
   // copied out of the frame once (the extension may still be writing it), checked in that copy,
   // and written to the host's objects only when every buffer passed.
@@ -61,7 +64,8 @@ Result<host_result_t<F>> call_fn(Domain& d, std::uint32_t index, Args& args, std
   }
   for (std::size_t i = 0; i < back.size(); ++i) {
     const CopyBack& b = back[i];
-    if (b.host && b.bytes) std::memcpy(b.host, checked[i].empty() ? c.at(b.off) : checked[i].data(), b.bytes);
+    if (b.host && b.bytes)
+      std::memcpy(b.host, checked[i].empty() ? c.at(b.off) : checked[i].data(), b.delivered ? b.delivered : b.bytes);
     if (b.deep) *b.deep = std::move(deeps[i]);
   }
   return result;
