@@ -196,6 +196,12 @@ void* callback_arg(Callee& c, sc::Slot& s, void*& hold) {
   return &hold;
 }
 
+// [handlers] A handler struct: the host's copy in the frame, made the extension's in place.
+void* handlers_arg(Callee& c, sc::Slot& s, void*& hold) {
+  hold = s.a == sc::kNull ? nullptr : c.fill_handlers(s.b, static_cast<unsigned char*>(c.view().at(s.a)));
+  return &hold;
+}
+
 // String arrays from the host: b + 1 offsets (the last kNull), made pointers in place.
 void* strings_arg(Callee& c, sc::Slot& s, void*& hold) {
   hold = nullptr;
@@ -270,6 +276,7 @@ std::optional<Row> row_of(sc::Kind k) {
     case K::services: return Row{&ffi_type_pointer, services_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
     case K::callback: return Row{&ffi_type_pointer, callback_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
     case K::strings:  return Row{&ffi_type_pointer, strings_arg,  strings_slot, false, bits_result_slot,    bits_result<std::uint64_t>};
+    case K::handlers: return Row{&ffi_type_pointer, handlers_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>};
   }
   return std::nullopt;
 }
@@ -453,6 +460,18 @@ std::expected<void, BuildError> Callee::build(std::span<const TableDesc> tables)
     rt.c_table = table;
   }
   return seal(closures, nclosures);
+}
+
+void* Callee::fill_handlers(std::uint64_t id, unsigned char* copy) const {
+  if (id == 0 || id >= ntables_ || !tables_[id].c_table) return nullptr;
+  const TableRt& t = tables_[id];
+  for (std::uint32_t i = 0; i < t.nfns; ++i) {
+    const std::uint32_t off = t.fns[i].desc->offset;
+    void* set = nullptr;
+    std::memcpy(&set, copy + off, sizeof set);
+    if (set) std::memcpy(copy + off, static_cast<const unsigned char*>(t.c_table) + off, sizeof set);
+  }
+  return copy;
 }
 
 sc::Slot Callee::serve(std::uint32_t fn, std::uint64_t frame_off, std::uint64_t top, std::uint64_t& top_at_return) {

@@ -40,6 +40,10 @@ enum class Kind : std::uint8_t {
              // pointers), `b` its element count; count_arg names the count parameter, 0xff: the
              // array ends at its first NULL. Host -> extension: the array holds b + 1 entries, the
              // last kNull, and the child turns them into pointers in place.
+  // [handlers]
+  handlers,  // a struct of callbacks (iface/handlers.h): `a` is the offset of the host's copy in
+             // the frame (kNull: a null pointer), `b` the id of its table; the child puts the stub
+             // of each declared field the copy holds non-zero into that field, in place.
 };
 
 enum class Dir : std::uint8_t { none = 0, in = 1, out = 2, inout = 3 };
