@@ -542,15 +542,29 @@ struct Codec<ParamKind::shared> {
   }
 };
 
-// A host service table: the host registers its struct with the domain; the extension receives
-// stubs that cross back. Never passed from the extension into the host (null there).
-template <>
-struct Codec<ParamKind::services> {
+// What service tables and handler structs share: a host struct of functions, named by the id of
+// its table, kept (for replay) and passed on as the host's own pointer, which must outlive the
+// domain's use of it anyway.
+struct HostStruct {
   static constexpr bool late = true;
   template <class F, std::size_t I>
   using held = param_type<F, I>;
   template <class F, std::size_t I>
   static constexpr std::uint32_t table = service_id<typename F::api, pointee_t<param_type<F, I>>>();
+  template <class F, std::size_t I, class Args>
+  static held<F, I> capture(const Args& args) {
+    return std::get<I>(args);
+  }
+  template <class F, std::size_t I>
+  static param_type<F, I> arg(held<F, I>& h) {
+    return h;
+  }
+};
+
+// A host service table: the host registers its struct with the domain; the extension receives
+// stubs that cross back. Never passed from the extension into the host (null there).
+template <>
+struct Codec<ParamKind::services> : HostStruct {
   template <class F, std::size_t I>
   static consteval schema::Param describe() {
     schema::Param p = simple_param(schema::Kind::services, sizeof(void*), nullable_at<F, I>);
@@ -572,14 +586,6 @@ struct Codec<ParamKind::services> {
   static Result<void> decode(Upcall&, Held& held, CopyBack&) {
     std::get<I>(held) = nullptr;
     return {};
-  }
-  template <class F, std::size_t I, class Args>
-  static held<F, I> capture(const Args& args) {
-    return std::get<I>(args);  // the host's tables outlive the extension
-  }
-  template <class F, std::size_t I>
-  static param_type<F, I> arg(held<F, I>& h) {
-    return h;
   }
 };
 
@@ -740,12 +746,7 @@ struct Codec<ParamKind::callback> {
 // turns into its own struct by putting each such field's stub in its place (schema::Kind::handlers).
 // The host's struct is registered by its user-data row.
 template <>
-struct Codec<ParamKind::handlers> {
-  static constexpr bool late = true;
-  template <class F, std::size_t I>
-  using held = param_type<F, I>;
-  template <class F, std::size_t I>
-  static constexpr std::uint32_t table = service_id<typename F::api, pointee_t<param_type<F, I>>>();
+struct Codec<ParamKind::handlers> : HostStruct {
   template <class F, std::size_t I>
   static consteval schema::Param describe() {
     schema::Param p = simple_param(schema::Kind::handlers, sizeof(pointee_t<param_type<F, I>>), nullable_at<F, I>);
@@ -772,14 +773,6 @@ struct Codec<ParamKind::handlers> {
   static Result<void> decode(Upcall&, Held&, CopyBack&) {
     static_assert(dependent_false<F>, "ward: host services and callbacks cannot take handler structs themselves");
     return {};
-  }
-  template <class F, std::size_t I, class Args>
-  static held<F, I> capture(const Args& args) {
-    return std::get<I>(args);  // the host's struct: it must outlive the registration anyway
-  }
-  template <class F, std::size_t I>
-  static param_type<F, I> arg(held<F, I>& h) {
-    return h;
   }
 };
 
