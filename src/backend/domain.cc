@@ -92,7 +92,7 @@ std::uint32_t Domain::object_table(const void* key) const {
 
 Result<std::uint64_t> Domain::register_callback(const CallbackTarget& t) {
   std::lock_guard<std::mutex> g(callbacks_mu_);
-  const auto key = std::make_tuple(t.table, t.fn, t.user);
+  const auto key = std::make_tuple(t.table, t.fn, t.user, t.handlers);
   if (auto it = callback_tokens_.find(key); it != callback_tokens_.end()) return it->second;
   if (callbacks_.size() >= kMaxCallbacks)
     return fail(Errc::limit, "more than " + std::to_string(kMaxCallbacks) +

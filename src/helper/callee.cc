@@ -200,6 +200,12 @@ void* callback_arg(Callee& c, sc::Slot& s, void*& hold) {
   return &hold;
 }
 
+// [handlers] A handler struct: the host's copy in the frame, made the extension's in place.
+void* handlers_arg(Callee& c, sc::Slot& s, void*& hold) {
+  hold = s.a == sc::kNull ? nullptr : c.fill_handlers(s.b, static_cast<unsigned char*>(c.view().at(s.a)));
+  return &hold;
+}
+
 // String arrays from the host: b + 1 offsets (the last kNull), made pointers in place.
 void* strings_arg(Callee& c, sc::Slot& s, void*& hold) {
   hold = nullptr;
@@ -304,6 +310,7 @@ std::optional<Row> row_of(sc::Kind k) {
     case K::strings:  return Row{&ffi_type_pointer, strings_arg,  strings_slot, false, bits_result_slot,    bits_result<std::uint64_t>, nullptr};
     case K::deep:     return Row{&ffi_type_pointer, pointer_arg,  null_slot,    false, deep_result_slot,    bits_result<std::uint64_t>, deep_after_call};
     case K::out_text: return Row{&ffi_type_pointer, pointer_arg,  null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>, copy_out_text};
+    case K::handlers: return Row{&ffi_type_pointer, handlers_arg, null_slot,    false, bits_result_slot,    bits_result<std::uint64_t>, nullptr};
   }
   return std::nullopt;
 }
@@ -490,6 +497,18 @@ std::expected<void, BuildError> Callee::build(std::span<const TableDesc> tables)
     rt.c_table = table;
   }
   return seal(closures, nclosures);
+}
+
+void* Callee::fill_handlers(std::uint64_t id, unsigned char* copy) const {
+  if (id == 0 || id >= ntables_ || !tables_[id].c_table) return nullptr;
+  const TableRt& t = tables_[id];
+  for (std::uint32_t i = 0; i < t.nfns; ++i) {
+    const std::uint32_t off = t.fns[i].desc->offset;
+    void* set = nullptr;
+    std::memcpy(&set, copy + off, sizeof set);
+    if (set) std::memcpy(copy + off, static_cast<const unsigned char*>(t.c_table) + off, sizeof set);
+  }
+  return copy;
 }
 
 sc::Slot Callee::serve(std::uint32_t table, std::uint32_t fn, std::uint64_t frame_off, std::uint64_t top,

@@ -103,6 +103,10 @@ class Callee {
   [[nodiscard]] std::uint32_t nfns(std::uint32_t table) const { return table < ntables_ ? tables_[table].nfns : 0; }
   // The C struct of trampolines for host-service table `id`, or null (no such table, or table 0).
   [[nodiscard]] void* service_table(std::uint64_t id) const;
+  // Makes `copy`, a handler struct the host sent for table `id` (iface/handlers.h), the
+  // extension's: each declared field the host set non-zero receives that field's stub. Null for
+  // an unknown table (the host sent nothing the extension may call).
+  [[nodiscard]] void* fill_handlers(std::uint64_t id, unsigned char* copy) const;
   MemoryView& view() { return view_; }
 
   // Calls function `fn` (< nfns(table)) of the extension with the arguments in the frame at

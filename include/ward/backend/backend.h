@@ -57,15 +57,18 @@ struct TableSpec {
   // returned (iface/object.h); `object_key` names the type (detail::type_key).
   bool object = false;
   const void* object_key = nullptr;
-  bool callback = false;               // a callback type (iface/callback.h): one function, no grant
+  bool callback = false;               // a callback type or handler struct (iface/callback.h,
+                                       // handlers.h): found by token, no grant
 };
 
 // A callback the host registered with a domain (iface/callback.h): the callback type's table,
 // the host's function (type-erased; the table's dispatcher casts it back) and its user data.
+// A handler struct (iface/handlers.h) registers the host's struct instead of one function.
 struct CallbackTarget {
   std::uint32_t table = 0;
   void (*fn)() = nullptr;
   void* user = nullptr;
+  const void* handlers = nullptr;
 };
 
 class Domain;
@@ -203,7 +206,7 @@ class Domain {
   std::set<std::pair<std::uint32_t, std::uint64_t>> objects_;  // [deep] (table, address)
   mutable std::mutex callbacks_mu_;
   std::unordered_map<std::uint64_t, CallbackTarget> callbacks_;  // token -> registration
-  std::map<std::tuple<std::uint32_t, void (*)(), void*>, std::uint64_t> callback_tokens_;  // and back
+  std::map<std::tuple<std::uint32_t, void (*)(), void*, const void*>, std::uint64_t> callback_tokens_;  // and back
   std::shared_ptr<SandboxHeap> sandbox_;
   SandboxHeap::Window own_window_{};  // this domain's own region, whichever heap lives in it
 };

@@ -47,6 +47,10 @@ enum class Kind : std::uint8_t {
   out_text,  // char ** the library stores a string it allocated in: `a` is the offset of a
              // TextCell (kNull: a null char **); after the call the child copies the string into
              // the frame and fills in the cell (iface/opaque.h, "Texts")
+  // [handlers]
+  handlers,  // a struct of callbacks (iface/handlers.h): `a` is the offset of the host's copy in
+             // the frame (kNull: a null pointer), `b` the id of its table; the child puts the stub
+             // of each declared field the copy holds non-zero into that field, in place.
 };
 
 // What an out_text parameter points to in the frame. The extension's function stores its

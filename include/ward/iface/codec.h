@@ -36,6 +36,7 @@
 #include "ward/core/tainted.h"
 #include "ward/iface/callback.h"
 #include "ward/iface/deep.h"
+#include "ward/iface/handlers.h"
 #include "ward/iface/interface.h"
 #include "ward/iface/opaque.h"
 #include "ward/iface/values.h"
@@ -67,6 +68,15 @@ inline bool mul_overflows(std::uint64_t a, std::uint64_t b, std::uint64_t& out) 
 inline constexpr std::string_view kOutOfRange = ": an enum value outside its declared range (ward::enum_range)";
 
 inline std::string param_label(std::size_t i) { return "parameter " + std::to_string(i); }
+
+// A C string of either character type (interface.h, is_string_char_v) as the bytes it is.
+inline const char* as_chars(const char* s) { return s; }
+inline const char* as_chars(const unsigned char* s) { return reinterpret_cast<const char*>(s); }
+// And back: the host's copy as the C parameter's type (const or not: the copy is the host's own).
+template <class P>
+P as_string(char* s) {
+  return reinterpret_cast<P>(s);
+}
 
 // A value the extension returned (or left in out data) that no host object may hold.
 inline std::unexpected<Error> refused(Call& c, const std::string& what) {
@@ -194,6 +204,8 @@ enum class ParamKind : std::uint8_t {
   // [sqlite] iface/opaque.h, "Texts"
   out_text,  // char **: the string the library allocated comes back as a host copy that is its token
   sentinel,  // a function pointer that is a library constant: its bits, checked to be no address
+  // [handlers] iface/handlers.h
+  handlers,  // a WARD_HANDLERS struct: the extension gets a copy with a stub per field the host set
   count_
 };
 
@@ -214,6 +226,7 @@ consteval ParamKind param_kind() {
     else if constexpr (described<pointee_t<P>>) return ParamKind::deep_out;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::out_text) return ParamKind::out_text;
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::sentinel) return ParamKind::sentinel;
+    else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::handlers) return ParamKind::handlers;
     else return ParamKind::buffer;
   } else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::handle) {
     return ParamKind::handle;
@@ -320,7 +333,7 @@ struct Codec<ParamKind::cstring> {
   }
   template <class F, std::size_t I, class Args>
   static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
-    const char* v = std::get<I>(args);
+    const char* v = as_chars(std::get<I>(args));
     if (!v) {
       if (!nullable_at<F, I>)
         return std::unexpected(
@@ -348,12 +361,12 @@ struct Codec<ParamKind::cstring> {
   }
   template <class F, std::size_t I, class Args>
   static held<F, I> capture(const Args& args) {
-    const char* v = std::get<I>(args);
+    const char* v = as_chars(std::get<I>(args));
     return v ? held<F, I>(v) : std::nullopt;
   }
   template <class F, std::size_t I>
   static param_type<F, I> arg(held<F, I>& h) {
-    return h ? h->c_str() : nullptr;
+    return h ? as_string<param_type<F, I>>(h->data()) : nullptr;
   }
 };
 
@@ -549,15 +562,29 @@ struct Codec<ParamKind::shared> {
   }
 };
 
-// A host service table: the host registers its struct with the domain; the extension receives
-// stubs that cross back. Never passed from the extension into the host (null there).
-template <>
-struct Codec<ParamKind::services> {
+// What service tables and handler structs share: a host struct of functions, named by the id of
+// its table, kept (for replay) and passed on as the host's own pointer, which must outlive the
+// domain's use of it anyway.
+struct HostStruct {
   static constexpr bool late = true;
   template <class F, std::size_t I>
   using held = param_type<F, I>;
   template <class F, std::size_t I>
   static constexpr std::uint32_t table = service_id<typename F::api, pointee_t<param_type<F, I>>>();
+  template <class F, std::size_t I, class Args>
+  static held<F, I> capture(const Args& args) {
+    return std::get<I>(args);
+  }
+  template <class F, std::size_t I>
+  static param_type<F, I> arg(held<F, I>& h) {
+    return h;
+  }
+};
+
+// A host service table: the host registers its struct with the domain; the extension receives
+// stubs that cross back. Never passed from the extension into the host (null there).
+template <>
+struct Codec<ParamKind::services> : HostStruct {
   template <class F, std::size_t I>
   static consteval schema::Param describe() {
     schema::Param p = simple_param(schema::Kind::services, sizeof(void*), nullable_at<F, I>);
@@ -579,14 +606,6 @@ struct Codec<ParamKind::services> {
   static Result<void> decode(Upcall&, Held& held, CopyBack&) {
     std::get<I>(held) = nullptr;
     return {};
-  }
-  template <class F, std::size_t I, class Args>
-  static held<F, I> capture(const Args& args) {
-    return std::get<I>(args);  // the host's tables outlive the extension
-  }
-  template <class F, std::size_t I>
-  static param_type<F, I> arg(held<F, I>& h) {
-    return h;
   }
 };
 
@@ -893,6 +912,41 @@ struct Codec<ParamKind::callback> {
   }
 };
 
+// A struct of callbacks (iface/handlers.h): the extension receives a copy in the frame (data
+// fields as the host set them, a 1 for each declared function the host set), which the child
+// turns into its own struct by putting each such field's stub in its place (schema::Kind::handlers).
+// The host's struct is registered by its user-data row.
+template <>
+struct Codec<ParamKind::handlers> : HostStruct {
+  template <class F, std::size_t I>
+  static consteval schema::Param describe() {
+    schema::Param p = simple_param(schema::Kind::handlers, sizeof(pointee_t<param_type<F, I>>), nullable_at<F, I>);
+    p.table = table<F, I>;
+    return p;
+  }
+  template <class F, std::size_t I, class Args>
+  static Result<void> encode(Call& c, schema::Slot& s, const Args& args, CopyBack&) {
+    using H = pointee_t<param_type<F, I>>;
+    const H* v = std::get<I>(args);
+    if (!v) {
+      if (!nullable_at<F, I>)
+        return std::unexpected(
+            c.decorate(fail(Errc::misuse, param_label(I) + ": null handler struct (declare ward::nullable to allow it)").error()));
+      s = {schema::kNull, 0};
+      return {};
+    }
+    auto off = WARD_TRY(c.alloc(sizeof(H), alignof(H) < 16 ? 16 : alignof(H)));
+    extension_copy(*v, reinterpret_cast<unsigned char*>(c.at(off)));
+    s = {off, table<F, I>};
+    return {};
+  }
+  template <class F, std::size_t I, class Held>
+  static Result<void> decode(Upcall&, Held&, CopyBack&) {
+    static_assert(dependent_false<F>, "ward: host services and callbacks cannot take handler structs themselves");
+    return {};
+  }
+};
+
 // A callback's user data. Host -> extension: the pair (callback, user data) is registered and
 // the token crosses instead of the host's pointer (null with a null callback). Extension ->
 // host, in a callback: the token is looked up (a violation unless this domain issued it for this
@@ -914,8 +968,12 @@ struct Codec<ParamKind::user_data> {
       s = {0, 0};
       return {};
     }
-    const CallbackTarget t{Codec<ParamKind::callback>::table<F, cb>, reinterpret_cast<void (*)()>(fn),
-                           const_cast<void*>(static_cast<const void*>(std::get<I>(args)))};
+    void* const user = const_cast<void*>(static_cast<const void*>(std::get<I>(args)));
+    CallbackTarget t;
+    if constexpr (param_kind<F, cb>() == ParamKind::handlers)
+      t = {Codec<ParamKind::handlers>::table<F, cb>, nullptr, user, static_cast<const void*>(fn)};
+    else
+      t = {Codec<ParamKind::callback>::table<F, cb>, reinterpret_cast<void (*)()>(fn), user};
     auto token = WARD_TRY(c.register_callback(t));
     s = {token, 0};
     return {};
@@ -990,7 +1048,7 @@ struct Codec<ParamKind::strings> {
     for (std::uint64_t k = 0; k <= n; ++k) {
       std::uint64_t off = schema::kNull;
       if (k < n && v[k]) {
-        const std::size_t len = std::strlen(v[k]);
+        const std::size_t len = std::strlen(as_chars(v[k]));
         off = WARD_TRY(c.alloc(len + 1, 1));
         std::memcpy(c.at(off), v[k], len + 1);
       }
@@ -1035,7 +1093,7 @@ struct Codec<ParamKind::strings> {
     const auto v = std::get<I>(args);
     std::uint64_t n = 0;
     if (!v || !host_count<F, I>(args, n)) return h;
-    for (std::uint64_t k = 0; k < n; ++k) h.s.push_back(v[k] ? std::optional<std::string>(v[k]) : std::nullopt);
+    for (std::uint64_t k = 0; k < n; ++k) h.s.push_back(v[k] ? std::optional<std::string>(as_chars(v[k])) : std::nullopt);
     h.null = false;
     return h;
   }
@@ -1045,7 +1103,7 @@ struct Codec<ParamKind::strings> {
     h.ptrs.clear();
     for (auto& e : h.s) h.ptrs.push_back(e ? e->data() : nullptr);
     h.ptrs.push_back(nullptr);
-    return const_cast<param_type<F, I>>(h.ptrs.data());
+    return static_cast<param_type<F, I>>(static_cast<void*>(h.ptrs.data()));  // char ** as the C type's
   }
 };
 
@@ -1277,11 +1335,14 @@ template <class F>
 using held_args = typename held_args_of<F>::type;
 
 // The host function a callback's dispatcher runs: the registration its user data named
-// (iface/callback.h), cast back to the callback's type.
+// (iface/callback.h), cast back to the callback's type; for a handler struct's field
+// (iface/handlers.h), that field of the host's struct, read now (null if the host cleared it).
 template <class F>
 auto callback_fn(held_args<F>& held) {
-  using P = std::remove_cvref_t<decltype(std::declval<typename F::api&>().*F::member)>;
-  return reinterpret_cast<P>(std::get<user_data_index<F>()>(held).fn);
+  using Api = typename F::api;
+  const CallbackTarget& t = std::get<user_data_index<F>()>(held);
+  if constexpr (is_handlers_v<Api>) return static_cast<const Api*>(t.handlers)->*F::member;
+  else return reinterpret_cast<std::remove_cvref_t<decltype(std::declval<Api&>().*F::member)>>(t.fn);
 }
 
 // Deep copy of a call's arguments, for replaying it later (the supervisor's log).

@@ -28,6 +28,9 @@
 //   ward::user_data(k)                     in WARD_CALLBACK only: parameter k carries the user data
 //   ward::shared(i) / shared(i, n)         pointer into a live sandbox allocation (iface/sandbox.h),
 //                                          checked and passed in place (memory the extension keeps)
+//   ward::handlers(i, ud)                  a struct of C callbacks declared with WARD_HANDLERS (a SAX
+//                                          handler), its void *user data in parameter ud
+//                                          (iface/handlers.h)
 // and the function as a whole:
 //   ward::returns_string                   the const char * result is a string (copied out)
 //   ward::returns_handle<T>(rights)        the 64-bit result is a handle, checked likewise
@@ -101,6 +104,9 @@ struct Ann {
     // releases: a flag, like nullable: the call frees opaque parameter `index`
     out_text, releases,
     sentinel,  // a function pointer the library defines as a constant (SQLITE_TRANSIENT): its bits
+    // [handlers] per parameter: a struct of callbacks (WARD_HANDLERS); peer: its user-data
+    // parameter (iface/handlers.h)
+    handlers,
   };
   K k;
   std::uint8_t index = 0xff;
@@ -221,6 +227,19 @@ template <class T>
 inline constexpr bool is_callback_table_v = false;
 template <class FnPtr>
 inline constexpr bool is_callback_table_v<callback_table<FnPtr>> = true;
+
+// A struct of C callbacks declared with WARD_HANDLERS (iface/handlers.h), which specialises this.
+template <class H>
+inline constexpr bool is_handlers_v = false;
+// A table whose functions the host finds by the registration their user data names (callbacks
+// and handler structs), not by a service struct set for the domain; no grant covers them.
+template <class T>
+inline constexpr bool found_by_token_v = is_callback_table_v<T> || is_handlers_v<T>;
+
+// The character types a C string may be made of: char, and unsigned char (libxml2's xmlChar).
+template <class C>
+inline constexpr bool is_string_char_v = std::is_same_v<std::remove_cv_t<C>, char> ||
+                                         std::is_same_v<std::remove_cv_t<C>, unsigned char>;
 
 namespace detail {
 
@@ -350,8 +369,8 @@ template <std::size_t N>
 consteval ParamAnn ann_for(const std::array<Ann, N>& anns, std::size_t i) {
   ParamAnn p;
   for (const Ann& a : anns) {
-    // ward::callback(j, i) also says what parameter i is: the callback's user data.
-    if (a.k == Ann::K::callback && a.peer == i) {
+    // ward::callback(j, i) and ward::handlers(j, i) also say what parameter i is: the user data.
+    if ((a.k == Ann::K::callback || a.k == Ann::K::handlers) && a.peer == i) {
       ++p.count;
       p.ann = Ann{.k = Ann::K::user_data, .index = static_cast<std::uint8_t>(i), .peer = a.index};
     }
@@ -507,7 +526,8 @@ struct CheckParam {
                 "ward: a pointer parameter needs a declared direction and size: annotate it with ward::in/out/inout(index), "
                 "ward::in/out/inout(index, count_index), ward::cstring(index), ward::strings(index), "
                 "ward::services(index), ward::shared(index) for sandbox memory, for a pointer the extension hands out "
-                "ward::opaque(index), or for a function pointer ward::callback(index, user_data_index)");
+                "ward::opaque(index), for a function pointer ward::callback(index, user_data_index), or for a struct "
+                "of callbacks ward::handlers(index, user_data_index)");
   static constexpr bool is_handle = pa.count == 1 && (pa.ann.k == Ann::K::handle || pa.ann.k == Ann::K::ext_handle);
   static_assert(!is_handle || (std::is_integral_v<P> && sizeof(P) == 8),
                 "ward: a ward::handle parameter must be a 64-bit integer in the C ABI");
@@ -532,23 +552,24 @@ struct CheckParam {
     } else if constexpr (needs_opaque<P>) {
       return true;  // reported above
     } else {
-      if (pa.ann.k == Ann::K::cstring) return std::is_same_v<E, char>;
-      if (pa.ann.k == Ann::K::services) return std::is_class_v<E>;
+      if (pa.ann.k == Ann::K::cstring) return is_string_char_v<E>;
+      if (pa.ann.k == Ann::K::services || pa.ann.k == Ann::K::handlers) return std::is_class_v<E>;
       if (pa.ann.k == Ann::K::self) return true;
       if (pa.ann.k == Ann::K::callback || pa.ann.k == Ann::K::sentinel) return std::is_function_v<E>;
       if (pa.ann.k == Ann::K::user_data) return std::is_void_v<E>;
       if (pa.ann.k == Ann::K::strings)
-        return std::is_pointer_v<E> && std::is_same_v<std::remove_cv_t<std::remove_pointer_t<E>>, char>;
+        return std::is_pointer_v<E> && is_string_char_v<std::remove_pointer_t<E>>;
       if (pa.ann.k == Ann::K::shared) return std::is_void_v<E> || std::is_object_v<E>;  // never copied
       if (pa.ann.k == Ann::K::out_text) return std::is_pointer_v<E> && std::is_same_v<pointee_t<E>, char>;
       return !std::is_pointer_v<E> && (std::is_void_v<E> || std::is_trivially_copyable_v<E>);
     }
   }();
   static_assert(ok_kind,
-                "ward: annotation does not fit the pointer type (cstring needs const char *, strings char ** or const char "
-                "**, services a struct, callback a function pointer, its user data void *, buffers a trivially copyable "
-                "element type, opaque any object pointer, out_opaque a T **, out_text a char ** or const char **; other "
-                "pointers to pointers are not supported)");
+                "ward: annotation does not fit the pointer type (cstring needs const char * (or const unsigned char *), "
+                "strings char ** or const char ** (or unsigned char), services and handlers a struct, callback a "
+                "function pointer, its user data void *, buffers a trivially copyable element type, opaque any object "
+                "pointer, out_opaque a T **, out_text a char ** or const char **; other pointers to pointers are not "
+                "supported)");
   static constexpr bool ok_const = [] {
     if constexpr (!is_ptr) {
       return true;
@@ -572,7 +593,7 @@ struct CheckParam {
     else if constexpr (pa.count == 1 && (pa.ann.k == Ann::K::services || pa.ann.k == Ann::K::callback ||
                                          pa.ann.k == Ann::K::user_data || pa.ann.k == Ann::K::strings ||
                                          pa.ann.k == Ann::K::shared || pa.ann.k == Ann::K::out_text ||
-                                         pa.ann.k == Ann::K::sentinel))
+                                         pa.ann.k == Ann::K::sentinel || pa.ann.k == Ann::K::handlers))
       return true;  // functions, an address, strings, or data the host reads only through Sandboxed::read
     else if constexpr (pa.count == 1 && pa.ann.k == Ann::K::self) return true;  // never read by the host
     else if constexpr (opaque_ann || needs_opaque<P>) return true;  // never read by the host
@@ -600,8 +621,9 @@ struct CheckParam {
   // [callbacks] the parameter a callback, its user data or a string array names.
   static constexpr bool ok_peer = [] {
     const Ann::K k = pa.ann.k;
-    if (pa.count != 1 || (k != Ann::K::callback && k != Ann::K::strings && k != Ann::K::user_data)) return true;
-    if (pa.ann.peer == 0xff) return k != Ann::K::callback;
+    if (pa.count != 1 || (k != Ann::K::callback && k != Ann::K::strings && k != Ann::K::user_data && k != Ann::K::handlers))
+      return true;
+    if (pa.ann.peer == 0xff) return k != Ann::K::callback && k != Ann::K::handlers;
     if (pa.ann.peer >= F::arity || pa.ann.peer == I) return false;
     return []<std::size_t... J>(std::index_sequence<J...>, std::size_t c, Ann::K kind) {
       return ((J == c && (kind == Ann::K::strings ? std::is_integral_v<std::tuple_element_t<J, typename F::args>> &&
@@ -611,19 +633,26 @@ struct CheckParam {
     }(std::make_index_sequence<F::arity>{}, pa.ann.peer, k);
   }();
   static_assert(ok_peer,
-                "ward: ward::callback(i, ud) needs ud to name another parameter, a void *; ward::strings(i, n) needs n "
+                "ward: ward::callback(i, ud) and ward::handlers(i, ud) need ud to name another parameter, a void *; "
+                "ward::strings(i, n) needs n "
                 "to name another parameter of integer type");
   static constexpr bool ok_user_data = pa.count != 1 || pa.ann.k != Ann::K::user_data ||
-                                       (pa.ann.peer == 0xff) == is_callback_table_v<typename F::api>;
+                                       (pa.ann.peer == 0xff) == found_by_token_v<typename F::api>;
   static_assert(ok_user_data,
-                "ward: ward::user_data(k) belongs in a WARD_CALLBACK declaration; in a WARD_INTERFACE, "
-                "ward::callback(i, ud) names the user-data parameter");
+                "ward: ward::user_data(k) belongs in a WARD_CALLBACK or WARD_HANDLERS declaration; in a WARD_INTERFACE, "
+                "ward::callback(i, ud) or ward::handlers(i, ud) names the user-data parameter");
   static constexpr bool ok_callback = [] {
     if constexpr (pa.count == 1 && pa.ann.k == Ann::K::callback && is_ptr) return declared_interface<callback_table<P>>;
     else return true;
   }();
   static_assert(ok_callback, "ward: this callback type was not declared: add WARD_CALLBACK(type, annotations...) "
                              "before the WARD_INTERFACE that takes it (iface/callback.h)");
+  static constexpr bool ok_handlers = [] {
+    if constexpr (pa.count == 1 && pa.ann.k == Ann::K::handlers && is_ptr) return is_handlers_v<pointee_t<P>>;
+    else return true;
+  }();
+  static_assert(ok_handlers, "ward: this struct of callbacks was not declared: add WARD_HANDLERS(struct, (field, "
+                             "annotations...), ...) before the WARD_INTERFACE that takes it (iface/handlers.h)");
   static constexpr bool value = true;
 };
 
@@ -743,12 +772,16 @@ struct add_fn_services {
     if constexpr (I < F::arity) return ann_for(F::anns, I).count == 1 && ann_for(F::anns, I).ann.k == Ann::K::services;
     else return false;
   }();
-  // A callback's signature is a table of its own (iface/callback.h).
+  // A callback's signature is a table of its own (iface/callback.h); a handler struct is one.
   static constexpr bool cb = [] {
     if constexpr (I < F::arity) return ann_for(F::anns, I).count == 1 && ann_for(F::anns, I).ann.k == Ann::K::callback;
     else return false;
   }();
-  using next = std::conditional_t<svc, push_unique<L, pointee_t<P>>,
+  static constexpr bool hs = [] {
+    if constexpr (I < F::arity) return ann_for(F::anns, I).count == 1 && ann_for(F::anns, I).ann.k == Ann::K::handlers;
+    else return false;
+  }();
+  using next = std::conditional_t<svc || hs, push_unique<L, pointee_t<P>>,
                                   std::conditional_t<cb, push_unique<L, callback_table<P>>, std::type_identity<L>>>::type;
   using type = std::conditional_t<(I < F::arity), add_fn_services<next, F, I + 1>, std::type_identity<L>>::type;
 };

@@ -81,10 +81,19 @@ Result<void> decode_pass(Upcall& up, held_args<F>& held, std::array<CopyBack, F:
   return ok;
 }
 
+// The zero result of a handler field that is not run.
+template <class F>
+Result<void> skipped(Upcall& up) {
+  schema::Slot ret{0, 0};
+  if constexpr (!std::is_void_v<typename F::ret>) ret = WARD_TRY(result_codec_of<F>::template encode<F>(up, typename F::ret{}));
+  up.set_return(ret);
+  return {};
+}
+
 template <class F>
 Result<void> dispatch(Upcall& up, const void* impl) {
   using Api = typename F::api;
-  constexpr bool is_callback = is_callback_table_v<Api>;
+  constexpr bool is_callback = found_by_token_v<Api>;  // callbacks and handler structs
   std::remove_cvref_t<decltype(std::declval<const Api&>().*F::member)> fn = nullptr;
   if constexpr (!is_callback) {
     fn = static_cast<const Api*>(impl)->*F::member;
@@ -97,6 +106,9 @@ Result<void> dispatch(Upcall& up, const void* impl) {
   if (auto ok = decode_pass<F, true>(up, held, back, all); !ok) return ok;
   // A callback's function is the registration its (decoded, checked) user data named.
   if constexpr (is_callback) fn = callback_fn<F>(held);
+  // A handler field the host cleared since it handed the struct over: nothing to run.
+  if constexpr (is_handlers_v<Api>)
+    if (!fn) return skipped<F>(up);
   auto args = args_from<F>(held);
   schema::Slot ret{0, 0};
   if constexpr (std::is_void_v<typename F::ret>) {
@@ -134,7 +146,7 @@ TableSpec table_spec(StructTable& structs) {
   TableSpec t;
   t.name = std::string(interface_traits<Api>::name);
   t.struct_size = sizeof(Api);
-  t.callback = is_callback_table_v<Api>;
+  t.callback = found_by_token_v<Api>;
   // A library's functions are bound by name in the child: the symbol is the member's name.
   if constexpr (!Services && is_library<Api>) {
     const std::size_t prefix = interface_traits<Api>::name.size() + 2;  // "zstd_lib::"
