@@ -303,6 +303,42 @@ TEST_F(CallbackRetry, NestedCallsKeepTheirOwnRecords) {
   EXPECT_TRUE(diverged().empty());
 }
 
+// A record has bounds (the extension decides how many callbacks it makes): past them nothing more
+// is kept, and a retry that gets that far cannot know what the host saw: it delivers and reports.
+TEST_F(CallbackRetry, ARecordCutShortReportsWhatItCannotMatch) {
+  ASSERT_TRUE(ext);
+  using ward::detail::CallbackJournal;
+  using ward::detail::CallbackRecord;
+  CallbackRecord rec;
+  CallbackJournal j(&rec);
+  CallbackJournal::Scope in_journal(j);
+  j.begin(ext->domain());
+  for (std::size_t i = 0; i <= CallbackRecord::kMaxEntries; ++i) j.delivered({1, i, {}, false, {}});
+  EXPECT_EQ(rec.entries.size(), CallbackRecord::kMaxEntries);
+  EXPECT_TRUE(rec.truncated);
+  EXPECT_FALSE(j.end(false).diverged);
+  j.begin(ext->domain());
+  EXPECT_EQ(CallbackJournal::active(ext->domain()), &j);
+  for (std::size_t i = 0; i < CallbackRecord::kMaxEntries; ++i) ASSERT_NE(j.match(1, i), nullptr) << i;
+  EXPECT_EQ(j.match(1, 0), nullptr) << "past the record: delivered";
+  auto o = j.end(true);
+  EXPECT_TRUE(o.diverged);
+  EXPECT_EQ(o.suppressed, CallbackRecord::kMaxEntries);
+  EXPECT_NE(o.why.find("(a record's bounds) are delivered again"), std::string::npos) << o.why;
+  // Bytes too: one large out buffer fills the budget.
+  CallbackRecord big;
+  CallbackJournal k(&big);
+  k.begin(ext->domain());
+  k.delivered({1, 1, {}, false, std::vector<std::byte>(CallbackRecord::kMaxBytes)});
+  k.delivered({1, 2, {}, false, std::vector<std::byte>(1)});
+  EXPECT_EQ(big.entries.size(), 1u);
+  EXPECT_TRUE(big.truncated);
+  // Another domain's upcalls are not this journal's.
+  auto other = load<cc_api>();
+  ASSERT_TRUE(other);
+  EXPECT_EQ(CallbackJournal::active(other->domain()), nullptr);
+}
+
 // Host threads calling at once: each call's record is its own. Thread 0's calls crash in their
 // first run; thread 1's calls meet the restarts. Every host function sees its rows once. (A call
 // of thread 1 may find the child dead twice, waiting for one recovery and then meeting the next

@@ -25,8 +25,9 @@
 // A callback that returns a host handle (ward::returns_handle) is never recorded nor suppressed:
 // the failed instance's handles were released, so its old result would be stale.
 //
-// Bounds: a record keeps at most kMaxEntries callbacks; a retry that gets past a record cut
-// short there cannot tell what the host saw, so it delivers and reports a divergence.
+// Bounds: a record keeps at most kMaxEntries callbacks and kMaxBytes of results and out data
+// (the extension decides how many callbacks it makes); a retry that gets past a record cut short
+// there cannot tell what the host saw, so it delivers and reports a divergence.
 // Threads: callbacks run on the thread of the call in progress (iface/callback.h), so the
 // journal is per thread (a stack: a callback that calls into a supervised extension installs
 // the inner call's journal over the outer one). A journal applies only to upcalls from the
@@ -51,6 +52,7 @@ namespace ward::detail {
 // What a call's callbacks delivered to the host, in order, across its attempts.
 struct CallbackRecord {
   static constexpr std::size_t kMaxEntries = std::size_t{1} << 20;
+  static constexpr std::size_t kMaxBytes = std::size_t{64} << 20;
   struct Entry {
     std::uint32_t table = 0;       // the callback type (its table in the domain)
     std::uint64_t digest = 0;      // of the decoded arguments and out-buffer sizes
@@ -59,7 +61,8 @@ struct CallbackRecord {
     std::vector<std::byte> out;    // the out data it wrote, every out buffer in order
   };
   std::vector<Entry> entries;
-  bool truncated = false;  // the call made more than kMaxEntries callbacks: the rest are not kept
+  std::size_t bytes = 0;   // results and out data kept
+  bool truncated = false;  // past kMaxEntries or kMaxBytes: the rest were not kept
 };
 
 // FNV-1a over the host's copies of a callback's arguments; lengths are fed before contents, so
@@ -209,8 +212,8 @@ class CallbackJournal {
     if (cursor_ == record_->entries.size()) {
       matching_ = false;
       if (record_->truncated)
-        diverge("the earlier attempt made more than " + std::to_string(CallbackRecord::kMaxEntries) +
-                " callbacks; those past that were not recorded and are delivered again");
+        diverge("the earlier attempt's callbacks past the " + std::to_string(cursor_) +
+                " recorded (a record's bounds) are delivered again");
       return nullptr;
     }
     const CallbackRecord::Entry& e = record_->entries[cursor_];
@@ -226,8 +229,14 @@ class CallbackJournal {
   // The host's function ran for a callback: recorded, in case this attempt fails too.
   void delivered(CallbackRecord::Entry e) {
     ++outcome_.delivered;
-    if (record_->entries.size() < CallbackRecord::kMaxEntries) record_->entries.push_back(std::move(e));
-    else record_->truncated = true;
+    const std::size_t bytes = e.result.size() + e.out.size();
+    if (record_->truncated || record_->entries.size() == CallbackRecord::kMaxEntries ||
+        bytes > CallbackRecord::kMaxBytes - record_->bytes) {
+      record_->truncated = true;
+    } else {
+      record_->bytes += bytes;
+      record_->entries.push_back(std::move(e));
+    }
     cursor_ = record_->entries.size();
   }
 
@@ -243,6 +252,8 @@ class CallbackJournal {
     if (!outcome_.diverged) outcome_.why = std::move(why);
     outcome_.diverged = true;
     record_->entries.resize(cursor_);
+    record_->bytes = 0;
+    for (const auto& e : record_->entries) record_->bytes += e.result.size() + e.out.size();
     record_->truncated = false;
   }
 
