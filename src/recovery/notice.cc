@@ -12,6 +12,7 @@ std::string_view to_string(NoticeKind k) noexcept {
     case NoticeKind::error_to_caller: return "error to caller";
     case NoticeKind::disabled: return "disabled";
     case NoticeKind::reset: return "reset";
+    case NoticeKind::callbacks_diverged: return "callbacks diverged";
   }
   return "unknown";
 }

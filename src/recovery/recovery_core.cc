@@ -93,6 +93,20 @@ void RecoveryCore::record(ReplayLog::Entry e, bool latest_only) {
   log_.record(std::move(e), latest_only);
 }
 
+void RecoveryCore::callbacks_settled(const CallbackJournal::Outcome& o, const char* function) {
+  if (o.suppressed == 0 && !o.diverged) return;  // the common case: nothing to count, no lock
+  {
+    std::unique_lock g(mu_);
+    stats_.callbacks_suppressed += o.suppressed;
+    if (o.diverged) ++stats_.callbacks_diverged;
+  }
+  if (!o.diverged) return;
+  Error cause = named(Errc::bad_data, "callbacks diverged from the earlier attempt's: " + o.why +
+                                          "; delivered from there on");
+  cause.function = function;
+  notify({NoticeKind::callbacks_diverged, name_, std::move(cause), o.suppressed, {}, 0});
+}
+
 // ---- the host's view ----------------------------------------------------------------------
 
 bool RecoveryCore::disabled() const {

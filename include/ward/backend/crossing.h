@@ -152,6 +152,8 @@ class Upcall {
   // (iface/callback.h); a violation if the domain issued no such token for this callback type.
   [[nodiscard]] Result<CallbackTarget> callback(std::uint64_t token) const;
 
+  // The domain the upcall comes from (its identity: iface/callback_journal.h).
+  [[nodiscard]] const Domain& domain() const { return d_; }
   [[nodiscard]] std::uint32_t table() const { return table_; }
   [[nodiscard]] std::uint32_t fn() const { return fn_; }
   [[nodiscard]] std::uint64_t top() const { return top_; }

@@ -4,12 +4,15 @@
 //   dispatch  extension -> host: decode every argument into host copies, run the host's
 //             function on them, encode its result, copy out data back into the frame.
 // Both speak only to the crossing (backend/crossing.h), so they run over any backend.
+// A callback made during a supervised call that may be retried goes through that call's journal
+// (iface/callback_journal.h): answered from an earlier attempt's record while it repeats it.
 //
 // Host -> extension: out and inout data reaches the host's objects only when the call succeeds
 // and every buffer passed its checks (a failed call leaves them untouched). Extension -> host:
 // anything malformed is a violation and the service never runs.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include "ward/backend/backend.h"
+#include "ward/iface/callback_journal.h"
 #include "ward/iface/codec.h"
 #include "ward/iface/interface.h"
 
@@ -90,6 +94,61 @@ Result<void> skipped(Upcall& up) {
   return {};
 }
 
+// Runs the host's function on the decoded arguments and hands its result and out data to the
+// extension; `kept` (a supervised call's callback) receives both, for a retry to answer with.
+template <class F, class Fn>
+Result<void> deliver(Upcall& up, Fn fn, held_args<F>& held, std::array<CopyBack, F::arity + 1>& back,
+                     CallbackRecord::Entry* kept) {
+  auto args = args_from<F>(held);
+  schema::Slot ret{0, 0};
+  if constexpr (std::is_void_v<typename F::ret>) {
+    std::apply(fn, args);
+  } else {
+    const auto r = std::apply(fn, args);
+    if (kept) keep_result<F>(*kept, r);
+    ret = WARD_TRY(result_codec_of<F>::template encode<F>(up, r));
+  }
+  for (const CopyBack& b : back) {
+    if (!b.host || !b.bytes) continue;
+    auto p = WARD_TRY(up.writable(b.off, b.bytes));
+    std::memcpy(p, b.host, b.bytes);
+    if (kept) kept->out.insert(kept->out.end(), static_cast<const std::byte*>(b.host), static_cast<const std::byte*>(b.host) + b.bytes);
+  }
+  up.set_return(ret);
+  return {};
+}
+
+// A callback during a supervised call that may be retried (iface/callback_journal.h): answered
+// from the record of an earlier attempt while it repeats it, otherwise delivered and recorded.
+template <class F, class Fn>
+Result<void> deliver_journaled(CallbackJournal& j, Upcall& up, Fn fn, held_args<F>& held,
+                               std::array<CopyBack, F::arity + 1>& back) {
+  ArgDigest d;
+  [&]<std::size_t... I>(std::index_sequence<I...>) { (digest_param<F, I>(d, std::get<I>(held)), ...); }(
+      std::make_index_sequence<F::arity>{});
+  std::uint64_t out_bytes = 0;
+  for (const CopyBack& b : back) out_bytes += b.host ? b.bytes : 0;
+  d.u64(out_bytes);  // so a match always has room for the recorded out data
+  if (const CallbackRecord::Entry* e = j.match(up.table(), d.value())) {
+    std::size_t at = 0;
+    for (const CopyBack& b : back) {
+      if (!b.host || !b.bytes) continue;
+      auto p = WARD_TRY(up.writable(b.off, b.bytes));
+      const std::size_t n = std::min<std::size_t>(b.bytes, e->out.size() - at);  // equal unless the digests collide
+      if (n) std::memcpy(p, e->out.data() + at, n);
+      at += n;
+    }
+    if constexpr (!std::is_void_v<typename F::ret>) {
+      up.set_return(WARD_TRY(result_codec_of<F>::template encode<F>(up, kept_result<F>(*e))));
+    }
+    return {};
+  }
+  CallbackRecord::Entry kept{up.table(), d.value(), {}, false, {}};
+  WARD_TRY(deliver<F>(up, fn, held, back, &kept));
+  j.delivered(std::move(kept));
+  return {};
+}
+
 template <class F>
 Result<void> dispatch(Upcall& up, const void* impl) {
   using Api = typename F::api;
@@ -104,26 +163,17 @@ Result<void> dispatch(Upcall& up, const void* impl) {
   constexpr auto all = std::make_index_sequence<F::arity>{};
   if (auto ok = decode_pass<F, false>(up, held, back, all); !ok) return ok;
   if (auto ok = decode_pass<F, true>(up, held, back, all); !ok) return ok;
-  // A callback's function is the registration its (decoded, checked) user data named.
-  if constexpr (is_callback) fn = callback_fn<F>(held);
-  // A handler field the host cleared since it handed the struct over: nothing to run.
-  if constexpr (is_handlers_v<Api>)
-    if (!fn) return skipped<F>(up);
-  auto args = args_from<F>(held);
-  schema::Slot ret{0, 0};
-  if constexpr (std::is_void_v<typename F::ret>) {
-    std::apply(fn, args);
-  } else {
-    auto r = WARD_TRY(result_codec_of<F>::template encode<F>(up, std::apply(fn, args)));
-    ret = r;
+  if constexpr (is_callback) {
+    // A callback's function is the registration its (decoded, checked) user data named.
+    fn = callback_fn<F>(held);
+    // A handler field the host cleared since it handed the struct over: nothing to run.
+    if constexpr (is_handlers_v<Api>)
+      if (!fn) return skipped<F>(up);
+    if constexpr (journaled<F>) {
+      if (CallbackJournal* j = CallbackJournal::active(up.domain())) return deliver_journaled<F>(*j, up, fn, held, back);
+    }
   }
-  for (const CopyBack& b : back) {
-    if (!b.host || !b.bytes) continue;
-    auto p = WARD_TRY(up.writable(b.off, b.bytes));
-    std::memcpy(p, b.host, b.bytes);
-  }
-  up.set_return(ret);
-  return {};
+  return deliver<F>(up, fn, held, back, nullptr);
 }
 
 // ---- tables -------------------------------------------------------------------------------------

@@ -25,14 +25,18 @@ enum class NoticeKind : std::uint8_t {
   error_to_caller,  // a non-idempotent call failed; its caller got the error
   disabled,         // recovery gave up (cause says why): calls fail fast until reset()
   reset,            // the host re-enabled the extension
+  // A retried or replayed call's callbacks differed from those its earlier run delivered
+  // (iface/callback_journal.h): from there on they were delivered. count: callbacks answered from
+  // the record before that; cause (bad_data): the function and where it differed.
+  callbacks_diverged,
 };
 [[nodiscard]] std::string_view to_string(NoticeKind k) noexcept;
 
 struct RecoveryNotice {
   NoticeKind kind;
   std::string extension;
-  Error cause;                        // failed, restart_failed, error_to_caller, disabled
-  std::size_t count = 0;              // released: objects; restarted: calls replayed
+  Error cause;                        // failed, restart_failed, error_to_caller, disabled, callbacks_diverged
+  std::size_t count = 0;              // released: objects; restarted: calls replayed; callbacks_diverged: see above
   std::chrono::nanoseconds elapsed{}; // restarted: from detection to the fresh instance ready
   unsigned restarts_in_streak = 0;    // restarts since the extension last ran healthily
 };

@@ -15,7 +15,10 @@
 // holds keep working. Those produced by calls that are not replayed are refused after a restart
 // (misuse: "from an instance that has since been restarted"). Then the failed call is sent again
 // if that is safe (it never reached the failed instance, or the interface marks it
-// ward::idempotent); otherwise only that caller gets the error.
+// ward::idempotent); otherwise only that caller gets the error. Host callbacks (iface/callback.h)
+// the failed attempt already ran are answered from its record instead of running again, while
+// the retry repeats them; likewise a replayed call's (iface/callback_journal.h). Host services
+// are called again.
 //
 // Restart policy (RestartPolicy, restart_policy.h). Recovery gives up, and the extension is
 // *disabled* (calls fail fast until reset()), when any of these holds:
@@ -164,13 +167,22 @@ class Extension {
       -> decltype(std::declval<Instance<Api>&>().template call<M>(std::get<I>(args)...)) {
     using R = decltype(std::declval<Instance<Api>&>().template call<M>(std::get<I>(args)...));
     detail::RecoveryCore::CallState state;
+    // What the call's callbacks delivered, across its attempts: a retry answers the ones an
+    // earlier attempt delivered from it (iface/callback_journal.h). Only calls that may run again
+    // keep one; the others still install a journal, so their callbacks stay out of an enclosing
+    // call's record.
+    detail::CallbackRecord seen;
+    detail::CallbackJournal journal(F::is_idempotent || F::replays ? &seen : nullptr);
+    detail::CallbackJournal::Scope in_journal(journal);
     for (;;) {
       Args real = args;  // ext handles translated; `args` keeps the host's values for the log
       auto t = core_.admit(state, [&](const OpaqueTable& tokens) {
         return detail::translate_ext_handles<F>(real, tokens, idx);
       });
       if (!t) return R(std::unexpected(t.error()));
+      journal.begin(t->instance->domain());
       R r = instance_of(*t->instance).template call<M>(std::get<I>(real)...);
+      core_.callbacks_settled(journal.end(r.has_value()), name_of<F>());
       if (r) {
         if constexpr (detail::result_kind<F>() == detail::ResultKind::deep) {
           // [deep] An object is bound to the instance that returned it, which a restart replaces:
@@ -190,7 +202,7 @@ class Extension {
         } else if constexpr (F::returns_opq) {
           produced = r->token();
         }
-        if constexpr (F::replays) record<F>(args, produced, idx);
+        if constexpr (F::replays) record<F>(args, produced, std::move(seen), idx);
         return r;
       }
       auto next = core_.after_failure(state, *t, r.error(), F::is_idempotent);
@@ -199,21 +211,34 @@ class Extension {
     }
   }
 
+  // "device_api::write", for notices.
+  template <class F>
+  static const char* name_of() {
+    return std::get<detail::index_of_fn<Api, F::member>()>(interface_traits<Api>::fns).name;
+  }
+
   // Logs a completed state-setting call with deep copies of its arguments, as a closure that
   // sends it again to a fresh instance. What the call produced for the host (its result's token,
   // `produced`, and the tokens its out_opaque parameters received) is installed under the same
-  // tokens in the fresh instance's table.
+  // tokens in the fresh instance's table. Its callbacks were delivered when it ran: each replay
+  // is matched against what they delivered (`seen`, iface/callback_journal.h), which then
+  // follows what the host saw.
   template <class F, class Args, std::size_t... I>
-  void record(const Args& args, std::uint64_t produced, std::index_sequence<I...> idx) {
+  void record(const Args& args, std::uint64_t produced, detail::CallbackRecord seen, std::index_sequence<I...> idx) {
     // Strings and in-buffers by value, out-buffers as scratch space of the same size, service
     // tables by pointer (the host's tables outlive the extension): the codec's capture.
     auto captured = std::make_shared<detail::held_args<F>>(detail::capture_args<F>(args));
     const auto outs = detail::out_tokens<F>(args, idx);
-    auto replay = [captured, produced, outs](detail::LiveInstance& inst) -> Result<void> {
+    auto callbacks = std::make_shared<detail::CallbackRecord>(std::move(seen));
+    auto replay = [captured, produced, outs, callbacks, core = &core_](detail::LiveInstance& inst) -> Result<void> {
       OpaqueTable& tokens = inst.domain().opaques();
       typename F::args a = detail::args_from<F>(*captured);
       WARD_TRY(detail::translate_ext_handles<F>(a, tokens, std::index_sequence<I...>{}));
+      detail::CallbackJournal journal(callbacks.get());
+      detail::CallbackJournal::Scope in_journal(journal);
+      journal.begin(inst.domain());
       auto r = instance_of(inst).template call<F::member>(std::get<I>(a)...);
+      core->callbacks_settled(journal.end(r.has_value()), name_of<F>());
       if (!r) return std::unexpected(r.error());
       if constexpr (F::returns_ext) {
         const auto real = static_cast<std::uint64_t>(r->unverified_value_i_trust_it());

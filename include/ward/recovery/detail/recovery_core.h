@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "ward/core/error.h"
+#include "ward/iface/callback_journal.h"
 #include "ward/process/domain.h"
 #include "ward/recovery/notice.h"
 #include "ward/recovery/replay_log.h"
@@ -56,6 +57,9 @@ class RecoveryCore {
   struct Stats {
     // failures: of instances and of restart attempts; restarts: instances restarted and replayed.
     std::uint64_t failures = 0, restarts = 0, replayed = 0, retried = 0, errors_to_callers = 0, released = 0;
+    // Callbacks of retried or replayed calls answered from the earlier run's record instead of
+    // running the host's function again, and the calls whose callbacks diverged from it.
+    std::uint64_t callbacks_suppressed = 0, callbacks_diverged = 0;
     std::size_t log_size = 0;
   };
 
@@ -107,6 +111,9 @@ class RecoveryCore {
 
   // A successful state-setting call, to replay after every restart.
   void record(ReplayLog::Entry e, bool latest_only);
+  // What the callbacks of one attempt (or replay) of `function` did against the call's record:
+  // counted, and a divergence is a notice (callbacks_diverged). Takes the lock: not under it.
+  void callbacks_settled(const CallbackJournal::Outcome& o, const char* function);
 
   [[nodiscard]] bool disabled() const;
   // Re-enables the extension (see Extension::reset).
