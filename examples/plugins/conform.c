@@ -112,3 +112,13 @@ long conform_sum_kept(void) {
   for (size_t i = 0; i < g_kept_n; ++i) s += g_kept[i];
   return s;
 }
+
+long conform_sum_once(uint8_t *buf, size_t n) {
+  if (n && buf[0] == 1) {
+    buf[0] = 0;
+    *g_null = 1;
+  }
+  long s = 0;
+  for (size_t i = 0; i < n; ++i) s += buf[i];
+  return s;
+}

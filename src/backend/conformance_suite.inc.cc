@@ -66,7 +66,8 @@ WARD_LIBRARY(conform_lib,
              (conform_rows, ward::callback(1, 2)),
              (conform_text, ward::out(0, ward::deref(1)).filled(ward::deref(1)), ward::inout(1)),
              (conform_keep, ward::shared(0, 1), ward::replay_after_restart),
-             (conform_sum_kept, ward::idempotent));
+             (conform_sum_kept, ward::idempotent),
+             (conform_sum_once, ward::inout(0, 1), ward::idempotent));
 
 #define WARD_CONFORMANCE_CAT2(a, b) a##b
 #define WARD_CONFORMANCE_CAT(a, b) WARD_CONFORMANCE_CAT2(a, b)
@@ -654,6 +655,22 @@ TEST(WARD_CONFORMANCE_LIB, UnderASupervisorSandboxMemorySurvivesARestartAtItsAdd
   EXPECT_EQ(value((**lib)->conform_sum_kept()), 80);
   EXPECT_EQ(mem->in_extension(), where);
   EXPECT_EQ((*lib)->stats().restarts, 1u);
+}
+
+// A call that crashes the instance while it holds a buffer in sandbox memory is retried in the
+// fresh instance with the same allocation, at that instance's address (the failed window is gone).
+TEST(WARD_CONFORMANCE_LIB, UnderASupervisorARetryPassesSandboxMemoryAtItsNewAddress) {
+  ward::Supervisor sup(ward::RestartPolicy{.max_restarts = 5, .window = 10s});
+  auto lib = sup.open<conform_lib>(std::string(WARD_PLUGIN_DIR) + "/libconform.so", ward::Policy(), {},
+                                   WARD_CONFORMANCE_STARTER);
+  ASSERT_TRUE(lib) << lib.error().message();
+  auto mem = (*lib)->alloc<std::uint8_t>(8);
+  ASSERT_TRUE(mem) << mem.error().message();
+  std::fill_n(mem->host_ptr(), 8, 3);
+  (void)mem->write(0, 1);  // the first attempt clears it and crashes
+  EXPECT_EQ(value((**lib)->conform_sum_once(*mem, 8)), 21);
+  EXPECT_EQ((*lib)->stats().restarts, 1u);
+  EXPECT_EQ((*lib)->stats().retried, 1u);
 }
 
 // ---- grants -------------------------------------------------------------------------------------

@@ -82,6 +82,9 @@ int conform_text(char *buf, size_t *len);
 /* Keeps buf (n bytes) for conform_sum_kept, which sums its bytes now (-1 with nothing kept). */
 void conform_keep(const uint8_t *buf, size_t n);
 long conform_sum_kept(void);
+/* The sum of buf's n bytes; but when buf[0] is 1, sets it to 0 and crashes first (once: the
+ * next call, in a fresh instance with the same sandbox memory, sums). */
+long conform_sum_once(uint8_t *buf, size_t n);
 
 #ifdef __cplusplus
 }

@@ -29,10 +29,13 @@
 // different threads.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -134,5 +137,43 @@ template <class T>
   const std::uint64_t off = WARD_TRY(heap->alloc(n * sizeof(T), alignof(T)));
   return Sandboxed<T>(heap, off, n);
 }
+
+namespace detail {
+// Where each pointer argument of a call lies in sandbox memory, if it does. A supervised call
+// retried after a restart must pass the same allocations at the fresh instance's host addresses:
+// the failed instance's window is unmapped by then (the heap moved, with its offsets).
+template <class Args>
+using SandboxPlaces = std::array<std::optional<SandboxHeap::Found>, std::tuple_size_v<Args>>;
+
+template <class P>
+inline constexpr bool data_pointer = std::is_pointer_v<P> && !std::is_function_v<std::remove_pointer_t<P>>;
+
+// Taken while the failed instance still holds the heap (before recovery moves it).
+template <class Args, std::size_t... I>
+SandboxPlaces<Args> sandbox_places(const Args& args, std::index_sequence<I...>) {
+  SandboxPlaces<Args> at{};
+  (
+      [&] {
+        if constexpr (data_pointer<std::tuple_element_t<I, Args>>) {
+          if (const auto p = std::get<I>(args)) at[I] = SandboxHeap::locate_any(static_cast<const void*>(p), 1);
+        }
+      }(),
+      ...);
+  return at;
+}
+
+// The arguments with every sandbox pointer moved to its allocation's current host address.
+template <class Args, std::size_t... I>
+void rebase_sandbox(Args& args, const SandboxPlaces<Args>& at, std::index_sequence<I...>) {
+  (
+      [&] {
+        using P = std::tuple_element_t<I, Args>;
+        if constexpr (data_pointer<P>) {
+          if (at[I]) std::get<I>(args) = reinterpret_cast<P>(at[I]->heap->host_at(at[I]->off));
+        }
+      }(),
+      ...);
+}
+}  // namespace detail
 
 }  // namespace ward

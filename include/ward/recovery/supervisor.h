@@ -65,6 +65,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -174,8 +175,10 @@ class Extension {
     detail::CallbackRecord seen;
     detail::CallbackJournal journal(F::is_idempotent || F::replays ? &seen : nullptr);
     detail::CallbackJournal::Scope in_journal(journal);
+    std::optional<detail::SandboxPlaces<Args>> sandboxed;  // taken at the first failure
     for (;;) {
       Args real = args;  // ext handles translated; `args` keeps the host's values for the log
+      if (sandboxed) detail::rebase_sandbox(real, *sandboxed, idx);
       auto t = core_.admit(state, [&](const OpaqueTable& tokens) {
         return detail::translate_ext_handles<F>(real, tokens, idx);
       });
@@ -205,6 +208,7 @@ class Extension {
         if constexpr (F::replays) record<F>(args, produced, std::move(seen), idx);
         return r;
       }
+      if (!sandboxed) sandboxed = detail::sandbox_places(args, idx);
       auto next = core_.after_failure(state, *t, r.error(), F::is_idempotent);
       if (!next) return R(std::unexpected(next.error()));
       if (*next == detail::RecoveryCore::Next::give_error) return r;
