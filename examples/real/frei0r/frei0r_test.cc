@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -237,6 +238,30 @@ TEST(Frei0rHostile, FramesOutsideSandboxMemoryAreRefused) {
   EXPECT_EQ(r.error().kind, ward::Errc::misuse) << r.error().message();
 }
 
+// A plugin whose info structs lie (examples/plugins/frei0r_hostile.c): an unmapped name, a wild
+// pointer, a string with no terminator for 4 MiB. Each is refused as bad_data; the domain stays
+// up and the honest parts keep working.
+TEST(Frei0rHostile, LyingInfoStructsAreRefusedAndTheDomainStaysUp) {
+  auto lib = ward::Instance<frei0r_lib>::open(std::string(WARD_PLUGIN_DIR) + "/libfrei0r_hostile.so", policy());
+  ASSERT_TRUE(lib) << lib.error().message();
+  ASSERT_EQ(value((*lib)->f0r_init()), 1);
+  ward::Deep<f0r_plugin_info_t> info;
+  auto r = (*lib)->f0r_get_plugin_info(info.out());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ward::Errc::bad_data) << r.error().message();
+  for (int p = 0; p < 2; ++p) {
+    ward::Deep<f0r_param_info_t> pi;
+    auto q = (*lib)->f0r_get_param_info(pi.out(), p);
+    ASSERT_FALSE(q) << "param " << p;
+    EXPECT_EQ(q.error().kind, ward::Errc::bad_data) << q.error().message();
+  }
+  auto f = WardFilter<ward::Instance<frei0r_lib>>::make(*lib, 8, 4, 0);
+  ASSERT_TRUE(f) << f.error().message();
+  auto got = f->update(0.0, frame(8, 4, 1));
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ((*got)[0], frame(8, 4, 1)[0] ^ 0x00ffffffu);
+}
+
 // The copying alternative (one frame size fixed at compile time): the same bits, and a timing
 // of both ways for the report.
 TEST(Frei0rCopying, FixedSizeFramesCopiedInAndOutMatchAndAreTimed) {
@@ -263,22 +288,26 @@ TEST(Frei0rCopying, FixedSizeFramesCopiedInAndOutMatchAndAreTimed) {
   const auto src = frame(320, 240, 7);
   std::vector<std::uint32_t> want(src.size()), got(src.size());
   direct.update(d, 0.0, src.data(), want.data());
-  constexpr int kFrames = 50;
-  auto t0 = std::chrono::steady_clock::now();
-  for (int n = 0; n < kFrames; ++n) {
-    ASSERT_TRUE((*copy)->f0r_update(*ci, 0.0, src.data(), got.data()));
+  // Interleaved rounds, the fastest of each: the machine is shared, single rounds are noisy.
+  constexpr int kFrames = 20, kRounds = 7;
+  using clock = std::chrono::steady_clock;
+  clock::duration best_copy = clock::duration::max(), best_shared = clock::duration::max();
+  for (int round = 0; round < kRounds; ++round) {
+    auto t0 = clock::now();
+    for (int n = 0; n < kFrames; ++n) ASSERT_TRUE((*copy)->f0r_update(*ci, 0.0, src.data(), got.data()));
+    auto t1 = clock::now();
+    for (int n = 0; n < kFrames; ++n) {
+      std::memcpy(f->in.host_ptr(), src.data(), src.size() * 4);  // what a host producing frames does
+      ASSERT_TRUE((*shared)->f0r_update(f->inst, 0.0, f->in, f->out));
+    }
+    auto t2 = clock::now();
+    best_copy = std::min(best_copy, t1 - t0), best_shared = std::min(best_shared, t2 - t1);
   }
-  auto t1 = std::chrono::steady_clock::now();
   ASSERT_EQ(std::memcmp(got.data(), want.data(), want.size() * 4), 0);
-  for (int n = 0; n < kFrames; ++n) {
-    std::memcpy(f->in.host_ptr(), src.data(), src.size() * 4);  // what a host producing frames does
-    ASSERT_TRUE((*shared)->f0r_update(f->inst, 0.0, f->in, f->out));
-  }
-  auto t2 = std::chrono::steady_clock::now();
   ASSERT_EQ(std::memcmp(f->out.host_ptr(), want.data(), want.size() * 4), 0);
   auto us = [](auto d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count() / kFrames; };
   std::printf("320x240 frame: copied in/out %lld us, sandbox frames in place %lld us\n",
-              static_cast<long long>(us(t1 - t0)), static_cast<long long>(us(t2 - t1)));
+              static_cast<long long>(us(best_copy)), static_cast<long long>(us(best_shared)));
   direct.destruct(d);
 }
 
