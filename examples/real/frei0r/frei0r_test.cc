@@ -131,6 +131,20 @@ struct WardFilter {
   }
 };
 
+// Sets every parameter to param_value() on both sides, the direct instance and ward's.
+template <class Filter>
+testing::AssertionResult set_params(const Direct& direct, f0r_instance_t d, Filter& f, int nparams) {
+  for (int p = 0; p < nparams; ++p) {
+    f0r_param_info_t pi{};
+    direct.param_info(&pi, p);
+    if (pi.type == F0R_PARAM_STRING) continue;  // left at the plugin's default on both sides
+    ParamValue v = param_value(pi.type, p);
+    direct.set_param(d, v.bytes, p);
+    if (auto r = f.set(p, v); !r) return testing::AssertionFailure() << "param " << p << ": " << r.error().message();
+  }
+  return testing::AssertionSuccess();
+}
+
 class Frei0r : public testing::TestWithParam<const char*> {};
 
 TEST_P(Frei0r, PluginAndParamInfosMatchThePluginOpenedDirectly) {
@@ -182,14 +196,7 @@ TEST_P(Frei0r, FramesMatchThePluginRunDirectlyBitForBit) {
     ASSERT_TRUE(f) << f.error().message();
     f0r_instance_t d = direct.construct(w, h);
     ASSERT_NE(d, nullptr);
-    for (int p = 0; p < info.num_params; ++p) {
-      f0r_param_info_t pi{};
-      direct.param_info(&pi, p);
-      if (pi.type == F0R_PARAM_STRING) continue;  // left at the plugin's default on both sides
-      ParamValue v = param_value(pi.type, p);
-      direct.set_param(d, v.bytes, p);
-      ASSERT_TRUE(f->set(p, v)) << "param " << p;
-    }
+    ASSERT_TRUE(set_params(direct, d, *f, info.num_params));
     std::vector<std::uint32_t> want(std::size_t{w} * h);
     for (int n = 0; n < 4; ++n) {
       const auto src = frame(w, h, static_cast<std::uint32_t>(n + w));
@@ -328,13 +335,7 @@ TEST(Frei0rSupervised, FramesAfterAKillBetweenFramesStillMatch) {
   auto f = WardFilter<std::remove_reference_t<decltype(x)>>::make(x, 64, 48, info.num_params);
   ASSERT_TRUE(f) << f.error().message();
   f0r_instance_t d = direct.construct(64, 48);
-  for (int p = 0; p < info.num_params; ++p) {
-    f0r_param_info_t pi{};
-    direct.param_info(&pi, p);
-    const ParamValue v = param_value(pi.type, p);
-    direct.set_param(d, const_cast<unsigned char*>(v.bytes), p);
-    ASSERT_TRUE(f->set(p, v));
-  }
+  ASSERT_TRUE(set_params(direct, d, *f, info.num_params));
   std::vector<std::uint32_t> want(64 * 48);
   for (int n = 0; n < 6; ++n) {
     if (n == 2 || n == 4) x.kill();
