@@ -40,6 +40,7 @@ struct Direct {
   decltype(&f0r_construct) construct = nullptr;
   decltype(&f0r_destruct) destruct = nullptr;
   decltype(&f0r_set_param_value) set_param = nullptr;
+  decltype(&f0r_get_param_value) get_param = nullptr;
   decltype(&f0r_update) update = nullptr;
 
   explicit Direct(const std::string& path) : so(dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)) {
@@ -47,6 +48,7 @@ struct Direct {
     bind(init, "f0r_init"), bind(deinit, "f0r_deinit"), bind(plugin_info, "f0r_get_plugin_info");
     bind(param_info, "f0r_get_param_info"), bind(construct, "f0r_construct");
     bind(destruct, "f0r_destruct"), bind(set_param, "f0r_set_param_value"), bind(update, "f0r_update");
+    bind(get_param, "f0r_get_param_value");
     init();
   }
   ~Direct() {
@@ -123,6 +125,12 @@ struct WardFilter {
     WARD_TRY(lib->f0r_set_param_value(inst, params[index], index));
     return {};
   }
+  // The plugin's value of parameter `index`, read back through a fresh sandbox slot.
+  ward::Result<ParamValue> get(int index) {
+    auto slot = WARD_TRY(lib.template alloc<ParamValue>());
+    WARD_TRY(lib->f0r_get_param_value(inst, slot, index));
+    return WARD_TRY(slot.read()).unverified_value_i_trust_it();
+  }
   ward::Result<std::vector<std::uint32_t>> update(double t, const std::vector<std::uint32_t>& src) {
     std::memcpy(in.host_ptr(), src.data(), src.size() * 4);
     WARD_TRY(lib->f0r_update(inst, t, in, out));
@@ -141,6 +149,16 @@ testing::AssertionResult set_params(const Direct& direct, f0r_instance_t d, Filt
     ParamValue v = param_value(pi.type, p);
     direct.set_param(d, v.bytes, p);
     if (auto r = f.set(p, v); !r) return testing::AssertionFailure() << "param " << p << ": " << r.error().message();
+    // Read back both ways: the plugin's stored value (possibly converted) must agree bit for bit.
+    ParamValue want;  // zeroed: a plugin writes only its type's bytes
+    direct.get_param(d, want.bytes, p);
+    auto got = f.get(p);
+    if (!got) return testing::AssertionFailure() << "get param " << p << ": " << got.error().message();
+    const std::size_t size = pi.type == F0R_PARAM_COLOR      ? sizeof(f0r_param_color_t)
+                             : pi.type == F0R_PARAM_POSITION ? sizeof(f0r_param_position_t)
+                                                             : sizeof(double);
+    if (std::memcmp(got->bytes, want.bytes, size) != 0)
+      return testing::AssertionFailure() << "param " << p << " reads back differently";
   }
   return testing::AssertionSuccess();
 }
