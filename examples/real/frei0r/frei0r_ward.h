@@ -10,7 +10,7 @@
 //    position, char *): the value lives in sandbox memory and is passed in place (ward::shared),
 //    so every type fits, a string one included (a char * in the sandbox pointing to a string in
 //    the sandbox). Under a Supervisor set_param_value is replayed with the slot's *current*
-//    contents: keep one slot per parameter index (frei0r_params in frei0r_frames.h does).
+//    contents: keep one slot per parameter index (WardFilter in frei0r_test.cc does).
 //  - f0r_update carries no frame size (the instance was built with it), so frames are sandbox
 //    allocations of width * height pixels passed in place (ward::shared): the plugin reads the
 //    input and writes the output where the host wrote and reads them, nothing is copied.
