@@ -7,7 +7,8 @@
 //  - f0r_construct returns a void * instance: an opaque token (iface/opaque.h); f0r_destruct
 //    frees it (ward::releases).
 //  - f0r_param_t is a void * whose pointee's type depends on the parameter (double, color,
-//    position, char *): the value lives in sandbox memory and is passed in place (ward::shared),
+//    position, char *): the value lives in sandbox memory, passed in place (ward::shared, 16 bytes:
+//    the largest type, f0r_param_position_t, checked to lie inside one live allocation),
 //    so every type fits, a string one included (a char * in the sandbox pointing to a string in
 //    the sandbox). Under a Supervisor set_param_value is replayed with the slot's *current*
 //    contents: keep one slot per parameter index (WardFilter in frei0r_test.cc does).
