@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 namespace ward::bench {
 namespace {
@@ -113,6 +114,20 @@ void print(const std::vector<Row>& rows, bool json) {
     fmt::print("{:<{}}  {:>9.1f} {:<2}  {:<{}}  {:>8}  {}\n", r.name, w, r.value, r.unit, r.floor ? *r.floor : "-", fw,
                r.ratio ? (*r.ratio < 0.1 ? fmt::format("{:.4f}x", *r.ratio) : fmt::format("{:.2f}x", *r.ratio)) : "-", r.note);
   }
+}
+
+void add_command(CLI::App& bench, const std::string& name, const std::string& help, int (*run)(const Options&),
+                 int& exit_code) {
+  auto opt = std::make_shared<Options>();
+  auto* c = bench.add_subcommand(name, help);
+  add_common_options(*c, *opt);
+  c->callback([opt, run, &exit_code] { exit_code = run(*opt); });
+}
+
+int finish(const Measured& m, const std::vector<Row>& rows, bool json) {
+  print(rows, json);
+  for (const auto& [name, why] : m.skipped) fmt::print(stderr, "skipped {}: {}\n", name, why);
+  return m.ns.empty() ? 1 : 0;
 }
 
 }  // namespace ward::bench

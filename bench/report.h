@@ -50,6 +50,14 @@ std::optional<Row> compare(const Measured& m, const std::string& name, const std
 // --filter) to `cmd`, bound to `opt`.
 void add_common_options(CLI::App& cmd, Options& opt);
 
+// Registers `ward bench <name>` with the common options; `run` is its body and its result the
+// process exit code.
+void add_command(CLI::App& bench, const std::string& name, const std::string& help, int (*run)(const Options&),
+                 int& exit_code);
+
+// Prints `rows` (print below) and what was skipped; the exit code: 1 when nothing was measured.
+int finish(const Measured& m, const std::vector<Row>& rows, bool json);
+
 // Table on stdout, or `--json`: [{"name":..,"value":..,"unit":"ns","floor":..|null,"ratio":..|null}, ...]
 void print(const std::vector<Row>& rows, bool json);
 

@@ -68,18 +68,13 @@ int run(const bench::Options& opt) {
   add("events/raise_while_binding", "events/raise_1_handler", "raise while another thread binds and unbinds");
   add("events/raw_domain_call", std::nullopt, "a call into a process domain");
   add("events/raise_domain_handler", "events/raw_domain_call", "a raise whose handler is in a process domain; target <= 1.1x");
-  bench::print(rows, opt.json);
-  for (const auto& [name, why] : m.skipped) fmt::print(stderr, "skipped {}: {}\n", name, why);
-  return m.ns.empty() ? 1 : 0;
+  return bench::finish(m, rows, opt.json);
 }
 
 }  // namespace
 
 void add_bench_events(CLI::App& bench, int& exit_code) {
-  auto opt = std::make_shared<bench::Options>();
-  auto* c = bench.add_subcommand("events", "Event raise, bind and domain-handler costs beside their floors");
-  bench::add_common_options(*c, *opt);
-  c->callback([opt, &exit_code] { exit_code = run(*opt); });
+  bench::add_command(bench, "events", "Event raise, bind and domain-handler costs beside their floors", run, exit_code);
 }
 
 }  // namespace ward::cli

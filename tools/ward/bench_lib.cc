@@ -208,18 +208,13 @@ int run(const bench::Options& opt) {
   }
   add("host/read_u64", std::nullopt, "a plain read of host memory");
   add("sandbox/read_u64", "host/read_u64", "Sandboxed<T>::read: bounds and liveness checked, copied, tainted");
-  bench::print(rows, opt.json);
-  for (const auto& [name, why] : m.skipped) fmt::print(stderr, "skipped {}: {}\n", name, why);
-  return m.ns.empty() ? 1 : 0;
+  return bench::finish(m, rows, opt.json);
 }
 
 }  // namespace
 
 void add_bench_lib(CLI::App& bench, int& exit_code) {
-  auto opt = std::make_shared<bench::Options>();
-  auto* c = bench.add_subcommand("lib", "Real C libraries through a domain, beside the same calls made directly");
-  bench::add_common_options(*c, *opt);
-  c->callback([opt, &exit_code] { exit_code = run(*opt); });
+  bench::add_command(bench, "lib", "Real C libraries through a domain, beside the same calls made directly", run, exit_code);
 }
 
 }  // namespace ward::cli

@@ -209,18 +209,13 @@ int run(const bench::Options& opt) {
     r.note = "extension -> host service round trip (101 per call, divided)";
     rows.push_back(r);
   }
-  bench::print(rows, opt.json);
-  for (const auto& [name, why] : m.skipped) fmt::print(stderr, "skipped {}: {}\n", name, why);
-  return m.ns.empty() ? 1 : 0;
+  return bench::finish(m, rows, opt.json);
 }
 
 }  // namespace
 
 void add_bench_xpc(CLI::App& bench, int& exit_code) {
-  auto opt = std::make_shared<bench::Options>();
-  auto* c = bench.add_subcommand("xpc", "Cost of a call into a process domain and back, beside its floors");
-  bench::add_common_options(*c, *opt);
-  c->callback([opt, &exit_code] { exit_code = run(*opt); });
+  bench::add_command(bench, "xpc", "Cost of a call into a process domain and back, beside its floors", run, exit_code);
 }
 
 }  // namespace ward::cli

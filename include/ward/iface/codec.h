@@ -571,20 +571,10 @@ struct Codec<ParamKind::shared> {
 // What service tables and handler structs share: a host struct of functions, named by the id of
 // its table, kept (for replay) and passed on as the host's own pointer, which must outlive the
 // domain's use of it anyway.
-struct HostStruct {
+struct HostStruct : ByValue {
   static constexpr bool late = true;
   template <class F, std::size_t I>
-  using held = param_type<F, I>;
-  template <class F, std::size_t I>
   static constexpr std::uint32_t table = service_id<typename F::api, pointee_t<param_type<F, I>>>();
-  template <class F, std::size_t I, class Args>
-  static held<F, I> capture(const Args& args) {
-    return std::get<I>(args);
-  }
-  template <class F, std::size_t I>
-  static param_type<F, I> arg(held<F, I>& h) {
-    return h;
-  }
 };
 
 // A host service table: the host registers its struct with the domain; the extension receives
