@@ -867,12 +867,11 @@ template <class F>
 inline constexpr bool dependent_false = false;
 
 // A callback: the host's function pointer, registered with the domain by its user-data row; the
-// extension receives the stub of the callback type's table (by table id).
+// extension receives the stub of the callback type's table (by table id). The host keeps and
+// replays the pointer itself (ByValue): its function outlives the domain's registrations.
 template <>
-struct Codec<ParamKind::callback> {
+struct Codec<ParamKind::callback> : ByValue {
   static constexpr bool late = false;
-  template <class F, std::size_t I>
-  using held = param_type<F, I>;
   template <class F, std::size_t I>
   static constexpr std::uint32_t table = service_id<typename F::api, callback_table<param_type<F, I>>>();
   template <class F, std::size_t I>
@@ -897,14 +896,6 @@ struct Codec<ParamKind::callback> {
   static Result<void> decode(Upcall&, Held&, CopyBack&) {
     static_assert(dependent_false<F>, "ward: host services and callbacks cannot take callbacks themselves");
     return {};
-  }
-  template <class F, std::size_t I, class Args>
-  static held<F, I> capture(const Args& args) {
-    return std::get<I>(args);  // the host's function: it outlives the domain's registrations
-  }
-  template <class F, std::size_t I>
-  static param_type<F, I> arg(held<F, I>& h) {
-    return h;
   }
 };
 
