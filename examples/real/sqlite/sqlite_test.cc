@@ -353,9 +353,11 @@ TEST_F(Supervised, KilledAtRandomTheDatabaseComesBackByReplay) {
     ASSERT_EQ(got, want) << "round " << round;
   }
   EXPECT_GT(kills, 5);
-  // Each round starts with sqlite3_exec or sqlite3_prepare_v2, neither idempotent: the first call
-  // after each kill finds it, gets the error, and is sent again by the host.
-  EXPECT_EQ(resent, kills);
+  // Each round starts with sqlite3_exec or sqlite3_prepare_v2, neither idempotent. The first call
+  // after a kill gets the error (and the host sends it again) when it reached the killed instance;
+  // when the death was seen before sending, the supervisor recovers and sends it itself (it never
+  // reached the failed instance). Which one happens is timing: at most one resend per kill.
+  EXPECT_LE(resent, kills);
   EXPECT_EQ(ext->stats().restarts, static_cast<std::uint64_t>(kills));
 }
 
