@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "rio/private_path.h"
 #include "rio/torture.h"
 #include "ward/rio/cache.h"
 
@@ -80,7 +81,15 @@ int recover_cmd(const std::string& path, std::string backing) {
 
 int torture_cmd(rio::TortureOptions o, bool quiet) {
   std::error_code ec;
-  if (o.work_dir.empty()) o.work_dir = fs::temp_directory_path() / ("ward-torture-" + std::to_string(getpid()));
+  if (o.work_dir.empty()) {
+    // A new private directory (0700, created exclusively), never a predictable name in /tmp.
+    auto d = rio::make_private_dir(fs::temp_directory_path(), "ward-torture");
+    if (!d) {
+      fmt::print(stderr, "ward rio torture: {}\n", d.error().detail);
+      return 2;
+    }
+    o.work_dir = *d;
+  }
   fs::create_directories(o.work_dir, ec);
   if (o.writer.empty()) {
     const auto self = fs::read_symlink("/proc/self/exe", ec);
