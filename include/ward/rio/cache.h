@@ -1,7 +1,7 @@
 // rio::Cache: a file cache over a backing directory whose dirty data lives in a Region, so it
 // survives a crash of the program (Rio's warm reboot, in user space).
 //
-//   auto cache = rio::Cache::open({.backing_dir = "data", .region = {.path = "/dev/shm/app.rio"}});
+//   auto cache = rio::Cache::open({.backing_dir = "data"});  // region: /dev/shm/ward-<uid>/rio-<hash>
 //   int fd = *(*cache)->open_file("log.txt", rio::kCreate);
 //   (*cache)->write(fd, bytes, offset);   // returns once the data is safe in the region
 //   (*cache)->fsync(fd);                  // rio mode: no disk write at all

@@ -2,7 +2,7 @@
 // that owns it (see layout.h for what is in it).
 //
 // Where the region lives decides what it survives — ward says so plainly:
-//   * tmpfs (the default: /dev/shm): survives any crash of the program, including SIGKILL; not a
+//   * tmpfs (the default: /dev/shm/ward-<uid>/): survives any crash of the program, including SIGKILL; not a
 //     power cut or a kernel crash.
 //   * a regular file on a disk file system, with Durability::synced: flush() (msync) makes
 //     everything written so far survive a power cut too; between flushes, only program crashes.
