@@ -160,27 +160,42 @@ TEST(SupervisedObject, RandomKillsWhileProcessingKeepEveryResultRight) {
 
   std::atomic<bool> stop{false};
   std::atomic<int> kills{0};
-  // Kills at random moments; the next one waits until the last was recovered from.
+  // Kills at random moments; the next one waits until the last was recovered from and a block
+  // went through on the restarted child.
+  std::atomic<unsigned> done{0};
   std::thread killer([&] {
     std::mt19937 rng(20240610);
+    auto wait = [&](auto until) {
+      while (!stop.load() && !until()) std::this_thread::sleep_for(50us);
+    };
     while (!stop.load()) {
       std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
+      const std::uint64_t restarts = (*ext)->stats().restarts;
       (*ext)->kill();
       ++kills;
-      while (!stop.load() && (*ext)->stats().restarts < static_cast<std::uint64_t>(kills.load()))
-        std::this_thread::sleep_for(100us);
+      wait([&] { return (*ext)->stats().restarts > restarts; });
+      const unsigned at = done.load();
+      wait([&] { return done.load() > at; });
     }
   });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join{stop, killer};
   int errors = 0;
   unsigned b = 0;
-  for (; b < 100000 && (b < 300 || kills.load() < 40); ++b) {
+  for (; b < 1000000 && (b < 300 || kills.load() < 40); ++b) {
     for (int which = 0; which < 2; ++which) {
       Plugged& p = which == 0 ? p0 : p1;
       ward::Object<obj_desc>& o = which == 0 ? o0 : o1;
       const auto in = block(b * 2 + static_cast<unsigned>(which));
       ward::Result<ward::Tainted<long>> r = std::unexpected(ward::Error{});
       // A retry can be killed too: then the caller gets the error and sends the block again.
-      for (int attempt = 0; attempt < 5 && !r; ++attempt) {
+      for (int attempt = 0; attempt < 3 && !r; ++attempt) {
         std::memcpy(p.in.host_ptr(), in.data(), kBlock * sizeof(float));
         r = o->run(p.handle, kBlock);
         if (!r) {
@@ -190,6 +205,7 @@ TEST(SupervisedObject, RandomKillsWhileProcessingKeepEveryResultRight) {
       }
       ASSERT_TRUE(r) << r.error().message();
       ASSERT_TRUE(processed(p, in, which == 0 ? 3 : -2, which == 0 ? 7 : 100)) << "block " << b;
+      ++done;
     }
   }
   stop = true;
@@ -197,7 +213,8 @@ TEST(SupervisedObject, RandomKillsWhileProcessingKeepEveryResultRight) {
   const auto s = (*ext)->stats();
   std::printf("supervised objects: %u blocks, %d kills, %llu restarts, %llu retried, %d errors resent by the host\n", b,
               kills.load(), static_cast<unsigned long long>(s.restarts), static_cast<unsigned long long>(s.retried), errors);
-  EXPECT_GE(s.restarts, 40u);
+  EXPECT_GE(s.restarts + 1, static_cast<std::uint64_t>(kills.load()));
+  EXPECT_GE(kills.load(), 40);
   EXPECT_FALSE((*ext)->disabled());
   EXPECT_EQ(s.log_size, 8u);
 }
