@@ -7,6 +7,8 @@
 //   auto d = (*lib)->get_plugin(0);                       // Tainted<Deep<plugin_desc>>
 //   auto obj = d->unverified_value_i_trust_it().object();  // Object<plugin_desc>
 //   auto r = obj->process(nullptr, data, n);               // or obj.call<&plugin_desc::process>(...)
+// Under a Supervisor the same, through the Extension: `(**ext)->get_plugin(0)`, declared
+// (get_plugin, ward::returns_deep, ward::replay_after_restart) so a restart remaps the object.
 //
 // A descriptor type with a WARD_INTERFACE of its own (its function-pointer members annotated as
 // any interface's) that a function of the library or plugin table returns with
