@@ -5,15 +5,13 @@
 // replay) is refused, never called at an old address.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "object_lib.h"
+#include "recovery/random_kills.h"
 #include "ward/ward.h"
 
 WARD_STRUCT(obj_desc,
@@ -158,37 +156,10 @@ TEST(SupervisedObject, RandomKillsWhileProcessingKeepEveryResultRight) {
   ASSERT_TRUE(plug(**ext, o0, 3, p0));
   ASSERT_TRUE(plug(**ext, o1, -2, p1));
 
-  std::atomic<bool> stop{false};
-  std::atomic<int> kills{0};
-  // Kills at random moments; the next one waits until the last was recovered from and a block
-  // went through on the restarted child.
-  std::atomic<unsigned> done{0};
-  std::thread killer([&] {
-    std::mt19937 rng(20240610);
-    auto wait = [&](auto until) {
-      while (!stop.load() && !until()) std::this_thread::sleep_for(50us);
-    };
-    while (!stop.load()) {
-      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
-      const std::uint64_t restarts = (*ext)->stats().restarts;
-      (*ext)->kill();
-      ++kills;
-      wait([&] { return (*ext)->stats().restarts > restarts; });
-      const unsigned at = done.load();
-      wait([&] { return done.load() > at; });
-    }
-  });
-  struct Join {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Join() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } join{stop, killer};
+  ward_test::RandomKills killer(**ext, 20240610, 2000us);
   int errors = 0;
   unsigned b = 0;
-  for (; b < 1000000 && (b < 300 || kills.load() < 40); ++b) {
+  for (; b < 1000000 && (b < 300 || killer.kills() < 40); ++b) {
     for (int which = 0; which < 2; ++which) {
       Plugged& p = which == 0 ? p0 : p1;
       ward::Object<obj_desc>& o = which == 0 ? o0 : o1;
@@ -205,16 +176,15 @@ TEST(SupervisedObject, RandomKillsWhileProcessingKeepEveryResultRight) {
       }
       ASSERT_TRUE(r) << r.error().message();
       ASSERT_TRUE(processed(p, in, which == 0 ? 3 : -2, which == 0 ? 7 : 100)) << "block " << b;
-      ++done;
+      killer.progress();
     }
   }
-  stop = true;
-  killer.join();
+  killer.stop();
   const auto s = (*ext)->stats();
-  std::printf("supervised objects: %u blocks, %d kills, %llu restarts, %llu retried, %d errors resent by the host\n", b,
-              kills.load(), static_cast<unsigned long long>(s.restarts), static_cast<unsigned long long>(s.retried), errors);
-  EXPECT_GE(s.restarts + 1, static_cast<std::uint64_t>(kills.load()));
-  EXPECT_GE(kills.load(), 40);
+  std::printf("supervised objects: %u blocks, %llu kills, %llu restarts, %llu retried, %d errors resent by the host\n", b,
+              static_cast<unsigned long long>(killer.kills()), static_cast<unsigned long long>(s.restarts), static_cast<unsigned long long>(s.retried), errors);
+  EXPECT_GE(s.restarts + 1, killer.kills());  // the last kill may come after the last block
+  EXPECT_GE(killer.kills(), 40u);
   EXPECT_FALSE((*ext)->disabled());
   EXPECT_EQ(s.log_size, 8u);
 }

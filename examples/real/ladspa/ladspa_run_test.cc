@@ -7,18 +7,16 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <ostream>
-#include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "ladspa/ladspa_ward.h"
+#include "recovery/random_kills.h"
 
 namespace {
 
@@ -272,35 +270,9 @@ TEST_P(LadspaRun, SupervisedProcessingSurvivesRandomKills) {
   ward::Opaque<void> h;
   ASSERT_TRUE(start(desc, obj, ports, h));
 
-  // Kills at random moments; the next kill waits until the last one was recovered from and a
-  // block went through on the restarted child.
-  std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> kills{0}, done{0};
-  std::thread killer([&] {
-    std::mt19937 rng(0x1adu);
-    auto wait = [&](auto until) {
-      while (!stop.load() && !until()) std::this_thread::sleep_for(50us);
-    };
-    while (!stop.load()) {
-      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
-      const std::uint64_t restarts = (*ext)->stats().restarts;
-      (*ext)->kill();
-      ++kills;
-      wait([&] { return (*ext)->stats().restarts > restarts; });
-      const std::uint64_t at = done.load();
-      wait([&] { return done.load() > at; });
-    }
-  });
-  struct Join {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Join() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } join{stop, killer};
+  ward_test::RandomKills killer(**ext, 0x1adu, 3000us);  // recovery/random_kills.h
   unsigned resent = 0, reprimed = 0, b = 0;
-  for (; b < 1000000 && (b < 400 || kills.load() < 25); ++b) {
+  for (; b < 1000000 && (b < 400 || killer.kills() < 25); ++b) {
     const auto in = signal_block(b);
     const std::uint64_t restarts = (*ext)->stats().restarts;
     auto got = run_block(obj, ports, h, in);
@@ -316,10 +288,9 @@ TEST_P(LadspaRun, SupervisedProcessingSurvivesRandomKills) {
       direct.start();
     }
     ASSERT_TRUE(same_samples(*got, direct.run(in))) << "block " << b;
-    ++done;
+    killer.progress();
   }
-  stop = true;
-  killer.join();
+  killer.stop();
   // The ports kept their addresses and the control values across every restart.
   for (std::size_t k = 0; k < ports.bufs.size(); ++k) EXPECT_EQ(ports.bufs[k].in_extension(), addresses[k]);
   auto control = ports.bufs[0].read();
@@ -327,15 +298,15 @@ TEST_P(LadspaRun, SupervisedProcessingSurvivesRandomKills) {
   EXPECT_EQ(control->unverified_value_i_trust_it(), p.controls[0]);
   const auto s = (*ext)->stats();
   std::printf("%s: %u blocks, %llu kills, %llu restarts, %u blocks resent by the host, %u reference restarts\n",
-              p.label, b, static_cast<unsigned long long>(kills.load()), static_cast<unsigned long long>(s.restarts),
+              p.label, b, static_cast<unsigned long long>(killer.kills()), static_cast<unsigned long long>(s.restarts),
               resent, reprimed);
-  EXPECT_GE(kills.load(), 25u);
-  EXPECT_GE(s.restarts + 1, kills.load());  // the last kill may come after the last block
+  EXPECT_GE(killer.kills(), 25u);
+  EXPECT_GE(s.restarts + 1, killer.kills());  // the last kill may come after the last block
   EXPECT_FALSE((*ext)->disabled());
   // A kill after the last block is found by the next call, which gets the error (cleanup is not
   // idempotent); sent again, it reaches the restarted child and frees its instance.
   auto cleaned = obj->cleanup(h);
-  if (!cleaned && s.restarts < kills.load()) cleaned = obj->cleanup(h);
+  if (!cleaned && s.restarts < killer.kills()) cleaned = obj->cleanup(h);
   EXPECT_TRUE(cleaned) << cleaned.error().message();
 }
 
