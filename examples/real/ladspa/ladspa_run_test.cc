@@ -2,8 +2,8 @@
 // instantiated through their descriptor's function pointers (ward::Object), ports connected to
 // sandbox memory (ward::shared), blocks of audio run and compared sample for sample (bitwise)
 // with the same plugin run directly in this process. Then the child is killed between run()
-// calls under a Supervisor, and processing continues on the restarted instance with the same
-// port buffers (same addresses, same contents).
+// calls, and during them, under a Supervisor, and processing continues on the restarted child
+// through the same descriptor, instance handle and port buffers (same addresses, same contents).
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ladspa/ladspa_ward.h"
+#include "recovery/random_kills.h"
 
 namespace {
 
@@ -239,67 +240,74 @@ TEST(LadspaMisuse, PortsOutsideSandboxMemoryAndForgedHandlesAreRefused) {
   EXPECT_TRUE(obj->connect_port(*h, 1, *buf));
 }
 
-// Under a Supervisor. Object calls through the Extension are not supported yet (a restart
-// replaces the instance the object lives in): the Deep it returns keeps its data but refuses
-// calls. What works: the host calls objects through the current instance (ext->current()), the
-// port buffers come from the Extension's sandbox memory, and after a restart the host
-// instantiates again and connects the same buffers, which kept their addresses and contents.
-TEST_P(LadspaRun, ProcessingContinuesAfterTheChildIsKilledBetweenRuns) {
+// Under a Supervisor: the descriptor, the instance and its ports are set up once, through the
+// Extension, and the child is SIGKILLed at random moments (between and during run() calls)
+// while blocks are processed. After each restart the Supervisor replays ladspa_descriptor,
+// instantiate, connect_port and activate into the new child, remaps the host's descriptor and
+// instance handle to it, and the port buffers keep their addresses and contents. Every block's
+// output is compared bitwise with the plugin run directly. A run() the kill interrupted returns
+// the error (LADSPA's run is not idempotent) and the host sends the block again.
+// State: amp is stateless, so its reference runs on unchanged. The restarted delay starts with an
+// empty delay line: when a block's calls went through a restart, the reference is restarted too
+// (stop, start) before it runs that block, which reproduces exactly what the new child computes.
+TEST_P(LadspaRun, SupervisedProcessingSurvivesRandomKills) {
   const Plugin& p = GetParam();
   Direct direct(p);
   ASSERT_TRUE(direct.ok());
-  ward::Supervisor sup;
+  ward::Supervisor sup({.max_restarts = 100000, .window = 1s});
   auto ext = sup.open<ladspa_lib>(path_of(p), policy());
   ASSERT_TRUE(ext) << ext.error().message();
   const long found = find_label(**ext, p.label);
   ASSERT_GE(found, 0);
-  const auto index = static_cast<unsigned long>(found);
-
-  auto supervised = (**ext)->ladspa_descriptor(index);
-  ASSERT_TRUE(supervised) << supervised.error().message();
-  EXPECT_STREQ(supervised->unverified_value_i_trust_it()->Label, p.label);
-  auto refused = supervised->unverified_value_i_trust_it().object()->instantiate(nullptr, kRate);
-  ASSERT_FALSE(refused);
-  EXPECT_EQ(refused.error().kind, ward::Errc::misuse) << refused.error().message();
-
+  auto d = (**ext)->ladspa_descriptor(static_cast<unsigned long>(found));
+  ASSERT_TRUE(d) << d.error().message();
+  const ward::Deep<LADSPA_Descriptor>& desc = d->unverified_value_i_trust_it();
+  auto obj = desc.object();
   Ports ports;
-  ASSERT_TRUE(make_ports(**ext, supervised->unverified_value_i_trust_it(), p, ports));
+  ASSERT_TRUE(make_ports(**ext, desc, p, ports));
   std::vector<float*> addresses;
   for (auto& b : ports.bufs) addresses.push_back(b.in_extension());
+  ward::Opaque<void> h;
+  ASSERT_TRUE(start(desc, obj, ports, h));
 
-  unsigned block = 0;
-  for (int life = 0; life < 3; ++life) {
-    SCOPED_TRACE("instance " + std::to_string(life));
-    auto inst = (*ext)->current();
-    auto d = (*inst)->ladspa_descriptor(index);
-    ASSERT_TRUE(d) << d.error().message();
-    auto obj = d->unverified_value_i_trust_it().object();
-    ward::Opaque<void> h;
-    ASSERT_TRUE(start(d->unverified_value_i_trust_it(), obj, ports, h));
-    for (unsigned k = 0; k < 4; ++k, ++block) {
-      const auto in = signal_block(block);
-      auto got = run_block(obj, ports, h, in);
-      ASSERT_TRUE(got) << got.error().message();
-      ASSERT_TRUE(same_samples(*got, direct.run(in))) << "block " << block;
+  ward_test::RandomKills killer(**ext, 0x1adu, 3000us);  // recovery/random_kills.h
+  unsigned resent = 0, reprimed = 0, b = 0;
+  for (; b < 1000000 && (b < 400 || killer.kills() < 25); ++b) {
+    const auto in = signal_block(b);
+    const std::uint64_t restarts = (*ext)->stats().restarts;
+    auto got = run_block(obj, ports, h, in);
+    for (int attempt = 0; attempt < 3 && !got; ++attempt) {
+      ASSERT_NE(got.error().kind, ward::Errc::misuse) << got.error().message();
+      ++resent;
+      got = run_block(obj, ports, h, in);
     }
-    // Killed between two run() calls: the next run fails, the next supervised call restarts.
-    (*ext)->kill();
-    auto dead = run_block(obj, ports, h, signal_block(block));
-    ASSERT_FALSE(dead);
-    EXPECT_EQ(dead.error().kind, ward::Errc::crashed) << dead.error().message();
-    inst.reset();
-    auto again = (**ext)->ladspa_descriptor(index);
-    ASSERT_TRUE(again) << again.error().message();
-    // The plugin's own state (the delay line) died with the child; the reference starts afresh
-    // too. The port buffers kept their addresses and the control values.
-    direct.stop();
-    direct.start();
-    for (std::size_t k = 0; k < ports.bufs.size(); ++k) EXPECT_EQ(ports.bufs[k].in_extension(), addresses[k]);
-    auto control = ports.bufs[0].read();
-    ASSERT_TRUE(control) << control.error().message();
-    EXPECT_EQ(control->unverified_value_i_trust_it(), p.controls[0]);
+    ASSERT_TRUE(got) << got.error().message();
+    if ((*ext)->stats().restarts != restarts) {
+      ++reprimed;
+      direct.stop();
+      direct.start();
+    }
+    ASSERT_TRUE(same_samples(*got, direct.run(in))) << "block " << b;
+    killer.progress();
   }
-  EXPECT_EQ((*ext)->stats().restarts, 3u);
+  killer.stop();
+  // The ports kept their addresses and the control values across every restart.
+  for (std::size_t k = 0; k < ports.bufs.size(); ++k) EXPECT_EQ(ports.bufs[k].in_extension(), addresses[k]);
+  auto control = ports.bufs[0].read();
+  ASSERT_TRUE(control) << control.error().message();
+  EXPECT_EQ(control->unverified_value_i_trust_it(), p.controls[0]);
+  const auto s = (*ext)->stats();
+  std::printf("%s: %u blocks, %llu kills, %llu restarts, %u blocks resent by the host, %u reference restarts\n",
+              p.label, b, static_cast<unsigned long long>(killer.kills()), static_cast<unsigned long long>(s.restarts),
+              resent, reprimed);
+  EXPECT_GE(killer.kills(), 25u);
+  EXPECT_GE(s.restarts + 1, killer.kills());  // the last kill may come after the last block
+  EXPECT_FALSE((*ext)->disabled());
+  // A kill after the last block is found by the next call, which gets the error (cleanup is not
+  // idempotent); sent again, it reaches the restarted child and frees its instance.
+  auto cleaned = obj->cleanup(h);
+  if (!cleaned && s.restarts < killer.kills()) cleaned = obj->cleanup(h);
+  EXPECT_TRUE(cleaned) << cleaned.error().message();
 }
 
 INSTANTIATE_TEST_SUITE_P(DebianLadspaSdk, LadspaRun, testing::Values(kAmp, kDelay),

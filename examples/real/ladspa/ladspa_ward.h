@@ -4,8 +4,11 @@
 //
 // Instances are opaque pointers the plugin hands out (ward::returns_opaque); ports are buffers
 // the plugin keeps between calls, so they live in sandbox memory (ward::shared, inst.alloc<T>).
-// instantiate, connect_port and activate set state: marked for replay after a restart (used once
-// object calls run under a Supervisor; see ladspa_test.cc).
+// Under a Supervisor (ladspa_run_test.cc) a restart replays the descriptor's getter (so the host's
+// descriptor is remapped to the new child's) and instantiate, connect_port and activate, which set
+// state (so the host's instance handle and its connected ports keep working); run is not
+// idempotent in general (a delay line keeps state), so a run the crash interrupted is the host's
+// to send again.
 #pragma once
 
 #include <ladspa.h>
@@ -39,4 +42,4 @@ WARD_INTERFACE(LADSPA_Descriptor,
                (deactivate, ward::opaque(0)),
                (cleanup, ward::opaque(0)));
 
-WARD_LIBRARY(ladspa_lib, (ladspa_descriptor, ward::returns_deep, ward::idempotent));
+WARD_LIBRARY(ladspa_lib, (ladspa_descriptor, ward::returns_deep, ward::idempotent, ward::replay_after_restart));

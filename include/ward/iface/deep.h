@@ -49,9 +49,10 @@
 // bounded, counts equal to the array lengths the host holds), meaning unverified.
 //
 // Lifetime and threads: a Deep owns its copy (shared, immutable: copies are cheap and may be
-// used from any thread). A Deep from a result also names the object the extension returned (its
-// address in the extension and the domain), for ward::Object<T>; that part is valid only while
-// the Instance it came from lives.
+// used from any thread). A Deep from a result also names the object the extension returned, for
+// ward::Object<T>: its address and domain (through an Instance: valid while that Instance
+// lives), or its token (through a Supervisor's Extension: valid while the Extension lives, across
+// restarts when the call that returned it is replayed; object.h).
 #pragma once
 
 #include <cstddef>
@@ -242,6 +243,19 @@ struct DeepStore {
   }
 };
 
+// [object] How a descriptor returned through a Supervisor is called (recovery/supervised_call.h
+// fills it in, object.h uses it): the object is named by a token in the supervised extension's
+// OpaqueTable, which a restart remaps, never by an address.
+struct SupervisedObject {
+  using Erased = void (*)();
+  // Per function of T's interface, the Supervisor's typed call, as
+  // Result<host_result_t<F>> (*)(const SupervisedObject&, typename F::args&).
+  const Erased* calls = nullptr;
+  void* core = nullptr;        // the Extension's recovery core (detail::RecoveryCore)
+  std::uint64_t token = 0;     // the object's token
+  bool replayed = false;       // the call that returned it is replayed after a restart
+};
+
 // A decoded value, type-erased: what Deep<T> holds and what decoding produces.
 struct DeepValue {
   std::shared_ptr<const DeepStore> store;
@@ -251,6 +265,7 @@ struct DeepValue {
   Domain* domain = nullptr;
   std::uint32_t table = 0;  // its object table; 0: not callable
   std::uint64_t address = 0;
+  SupervisedObject supervised;  // [object] set instead of domain and table under a Supervisor
 };
 
 // Where the out() pointers of live Deep objects lead: an out parameter's codec finds the Deep

@@ -7,19 +7,35 @@
 //   auto d = (*lib)->get_plugin(0);                       // Tainted<Deep<plugin_desc>>
 //   auto obj = d->unverified_value_i_trust_it().object();  // Object<plugin_desc>
 //   auto r = obj->process(nullptr, data, n);               // or obj.call<&plugin_desc::process>(...)
+// Under a Supervisor the same, through the Extension: `(**ext)->get_plugin(0)`, declared
+// (get_plugin, ward::returns_deep, ward::replay_after_restart) so a restart remaps the object.
 //
 // A descriptor type with a WARD_INTERFACE of its own (its function-pointer members annotated as
 // any interface's) that a function of the library or plugin table returns with
-// ward::returns_deep becomes an object table of that Instance: the child calls the function
-// pointer it reads from the object at the member's offset, at call time. The host names objects
-// only by addresses the extension itself returned through such a result in this instance (a
-// Deep from elsewhere, or from an earlier instance, is misuse and nothing is sent); a function
-// pointer the extension left null is misuse too. ward::self(i) passes the object itself.
+// ward::returns_deep becomes an object table: the child calls the function pointer it reads from
+// the object at the member's offset, at call time. ward::self(i) passes the object itself. A
+// function pointer the extension left null is misuse (from the host's copy; nothing is sent).
 //
-// Lifetime and threads: an Object refers to its Instance's domain and must not outlive it.
-// Calls are serialized with the Instance's other calls; an Object may be used from any thread.
-// Not yet under a Supervisor: a Deep returned through Extension<Api> is not callable (misuse),
-// since the instance behind it may be replaced; call through ext.current()'s Instance instead.
+// Through an Instance<Api>: the host names objects only by addresses the extension itself
+// returned through such a result in this instance (a Deep from elsewhere, or from an earlier
+// instance, is misuse and nothing is sent).
+//
+// Through a Supervisor's Extension<Api> (recovery/supervised_call.h): the object is a token in
+// the extension's OpaqueTable, like an opaque pointer, and each call goes through the
+// Supervisor's call path: recovery after a crash, a retry when the function is ward::idempotent,
+// the replay log when it is ward::replay_after_restart (scoped to this object for
+// replay_latest). After a restart the object is remapped to the address the replay of the call
+// that returned it yields in the new child; so declare the getter ward::replay_after_restart
+// (`ladspa_descriptor`: idempotent too). An object whose getter was not replayed, or whose replay
+// returned null or a descriptor with a different set of function pointers, is stale: refused
+// (misuse, "from an instance that has since been restarted"), never called at an old address;
+// its replayable calls are not logged, and what they produced (instance handles) is stale too.
+// A replayed getter is logged once per distinct object it returned (calling it again returns
+// what the log already re-creates) and not at all when it returns null.
+//
+// Lifetime and threads: an Object refers to its Instance's domain, or to its Extension, and
+// must not outlive it. Calls are serialized with the other calls of the instance; an Object may
+// be used from any thread.
 #pragma once
 
 #include <cstdint>
@@ -50,11 +66,16 @@ class Object {
       e.function = std::get<D::index>(interface_traits<T>::fns).name;
       return std::unexpected(std::move(e));
     };
-    if (!v_.domain || !v_.table)
-      return misuse("not an object the extension returned to an Instance (objects from a Supervisor's extension are "
-                    "not callable yet)");
+    const bool supervised = v_.supervised.calls != nullptr;
+    if (!supervised && (!v_.domain || !v_.table))
+      return misuse("not an object the extension returned (a Deep that is only data, or one whose type has no "
+                    "WARD_INTERFACE)");
     if (!function_set<M>()) return misuse("the extension left this function pointer null");
     typename F::args args{std::forward<A>(a)...};
+    if (supervised) {
+      using Typed = R (*)(const detail::SupervisedObject&, typename F::args&);
+      return reinterpret_cast<Typed>(v_.supervised.calls[D::index])(v_.supervised, args);
+    }
     return detail::call_fn<F>(*v_.domain, static_cast<std::uint32_t>(D::index), args,
                               std::make_index_sequence<F::arity>{}, v_.table, v_.address);
   }

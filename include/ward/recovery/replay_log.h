@@ -15,6 +15,7 @@
 // its lock. Extension<Api> (supervisor.h) records the entries; the core replays them.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -73,13 +74,20 @@ std::array<std::uint64_t, F::arity> out_tokens(const Args& args, std::index_sequ
 class ReplayLog {
  public:
   struct Entry {
-    std::uint32_t fn;  // the function's index in the interface, for replay_latest
+    std::uint32_t fn;  // the function's index in its interface, for replay_latest
     // Sends the call again to a fresh instance, installing the tokens it produces under the old ones.
     std::function<Result<void>(LiveInstance&)> replay;
+    // [object] 0 for the extension's own functions; an object call's object token
+    // (iface/object.h): replay_latest keeps the latest call per function and object.
+    std::uint64_t scope = 0;
+    // [object] The token of the descriptor the call returned, or 0. A call that returns one an
+    // earlier entry re-creates is not logged again (that entry runs first, in its place).
+    std::uint64_t product = 0;
   };
 
   void record(Entry e, bool latest_only) {
-    if (latest_only) std::erase_if(entries_, [&](const Entry& x) { return x.fn == e.fn; });
+    if (e.product && std::ranges::any_of(entries_, [&](const Entry& x) { return x.product == e.product; })) return;
+    if (latest_only) std::erase_if(entries_, [&](const Entry& x) { return x.fn == e.fn && x.scope == e.scope; });
     entries_.push_back(std::move(e));
   }
   [[nodiscard]] const std::vector<Entry>& entries() const { return entries_; }

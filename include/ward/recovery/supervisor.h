@@ -11,8 +11,9 @@
 // arena; starts a fresh domain (after an exponential backoff); replays, in order and with their
 // original arguments, the calls the interface marks ward::replay_after_restart (init, configure,
 // open, ...) — the shadow driver's log — and re-maps the extension handles (ward::ext_handle)
-// and opaque pointers (ward::opaque, iface/opaque.h) those calls produce, so the ones the host
-// holds keep working. Those produced by calls that are not replayed are refused after a restart
+// and opaque pointers (ward::opaque, iface/opaque.h) those calls produce, and the descriptors
+// whose functions the host calls (ward::returns_deep, ward::Object, iface/object.h), so the ones
+// the host holds keep working. Those produced by calls that are not replayed are refused after a restart
 // (misuse: "from an instance that has since been restarted"). Then the failed call is sent again
 // if that is safe (it never reached the failed instance, or the interface marks it
 // ward::idempotent); otherwise only that caller gets the error. Host callbacks (iface/callback.h)
@@ -56,8 +57,10 @@
 // own recovery). An optional heartbeat thread per extension asks an idle instance to answer
 // within heartbeat_timeout and recovers it, on that thread, if it does not.
 //
-// Where it lives: this header holds what depends on the interface (typed calls, ext-handle
-// translation, recording state-setting calls, loading a typed instance); the state machine and
+// Where it lives: this header holds what depends on the interface (typed calls, loading a typed
+// instance); the loop one call runs (admission, ext-handle translation, retry, recording
+// state-setting calls), for the interface's functions and for descriptor objects alike, is
+// detail/supervised_call.h; the state machine and
 // the heartbeat are the non-template detail::RecoveryCore (detail/recovery_core.h,
 // src/recovery/recovery_core.cc); the log and the ext-handle map are replay_log.h.
 #pragma once
@@ -67,10 +70,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "ward/iface/instance.h"
 #include "ward/recovery/detail/recovery_core.h"
+#include "ward/recovery/detail/supervised_call.h"
 #include "ward/recovery/notice.h"
 #include "ward/recovery/replay_log.h"
 #include "ward/recovery/restart_policy.h"
@@ -159,103 +164,28 @@ class Extension {
     };
   }
 
-  // One call: admitted by the core (ext handles translated to the current instance's values),
-  // sent, and on failure handed back to the core, which recovers and says whether to send again.
-  // An ext handle the extension returns reaches the host as a token of the instance's
-  // OpaqueTable, like an opaque pointer (replay_log.h: one mechanism for both).
-  template <class F, auto M, class Args, std::size_t... I>
-  auto call_with_recovery(Args& args, std::index_sequence<I...> idx)
-      -> decltype(std::declval<Instance<Api>&>().template call<M>(std::get<I>(args)...)) {
-    using R = decltype(std::declval<Instance<Api>&>().template call<M>(std::get<I>(args)...));
-    detail::RecoveryCore::CallState state;
-    // What the call's callbacks delivered, across its attempts: a retry answers the ones an
-    // earlier attempt delivered from it (iface/callback_journal.h). Only calls that may run again
-    // keep one; the others still install a journal, so their callbacks stay out of an enclosing
-    // call's record.
-    detail::CallbackRecord seen;
-    detail::CallbackJournal journal(F::is_idempotent || F::replays ? &seen : nullptr);
-    detail::CallbackJournal::Scope in_journal(journal);
-    std::optional<detail::SandboxPlaces<Args>> sandboxed;  // taken at the first failure
-    for (;;) {
-      Args real = args;  // ext handles translated; `args` keeps the host's values for the log
-      if (sandboxed) detail::rebase_sandbox(real, *sandboxed, idx);
-      auto t = core_.admit(state, [&](const OpaqueTable& tokens) {
-        return detail::translate_ext_handles<F>(real, tokens, idx);
-      });
-      if (!t) return R(std::unexpected(t.error()));
-      journal.begin(t->instance->domain());
-      R r = instance_of(*t->instance).template call<M>(std::get<I>(real)...);
-      core_.callbacks_settled(journal.end(r.has_value()), name_of<F>());
-      if (r) {
-        if constexpr (detail::result_kind<F>() == detail::ResultKind::deep) {
-          // [deep] An object is bound to the instance that returned it, which a restart replaces:
-          // its Deep keeps the data but is not callable through a Supervisor (object.h).
-          detail::DeepValue v = r->unverified_value_i_trust_it().value();
-          v.domain = nullptr;
-          v.table = 0;
-          r = R(typename R::value_type(Deep<detail::pointee_t<typename F::ret>>(std::move(v))));
-        }
-        std::uint64_t produced = 0;  // the token the host holds for the result
-        if constexpr (F::returns_ext) {
-          auto token = t->instance->domain().opaques().token_for(
-              static_cast<std::uint64_t>(r->unverified_value_i_trust_it()), detail::ext_handle_type);
-          if (!token) return R(std::unexpected(token.error()));
-          produced = *token;
-          r = R(typename R::value_type(static_cast<typename F::ret>(produced)));
-        } else if constexpr (F::returns_opq) {
-          produced = r->token();
-        }
-        if constexpr (F::replays) record<F>(args, produced, std::move(seen), idx);
-        return r;
-      }
-      if (!sandboxed) sandboxed = detail::sandbox_places(args, idx);
-      auto next = core_.after_failure(state, *t, r.error(), F::is_idempotent);
-      if (!next) return R(std::unexpected(next.error()));
-      if (*next == detail::RecoveryCore::Next::give_error) return r;
+  // Sends function M of the interface to one instance (recovery/detail/supervised_call.h).
+  template <auto M>
+  struct FnSend {
+    std::uint32_t fn;
+    std::uint64_t scope;
+    const char* name;
+    bool loggable;
+    bool present(detail::LiveInstance&) const { return true; }
+    template <class Args>
+    auto operator()(detail::LiveInstance& inst, Args& a) const {
+      return std::apply([&](auto&... x) { return instance_of(inst).template call<M>(x...); }, a);
     }
-  }
+  };
 
-  // "device_api::write", for notices.
-  template <class F>
-  static const char* name_of() {
-    return std::get<detail::index_of_fn<Api, F::member>()>(interface_traits<Api>::fns).name;
-  }
-
-  // Logs a completed state-setting call with deep copies of its arguments, as a closure that
-  // sends it again to a fresh instance. What the call produced for the host (its result's token,
-  // `produced`, and the tokens its out_opaque parameters received) is installed under the same
-  // tokens in the fresh instance's table. Its callbacks were delivered when it ran: each replay
-  // is matched against what they delivered (`seen`, iface/callback_journal.h), which then
-  // follows what the host saw.
-  template <class F, class Args, std::size_t... I>
-  void record(const Args& args, std::uint64_t produced, detail::CallbackRecord seen, std::index_sequence<I...> idx) {
-    // Strings and in-buffers by value, out-buffers as scratch space of the same size, service
-    // tables by pointer (the host's tables outlive the extension): the codec's capture.
-    auto captured = std::make_shared<detail::held_args<F>>(detail::capture_args<F>(args));
-    const auto outs = detail::out_tokens<F>(args, idx);
-    auto callbacks = std::make_shared<detail::CallbackRecord>(std::move(seen));
-    auto replay = [captured, produced, outs, callbacks, core = &core_](detail::LiveInstance& inst) -> Result<void> {
-      OpaqueTable& tokens = inst.domain().opaques();
-      typename F::args a = detail::args_from<F>(*captured);
-      WARD_TRY(detail::translate_ext_handles<F>(a, tokens, std::index_sequence<I...>{}));
-      detail::CallbackJournal journal(callbacks.get());
-      detail::CallbackJournal::Scope in_journal(journal);
-      journal.begin(inst.domain());
-      auto r = instance_of(inst).template call<F::member>(std::get<I>(a)...);
-      core->callbacks_settled(journal.end(r.has_value()), name_of<F>());
-      if (!r) return std::unexpected(r.error());
-      if constexpr (F::returns_ext) {
-        const auto real = static_cast<std::uint64_t>(r->unverified_value_i_trust_it());
-        tokens.adopt(WARD_TRY(tokens.token_for(real, detail::ext_handle_type)), produced);
-      } else if constexpr (F::returns_opq) {
-        tokens.adopt(r->token(), produced);
-      }
-      const auto fresh = detail::out_tokens<F>(a, std::index_sequence<I...>{});
-      for (std::size_t i = 0; i < fresh.size(); ++i) tokens.adopt(fresh[i], outs[i]);
-      return {};
-    };
-    core_.record({static_cast<std::uint32_t>(detail::index_of_fn<Api, F::member>()), std::move(replay)},
-                 F::replays_latest_only);
+  // One call, through the supervised loop. An ext handle the extension returns reaches the host
+  // as a token of the instance's OpaqueTable, like an opaque pointer (replay_log.h: one
+  // mechanism for both); a descriptor, as a Deep callable through the Supervisor (object.h).
+  template <class F, auto M, class Args, std::size_t... I>
+  auto call_with_recovery(Args& args, std::index_sequence<I...> idx) {
+    constexpr std::size_t index = detail::index_of_fn<Api, F::member>();
+    const FnSend<M> send{static_cast<std::uint32_t>(index), 0, std::get<index>(interface_traits<Api>::fns).name, true};
+    return detail::supervised_call<F>(core_, send, args, idx);
   }
 
   detail::RecoveryCore core_;
