@@ -194,7 +194,7 @@ TEST(RioHeap, AllocationsAndFreesRollBack) {
   EXPECT_EQ(after->live_blocks, 0u);
   EXPECT_EQ(after->free_blocks, 1u);
   auto tx = (*h)->begin();
-  auto a = tx->alloc(400);
+  auto a = tx->alloc(600);  // smaller, same size class (1 KiB)
   ASSERT_TRUE(a);
   EXPECT_EQ(a->off, root);
   ASSERT_TRUE(tx->commit());

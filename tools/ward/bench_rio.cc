@@ -158,7 +158,7 @@ void pmemobj_tx(benchmark::State& st, Where w, std::size_t size) {
   const fs::path p = w.dir / fmt::format("tx{}.pmemobj", size);
   std::error_code ec;
   fs::remove(p, ec);
-  PMEMobjpool* pop = pmemobj_create(p.c_str(), "ward-bench", PMEMOBJ_MIN_POOL, 0600);
+  PMEMobjpool* pop = pmemobj_create(p.c_str(), "ward-bench", 64 << 20, 0600);
   if (!pop) return st.SkipWithError(pmemobj_errormsg());
   const PMEMoid root = pmemobj_root(pop, kTxSpan);
   auto* obj = static_cast<std::byte*>(pmemobj_direct(root));
