@@ -429,7 +429,10 @@ TEST(Output, BlockedSinkDoesNotStallTheExtension) {
   } releaser{gate};
   auto c = std::make_shared<Collector>();
   auto inner = Collector::callback_for(c);
-  auto pol = base().timeout(5s).output_budget(1ull << 40).output_rate(1ull << 30, 1ull << 30)
+  // The flood is 8 MiB (8x the sink queue, so lines must be dropped) under a generous timeout:
+  // a stalled extension would still end `hung` after 20 s, while a loaded or sanitized run of the
+  // pump, which takes seconds for 32 MiB under TSan, stays far inside it.
+  auto pol = base().timeout(20s).output_budget(1ull << 40).output_rate(1ull << 30, 1ull << 30)
                  .output_to_callback([gate, inner](std::string_view n, OutputStream s, std::string_view t) {
                    {
                      std::unique_lock<std::mutex> g(gate->mu);
@@ -442,18 +445,18 @@ TEST(Output, BlockedSinkDoesNotStallTheExtension) {
   TempFile host_out;
   auto p = load_with_host_stdio(host_out.fd, hostile("out_flood"), *pol);
   ASSERT_TRUE(p) << p.error().message();
-  auto r = p->call<&probe_api::run>(32L);
+  auto r = p->call<&probe_api::run>(8L);
   ASSERT_TRUE(r) << r.error().message();  // not `hung` behind a sink that never returns
-  EXPECT_EQ(value(r), static_cast<long>(32 * kMiB));
+  EXPECT_EQ(value(r), static_cast<long>(8 * kMiB));
   { auto gone = std::move(*p); }
   gate->release();
   EXPECT_TRUE(c->wait([](const auto& ls) {
     const Tally t = tally(ls);
-    return t.delivered + t.dropped >= 32 * kMiB;
+    return t.delivered + t.dropped >= 8 * kMiB;
   }));
   const auto lines = c->snapshot();
   const Tally t = tally(lines);
-  EXPECT_EQ(t.delivered + t.dropped, 32 * kMiB);
+  EXPECT_EQ(t.delivered + t.dropped, 8 * kMiB);
   EXPECT_GT(t.dropped, 0u);
   bool slow_reported = false;
   for (const auto& l : lines) slow_reported |= l.stream == OutputStream::notice && l.text.find("sink") != std::string::npos;
@@ -484,6 +487,7 @@ TEST(Output, FilesCannotGrowUnlessThePolicySaysHowFar) {
     std::string p;
     ~Unlink() { ::unlink(p.c_str()); }
   } cleanup{path};
+  ::unlink(path.c_str());  // a leftover of an earlier run with this pid
   auto size_of = [&] {
     struct stat sb {};
     return ::stat(path.c_str(), &sb) == 0 ? sb.st_size : -1;
@@ -499,6 +503,7 @@ TEST(Output, FilesCannotGrowUnlessThePolicySaysHowFar) {
     EXPECT_EQ(r.error().kind, ward::Errc::limit) << r.error().message();
     EXPECT_EQ(size_of(), 0);
   }
+  ::unlink(path.c_str());  // the plugin creates it exclusively
   {
     auto pol = base().unsafe_allow_file_open().max_file_size(100000).discard_output().build();
     ASSERT_TRUE(pol);

@@ -40,6 +40,7 @@ bool Policy::grants(std::string_view label) const {
   return false;
 }
 
+Policy::Builder& Policy::Builder::refuse_files() { p_.refuse_files_ = true; return *this; }
 Policy::Builder& Policy::Builder::unsafe_allow_file_open() { p_.files_ = true; return *this; }
 Policy::Builder& Policy::Builder::unsafe_allow_sockets() { p_.sockets_ = true; return *this; }
 Policy::Builder& Policy::Builder::unsafe_allow_process_creation() { p_.processes_ = true; return *this; }
@@ -100,6 +101,8 @@ Result<Policy> Policy::Builder::build() const {
   if (p_.handles_ == 0 || p_.handles_ > (1u << 24)) return fail(Errc::misuse, "policy: handles must be 1 .. 16M");
   if (p_.open_files_ != 0 && p_.open_files_ < 4)
     return fail(Errc::misuse, "policy: open_files must be at least 4 (stdio and the arena)");
+  if (p_.refuse_files_ && p_.files_)
+    return fail(Errc::misuse, "policy: refuse_files and unsafe_allow_file_open contradict each other");
   if (p_.file_size_ != 0 && !p_.files_)
     return fail(Errc::misuse, "policy: max_file_size needs unsafe_allow_file_open (without it no file can be written)");
   if (p_.sink_ == OutputSink::callback && !p_.callback_)
@@ -125,6 +128,7 @@ std::string Policy::describe() const {
     << " s, open files " << open_files_ << ", arena " << (arena_size_ >> 10) << " KiB (sandbox memory " << (sandbox_memory() >> 10)
     << " KiB), handles " << handles_;
   if (files_) o << ", UNSAFE file open";
+  if (refuse_files_) o << ", file calls refused (EACCES)";
   if (sockets_) o << ", UNSAFE sockets";
   if (processes_) o << ", UNSAFE process creation";
   if (threads_) o << ", UNSAFE threads";

@@ -11,6 +11,10 @@
 #include <unistd.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <string>
 
 #include "process/seccomp.h"
 
@@ -108,6 +112,44 @@ TEST(Filter, FileOpenAllowedWhenAskedLoudly) {
   });
   ASSERT_TRUE(WIFEXITED(st)) << st;
   EXPECT_EQ(WEXITSTATUS(st), 0);
+}
+
+// refuse_files: every path-based call answers EACCES and the extension lives on; a call that
+// is not about paths is still a violation.
+TEST(Filter, RefusedFilesFailWithEaccesAndNothingElseLoosens) {
+  auto pol = ward::Policy::builder().refuse_files().build();
+  ASSERT_TRUE(pol);
+  EXPECT_FALSE(pol->allows_file_open());
+  EXPECT_NE(pol->describe().find("refused (EACCES)"), std::string::npos);
+  const int st = run_filtered(*pol, [] {
+    struct stat sb {};
+    char buf[64];
+    int bad = 0;
+    errno = 0;
+    if (open("/dev/urandom", O_RDONLY) != -1 || errno != EACCES) bad |= 1;
+    errno = 0;
+    if (syscall(SYS_openat, AT_FDCWD, "/etc/hostname", O_RDONLY) != -1 || errno != EACCES) bad |= 2;
+    errno = 0;
+    if (stat("/etc/hostname", &sb) != -1 || errno != EACCES) bad |= 4;
+    errno = 0;
+    if (access("/etc/passwd", R_OK) != -1 || errno != EACCES) bad |= 8;
+    errno = 0;
+    if (readlink("/proc/self/exe", buf, sizeof buf) != -1 || errno != EACCES) bad |= 16;
+    errno = 0;
+    if (mkdir("/tmp/ward-refused", 0700) != -1 || errno != EACCES) bad |= 32;
+    _exit(bad);
+  });
+  ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  EXPECT_EQ(WEXITSTATUS(st), 0) << "bit mask of the calls that did not fail with EACCES";
+  const int other = run_filtered(*pol, [] { (void)!write(7, "x", 1); });
+  ASSERT_TRUE(WIFSIGNALED(other)) << other;
+  EXPECT_EQ(WTERMSIG(other), SIGSYS);
+}
+
+TEST(Policy, RefuseFilesContradictsAllowingThem) {
+  auto p = ward::Policy::builder().refuse_files().unsafe_allow_file_open().build();
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().kind, ward::Errc::misuse);
 }
 
 TEST(Filter, SyscallNamesResolve) {

@@ -44,6 +44,14 @@ constexpr const char* kFiles[] = {
     "unlink", "unlinkat", "rename", "renameat", "renameat2", "getcwd", "chdir", "fchdir", "dup",
     "dup2", "dup3", "ioctl", "fadvise64", "flock", "statfs", "fstatfs"};
 
+// Calls that name a path: what refuse_files answers with EACCES. Calls on descriptors are not
+// here — with no file ever opened there is none to use them on.
+constexpr const char* kPathCalls[] = {
+    "open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat", "statx", "access", "faccessat",
+    "faccessat2", "readlink", "readlinkat", "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename",
+    "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat", "chmod", "fchmodat", "chown",
+    "lchown", "fchownat", "truncate", "utimes", "utimensat", "statfs", "getcwd", "chdir", "mknod", "mknodat"};
+
 constexpr const char* kSockets[] = {
     "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "sendto", "recvfrom",
     "sendmsg", "recvmsg", "shutdown", "getsockopt", "setsockopt", "getsockname", "getpeername",
@@ -145,6 +153,9 @@ Result<std::vector<sock_filter>> compile_filter(const Policy& p, pid_t child) {
     // a failed fstat). Without AT_EMPTY_PATH it is a path lookup: a violation (no rule).
     add_action(SCMP_ACT_ERRNO(EACCES), "newfstatat", {SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH)});
   }
+  if (!files && p.refuses_files())
+    for (const char* s : kPathCalls)
+      if (rc == 0) rc = rule(c, s, 0, nullptr, SCMP_ACT_ERRNO(EACCES));
   // Memory: never executable after loading unless asked for (prot is an unsigned long).
   if (p.allows_executable_memory()) {
     add("mmap");

@@ -15,6 +15,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "rio/private_path.h"
 #include "rio/writeback.h"
 
 namespace ward::rio {
@@ -30,12 +31,12 @@ std::string_view to_string(Mode m) noexcept {
   return "unknown";
 }
 
-fs::path default_region_path(const fs::path& backing_dir) {
+fs::path default_region_path(const fs::path& backing_dir, const fs::path& shared) {
   std::error_code ec;
   const std::string abs = fs::weakly_canonical(backing_dir, ec).string();
   char name[64];
-  std::snprintf(name, sizeof name, "ward-rio-%016llx", static_cast<unsigned long long>(XXH3_64bits(abs.data(), abs.size())));
-  return fs::path("/dev/shm") / name;
+  std::snprintf(name, sizeof name, "rio-%016llx", static_cast<unsigned long long>(XXH3_64bits(abs.data(), abs.size())));
+  return shared / ("ward-" + std::to_string(geteuid())) / name;
 }
 
 namespace {
@@ -262,7 +263,10 @@ Result<std::unique_ptr<Cache>> Cache::open(CacheOptions opt, RecoveryReport* rep
     return fail(Errc::misuse, "rio: backing directory '" + opt.backing_dir.string() + "' does not exist");
   auto impl = std::make_unique<Impl>();
   if (opt.mode == Mode::rio) {
-    if (opt.region.path.empty()) opt.region.path = default_region_path(opt.backing_dir);
+    if (opt.region.path.empty()) {
+      opt.region.path = default_region_path(opt.backing_dir);
+      WARD_TRY(ensure_private_dir(opt.region.path.parent_path()));
+    }
     impl->region = WARD_TRY(Region::open(opt.region));
     std::error_code aec;
     impl->region->set_backing_dir(fs::absolute(opt.backing_dir, aec).lexically_normal().string());

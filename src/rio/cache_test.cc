@@ -10,6 +10,8 @@
 #include <fstream>
 #include <random>
 
+#include "rio/private_path.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -28,18 +30,21 @@ std::string slurp(const fs::path& p) {
 }
 
 struct CacheFixture : ::testing::Test {
-  fs::path dir, region;
+  fs::path dir, shm, region;
   void SetUp() override {
     const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    dir = fs::temp_directory_path() / ("ward-cache-" + std::to_string(getpid()) + "-" + name);
-    region = fs::path("/dev/shm") / ("ward-cache-" + std::to_string(getpid()) + "-" + name + ".rio");
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    fs::remove(region);
+    // Private directories (0700, created exclusively), so no other user can plant anything.
+    auto d = ward::rio::make_private_dir(fs::temp_directory_path(), "ward-cache-" + name);
+    auto s = ward::rio::make_private_dir("/dev/shm", "ward-cache-" + name);
+    ASSERT_TRUE(d && s);
+    dir = *d;
+    shm = *s;
+    region = shm / "region.rio";
   }
   void TearDown() override {
-    fs::remove_all(dir);
-    fs::remove(region);
+    std::error_code ec;
+    if (!dir.empty()) fs::remove_all(dir, ec);
+    if (!shm.empty()) fs::remove_all(shm, ec);
   }
   CacheOptions opts(ward::rio::Mode mode = ward::rio::Mode::rio, std::uint64_t size = 2 << 20) {
     CacheOptions o;

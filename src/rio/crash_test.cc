@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "rio/private_path.h"
 #include "rio/torture.h"
 #include "ward/rio/cache.h"
 
@@ -14,11 +15,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A fresh private work directory (0700, created exclusively: see rio/private_path.h).
 fs::path work(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("ward-crash-" + std::to_string(getpid()) + "-" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
+  auto p = ward::rio::make_private_dir(fs::temp_directory_path(), "ward-crash-" + name);
+  EXPECT_TRUE(p) << p.error().detail;
+  return p ? *p : fs::path();
 }
 
 ward::rio::TortureOptions base(const fs::path& w) {
@@ -109,10 +110,9 @@ TEST(StrayStoreUnprotected, CorruptsAndRecoveryReportsIt) {
 // Recovery killed midway and run again ends where an uninterrupted recovery ends.
 TEST(RioCrash, RecoveryKilledMidwayThenRerunGivesTheSameResult) {
   const fs::path w = work("rerun");
-  const fs::path region = fs::path("/dev/shm") / ("ward-rerun-" + std::to_string(getpid()) + ".rio");
-  const fs::path copy = fs::path("/dev/shm") / ("ward-rerun-copy-" + std::to_string(getpid()) + ".rio");
-  fs::remove(region);
-  fs::remove(copy);
+  auto shm = ward::rio::make_private_dir("/dev/shm", "ward-rerun");
+  ASSERT_TRUE(shm) << shm.error().detail;
+  const fs::path region = *shm / "region.rio", copy = *shm / "copy.rio";
   // A crashed owner with plenty of dirty data: write through a cache, then abandon it.
   {
     ward::rio::CacheOptions co;
@@ -180,8 +180,7 @@ TEST(RioCrash, RecoveryKilledMidwayThenRerunGivesTheSameResult) {
     EXPECT_TRUE(sa == sb) << name << " differs from the uninterrupted recovery";
   }
   std::printf("recovery rerun: %d of 5 recovery runs killed midway; final state equals the reference\n", killed_midway);
-  fs::remove(region);
-  fs::remove(copy);
+  fs::remove_all(*shm);
   fs::remove_all(w);
 }
 

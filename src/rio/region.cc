@@ -9,11 +9,15 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 
+#include "rio/private_path.h"
+
 namespace ward::rio {
 namespace L = layout;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -53,6 +57,38 @@ Result<void> validate(int fd, const std::filesystem::path& path, std::uint64_t f
     return fail(Errc::load_failed, "rio: region geometry is inconsistent");
   return {};
 }
+
+// A region being created: a fresh private file beside its final path, removed unless published.
+struct NewFile {
+  std::string path;  // empty: not creating
+  bool lost_race = false;
+  NewFile() = default;
+  NewFile(const NewFile&) = delete;
+  NewFile& operator=(const NewFile&) = delete;
+  ~NewFile() {
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+  // Gives the file its final name, unless something has that name already (then lost_race).
+  // `durable`: the directory entry is fsynced too, so a power cut cannot lose the name.
+  Result<void> publish(const fs::path& final_path, bool durable) {
+    if (renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) != 0) {
+      if (errno == EEXIST) {
+        lost_race = true;
+        return {};
+      }
+      return fail(Errc::load_failed, "rio: cannot create the region " + final_path.string() + ": " + std::strerror(errno));
+    }
+    path.clear();
+    if (durable) {
+      const fs::path dir = final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
+      const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      const bool ok = dfd >= 0 && fsync(dfd) == 0;
+      if (dfd >= 0) ::close(dfd);
+      if (!ok) return fail(Errc::load_failed, "rio: fsync of " + dir.string() + " failed");
+    }
+    return {};
+  }
+};
 
 }  // namespace
 
@@ -119,8 +155,28 @@ Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
   r->path_ = opt.path;
   r->prot_ = opt.protection;
   r->dur_ = opt.durability;
-  r->fd_ = ::open(opt.path.c_str(), O_RDWR | O_CLOEXEC | (opt.create ? O_CREAT : 0), 0600);
-  if (r->fd_ < 0) return fail(errno == ENOENT ? Errc::load_failed : Errc::load_failed, "rio: " + sys(opt.path.c_str()));
+  // An existing region is reopened only if it is ours and private (see private_path.h); a new one
+  // is built in a fresh file created exclusively beside it and renamed into place without
+  // replacing anything, so the path never names a half-built region and nothing planted there
+  // is used, followed or overwritten.
+  const fs::path dir = opt.path.has_parent_path() ? opt.path.parent_path() : fs::path(".");
+  WARD_TRY(check_trusted_dir(dir));
+  NewFile fresh;
+  r->fd_ = ::open(opt.path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (r->fd_ < 0 && errno == ENOENT && opt.create) {
+    std::string tmpl = opt.path.string() + ".new-XXXXXX";
+    r->fd_ = mkostemp(tmpl.data(), O_CLOEXEC);  // O_EXCL, mode 0600
+    if (r->fd_ < 0) return fail(Errc::load_failed, "rio: cannot create a region beside " + opt.path.string() + ": " + std::strerror(errno));
+    fresh.path = tmpl;
+  }
+  if (r->fd_ < 0) {
+    if (errno == ELOOP)
+      return fail(Errc::misuse, "rio: " + opt.path.string() + " is a symbolic link; ward does not follow links to regions");
+    return fail(Errc::load_failed, "rio: " + sys(opt.path.c_str()));
+  }
+  struct stat st {};
+  if (fstat(r->fd_, &st) != 0) return fail(Errc::load_failed, "rio: " + sys("fstat"));
+  if (fresh.path.empty()) WARD_TRY(check_private_file(st, opt.path));
   if (flock(r->fd_, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {
       std::uint32_t pid = 0;
@@ -130,13 +186,12 @@ Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
     }
     return fail(Errc::load_failed, "rio: " + sys("flock"));
   }
-  struct stat st {};
-  if (fstat(r->fd_, &st) != 0) return fail(Errc::load_failed, "rio: " + sys("fstat"));
-  if (!S_ISREG(st.st_mode)) return fail(Errc::load_failed, "rio: " + opt.path.string() + " is not a regular file");
   const std::uint64_t pg = page_size();
 
-  if (st.st_size == 0) {
-    if (!opt.create) return fail(Errc::load_failed, "rio: " + opt.path.string() + " is empty (not a region)");
+  if (fresh.path.empty() && st.st_size == 0)
+    return fail(Errc::load_failed, "rio: " + opt.path.string() +
+                                       " exists and is empty: not a region (ward creates a region only where no file exists)");
+  if (!fresh.path.empty()) {
     // Create: geometry first, then zeroed tables, then the header last (magic makes it a region).
     const std::uint32_t bs = opt.block_size;
     if (bs < 512 || bs > (1u << 20) || (bs & (bs - 1)) != 0)
@@ -167,10 +222,20 @@ Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
     h.generation.store(1);
     h.clean.store(1);
     h.next_seq.store(1);
-    if (ftruncate(r->fd_, static_cast<off_t>(size)) != 0) return fail(Errc::load_failed, "rio: " + sys("ftruncate"));
-    // Tables are zero (free) after ftruncate; write the header.
+    // Reserve every page now (tmpfs included): a store into a page the file system cannot back
+    // would kill the program with SIGBUS later; here it is an error. Tables are zero (free).
+    if (const int e = posix_fallocate(r->fd_, 0, static_cast<off_t>(size)); e != 0)
+      return fail(e == ENOSPC || e == EFBIG || e == EDQUOT ? Errc::limit : Errc::load_failed,
+                  "rio: cannot reserve " + std::to_string(size) + " bytes for the region " + opt.path.string() + ": " +
+                      std::strerror(e));
     if (pwrite(r->fd_, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return fail(Errc::load_failed, "rio: " + sys("pwrite header"));
     if (opt.durability == Durability::synced && fsync(r->fd_) != 0) return fail(Errc::load_failed, "rio: " + sys("fsync"));
+    WARD_TRY(fresh.publish(opt.path, opt.durability == Durability::synced));
+    if (fresh.lost_race) {  // another process created it meanwhile: open theirs (ours is removed)
+      RegionOptions again = opt;
+      again.create = false;
+      return open(again);
+    }
     r->created_ = true;
     st.st_size = static_cast<off_t>(size);
   }
@@ -331,7 +396,7 @@ std::string Region::backing_dir() const {
 }
 
 Result<Inspection> inspect(const std::filesystem::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return fail(Errc::load_failed, "rio: " + sys(path.c_str()));
   struct Closer {
     int fd;

@@ -8,16 +8,26 @@
 #include <cstring>
 #include <fstream>
 
+#include "rio/private_path.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 namespace L = ward::rio::layout;
 
+// A region path in a fresh private directory on tmpfs (0700: no other user can plant anything).
 struct TempRegion {
-  fs::path path = fs::path("/dev/shm") / ("ward-test-" + std::to_string(getpid()) + "-" +
-                                          ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".rio");
-  TempRegion() { fs::remove(path); }
-  ~TempRegion() { fs::remove(path); }
+  fs::path dir = *ward::rio::make_private_dir("/dev/shm", "ward-test");
+  fs::path path = dir / "region.rio";
+  ~TempRegion() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  // A file ward did not write, private as ward requires, to be refused for its contents.
+  void write_raw(const std::string& bytes) const {
+    std::ofstream(path) << bytes;
+    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+  }
   ward::rio::RegionOptions opts(ward::rio::Protection p = ward::rio::kDefaultProtection) const {
     ward::rio::RegionOptions o;
     o.path = path;
@@ -82,18 +92,12 @@ TEST(Region, BadInputsAreClearErrors) {
   ASSERT_FALSE(bs);
   EXPECT_NE(bs.error().detail.find("power of two"), std::string::npos);
   fs::remove(t.path);
-  {
-    std::ofstream f(t.path);
-    f << std::string(8192, 'x');
-  }
+  t.write_raw(std::string(8192, 'x'));
   auto foreign = ward::rio::Region::open(t.opts());
   ASSERT_FALSE(foreign);
   EXPECT_NE(foreign.error().detail.find("not a ward rio region"), std::string::npos) << foreign.error().detail;
   fs::remove(t.path);
-  {
-    std::ofstream f(t.path);
-    f << "tiny";
-  }
+  t.write_raw("tiny");
   auto tiny = ward::rio::Region::open(t.opts());
   ASSERT_FALSE(tiny);
   EXPECT_NE(tiny.error().detail.find("too short"), std::string::npos) << tiny.error().detail;

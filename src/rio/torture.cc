@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "rio/private_path.h"
 #include "ward/rio/cache.h"
 
 extern char** environ;
@@ -51,18 +52,18 @@ Result<TortureResult> torture(const TortureOptions& opt) {
   fs::remove_all(backing, ec);
   fs::create_directories(backing, ec);
   if (ec) return fail(Errc::misuse, "torture: cannot create " + backing.string() + ": " + ec.message());
-  const fs::path region = !opt.region.empty() ? opt.region
-                                              : fs::path("/dev/shm") / ("ward-torture-" + std::to_string(getpid()) + "-" +
-                                                                        std::to_string(opt.seed) + ".rio");
+  // The default region lives in a fresh private directory on tmpfs (see rio/private_path.h).
+  fs::path shm;
+  if (opt.region.empty()) shm = WARD_TRY(make_private_dir("/dev/shm", "ward-torture"));
+  const fs::path region = !opt.region.empty() ? opt.region : shm / "region.rio";
   fs::remove(region, ec);
   struct Cleanup {
-    fs::path region;
-    bool remove;
+    fs::path shm;
     ~Cleanup() {
       std::error_code e;
-      if (remove) fs::remove(region, e);
+      if (!shm.empty()) fs::remove_all(shm, e);
     }
-  } cleanup{region, opt.region.empty()};
+  } cleanup{shm};
 
   // The operation log, shared with every writer.
   const std::uint64_t capacity = 1u << 20;

@@ -21,8 +21,8 @@
 namespace ward::rio {
 
 struct TortureOptions {
-  std::filesystem::path work_dir;   // backing files go to work_dir/backing
-  std::filesystem::path region;     // default: /dev/shm/ward-torture-<pid>.rio (removed after)
+  std::filesystem::path work_dir;   // backing files go to work_dir/backing; the caller makes it private
+  std::filesystem::path region;     // default: in a new private dir /dev/shm/ward-torture-XXXXXX (removed after)
   std::filesystem::path writer;     // the ward-rio-writer executable
   int kills = 100;
   int files = 4;

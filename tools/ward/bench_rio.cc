@@ -1,7 +1,9 @@
 // `ward bench rio`: the Rio cache beside its baselines, on a disk-backed file system (under the
 // work directory) and on tmpfs, in one run: 4 KiB write+fsync in rio mode (each protection mode)
 // vs write-through vs unsafe write-back; 64 KiB and 1 MiB writes; sequential reads of cached data
-// vs plain reads.
+// vs plain reads; and the plain system calls Rio is an alternative to (4 KiB pwrite with no sync,
+// pwrite+fdatasync, a store into a MAP_SHARED mapping with and without msync), for
+// docs/rio.md's guarantee table.
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -15,6 +17,7 @@
 
 #include "commands.h"
 #include "report.h"
+#include "rio/private_path.h"
 #include "ward/rio/cache.h"
 #include "ward/rio/heap.h"
 #ifdef WARD_HAVE_PMEMOBJ
@@ -33,15 +36,20 @@ struct Where {
 
 constexpr std::uint64_t kSpan = 8ull << 20;  // writes land in the first 8 MiB of the file
 
+// Where the regions go: a private directory on tmpfs made by run() (see rio/private_path.h).
+fs::path g_region_dir;
+
 // A cache in its own fresh directory; removed (with its region) when done.
 struct Setup {
   fs::path dir, region;
   std::unique_ptr<rio::Cache> cache;
   int fd = -1;
-  Setup(const Where& w, rio::Mode mode, rio::Protection prot, benchmark::State& st) {
+  // `synced`: the region is a file beside the backing files (on w's file system), and fsync makes
+  // it durable (Durability::synced); otherwise it is on tmpfs.
+  Setup(const Where& w, rio::Mode mode, rio::Protection prot, benchmark::State& st, bool synced = false) {
     static int n = 0;
     dir = w.dir / fmt::format("b{}-{}", getpid(), n++);
-    region = fs::path("/dev/shm") / fmt::format("ward-bench-{}-{}.rio", getpid(), n);
+    region = (synced ? w.dir : g_region_dir) / fmt::format("r{}.rio", n);
     std::error_code ec;
     fs::create_directories(dir, ec);
     rio::CacheOptions o;
@@ -49,6 +57,7 @@ struct Setup {
     o.region.path = region;
     o.region.size = 64ull << 20;
     o.region.protection = prot;
+    o.region.durability = synced ? rio::Durability::synced : rio::Durability::program_crash;
     o.mode = mode;
     o.writeback_age = std::chrono::milliseconds(0);
     auto c = rio::Cache::open(o);
@@ -72,8 +81,8 @@ struct Setup {
   }
 };
 
-void write_fsync(benchmark::State& st, Where w, rio::Mode mode, rio::Protection prot, std::size_t size) {
-  Setup s(w, mode, prot, st);
+void write_fsync(benchmark::State& st, Where w, rio::Mode mode, rio::Protection prot, std::size_t size, bool synced = false) {
+  Setup s(w, mode, prot, st, synced);
   if (!s.cache) return;
   std::vector<std::byte> buf(size, std::byte{0x5a});
   std::uint64_t off = 0;
@@ -239,13 +248,74 @@ void heap_rows(const Where& w, Add&& add) {
 #endif
 }
 
+// The plain ways to put 4 KiB into a file, without the cache: what each costs is the other side
+// of what each survives (docs/rio.md's guarantee table). The file is preallocated and filled, so
+// every row overwrites pages that exist.
+enum class Plain { pwrite, pwrite_fdatasync, mmap_store, mmap_msync };
+
+void write_plain(benchmark::State& st, Where w, Plain how) {
+  static int n = 0;
+  const fs::path p = w.dir / fmt::format("plain-w{}-{}.dat", getpid(), n++);
+  const int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return st.SkipWithError("cannot create the plain file");
+  struct Done {
+    int fd;
+    fs::path p;
+    void* m = MAP_FAILED;
+    ~Done() {
+      if (m != MAP_FAILED) munmap(m, kSpan);
+      ::close(fd);
+      std::error_code ec;
+      fs::remove(p, ec);
+    }
+  } done{fd, p};
+  std::vector<std::byte> buf(4096, std::byte{0x5a});
+  for (std::uint64_t off = 0; off < kSpan; off += buf.size())
+    if (pwrite(fd, buf.data(), buf.size(), static_cast<off_t>(off)) != 4096) return st.SkipWithError("fill failed");
+  if (fdatasync(fd) != 0) return st.SkipWithError("fdatasync failed");
+  auto* base = static_cast<std::byte*>(MAP_FAILED);
+  if (how == Plain::mmap_store || how == Plain::mmap_msync) {
+    done.m = mmap(nullptr, kSpan, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (done.m == MAP_FAILED) return st.SkipWithError("mmap failed");
+    base = static_cast<std::byte*>(done.m);
+  }
+  std::uint64_t off = 0;
+  for (auto _ : st) {
+    switch (how) {
+      case Plain::pwrite:
+        if (pwrite(fd, buf.data(), buf.size(), static_cast<off_t>(off)) != 4096) return st.SkipWithError("pwrite failed");
+        break;
+      case Plain::pwrite_fdatasync:
+        if (pwrite(fd, buf.data(), buf.size(), static_cast<off_t>(off)) != 4096 || fdatasync(fd) != 0)
+          return st.SkipWithError("pwrite/fdatasync failed");
+        break;
+      case Plain::mmap_store:
+        std::memcpy(base + off, buf.data(), buf.size());
+        benchmark::ClobberMemory();
+        break;
+      case Plain::mmap_msync:
+        std::memcpy(base + off, buf.data(), buf.size());
+        if (msync(base + off, buf.size(), MS_SYNC) != 0) return st.SkipWithError("msync failed");
+        break;
+    }
+    off = (off + buf.size()) % kSpan;
+  }
+}
+
 std::string prot_name(rio::Protection p) { return std::string(rio::to_string(p)); }
 
 int run(bench::Options opt, const fs::path& disk_dir) {
   std::error_code ec;
   fs::create_directories(disk_dir, ec);
-  const fs::path tmp_dir = fs::path("/dev/shm") / fmt::format("ward-bench-rio-{}", getpid());
-  fs::create_directories(tmp_dir, ec);
+  // tmpfs is shared: private directories, created exclusively.
+  auto shm = rio::make_private_dir("/dev/shm", "ward-bench-rio");
+  auto regions = rio::make_private_dir("/dev/shm", "ward-bench-regions");
+  if (!shm || !regions) {
+    fmt::print(stderr, "ward bench rio: {}\n", (shm ? regions : shm).error().detail);
+    return 1;
+  }
+  const fs::path tmp_dir = *shm;
+  g_region_dir = *regions;
   const std::vector<Where> wheres = {{"disk", disk_dir}, {"tmpfs", tmp_dir}};
   const std::vector<rio::Protection> prots = {rio::Protection::off, rio::Protection::mprotect, rio::Protection::alias};
   for (const Where& w : wheres) {
@@ -259,6 +329,10 @@ int run(bench::Options opt, const fs::path& disk_dir) {
     benchmark::RegisterBenchmark(fmt::format("unsafe/{}/write4k_fsync", w.name).c_str(), [w](benchmark::State& s) {
       write_fsync(s, w, rio::Mode::unsafe_write_back, rio::Protection::off, 4096);
     })->UseRealTime();
+    if (w.name == "disk")
+      benchmark::RegisterBenchmark("rio/disk/write4k_fsync/synced_region", [w](benchmark::State& s) {
+        write_fsync(s, w, rio::Mode::rio, rio::kDefaultProtection, 4096, true);
+      })->UseRealTime();
     for (std::size_t size : {std::size_t{64} << 10, std::size_t{1} << 20}) {
       const std::string sz = size == (64u << 10) ? "64k" : "1m";
       benchmark::RegisterBenchmark(fmt::format("rio/{}/write{}_fsync", w.name, sz).c_str(), [w, size](benchmark::State& s) {
@@ -272,6 +346,11 @@ int run(bench::Options opt, const fs::path& disk_dir) {
         ->UseRealTime();
     benchmark::RegisterBenchmark(fmt::format("plain/{}/pread4k", w.name).c_str(), [w](benchmark::State& s) { read_plain(s, w); })
         ->UseRealTime();
+    for (auto [how, what] : {std::pair{Plain::pwrite, "pwrite4k"}, std::pair{Plain::pwrite_fdatasync, "pwrite4k_fdatasync"},
+                             std::pair{Plain::mmap_store, "mmap_store4k"}, std::pair{Plain::mmap_msync, "mmap_store4k_msync"}})
+      benchmark::RegisterBenchmark(fmt::format("plain/{}/{}", w.name, what).c_str(), [w, how](benchmark::State& s) {
+        write_plain(s, w, how);
+      })->UseRealTime();
   }
   register_heap(wheres[1]);
   const bench::Measured m = bench::run_registered(opt);
@@ -292,11 +371,22 @@ int run(bench::Options opt, const fs::path& disk_dir) {
     for (const char* sz : {"64k", "1m"})
       add("rio/" + n + "/write" + sz + "_fsync", "write_through/" + n + "/write" + sz + "_fsync", "");
     add("rio/" + n + "/read4k_cached", "plain/" + n + "/pread4k", "sequential 4 KiB reads of cached data vs pread");
+    // The guarantee table's costs (docs/rio.md): each plain way beside Rio's acknowledged write.
+    add("plain/" + n + "/pwrite4k", std::nullopt, "page cache: survives a process crash only");
+    add("plain/" + n + "/mmap_store4k", "plain/" + n + "/pwrite4k", "MAP_SHARED store: survives a process crash only");
+    const std::string sync_note = n == "disk" ? "survives power loss" : "tmpfs has no disk: the sync buys nothing";
+    add("plain/" + n + "/pwrite4k_fdatasync", "plain/" + n + "/pwrite4k", sync_note);
+    add("plain/" + n + "/mmap_store4k_msync", "plain/" + n + "/pwrite4k", sync_note);
+    if (n == "disk")
+      add("rio/disk/write4k_fsync/synced_region", "plain/disk/pwrite4k_fdatasync",
+          "64 MiB region file on disk, Durability::synced: fsync msyncs the region; survives power loss");
+    add("rio/" + n + "/write4k_fsync/" + def, "plain/" + n + "/pwrite4k", "rio write+fsync vs the page cache it matches on tmpfs");
   }
   heap_rows(wheres[1], add);
   bench::print(rows, opt.json);
   for (const auto& [name, why] : m.skipped) fmt::print(stderr, "skipped {}: {}\n", name, why);
   fs::remove_all(tmp_dir, ec);
+  fs::remove_all(g_region_dir, ec);
   fs::remove_all(disk_dir, ec);
   return m.ns.empty() ? 1 : 0;
 }

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "rio/private_path.h"
 #include "rio/torture.h"
 #include "ward/rio/cache.h"
 
@@ -80,7 +81,16 @@ int recover_cmd(const std::string& path, std::string backing) {
 
 int torture_cmd(rio::TortureOptions o, bool quiet) {
   std::error_code ec;
-  if (o.work_dir.empty()) o.work_dir = fs::temp_directory_path() / ("ward-torture-" + std::to_string(getpid()));
+  const bool made = o.work_dir.empty();
+  if (made) {
+    // A new private directory (0700, created exclusively), never a predictable name in /tmp.
+    auto d = rio::make_private_dir(fs::temp_directory_path(), "ward-torture");
+    if (!d) {
+      fmt::print(stderr, "ward rio torture: {}\n", d.error().detail);
+      return 2;
+    }
+    o.work_dir = *d;
+  }
   fs::create_directories(o.work_dir, ec);
   if (o.writer.empty()) {
     const auto self = fs::read_symlink("/proc/self/exe", ec);
@@ -103,7 +113,7 @@ int torture_cmd(rio::TortureOptions o, bool quiet) {
   fmt::print("torn blocks               {}\n", r->torn_blocks);
   fmt::print("writes lost               {} bytes\n", r->lost);
   for (const auto& p : r->problems) fmt::print("  problem: {}\n", p);
-  fs::remove_all(o.work_dir / "backing", ec);
+  fs::remove_all(made ? o.work_dir : o.work_dir / "backing", ec);
   fmt::print("\n{}\n", r->ok() ? "OK: nothing acknowledged was lost, no block was torn" : "FAILED");
   return r->ok() ? 0 : 1;
 }

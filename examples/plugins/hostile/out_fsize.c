@@ -18,7 +18,8 @@ static long p_run(long arg) {
   if (arg == 0) return 1;
   char path[64];
   snprintf(path, sizeof path, "/tmp/ward-fsize-%d", (int)getppid());
-  const int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  /* /tmp is shared: create exclusively and never through a link another user planted. */
+  const int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return -errno;
   static char block[64 * 1024];
   memset(block, 'f', sizeof block);

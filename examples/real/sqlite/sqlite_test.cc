@@ -208,11 +208,9 @@ Lines script(Db& d) {
   return out;
 }
 
-// SQLite seeds its PRNG from /dev/urandom on first use (the unix VFS's xRandomness); ward's
-// policies end an extension that opens a file, and have no "fail with EACCES" mode, after which
-// SQLite would seed from the time instead. So files may be opened, and none may grow
-// (max_file_size defaults to 0).
-ward::Policy policy() { return *ward::Policy::builder().unsafe_allow_file_open().build(); }
+// SQLite seeds its PRNG from /dev/urandom on first use (the unix VFS's xRandomness) and seeds
+// from the time and pid when the open fails: file calls are refused (EACCES), none is allowed.
+ward::Policy policy() { return *ward::Policy::builder().refuse_files().build(); }
 
 ward::Result<Lib> open_lib() { return Lib::open(kSoname, policy()); }
 

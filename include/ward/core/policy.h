@@ -71,6 +71,8 @@ class Policy {
   std::uint64_t handle_quota() const { return handles_; }
   unsigned max_nesting() const { return max_nesting_; }
   bool allows_file_open() const { return files_; }
+  // True if path-based file calls fail with EACCES instead of being a violation (refuse_files).
+  bool refuses_files() const { return refuse_files_; }
   bool allows_sockets() const { return sockets_; }
   bool allows_process_creation() const { return processes_; }
   bool allows_threads() const { return threads_; }
@@ -106,6 +108,7 @@ class Policy {
   std::uint64_t sandbox_ = kAutoSandbox;
   std::uint64_t handles_ = 1024;
   unsigned max_nesting_ = 32;
+  bool refuse_files_ = false;
   bool files_ = false, sockets_ = false, processes_ = false, threads_ = false, exec_memory_ = false;
   std::vector<std::string> extra_;
   std::uint64_t file_size_ = 0;
@@ -147,6 +150,13 @@ class Policy::Builder {
   // Errc::limit. 1 .. 1024; default 32.
   Builder& max_nesting(unsigned depth);
 
+  // Path-based file calls (open, stat, access, readlink, mkdir, unlink, rename, ...) fail with
+  // EACCES instead of ending the extension as a violation. Nothing more is reachable: no file
+  // is opened, so no descriptor exists to read or write. For libraries that probe the file
+  // system and cope when refused (SQLite opens /dev/urandom to seed its PRNG and falls back to
+  // the time and pid; locale and config lookups) — the default (a violation) suits code that
+  // has no business touching files at all. Contradicts unsafe_allow_file_open (misuse).
+  Builder& refuse_files();
   Builder& unsafe_allow_file_open();
   Builder& unsafe_allow_sockets();
   Builder& unsafe_allow_process_creation();

@@ -1,7 +1,7 @@
 // rio::Cache: a file cache over a backing directory whose dirty data lives in a Region, so it
 // survives a crash of the program (Rio's warm reboot, in user space).
 //
-//   auto cache = rio::Cache::open({.backing_dir = "data", .region = {.path = "/dev/shm/app.rio"}});
+//   auto cache = rio::Cache::open({.backing_dir = "data"});  // region: /dev/shm/ward-<uid>/rio-<hash>
 //   int fd = *(*cache)->open_file("log.txt", rio::kCreate);
 //   (*cache)->write(fd, bytes, offset);   // returns once the data is safe in the region
 //   (*cache)->fsync(fd);                  // rio mode: no disk write at all
@@ -42,7 +42,7 @@ inline constexpr int kTruncate = 2;   // open_file: truncate to 0
 
 struct CacheOptions {
   std::filesystem::path backing_dir;
-  RegionOptions region;  // region.path defaults to /dev/shm/ward-rio-<hash of backing_dir>
+  RegionOptions region;  // region.path defaults to default_region_path(backing_dir)
   Mode mode = Mode::rio;
   // Dirty blocks older than this are written back by the background thread; 0 disables it.
   std::chrono::milliseconds writeback_age{std::chrono::seconds(30)};
@@ -118,7 +118,10 @@ class Cache {
   std::unique_ptr<Impl> impl_;
 };
 
-// The default region path for a backing directory: /dev/shm/ward-rio-<16 hex digits>.
-[[nodiscard]] std::filesystem::path default_region_path(const std::filesystem::path& backing_dir);
+// The default region path for a backing directory: <shared>/ward-<euid>/rio-<16 hex digits of a
+// hash of its absolute path>. Cache::open creates ward-<euid> with mode 0700 and refuses it if it
+// exists with another owner, group/other access, or as a link (see src/rio/private_path.h).
+[[nodiscard]] std::filesystem::path default_region_path(const std::filesystem::path& backing_dir,
+                                                        const std::filesystem::path& shared = "/dev/shm");
 
 }  // namespace ward::rio

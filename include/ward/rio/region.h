@@ -2,7 +2,7 @@
 // that owns it (see layout.h for what is in it).
 //
 // Where the region lives decides what it survives — ward says so plainly:
-//   * tmpfs (the default: /dev/shm): survives any crash of the program, including SIGKILL; not a
+//   * tmpfs (the default: /dev/shm/ward-<uid>/): survives any crash of the program, including SIGKILL; not a
 //     power cut or a kernel crash.
 //   * a regular file on a disk file system, with Durability::synced: flush() (msync) makes
 //     everything written so far survive a power cut too; between flushes, only program crashes.
@@ -22,6 +22,16 @@
 //   * pkeys: memory protection keys (a per-thread register flip, no system call); only where the
 //     CPU has them — these machines do not, and opening with it then fails saying so.
 //   * off: no protection (for comparison).
+//
+// Who may plant a region (another local user, in a shared directory such as /dev/shm): nobody.
+// open() never follows a symlink at `path`; it reopens only a regular file owned by the caller,
+// with no group/other permission bits and one link, in a directory owned by the caller or root
+// that others cannot write unless it is sticky; anything else is refused (Errc::misuse, the
+// detail names the path and what is wrong). A new region is built in a file created exclusively
+// beside `path` and renamed to `path` only if nothing is there, so a path never names a
+// half-built region, and an existing empty file is refused (load_failed), not turned into one.
+// Creation reserves every page (posix_fallocate, tmpfs too): a file system without room gives
+// Errc::limit at open instead of SIGBUS at the first store into an unbacked page.
 //
 // Ownership: one process owns a region at a time (an exclusive flock held while open); a second
 // opener gets Errc::misuse "in use". Thread safety: the Region's mutators are not synchronized;
@@ -72,13 +82,13 @@ struct RegionOptions {
   std::uint32_t files = 256;         // file table entries, used when creating
   Protection protection = kDefaultProtection;
   Durability durability = Durability::program_crash;
-  bool create = true;                // create the region if the file does not exist (or is empty)
+  bool create = true;                // create the region if no file exists at `path`
 };
 
 class Region {
  public:
   // Opens (or creates) and locks the region. Errors: misuse (in use by another process, too
-  // small, bad options), load_failed (not a region, wrong version, truncated, damaged geometry,
+  // small, bad options, not ours or not private: see above), limit (no room to create it), load_failed (not a region, wrong version, truncated, damaged geometry,
   // cannot open or map the file).
   [[nodiscard]] static Result<std::unique_ptr<Region>> open(const RegionOptions& opt);
   ~Region();
