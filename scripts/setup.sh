@@ -9,6 +9,7 @@ packages=(
   libffi-dev                         # the domain helper calls plugins and builds service stubs
   libcli11-dev libfmt-dev            # the ward CLI
   libxxhash-dev                      # Rio: block checksums
+  libpmemobj-dev                     # `ward bench rio`: PMDK's transactions beside rio::Heap's
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # `ward bench`
   clang-16 libclang-rt-16-dev        # fuzzing (libFuzzer; clang 14 cannot compile std::expected)

@@ -122,6 +122,30 @@ std::uint64_t block_checksum(std::span<const std::byte> data, std::uint32_t file
   return XXH3_64bits_withSeed(data.data(), data.size(), seed);
 }
 
+Result<Views> map_views(int fd, std::uint64_t size, Protection p) {
+  const int view = p == Protection::off ? PROT_READ | PROT_WRITE : PROT_READ;
+  void* ro = mmap(nullptr, size, view, MAP_SHARED, fd, 0);
+  if (ro == MAP_FAILED) return fail(Errc::load_failed, "rio: " + sys("mmap"));
+  Views v{static_cast<std::byte*>(ro), static_cast<std::byte*>(ro)};
+  if (p == Protection::alias) {
+    // The hidden alias: a second shared mapping of the same file, placed by the kernel at an
+    // address nothing but the caller knows.
+    void* rw = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (rw == MAP_FAILED) {
+      const std::string why = sys("mmap alias");
+      munmap(ro, size);
+      return fail(Errc::load_failed, "rio: " + why);
+    }
+    v.rw = static_cast<std::byte*>(rw);
+  }
+  return v;
+}
+
+void unmap_views(Views v, std::uint64_t size) {
+  if (v.rw && v.rw != v.ro) munmap(v.rw, size);
+  if (v.ro) munmap(v.ro, size);
+}
+
 Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
   if (opt.path.empty()) return fail(Errc::misuse, "rio: no region path given");
   if (opt.protection == Protection::pkeys && !pkeys_available())
@@ -221,20 +245,12 @@ Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
   r->size_ = static_cast<std::uint64_t>(st.st_size);
 
   // Map. Protected modes: the program's view is read-only from the start.
-  const int view = r->prot_ == Protection::off ? PROT_READ | PROT_WRITE : PROT_READ;
-  void* ro = mmap(nullptr, r->size_, view, MAP_SHARED, r->fd_, 0);
-  if (ro == MAP_FAILED) return fail(Errc::load_failed, "rio: " + sys("mmap"));
-  r->ro_ = static_cast<std::byte*>(ro);
-  r->rw_ = r->ro_;
-  if (r->prot_ == Protection::alias) {
-    // The hidden alias: a second shared mapping of the same file, placed by the kernel at an
-    // address nothing but this object knows.
-    void* rw = mmap(nullptr, r->size_, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd_, 0);
-    if (rw == MAP_FAILED) return fail(Errc::load_failed, "rio: " + sys("mmap alias"));
-    r->rw_ = static_cast<std::byte*>(rw);
-  } else if (r->prot_ == Protection::pkeys) {
+  const Views v = WARD_TRY(map_views(r->fd_, r->size_, r->prot_));
+  r->ro_ = v.ro;
+  r->rw_ = v.rw;
+  if (r->prot_ == Protection::pkeys) {
     r->pkey_ = pkey_alloc(0, PKEY_DISABLE_WRITE);
-    if (r->pkey_ < 0 || pkey_mprotect(ro, r->size_, PROT_READ | PROT_WRITE, r->pkey_) != 0)
+    if (r->pkey_ < 0 || pkey_mprotect(r->ro_, r->size_, PROT_READ | PROT_WRITE, r->pkey_) != 0)
       return fail(Errc::load_failed, "rio: " + sys("pkey_mprotect"));
   }
   r->was_clean_ = r->header().clean.load() == 1;
@@ -254,8 +270,7 @@ Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
 }
 
 Region::~Region() {
-  if (rw_ && rw_ != ro_) munmap(rw_, size_);
-  if (ro_) munmap(ro_, size_);
+  unmap_views({ro_, rw_}, size_);
   if (pkey_ >= 0) pkey_free(pkey_);
   if (fd_ >= 0) ::close(fd_);  // releases the flock
 }

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <cstring>
-
 #include <filesystem>
 #include <memory>
 #include <vector>
@@ -20,6 +19,10 @@
 #include "report.h"
 #include "rio/private_path.h"
 #include "ward/rio/cache.h"
+#include "ward/rio/heap.h"
+#ifdef WARD_HAVE_PMEMOBJ
+#include <libpmemobj.h>
+#endif
 
 namespace ward::cli {
 namespace {
@@ -123,6 +126,126 @@ void read_plain(benchmark::State& st, Where w) {
   }
   ::close(fd);
   fs::remove(p, ec);
+}
+
+// ---- Rio Vista: one transaction changing `size` bytes, rotating over 64 KiB of one object -----
+constexpr std::size_t kTxSpan = 64 << 10;
+
+void heap_tx(benchmark::State& st, Where w, std::size_t size) {
+  rio::HeapOptions o;
+  o.path = w.dir / fmt::format("tx{}.heap", size);
+  o.size = 4 << 20;
+  o.log_size = 64 << 10;
+  std::error_code ec;
+  fs::remove(o.path, ec);
+  auto h = rio::Heap::open(o);
+  if (!h) return st.SkipWithError(h.error().detail.c_str());
+  rio::Heap& heap = **h;
+  {
+    auto tx = heap.begin();
+    auto a = tx->alloc(kTxSpan);
+    if (!a || !tx->set_root(a->off) || !tx->commit()) return st.SkipWithError("heap setup failed");
+  }
+  const std::byte* obj = heap.at(heap.root());
+  std::vector<std::byte> src(size, std::byte{0x5a});
+  std::size_t off = 0;
+  for (auto _ : st) {
+    auto tx = heap.begin();
+    auto d = tx->declare(obj + off, size);
+    if (!d) return st.SkipWithError(d.error().detail.c_str());
+    std::memcpy(*d, src.data(), size);
+    if (!tx->commit()) return st.SkipWithError("commit failed");
+    off = (off + size) % kTxSpan;
+  }
+  h->reset();
+  fs::remove(o.path, ec);
+}
+
+#ifdef WARD_HAVE_PMEMOBJ
+// The same transaction through PMDK: pool file in the same tmpfs directory.
+void pmemobj_tx(benchmark::State& st, Where w, std::size_t size) {
+  const fs::path p = w.dir / fmt::format("tx{}.pmemobj", size);
+  std::error_code ec;
+  fs::remove(p, ec);
+  PMEMobjpool* pop = pmemobj_create(p.c_str(), "ward-bench", 64 << 20, 0600);
+  if (!pop) return st.SkipWithError(pmemobj_errormsg());
+  const PMEMoid root = pmemobj_root(pop, kTxSpan);
+  auto* obj = static_cast<std::byte*>(pmemobj_direct(root));
+  std::vector<std::byte> src(size, std::byte{0x5a});
+  std::size_t off = 0;
+  bool ok = obj != nullptr;
+  for (auto _ : st) {
+    if (!ok || pmemobj_tx_begin(pop, nullptr, TX_PARAM_NONE) != 0) {
+      ok = false;
+      break;
+    }
+    if (pmemobj_tx_add_range(root, off, size) != 0) {
+      ok = false;
+      pmemobj_tx_end();
+      break;
+    }
+    std::memcpy(obj + off, src.data(), size);
+    pmemobj_tx_commit();
+    pmemobj_tx_end();
+    off = (off + size) % kTxSpan;
+  }
+  if (!ok) st.SkipWithError(pmemobj_errormsg());
+  pmemobj_close(pop);
+  fs::remove(p, ec);
+}
+#endif
+
+// The floor: the same bytes stored into a shared mapping of a tmpfs file, no transaction.
+void memcpy_floor(benchmark::State& st, Where w, std::size_t size) {
+  const fs::path p = w.dir / fmt::format("floor{}.dat", size);
+  std::error_code ec;
+  const int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 || ftruncate(fd, kTxSpan) != 0) return st.SkipWithError("cannot create the floor's file");
+  void* m = mmap(nullptr, kTxSpan, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (m == MAP_FAILED) return st.SkipWithError("cannot map the floor's file");
+  auto* obj = static_cast<std::byte*>(m);
+  std::vector<std::byte> src(size, std::byte{0x5a});
+  std::size_t off = 0;
+  for (auto _ : st) {
+    std::memcpy(obj + off, src.data(), size);
+    benchmark::ClobberMemory();
+    off = (off + size) % kTxSpan;
+  }
+  munmap(m, kTxSpan);
+  fs::remove(p, ec);
+}
+
+void register_heap(const Where& w) {
+  for (std::size_t size : {std::size_t{64}, std::size_t{4096}}) {
+    const std::string sz = size == 64 ? "64" : "4k";
+    benchmark::RegisterBenchmark(fmt::format("heap/{}/tx{}", w.name, sz).c_str(), [w, size](benchmark::State& s) { heap_tx(s, w, size); })
+        ->UseRealTime();
+#ifdef WARD_HAVE_PMEMOBJ
+    benchmark::RegisterBenchmark(fmt::format("pmemobj/{}/tx{}", w.name, sz).c_str(),
+                                 [w, size](benchmark::State& s) { pmemobj_tx(s, w, size); })
+        ->UseRealTime();
+#endif
+    benchmark::RegisterBenchmark(fmt::format("memcpy/{}/{}", w.name, sz).c_str(), [w, size](benchmark::State& s) { memcpy_floor(s, w, size); })
+        ->UseRealTime();
+  }
+}
+
+template <class Add>
+void heap_rows(const Where& w, Add&& add) {
+  const std::string n = w.name;
+  for (const char* sz : {"64", "4k"}) {
+    const std::string floor = "memcpy/" + n + "/" + sz, heap = "heap/" + n + "/tx" + sz, pmem = "pmemobj/" + n + "/tx" + sz;
+    add(floor, std::nullopt, "floor: the bytes alone, stored into a mapped tmpfs file");
+    add(heap, floor, std::string("rio::Heap: begin, declare (undo copy), store, commit") + (sz[0] == '6' ? "; target <= 1 us" : ""));
+#ifdef WARD_HAVE_PMEMOBJ
+    add(pmem, floor, "libpmemobj: tx_begin, tx_add_range, store, tx_commit, tx_end (same tmpfs)");
+    add(heap, pmem, "rio::Heap / libpmemobj; target < 1");
+#endif
+  }
+#ifndef WARD_HAVE_PMEMOBJ
+  fmt::print(stderr, "no pmemobj rows: built without libpmemobj (scripts/setup.sh installs libpmemobj-dev)\n");
+#endif
 }
 
 // The plain ways to put 4 KiB into a file, without the cache: what each costs is the other side
@@ -229,6 +352,7 @@ int run(bench::Options opt, const fs::path& disk_dir) {
         write_plain(s, w, how);
       })->UseRealTime();
   }
+  register_heap(wheres[1]);
   const bench::Measured m = bench::run_registered(opt);
   std::vector<bench::Row> rows;
   auto add = [&](const std::string& name, std::optional<std::string> floor, std::string note = {}) {
@@ -258,6 +382,7 @@ int run(bench::Options opt, const fs::path& disk_dir) {
           "64 MiB region file on disk, Durability::synced: fsync msyncs the region; survives power loss");
     add("rio/" + n + "/write4k_fsync/" + def, "plain/" + n + "/pwrite4k", "rio write+fsync vs the page cache it matches on tmpfs");
   }
+  heap_rows(wheres[1], add);
   bench::print(rows, opt.json);
   for (const auto& [name, why] : m.skipped) fmt::print(stderr, "skipped {}: {}\n", name, why);
   fs::remove_all(tmp_dir, ec);

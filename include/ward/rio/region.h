@@ -64,6 +64,17 @@ inline constexpr Protection kDefaultProtection = Protection::alias;
 // True if this CPU and kernel support memory protection keys.
 [[nodiscard]] bool pkeys_available();
 
+// The two views of a region file that Rio's protected structures (Region, Heap) share: `ro`, the
+// program's view (read-only unless protection is off), and `rw`, the write path's view: for
+// Protection::alias a second shared mapping at an address only the caller holds, otherwise ro
+// itself (mprotect and pkeys open their write windows over ro). unmap_views undoes it.
+struct Views {
+  std::byte* ro = nullptr;
+  std::byte* rw = nullptr;
+};
+[[nodiscard]] Result<Views> map_views(int fd, std::uint64_t size, Protection p);
+void unmap_views(Views v, std::uint64_t size);
+
 struct RegionOptions {
   std::filesystem::path path;
   std::uint64_t size = 64ull << 20;  // used when creating
