@@ -1,5 +1,7 @@
 #include "rio/power_loss.h"
 
+#include "ward/rio/region.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -57,6 +59,14 @@ Result<void> PowerLossSim::build_image(const std::vector<std::uint64_t>& pages, 
     const std::uint64_t off = p * kPage;
     if (off >= img.size()) return fail(Errc::misuse, "power loss sim: page " + std::to_string(p) + " is past the region");
     std::memcpy(img.data() + off, now.data() + off, static_cast<std::size_t>(std::min<std::uint64_t>(kPage, img.size() - off)));
+  }
+  if (img.size() >= sizeof(layout::Header)) {
+    auto* h = reinterpret_cast<layout::Header*>(img.data());
+    for (auto& st : h->state) {
+      if (st.checksum != header_state_checksum(st)) continue;  // a damaged copy stays damaged
+      st.boot_id[0] = ~st.boot_id[0];
+      st.checksum = header_state_checksum(st);
+    }
   }
   const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return fail(Errc::load_failed, "power loss sim: " + sys(out.string()));

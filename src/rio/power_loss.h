@@ -33,7 +33,9 @@ class PowerLossSim {
   [[nodiscard]] Result<void> take_snapshot();
   // Page indexes (4 KiB pages) whose current contents differ from the snapshot.
   [[nodiscard]] Result<std::vector<std::uint64_t>> dirty_pages() const;
-  // Writes snapshot + the current contents of `pages` to `out` (created or replaced).
+  // Writes snapshot + the current contents of `pages` to `out` (created or replaced), as found
+  // after the reboot that follows a power cut: the boot id recorded in the header is not this
+  // boot's (the header's own checksums are kept valid).
   [[nodiscard]] Result<void> build_image(const std::vector<std::uint64_t>& pages, const std::filesystem::path& out) const;
 
   static constexpr std::uint64_t kPage = 4096;

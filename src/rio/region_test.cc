@@ -36,7 +36,7 @@ TEST(Region, CreatesAndReopensWithTheSameGeometry) {
     ASSERT_TRUE(r) << r.error().detail;
     EXPECT_TRUE((*r)->created());
     nblocks = (*r)->nblocks();
-    gen = (*r)->header().generation.load();
+    gen = (*r)->generation();
     EXPECT_GT(nblocks, 100u);
     EXPECT_EQ((*r)->block_size(), 4096u);
     (*r)->set_clean(true);
@@ -46,7 +46,7 @@ TEST(Region, CreatesAndReopensWithTheSameGeometry) {
   EXPECT_FALSE((*r)->created());
   EXPECT_TRUE((*r)->was_clean());
   EXPECT_EQ((*r)->nblocks(), nblocks);
-  EXPECT_EQ((*r)->header().generation.load(), gen + 1);
+  EXPECT_EQ((*r)->generation(), gen + 1);
 }
 
 TEST(Region, NotClosedCleanlyIsSeenByTheNextOwner) {
