@@ -192,18 +192,28 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A cache in a private directory under /dev/shm, removed at the end of the test even when it fails.
+struct ShmCache {
+  fs::path w;
+  ward::rio::CacheOptions co;
+  explicit ShmCache(std::uint64_t region_size) {
+    char tmpl[] = "/dev/shm/ward-crash-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) ADD_FAILURE() << "mkdtemp failed";
+    w = tmpl;
+    co.backing_dir = w / "backing";
+    fs::create_directories(co.backing_dir);
+    co.region.path = w / "region.rio";
+    co.region.size = region_size;
+    co.writeback_age = std::chrono::milliseconds(0);
+  }
+  ~ShmCache() { fs::remove_all(w); }
+};
+
 // 11.4: a region must not be marked clean while a block is still dirty — here one reaching past
 // the end of its file (a write whose size update a crash cut off), which write-back leaves dirty.
 TEST(RioCrash, NotMarkedCleanWhileABlockPastTheEndIsDirty) {
-  char tmpl[] = "/dev/shm/ward-clean-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const fs::path w = tmpl;
-  ward::rio::CacheOptions co;
-  co.backing_dir = w / "backing";
-  fs::create_directories(co.backing_dir);
-  co.region.path = w / "region.rio";
-  co.region.size = 1 << 20;
-  co.writeback_age = std::chrono::milliseconds(0);
+  ShmCache t(1 << 20);
+  const auto& co = t.co;
   {
     auto c = ward::rio::Cache::open(co);
     ASSERT_TRUE(c);
@@ -223,21 +233,13 @@ TEST(RioCrash, NotMarkedCleanWhileABlockPastTheEndIsDirty) {
   ASSERT_TRUE(in) << in.error().detail;
   ASSERT_GT(in->dirty, 0u) << "the block past the end should still be dirty";
   EXPECT_FALSE(in->clean) << in->dirty << " dirty block(s) in a region marked clean";
-  fs::remove_all(w);
 }
 
 // 11.4: an unlink killed at any moment leaves the file whole (every acknowledged byte) or gone,
 // never the written-back part without the cached part.
 TEST(RioCrash, InterruptedUnlinkLeavesTheFileWholeOrGone) {
-  char tmpl[] = "/dev/shm/ward-unlink-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const fs::path w = tmpl;
-  ward::rio::CacheOptions co;
-  co.backing_dir = w / "backing";
-  fs::create_directories(co.backing_dir);
-  co.region.path = w / "region.rio";
-  co.region.size = 4 << 20;
-  co.writeback_age = std::chrono::milliseconds(0);
+  ShmCache t(4 << 20);
+  const auto& co = t.co;
   constexpr std::size_t kLen = 300 * 4096;
   auto content = [](int i, char v) { return std::string(kLen, static_cast<char>(v + i % 7)); };
   std::mt19937 rng(11);
@@ -283,7 +285,6 @@ TEST(RioCrash, InterruptedUnlinkLeavesTheFileWholeOrGone) {
     }
   }
   std::printf("interrupted unlink: %d kills, %d left the last acknowledged file in place (whole)\n", kills, mid);
-  fs::remove_all(w);
 }
 
 }  // namespace
