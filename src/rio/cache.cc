@@ -106,10 +106,12 @@ struct Cache::Impl {
       const L::FileEntry& fe = region->file(f);
       const std::uint64_t w = fe.word.load();
       files[f].gen = L::file_gen(w);
-      if (!L::file_used(w)) continue;
+      // Recovery quarantined the blocks of a damaged entry; the entry itself is never reused.
+      if (!region->file_valid(f)) files[f].gen = L::kMaxSeq;
+      if (!L::file_used(w) || !region->file_valid(f)) continue;
       files[f].used = true;
-      files[f].path.assign(fe.path, std::min<std::size_t>(fe.path_len, L::kPathMax - 1));
-      files[f].size = fe.size.load();
+      files[f].path = region->file_path(f);
+      files[f].size = region->file_size(f);
     }
     for (std::uint32_t s = n; s-- > 0;) {
       const L::Entry& e = region->entry(s);
@@ -146,12 +148,50 @@ struct Cache::Impl {
 
   void touch(std::uint32_t s) { lru.splice(lru.begin(), lru, slots[s].lru); }
 
+  // The slot's version is superseded or dropped. It becomes reusable at once (program_crash
+  // regions) or after durability points (synced: see Region::retire).
   void drop_slot(std::uint32_t s) {
-    region->set_state(s, L::kFree);
     index.erase(key(slots[s].file, slots[s].block));
     lru.erase(slots[s].lru);
     slots[s].used = false;
-    free_slots.push_back(s);
+    if (region->retire(s)) free_slots.push_back(s);
+  }
+
+  // A durability point: everything so far survives a power cut (synced regions); retired slots
+  // whose successors are now durable come back as free slots.
+  Result<void> durability_point() {
+    WARD_TRY(region->flush());
+    for (std::uint32_t s : region->take_reusable()) free_slots.push_back(s);
+    return {};
+  }
+
+  // Synced regions with no free slot: rather than reuse a slot a power cut might still need,
+  // retire a batch of clean blocks (their bytes are durable in the backing file) and force the
+  // durability points that make retired slots reusable.
+  Result<void> reclaim() {
+    if (!free_slots.empty() || region->durability() != Durability::synced) return {};
+    if (region->flushes_pending() == 0) {
+      std::vector<std::uint32_t> clean;
+      const std::size_t want = std::max<std::size_t>(1, slots.size() / 16);
+      for (auto it = lru.rbegin(); it != lru.rend() && clean.size() < want; ++it)
+        if (L::word_state(region->entry(*it).word.load()) == L::kClean) clean.push_back(*it);
+      for (std::uint32_t s : clean) {
+        drop_slot(s);
+        ++st.evicted;
+      }
+    }
+    for (int i = region->flushes_pending(); i > 0 && free_slots.empty(); --i) WARD_TRY(durability_point());
+    return {};
+  }
+
+  // The slot to reuse after drop_slot(): the one just dropped (program_crash), or one a
+  // durability point has released (synced).
+  Result<std::uint32_t> take_free() {
+    WARD_TRY(reclaim());
+    if (free_slots.empty()) return std::unexpected(err(Errc::limit, "rio: no free slot after a durability point"));
+    const std::uint32_t s = free_slots.back();
+    free_slots.pop_back();
+    return s;
   }
 
   // Writes back the given dirty slots, grouped by file. Slots whose file fails stay dirty.
@@ -179,6 +219,7 @@ struct Cache::Impl {
   // A free slot: from the free list, else evict the least recently used clean block, else write
   // back the least recently used dirty blocks first.
   Result<std::uint32_t> alloc_slot() {
+    WARD_TRY(reclaim());
     if (!free_slots.empty()) {
       const std::uint32_t s = free_slots.back();
       free_slots.pop_back();
@@ -189,8 +230,7 @@ struct Cache::Impl {
         const std::uint32_t s = *it;
         drop_slot(s);
         ++st.evicted;
-        free_slots.pop_back();
-        return s;
+        return take_free();
       }
     }
     std::vector<std::uint32_t> victims;
@@ -201,8 +241,7 @@ struct Cache::Impl {
       if (L::word_state(region->entry(s).word.load()) == L::kClean) {
         drop_slot(s);
         ++st.evicted;
-        free_slots.pop_back();
-        return s;
+        return take_free();
       }
     }
     return std::unexpected(err(Errc::limit, "rio: the cache is full of dirty blocks and write-back failed (" +
@@ -292,9 +331,13 @@ Cache::~Cache() {
   if (impl_->bg.joinable()) impl_->bg.join();
   if (impl_->region) {
     std::lock_guard<std::mutex> g(impl_->mu);
-    const bool all_back = impl_->write_back_slots(impl_->dirty_slots()).has_value();
-    // Clean only if nothing is left dirty: otherwise the next open recovers the rest.
-    if (all_back) impl_->region->set_clean(true);
+    (void)impl_->write_back_slots(impl_->dirty_slots());
+    // Clean only if nothing is left dirty — a block reaching past the end of its file stays
+    // dirty through write-back — and every retired slot is durably free: otherwise the next
+    // open recovers the rest.
+    bool settled = true;
+    for (int i = impl_->region->flushes_pending(); i > 0 && settled; --i) settled = impl_->durability_point().has_value();
+    if (settled && impl_->dirty_slots().empty()) impl_->region->set_clean(true);
     (void)impl_->region->flush();
   }
   for (auto& f : impl_->files)
@@ -340,6 +383,14 @@ Result<int> Cache::open_file(std::string_view path, int flags) {
         ::close(fd);
         return fail(Errc::limit, "rio: the region's file table is full (" + std::to_string(m.files.size()) + " files)");
       }
+      // A new file's directory entry must survive a power cut before the region names it.
+      if (!exists && m.region->durability() == Durability::synced) {
+        auto synced = detail::sync_dir(full.parent_path());
+        if (!synced) {
+          ::close(fd);
+          return std::unexpected(synced.error());
+        }
+      }
       Impl::File& f = m.files[fi];
       f = {true, f.gen + 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), fd};
       m.region->set_file(fi, f.gen, f.path, f.size);
@@ -364,7 +415,7 @@ Result<std::size_t> Cache::write(int fd, std::span<const std::byte> data, std::u
   std::lock_guard<std::mutex> g(m.mu);
   const std::uint32_t fi = WARD_TRY(m.file_of(fd));
   Impl::File& f = m.files[fi];
-  if (off > (1ull << 52) || data.size() > (1ull << 40)) return fail(Errc::misuse, "rio: offset or size out of range");
+  if (off > (1ull << 51) || data.size() > (1ull << 40)) return fail(Errc::misuse, "rio: offset or size out of range");
   ++m.st.writes;
   if (!m.region) {
     const int bfd = WARD_TRY(m.backing_fd(fi));
@@ -486,7 +537,7 @@ Result<void> Cache::fsync(int fd) {
   std::lock_guard<std::mutex> g(m.mu);
   const std::uint32_t fi = WARD_TRY(m.file_of(fd));
   ++m.st.fsyncs;
-  if (m.region) return m.region->flush();  // rio: the data is already safe; synced regions msync
+  if (m.region) return m.durability_point();  // rio: the data is already safe; synced regions msync
   if (m.opt.mode == Mode::write_through) {
     const int bfd = WARD_TRY(m.backing_fd(fi));
     if (fdatasync(bfd) != 0) return fail(Errc::limit, "rio: fdatasync: " + std::string(std::strerror(errno)));
@@ -514,6 +565,17 @@ Result<void> Cache::truncate(int fd, std::uint64_t size) {
   f.size = size;
   m.region->set_file_size(fi, size);
   if (size < old_size) {
+    std::vector<std::uint32_t> gone;
+    for (auto& [k, s] : m.index)
+      if ((k >> 40) == fi && m.slots[s].block * bs >= size) gone.push_back(s);
+    for (std::uint32_t s : gone) m.drop_slot(s);
+    // The block that now holds the end: a new version cut at the new size.
+    WARD_TRY(m.trim_end_block(fi));
+    // Synced regions: two durability points make the new size, the cut block and the free marks
+    // of the dropped versions durable — before the backing file shrinks (else a power cut could
+    // leave a shorter backing file under the old size: the tail would come back as zeros), and
+    // before any later growth of the file could reach the disk and make them part of it again.
+    for (int i = 0; i < 2; ++i) WARD_TRY(m.durability_point());
     // The backing file must not keep bytes past the new end either: a later extension of the
     // file would otherwise read them back through the read-through path.
     const int bfd = WARD_TRY(m.backing_fd(fi));
@@ -521,12 +583,6 @@ Result<void> Cache::truncate(int fd, std::uint64_t size) {
     if (fstat(bfd, &sb) == 0 && static_cast<std::uint64_t>(sb.st_size) > size &&
         ftruncate(bfd, static_cast<off_t>(size)) != 0)
       return fail(Errc::limit, "rio: " + f.path + ": truncating the backing file: " + std::strerror(errno));
-    std::vector<std::uint32_t> gone;
-    for (auto& [k, s] : m.index)
-      if ((k >> 40) == fi && m.slots[s].block * bs >= size) gone.push_back(s);
-    for (std::uint32_t s : gone) m.drop_slot(s);
-    // The block that now holds the end: a new version cut at the new size.
-    WARD_TRY(m.trim_end_block(fi));
   }
   return {};
 }
@@ -556,21 +612,31 @@ Result<void> Cache::unlink(std::string_view path) {
     if (::unlink(full.c_str()) != 0) return fail(Errc::misuse, "rio: " + std::string(path) + ": " + std::strerror(errno));
     return {};
   }
+  // Order, so that a crash anywhere leaves the file whole or gone, never the written-back part
+  // without the cached part: mark the entry "unlinking" (recovery finishes any unlink it finds
+  // so marked; synced: made durable), remove the backing file (synced: and sync the directory),
+  // then free the entry (synced: durable before returning, so a name reused later is never
+  // removed by a recovery that finds the old mark).
+  Impl::File& f = m.files[fi];
+  if (m.region) {
+    m.region->set_file_state(fi, L::kFileUnlinking);
+    WARD_TRY(m.durability_point());
+  }
+  if (f.backing >= 0) ::close(f.backing);
+  f.backing = -1;
+  if (::unlink(full.c_str()) != 0 && errno != ENOENT)
+    return fail(Errc::limit, "rio: " + std::string(path) + ": " + std::strerror(errno));
+  if (m.region && m.region->durability() == Durability::synced) WARD_TRY(detail::sync_dir(full.parent_path()));
   if (m.region) {
     std::vector<std::uint32_t> gone;
     for (auto& [k, s] : m.index)
       if ((k >> 40) == fi) gone.push_back(s);
-    // The file entry goes first: its blocks are orphans from then on, whatever happens next.
-    m.region->free_file(fi);
+    m.region->set_file_state(fi, L::kFileFree);
     for (std::uint32_t s : gone) m.drop_slot(s);
+    WARD_TRY(m.durability_point());
   }
-  Impl::File& f = m.files[fi];
-  if (f.backing >= 0) ::close(f.backing);
-  f.backing = -1;
   f.used = false;
   std::erase_if(m.fds, [&](const auto& kv) { return kv.second == fi; });
-  if (::unlink(full.c_str()) != 0 && errno != ENOENT)
-    return fail(Errc::limit, "rio: " + std::string(path) + ": " + std::strerror(errno));
   return {};
 }
 

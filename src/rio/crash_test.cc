@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <random>
 
 #include "rio/private_path.h"
 #include "rio/torture.h"
@@ -182,6 +183,107 @@ TEST(RioCrash, RecoveryKilledMidwayThenRerunGivesTheSameResult) {
   std::printf("recovery rerun: %d of 5 recovery runs killed midway; final state equals the reference\n", killed_midway);
   fs::remove_all(*shm);
   fs::remove_all(w);
+}
+
+}  // namespace
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A cache in a private directory under /dev/shm, removed at the end of the test even when it fails.
+struct ShmCache {
+  fs::path w;
+  ward::rio::CacheOptions co;
+  explicit ShmCache(std::uint64_t region_size) {
+    char tmpl[] = "/dev/shm/ward-crash-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) ADD_FAILURE() << "mkdtemp failed";
+    w = tmpl;
+    co.backing_dir = w / "backing";
+    fs::create_directories(co.backing_dir);
+    co.region.path = w / "region.rio";
+    co.region.size = region_size;
+    co.writeback_age = std::chrono::milliseconds(0);
+  }
+  ~ShmCache() { fs::remove_all(w); }
+};
+
+// 11.4: a region must not be marked clean while a block is still dirty — here one reaching past
+// the end of its file (a write whose size update a crash cut off), which write-back leaves dirty.
+TEST(RioCrash, NotMarkedCleanWhileABlockPastTheEndIsDirty) {
+  ShmCache t(1 << 20);
+  const auto& co = t.co;
+  {
+    auto c = ward::rio::Cache::open(co);
+    ASSERT_TRUE(c);
+    auto fd = (*c)->open_file("p");
+    ASSERT_TRUE(fd);
+    const std::vector<std::byte> small(100, std::byte{'s'});
+    ASSERT_TRUE((*c)->write(*fd, small, 0));
+    // The crash: a full block version published, the file's size (100) not yet moved.
+    ward::rio::Region& r = *(*c)->region();
+    const std::vector<std::byte> full(4096, std::byte{'f'});
+    const auto gen = static_cast<std::uint32_t>(ward::rio::layout::file_gen(r.file(0).word.load()));
+    r.write_block(r.nblocks() - 1, 0, gen, 0, full, r.next_seq());
+    (*c)->abandon();
+  }
+  { ASSERT_TRUE(ward::rio::Cache::open(co)); }  // recovery, then a clean close
+  auto in = ward::rio::inspect(co.region.path);
+  ASSERT_TRUE(in) << in.error().detail;
+  ASSERT_GT(in->dirty, 0u) << "the block past the end should still be dirty";
+  EXPECT_FALSE(in->clean) << in->dirty << " dirty block(s) in a region marked clean";
+}
+
+// 11.4: an unlink killed at any moment leaves the file whole (every acknowledged byte) or gone,
+// never the written-back part without the cached part.
+TEST(RioCrash, InterruptedUnlinkLeavesTheFileWholeOrGone) {
+  ShmCache t(4 << 20);
+  const auto& co = t.co;
+  constexpr std::size_t kLen = 300 * 4096;
+  auto content = [](int i, char v) { return std::string(kLen, static_cast<char>(v + i % 7)); };
+  std::mt19937 rng(11);
+  int kills = 0, mid = 0;
+  for (int round = 0; round < 40; ++round) {
+    int p[2];
+    ASSERT_EQ(pipe(p), 0);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      ::close(p[0]);
+      auto c = ward::rio::Cache::open(co);
+      if (!c) _exit(3);
+      for (int i = 0;; ++i) {
+        const std::string name = "u" + std::to_string(round) + "-" + std::to_string(i);
+        auto fd = (*c)->open_file(name);
+        const std::string a = content(i, 'a'), b = content(i, 'A');
+        if (!fd || !(*c)->write(*fd, std::as_bytes(std::span(a.data(), a.size())), 0) || !(*c)->flush() ||
+            !(*c)->write(*fd, std::as_bytes(std::span(b.data(), b.size())), 0))
+          _exit(4);
+        const int acked = i;
+        if (::write(p[1], &acked, sizeof acked) != sizeof acked) _exit(5);
+        if (!(*c)->unlink(name)) _exit(6);
+      }
+    }
+    ::close(p[1]);
+    usleep(2000 + rng() % 20000);
+    kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    ++kills;
+    int last = -1, v;
+    while (::read(p[0], &v, sizeof v) == sizeof v) last = v;
+    ::close(p[0]);
+    { ASSERT_TRUE(ward::rio::Cache::open(co)); }  // recovery, then a clean close
+    for (int i = 0; i <= last; ++i) {
+      const fs::path f = co.backing_dir / ("u" + std::to_string(round) + "-" + std::to_string(i));
+      if (!fs::exists(f)) continue;
+      std::ifstream in(f, std::ios::binary);
+      const std::string got((std::istreambuf_iterator<char>(in)), {});
+      ASSERT_EQ(i, last) << f << ": an unlink that returned left the file behind";
+      ++mid;
+      EXPECT_TRUE(got == content(i, 'A')) << f << ": neither its acknowledged contents nor gone (" << got.size() << " bytes)";
+    }
+  }
+  std::printf("interrupted unlink: %d kills, %d left the last acknowledged file in place (whole)\n", kills, mid);
 }
 
 }  // namespace

@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <optional>
+#include <utility>
 
 #include "rio/private_path.h"
 
@@ -29,6 +31,52 @@ std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / 
 
 std::uint64_t geometry_checksum(const L::Header& h) {
   return XXH3_64bits(&h, offsetof(L::Header, geometry_checksum));
+}
+
+// A hash of this boot's id: the header records it, so recovery knows whether a reboot (and so
+// possibly a power cut) came between the previous owner and now.
+void current_boot(std::uint64_t out[2]) {
+  char id[64] = {};
+  const int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)!::read(fd, id, sizeof id - 1);
+    ::close(fd);
+  }
+  const XXH128_hash_t h = XXH3_128bits(id, strnlen(id, sizeof id));
+  out[0] = h.low64;
+  out[1] = h.high64;
+}
+
+
+// The header state a fresh region starts with (copy 0; copy 1 stays zero, which fails its check).
+void initial_state(L::Header& h) {
+  L::HeaderState& st = h.state[0];
+  st.counter = 1;
+  st.generation = 1;
+  st.next_seq = 1;
+  st.clean = 1;
+  st.checksum = header_state_checksum(st);
+}
+
+// The newer of the header's two state copies that passes its checksum; index in `which`.
+std::optional<L::HeaderState> read_state(const L::Header& h, int* which = nullptr) {
+  std::optional<L::HeaderState> best;
+  for (int i = 0; i < 2; ++i) {
+    L::HeaderState c;
+    std::memcpy(&c, &h.state[i], sizeof c);  // a copy: a live owner may be rewriting it
+    if (c.checksum != header_state_checksum(c) || (best && c.counter <= best->counter)) continue;
+    best = c;
+    if (which) *which = i;
+  }
+  return best;
+}
+
+// The pid recorded by the region's current owner (0 if unreadable).
+std::uint32_t owner_pid_of(int fd) {
+  L::Header h;
+  if (pread(fd, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return 0;
+  auto st = read_state(h);
+  return st ? st->owner_pid : 0;
 }
 
 std::uint64_t realtime_ns() {
@@ -146,6 +194,10 @@ void unmap_views(Views v, std::uint64_t size) {
   if (v.ro) munmap(v.ro, size);
 }
 
+std::uint64_t header_state_checksum(const L::HeaderState& st) { return XXH3_64bits(&st, offsetof(L::HeaderState, checksum)); }
+
+std::uint64_t path_checksum(std::string_view path, std::uint64_t gen) { return XXH3_64bits_withSeed(path.data(), path.size(), gen); }
+
 Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
   if (opt.path.empty()) return fail(Errc::misuse, "rio: no region path given");
   if (opt.protection == Protection::pkeys && !pkeys_available())
@@ -179,8 +231,7 @@ Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
   if (fresh.path.empty()) WARD_TRY(check_private_file(st, opt.path));
   if (flock(r->fd_, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {
-      std::uint32_t pid = 0;
-      (void)!pread(r->fd_, &pid, sizeof pid, offsetof(L::Header, owner_pid));
+      const std::uint32_t pid = owner_pid_of(r->fd_);
       return fail(Errc::misuse, "rio: region " + opt.path.string() + " is in use by another process (pid " +
                                     std::to_string(pid) + ")");
     }
@@ -219,9 +270,7 @@ Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
     h.data_off = align_up(h.registry_off + n * sizeof(L::Entry), pg);
     h.region_size = size;
     h.geometry_checksum = geometry_checksum(h);
-    h.generation.store(1);
-    h.clean.store(1);
-    h.next_seq.store(1);
+    initial_state(h);
     // Reserve every page now (tmpfs included): a store into a page the file system cannot back
     // would kill the program with SIGBUS later; here it is an error. Tables are zero (free).
     if (const int e = posix_fallocate(r->fd_, 0, static_cast<off_t>(size)); e != 0)
@@ -253,19 +302,36 @@ Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
     if (r->pkey_ < 0 || pkey_mprotect(r->ro_, r->size_, PROT_READ | PROT_WRITE, r->pkey_) != 0)
       return fail(Errc::load_failed, "rio: " + sys("pkey_mprotect"));
   }
-  r->was_clean_ = r->header().clean.load() == 1;
+  // The previous owner's state. Damaged (both copies fail their checks): nothing in it is
+  // trusted — recovery reports it, the backing directory must be given again.
+  int which = -1;
+  if (auto prev = read_state(r->header(), &which)) {
+    r->st_ = *prev;
+    r->cur_ = which;
+    std::uint64_t boot[2];
+    current_boot(boot);
+    r->prev_ = {prev->synced == 1, prev->synced_seq, false, prev->boot_id[0] != boot[0] || prev->boot_id[1] != boot[1]};
+  } else {
+    r->st_ = {};
+    r->st_.counter = std::max(r->header().state[0].counter, r->header().state[1].counter);
+    r->prev_.damaged = true;
+  }
+  r->was_clean_ = !r->prev_.damaged && r->st_.clean == 1;
   // Sequence numbers stay monotonic across crashes without a store per update: start above
   // both the header's record (written at clean close) and every version in the registry.
-  r->seq_ = std::max<std::uint64_t>(r->header().next_seq.load(), 1);
-  for (std::uint32_t i = 0; i < r->nblocks(); ++i)
-    r->seq_ = std::max(r->seq_, L::word_seq(r->entry(i).word.load(std::memory_order_relaxed)) + 1);
+  r->seq_ = std::max<std::uint64_t>(r->st_.next_seq, 1);
+  for (std::uint32_t i = 0; i < r->nblocks(); ++i) {
+    const std::uint64_t w = r->entry(i).word.load(std::memory_order_relaxed);
+    if (L::word_ok(w)) r->seq_ = std::max(r->seq_, L::word_seq(w) + 1);
+  }
+  if (r->dur_ == Durability::synced) r->page_dirty_.assign((r->size_ + pg - 1) / pg, 0);
   // This owner now holds it: not clean until a clean close.
-  r->with_write(0, L::kHeaderSize, [&] {
-    auto* hw = reinterpret_cast<L::Header*>(r->rw(0));
-    hw->owner_pid.store(static_cast<std::uint32_t>(getpid()));
-    hw->generation.fetch_add(1);
-    hw->clean.store(0);
-  });
+  r->st_.owner_pid = static_cast<std::uint32_t>(getpid());
+  ++r->st_.generation;
+  r->st_.clean = 0;
+  r->st_.synced = r->dur_ == Durability::synced ? 1 : 0;
+  current_boot(r->st_.boot_id);
+  r->store_state();
   return r;
 }
 
@@ -296,6 +362,14 @@ bool Region::entry_valid(std::uint32_t slot) const {
 
 template <class F>
 void Region::with_write(std::uint64_t off, std::uint64_t len, F&& f) {
+  if (!page_dirty_.empty() && len > 0) {  // synced: remember what the next flush must msync
+    const std::uint64_t pg = page_size();
+    for (std::uint64_t p = off / pg; p <= (off + len - 1) / pg; ++p)
+      if (!page_dirty_[p]) {
+        page_dirty_[p] = 1;
+        dirty_pages_.push_back(p);
+      }
+  }
   switch (prot_) {
     case Protection::off:
     case Protection::alias: f(); return;
@@ -346,54 +420,83 @@ void Region::set_state(std::uint32_t slot, L::State s) {
 
 void Region::set_file(std::uint32_t i, std::uint64_t gen, std::string_view p, std::uint64_t size) {
   const std::uint64_t off = header().files_off + std::uint64_t{i} * sizeof(L::FileEntry);
+  const std::string_view path = p.substr(0, std::min(p.size(), sizeof(L::FileEntry::path) - 1));
   with_write(off, sizeof(L::FileEntry), [&] {
     auto* f = reinterpret_cast<L::FileEntry*>(rw(off));
     std::memset(f->path, 0, sizeof f->path);
-    std::memcpy(f->path, p.data(), std::min(p.size(), sizeof f->path - 1));
-    f->path_len = static_cast<std::uint32_t>(std::min(p.size(), sizeof f->path - 1));
-    f->size.store(size, std::memory_order_relaxed);
-    f->word.store(L::make_file_word(gen, true), std::memory_order_release);
+    std::memcpy(f->path, path.data(), path.size());
+    f->path_len = static_cast<std::uint32_t>(path.size());
+    f->path_check = path_checksum(path, gen);
+    f->size_word.store(L::make_size_word(size, gen), std::memory_order_relaxed);
+    // Publish: the path, its check and the size are in place before the word names the file.
+    f->word.store(L::make_file_word(gen, L::kFileUsed), std::memory_order_release);
   });
 }
 
-void Region::free_file(std::uint32_t i) {
+void Region::set_file_state(std::uint32_t i, L::FileState s) {
   const std::uint64_t off = header().files_off + std::uint64_t{i} * sizeof(L::FileEntry);
   with_write(off, sizeof(L::FileEntry), [&] {
     auto* f = reinterpret_cast<L::FileEntry*>(rw(off));
-    const std::uint64_t w = f->word.load(std::memory_order_relaxed);
-    f->word.store(L::make_file_word(L::file_gen(w), false), std::memory_order_release);
+    f->word.store(L::make_file_word(L::file_gen(f->word.load(std::memory_order_relaxed)), s), std::memory_order_release);
   });
 }
 
 void Region::set_file_size(std::uint32_t i, std::uint64_t size) {
   const std::uint64_t off = header().files_off + std::uint64_t{i} * sizeof(L::FileEntry);
   with_write(off, sizeof(L::FileEntry), [&] {
-    reinterpret_cast<L::FileEntry*>(rw(off))->size.store(size, std::memory_order_release);
+    auto* f = reinterpret_cast<L::FileEntry*>(rw(off));
+    f->size_word.store(L::make_size_word(size, L::file_gen(f->word.load(std::memory_order_relaxed))), std::memory_order_release);
   });
+}
+
+bool Region::file_valid(std::uint32_t i) const {
+  const L::FileEntry& f = file(i);
+  const std::uint64_t w = f.word.load(std::memory_order_acquire);
+  if (!L::check_ok(w)) return false;
+  const L::FileState s = L::file_state(w);
+  if (s == L::kFileFree) return true;
+  if (s != L::kFileUsed && s != L::kFileUnlinking) return false;
+  const std::uint64_t gen = L::file_gen(w);
+  return L::size_ok(f.size_word.load(), gen) && f.path_len < L::kPathMax &&
+         f.path_check == path_checksum({f.path, f.path_len}, gen);
+}
+
+std::uint64_t Region::file_size(std::uint32_t i) const { return L::size_of(file(i).size_word.load(std::memory_order_acquire)); }
+
+std::string Region::file_path(std::uint32_t i) const {
+  const L::FileEntry& f = file(i);
+  return std::string(f.path, std::min<std::size_t>(f.path_len, L::kPathMax - 1));
 }
 
 std::uint64_t Region::next_seq() { return seq_++; }
 
-void Region::set_clean(bool clean) {
-  with_write(0, L::kHeaderSize, [&] {
-    auto* h = reinterpret_cast<L::Header*>(rw(0));
-    h->next_seq.store(seq_);
-    h->clean.store(clean ? 1 : 0);
+void Region::store_state() {
+  const int target = cur_ == 0 ? 1 : 0;
+  ++st_.counter;
+  st_.checksum = header_state_checksum(st_);
+  const std::uint64_t off = offsetof(L::Header, state) + static_cast<std::uint64_t>(target) * sizeof(L::HeaderState);
+  with_write(off, sizeof(L::HeaderState), [&] {
+    auto* dst = reinterpret_cast<L::HeaderState*>(rw(off));
+    // A kill inside leaves this copy failing its checksum and the other one intact.
+    std::memcpy(dst, &st_, offsetof(L::HeaderState, checksum));
+    std::atomic_ref<std::uint64_t>(dst->checksum).store(st_.checksum, std::memory_order_release);
   });
+  cur_ = target;
+}
+
+void Region::set_clean(bool clean) {
+  st_.next_seq = seq_;
+  st_.clean = clean ? 1 : 0;
+  store_state();
 }
 
 void Region::set_backing_dir(std::string_view dir) {
-  with_write(0, L::kHeaderSize, [&] {
-    auto* h = reinterpret_cast<L::Header*>(rw(0));
-    std::memset(h->backing_dir, 0, sizeof h->backing_dir);
-    std::memcpy(h->backing_dir, dir.data(), std::min(dir.size(), sizeof h->backing_dir - 1));
-  });
+  std::memset(st_.backing_dir, 0, sizeof st_.backing_dir);
+  std::memcpy(st_.backing_dir, dir.data(), std::min(dir.size(), sizeof st_.backing_dir - 1));
+  store_state();
 }
 
-std::string Region::backing_dir() const {
-  const auto& b = header().backing_dir;
-  return std::string(b, strnlen(b, sizeof b));
-}
+std::string Region::backing_dir() const { return std::string(st_.backing_dir, strnlen(st_.backing_dir, sizeof st_.backing_dir)); }
 
 Result<Inspection> inspect(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -412,27 +515,54 @@ Result<Inspection> inspect(const std::filesystem::path& path) {
   const auto* base = static_cast<const std::byte*>(m);
   const auto& h = *reinterpret_cast<const L::Header*>(base);
   in.region_size = h.region_size;
-  in.generation = h.generation.load();
   in.version = h.version;
   in.block_size = h.block_size;
   in.nblocks = h.nblocks;
   in.nfiles = h.nfiles;
-  in.clean = h.clean.load() == 1;
-  in.owner_pid = h.owner_pid.load();
-  in.backing_dir.assign(h.backing_dir, strnlen(h.backing_dir, sizeof h.backing_dir));
+  bool synced = false;
+  std::uint64_t synced_seq = 0;
+  if (auto st = read_state(h)) {
+    synced = st->synced == 1;
+    synced_seq = st->synced_seq;
+    in.generation = st->generation;
+    in.clean = st->clean == 1;
+    in.owner_pid = st->owner_pid;
+    in.backing_dir.assign(st->backing_dir, strnlen(st->backing_dir, sizeof st->backing_dir));
+  } else {
+    in.corrupt.push_back({0, "(header)", 0, "both copies of the header state fail their checksum"});
+  }
   const auto* files = reinterpret_cast<const L::FileEntry*>(base + h.files_off);
   const auto* entries = reinterpret_cast<const L::Entry*>(base + h.registry_off);
+  // A file entry is trusted only if its word, size and path pass their checks.
   std::vector<int> file_row(h.nfiles, -1);
+  std::vector<bool> file_bad(h.nfiles, false);
   for (std::uint32_t f = 0; f < h.nfiles; ++f) {
-    if (!L::file_used(files[f].word.load())) continue;
+    const L::FileEntry& fe = files[f];
+    const std::uint64_t w = fe.word.load();
+    const L::FileState fs = L::file_state(w);
+    const std::uint64_t gen = L::file_gen(w);
+    const bool ok = L::check_ok(w) && (fs == L::kFileFree || ((fs == L::kFileUsed || fs == L::kFileUnlinking) &&
+                                                               L::size_ok(fe.size_word.load(), gen) && fe.path_len < L::kPathMax &&
+                                                               fe.path_check == path_checksum({fe.path, fe.path_len}, gen)));
+    if (!ok) {
+      file_bad[f] = true;
+      in.corrupt.push_back({~0u, "(file table entry " + std::to_string(f) + ")", 0, "file entry fails its checks"});
+      continue;
+    }
+    if (fs != L::kFileUsed) continue;
     file_row[f] = static_cast<int>(in.files.size());
-    in.files.push_back({std::string(files[f].path, std::min<std::size_t>(files[f].path_len, L::kPathMax - 1)), files[f].size.load(), 0, 0});
+    in.files.push_back({std::string(fe.path, fe.path_len), L::size_of(fe.size_word.load()), 0, 0});
   }
   for (std::uint32_t s = 0; s < h.nblocks; ++s) {
     const L::Entry& e = entries[s];
     const std::uint64_t w = e.word.load();
+    if (!L::word_ok(w)) {
+      in.corrupt.push_back({s, "?", e.block, "state word fails its check"});
+      continue;
+    }
     const L::State state = L::word_state(w);
-    const bool known = e.file < h.nfiles && file_row[e.file] >= 0 && L::file_gen(files[e.file].word.load()) == e.file_gen;
+    const bool known = e.file < h.nfiles && file_row[e.file] >= 0 &&
+                       static_cast<std::uint32_t>(L::file_gen(files[e.file].word.load())) == e.file_gen;
     const std::string name = known ? in.files[static_cast<std::size_t>(file_row[e.file])].path : "?";
     switch (state) {
       case L::kFree: ++in.free; continue;
@@ -447,7 +577,9 @@ Result<Inspection> inspect(const std::filesystem::path& path) {
     const bool ok = e.len <= h.block_size &&
                     e.checksum == block_checksum({base + h.data_off + std::uint64_t{s} * h.block_size, e.len}, e.file, e.file_gen,
                                                  e.block, L::word_seq(w));
-    if (!ok) in.corrupt.push_back({s, name, e.block, "checksum mismatch"});
+    if (!ok && synced && L::word_seq(w) >= synced_seq) ++in.torn_unsynced;  // see recover(): debris, not damage
+    else if (!ok) in.corrupt.push_back({s, name, e.block, "checksum mismatch"});
+    else if (e.file < h.nfiles && file_bad[e.file]) in.corrupt.push_back({s, "?", e.block, "its file entry is damaged"});
     if (known) {
       auto& row = in.files[static_cast<std::size_t>(file_row[e.file])];
       state == L::kDirty ? ++row.dirty : ++row.clean;
@@ -457,10 +589,62 @@ Result<Inspection> inspect(const std::filesystem::path& path) {
   return in;
 }
 
+bool Region::retire(std::uint32_t slot) {
+  if (dur_ != Durability::synced) {
+    set_state(slot, L::kFree);
+    return true;
+  }
+  retired_.push_back(slot);
+  return false;
+}
+
+std::vector<std::uint32_t> Region::take_reusable() { return std::exchange(reusable_, {}); }
+
+int Region::flushes_pending() const { return !retired_.empty() ? 2 : !freeing_.empty() ? 1 : 0; }
+
+Result<void> Region::msync_pages(std::uint64_t first, std::uint64_t count) {
+  const std::uint64_t pg = page_size();
+  const std::uint64_t off = first * pg, len = std::min(count * pg, size_ - off);
+  if (msync(ro_ + off, len, MS_SYNC) != 0) return fail(Errc::limit, "rio: " + sys("msync"));
+  return {};
+}
+
 Result<void> Region::flush() {
   if (dur_ != Durability::synced) return {};
-  if (msync(ro_, size_, MS_SYNC) != 0) return fail(Errc::limit, "rio: " + sys("msync"));
+  if (flush_observer_) flush_observer_(false);
+  // 1. Only the pages stored to since the last flush, in runs.
+  std::sort(dirty_pages_.begin(), dirty_pages_.end());
+  for (std::size_t i = 0; i < dirty_pages_.size();) {
+    std::size_t j = i + 1;
+    while (j < dirty_pages_.size() && dirty_pages_[j] == dirty_pages_[j - 1] + 1) ++j;
+    WARD_TRY(msync_pages(dirty_pages_[i], j - i));
+    i = j;
+  }
+  for (std::uint64_t p : dirty_pages_) page_dirty_[p] = 0;
+  dirty_pages_.clear();
+  // 2. Only now may the header say so: every version below seq_ is on disk. Recovery counts a
+  //    version at or above it that fails its checksum as debris of a write the power cut tore
+  //    (never acknowledged: its predecessor is still intact), not as damage.
+  st_.synced_seq = seq_;
+  store_state();
+  WARD_TRY(msync_pages(0, (L::kHeaderSize + page_size() - 1) / page_size()));
+  for (std::uint64_t p : dirty_pages_) page_dirty_[p] = 0;
+  dirty_pages_.clear();
+  // 3. Retired slots move on a stage: their successors are durable now, so they may be marked
+  //    free; those marked free at the last flush are durably free, so they may be reused.
+  reusable_.insert(reusable_.end(), freeing_.begin(), freeing_.end());
+  freeing_ = std::exchange(retired_, {});
+  if (flush_observer_) flush_observer_(true);
+  for (std::uint32_t s : freeing_) set_state(s, L::kFree);
   return {};
+}
+
+Result<void> Region::sync_all() {
+  if (dur_ != Durability::synced) return {};
+  if (msync(ro_, size_, MS_SYNC) != 0) return fail(Errc::limit, "rio: " + sys("msync"));
+  for (std::uint64_t p : dirty_pages_) page_dirty_[p] = 0;
+  dirty_pages_.clear();
+  return flush();  // records synced_seq
 }
 
 }  // namespace ward::rio

@@ -46,7 +46,7 @@ TEST(Region, CreatesAndReopensWithTheSameGeometry) {
     ASSERT_TRUE(r) << r.error().detail;
     EXPECT_TRUE((*r)->created());
     nblocks = (*r)->nblocks();
-    gen = (*r)->header().generation.load();
+    gen = (*r)->generation();
     EXPECT_GT(nblocks, 100u);
     EXPECT_EQ((*r)->block_size(), 4096u);
     (*r)->set_clean(true);
@@ -56,7 +56,7 @@ TEST(Region, CreatesAndReopensWithTheSameGeometry) {
   EXPECT_FALSE((*r)->created());
   EXPECT_TRUE((*r)->was_clean());
   EXPECT_EQ((*r)->nblocks(), nblocks);
-  EXPECT_EQ((*r)->header().generation.load(), gen + 1);
+  EXPECT_EQ((*r)->generation(), gen + 1);
 }
 
 TEST(Region, NotClosedCleanlyIsSeenByTheNextOwner) {
@@ -111,11 +111,11 @@ TEST(Region, WrongVersionTruncatedAndDamagedHeadersAreRefused) {
     ASSERT_EQ(pwrite(fd, p, n, off), static_cast<ssize_t>(n));
     ::close(fd);
   };
-  const std::uint32_t v2 = 2;
-  patch(offsetof(L::Header, version), &v2, sizeof v2);
+  const std::uint32_t next = L::kVersion + 1;
+  patch(offsetof(L::Header, version), &next, sizeof next);
   auto wrong = ward::rio::Region::open(t.opts());
   ASSERT_FALSE(wrong);
-  EXPECT_NE(wrong.error().detail.find("version 2"), std::string::npos) << wrong.error().detail;
+  EXPECT_NE(wrong.error().detail.find("version " + std::to_string(next)), std::string::npos) << wrong.error().detail;
   const std::uint32_t v1 = L::kVersion;
   patch(offsetof(L::Header, version), &v1, sizeof v1);
   const std::uint32_t bogus = 12345;

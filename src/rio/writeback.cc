@@ -72,4 +72,14 @@ Result<void> write_back(Region& r, int fd, const std::string& path, std::uint64_
   return {};
 }
 
+Result<void> sync_dir(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return fail(Errc::limit, dir.string() + ": " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int e = errno;
+  ::close(fd);
+  if (rc != 0) return fail(Errc::limit, dir.string() + ": fsync: " + std::strerror(e));
+  return {};
+}
+
 }  // namespace ward::rio::detail

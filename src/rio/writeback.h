@@ -26,4 +26,7 @@ namespace ward::rio::detail {
 [[nodiscard]] Result<void> write_back(Region& r, int fd, const std::string& path, std::uint64_t size,
                                       const std::vector<std::uint32_t>& slots);
 
+// fsyncs a directory, so that a file created or removed in it survives a power cut.
+[[nodiscard]] Result<void> sync_dir(const std::filesystem::path& dir);
+
 }  // namespace ward::rio::detail

@@ -30,6 +30,9 @@ int inspect_cmd(const std::string& path, bool verbose) {
              in->in_use ? fmt::format(", in use by pid {}", in->owner_pid) : "");
   fmt::print("backing     {}\n", in->backing_dir.empty() ? "(unknown)" : in->backing_dir);
   fmt::print("blocks      {} dirty, {} clean, {} free, {} quarantined\n", in->dirty, in->clean_blocks, in->free, in->quarantined);
+  if (in->torn_unsynced)
+    fmt::print("torn        {} version(s) newer than the last flush torn by a power cut (never acknowledged; recovery "
+               "drops them)\n", in->torn_unsynced);
   if (!in->files.empty()) {
     fmt::print("files\n");
     for (const auto& f : in->files)

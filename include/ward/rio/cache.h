@@ -48,8 +48,9 @@ struct CacheOptions {
   std::chrono::milliseconds writeback_age{std::chrono::seconds(30)};
 };
 
-// What recovery found and did. `lost` is true when acknowledged data could not be kept: a block
-// failed its checksum (quarantined, never written back). Blocks whose backing file could not be
+// What recovery found and did. `lost` is true when acknowledged data could not be kept, or
+// damage was found: a block, a file table entry or the header state failed its checks (reported
+// and quarantined, never acted on: no block goes into a file its entry does not verifiably name). Blocks whose backing file could not be
 // written stay dirty in the region and are listed in `unwritable`; nothing of theirs is lost.
 struct RecoveryReport {
   bool needed = false;              // the previous owner had not closed cleanly
@@ -58,6 +59,10 @@ struct RecoveryReport {
   std::uint32_t written_back = 0;   // dirty blocks written to their files (and synced)
   std::uint32_t stale_freed = 0;    // older versions, orphans, blocks past end of file
   std::uint32_t files = 0;          // files that received data
+  // Synced regions after a reboot: versions written after the last flush whose pages a power cut
+  // wrote only in part. Never acknowledged as durable; dropped, their predecessors kept.
+  std::uint32_t torn_unsynced = 0;
+  std::uint32_t unlinks_finished = 0;  // unlinks the crash interrupted, completed
   struct Corrupt {
     std::uint32_t slot;
     std::string file;

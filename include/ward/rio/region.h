@@ -4,8 +4,11 @@
 // Where the region lives decides what it survives — ward says so plainly:
 //   * tmpfs (the default: /dev/shm/ward-<uid>/): survives any crash of the program, including SIGKILL; not a
 //     power cut or a kernel crash.
-//   * a regular file on a disk file system, with Durability::synced: flush() (msync) makes
-//     everything written so far survive a power cut too; between flushes, only program crashes.
+//   * a regular file on a disk file system, with Durability::synced: flush() makes everything
+//     written so far survive a power cut too (it msyncs the pages written since the last flush).
+//     Between flushes the kernel may write any subset of those pages back, in any order; the
+//     write path is ordered so that any such subset still recovers everything the last flush
+//     covered (see retire(): a superseded version stays intact until its successor is durable).
 //   * a DAX file on persistent memory: the same as synced, with flushes that are cache-line
 //     write-backs rather than page writes (the kernel's msync on DAX).
 //
@@ -43,6 +46,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -108,22 +112,51 @@ class Region {
   [[nodiscard]] Durability durability() const { return dur_; }
   // Whether the previous owner closed it cleanly (read at open, before this owner marked it busy).
   [[nodiscard]] bool was_clean() const { return was_clean_; }
+  // What the previous owner's header state said (read at open). `damaged`: neither copy of the
+  // header's mutable state passed its checksum (recovery reports it; the backing directory, the
+  // clean flag and synced_seq are then unknown and not used).
+  struct Previous {
+    bool synced = false;          // it flushed (Durability::synced)
+    std::uint64_t synced_seq = 0;  // versions below this were durable at its last flush
+    bool damaged = false;
+    bool rebooted = false;         // the machine was rebooted since (a power cut may have come in between)
+  };
+  [[nodiscard]] const Previous& previous() const { return prev_; }
+  [[nodiscard]] std::uint64_t generation() const { return st_.generation; }
   [[nodiscard]] bool created() const { return created_; }
   // The read-only mapping's bounds (tests aim stray stores at it).
   [[nodiscard]] std::span<const std::byte> mapping() const { return {ro_, size_}; }
   // Checks a published entry's checksum against its data.
   [[nodiscard]] bool entry_valid(std::uint32_t slot) const;
+  // A file entry's checks (word, size word, path checksum). Free entries only need a valid word.
+  [[nodiscard]] bool file_valid(std::uint32_t i) const;
+  [[nodiscard]] std::uint64_t file_size(std::uint32_t i) const;
+  [[nodiscard]] std::string file_path(std::uint32_t i) const;
 
   // ---- the write path: the only code that can store into the region --------------------------
+  // Every store below survives a crash of the program as soon as it returns (the region is shared
+  // memory). A power cut: only what the last successful flush() covered (synced regions).
+  //
   // Writes a new version of a block into free slot `slot` and publishes it dirty with sequence
   // `seq`. Order: data, then the entry's fields and checksum, then one atomic store of the word.
   void write_block(std::uint32_t slot, std::uint32_t file, std::uint32_t file_gen, std::uint64_t block,
                    std::span<const std::byte> data, std::uint64_t seq);
   // Changes a published entry's state (dirty -> clean, anything -> free/quarantined), keeping seq.
   void set_state(std::uint32_t slot, layout::State s);
-  // File table.
+  // Gives up a slot whose version was superseded or dropped. program_crash regions: freed at once
+  // (returns true: reusable now). Synced regions: the entry stays as it is until the next flush
+  // has made whatever superseded it durable, is then marked free, and becomes reusable after the
+  // flush after that (returns false; take_reusable() hands it out then). So a power cut between
+  // flushes always finds the version the last flush covered, and never a reused slot whose free
+  // mark did not reach the disk.
+  [[nodiscard]] bool retire(std::uint32_t slot);
+  // Slots that became reusable at the flushes since the last call.
+  [[nodiscard]] std::vector<std::uint32_t> take_reusable();
+  // Flushes still needed before every retired slot is reusable (0, 1 or 2).
+  [[nodiscard]] int flushes_pending() const;
+  // File table. Each is crash-atomic (one checked word is the publishing store).
   void set_file(std::uint32_t i, std::uint64_t gen, std::string_view path, std::uint64_t size);
-  void free_file(std::uint32_t i);
+  void set_file_state(std::uint32_t i, layout::FileState s);
   void set_file_size(std::uint32_t i, std::uint64_t size);
   // Records the backing directory in the header, so `ward rio recover REGION` finds it.
   void set_backing_dir(std::string_view dir);
@@ -131,8 +164,17 @@ class Region {
   // A fresh sequence number for a block version (monotonic across crashes: see open).
   [[nodiscard]] std::uint64_t next_seq();
   void set_clean(bool clean);
-  // Durability::synced: msync everything written so far (no-op for program_crash regions).
+  // Durability::synced: makes everything written so far survive a power cut — msyncs the pages
+  // written since the last flush, then records in the header that every version so far is durable
+  // (and msyncs that page). No-op for program_crash regions.
   [[nodiscard]] Result<void> flush();
+  // Durability::synced: msyncs the whole region (recovery starts with it: a crashed owner's pages
+  // may still be only in the page cache, and recovery must not free a version whose successor
+  // is not on disk).
+  [[nodiscard]] Result<void> sync_all();
+  // For the power-loss simulator: called as every flush starts (false) and when it has
+  // succeeded (true: a durability point).
+  void set_flush_observer(std::function<void(bool durable)> f) { flush_observer_ = std::move(f); }
 
  private:
   Region() = default;
@@ -141,6 +183,9 @@ class Region {
   template <class F>
   void with_write(std::uint64_t off, std::uint64_t len, F&& f);
   std::byte* rw(std::uint64_t off) const { return rw_ + off; }
+  // Writes the header state (st_) to the older copy.
+  void store_state();
+  [[nodiscard]] Result<void> msync_pages(std::uint64_t first, std::uint64_t count);
 
   std::filesystem::path path_;
   int fd_ = -1;
@@ -150,9 +195,18 @@ class Region {
   Protection prot_ = Protection::off;
   Durability dur_ = Durability::program_crash;
   int pkey_ = -1;
+  int cur_ = -1;  // which header state copy holds st_ (-1: neither was valid)
   std::uint64_t seq_ = 1;
   bool was_clean_ = true;
   bool created_ = false;
+  layout::HeaderState st_{};  // this owner's header state (authoritative while it holds the lock)
+  Previous prev_;
+  // Synced regions: pages stored to since the last flush (one flag per page, and their list).
+  std::vector<std::uint8_t> page_dirty_;
+  std::vector<std::uint64_t> dirty_pages_;
+  // Synced regions: slots waiting for a flush (retired -> marked free -> reusable).
+  std::vector<std::uint32_t> retired_, freeing_, reusable_;
+  std::function<void(bool)> flush_observer_;
 };
 
 // What `ward rio inspect` shows: read without taking ownership (the region may be in use).
@@ -176,9 +230,18 @@ struct Inspection {
     std::uint64_t block;
     std::string reason;
   };
-  std::vector<Bad> corrupt;  // published entries failing their checksum, and quarantined ones
+  std::vector<Bad> corrupt;  // anything failing its checks (header state, file entries, blocks), quarantined blocks
+  // Synced regions: versions written after the last flush that a power cut tore (never
+  // acknowledged; recovery drops them and keeps their predecessors).
+  std::uint32_t torn_unsynced = 0;
 };
 [[nodiscard]] Result<Inspection> inspect(const std::filesystem::path& path);
+
+// XXH3 of a copy of the header's mutable state (all of it before the checksum field).
+[[nodiscard]] std::uint64_t header_state_checksum(const layout::HeaderState& st);
+
+// XXH3 of a file entry's path, seeded with its generation.
+[[nodiscard]] std::uint64_t path_checksum(std::string_view path, std::uint64_t gen);
 
 // XXH3 over the block's bytes, seeded with what the entry says they are.
 [[nodiscard]] std::uint64_t block_checksum(std::span<const std::byte> data, std::uint32_t file, std::uint32_t file_gen,
