@@ -239,9 +239,16 @@ TEST(Stress, RandomKillsUnderAMultithreadedWorkload) {
   for (int i = 0; i < kills; ++i) {
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
     ext.kill();
-    // Let the workers find the failure and recover before the next kill.
-    for (int spin = 0; spin < 2000 && ext.stats().restarts < static_cast<std::uint64_t>(i + 1); ++spin)
+    // Let the workers find the failure and recover before the next kill (otherwise the next kill
+    // hits the same dead instance and restarts < kills). The bound is by the clock and generous:
+    // a loaded or sanitized machine takes far longer than the ~1 ms a recovery usually needs.
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (ext.stats().restarts < static_cast<std::uint64_t>(i + 1) && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(200us);
+    if (ext.stats().restarts < static_cast<std::uint64_t>(i + 1)) {
+      ADD_FAILURE() << "kill " << i << ": no recovery within 20 s";
+      break;
+    }
   }
   stop = true;
   for (auto& th : workers) th.join();
