@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <new>
 #include <string>
 #include <system_error>
@@ -307,8 +308,9 @@ void BM_direct_call(benchmark::State& state) {
   }
 }
 
-// Spin child: spins (no syscalls) for a new request and answers it; leaves on `stop`.
-[[noreturn]] void spin_child(Shared* sh) {
+// Spin child: spins (no syscalls) for a new request, runs `serve` (if any), and answers it;
+// leaves on `stop`.
+[[noreturn]] void spin_child(Shared* sh, const std::function<void()>* serve) {
   std::uint32_t last = 0;
   for (;;) {
     std::uint32_t v;
@@ -317,13 +319,19 @@ void BM_direct_call(benchmark::State& state) {
       cpu_relax();
     }
     last = v;
+    if (serve) (*serve)();
     sh->pong.store(v, std::memory_order_release);
   }
 }
 
 enum class Mode { futex_same_cpu, futex_cross_cpu, spin_cross_cpu };
 
-void run_shared_floor(benchmark::State& state, Mode mode) {
+// The work a spin round trip carries (run_spin_cross_cpu); null for the plain floors.
+struct Work {
+  std::function<void()> send, serve;
+};
+
+void run_shared_floor(benchmark::State& state, Mode mode, const Work* work = nullptr) {
   const std::vector<int> cpus = cpu_ids();
   if (cpus.empty()) {
     state.SkipWithError(sys_error("sched_getaffinity").c_str());
@@ -355,7 +363,7 @@ void run_shared_floor(benchmark::State& state, Mode mode) {
 
   Peer peer;
   std::string err = mode == Mode::spin_cross_cpu
-                        ? peer.start(&child_mask, sh, [sh] { spin_child(sh); })
+                        ? peer.start(&child_mask, sh, [sh, work] { spin_child(sh, work ? &work->serve : nullptr); })
                         : peer.start(&child_mask, sh, [sh] { futex_child(sh); });
   if (err.empty()) err = Peer::wait_ready(sh);
   if (!err.empty()) {
@@ -369,6 +377,7 @@ void run_shared_floor(benchmark::State& state, Mode mode) {
   if (mode == Mode::spin_cross_cpu) {
     for (auto _ : state) {
       ++seq;
+      if (work) work->send();
       sh->ping.store(seq, std::memory_order_release);
       while (sh->pong.load(std::memory_order_acquire) != seq) {
         if (sh->dead.load(std::memory_order_relaxed) != 0) {
@@ -408,6 +417,15 @@ void run_shared_floor(benchmark::State& state, Mode mode) {
   err = peer.reap(kReapTimeoutMs);
   if (!err.empty()) state.SkipWithError(err.c_str());
 }
+
+}  // namespace
+
+void run_spin_cross_cpu(benchmark::State& state, std::function<void()> send, std::function<void()> serve) {
+  const Work work{std::move(send), std::move(serve)};
+  run_shared_floor(state, Mode::spin_cross_cpu, &work);
+}
+
+namespace {
 
 void BM_futex_same_cpu(benchmark::State& state) { run_shared_floor(state, Mode::futex_same_cpu); }
 void BM_futex_cross_cpu(benchmark::State& state) { run_shared_floor(state, Mode::futex_cross_cpu); }

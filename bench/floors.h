@@ -17,7 +17,10 @@
 // kills and reaps the child and reports the benchmark with SkipWithError.
 #pragma once
 
+#include <benchmark/benchmark.h>
+
 #include <array>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -45,6 +48,13 @@ void register_floors();
 // Number of CPUs this process may run on (sched_getaffinity). The cross-CPU floors skip with
 // "needs 2 CPUs" when this is < 2.
 int usable_cpus();
+
+// The spin_cross_cpu floor carrying work: before each request this process runs `send` (e.g.
+// copies a buffer into memory it shares with the child), and the child, pinned to another CPU,
+// runs `serve` (e.g. the function the request is for) before answering. Both must only touch
+// memory mapped MAP_SHARED before the call (the child is forked inside). The floor of any call
+// that moves data to another process and runs there. Skips with a reason like the other floors.
+void run_spin_cross_cpu(benchmark::State& state, std::function<void()> send, std::function<void()> serve);
 
 // The CPU ids usable by this process (from sched_getaffinity), sorted ascending.
 std::vector<int> cpu_ids();
