@@ -45,7 +45,11 @@ struct CacheOptions {
   RegionOptions region;  // region.path defaults to /dev/shm/ward-rio-<hash of backing_dir>
   Mode mode = Mode::rio;
   // Dirty blocks older than this are written back by the background thread; 0 disables it.
+  // (Capacity write-back runs regardless.)
   std::chrono::milliseconds writeback_age{std::chrono::seconds(30)};
+  // How long a write waits for write-back to free a slot when the cache is full of dirty
+  // blocks; then it fails with Errc::limit and is not done.
+  std::chrono::milliseconds writeback_wait{std::chrono::seconds(10)};
 };
 
 // What recovery found and did. `lost` is true when acknowledged data could not be kept: a block
@@ -79,6 +83,7 @@ struct RecoveryReport {
 
 struct CacheStats {
   std::uint64_t writes = 0, reads = 0, read_hits = 0, fsyncs = 0, written_back = 0, evicted = 0;
+  std::uint64_t slot_waits = 0;  // writes that found no free or clean slot and waited for write-back
   std::uint32_t blocks_total = 0, blocks_dirty = 0, blocks_clean = 0, blocks_free = 0;
 };
 
