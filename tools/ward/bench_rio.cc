@@ -273,7 +273,7 @@ AgeRun age_run(const fs::path& parent, std::chrono::milliseconds age, Clock::dur
     return out;
   }
   // Per block: the newest count written, and a ring of when recent counts were written.
-  constexpr std::uint64_t kRing = 256;
+  constexpr std::uint64_t kRing = 8192;  // ~3 s of rewrites of one block: the age stays exact
   std::vector<std::atomic<std::uint64_t>> last(nblk);
   std::vector<std::atomic<std::int64_t>> when(nblk * kRing);
   const auto t0 = Clock::now();
