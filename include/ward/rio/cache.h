@@ -9,8 +9,10 @@
 // Modes (for comparison, and for users who want them):
 //   * rio (default): write() copies into the region (shadowed, checksummed, published with one
 //     atomic store) and returns; fsync() is free; write-back happens for capacity (evict clean
-//     blocks first, then write back the least recently used dirty ones) and for age, in a
-//     background thread. A crashed owner's dirty blocks are written back by the next open.
+//     blocks first; a write with no free or clean slot waits up to writeback_wait for the
+//     background thread to clean some) and for age, in the background thread, never under the
+//     cache lock (docs/rio.md, "Write-back and locking"). A crashed owner's dirty blocks are
+//     written back by the next open.
 //   * write_through: every write() goes to the backing file followed by fdatasync (the baseline
 //     Rio beat). No region.
 //   * unsafe_write_back: write() goes to the backing file's page cache with no sync: no
