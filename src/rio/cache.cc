@@ -6,14 +6,17 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <list>
 #include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "rio/private_path.h"
 #include "rio/writeback.h"
@@ -41,10 +44,9 @@ fs::path default_region_path(const fs::path& backing_dir, const fs::path& shared
 
 namespace {
 
-std::uint64_t realtime_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+std::uint64_t steady_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
 }
 
 Error err(Errc k, std::string d) {
@@ -52,6 +54,16 @@ Error err(Errc k, std::string d) {
   e.kind = k;
   e.detail = std::move(d);
   return e;
+}
+
+// Checks that `fd` is still the file at `full` (a removed or replaced backing file would swallow
+// written-back data).
+Result<void> still_there(int fd, const fs::path& full, const std::string& path) {
+  struct stat a {}, b {};
+  if (fstat(fd, &a) != 0 || ::stat(full.c_str(), &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+    return std::unexpected(err(Errc::load_failed, path + ": the backing file was removed or replaced while the cache held "
+                                                         "dirty data; the data stays in the region"));
+  return {};
 }
 
 }  // namespace
@@ -84,9 +96,32 @@ struct Cache::Impl {
   std::list<std::uint32_t> lru;  // front: most recent
   CacheStats st;
 
+  // ---- write-back (docs/rio.md, "Write-back and locking") -------------------------------------
+  // No disk I/O happens under `mu`. A round picks dirty blocks and pins their slots under `mu`,
+  // writes them straight from the region and fdatasyncs with `mu` released (a published
+  // version's bytes never change, and a pinned slot is not handed out again), then, under `mu`,
+  // marks clean each block whose entry still carries the sequence number it wrote. `mu` is held
+  // a few microseconds at a time.
   std::thread bg;
+  std::mutex wb_mu;                             // one round at a time; truncate and unlink hold it
+                                                // too (no backing file shrinks or goes away under
+                                                // a round). Taken before `mu`.
+  std::atomic<std::thread::id> wb_owner{};      // who holds wb_mu
+  std::atomic<int> wb_urgent{0};                // write-back waits for `mu`: hot paths let it in
+  std::condition_variable_any slot_cv;          // writers waiting (on `mu`) for a slot
+  std::mutex sig_mu;                            // guards the next three; never held with a wait on `mu`
   std::condition_variable bg_cv;
-  bool stopping = false;
+  bool stopping = false, capacity_wanted = false;
+  // Under `mu`:
+  std::unordered_map<std::uint64_t, std::uint64_t> dirty_since;     // key -> steady ns it went dirty
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> dirty_order;  // (key, since), oldest first
+  std::deque<std::pair<std::uint32_t, std::uint64_t>> clean_order;  // (slot, seq), clean longest first
+  std::vector<std::uint8_t> pinned;                                 // by slot: the running round writes it
+  std::vector<std::uint32_t> pinned_free;                           // freed pinned slots, back after the round
+  std::map<std::uint32_t, std::string> failing;                     // files whose last write-back failed: why
+  std::uint32_t waiters = 0;
+  std::uint64_t rounds_started = 0, cap_round = 0, cap_cleaned = 0;  // cap_*: the last capacity or flush round
+  std::string cap_error;
 
   static std::uint64_t key(std::uint32_t f, std::uint64_t b) { return (std::uint64_t{f} << 40) | b; }
   std::uint32_t bs() const { return region->block_size(); }
@@ -101,6 +136,7 @@ struct Cache::Impl {
   void load_index() {
     const std::uint32_t n = region->nblocks();
     slots.assign(n, {});
+    pinned.assign(n, 0);
     files.assign(region->nfiles(), {});
     for (std::uint32_t f = 0; f < region->nfiles(); ++f) {
       const L::FileEntry& fe = region->file(f);
@@ -121,6 +157,8 @@ struct Cache::Impl {
         lru.push_back(s);
         slots[s].lru = std::prev(lru.end());
         index[key(e.file, e.block)] = s;
+        if (state == L::kDirty) note_dirty(key(e.file, e.block));
+        else clean_order.emplace_back(s, L::word_seq(e.word.load()));
       } else if (state == L::kFree) {
         free_slots.push_back(s);
       }
@@ -132,18 +170,6 @@ struct Cache::Impl {
     if (file.backing >= 0) return file.backing;
     file.backing = WARD_TRY(detail::open_backing(opt.backing_dir, file.path, false));
     return file.backing;
-  }
-
-  // Checks that the backing path still names the file we write to (removed or replaced files
-  // would swallow written-back data).
-  Result<void> backing_still_there(std::uint32_t f) {
-    const int fd = WARD_TRY(backing_fd(f));
-    struct stat a {}, b {};
-    if (fstat(fd, &a) != 0 || ::stat((opt.backing_dir / files[f].path).c_str(), &b) != 0 || a.st_ino != b.st_ino ||
-        a.st_dev != b.st_dev)
-      return std::unexpected(err(Errc::load_failed, files[f].path + ": the backing file was removed or replaced while the "
-                                                                    "cache held dirty data; the data stays in the region"));
-    return {};
   }
 
   void touch(std::uint32_t s) { lru.splice(lru.begin(), lru, slots[s].lru); }
@@ -184,71 +210,126 @@ struct Cache::Impl {
     return {};
   }
 
-  // The slot to reuse after drop_slot(): the one just dropped (program_crash), or one a
-  // durability point has released (synced).
-  Result<std::uint32_t> take_free() {
-    WARD_TRY(reclaim());
-    if (free_slots.empty()) return std::unexpected(err(Errc::limit, "rio: no free slot after a durability point"));
+  // Whether any published block is still dirty (e.g. one reaching past the end of its file).
+  bool any_dirty() const {
+    for (std::uint32_t s = 0; s < slots.size(); ++s)
+      if (slots[s].used && L::word_state(region->entry(s).word.load()) == L::kDirty) return true;
+    return false;
+  }
+
+  // ---- slots for new versions ------------------------------------------------------------------
+  // A writer never does I/O for a slot: it takes a free one, or evicts the block that has been
+  // clean longest; when there is neither it waits (prepare_block) for write-back to clean some.
+
+  std::size_t dirty_estimate() const { return std::min(slots.size(), dirty_since.size()); }
+
+  void want_capacity() {
+    {
+      std::lock_guard<std::mutex> l(sig_mu);
+      if (capacity_wanted) return;
+      capacity_wanted = true;
+    }
+    bg_cv.notify_one();
+  }
+
+  // Evicts the longest-clean block; false if there is none.
+  bool evict_clean() {
+    while (!clean_order.empty()) {
+      const auto [s, seq] = clean_order.front();
+      clean_order.pop_front();
+      if (!slots[s].used || region->entry(s).word.load() != L::make_word(seq, L::kClean)) continue;  // stale
+      drop_slot(s);
+      ++st.evicted;
+      if (!free_slots.empty()) return true;
+      // Synced: the dropped slot is retired, reusable only after the durability points that
+      // reclaim() forces (a flush under the lock: synced regions pay for power-loss safety here).
+      if (region->durability() == Durability::synced) return reclaim().has_value() && !free_slots.empty();
+    }
+    return false;
+  }
+
+  // Whether alloc_slot can succeed without waiting. Free slots still being written from are set
+  // aside until their round ends.
+  bool has_slot() {
+    while (!free_slots.empty() && pinned[free_slots.back()]) {
+      pinned_free.push_back(free_slots.back());
+      free_slots.pop_back();
+    }
+    if (!free_slots.empty()) return true;
+    while (!clean_order.empty()) {
+      const auto [s, seq] = clean_order.front();
+      if (slots[s].used && region->entry(s).word.load() == L::make_word(seq, L::kClean)) return true;
+      clean_order.pop_front();  // stale
+    }
+    return false;
+  }
+
+  Result<std::uint32_t> alloc_slot() {
+    WARD_TRY(reclaim());  // synced regions: durability points release retired slots
+    if (!has_slot() || (free_slots.empty() && !evict_clean()))
+      return std::unexpected(err(Errc::limit, "rio: no free or clean slot; the write was not done"));
     const std::uint32_t s = free_slots.back();
     free_slots.pop_back();
+    // Low water: an eighth of the cache left free or clean. Write-back starts before writers wait.
+    if (slots.size() - dirty_estimate() < slots.size() / 8) want_capacity();
     return s;
   }
 
-  // Writes back the given dirty slots, grouped by file. Slots whose file fails stay dirty.
-  Result<void> write_back_slots(const std::vector<std::uint32_t>& which) {
-    std::map<std::uint32_t, std::vector<std::uint32_t>> by_file;
-    for (std::uint32_t s : which)
-      if (L::word_state(region->entry(s).word.load()) == L::kDirty) by_file[slots[s].file].push_back(s);
-    std::string failures;
-    for (auto& [f, v] : by_file) {
-      Result<void> ok = backing_still_there(f);
-      if (ok) {
-        auto fd = backing_fd(f);
-        ok = detail::write_back(*region, *fd, files[f].path, files[f].size, v);
-      }
-      if (!ok) {
-        failures += (failures.empty() ? "" : "; ") + ok.error().detail;
-        continue;
-      }
-      st.written_back += v.size();
+  void note_dirty(std::uint64_t k) {
+    const std::uint64_t now = steady_ns();
+    if (dirty_since.try_emplace(k, now).second) dirty_order.emplace_back(k, now);
+  }
+
+  // Called with `mu` held before a write publishes a new version of block `blk` of file `fi`:
+  // makes sure alloc_slot will succeed, waiting (with `mu` released) for write-back when no slot
+  // is free or clean, and notes when the block's dirty period began. The wait ends with an error
+  // (nothing is written) at the writeback_wait deadline, or as soon as a write-back round that
+  // started after the request cleaned nothing (the backing files cannot take the data).
+  Result<void> prepare_block(std::uint32_t fi, std::uint64_t blk) {
+    if (!has_slot()) {
+      const std::uint64_t gen = files[fi].gen;
+      Result<void> r = wait_for_slot();
+      if (r && !(files[fi].used && files[fi].gen == gen))
+        r = std::unexpected(err(Errc::misuse, "rio: the file was unlinked while the write waited for a slot"));
+      WARD_TRY(std::move(r));
     }
-    if (!failures.empty()) return std::unexpected(err(Errc::limit, "rio: " + failures));
+    note_dirty(key(fi, blk));
     return {};
   }
 
-  // A free slot: from the free list, else evict the least recently used clean block, else write
-  // back the least recently used dirty blocks first.
-  Result<std::uint32_t> alloc_slot() {
-    WARD_TRY(reclaim());
-    if (!free_slots.empty()) {
-      const std::uint32_t s = free_slots.back();
-      free_slots.pop_back();
-      return s;
+  Result<void> wait_for_slot() {
+    ++st.slot_waits;
+    if (wb_owner.load() == std::this_thread::get_id()) {
+      // This thread holds wb_mu (truncate): no round can start, so run one here, without `mu`.
+      mu.unlock();
+      auto r = write_back_round(Pick::capacity, 0);
+      mu.lock();
+      if (has_slot()) return {};
+      return std::unexpected(err(Errc::limit, "rio: the cache is full of dirty blocks and write-back failed (" +
+                                                  (r ? std::string("nothing could be written back") : r.error().detail) +
+                                                  "); the write was not done"));
     }
-    for (auto it = lru.rbegin(); it != lru.rend(); ++it) {
-      if (L::word_state(region->entry(*it).word.load()) == L::kClean) {
-        const std::uint32_t s = *it;
-        drop_slot(s);
-        ++st.evicted;
-        return take_free();
+    const auto deadline = std::chrono::steady_clock::now() + opt.writeback_wait;
+    const std::uint64_t asked = rounds_started;
+    ++waiters;
+    Result<void> out;
+    while (!has_slot()) {
+      if (cap_round > asked && cap_cleaned == 0) {
+        out = std::unexpected(err(Errc::limit, "rio: the cache is full of dirty blocks and write-back cannot make progress (" +
+                                                   (cap_error.empty() ? std::string("nothing could be written back") : cap_error) +
+                                                   "); the write was not done"));
+        break;
+      }
+      want_capacity();
+      if (slot_cv.wait_until(mu, deadline) == std::cv_status::timeout && !has_slot()) {
+        out = std::unexpected(err(Errc::limit, "rio: timed out after " + std::to_string(opt.writeback_wait.count()) +
+                                                   " ms waiting for write-back to free a slot; the write was not done"));
+        break;
       }
     }
-    std::vector<std::uint32_t> victims;
-    const std::size_t want = std::max<std::size_t>(1, slots.size() / 8);
-    for (auto it = lru.rbegin(); it != lru.rend() && victims.size() < want; ++it) victims.push_back(*it);
-    auto wb = write_back_slots(victims);
-    for (std::uint32_t s : victims) {
-      if (L::word_state(region->entry(s).word.load()) == L::kClean) {
-        drop_slot(s);
-        ++st.evicted;
-        return take_free();
-      }
-    }
-    return std::unexpected(err(Errc::limit, "rio: the cache is full of dirty blocks and write-back failed (" +
-                                                (wb ? std::string("no victim") : wb.error().detail) +
-                                                "); the write was not done"));
+    --waiters;
+    return out;
   }
-
   // Before a file grows past its current end: the cached block holding the end may still carry
   // bytes beyond it (from a write that never completed before a crash, or a truncation), which
   // would become visible as file content. Publish a version cut at the end.
@@ -256,6 +337,7 @@ struct Cache::Impl {
     const File& f = files[fi];
     const std::uint64_t b = bs();
     if (f.size % b == 0) return {};
+    WARD_TRY(prepare_block(fi, f.size / b));
     auto it = index.find(key(fi, f.size / b));
     if (it == index.end() || region->entry(it->second).len <= f.size % b) return {};
     std::vector<std::byte> buf(region->block(it->second), region->block(it->second) + f.size % b);
@@ -269,27 +351,244 @@ struct Cache::Impl {
     return {};
   }
 
-  std::vector<std::uint32_t> dirty_slots(std::uint64_t older_than_ns = ~0ull) const {
-    std::vector<std::uint32_t> v;
-    const std::uint64_t now = realtime_ns();
-    for (std::uint32_t s = 0; s < slots.size(); ++s) {
-      if (!slots[s].used) continue;
-      const L::Entry& e = region->entry(s);
-      if (L::word_state(e.word.load()) != L::kDirty) continue;
-      if (older_than_ns != ~0ull && now - e.stamp_ns < older_than_ns) continue;
-      v.push_back(s);
+  // ---- write-back rounds -----------------------------------------------------------------------
+  enum class Pick {
+    due,       // blocks dirty since before `due_ns` (age write-back)
+    capacity,  // those, and the oldest dirty blocks until half of the cache is free or clean
+    all,       // every dirty block (flush, close)
+  };
+
+  // `mu`, taken on behalf of write-back: it spins briefly, then raises wb_urgent so that the hot
+  // paths (yield_to_writeback) step aside: a tight loop of writes cannot starve write-back.
+  std::unique_lock<std::mutex> lock_for_writeback() {
+    std::unique_lock<std::mutex> g(mu, std::try_to_lock);
+    for (int i = 0; i < 200 && !g.owns_lock(); ++i) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+      (void)g.try_lock();
     }
-    return v;
+    if (!g.owns_lock()) {
+      wb_urgent.fetch_add(1);
+      g.lock();
+      wb_urgent.fetch_sub(1);
+    }
+    return g;
   }
 
+  // Before a hot path takes `mu`: let write-back in first if it is waiting (bounded: 1 ms).
+  void yield_to_writeback() const {
+    if (wb_urgent.load(std::memory_order_relaxed) == 0) return;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+    while (wb_urgent.load(std::memory_order_relaxed) != 0 && std::chrono::steady_clock::now() < until)
+      std::this_thread::yield();
+  }
+
+  // Holds wb_mu and records the owner (see wait_for_slot).
+  struct IoLock {
+    Impl& m;
+    std::lock_guard<std::mutex> g;
+    explicit IoLock(Impl& impl) : m(impl), g(impl.wb_mu) { m.wb_owner.store(std::this_thread::get_id()); }
+    ~IoLock() { m.wb_owner.store({}); }
+  };
+
+  // One round; the caller holds wb_mu, not `mu`. Errors name the files that could not be
+  // written; their blocks stay dirty.
+  Result<void> write_back_round(Pick pick, std::uint64_t due_ns) {
+    struct Job {
+      std::uint32_t slot;
+      std::uint64_t seq, key, block, picked_ns;
+      std::uint32_t len;
+    };
+    struct FileJob {
+      int fd = -1;
+      std::string path, error;
+      std::uint64_t size = 0;
+      std::vector<Job> jobs;
+    };
+    std::map<std::uint32_t, FileJob> todo;
+    // Each hold of `mu` ends after about 5 us of work.
+    auto hold_over = [](int n, std::chrono::steady_clock::time_point t0) {
+      return (n & 15) == 15 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(5);
+    };
+
+    // 1. Pick and pin.
+    std::uint64_t id = 0;
+    std::size_t want = 0, picked = 0, cursor = 0;
+    for (bool more = true; more;) {
+      auto g = lock_for_writeback();
+      if (id == 0) {
+        id = ++rounds_started;
+        if (pick == Pick::capacity) {
+          // Up to half the cache free or clean. Large rounds: when writers outrun the disk, each
+          // round ends one wait per writer, so the fewer rounds per block, the fewer waits.
+          const std::size_t target = std::max<std::size_t>(slots.size() / 2, 1), avail = slots.size() - dirty_estimate();
+          want = avail < target ? target - avail : std::max<std::size_t>(slots.size() / 16, 1);
+        }
+        if (dirty_order.size() > 2 * dirty_since.size() + 1024) compact_dirty_order();
+      }
+      const std::uint64_t now = steady_ns();
+      const auto t0 = std::chrono::steady_clock::now();
+      auto take = [&](std::uint32_t s) {
+        const std::uint32_t f = slots[s].file;
+        FileJob& fj = todo[f];
+        if (fj.path.empty()) {
+          fj.path = files[f].path;
+          if (auto fd = backing_fd(f)) fj.fd = *fd;
+          else fj.error = fd.error().detail;
+        }
+        fj.size = files[f].size;  // the newest: the file's size moves after its blocks
+        const L::Entry& e = region->entry(s);
+        fj.jobs.push_back({s, L::word_seq(e.word.load()), key(f, slots[s].block), slots[s].block, now, e.len});
+        pinned[s] = 1;
+        ++picked;
+      };
+      for (int n = 0; more && !hold_over(n, t0); ++n) {
+        if (pick == Pick::all) {
+          if (cursor >= slots.size()) {
+            more = false;
+          } else if (const std::uint32_t s = static_cast<std::uint32_t>(cursor++);
+                     slots[s].used && L::word_state(region->entry(s).word.load()) == L::kDirty) {
+            take(s);
+          }
+          continue;
+        }
+        if (cursor >= dirty_order.size()) {
+          more = false;
+          continue;
+        }
+        const auto [k, since] = dirty_order[cursor];
+        auto ds = dirty_since.find(k);
+        auto ix = index.find(k);
+        const bool mine = ds != dirty_since.end() && ds->second == since;
+        if (!mine || ix == index.end() || L::word_state(region->entry(ix->second).word.load()) != L::kDirty) {
+          if (mine) dirty_since.erase(ds);  // dropped while dirty (truncate, unlink)
+          if (cursor == 0) dirty_order.pop_front();
+          else ++cursor;
+          continue;
+        }
+        ++cursor;
+        if (since <= due_ns) {
+          if (!pinned[ix->second]) take(ix->second);
+        } else if (picked >= want) {
+          more = false;  // everything after is younger
+        } else if (!failing.contains(slots[ix->second].file) && !pinned[ix->second]) {
+          take(ix->second);
+        }
+      }
+    }
+
+    // 2. Write and sync, without `mu`.
+    const std::uint64_t bs = region->block_size();
+    for (auto& [f, fj] : todo) {
+      if (!fj.error.empty()) continue;
+      if (auto ok = still_there(fj.fd, opt.backing_dir / fj.path, fj.path); !ok) {
+        fj.error = ok.error().detail;
+        continue;
+      }
+      std::sort(fj.jobs.begin(), fj.jobs.end(), [](const Job& a, const Job& b) { return a.block < b.block; });
+      std::vector<detail::BlockWrite> w;
+      for (const Job& j : fj.jobs)
+        if (j.block * bs < fj.size)
+          w.push_back({j.block * bs, {region->block(j.slot), std::min<std::uint64_t>(j.len, fj.size - j.block * bs)}});
+      if (auto ok = detail::write_blocks(fj.fd, fj.path, fj.size, w); !ok) fj.error = ok.error().detail;
+    }
+    if (detail::after_writeback_io) detail::after_writeback_io();
+
+    // 3. Publish "clean" where the block did not change meanwhile; unpin.
+    std::string failures;
+    std::uint64_t cleaned = 0;
+    auto it = todo.begin();
+    std::size_t j = 0;
+    for (bool more = true; more;) {
+      auto g = lock_for_writeback();
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int n = 0; !hold_over(n, t0); ++n) {
+        if (it == todo.end()) {
+          more = false;
+          break;
+        }
+        FileJob& fj = it->second;
+        if (j == 0) {
+          if (fj.error.empty()) {
+            failing.erase(it->first);
+            st.written_back += fj.jobs.size();
+          } else {
+            failing[it->first] = fj.error;
+            failures += (failures.empty() ? "" : "; ") + fj.error;
+          }
+        }
+        if (j >= fj.jobs.size()) {
+          ++it;
+          j = 0;
+          continue;
+        }
+        const Job& job = fj.jobs[j++];
+        pinned[job.slot] = 0;
+        // Only blocks written out whole become clean: one reaching past the end can belong to a
+        // write still in progress (the size moves after its blocks are published).
+        if (!fj.error.empty() || job.block * bs + job.len > fj.size) continue;
+        const SlotInfo& si = slots[job.slot];
+        if (si.used && key(si.file, si.block) == job.key &&
+            region->entry(job.slot).word.load() == L::make_word(job.seq, L::kDirty)) {
+          region->set_state(job.slot, L::kClean);
+          clean_order.emplace_back(job.slot, job.seq);
+          dirty_since.erase(job.key);
+          ++cleaned;
+        } else if (auto ix = index.find(job.key);
+                   ix != index.end() && L::word_state(region->entry(ix->second).word.load()) == L::kDirty) {
+          // Written meanwhile: the newer version stays dirty; it is no older than our pick.
+          dirty_since[job.key] = job.picked_ns;
+          dirty_order.emplace_back(job.key, job.picked_ns);
+        }
+      }
+      if (!more) {
+        free_slots.insert(free_slots.end(), pinned_free.begin(), pinned_free.end());
+        pinned_free.clear();
+        if (pick != Pick::due) {
+          cap_round = id;
+          cap_cleaned = cleaned;
+          cap_error = failures;
+          // Capacity rounds skip files that failed: say why those blocks were not written.
+          for (const auto& kv : failing)
+            if (cap_error.find(kv.second) == std::string::npos) cap_error += (cap_error.empty() ? "" : "; ") + kv.second;
+        }
+      }
+    }
+    slot_cv.notify_all();
+    if (!failures.empty()) return std::unexpected(err(Errc::limit, "rio: " + failures));
+    return {};
+  }
+
+  // Drops the entries of dirty_order that no longer describe a dirty period (under `mu`; rare:
+  // only when stale entries pile up behind one that stays dirty).
+  void compact_dirty_order() {
+    std::erase_if(dirty_order, [&](const auto& ks) {
+      auto ds = dirty_since.find(ks.first);
+      return ds == dirty_since.end() || ds->second != ks.second;
+    });
+  }
+
+  // The write-back thread: age write-back every quarter of writeback_age (between 1 ms and 1 s),
+  // and capacity write-back whenever a writer asks.
   void background() {
-    std::unique_lock<std::mutex> g(mu);
-    const auto period = std::max<std::chrono::milliseconds>(opt.writeback_age / 4, std::chrono::milliseconds(50));
+    using namespace std::chrono;
+    const auto age = duration_cast<nanoseconds>(opt.writeback_age);
+    const nanoseconds tick = age.count() > 0 ? std::clamp<nanoseconds>(age / 4, milliseconds(1), seconds(1)) : seconds(1);
+    std::unique_lock<std::mutex> l(sig_mu);
     while (!stopping) {
-      bg_cv.wait_for(g, period);
+      bg_cv.wait_for(l, tick, [&] { return stopping || capacity_wanted; });
       if (stopping) break;
-      const auto age = static_cast<std::uint64_t>(std::chrono::nanoseconds(opt.writeback_age).count());
-      (void)write_back_slots(dirty_slots(age));
+      const bool cap = std::exchange(capacity_wanted, false);
+      l.unlock();
+      // Due: blocks whose dirty age passes writeback_age before the next tick.
+      const std::uint64_t now = steady_ns(), early = static_cast<std::uint64_t>((age - tick).count());
+      const std::uint64_t due = age.count() > 0 && now > early ? now - early : 0;
+      if (cap || due > 0) {
+        IoLock io(*this);
+        (void)write_back_round(cap ? Pick::capacity : Pick::due, due);
+      }
+      l.lock();
     }
   }
 };
@@ -317,27 +616,28 @@ Result<std::unique_ptr<Cache>> Cache::open(CacheOptions opt, RecoveryReport* rep
   impl->opt = std::move(opt);
   auto* raw = impl.get();
   std::unique_ptr<Cache> c(new Cache(std::move(impl)));
-  if (raw->region && raw->opt.writeback_age.count() > 0) raw->bg = std::thread([raw] { raw->background(); });
+  if (raw->region) raw->bg = std::thread([raw] { raw->background(); });  // capacity write-back, and age if set
   return c;
 }
 
 Cache::~Cache() {
   if (!impl_) return;
   {
-    std::lock_guard<std::mutex> g(impl_->mu);
+    std::lock_guard<std::mutex> g(impl_->sig_mu);
     impl_->stopping = true;
   }
   impl_->bg_cv.notify_all();
   if (impl_->bg.joinable()) impl_->bg.join();
   if (impl_->region) {
+    Impl::IoLock io(*impl_);
+    const bool all_back = impl_->write_back_round(Impl::Pick::all, 0).has_value();
     std::lock_guard<std::mutex> g(impl_->mu);
-    (void)impl_->write_back_slots(impl_->dirty_slots());
     // Clean only if nothing is left dirty — a block reaching past the end of its file stays
     // dirty through write-back — and every retired slot is durably free: otherwise the next
     // open recovers the rest.
-    bool settled = true;
+    bool settled = all_back;
     for (int i = impl_->region->flushes_pending(); i > 0 && settled; --i) settled = impl_->durability_point().has_value();
-    if (settled && impl_->dirty_slots().empty()) impl_->region->set_clean(true);
+    if (settled && !impl_->any_dirty()) impl_->region->set_clean(true);
     (void)impl_->region->flush();
   }
   for (auto& f : impl_->files)
@@ -347,7 +647,7 @@ Cache::~Cache() {
 void Cache::abandon() {
   if (!impl_) return;
   {
-    std::lock_guard<std::mutex> g(impl_->mu);
+    std::lock_guard<std::mutex> g(impl_->sig_mu);
     impl_->stopping = true;
   }
   impl_->bg_cv.notify_all();
@@ -412,6 +712,7 @@ Result<int> Cache::open_file(std::string_view path, int flags) {
 
 Result<std::size_t> Cache::write(int fd, std::span<const std::byte> data, std::uint64_t off) {
   Impl& m = *impl_;
+  m.yield_to_writeback();
   std::lock_guard<std::mutex> g(m.mu);
   const std::uint32_t fi = WARD_TRY(m.file_of(fd));
   Impl::File& f = m.files[fi];
@@ -442,6 +743,7 @@ Result<std::size_t> Cache::write(int fd, std::span<const std::byte> data, std::u
     const std::uint64_t pos = off + done;
     const std::uint64_t blk = pos / bs, boff = pos % bs;
     const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(bs - boff, data.size() - done));
+    WARD_TRY(m.prepare_block(fi, blk));  // may wait for write-back, with the lock released
     auto it = m.index.find(Impl::key(fi, blk));
     const std::uint32_t old = it == m.index.end() ? ~0u : it->second;
     // The block's current bytes, unless this write covers all of it.
@@ -482,6 +784,7 @@ Result<std::size_t> Cache::write(int fd, std::span<const std::byte> data, std::u
 
 Result<std::size_t> Cache::read(int fd, std::span<std::byte> out, std::uint64_t off) {
   Impl& m = *impl_;
+  m.yield_to_writeback();
   std::lock_guard<std::mutex> g(m.mu);
   const std::uint32_t fi = WARD_TRY(m.file_of(fd));
   Impl::File& f = m.files[fi];
@@ -547,6 +850,7 @@ Result<void> Cache::fsync(int fd) {
 
 Result<void> Cache::truncate(int fd, std::uint64_t size) {
   Impl& m = *impl_;
+  Impl::IoLock io(m);
   std::lock_guard<std::mutex> g(m.mu);
   const std::uint32_t fi = WARD_TRY(m.file_of(fd));
   Impl::File& f = m.files[fi];
@@ -603,6 +907,7 @@ Result<void> Cache::close(int fd) {
 
 Result<void> Cache::unlink(std::string_view path) {
   Impl& m = *impl_;
+  Impl::IoLock io(m);
   std::lock_guard<std::mutex> g(m.mu);
   std::uint32_t fi = ~0u;
   for (std::uint32_t i = 0; i < m.files.size(); ++i)
@@ -642,13 +947,14 @@ Result<void> Cache::unlink(std::string_view path) {
 
 Result<void> Cache::flush() {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.mu);
-  if (!m.region) {
-    for (auto& f : m.files)
-      if (f.used && f.backing >= 0) (void)fdatasync(f.backing);
-    return {};
+  if (m.region) {
+    Impl::IoLock io(m);
+    return m.write_back_round(Impl::Pick::all, 0);
   }
-  return m.write_back_slots(m.dirty_slots());
+  std::lock_guard<std::mutex> g(m.mu);
+  for (auto& f : m.files)
+    if (f.used && f.backing >= 0) (void)fdatasync(f.backing);
+  return {};
 }
 
 CacheStats Cache::stats() const {

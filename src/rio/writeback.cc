@@ -40,23 +40,11 @@ Result<int> open_backing(const std::filesystem::path& dir, const std::string& pa
   return fd;
 }
 
-Result<void> write_back(Region& r, int fd, const std::string& path, std::uint64_t size,
-                        const std::vector<std::uint32_t>& slots) {
-  const std::uint64_t bs = r.block_size();
-  // Only blocks written out whole become clean. A block past the end, or reaching past it, can
-  // belong to a write still in progress (the size moves after its blocks are published): it
-  // stays dirty until a write-back sees all of it inside the file.
-  std::vector<std::uint32_t> whole;
-  for (std::uint32_t s : slots) {
-    const L::Entry& e = r.entry(s);
-    const std::uint64_t start = e.block * bs;
-    if (start >= size) continue;
-    const std::uint64_t n = std::min<std::uint64_t>(e.len, size - start);
-    if (n == e.len) whole.push_back(s);
-    const auto* p = r.block(s);
+Result<void> write_blocks(int fd, const std::string& path, std::uint64_t size, std::span<const BlockWrite> blocks) {
+  for (const BlockWrite& b : blocks) {
     std::uint64_t done = 0;
-    while (done < n) {
-      const ssize_t w = pwrite(fd, p + done, n - done, static_cast<off_t>(start + done));
+    while (done < b.bytes.size()) {
+      const ssize_t w = pwrite(fd, b.bytes.data() + done, b.bytes.size() - done, static_cast<off_t>(b.offset + done));
       if (w < 0) {
         if (errno == EINTR) continue;
         return fail(Errc::limit, path + ": write-back failed: " + std::strerror(errno));
@@ -67,6 +55,26 @@ Result<void> write_back(Region& r, int fd, const std::string& path, std::uint64_
   if (ftruncate(fd, static_cast<off_t>(size)) != 0)
     return fail(Errc::limit, path + ": setting the size failed: " + std::strerror(errno));
   if (fdatasync(fd) != 0) return fail(Errc::limit, path + ": fdatasync failed: " + std::strerror(errno));
+  return {};
+}
+
+Result<void> write_back(Region& r, int fd, const std::string& path, std::uint64_t size,
+                        const std::vector<std::uint32_t>& slots) {
+  const std::uint64_t bs = r.block_size();
+  // Only blocks written out whole become clean. A block past the end, or reaching past it, can
+  // belong to a write still in progress (the size moves after its blocks are published): it
+  // stays dirty until a write-back sees all of it inside the file.
+  std::vector<std::uint32_t> whole;
+  std::vector<BlockWrite> writes;
+  for (std::uint32_t s : slots) {
+    const L::Entry& e = r.entry(s);
+    const std::uint64_t start = e.block * bs;
+    if (start >= size) continue;
+    const std::uint64_t n = std::min<std::uint64_t>(e.len, size - start);
+    if (n == e.len) whole.push_back(s);
+    writes.push_back({start, {r.block(s), n}});
+  }
+  WARD_TRY(write_blocks(fd, path, size, writes));
   for (std::uint32_t s : whole)
     if (L::word_state(r.entry(s).word.load()) == L::kDirty) r.set_state(s, L::kClean);
   return {};

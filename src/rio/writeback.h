@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,22 @@ namespace ward::rio::detail {
 // file means someone removed it while the cache held dirty data: an error, the data stays in the
 // region). Creates missing parent directories otherwise.
 [[nodiscard]] Result<int> open_backing(const std::filesystem::path& dir, const std::string& path, bool create);
+
+// One block's bytes and where they go in the backing file.
+struct BlockWrite {
+  std::uint64_t offset;
+  std::span<const std::byte> bytes;
+};
+
+// Writes `blocks` to `fd`, sets the file's size to `size` and fdatasyncs it: when it returns
+// success the bytes survive a power loss. Touches nothing else (the cache calls it without its
+// lock held).
+[[nodiscard]] Result<void> write_blocks(int fd, const std::string& path, std::uint64_t size,
+                                        std::span<const BlockWrite> blocks);
+
+// Test seam: when set, the cache's write-back calls it after write_blocks and before it marks
+// anything clean, without the cache lock held (set it before opening the cache).
+inline std::function<void()> after_writeback_io;
 
 // Writes `slots` (dirty blocks of file `path`, logical size `size`) to `fd`, sets the file's size
 // and fdatasyncs it; then marks the slots clean. On any error nothing is marked clean.

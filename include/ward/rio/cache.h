@@ -9,8 +9,10 @@
 // Modes (for comparison, and for users who want them):
 //   * rio (default): write() copies into the region (shadowed, checksummed, published with one
 //     atomic store) and returns; fsync() is free; write-back happens for capacity (evict clean
-//     blocks first, then write back the least recently used dirty ones) and for age, in a
-//     background thread. A crashed owner's dirty blocks are written back by the next open.
+//     blocks first; a write with no free or clean slot waits up to writeback_wait for the
+//     background thread to clean some) and for age, in the background thread, never under the
+//     cache lock (docs/rio.md, "Write-back and locking"). A crashed owner's dirty blocks are
+//     written back by the next open.
 //   * write_through: every write() goes to the backing file followed by fdatasync (the baseline
 //     Rio beat). No region.
 //   * unsafe_write_back: write() goes to the backing file's page cache with no sync: no
@@ -45,7 +47,11 @@ struct CacheOptions {
   RegionOptions region;  // region.path defaults to default_region_path(backing_dir)
   Mode mode = Mode::rio;
   // Dirty blocks older than this are written back by the background thread; 0 disables it.
+  // (Capacity write-back runs regardless.)
   std::chrono::milliseconds writeback_age{std::chrono::seconds(30)};
+  // How long a write waits for write-back to free a slot when the cache is full of dirty
+  // blocks; then it fails with Errc::limit and is not done.
+  std::chrono::milliseconds writeback_wait{std::chrono::seconds(10)};
 };
 
 // What recovery found and did. `lost` is true when acknowledged data could not be kept, or
@@ -84,6 +90,7 @@ struct RecoveryReport {
 
 struct CacheStats {
   std::uint64_t writes = 0, reads = 0, read_hits = 0, fsyncs = 0, written_back = 0, evicted = 0;
+  std::uint64_t slot_waits = 0;  // writes that found no free or clean slot and waited for write-back
   std::uint32_t blocks_total = 0, blocks_dirty = 0, blocks_clean = 0, blocks_free = 0;
 };
 
