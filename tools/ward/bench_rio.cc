@@ -354,10 +354,9 @@ int run(bench::Options opt, const fs::path& disk_dir) {
   }
   register_heap(wheres[1]);
   const bench::Measured m = bench::run_registered(opt);
-  std::vector<bench::Row> rows;
-  auto add = [&](const std::string& name, std::optional<std::string> floor, std::string note = {}) {
-    if (auto r = bench::compare(m, name, floor, std::move(note))) rows.push_back(*r);
-  };
+  bench::Table table(m);
+  auto& rows = table.rows();
+  auto add = [&table](auto&&... a) { table.add(std::forward<decltype(a)>(a)...); };
   const std::string def = prot_name(rio::kDefaultProtection);
   for (const Where& w : wheres) {
     const std::string n = w.name;
