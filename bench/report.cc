@@ -85,6 +85,12 @@ std::optional<Row> compare(const Measured& m, const std::string& name, const std
   return r;
 }
 
+void Table::add(const std::string& name, std::optional<std::string> floor, std::string note) {
+  if (auto r = compare(m_, name, floor, std::move(note))) rows_.push_back(*r);
+}
+
+int Table::finish(bool json) const { return bench::finish(m_, rows_, json); }
+
 void add_common_options(CLI::App& cmd, Options& opt) {
   cmd.add_flag("--json", opt.json, "Print a JSON array of {name, value, unit, floor, ratio}");
   cmd.add_option("--min-time", opt.min_time, "Seconds per repetition of each benchmark")->capture_default_str();

@@ -9,6 +9,7 @@
 #include <vector>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ward::bench {
@@ -45,6 +46,23 @@ Measured run_registered(const Options& opt);
 // Builds a row for `name` compared with `floor` (either may be missing from `m`).
 std::optional<Row> compare(const Measured& m, const std::string& name, const std::optional<std::string>& floor,
                            std::string note = {});
+
+// The rows of one `ward bench` report, in the order added. Borrows `m`, which must outlive it.
+class Table {
+ public:
+  explicit Table(const Measured& m) : m_(m) {}
+  // The row for `name` beside `floor` (compare); none when `name` was not measured.
+  void add(const std::string& name, std::optional<std::string> floor, std::string note = {});
+  // A row the command computed itself (a figure divided per visit, a percentile).
+  void add(Row r) { rows_.push_back(std::move(r)); }
+  std::vector<Row>& rows() { return rows_; }
+  // finish() below, over these rows.
+  int finish(bool json) const;
+
+ private:
+  const Measured& m_;
+  std::vector<Row> rows_;
+};
 
 // Adds the options every `ward bench` subcommand shares (--json, --min-time, --repetitions,
 // --filter) to `cmd`, bound to `opt`.

@@ -56,19 +56,16 @@ int run(const bench::Options& opt) {
   benchmark::RegisterBenchmark("events/raw_domain_call", raw_domain_call)->UseRealTime();
   benchmark::RegisterBenchmark("events/raise_domain_handler", domain_handler_raise)->UseRealTime();
   const bench::Measured m = bench::run_registered(opt);
-  std::vector<bench::Row> rows;
-  auto add = [&](const std::string& name, std::optional<std::string> floor, std::string note = {}) {
-    if (auto r = bench::compare(m, name, floor, std::move(note))) rows.push_back(*r);
-  };
-  add("events/direct_call_floor", std::nullopt, "call through a function pointer");
-  add("events/raise_1_handler", "events/direct_call_floor", "one handler, no guard; target <= 2x");
-  add("events/raise_1_guarded", "events/direct_call_floor", "one handler, one guard");
-  add("events/raise_8_handlers", "events/direct_call_floor", "eight handlers");
-  add("events/bind_unbind", std::nullopt, "bind + unbind (the unbind waits for a grace period)");
-  add("events/raise_while_binding", "events/raise_1_handler", "raise while another thread binds and unbinds");
-  add("events/raw_domain_call", std::nullopt, "a call into a process domain");
-  add("events/raise_domain_handler", "events/raw_domain_call", "a raise whose handler is in a process domain; target <= 1.1x");
-  return bench::finish(m, rows, opt.json);
+  bench::Table table(m);
+  table.add("events/direct_call_floor", std::nullopt, "call through a function pointer");
+  table.add("events/raise_1_handler", "events/direct_call_floor", "one handler, no guard; target <= 2x");
+  table.add("events/raise_1_guarded", "events/direct_call_floor", "one handler, one guard");
+  table.add("events/raise_8_handlers", "events/direct_call_floor", "eight handlers");
+  table.add("events/bind_unbind", std::nullopt, "bind + unbind (the unbind waits for a grace period)");
+  table.add("events/raise_while_binding", "events/raise_1_handler", "raise while another thread binds and unbinds");
+  table.add("events/raw_domain_call", std::nullopt, "a call into a process domain");
+  table.add("events/raise_domain_handler", "events/raw_domain_call", "a raise whose handler is in a process domain; target <= 1.1x");
+  return table.finish(opt.json);
 }
 
 }  // namespace

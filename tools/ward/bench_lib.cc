@@ -215,20 +215,17 @@ void register_all() {
 int run(const bench::Options& opt) {
   register_all();
   const bench::Measured m = bench::run_registered(opt);
-  std::vector<bench::Row> rows;
-  auto add = [&](const std::string& name, std::optional<std::string> floor, std::string note = {}) {
-    if (auto r = bench::compare(m, name, floor, std::move(note))) rows.push_back(*r);
-  };
-  add("direct/sum_64", std::nullopt, "64-byte checksum, library called in-process");
-  add("lib/sum_64", "direct/sum_64", "the same through a domain (crossing cost dominates)");
-  add("direct/sum_64k", std::nullopt, "64 KiB checksum, in-process");
-  add("lib/sum_64k", "direct/sum_64k", "64 KiB in-buffer copied into the arena; target <= 1.3x");
-  add("direct/copy_sum_64k", "direct/sum_64k", "memcpy 64 KiB, then the sum, one core: what the copy alone costs");
-  add("floor/sum_64k_cross_cpu", "direct/sum_64k", "the sum in a process on the other CPU, 64 KiB copied to it, spin round trip");
-  add("lib/sum_64k", "floor/sum_64k_cross_cpu", "ward against that physical floor (unpinned, adaptive spin)");
-  add("direct/zstd_compress_64k", std::nullopt, "Debian's libzstd, level 1, 64 KiB of text, in-process");
-  add("lib/zstd_compress_64k", "direct/zstd_compress_64k", "the same library unmodified in a domain; target <= 1.3x");
-  add("lib/sum_64k_sandboxed", "direct/sum_64k", "the 64 KiB already in sandbox memory: passed in place, no copy");
+  bench::Table table(m);
+  table.add("direct/sum_64", std::nullopt, "64-byte checksum, library called in-process");
+  table.add("lib/sum_64", "direct/sum_64", "the same through a domain (crossing cost dominates)");
+  table.add("direct/sum_64k", std::nullopt, "64 KiB checksum, in-process");
+  table.add("lib/sum_64k", "direct/sum_64k", "64 KiB in-buffer copied into the arena; target <= 1.3x");
+  table.add("direct/copy_sum_64k", "direct/sum_64k", "memcpy 64 KiB, then the sum, one core: what the copy alone costs");
+  table.add("floor/sum_64k_cross_cpu", "direct/sum_64k", "the sum in a process on the other CPU, 64 KiB copied to it, spin round trip");
+  table.add("lib/sum_64k", "floor/sum_64k_cross_cpu", "ward against that physical floor (unpinned, adaptive spin)");
+  table.add("direct/zstd_compress_64k", std::nullopt, "Debian's libzstd, level 1, 64 KiB of text, in-process");
+  table.add("lib/zstd_compress_64k", "direct/zstd_compress_64k", "the same library unmodified in a domain; target <= 1.3x");
+  table.add("lib/sum_64k_sandboxed", "direct/sum_64k", "the 64 KiB already in sandbox memory: passed in place, no copy");
   // A callback round trip: the call's time over its 100 visits (the one outer call amortised).
   auto per_visit = [&](const std::string& name) -> std::optional<double> {
     if (auto it = m.ns.find(name); it != m.ns.end()) return it->second / kVisits;
@@ -243,11 +240,11 @@ int run(const bench::Options& opt) {
       r.floor = "direct/callback";
       r.ratio = *through / *direct;
     }
-    rows.push_back(r);
+    table.add(std::move(r));
   }
-  add("host/read_u64", std::nullopt, "a plain read of host memory");
-  add("sandbox/read_u64", "host/read_u64", "Sandboxed<T>::read: bounds and liveness checked, copied, tainted");
-  return bench::finish(m, rows, opt.json);
+  table.add("host/read_u64", std::nullopt, "a plain read of host memory");
+  table.add("sandbox/read_u64", "host/read_u64", "Sandboxed<T>::read: bounds and liveness checked, copied, tainted");
+  return table.finish(opt.json);
 }
 
 }  // namespace

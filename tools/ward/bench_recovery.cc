@@ -2,7 +2,6 @@
 // floor (starting the helper and loading an empty plugin), and what handle tracking adds to a
 // call that passes a handle.
 #include <benchmark/benchmark.h>
-#include <fmt/format.h>
 
 #include <memory>
 #include <optional>
@@ -153,10 +152,7 @@ int run(bench::Options opt, int samples) {
   benchmark::RegisterBenchmark("xpc/call_u64_plain", call_plain)->UseRealTime();
   benchmark::RegisterBenchmark("xpc/call_u64_handle", call_handle)->UseRealTime();
   const bench::Measured m = bench::run_registered(opt);
-  std::vector<bench::Row> rows;
-  auto add = [&](const std::string& name, std::optional<std::string> floor, std::string note = {}) {
-    if (auto r = bench::compare(m, name, floor, std::move(note))) rows.push_back(*r);
-  };
+  bench::Table table(m);
   auto add_p99 = [&](const std::string& name, const std::string& floor, std::string note) {
     // A percentile compared with the floor's median: the tail a caller can meet, against the
     // typical cost of starting any instance.
@@ -169,23 +165,21 @@ int run(bench::Options opt, int samples) {
     r.floor = floor;
     if (f != m.ns.end() && f->second > 0) r.ratio = it->second / f->second;
     r.note = std::move(note);
-    rows.push_back(r);
+    table.add(std::move(r));
   };
-  add("floor/load_empty_plugin", std::nullopt, "spawn helper, sandbox, dlopen an empty extension (median)");
+  table.add("floor/load_empty_plugin", std::nullopt, "spawn helper, sandbox, dlopen an empty extension (median)");
   add_p99("floor/load_empty_plugin", "floor/load_empty_plugin", "the floor's own tail");
-  add("recovery/crash_to_first_success", "floor/load_empty_plugin", "SIGSEGV inside a call -> that call succeeds; target <= 2x");
+  table.add("recovery/crash_to_first_success", "floor/load_empty_plugin", "SIGSEGV inside a call -> that call succeeds; target <= 2x");
   add_p99("recovery/crash_to_first_success", "floor/load_empty_plugin", "target <= 5x");
-  add("recovery/kill_to_first_success", "floor/load_empty_plugin", "SIGKILL while idle -> next call succeeds");
+  table.add("recovery/kill_to_first_success", "floor/load_empty_plugin", "SIGKILL while idle -> next call succeeds");
   add_p99("recovery/kill_to_first_success", "floor/load_empty_plugin", "");
-  add("floor/direct_call", std::nullopt);
-  add("tracking/handle_table_check", "floor/direct_call", "decode + lookup + type + rights");
-  add("xpc/call_u64_plain", std::nullopt, "extension call with a plain 64-bit argument");
-  add("xpc/call_u64_handle", "xpc/call_u64_plain", "same call, argument declared a handle (checked)");
-  for (auto& r : rows)
+  table.add("floor/direct_call", std::nullopt);
+  table.add("tracking/handle_table_check", "floor/direct_call", "decode + lookup + type + rights");
+  table.add("xpc/call_u64_plain", std::nullopt, "extension call with a plain 64-bit argument");
+  table.add("xpc/call_u64_handle", "xpc/call_u64_plain", "same call, argument declared a handle (checked)");
+  for (auto& r : table.rows())
     if (r.name.ends_with("/p99")) r.note = r.note.empty() ? "99th percentile" : r.note;
-  bench::print(rows, opt.json);
-  for (const auto& [name, why] : m.skipped) fmt::print(stderr, "skipped {}: {}\n", name, why);
-  return m.ns.empty() ? 1 : 0;
+  return table.finish(opt.json);
 }
 
 }  // namespace

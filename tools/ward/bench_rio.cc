@@ -240,16 +240,15 @@ void register_heap(const Where& w) {
   }
 }
 
-template <class Add>
-void heap_rows(const Where& w, Add&& add) {
+void heap_rows(const Where& w, bench::Table& table) {
   const std::string n = w.name;
   for (const char* sz : {"64", "4k"}) {
     const std::string floor = "memcpy/" + n + "/" + sz, heap = "heap/" + n + "/tx" + sz, pmem = "pmemobj/" + n + "/tx" + sz;
-    add(floor, std::nullopt, "floor: the bytes alone, stored into a mapped tmpfs file");
-    add(heap, floor, std::string("rio::Heap: begin, declare (undo copy), store, commit") + (sz[0] == '6' ? "; target <= 1 us" : ""));
+    table.add(floor, std::nullopt, "floor: the bytes alone, stored into a mapped tmpfs file");
+    table.add(heap, floor, std::string("rio::Heap: begin, declare (undo copy), store, commit") + (sz[0] == '6' ? "; target <= 1 us" : ""));
 #ifdef WARD_HAVE_PMEMOBJ
-    add(pmem, floor, "libpmemobj: tx_begin, tx_add_range, store, tx_commit, tx_end (same tmpfs)");
-    add(heap, pmem, "rio::Heap / libpmemobj; target < 1");
+    table.add(pmem, floor, "libpmemobj: tx_begin, tx_add_range, store, tx_commit, tx_end (same tmpfs)");
+    table.add(heap, pmem, "rio::Heap / libpmemobj; target < 1");
 #endif
   }
 #ifndef WARD_HAVE_PMEMOBJ
@@ -630,40 +629,38 @@ int run(bench::Options opt, const fs::path& disk_dir) {
   }
   register_heap(wheres[1]);
   const bench::Measured m = bench::run_registered(opt);
-  std::vector<bench::Row> rows;
-  auto add = [&](const std::string& name, std::optional<std::string> floor, std::string note = {}) {
-    if (auto r = bench::compare(m, name, floor, std::move(note))) rows.push_back(*r);
-  };
+  bench::Table table(m);
   const std::string def = prot_name(rio::kDefaultProtection);
   for (const Where& w : wheres) {
     const std::string n = w.name;
-    add("write_through/" + n + "/write4k_fsync", std::nullopt, "pwrite + fdatasync: the baseline Rio beat");
-    add("unsafe/" + n + "/write4k_fsync", "write_through/" + n + "/write4k_fsync", "pwrite, no sync: no guarantee");
-    add("rio/" + n + "/write4k_fsync/" + def, "write_through/" + n + "/write4k_fsync",
+    table.add("write_through/" + n + "/write4k_fsync", std::nullopt, "pwrite + fdatasync: the baseline Rio beat");
+    table.add("unsafe/" + n + "/write4k_fsync", "write_through/" + n + "/write4k_fsync", "pwrite, no sync: no guarantee");
+    table.add("rio/" + n + "/write4k_fsync/" + def, "write_through/" + n + "/write4k_fsync",
         n == "disk" ? "rio, default protection; target <= 0.05x (20x faster)" : "rio, default protection");
     for (auto p : prots)
-      add("rio/" + n + "/write4k_fsync/" + prot_name(p), "rio/" + n + "/write4k_fsync/off",
+      table.add("rio/" + n + "/write4k_fsync/" + prot_name(p), "rio/" + n + "/write4k_fsync/off",
           p == rio::kDefaultProtection ? "protection cost; default mode, target <= 1.10x" : "protection cost");
     for (const char* sz : {"64k", "1m"})
-      add("rio/" + n + "/write" + sz + "_fsync", "write_through/" + n + "/write" + sz + "_fsync", "");
-    add("rio/" + n + "/read4k_cached", "plain/" + n + "/pread4k", "sequential 4 KiB reads of cached data vs pread");
+      table.add("rio/" + n + "/write" + sz + "_fsync", "write_through/" + n + "/write" + sz + "_fsync", "");
+    table.add("rio/" + n + "/read4k_cached", "plain/" + n + "/pread4k", "sequential 4 KiB reads of cached data vs pread");
     // The guarantee table's costs (docs/rio.md): each plain way beside Rio's acknowledged write.
-    add("plain/" + n + "/pwrite4k", std::nullopt, "page cache: survives a process crash only");
-    add("plain/" + n + "/mmap_store4k", "plain/" + n + "/pwrite4k", "MAP_SHARED store: survives a process crash only");
+    table.add("plain/" + n + "/pwrite4k", std::nullopt, "page cache: survives a process crash only");
+    table.add("plain/" + n + "/mmap_store4k", "plain/" + n + "/pwrite4k", "MAP_SHARED store: survives a process crash only");
     const std::string sync_note = n == "disk" ? "survives power loss" : "tmpfs has no disk: the sync buys nothing";
-    add("plain/" + n + "/pwrite4k_fdatasync", "plain/" + n + "/pwrite4k", sync_note);
-    add("plain/" + n + "/mmap_store4k_msync", "plain/" + n + "/pwrite4k", sync_note);
+    table.add("plain/" + n + "/pwrite4k_fdatasync", "plain/" + n + "/pwrite4k", sync_note);
+    table.add("plain/" + n + "/mmap_store4k_msync", "plain/" + n + "/pwrite4k", sync_note);
     if (n == "disk")
-      add("rio/disk/write4k_fsync/synced_region", "plain/disk/pwrite4k_fdatasync",
+      table.add("rio/disk/write4k_fsync/synced_region", "plain/disk/pwrite4k_fdatasync",
           "64 MiB region file on disk, Durability::synced: fsync msyncs what changed; survives power loss");
     if (n == "disk")
-      add("rio/disk/write4k_fsync/synced_region_512m", "rio/disk/write4k_fsync/synced_region",
+      table.add("rio/disk/write4k_fsync/synced_region_512m", "rio/disk/write4k_fsync/synced_region",
           "the same in a 512 MiB region: the flush covers what changed, not the region (target ~1x)");
-    add("rio/" + n + "/write4k_fsync/" + def, "plain/" + n + "/pwrite4k", "rio write+fsync vs the page cache it matches on tmpfs");
+    table.add("rio/" + n + "/write4k_fsync/" + def, "plain/" + n + "/pwrite4k", "rio write+fsync vs the page cache it matches on tmpfs");
   }
-  heap_rows(wheres[1], add);
+  heap_rows(wheres[1], table);
   auto st = stall_rows(disk_dir, std::regex(opt.filter));
-  rows.insert(rows.end(), st.begin(), st.end());
+  for (auto& r : st) table.add(std::move(r));
+  auto& rows = table.rows();
   bench::print(rows, opt.json);
   for (const auto& [name, why] : m.skipped) fmt::print(stderr, "skipped {}: {}\n", name, why);
   fs::remove_all(tmp_dir, ec);

@@ -180,26 +180,23 @@ void register_all() {
 int run(const bench::Options& opt) {
   register_all();
   const bench::Measured m = bench::run_registered(opt);
-  std::vector<bench::Row> rows;
-  auto add = [&](const std::string& name, std::optional<std::string> floor, std::string note = {}) {
-    if (auto r = bench::compare(m, name, floor, std::move(note))) rows.push_back(*r);
-  };
-  add("floor/direct_call", std::nullopt, "call through a function pointer");
-  add("floor/futex_same_cpu", std::nullopt, "raw futex ping-pong, 2 processes, 1 CPU");
-  add("floor/futex_cross_cpu", std::nullopt, "raw futex ping-pong, 2 processes, 2 CPUs");
-  add("floor/spin_cross_cpu", std::nullopt, "raw spin ping-pong, 2 processes, 2 CPUs");
-  add("floor/socketpair", std::nullopt, "unix socketpair round trip (sandbox2's transport)");
-  add("xpc/null_call", "floor/futex_cross_cpu", "unpinned, adaptive spin; target <= 1.3x");
-  add("xpc/null_call_cross_cpu", "floor/spin_cross_cpu", "pinned 2 CPUs, spin catches the reply; target <= 1.5x");
-  add("xpc/null_call_futex_only_cross_cpu", "floor/futex_cross_cpu", "pinned 2 CPUs, no spin");
-  add("xpc/null_call_same_cpu", "floor/futex_same_cpu", "pinned 1 CPU (spin skipped)");
-  add("xpc/null_call", "floor/socketpair");
-  add("direct/write_4k", std::nullopt, "device write of 4 KiB, extension called in-process");
-  add("direct/read_4k", std::nullopt, "device read of 4 KiB, extension called in-process");
-  add("xpc/in_4k", "direct/write_4k", "device write, 4 KiB in-buffer, through the domain");
-  add("xpc/out_4k", "direct/read_4k", "device read, 4 KiB out-buffer, through the domain");
-  add("xpc/in_4k", "xpc/null_call");
-  add("xpc/out_4k", "xpc/null_call");
+  bench::Table table(m);
+  table.add("floor/direct_call", std::nullopt, "call through a function pointer");
+  table.add("floor/futex_same_cpu", std::nullopt, "raw futex ping-pong, 2 processes, 1 CPU");
+  table.add("floor/futex_cross_cpu", std::nullopt, "raw futex ping-pong, 2 processes, 2 CPUs");
+  table.add("floor/spin_cross_cpu", std::nullopt, "raw spin ping-pong, 2 processes, 2 CPUs");
+  table.add("floor/socketpair", std::nullopt, "unix socketpair round trip (sandbox2's transport)");
+  table.add("xpc/null_call", "floor/futex_cross_cpu", "unpinned, adaptive spin; target <= 1.3x");
+  table.add("xpc/null_call_cross_cpu", "floor/spin_cross_cpu", "pinned 2 CPUs, spin catches the reply; target <= 1.5x");
+  table.add("xpc/null_call_futex_only_cross_cpu", "floor/futex_cross_cpu", "pinned 2 CPUs, no spin");
+  table.add("xpc/null_call_same_cpu", "floor/futex_same_cpu", "pinned 1 CPU (spin skipped)");
+  table.add("xpc/null_call", "floor/socketpair");
+  table.add("direct/write_4k", std::nullopt, "device write of 4 KiB, extension called in-process");
+  table.add("direct/read_4k", std::nullopt, "device read of 4 KiB, extension called in-process");
+  table.add("xpc/in_4k", "direct/write_4k", "device write, 4 KiB in-buffer, through the domain");
+  table.add("xpc/out_4k", "direct/read_4k", "device read, 4 KiB out-buffer, through the domain");
+  table.add("xpc/in_4k", "xpc/null_call");
+  table.add("xpc/out_4k", "xpc/null_call");
   if (auto it = m.ns.find("xpc/upcall_x101"); it != m.ns.end()) {
     bench::Row r;
     r.name = "xpc/upcall";
@@ -207,9 +204,9 @@ int run(const bench::Options& opt) {
     r.floor = "xpc/null_call";
     if (auto f = m.ns.find("xpc/null_call"); f != m.ns.end()) r.ratio = r.value / f->second;
     r.note = "extension -> host service round trip (101 per call, divided)";
-    rows.push_back(r);
+    table.add(std::move(r));
   }
-  return bench::finish(m, rows, opt.json);
+  return table.finish(opt.json);
 }
 
 }  // namespace
