@@ -10,6 +10,8 @@
 //   bad-size      answers INIT, then answers GETATTR with a 3-byte body
 //   hang          answers INIT, then never answers anything
 //   good          answers INIT, GETATTR of the root; ENOSYS to the rest
+//   split         as good, but each GETATTR reply in two datagrams (as a splice into the socket
+//                 sends a large reply)
 #include <linux/fuse.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -97,6 +99,15 @@ int main(int argc, char** argv) {
       a.attr.ino = 1;
       a.attr.mode = S_IFDIR | 0755;
       a.attr.nlink = 2;
+      if (mode == "split") {
+        std::vector<char> m(sizeof(fuse_out_header) + sizeof a);
+        fuse_out_header oh{static_cast<std::uint32_t>(m.size()), 0, in->unique};
+        std::memcpy(m.data(), &oh, sizeof oh);
+        std::memcpy(m.data() + sizeof oh, &a, sizeof a);
+        (void)!::write(fd, m.data(), 40);
+        (void)!::write(fd, m.data() + 40, m.size() - 40);
+        continue;
+      }
       send_reply(in->unique, 0, &a, sizeof a);
       continue;
     }

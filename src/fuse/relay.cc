@@ -31,6 +31,7 @@ constexpr std::size_t kBufSize = kMaxWrite + 64 * 1024;
 // The kernel marks an INTERRUPT's unique id (and the answer to it) with bit 0 (fs/fuse/fuse_i.h:
 // kIntReqBit); ordinary ids are even. Not in every <linux/fuse.h>.
 constexpr std::uint64_t kIntReqBit = 1;
+constexpr std::size_t kMaxRead = 14 * 4096;
 constexpr int kSocketBuf = 4 << 20;  // > kBufSize: a SEQPACKET datagram must fit the send buffer
 
 std::string errno_text(std::string_view what, int err) {
@@ -165,6 +166,9 @@ class Relay {
                        std::to_string(::getuid()) + ",group_id=" + std::to_string(::getgid());
     if (o_.allow_other) data += ",allow_other";
     if (o_.default_permissions) data += ",default_permissions";
+    // 14 pages: header + data of a spliced READ reply fit the 16 buffers splice_to_socket sends
+    // as one datagram (see rest_of), so replies of a multithreaded FS cannot interleave.
+    data += ",max_read=" + std::to_string(kMaxRead);
     if (::mount("ward", o_.mountpoint.c_str(), "fuse.ward", MS_NOSUID | MS_NODEV, data.c_str()) != 0)
       return fail(Errc::load_failed, errno_text("mount " + o_.mountpoint, errno));
     mounted_ = true;
@@ -322,7 +326,7 @@ class Relay {
       }
       if ((p[2].revents & POLLIN) || (p[1].revents & POLLHUP)) {
         // Replies still queued in the socket are delivered before the exit is judged.
-        while (pending_fs()) WARD_TRY(from_fs());
+        for (int i = 0; i < 4096 && pending_fs(); ++i) WARD_TRY(from_fs());
         if (stopping) break;
         return fs_failed(Errc::exited, "the file system exited");
       }
@@ -339,7 +343,9 @@ class Relay {
         break;
       }
     }
-    log("unmounted");
+    log("unmounted: " + std::to_string(stats_.requests) + " requests, " +
+        std::to_string(stats_.replies) + " replies, " + std::to_string(stats_.joined) +
+        " datagrams joined");
     end_fs();
     return {};
   }
@@ -383,7 +389,8 @@ class Relay {
   Result<void> from_fs() {
     ssize_t n = ::recv(fs_, buf_.data(), buf_.size(), MSG_TRUNC | MSG_DONTWAIT);
     if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return {};
+      // ECONNRESET: it closed its end (exited); the pidfd or POLLHUP reports how.
+      if (errno == EAGAIN || errno == EINTR || errno == ECONNRESET) return {};
       return fs_failed(Errc::violation, errno_text("recv from the file system", errno));
     }
     if (n == 0) return {};  // closed: the pidfd reports the exit
@@ -392,6 +399,7 @@ class Relay {
     if (static_cast<std::size_t>(n) < sizeof(fuse_out_header))
       return fs_failed(Errc::violation, "truncated message (" + std::to_string(n) + " bytes)");
     auto* oh = reinterpret_cast<fuse_out_header*>(buf_.data());
+    if (oh->len > static_cast<std::size_t>(n) && oh->len <= buf_.size()) n = WARD_TRY(rest_of(n, oh->len));
     if (oh->len != static_cast<std::size_t>(n))
       return fs_failed(Errc::violation, "header length " + std::to_string(oh->len) + " but " +
                                             std::to_string(n) + " bytes arrived");
@@ -428,6 +436,31 @@ class Relay {
     }
     ++stats_.replies;
     return to_kernel(n);
+  }
+
+  // libfuse splices large replies (splice(pipe -> fd), one call); into a SEQPACKET socket the
+  // kernel sends that as several datagrams of at most 16 pipe buffers each (splice_to_socket).
+  // The mount's max_read keeps READ replies within one datagram; this joins the rest. Returns
+  // the message's length once whole. (docs/fuse.md: why a multithreaded FS makes this a risk.)
+  Result<ssize_t> rest_of(std::size_t have, std::size_t want) {
+    auto deadline = Clock::now() + o_.request_timeout;
+    while (have < want) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      pollfd p{fs_, POLLIN, 0};
+      int r = left > 0 ? ::poll(&p, 1, static_cast<int>(left)) : 0;
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0 || !(p.revents & POLLIN))
+        return fs_failed(Errc::violation, "header length " + std::to_string(want) + " but " +
+                                              std::to_string(have) + " bytes arrived");
+      ssize_t n = ::recv(fs_, buf_.data() + have, buf_.size() - have, MSG_TRUNC | MSG_DONTWAIT);
+      if (n <= 0 || have + n > want)
+        return fs_failed(Errc::violation, "header length " + std::to_string(want) + " but " +
+                                              std::to_string(have + std::max<ssize_t>(n, 0)) +
+                                              " bytes arrived");
+      have += n;
+      ++stats_.joined;
+    }
+    return static_cast<ssize_t>(have);
   }
 
   Result<void> to_kernel(ssize_t n) {

@@ -47,6 +47,7 @@ struct Stats {
   std::uint64_t requests = 0;         // requests read from the kernel
   std::uint64_t replies = 0;          // replies from the file system passed to the kernel
   std::uint64_t answered_by_ward = 0; // requests ward answered itself (EIO after a failure)
+  std::uint64_t joined = 0;           // datagrams joined to a reply a splice had split
 };
 
 // Blocks until the mount ends; see the contract above.
