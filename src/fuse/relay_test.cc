@@ -71,6 +71,16 @@ Exit in_child(const std::function<int()>& fn, std::chrono::milliseconds limit = 
   return wait_for(pid, limit);
 }
 
+// stat(2) of `path` by an application (a bounded child): 0 a directory, 1 not one, 5 EIO, 6 another
+// error.
+Exit stat_in_child(const std::string& path) {
+  return in_child([path] {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) return S_ISDIR(st.st_mode) ? 0 : 1;
+    return errno == EIO ? 5 : 6;
+  });
+}
+
 class Fixture : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -96,6 +106,7 @@ class Fixture : public ::testing::Test {
     }
   }
 
+ public:
   // Starts `ward fuse [opts] MNT -- cmd...`, its stderr captured.
   void start(std::vector<std::string> opts, std::vector<std::string> cmd, const std::string& mnt = "") {
     std::string m = mnt.empty() ? mnt_ : mnt;
@@ -194,9 +205,7 @@ TEST_F(FuseRelay, NeverAnswersInit) {
   start({"--init-timeout", "500"}, {kHostile, "silent-init", "{}"});
   ASSERT_TRUE(mounted()) << stderr_;
   // An application waiting for INIT gets an answer, not a hang.
-  std::string m = mnt_;
-  Exit app = in_child([m] { struct stat st; return ::stat(m.c_str(), &st) == 0 ? 0 : 1; });
-  EXPECT_TRUE(app.done) << "stat hung on the mount";
+  EXPECT_TRUE(stat_in_child(mnt_).done) << "stat hung on the mount";
   expect_fs_failure(*this, ward_exit(), "no answer to INIT");
   EXPECT_EQ(mount_type(mnt_), "");
 }
@@ -213,13 +222,7 @@ TEST_P(FuseRelayBad, ClearErrorNoHang) {
   start({"--request-timeout", "500", "--init-timeout", "5000"}, {kHostile, GetParam().mode, "{}"});
   bool up = mounted();
   ASSERT_TRUE(up || GetParam().at_init) << stderr_;
-  std::string m = mnt_;
-  Exit app = in_child([m] {
-    struct stat st;
-    if (::stat(m.c_str(), &st) == 0) return 0;
-    return errno == EIO ? 5 : 6;
-  });
-  EXPECT_TRUE(app.done) << "stat hung on the mount";
+  EXPECT_TRUE(stat_in_child(mnt_).done) << "stat hung on the mount";
   expect_fs_failure(*this, ward_exit(), GetParam().words);
   EXPECT_EQ(mount_type(mnt_), "");
 }
@@ -242,50 +245,30 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(FuseRelay, HungRequestIsAnsweredWithEio) {
   start({"--request-timeout", "300"}, {kHostile, "hang", "{}"});
   ASSERT_TRUE(mounted()) << stderr_;
-  std::string m = mnt_;
-  Exit app = in_child([m] {
-    struct stat st;
-    if (::stat(m.c_str(), &st) == 0) return 0;
-    return errno == EIO ? 5 : 6;
-  });
+  Exit app = stat_in_child(mnt_);
   ASSERT_TRUE(app.done) << "stat hung on the mount";
   EXPECT_TRUE(WIFEXITED(app.status) && WEXITSTATUS(app.status) == 5) << app.status;
   expect_fs_failure(*this, ward_exit(), "no answer to opcode 3");
 }
 
-TEST_F(FuseRelay, UnmountEndsWardAndFs) {
-  start({}, {kHostile, "good", "{}"});
-  ASSERT_TRUE(mounted()) << stderr_;
-  std::string m = mnt_;
-  Exit app = in_child([m] {
-    struct stat st;
-    return ::stat(m.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? 0 : 1;
-  });
+// Mounts ward-fuse-hostile in `mode`, stats the root, unmounts: ward must exit 0.
+void stat_then_unmount(Fixture& f, const char* mode) {
+  f.start({}, {kHostile, mode, "{}"});
+  ASSERT_TRUE(f.mounted()) << f.stderr_;
+  Exit app = stat_in_child(f.mnt_);
   ASSERT_TRUE(app.done);
   EXPECT_EQ(WEXITSTATUS(app.status), 0);
-  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
-  Exit e = ward_exit();
+  ASSERT_EQ(::umount2(f.mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = f.ward_exit();
   ASSERT_TRUE(e.done);
-  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
+  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << f.stderr_;
 }
+
+TEST_F(FuseRelay, UnmountEndsWardAndFs) { stat_then_unmount(*this, "good"); }
 
 // A reply that arrives as two datagrams (what a splice into the socket makes of a large reply)
 // is joined, not rejected.
-TEST_F(FuseRelay, SplitReplyIsJoined) {
-  start({}, {kHostile, "split", "{}"});
-  ASSERT_TRUE(mounted()) << stderr_;
-  std::string m = mnt_;
-  Exit app = in_child([m] {
-    struct stat st;
-    return ::stat(m.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? 0 : 1;
-  });
-  ASSERT_TRUE(app.done);
-  EXPECT_EQ(WEXITSTATUS(app.status), 0);
-  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
-  Exit e = ward_exit();
-  ASSERT_TRUE(e.done);
-  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
-}
+TEST_F(FuseRelay, SplitReplyIsJoined) { stat_then_unmount(*this, "split"); }
 
 TEST_F(FuseRelay, SigtermUnmountsAndExitsZero) {
   start({}, {kHostile, "good", "{}"});
