@@ -426,7 +426,7 @@ class Relay {
                                             std::to_string(body) + "-byte body");
     inflight_.erase(it);
     if (req.opcode == FUSE_INIT) {
-      if (oh->error != 0) return fs_failed(Errc::load_failed, "the file system refused INIT");
+      if (oh->error != 0) return fs_failed(Errc::bad_data, "the file system refused INIT");
       init_done_ = true;
       auto* init = reinterpret_cast<fuse_init_out*>(buf_.data() + sizeof *oh);
       // ward's buffers bound the largest write the kernel may send.
