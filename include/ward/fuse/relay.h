@@ -7,7 +7,8 @@
 // why libfuse3 accepts a socket there). It validates every reply before the kernel sees it: the
 // length in its header equals what arrived, the unique id names a request in flight, the error is
 // a plain errno, and the body has the size the opcode allows. Every request has a deadline
-// (`request_timeout`; `init_timeout` for INIT).
+// (`request_timeout`; `init_timeout` for INIT). The mount carries max_read=57344 so that a reply
+// libfuse splices into the socket stays one datagram; split replies are joined (docs/fuse.md).
 //
 // When the file system fails (exits, dies, misses a deadline, sends a malformed message) every
 // request in flight is answered with EIO, the mount is detached and run_fuse returns an error of
