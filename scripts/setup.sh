@@ -17,6 +17,9 @@ packages=(
   # Real C libraries ward runs unmodified (examples/real, tests labelled real_extension); the
   # tests also call each one directly, in-process, to compare results call for call.
   libzstd-dev libsqlite3-dev libxml2-dev libyaml-dev frei0r-plugins frei0r-plugins-dev ladspa-sdk
+  # `ward fuse` (docs/fuse.md): fusermount3 and libfuse3's headers, and the unmodified FUSE file
+  # systems its tests mount through ward (fuse-overlayfs: libfuse3, low-level API).
+  fuse3 libfuse3-dev fuse-overlayfs
 )
 
 missing=()

@@ -1,0 +1,61 @@
+// ward fuse: runs an unmodified FUSE file system as a supervised extension.
+//
+// Contract. run_fuse() mounts `mountpoint` itself (mount(2) on a /dev/fuse fd it opened; it needs
+// root and says so when it is not), starts `command` as a child with every `{}` replaced by
+// `/dev/fd/N`, N being one end of a SOCK_SEQPACKET socket pair, and relays the FUSE protocol
+// between the kernel's connection and that socket, one message per datagram (docs/fuse.md says
+// why libfuse3 accepts a socket there). It validates every reply before the kernel sees it: the
+// length in its header equals what arrived, the unique id names a request in flight, the error is
+// a plain errno, and the body has the size the opcode allows. Every request has a deadline
+// (`request_timeout`; `init_timeout` for INIT). The mount carries max_read=57344 so that a reply
+// libfuse splices into the socket stays one datagram; split replies are joined (docs/fuse.md).
+//
+// When the file system fails (exits, dies, misses a deadline, sends a malformed message) every
+// request in flight is answered with EIO, the mount is detached and run_fuse returns an error of
+// kind crashed/exited/hung/violation. (Restart with the kernel's connection kept is the next step;
+// the point where it goes is FuseRelay::fail in src/fuse/relay.cc.)
+//
+// run_fuse returns normally (Ok) when the mount goes away (`umount`, `fusermount3 -u`) or when
+// `stop` becomes readable (the CLI passes a signalfd for SIGINT/SIGTERM): it then unmounts, asks
+// the file system to exit (SIGTERM, SIGKILL after `exit_timeout`) and reaps it. Threads: one; it
+// blocks the calling thread until the mount ends. The child is in its own process group and dies
+// with ward (PR_SET_PDEATHSIG). Nothing it creates outlives the call except a mount the kernel still
+// holds busy after a lazy unmount.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ward/core/error.h"
+
+namespace ward::fuse {
+
+struct Options {
+  std::string mountpoint;
+  std::vector<std::string> command;  // argv of the file system; `{}` becomes /dev/fd/N
+  std::chrono::milliseconds request_timeout{30'000};
+  std::chrono::milliseconds init_timeout{10'000};
+  std::chrono::milliseconds exit_timeout{3'000};  // SIGTERM -> SIGKILL when it is done
+  bool allow_other = false;          // mount option allow_other (others may use the mount)
+  bool default_permissions = false;  // mount option default_permissions (kernel checks modes)
+  int log_fd = -1;                   // one line per event (failure, unmount); -1: none
+  int stop_fd = -1;                  // readable => unmount and return Ok; -1: none
+};
+
+struct Stats {
+  std::uint64_t requests = 0;         // requests read from the kernel
+  std::uint64_t replies = 0;          // replies from the file system passed to the kernel
+  std::uint64_t answered_by_ward = 0; // requests ward answered itself (EIO after a failure)
+  std::uint64_t joined = 0;           // datagrams joined to a reply a splice had split
+};
+
+// Blocks until the mount ends; see the contract above.
+[[nodiscard]] Result<Stats> run_fuse(const Options& options);
+
+// `{}` in each argument replaced by `with` (every occurrence, as find -exec does).
+[[nodiscard]] std::vector<std::string> substitute(const std::vector<std::string>& command,
+                                                  const std::string& with);
+
+}  // namespace ward::fuse

@@ -1,0 +1,116 @@
+// ward-fuse-hostile MODE /dev/fd/N: a FUSE file system that misbehaves on purpose, speaking the
+// raw protocol on the fd `ward fuse` hands it (src/fuse/relay_test.cc drives it). Modes:
+//   exit          exits at once (status 7)
+//   silent-init   reads INIT and never answers
+//   truncated     answers INIT with a 4-byte message
+//   oversized     answers INIT with a 3 MiB message
+//   lying-len     answers INIT with a header whose length is not the message's
+//   wrong-unique  answers INIT, then answers the next request with another unique id
+//   unsent        answers INIT, then sends a reply to a request the kernel never sent, first
+//   bad-size      answers INIT, then answers GETATTR with a 3-byte body
+//   hang          answers INIT, then never answers anything
+//   good          answers INIT, GETATTR of the root; ENOSYS to the rest
+//   split         as good, but each GETATTR reply in two datagrams (as a splice into the socket
+//                 sends a large reply)
+#include <linux/fuse.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+int fd = -1;
+
+void send_reply(std::uint64_t unique, int error, const void* body, std::size_t n) {
+  std::vector<char> m(sizeof(fuse_out_header) + n);
+  fuse_out_header oh{static_cast<std::uint32_t>(m.size()), -error, unique};
+  std::memcpy(m.data(), &oh, sizeof oh);
+  if (n) std::memcpy(m.data() + sizeof oh, body, n);
+  (void)!::write(fd, m.data(), m.size());
+}
+
+void answer_init(const fuse_in_header& in, const char* body) {
+  auto* ii = reinterpret_cast<const fuse_init_in*>(body);
+  fuse_init_out out{};
+  out.major = FUSE_KERNEL_VERSION;
+  out.minor = ii->minor;
+  out.max_readahead = ii->max_readahead;
+  out.max_write = 65536;
+  send_reply(in.unique, 0, &out, sizeof out);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3 || std::sscanf(argv[2], "/dev/fd/%d", &fd) != 1) {
+    std::fprintf(stderr, "usage: ward-fuse-hostile MODE /dev/fd/N\n");
+    return 2;
+  }
+  std::string mode = argv[1];
+  if (mode == "exit") return 7;
+  std::vector<char> buf(2 << 20);
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n <= 0) return 0;
+    auto* in = reinterpret_cast<fuse_in_header*>(buf.data());
+    const char* body = buf.data() + sizeof *in;
+    if (in->opcode == FUSE_INIT) {
+      if (mode == "silent-init") continue;
+      if (mode == "truncated") {
+        (void)!::write(fd, "\4\0\0\0", 4);
+        continue;
+      }
+      if (mode == "oversized") {
+        std::vector<char> big(3 << 20);
+        auto* oh = reinterpret_cast<fuse_out_header*>(big.data());
+        oh->len = static_cast<std::uint32_t>(big.size());
+        oh->unique = in->unique;
+        (void)!::write(fd, big.data(), big.size());
+        continue;
+      }
+      if (mode == "lying-len") {
+        fuse_out_header oh{4096, 0, in->unique};
+        (void)!::write(fd, &oh, sizeof oh);
+        continue;
+      }
+      answer_init(*in, body);
+      if (mode == "unsent") send_reply(in->unique + 1000, 0, nullptr, 0);
+      continue;
+    }
+    if (in->opcode == FUSE_FORGET || in->opcode == FUSE_BATCH_FORGET || in->opcode == FUSE_INTERRUPT)
+      continue;
+    if (mode == "hang") continue;
+    if (mode == "wrong-unique") {
+      send_reply(in->unique + 2, ENOENT, nullptr, 0);
+      continue;
+    }
+    if (in->opcode == FUSE_GETATTR) {
+      if (mode == "bad-size") {
+        send_reply(in->unique, 0, "abc", 3);
+        continue;
+      }
+      fuse_attr_out a{};
+      a.attr.ino = 1;
+      a.attr.mode = S_IFDIR | 0755;
+      a.attr.nlink = 2;
+      if (mode == "split") {
+        std::vector<char> m(sizeof(fuse_out_header) + sizeof a);
+        fuse_out_header oh{static_cast<std::uint32_t>(m.size()), 0, in->unique};
+        std::memcpy(m.data(), &oh, sizeof oh);
+        std::memcpy(m.data() + sizeof oh, &a, sizeof a);
+        (void)!::write(fd, m.data(), 40);
+        (void)!::write(fd, m.data() + 40, m.size() - 40);
+        continue;
+      }
+      send_reply(in->unique, 0, &a, sizeof a);
+      continue;
+    }
+    send_reply(in->unique, ENOSYS, nullptr, 0);
+  }
+}

@@ -1,0 +1,85 @@
+// `ward fuse`: mounts a FUSE file system through ward's relay (include/ward/fuse/relay.h).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "commands.h"
+#include "ward/fuse/relay.h"
+
+namespace ward::cli {
+
+void add_fuse(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand(
+      "fuse",
+      "Run an unmodified FUSE file system under ward: ward mounts MOUNTPOINT itself (as root; the "
+      "file system's name in /proc/mounts is `ward`, type fuse.ward), starts FS-COMMAND with each "
+      "`{}` replaced by /dev/fd/N (libfuse3 file systems accept that in place of a mount point) and "
+      "relays and checks every FUSE message between the kernel and the file system.\n"
+      "Example: ward fuse /mnt/x -- fuse-overlayfs -f -o lowerdir=/a,upperdir=/b,workdir=/c {}\n"
+      "Ends when the mount is unmounted (umount, fusermount3 -u) or on SIGINT/SIGTERM (ward "
+      "unmounts, then ends the file system: SIGTERM, SIGKILL after --exit-timeout).\n"
+      "If the file system exits, dies, misses a deadline or sends a malformed message, the "
+      "requests it held are answered with EIO, the mount is detached and ward exits with 3.\n"
+      "Exit codes: 0 unmounted or stopped by a signal; 1 bad usage or setup (not root, mount "
+      "failed, FS-COMMAND cannot run); 3 the file system failed.");
+  auto opts = std::make_shared<fuse::Options>();
+  auto timeout_ms = std::make_shared<long>(30'000);
+  auto init_ms = std::make_shared<long>(10'000);
+  auto exit_ms = std::make_shared<long>(3'000);
+  auto log_path = std::make_shared<std::string>();
+  cmd->add_option("--request-timeout", *timeout_ms,
+                  "Milliseconds the file system has to answer a request; a miss is a hang")
+      ->default_val(30'000)->check(CLI::Range(1L, 86'400'000L));
+  cmd->add_option("--init-timeout", *init_ms, "Milliseconds the file system has to answer INIT")
+      ->default_val(10'000)->check(CLI::Range(1L, 86'400'000L));
+  cmd->add_option("--exit-timeout", *exit_ms,
+                  "Milliseconds between SIGTERM and SIGKILL when ending the file system")
+      ->default_val(3'000)->check(CLI::Range(0L, 600'000L));
+  cmd->add_flag("--allow-other", opts->allow_other, "Mount option allow_other: other users may use the mount");
+  cmd->add_flag("--default-permissions", opts->default_permissions,
+                "Mount option default_permissions: the kernel checks file modes");
+  cmd->add_option("--log", *log_path, "Append ward's events (failures, unmount) to this file; `-` is stderr");
+  cmd->add_option("MOUNTPOINT", opts->mountpoint, "Directory to mount on")->required();
+  cmd->add_option("FS-COMMAND", opts->command,
+                  "After `--`: the file system's command line, `{}` where its mount point goes")
+      ->required();
+  cmd->callback([opts, timeout_ms, init_ms, exit_ms, log_path, &exit_code] {
+    opts->request_timeout = std::chrono::milliseconds(*timeout_ms);
+    opts->init_timeout = std::chrono::milliseconds(*init_ms);
+    opts->exit_timeout = std::chrono::milliseconds(*exit_ms);
+    int log_fd = -1;
+    if (*log_path == "-") {
+      log_fd = 2;
+    } else if (!log_path->empty()) {
+      log_fd = ::open(log_path->c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+      if (log_fd < 0) {
+        std::perror(("ward fuse: --log " + *log_path).c_str());
+        exit_code = 1;
+        return;
+      }
+    }
+    opts->log_fd = log_fd;
+    // SIGINT/SIGTERM arrive as readable data: the relay unmounts and returns normally.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    ::sigprocmask(SIG_BLOCK, &stop, nullptr);
+    opts->stop_fd = ::signalfd(-1, &stop, SFD_CLOEXEC);
+    auto r = fuse::run_fuse(*opts);
+    if (opts->stop_fd >= 0) ::close(opts->stop_fd);
+    if (log_fd > 2) ::close(log_fd);
+    if (r) {
+      exit_code = 0;
+      return;
+    }
+    std::fprintf(stderr, "ward fuse: %s\n", r.error().message().c_str());
+    exit_code = r.error().kind == Errc::misuse || r.error().kind == Errc::load_failed ? 1 : 3;
+  });
+}
+
+}  // namespace ward::cli
