@@ -266,8 +266,13 @@ struct Cache::Impl {
 
   Result<std::uint32_t> alloc_slot() {
     WARD_TRY(reclaim());  // synced regions: durability points release retired slots
-    if (!has_slot() || (free_slots.empty() && !evict_clean()))
-      return std::unexpected(err(Errc::limit, "rio: no free or clean slot; the write was not done"));
+    // has_slot() leaves an unpinned slot at the back of free_slots, or none; a slot that eviction
+    // or a durability point just released may still be read by a write-back round (pinned), so
+    // ask again after evicting rather than take the back blindly.
+    bool found = false;
+    while (has_slot() && !(found = !free_slots.empty()) && evict_clean()) {
+    }
+    if (!found) return std::unexpected(err(Errc::limit, "rio: no free or clean slot; the write was not done"));
     const std::uint32_t s = free_slots.back();
     free_slots.pop_back();
     // Low water: an eighth of the cache left free or clean. Write-back starts before writers wait.
