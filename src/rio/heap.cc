@@ -381,7 +381,7 @@ Result<Allocation> Transaction::alloc(std::size_t n) {
 Result<void> Transaction::free(Offset off) {
   if (!heap_) return fail(Errc::misuse, "rio heap: free on a finished transaction");
   Heap& h = *heap_;
-  WARD_TRY(h.allocation_size(off));
+  if (auto size = h.allocation_size(off); !size) return std::unexpected(std::move(size.error()));  // not a live allocation
   const Offset b = off - kBlockHeader;
   const unsigned c = h.at<Block>(b)->cls;
   auto* w = reinterpret_cast<Block*>(WARD_TRY(h.log(b, kBlockHeader + sizeof(Offset))));
