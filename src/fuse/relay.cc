@@ -2,15 +2,15 @@
 // the design (why a socket pair works as libfuse3's "/dev/fd/N") in docs/fuse.md.
 #include "ward/fuse/relay.h"
 
+#include "fuse/launch.h"
+
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,7 +32,6 @@ constexpr std::size_t kBufSize = kMaxWrite + 64 * 1024;
 // kIntReqBit); ordinary ids are even. Not in every <linux/fuse.h>.
 constexpr std::uint64_t kIntReqBit = 1;
 constexpr std::size_t kMaxRead = 14 * 4096;
-constexpr int kSocketBuf = 4 << 20;  // > kBufSize: a SEQPACKET datagram must fit the send buffer
 
 std::string errno_text(std::string_view what, int err) {
   return std::string(what) + ": " + std::strerror(err);
@@ -176,78 +175,17 @@ class Relay {
   }
 
   Result<void> start_fs() {
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-      return fail(Errc::load_failed, errno_text("socketpair", errno));
-    fs_ = sv[0];
-    int child_end = sv[1];
-    for (int fd : sv) {
-      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &kSocketBuf, sizeof kSocketBuf);
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &kSocketBuf, sizeof kSocketBuf);
-    }
-    // A send to a file system that stopped reading must not block ward forever.
-    timeval tv{};
-    tv.tv_sec = o_.request_timeout.count() / 1000;
-    tv.tv_usec = (o_.request_timeout.count() % 1000) * 1000;
-    ::setsockopt(fs_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-
-    auto argv_s = substitute(o_.command, "/dev/fd/" + std::to_string(child_end));
-    if (argv_s.empty()) return fail(Errc::misuse, "no file-system command");
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    int errpipe[2];
-    if (::pipe2(errpipe, O_CLOEXEC) != 0) return fail(Errc::load_failed, errno_text("pipe2", errno));
-    pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0) return fail(Errc::load_failed, errno_text("fork", errno));
-    if (pid_ == 0) {
-      // Own process group: a terminal's ^C reaches ward, which unmounts first and then ends the FS.
-      ::setpgid(0, 0);
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(127);
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      ::fcntl(child_end, F_SETFD, 0);
-      ::execvp(argv[0], argv.data());
-      int e = errno;
-      (void)!::write(errpipe[1], &e, sizeof e);
-      ::_exit(127);
-    }
-    ::close(errpipe[1]);
-    ::close(child_end);
-    int e = 0;
-    ssize_t n = ::read(errpipe[0], &e, sizeof e);
-    ::close(errpipe[0]);
-    if (n == sizeof e) {
-      reap(true);
-      return fail(Errc::load_failed, errno_text("cannot run " + o_.command[0], e));
-    }
-    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-    if (pidfd_ < 0) return fail(Errc::load_failed, errno_text("pidfd_open", errno));
+    fs_proc_ = WARD_TRY(detail::launch(o_));
+    fs_ = fs_proc_.sock();
+    pidfd_ = fs_proc_.pidfd();
     return {};
   }
 
-  // Waits for the child; `kill` first sends SIGKILL to its group.
-  void reap(bool kill) {
-    if (pid_ <= 0) return;
-    if (kill) ::kill(-pid_, SIGKILL), ::kill(pid_, SIGKILL);
-    int st = 0;
-    while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {}
-    status_ = st;
-    pid_ = -1;
-  }
-
-  // Ends the file system politely: SIGTERM, then SIGKILL after exit_timeout.
-  void end_fs() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    pollfd p{pidfd_, POLLIN, 0};
-    int ms = static_cast<int>(o_.exit_timeout.count());
-    while (::poll(&p, 1, ms) < 0 && errno == EINTR) {}
-    reap(!(p.revents & POLLIN));
+  // Kills the file system (its whole process group) and records how it ended.
+  void reap() {
+    fs_proc_.kill_and_reap();
+    status_ = fs_proc_.status();
+    pidfd_ = -1;
   }
 
   void unmount() {
@@ -257,10 +195,9 @@ class Relay {
   }
 
   void cleanup() {
-    reap(true);
+    reap();
     unmount();
-    for (int* fd : {&kfd_, &fs_, &pidfd_})
-      if (*fd >= 0) ::close(*fd), *fd = -1;
+    if (kfd_ >= 0) ::close(kfd_), kfd_ = -1;
   }
 
   void answer(std::uint64_t unique, int err) {
@@ -277,7 +214,7 @@ class Relay {
   std::unexpected<Error> fs_failed(Errc kind, std::string detail) {
     for (auto& [unique, r] : inflight_) answer(unique, EIO);
     inflight_.clear();
-    reap(true);
+    reap();
     if (WIFSIGNALED(status_) && kind == Errc::exited) {
       kind = Errc::crashed;
       detail += " (killed by " + std::string(::strsignal(WTERMSIG(status_))) + ")";
@@ -346,7 +283,7 @@ class Relay {
     log("unmounted: " + std::to_string(stats_.requests) + " requests, " +
         std::to_string(stats_.replies) + " replies, " + std::to_string(stats_.joined) +
         " datagrams joined");
-    end_fs();
+    fs_proc_.end(o_.exit_timeout);
     return {};
   }
 
@@ -471,8 +408,9 @@ class Relay {
 
   const Options& o_;
   std::vector<char> buf_;
-  int kfd_ = -1, fs_ = -1, pidfd_ = -1;
-  pid_t pid_ = -1;
+  int kfd_ = -1;
+  detail::FsProcess fs_proc_;
+  int fs_ = -1, pidfd_ = -1;  // fs_proc_'s socket and pidfd (owned there)
   int status_ = 0;
   bool mounted_ = false, init_done_ = false;
   Clock::time_point init_deadline_;

@@ -2,174 +2,23 @@
 // against ward-fuse-hostile (bad input, lifecycle). FuseReal.*: unmodified Debian file systems
 // (label real_extension), each workload's results compared with the same FS mounted directly.
 // Every test leaves no mount and no process behind, even when it fails (Fixture::TearDown).
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cstring>
-#include <filesystem>
 #include <fstream>
-#include <functional>
-#include <sstream>
-#include <string>
-#include <vector>
+#include <iostream>
 
 #include <gtest/gtest.h>
 
+#include "fuse/test_support.h"
 #include "ward/fuse/relay.h"
 
 namespace {
 
-namespace fs = std::filesystem;
-using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
-const std::string kWard = WARD_BINARY_DIR "/ward";
-const std::string kHostile = WARD_BINARY_DIR "/ward-fuse-hostile";
-
-// The fstype of the mount at `path` in /proc/self/mounts, or "" when nothing is mounted there.
-std::string mount_type(const std::string& path) {
-  std::ifstream m("/proc/self/mounts");
-  std::string src, dst, type, rest;
-  std::string found;
-  while (m >> src >> dst >> type && std::getline(m, rest))
-    if (dst == path) found = type;
-  return found;
-}
-
-struct Exit {
-  bool done = false;  // false: still running at the deadline (then killed)
-  int status = 0;
-};
-
-// Waits for `pid` until `limit`; kills it (SIGKILL) and reaps it when the deadline passes.
-Exit wait_for(pid_t pid, std::chrono::milliseconds limit) {
-  auto end = Clock::now() + limit;
-  int st = 0;
-  while (Clock::now() < end) {
-    pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid) return {true, st};
-    ::usleep(10'000);
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, &st, 0);
-  return {false, st};
-}
-
-// Runs `fn` in a child process; its result (an int) is its exit status. A deadline bounds it,
-// so a hung mount fails the test instead of hanging it.
-Exit in_child(const std::function<int()>& fn, std::chrono::milliseconds limit = 30s) {
-  pid_t pid = ::fork();
-  if (pid == 0) ::_exit(fn());
-  return wait_for(pid, limit);
-}
-
-// stat(2) of `path` by an application (a bounded child): 0 a directory, 1 not one, 5 EIO, 6 another
-// error.
-Exit stat_in_child(const std::string& path) {
-  return in_child([path] {
-    struct stat st;
-    if (::stat(path.c_str(), &st) == 0) return S_ISDIR(st.st_mode) ? 0 : 1;
-    return errno == EIO ? 5 : 6;
-  });
-}
-
-class Fixture : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "needs root and /dev/fuse";
-    char tmpl[] = "/tmp/ward-fuse-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    mnt_ = dir_ + "/mnt";
-    fs::create_directory(mnt_);
-  }
-
-  void TearDown() override {
-    if (ward_ > 0) {
-      ::kill(ward_, SIGKILL);
-      ::waitpid(ward_, nullptr, 0);
-    }
-    for (const auto& m : mounts_)
-      while (!mount_type(m).empty() && ::umount2(m.c_str(), MNT_DETACH) == 0) {}
-    if (err_ >= 0) ::close(err_);
-    if (!dir_.empty()) {
-      std::error_code ec;
-      fs::remove_all(dir_, ec);
-    }
-  }
-
- public:
-  // Starts `ward fuse [opts] MNT -- cmd...`, its stderr captured.
-  void start(std::vector<std::string> opts, std::vector<std::string> cmd, const std::string& mnt = "") {
-    std::string m = mnt.empty() ? mnt_ : mnt;
-    mounts_.push_back(m);
-    std::vector<std::string> args{kWard, "fuse"};
-    args.insert(args.end(), opts.begin(), opts.end());
-    args.push_back(m);
-    args.push_back("--");
-    args.insert(args.end(), cmd.begin(), cmd.end());
-    int p[2];
-    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
-    ward_ = ::fork();
-    if (ward_ == 0) {
-      ::dup2(p[1], 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(p[1]);
-    err_ = p[0];
-  }
-
-  // Waits (bounded) until MNT carries ward's mount; false if ward exited first.
-  bool mounted(const std::string& mnt = "") {
-    std::string m = mnt.empty() ? mnt_ : mnt;
-    auto end = Clock::now() + 20s;
-    while (Clock::now() < end) {
-      if (mount_type(m) == "fuse.ward") return true;
-      if (::waitpid(ward_, &status_, WNOHANG) == ward_) {
-        ward_ = -1;
-        return false;
-      }
-      ::usleep(5'000);
-    }
-    return false;
-  }
-
-  // ward's exit (bounded), and its stderr.
-  Exit ward_exit(std::chrono::milliseconds limit = 30s) {
-    Exit e{true, status_};
-    if (ward_ > 0) e = wait_for(ward_, limit);
-    ward_ = -1;
-    std::string s;
-    char b[4096];
-    pollfd p{err_, POLLIN, 0};
-    while (::poll(&p, 1, 1000) == 1) {
-      ssize_t n = ::read(err_, b, sizeof b);
-      if (n <= 0) break;
-      s.append(b, n);
-    }
-    stderr_ = s;
-    return e;
-  }
-
- public:
-  std::string dir_, mnt_, stderr_;
-  std::vector<std::string> mounts_;
-  pid_t ward_ = -1;
-  int err_ = -1;
-  int status_ = 0;
-};
+using namespace ward::fuse::testing;
 
 using FuseRelay = Fixture;
 
@@ -278,112 +127,6 @@ TEST_F(FuseRelay, SigtermUnmountsAndExitsZero) {
   ASSERT_TRUE(e.done);
   EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
   EXPECT_EQ(mount_type(mnt_), "");
-}
-
-// ---- real file systems -------------------------------------------------------------------------
-
-std::string fnv(const std::string& data) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : data) h = (h ^ c) * 1099511628211ull;
-  return std::to_string(h);
-}
-
-std::string err(int r) { return r == 0 ? "ok" : std::string("E") + std::to_string(errno); }
-
-std::string read_all(const std::string& p) {
-  int fd = ::open(p.c_str(), O_RDONLY);
-  if (fd < 0) return err(-1);
-  std::string s;
-  char b[65536];
-  for (ssize_t n; (n = ::read(fd, b, sizeof b)) > 0;) s.append(b, n);
-  ::close(fd);
-  return s;
-}
-
-std::string list(const std::string& d) {
-  DIR* dir = ::opendir(d.c_str());
-  if (!dir) return err(-1);
-  std::vector<std::string> names;
-  while (auto* e = ::readdir(dir)) names.push_back(e->d_name);
-  ::closedir(dir);
-  std::sort(names.begin(), names.end());
-  std::string s;
-  for (auto& n : names) s += n + ",";
-  return s;
-}
-
-// The workload: each operation's result, one line each, independent of inode numbers and times.
-std::string workload(const std::string& d) {
-  std::ostringstream log;
-  struct stat st;
-  log << "mkdir " << err(::mkdir((d + "/dir").c_str(), 0755)) << "\n";
-  int fd = ::open((d + "/dir/f").c_str(), O_CREAT | O_WRONLY | O_EXCL, 0644);
-  log << "create " << (fd >= 0 ? "ok" : err(-1)) << "\n";
-  log << "write " << ::write(fd, "hello world", 11) << "\n";
-  ::close(fd);
-  log << "read " << read_all(d + "/dir/f") << "\n";
-  log << "stat " << err(::stat((d + "/dir/f").c_str(), &st)) << " " << st.st_size << " " << std::oct
-      << (st.st_mode & 07777) << std::dec << "\n";
-  log << "rename " << err(::rename((d + "/dir/f").c_str(), (d + "/dir/g").c_str())) << "\n";
-  log << "old " << err(::stat((d + "/dir/f").c_str(), &st)) << "\n";
-  log << "truncate " << err(::truncate((d + "/dir/g").c_str(), 5)) << " " << read_all(d + "/dir/g") << "\n";
-  log << "symlink " << err(::symlink("g", (d + "/dir/s").c_str())) << "\n";
-  char link[64] = {};
-  log << "readlink " << ::readlink((d + "/dir/s").c_str(), link, sizeof link - 1) << " " << link << "\n";
-  log << "via-link " << read_all(d + "/dir/s") << "\n";
-  log << "readdir " << list(d + "/dir") << "\n";
-  log << "rmdir-full " << err(::rmdir((d + "/dir").c_str())) << "\n";
-  log << "unlink " << err(::unlink((d + "/dir/g").c_str())) << " " << err(::unlink((d + "/dir/s").c_str())) << "\n";
-  log << "readdir " << list(d + "/dir") << "\n";
-  log << "rmdir " << err(::rmdir((d + "/dir").c_str())) << "\n";
-  // A larger file, written in odd-sized pieces, synced, read back and checksummed.
-  std::string big(8 << 20, '\0');
-  std::uint32_t x = 12345;
-  for (auto& c : big) c = static_cast<char>((x = x * 1103515245 + 12345) >> 16);
-  fd = ::open((d + "/big").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600);
-  std::size_t off = 0;
-  while (off < big.size()) {
-    ssize_t n = ::write(fd, big.data() + off, std::min<std::size_t>(big.size() - off, 77'777));
-    if (n <= 0) break;
-    off += n;
-  }
-  log << "big-write " << off << " fsync " << err(::fsync(fd)) << "\n";
-  // Out of the page cache, so that the read below comes from the file system, not the kernel.
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  ::close(fd);
-  log << "big-read " << fnv(read_all(d + "/big")) << " expect " << fnv(big) << "\n";
-  log << "big-stat " << err(::stat((d + "/big").c_str(), &st)) << " " << st.st_size << "\n";
-  log << "big-unlink " << err(::unlink((d + "/big").c_str())) << "\n";
-  log << "root " << list(d) << "\n";
-  return log.str();
-}
-
-// The workload run in a child (bounded), its log through a pipe.
-std::string run_workload(const std::string& d) {
-  int p[2];
-  if (::pipe(p) != 0) return "pipe failed";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(p[0]);
-    std::string s = workload(d);
-    (void)!::write(p[1], s.data(), s.size());
-    ::_exit(0);
-  }
-  ::close(p[1]);
-  std::string s;
-  char b[4096];
-  auto end = Clock::now() + 120s;
-  pollfd pf{p[0], POLLIN, 0};
-  while (Clock::now() < end && ::poll(&pf, 1, 1000) >= 0) {
-    if (!(pf.revents & (POLLIN | POLLHUP))) continue;
-    ssize_t n = ::read(p[0], b, sizeof b);
-    if (n <= 0) break;
-    s.append(b, n);
-  }
-  ::close(p[0]);
-  Exit e = wait_for(pid, 5s);
-  if (!e.done) s += "\nworkload hung";
-  return s;
 }
 
 using FuseReal = Fixture;
