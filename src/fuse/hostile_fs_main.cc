@@ -12,11 +12,19 @@
 //   good          answers INIT, GETATTR of the root; ENOSYS to the rest
 //   split         as good, but each GETATTR reply in two datagrams (as a splice into the socket
 //                 sends a large reply)
+// Modes for restarts (`ward fuse` starts the command again after a failure); STATE is a file
+// path whose existence tells an instance that an earlier one ran:
+//   crash-once:STATE    as good, but the first instance dies (SIGABRT) on its first GETATTR
+//   narrow-init:STATE   as crash-once, and later instances offer a smaller max_write in INIT
+//   crash-always        as good, but dies (SIGABRT) on every GETATTR
 #include <linux/fuse.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -35,13 +43,13 @@ void send_reply(std::uint64_t unique, int error, const void* body, std::size_t n
   (void)!::write(fd, m.data(), m.size());
 }
 
-void answer_init(const fuse_in_header& in, const char* body) {
+void answer_init(const fuse_in_header& in, const char* body, std::uint32_t max_write = 65536) {
   auto* ii = reinterpret_cast<const fuse_init_in*>(body);
   fuse_init_out out{};
   out.major = FUSE_KERNEL_VERSION;
   out.minor = ii->minor;
   out.max_readahead = ii->max_readahead;
-  out.max_write = 65536;
+  out.max_write = max_write;
   send_reply(in.unique, 0, &out, sizeof out);
 }
 
@@ -54,6 +62,15 @@ int main(int argc, char** argv) {
   }
   std::string mode = argv[1];
   if (mode == "exit") return 7;
+  // A STATE file after the colon: present means an earlier instance ran.
+  bool later = false;
+  if (auto colon = mode.find(':'); colon != std::string::npos) {
+    std::string state = mode.substr(colon + 1);
+    mode.resize(colon);
+    later = ::access(state.c_str(), F_OK) == 0;
+    if (!later) ::close(::open(state.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+  }
+  bool crash_on_getattr = mode == "crash-always" || (!later && (mode == "crash-once" || mode == "narrow-init"));
   std::vector<char> buf(2 << 20);
   for (;;) {
     ssize_t n = ::read(fd, buf.data(), buf.size());
@@ -79,7 +96,7 @@ int main(int argc, char** argv) {
         (void)!::write(fd, &oh, sizeof oh);
         continue;
       }
-      answer_init(*in, body);
+      answer_init(*in, body, mode == "narrow-init" && later ? 4096 : 65536);
       if (mode == "unsent") send_reply(in->unique + 1000, 0, nullptr, 0);
       continue;
     }
@@ -91,6 +108,7 @@ int main(int argc, char** argv) {
       continue;
     }
     if (in->opcode == FUSE_GETATTR) {
+      if (crash_on_getattr) std::abort();
       if (mode == "bad-size") {
         send_reply(in->unique, 0, "abc", 3);
         continue;

@@ -1,8 +1,8 @@
-// The FUSE relay: kernel <-> ward <-> file system. The contract is in include/ward/fuse/relay.h,
-// the design (why a socket pair works as libfuse3's "/dev/fd/N") in docs/fuse.md.
+// The FUSE relay: kernel <-> ward <-> file system, and the file system's restart. The contract is
+// in include/ward/fuse/relay.h; the design (why a socket pair works as libfuse3's "/dev/fd/N",
+// what a restart replays and why) in docs/fuse.md. What ward knows per opcode is one table
+// (protocol.cc); the ids the kernel holds across restarts are ids.h's.
 #include "ward/fuse/relay.h"
-
-#include "fuse/launch.h"
 
 #include <fcntl.h>
 #include <linux/fuse.h>
@@ -14,121 +14,100 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <map>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
+
+#include "fuse/ids.h"
+#include "fuse/launch.h"
+#include "fuse/protocol.h"
 
 namespace ward::fuse {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using detail::Body;
+using detail::OpInfo;
+using detail::Retry;
 
 // The largest write the kernel may send: FUSE_MAX_MAX_PAGES (256) pages, which ward enforces by
 // clamping max_write in the INIT reply, plus headers. The buffer holds one message either way.
 constexpr std::size_t kMaxWrite = 1u << 20;
 constexpr std::size_t kBufSize = kMaxWrite + 64 * 1024;
 // The kernel marks an INTERRUPT's unique id (and the answer to it) with bit 0 (fs/fuse/fuse_i.h:
-// kIntReqBit); ordinary ids are even. Not in every <linux/fuse.h>.
+// FUSE_INT_REQ_BIT); ordinary ids are even. Not in every <linux/fuse.h>.
 constexpr std::uint64_t kIntReqBit = 1;
 constexpr std::size_t kMaxRead = 14 * 4096;
+// Requests ward itself sends during a restart carry ids the kernel never uses (it counts up
+// from 2 in steps of 2).
+constexpr std::uint64_t kWardUnique = std::uint64_t{1} << 62;
+// Requests up to this size are copied out of the read buffer; larger ones (WRITE) take the buffer.
+constexpr std::size_t kSmall = 4096;
+// Instances a request may be re-issued to before it is taken for what kills them.
+constexpr int kMaxAttempts = 3;
 
 std::string errno_text(std::string_view what, int err) {
   return std::string(what) + ": " + std::strerror(err);
 }
 
-struct InFlight {
-  std::uint32_t opcode = 0;
-  std::uint32_t size = 0;  // READ/READDIR/GETXATTR/...: the size the kernel asked for
-  Clock::time_point deadline;
+template <typename T>
+T load(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <typename T>
+void store(char* p, T v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// The ids a request carried in ward's numbering, kept so it can be translated again for a new
+// instance of the file system (the message itself holds the instance's ids once sent).
+struct WardIds {
+  std::uint64_t node = 0, node2 = 0, fh = 0, fh2 = 0;
+  bool has_fh = false, has_fh2 = false, has_node2 = false;
 };
 
-// Requests the file system never answers (the protocol says so).
-bool no_reply(std::uint32_t opcode) {
-  return opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET || opcode == FUSE_INTERRUPT ||
-         opcode == FUSE_NOTIFY_REPLY;
-}
+struct InFlight {
+  std::uint32_t opcode = 0;
+  const OpInfo* op = nullptr;
+  std::uint32_t asked = 0;  // READ/READDIR/xattr: the size the kernel asked for
+  Clock::time_point deadline;
+  WardIds ids;
+  std::vector<char> msg;  // the request as sent (instance ids); names are read from it
+  std::uint32_t len = 0;
+  int attempts = 0;       // instances that failed of their own accord while holding it
+  std::uint64_t sent_to = 0;  // the instance it was last sent to
+};
 
-// The size the kernel asked for, for replies whose body is bounded by it.
-std::uint32_t asked_size(const fuse_in_header& in, const char* body, std::size_t body_len) {
-  switch (in.opcode) {
-    case FUSE_READ:
-    case FUSE_READDIR:
-    case FUSE_READDIRPLUS:
-      return body_len >= sizeof(fuse_read_in) ? reinterpret_cast<const fuse_read_in*>(body)->size : 0;
-    case FUSE_GETXATTR:
-    case FUSE_LISTXATTR:
-      return body_len >= sizeof(fuse_getxattr_in)
-                 ? reinterpret_cast<const fuse_getxattr_in*>(body)->size
-                 : 0;
-    default:
-      return 0;
-  }
-}
+// A reply's name arguments, read from the request: `name` (and `to` for RENAME), bounded by the
+// message and its NULs. Empty when the request is malformed.
+struct Names {
+  std::string_view name, to;
+};
 
-// Whether a successful reply's body length is one the opcode allows. Exact sizes where the kernel
-// expects a fixed structure (it would reject others too, but then the request that the file system
-// answered wrongly would be lost without a word; ward names the culprit instead).
-bool body_size_ok(const InFlight& r, std::size_t n) {
-  switch (r.opcode) {
-    case FUSE_LOOKUP:
-    case FUSE_MKNOD:
-    case FUSE_MKDIR:
-    case FUSE_SYMLINK:
-    case FUSE_LINK:
-      return n == sizeof(fuse_entry_out);
-    case FUSE_GETATTR:
-    case FUSE_SETATTR:
-      return n == sizeof(fuse_attr_out);
-    case FUSE_OPEN:
-    case FUSE_OPENDIR:
-      return n == sizeof(fuse_open_out);
-    case FUSE_CREATE:
-      return n == sizeof(fuse_entry_out) + sizeof(fuse_open_out);
-    case FUSE_WRITE:
-    case FUSE_COPY_FILE_RANGE:
-      return n == sizeof(fuse_write_out);
-    case FUSE_STATFS:
-      return n == sizeof(fuse_statfs_out);
-    case FUSE_INIT:  // older minors send a prefix of fuse_init_out (FUSE_COMPAT_INIT_OUT_SIZE)
-      return n >= 8 && n <= sizeof(fuse_init_out);
-    case FUSE_READ:
-    case FUSE_READDIR:
-    case FUSE_READDIRPLUS:
-      return n <= r.size;
-    case FUSE_READLINK:
-      return n <= 4096;
-    case FUSE_GETXATTR:
-    case FUSE_LISTXATTR:
-      return r.size == 0 ? n == sizeof(fuse_getxattr_out) : n <= r.size;
-    case FUSE_GETLK:
-      return n == sizeof(fuse_lk_out);
-    case FUSE_BMAP:
-      return n == sizeof(fuse_bmap_out);
-    case FUSE_LSEEK:
-      return n == sizeof(fuse_lseek_out);
-    case FUSE_POLL:
-      return n == sizeof(fuse_poll_out);
-    case FUSE_RELEASE:
-    case FUSE_RELEASEDIR:
-    case FUSE_FLUSH:
-    case FUSE_FSYNC:
-    case FUSE_FSYNCDIR:
-    case FUSE_UNLINK:
-    case FUSE_RMDIR:
-    case FUSE_RENAME:
-    case FUSE_RENAME2:
-    case FUSE_SETXATTR:
-    case FUSE_REMOVEXATTR:
-    case FUSE_ACCESS:
-    case FUSE_FALLOCATE:
-    case FUSE_SETLK:
-    case FUSE_SETLKW:
-    case FUSE_DESTROY:
-      return n == 0;
-    default:  // IOCTL and opcodes newer than this table: bounded by the buffer only
-      return n <= kMaxWrite;
-  }
+Names names_of(const InFlight& r, std::uint32_t minor) {
+  const char* body = r.msg.data() + sizeof(fuse_in_header);
+  std::size_t len = r.len - sizeof(fuse_in_header);
+  std::size_t at = detail::name_offset(*r.op, r.opcode, minor);
+  auto next = [&](std::size_t& from) -> std::string_view {
+    if (from >= len) return {};
+    const char* s = body + from;
+    const void* nul = std::memchr(s, 0, len - from);
+    if (!nul) return {};
+    std::size_t n = static_cast<const char*>(nul) - s;
+    from += n + 1;
+    return {s, n};
+  };
+  Names out;
+  out.name = next(at);
+  if (r.op->names == detail::Names::rename) out.to = next(at);
+  return out;
 }
 
 class Relay {
@@ -175,6 +154,7 @@ class Relay {
   }
 
   Result<void> start_fs() {
+    ++instance_;
     fs_proc_ = WARD_TRY(detail::launch(o_));
     fs_ = fs_proc_.sock();
     pidfd_ = fs_proc_.pidfd();
@@ -210,11 +190,15 @@ class Relay {
     ++stats_.answered_by_ward;
   }
 
-  // The file system failed: every request in flight gets EIO, the FS is killed, the mount goes.
-  std::unexpected<Error> fs_failed(Errc kind, std::string detail) {
-    for (auto& [unique, r] : inflight_) answer(unique, EIO);
-    inflight_.clear();
+  // ---- failure and restart --------------------------------------------------------------------
+
+  // The file system failed. Restarts it when the policy allows (the kernel's connection is kept
+  // and nothing the applications hold changes), else answers what it held with EIO, unmounts and
+  // returns the failure. Callers return its result at once: buffers and maps have changed.
+  Result<void> fs_failed(Errc kind, std::string detail) {
+    // Wait status first: a process that exited says how.
     reap();
+    blame(kind);
     if (WIFSIGNALED(status_) && kind == Errc::exited) {
       kind = Errc::crashed;
       detail += " (killed by " + std::string(::strsignal(WTERMSIG(status_))) + ")";
@@ -222,11 +206,336 @@ class Relay {
       detail += " (exit status " + std::to_string(WEXITSTATUS(status_)) + ")";
     }
     log("file system failed: " + detail);
+    for (;;) {
+      if (!may_restart()) return give_up(kind, detail);
+      restart_times_.push_back(Clock::now());
+      ++stats_.restarts;
+      stats_.last_failure = detail;
+      auto r = restart();
+      if (r) return {};
+      log("restart " + std::to_string(stats_.restarts) + " failed: " + r.error().detail);
+      if (r.error().kind == Errc::bad_data) return give_up(Errc::bad_data, r.error().detail);
+      kind = r.error().kind;
+      detail = r.error().detail;
+      reap();
+      blame(kind);
+    }
+  }
+
+  // The instance that just failed held some requests. Unless it was killed from outside (SIGKILL
+  // that ward did not send: an operator, the OOM killer, a test), each of them may be what killed
+  // it; a request that several instances fail holding is a poison pill (see reissue).
+  void blame(Errc kind) {
+    bool outside = kind == Errc::exited && WIFSIGNALED(status_) && WTERMSIG(status_) == SIGKILL;
+    if (outside) return;
+    for (auto& [u, r] : inflight_)
+      if (r.sent_to == instance_) ++r.attempts;
+  }
+
+  bool may_restart() {
+    if (!init_done_ || o_.max_restarts == 0) return false;
+    auto now = Clock::now();
+    while (!restart_times_.empty() && now - restart_times_.front() > o_.restart_window)
+      restart_times_.pop_front();
+    return restart_times_.size() < o_.max_restarts;
+  }
+
+  std::unexpected<Error> give_up(Errc kind, std::string detail) {
+    for (auto& [unique, r] : inflight_) answer(unique, EIO);
+    inflight_.clear();
+    reap();
+    if (stats_.restarts > 0)
+      detail += "; gave up after " + std::to_string(stats_.restarts) + " restart(s)";
+    log("giving up: " + detail);
     unmount();
     auto e = fail(kind, std::move(detail));
     e.error().plugin = o_.command.empty() ? "" : o_.command[0];
     return e;
   }
+
+  // Starts a new instance and brings it to where the kernel believes the old one was: INIT as the
+  // kernel negotiated it, every live node found again by name, every open handle reopened, the
+  // requests in flight re-issued or answered. Errors: bad_data when the new instance negotiates
+  // differently (restarting again would not help); anything else when it failed meanwhile.
+  Result<void> restart() {
+    auto started = Clock::now();
+    WARD_TRY(start_fs());
+    // INIT, byte for byte what the kernel sent first.
+    auto init = WARD_TRY(call(init_req_, o_.init_timeout));
+    WARD_TRY(check_init(init));
+
+    std::size_t found = 0, stale = 0, reopened = 0, lost_handles = 0;
+    for (std::uint64_t id : nodes_.begin_restart()) {
+      detail::Node* n = nodes_.find(id);
+      detail::Node* parent = n ? nodes_.find(n->parent) : nullptr;
+      if (!n || !parent || parent->stale || parent->fs == 0) {
+        nodes_.mark_stale(id), ++stale;
+        continue;
+      }
+      auto e = WARD_TRY(lookup(parent->fs, n->name));
+      if (!e || (e->attr.mode & S_IFMT) != n->type) {
+        if (e) forget_in_fs(e->nodeid, 1);
+        nodes_.mark_stale(id), ++stale;
+        continue;
+      }
+      nodes_.rebind(id, e->nodeid), ++found;
+    }
+    for (auto& [id, h] : handles_.all()) {
+      if (h.releasing) continue;
+      detail::Node* n = nodes_.find(h.node);
+      std::optional<std::uint64_t> fh;
+      if (n && !n->stale && n->fs != 0) fh = WARD_TRY(reopen(n->fs, h.flags, h.dir));
+      h.stale = !fh;
+      if (fh) h.fs = *fh, ++reopened;
+      else ++lost_handles;
+    }
+
+    // The requests the old instance held, oldest first. Each leaves inflight_ only once answered:
+    // if this instance fails too, the next restart finds the rest (and the one that failed it,
+    // marked as tried).
+    std::vector<std::uint64_t> order;
+    for (auto& [unique, r] : inflight_) order.push_back(unique);
+    std::sort(order.begin(), order.end());
+    std::size_t reissued = 0, refused = 0, released = 0;
+    for (std::uint64_t unique : order) {
+      auto it = inflight_.find(unique);
+      if (it == inflight_.end()) continue;
+      auto how = WARD_TRY(reissue(unique, it->second));
+      inflight_.erase(unique);
+      how == Reissue::sent ? ++reissued : how == Reissue::refused ? ++refused : ++released;
+    }
+    stats_.reissued += reissued;
+    stats_.refused += refused;
+    stats_.stale_nodes += stale;
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+    log("restarted (restart " + std::to_string(stats_.restarts) + ", " + std::to_string(ms) +
+        " ms): " + std::to_string(found) + " nodes found again, " + std::to_string(stale) +
+        " stale, " + std::to_string(reopened) + " handles reopened, " + std::to_string(lost_handles) +
+        " lost, " + std::to_string(reissued) + " requests re-issued, " + std::to_string(refused) +
+        " answered EIO, " + std::to_string(released) + " releases answered by ward");
+    return {};
+  }
+
+  // The restarted instance must agree to what the kernel was told: same protocol, same feature
+  // flags, writes at least as large.
+  Result<void> check_init(const std::vector<char>& reply) {
+    std::size_t body = reply.size() - sizeof(fuse_out_header);
+    fuse_init_out now{};
+    std::memcpy(&now, reply.data() + sizeof(fuse_out_header), std::min(body, sizeof now));
+    clamp_init(now, body);
+    if (body != init_len_ || now.major != init_out_.major || now.minor != init_out_.minor ||
+        now.flags != init_out_.flags || now.flags2 != init_out_.flags2 ||
+        now.max_write < init_out_.max_write || now.max_pages < init_out_.max_pages)
+      return fail(Errc::bad_data, "the restarted file system negotiated INIT differently (flags " +
+                                      std::to_string(now.flags) + " vs " + std::to_string(init_out_.flags) +
+                                      ", max_write " + std::to_string(now.max_write) + " vs " +
+                                      std::to_string(init_out_.max_write) + ")");
+    return {};
+  }
+
+  void clamp_init(fuse_init_out& init, std::size_t body) const {
+    // ward's buffers bound the largest write the kernel may send.
+    if (body >= offsetof(fuse_init_out, max_write) + sizeof init.max_write && init.max_write > kMaxWrite)
+      init.max_write = kMaxWrite;
+  }
+
+  // ---- requests ward itself sends to the file system (restart only) ----------------------------
+
+  std::vector<char> message(std::uint32_t opcode, std::uint64_t unique, std::uint64_t nodeid,
+                            const void* body, std::size_t n, std::string_view name = {}) {
+    std::vector<char> m(sizeof(fuse_in_header) + n + (name.data() ? name.size() + 1 : 0));
+    fuse_in_header h{};
+    h.len = static_cast<std::uint32_t>(m.size());
+    h.opcode = opcode;
+    h.unique = unique;
+    h.nodeid = nodeid;
+    std::memcpy(m.data(), &h, sizeof h);
+    if (n) std::memcpy(m.data() + sizeof h, body, n);
+    if (name.data()) std::memcpy(m.data() + sizeof h + n, name.data(), name.size());
+    return m;
+  }
+
+  std::uint64_t ward_unique() { return kWardUnique + 2 * ++ward_calls_; }
+
+  // Sends one request (its unique id in the message) and waits, within `limit`, for the reply
+  // with that id. Notifications meanwhile are dropped (the kernel's caches are revalidated after
+  // a restart anyway); any other message, a malformed reply or the instance's death is an error.
+  Result<std::vector<char>> call(const std::vector<char>& msg, std::chrono::milliseconds limit,
+                                 std::size_t len = 0) {
+    if (len == 0) len = msg.size();
+    auto in = load<fuse_in_header>(msg.data());
+    if (::send(fs_, msg.data(), len, MSG_NOSIGNAL) != static_cast<ssize_t>(len))
+      return fail(Errc::exited, errno_text("the restarted file system did not take a request", errno));
+    auto deadline = Clock::now() + limit;
+    for (;;) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0)
+        return fail(Errc::hung, "the restarted file system did not answer " +
+                                    std::string(detail::op_info(in.opcode)->name) + " within " +
+                                    std::to_string(limit.count()) + " ms");
+      pollfd p[2] = {{fs_, POLLIN, 0}, {pidfd_, POLLIN, 0}};
+      int r = ::poll(p, 2, static_cast<int>(left));
+      if (r < 0 && errno != EINTR) return fail(Errc::misuse, errno_text("poll", errno));
+      if (r <= 0) continue;
+      if (!(p[0].revents & POLLIN)) {
+        if (p[1].revents || (p[0].revents & (POLLHUP | POLLERR)))
+          return fail(Errc::exited, "the restarted file system exited");
+        continue;
+      }
+      ssize_t n = ::recv(fs_, buf_.data(), buf_.size(), MSG_TRUNC | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n <= 0) return fail(Errc::exited, "the restarted file system closed its end");
+      auto bad = check_header(n);
+      if (!bad.empty()) return fail(Errc::violation, bad);
+      auto oh = load<fuse_out_header>(buf_.data());
+      if (oh.unique == 0) continue;
+      if (oh.unique != in.unique)
+        return fail(Errc::violation, "reply with unique id " + std::to_string(oh.unique) +
+                                         " during a restart, not the request in flight");
+      const OpInfo* op = detail::op_info(in.opcode);
+      std::size_t body = n - sizeof oh;
+      std::uint32_t asked = detail::asked_size(in.opcode, msg.data() + sizeof in, len - sizeof in);
+      if (oh.error != 0 ? body != 0 : !detail::body_size_ok(op->body, asked, body, kMaxWrite))
+        return fail(Errc::violation, std::string("reply to ") + op->name + " with a " +
+                                         std::to_string(body) + "-byte body");
+      return std::vector<char>(buf_.data(), buf_.data() + n);
+    }
+  }
+
+  // LOOKUP of `name` in the instance's directory `dir`: the entry, nullopt when it is not there.
+  Result<std::optional<fuse_entry_out>> lookup(std::uint64_t dir, std::string_view name) {
+    auto reply = WARD_TRY(call(message(FUSE_LOOKUP, ward_unique(), dir, nullptr, 0, name), o_.request_timeout));
+    auto oh = load<fuse_out_header>(reply.data());
+    if (oh.error != 0) return std::optional<fuse_entry_out>{};
+    auto e = load<fuse_entry_out>(reply.data() + sizeof oh);
+    if (e.nodeid == 0) return std::optional<fuse_entry_out>{};  // a negative entry
+    return std::optional{e};
+  }
+
+  // OPEN/OPENDIR of the instance's node with the flags the kernel first sent, minus those that
+  // would create or truncate again. The instance's file handle, nullopt when it refused.
+  Result<std::optional<std::uint64_t>> reopen(std::uint64_t node, std::uint32_t flags, bool dir) {
+    fuse_open_in in{};
+    in.flags = flags & ~static_cast<std::uint32_t>(O_CREAT | O_EXCL | O_TRUNC);
+    auto reply = WARD_TRY(call(message(dir ? FUSE_OPENDIR : FUSE_OPEN, ward_unique(), node, &in, sizeof in),
+                               o_.request_timeout));
+    auto oh = load<fuse_out_header>(reply.data());
+    if (oh.error != 0) return std::optional<std::uint64_t>{};
+    return std::optional{load<fuse_open_out>(reply.data() + sizeof oh).fh};
+  }
+
+  void forget_in_fs(std::uint64_t fs_node, std::uint64_t count) {
+    fuse_forget_in f{};
+    f.nlookup = count;
+    auto m = message(FUSE_FORGET, ward_unique(), fs_node, &f, sizeof f);
+    (void)!::send(fs_, m.data(), m.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+
+  // Whether a request may be sent again to a new instance (protocol.cc's rule, narrowed where the
+  // request's own arguments make it non-idempotent).
+  Retry retry_rule(const InFlight& r) {
+    Retry rule = r.op->retry;
+    const char* body = r.msg.data() + sizeof(fuse_in_header);
+    std::size_t len = r.len - sizeof(fuse_in_header);
+    if (r.opcode == FUSE_WRITE && r.ids.has_fh) {
+      // pwrite on a descriptor opened O_APPEND appends wherever the offset says: twice is twice.
+      detail::Handle* h = handles_.find(r.ids.fh);
+      if (!h || (h->flags & O_APPEND)) rule = Retry::never;
+    }
+    if (r.opcode == FUSE_RENAME2 && len >= sizeof(fuse_rename2_in) &&
+        (load<fuse_rename2_in>(body).flags & RENAME_EXCHANGE))
+      rule = Retry::never;  // exchanging twice undoes it
+    if (r.opcode == FUSE_FALLOCATE && len >= sizeof(fuse_fallocate_in) &&
+        (load<fuse_fallocate_in>(body).mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)))
+      rule = Retry::never;  // inserting or collapsing a range twice moves data twice
+    return rule;
+  }
+
+  enum class Reissue { sent, refused, released };
+
+  // A request the old instance held at its failure: sent again, refused (EIO), or a release ward
+  // answers itself (the new instance never had that handle open).
+  Result<Reissue> reissue(std::uint64_t unique, InFlight& r) {
+    // A request every instance dies holding is a poison pill: after kMaxAttempts it is answered.
+    // (More than one: an instance can also die of something else while it holds an innocent one.)
+    Retry rule = r.attempts >= kMaxAttempts ? Retry::never : retry_rule(r);
+    if (rule == Retry::release) {
+      handles_.erase(r.ids.fh);
+      answer(unique, 0);
+      return Reissue::released;
+    }
+    if (rule == Retry::never) {
+      answer(unique, EIO);
+      return Reissue::refused;
+    }
+    r.sent_to = instance_;
+    if (int err = translate(r.msg.data(), *r.op, r.ids); err != 0) {
+      answer(unique, err);
+      return Reissue::refused;
+    }
+    auto reply = WARD_TRY(call(r.msg, o_.request_timeout, r.len));
+    auto oh = load<fuse_out_header>(reply.data());
+    if (rule == Retry::missing_done && (oh.error == -ENOENT || oh.error == -ENODATA)) {
+      // Gone already: the first attempt removed it (the kernel had checked it existed).
+      reply.resize(sizeof oh);
+      oh.error = 0;
+      oh.len = sizeof oh;
+      store(reply.data(), oh);
+    } else if (rule == Retry::exists_done && oh.error == -EEXIST) {
+      reply = WARD_TRY(already_made(r, reply));
+    }
+    WARD_TRY(deliver(r, reply.data(), reply.size()));
+    return Reissue::sent;
+  }
+
+  // A create-like request answered EEXIST when re-issued: the first attempt made it (the kernel
+  // had seen the name absent, and holds the directory locked while it creates). Answers as the
+  // first attempt would have: the entry (and for CREATE an open handle) of what is there now, if
+  // it is of the kind that was asked for; else the EEXIST stands.
+  Result<std::vector<char>> already_made(const InFlight& r, std::vector<char> eexist) {
+    if (r.op->body != Body::entry && r.op->body != Body::create) {  // SETXATTR: done
+      eexist.resize(sizeof(fuse_out_header));
+      auto oh = load<fuse_out_header>(eexist.data());
+      oh.error = 0;
+      store(eexist.data(), oh);
+      return eexist;
+    }
+    auto names = names_of(r, init_out_.minor);
+    auto dir = load<fuse_in_header>(r.msg.data()).nodeid;  // already the new instance's id
+    auto e = WARD_TRY(lookup(dir, names.name));
+    if (!e) return eexist;
+    const char* body = r.msg.data() + sizeof(fuse_in_header);
+    std::uint32_t want = 0;
+    switch (r.opcode) {
+      case FUSE_MKDIR: want = S_IFDIR; break;
+      case FUSE_SYMLINK: want = S_IFLNK; break;
+      case FUSE_CREATE: want = S_IFREG; break;
+      case FUSE_MKNOD: want = load<fuse_mknod_in>(body).mode & S_IFMT; break;
+      case FUSE_LINK: want = e->nodeid == load<fuse_link_in>(body).oldnodeid ? (e->attr.mode & S_IFMT) : 0; break;
+      default: break;
+    }
+    if ((e->attr.mode & S_IFMT) != want) {
+      forget_in_fs(e->nodeid, 1);
+      return eexist;
+    }
+    std::vector<char> out(sizeof(fuse_out_header) + sizeof(fuse_entry_out) +
+                          (r.opcode == FUSE_CREATE ? sizeof(fuse_open_out) : 0));
+    fuse_out_header oh{};
+    oh.len = static_cast<std::uint32_t>(out.size());
+    oh.unique = load<fuse_in_header>(r.msg.data()).unique;
+    store(out.data(), oh);
+    store(out.data() + sizeof oh, *e);
+    if (r.opcode == FUSE_CREATE) {
+      auto fh = WARD_TRY(reopen(e->nodeid, load<fuse_create_in>(body).flags, false));
+      if (!fh) return eexist;
+      fuse_open_out o{};
+      o.fh = *fh;
+      store(out.data() + sizeof oh + sizeof *e, o);
+    }
+    return out;
+  }
+
+  // ---- the loop ---------------------------------------------------------------------------------
 
   Result<void> loop() {
     bool stopping = false;
@@ -255,26 +564,37 @@ class Relay {
         stop_deadline = now + o_.exit_timeout;
         unmount();
       }
-      // Replies first: they free requests in flight before deadlines are judged.
+      // Replies first: they free requests in flight before deadlines are judged. After a
+      // restart every descriptor polled above has changed: poll again.
+      std::uint64_t epoch = stats_.restarts;
       if (p[1].revents & POLLIN) WARD_TRY(from_fs());
+      if (epoch != stats_.restarts) continue;
+      if ((p[2].revents & POLLIN) || (p[1].revents & POLLHUP)) {
+        // Replies it sent before it went are delivered: those requests are done.
+        for (int i = 0; i < 4096 && epoch == stats_.restarts && pending_fs(); ++i) WARD_TRY(from_fs());
+        if (epoch != stats_.restarts) continue;
+        if (stopping) break;
+        WARD_TRY(fs_failed(Errc::exited, "the file system exited"));
+        continue;
+      }
       if (p[0].revents & (POLLIN | POLLERR)) {
         bool gone = WARD_TRY(from_kernel());
         if (gone) break;
+        if (epoch != stats_.restarts) continue;
       }
-      if ((p[2].revents & POLLIN) || (p[1].revents & POLLHUP)) {
-        // Replies still queued in the socket are delivered before the exit is judged.
-        for (int i = 0; i < 4096 && pending_fs(); ++i) WARD_TRY(from_fs());
-        if (stopping) break;
-        return fs_failed(Errc::exited, "the file system exited");
+      if (!init_done_ && now >= init_deadline_) {
+        WARD_TRY(fs_failed(Errc::hung, "no answer to INIT within " +
+                                           std::to_string(o_.init_timeout.count()) + " ms"));
+        continue;
       }
-      if (!init_done_ && now >= init_deadline_)
-        return fs_failed(Errc::hung, "no answer to INIT within " +
-                                          std::to_string(o_.init_timeout.count()) + " ms");
       for (auto& [u, req] : inflight_)
-        if (req.opcode != FUSE_INIT && now >= req.deadline)
-          return fs_failed(Errc::hung, "no answer to opcode " + std::to_string(req.opcode) +
-                                           " within " + std::to_string(o_.request_timeout.count()) +
-                                           " ms");
+        if (req.opcode != FUSE_INIT && now >= req.deadline) {
+          std::string what = std::string("no answer to ") + req.op->name + " (opcode " +
+                             std::to_string(req.opcode) + ") within " +
+                             std::to_string(o_.request_timeout.count()) + " ms";
+          WARD_TRY(fs_failed(Errc::hung, std::move(what)));
+          break;
+        }
       if (stopping && now >= stop_deadline) {
         log("the kernel still holds the (detached) mount after the exit timeout; leaving");
         break;
@@ -282,7 +602,7 @@ class Relay {
     }
     log("unmounted: " + std::to_string(stats_.requests) + " requests, " +
         std::to_string(stats_.replies) + " replies, " + std::to_string(stats_.joined) +
-        " datagrams joined");
+        " datagrams joined, " + std::to_string(stats_.restarts) + " restarts");
     fs_proc_.end(o_.exit_timeout);
     return {};
   }
@@ -290,6 +610,100 @@ class Relay {
   bool pending_fs() {
     pollfd p{fs_, POLLIN, 0};
     return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+  }
+
+  // ---- kernel -> file system --------------------------------------------------------------------
+
+  // Rewrites ward's ids in a request (header nodeid, file handles, a second nodeid) into the
+  // current instance's, from `ids` (ward's numbering). Returns 0, or the errno to answer with.
+  int translate(char* msg, const OpInfo& op, const WardIds& ids) {
+    char* body = msg + sizeof(fuse_in_header);
+    auto node = [&](std::uint64_t ward, std::uint64_t& out) {
+      if (ward == 0) return out = 0, 0;
+      detail::Node* n = nodes_.find(ward);
+      if (!n) return EIO;  // the kernel never got this id from ward
+      if (n->stale || n->fs == 0) return ESTALE;
+      return out = n->fs, 0;
+    };
+    auto handle = [&](std::uint64_t ward, std::uint64_t& out) {
+      detail::Handle* h = handles_.find(ward);
+      if (!h) return EBADF;
+      if (h->stale) return EIO;
+      return out = h->fs, 0;
+    };
+    std::uint64_t v = 0;
+    if (op.has_node) {
+      if (int e = node(ids.node, v)) return e;
+      auto h = load<fuse_in_header>(msg);
+      h.nodeid = v;
+      store(msg, h);
+    }
+    if (ids.has_fh) {
+      if (int e = handle(ids.fh, v)) return e;
+      store(body + op.fh_at, v);
+    }
+    if (ids.has_fh2) {
+      if (int e = handle(ids.fh2, v)) return e;
+      store(body + op.fh2_at, v);
+    }
+    if (ids.has_node2) {
+      if (int e = node(ids.node2, v)) return e;
+      store(body + op.node_at, v);
+    }
+    return 0;
+  }
+
+  // Which of the request's fields hold ward ids (bounded by the body the kernel sent).
+  WardIds ward_ids(const char* msg, std::size_t len, const OpInfo& op) {
+    WardIds ids;
+    const char* body = msg + sizeof(fuse_in_header);
+    std::size_t blen = len - sizeof(fuse_in_header);
+    auto fits = [&](std::int16_t at) { return at >= 0 && static_cast<std::size_t>(at) + 8 <= blen; };
+    if (op.has_node) ids.node = load<fuse_in_header>(msg).nodeid;
+    bool fh_present = fits(op.fh_at) &&
+                      (op.fh_flag_at < 0 || (static_cast<std::size_t>(op.fh_flag_at) + 4 <= blen &&
+                                             (load<std::uint32_t>(body + op.fh_flag_at) & op.fh_flag)));
+    if (fh_present) ids.has_fh = true, ids.fh = load<std::uint64_t>(body + op.fh_at);
+    if (fits(op.fh2_at)) ids.has_fh2 = true, ids.fh2 = load<std::uint64_t>(body + op.fh2_at);
+    if (fits(op.node_at)) ids.has_node2 = true, ids.node2 = load<std::uint64_t>(body + op.node_at);
+    return ids;
+  }
+
+  // FORGET and BATCH_FORGET: the kernel gives lookups back; the instance hears of those it may
+  // forget (ids.h: never one the kernel still holds).
+  void forward_forgets(const char* msg, std::size_t len, std::uint32_t opcode) {
+    std::vector<fuse_forget_one> out;
+    auto one = [&](std::uint64_t ward, std::uint64_t n) {
+      auto f = nodes_.forget(ward, n);
+      if (f.count > 0) out.push_back({f.fs, f.count});
+    };
+    const char* body = msg + sizeof(fuse_in_header);
+    std::size_t blen = len - sizeof(fuse_in_header);
+    if (opcode == FUSE_FORGET) {
+      if (blen >= sizeof(fuse_forget_in))
+        one(load<fuse_in_header>(msg).nodeid, load<fuse_forget_in>(body).nlookup);
+    } else if (blen >= sizeof(fuse_batch_forget_in)) {
+      auto b = load<fuse_batch_forget_in>(body);
+      std::size_t have = (blen - sizeof b) / sizeof(fuse_forget_one);
+      for (std::size_t i = 0; i < std::min<std::size_t>(b.count, have); ++i) {
+        auto f = load<fuse_forget_one>(body + sizeof b + i * sizeof(fuse_forget_one));
+        one(f.nodeid, f.nlookup);
+      }
+    }
+    if (out.empty()) return;
+    if (out.size() == 1 || init_out_.minor < 16) {  // BATCH_FORGET is 7.16's
+      for (auto& f : out) forget_in_fs(f.nodeid, f.nlookup);
+      return;
+    }
+    fuse_batch_forget_in b{};
+    b.count = static_cast<std::uint32_t>(out.size());
+    std::vector<char> m = message(FUSE_BATCH_FORGET, ward_unique(), 0, &b, sizeof b);
+    const char* p = reinterpret_cast<const char*>(out.data());
+    m.insert(m.end(), p, p + out.size() * sizeof(fuse_forget_one));
+    auto h = load<fuse_in_header>(m.data());
+    h.len = static_cast<std::uint32_t>(m.size());
+    store(m.data(), h);
+    (void)!::send(fs_, m.data(), m.size(), MSG_NOSIGNAL | MSG_DONTWAIT);  // lost with a dying instance: harmless
   }
 
   // One request from the kernel. Returns true when the mount is gone.
@@ -300,26 +714,96 @@ class Relay {
       if (errno == EINTR || errno == EAGAIN || errno == ENOENT) return false;
       return fail(Errc::misuse, errno_text("read /dev/fuse", errno));
     }
-    auto* in = reinterpret_cast<fuse_in_header*>(buf_.data());
-    if (static_cast<std::size_t>(n) < sizeof *in || in->len != static_cast<std::size_t>(n))
+    if (static_cast<std::size_t>(n) < sizeof(fuse_in_header) ||
+        load<fuse_in_header>(buf_.data()).len != static_cast<std::size_t>(n))
       return fail(Errc::violation, "short read from /dev/fuse");
     ++stats_.requests;
-    if (!no_reply(in->opcode)) {
-      InFlight r;
-      r.opcode = in->opcode;
-      r.size = asked_size(*in, buf_.data() + sizeof *in, n - sizeof *in);
-      r.deadline = Clock::now() + (in->opcode == FUSE_INIT ? o_.init_timeout : o_.request_timeout);
-      inflight_[in->unique] = r;
+    auto in = load<fuse_in_header>(buf_.data());
+    const OpInfo* op = detail::op_info(in.opcode);
+    if (!op) {
+      answer(in.unique, ENOSYS);  // ward cannot check or translate it
+      return false;
     }
-    if (::send(fs_, buf_.data(), n, MSG_NOSIGNAL) != n) {
-      int e = errno;
-      if (e == EAGAIN || e == EWOULDBLOCK)
-        return fs_failed(Errc::hung, "the file system stopped reading requests");
-      // EPIPE/ECONNRESET: it exited; the pidfd says how, on the next turn of the loop.
-      if (e == EPIPE || e == ECONNRESET) return false;
-      return fs_failed(Errc::violation, errno_text("send to the file system", e));
+    switch (in.opcode) {
+      case FUSE_FORGET:
+      case FUSE_BATCH_FORGET:
+        forward_forgets(buf_.data(), n, in.opcode);
+        return false;
+      case FUSE_INTERRUPT:
+        WARD_TRY(send_to_fs(buf_.data(), n));
+        return false;
+      case FUSE_INIT:
+        init_req_.assign(buf_.data(), buf_.data() + n);
+        break;
+      default:
+        break;
     }
+    InFlight r;
+    r.opcode = in.opcode;
+    r.op = op;
+    r.ids = ward_ids(buf_.data(), n, *op);
+    if (r.opcode == FUSE_RELEASE || r.opcode == FUSE_RELEASEDIR) {
+      detail::Handle* h = r.ids.has_fh ? handles_.find(r.ids.fh) : nullptr;
+      if (!h || h->stale) {  // nothing to release in this instance
+        if (h) handles_.erase(r.ids.fh);
+        answer(in.unique, 0);
+        return false;
+      }
+      h->releasing = true;
+    }
+    if (int err = translate(buf_.data(), *op, r.ids); err != 0) {
+      if (op->body != Body::none) answer(in.unique, err);
+      return false;
+    }
+    if (op->body == Body::none) {  // NOTIFY_REPLY: nothing comes back
+      WARD_TRY(send_to_fs(buf_.data(), n));
+      return false;
+    }
+    r.asked = detail::asked_size(in.opcode, buf_.data() + sizeof in, n - sizeof in);
+    r.deadline = Clock::now() + (in.opcode == FUSE_INIT ? o_.init_timeout : o_.request_timeout);
+    r.len = static_cast<std::uint32_t>(n);
+    if (static_cast<std::size_t>(n) <= kSmall) {
+      r.msg.assign(buf_.data(), buf_.data() + n);
+    } else {  // a WRITE: the buffer goes with the request, a spare takes its place
+      r.msg = std::move(buf_);
+      if (spare_.empty()) {
+        buf_.assign(kBufSize, 0);
+      } else {
+        buf_ = std::move(spare_.back());
+        spare_.pop_back();
+      }
+    }
+    // In flight before it is sent: if sending finds the instance gone, a restart re-issues it.
+    r.sent_to = instance_;
+    auto [it, fresh] = inflight_.insert_or_assign(in.unique, std::move(r));
+    (void)fresh;
+    WARD_TRY(send_to_fs(it->second.msg.data(), n));
     return false;
+  }
+
+  // Sends one message to the instance. When it is gone (EPIPE) the loop notices how on its next
+  // turn; a request recorded in flight is then re-issued or answered by the restart.
+  Result<void> send_to_fs(const char* msg, std::size_t n) {
+    if (::send(fs_, msg, n, MSG_NOSIGNAL) == static_cast<ssize_t>(n)) return {};
+    int e = errno;
+    if (e == EAGAIN || e == EWOULDBLOCK) return fs_failed(Errc::hung, "the file system stopped reading requests");
+    if (e == EPIPE || e == ECONNRESET) return {};
+    return fs_failed(Errc::violation, errno_text("send to the file system", e));
+  }
+
+  // ---- file system -> kernel --------------------------------------------------------------------
+
+  // What is wrong with the message of `n` bytes in buf_ as a message at all ("" if nothing).
+  std::string check_header(ssize_t n) {
+    if (static_cast<std::size_t>(n) > buf_.size()) return "oversized message (" + std::to_string(n) + " bytes)";
+    if (static_cast<std::size_t>(n) < sizeof(fuse_out_header))
+      return "truncated message (" + std::to_string(n) + " bytes)";
+    auto oh = load<fuse_out_header>(buf_.data());
+    if (oh.len != static_cast<std::size_t>(n))
+      return "header length " + std::to_string(oh.len) + " but " + std::to_string(n) + " bytes arrived";
+    if (oh.unique == 0 ? (oh.error <= 0 || oh.error >= FUSE_NOTIFY_CODE_MAX) : (oh.error > 0 || oh.error <= -512))
+      return (oh.unique == 0 ? "notification with code " : "reply with error ") + std::to_string(oh.error);
+    return "";
   }
 
   // One message from the file system, validated before the kernel sees it.
@@ -331,90 +815,209 @@ class Relay {
       return fs_failed(Errc::violation, errno_text("recv from the file system", errno));
     }
     if (n == 0) return {};  // closed: the pidfd reports the exit
-    if (static_cast<std::size_t>(n) > buf_.size())
-      return fs_failed(Errc::violation, "oversized message (" + std::to_string(n) + " bytes)");
-    if (static_cast<std::size_t>(n) < sizeof(fuse_out_header))
-      return fs_failed(Errc::violation, "truncated message (" + std::to_string(n) + " bytes)");
-    auto* oh = reinterpret_cast<fuse_out_header*>(buf_.data());
-    if (oh->len > static_cast<std::size_t>(n) && oh->len <= buf_.size()) n = WARD_TRY(rest_of(n, oh->len));
-    if (oh->len != static_cast<std::size_t>(n))
-      return fs_failed(Errc::violation, "header length " + std::to_string(oh->len) + " but " +
-                                            std::to_string(n) + " bytes arrived");
-    std::size_t body = n - sizeof *oh;
-    if (oh->unique == 0) {  // a notification; the kernel checks its body per code
-      if (oh->error <= 0 || oh->error >= FUSE_NOTIFY_CODE_MAX)
-        return fs_failed(Errc::violation, "notification with code " + std::to_string(oh->error));
-      return to_kernel(n);
+    if (static_cast<std::size_t>(n) >= sizeof(fuse_out_header) && static_cast<std::size_t>(n) <= buf_.size()) {
+      auto oh = load<fuse_out_header>(buf_.data());
+      if (oh.len > static_cast<std::size_t>(n) && oh.len <= buf_.size()) {
+        n = WARD_TRY(rest_of(n, oh.len));
+        if (n < 0) return {};  // the file system was restarted meanwhile
+      }
     }
-    if (oh->error > 0 || oh->error <= -512)
-      return fs_failed(Errc::violation, "reply with error " + std::to_string(oh->error));
-    if (oh->unique & kIntReqBit) {  // the answer to an INTERRUPT: EAGAIN or ENOSYS, no body
-      if (!inflight_.contains(oh->unique & ~std::uint64_t{kIntReqBit}) || body != 0)
+    if (auto bad = check_header(n); !bad.empty()) return fs_failed(Errc::violation, bad);
+    auto oh = load<fuse_out_header>(buf_.data());
+    std::size_t body = n - sizeof oh;
+    if (oh.unique == 0) return notification(n);
+    if (oh.unique & kIntReqBit) {  // the answer to an INTERRUPT: EAGAIN or ENOSYS, no body
+      if (!inflight_.contains(oh.unique & ~std::uint64_t{kIntReqBit}) || body != 0)
         return fs_failed(Errc::violation, "reply to an interrupt that was never sent");
-      return to_kernel(n);
+      return to_kernel(buf_.data(), n);
     }
-    auto it = inflight_.find(oh->unique);
+    auto it = inflight_.find(oh.unique);
     if (it == inflight_.end())
       return fs_failed(Errc::violation,
-                       "reply with unique id " + std::to_string(oh->unique) + ", not a request in flight");
-    InFlight req = it->second;
-    if (oh->error != 0 ? body != 0 : !body_size_ok(req, body))
-      return fs_failed(Errc::violation, "reply to opcode " + std::to_string(req.opcode) + " with a " +
+                       "reply with unique id " + std::to_string(oh.unique) + ", not a request in flight");
+    InFlight& req = it->second;
+    if (oh.error != 0 ? body != 0 : !detail::body_size_ok(req.op->body, req.asked, body, kMaxWrite))
+      return fs_failed(Errc::violation, std::string("reply to ") + req.op->name + " with a " +
                                             std::to_string(body) + "-byte body");
-    inflight_.erase(it);
     if (req.opcode == FUSE_INIT) {
-      if (oh->error != 0) return fs_failed(Errc::bad_data, "the file system refused INIT");
+      if (oh.error != 0) return give_up(Errc::bad_data, "the file system refused INIT");
+      fuse_init_out init{};
+      std::memcpy(&init, buf_.data() + sizeof oh, std::min(body, sizeof init));
+      clamp_init(init, body);
+      std::memcpy(buf_.data() + sizeof oh, &init, std::min(body, sizeof init));
+      init_out_ = init;
+      init_len_ = body;
       init_done_ = true;
-      auto* init = reinterpret_cast<fuse_init_out*>(buf_.data() + sizeof *oh);
-      // ward's buffers bound the largest write the kernel may send.
-      if (body >= offsetof(fuse_init_out, max_write) + sizeof init->max_write &&
-          init->max_write > kMaxWrite)
-        init->max_write = kMaxWrite;
+    }
+    InFlight done = std::move(req);
+    inflight_.erase(it);
+    WARD_TRY(deliver(done, buf_.data(), n));
+    if (done.msg.size() > kSmall && spare_.size() < 4) spare_.push_back(std::move(done.msg));
+    return {};
+  }
+
+  // A reply the instance gave (or ward made during a restart) for `r`: its ids become ward's,
+  // ward's tables learn what it did, and the kernel gets it.
+  Result<void> deliver(const InFlight& r, char* msg, std::size_t n) {
+    auto oh = load<fuse_out_header>(msg);
+    char* body = msg + sizeof oh;
+    std::size_t blen = n - sizeof oh;
+    bool release = r.opcode == FUSE_RELEASE || r.opcode == FUSE_RELEASEDIR;
+    if (release) handles_.erase(r.ids.fh);  // whatever it answered, the kernel is done with it
+    if (oh.error == 0) {
+      switch (r.op->body) {
+        case Body::entry:
+          entry_reply(r, body);
+          break;
+        case Body::create:
+          open_reply(r, body + sizeof(fuse_entry_out), entry_reply(r, body));
+          break;
+        case Body::open:
+          open_reply(r, body, r.ids.node);
+          break;
+        case Body::direntplus:
+          if (!direntplus_reply(r, body, blen))
+            return fs_failed(Errc::violation, "malformed READDIRPLUS reply");
+          break;
+        default:
+          break;
+      }
+      auto names = names_of(r, init_out_.minor);
+      if (r.op->names == detail::Names::remove) nodes_.unlinked(r.ids.node, names.name);
+      if (r.op->names == detail::Names::rename) nodes_.renamed(r.ids.node, names.name, r.ids.node2, names.to);
     }
     ++stats_.replies;
-    return to_kernel(n);
+    return to_kernel(msg, n);
+  }
+
+  // An entry the instance returned: ward's node id (and the generation the kernel first saw) in
+  // place of the instance's. Returns ward's id (0 for a negative entry).
+  std::uint64_t entry_reply(const InFlight& r, char* at) {
+    auto e = load<fuse_entry_out>(at);
+    if (e.nodeid == 0) return 0;  // LOOKUP's negative entry: nothing to count
+    std::string_view name = names_of(r, init_out_.minor).name;
+    std::uint64_t id = nodes_.entry(e.nodeid, r.ids.node, name, e.generation, e.attr.mode & S_IFMT);
+    e.nodeid = id;
+    e.generation = nodes_.find(id)->generation;
+    store(at, e);
+    return id;
+  }
+
+  void open_reply(const InFlight& r, char* at, std::uint64_t node) {
+    auto o = load<fuse_open_out>(at);
+    const char* body = r.msg.data() + sizeof(fuse_in_header);
+    detail::Handle h;
+    h.fs = o.fh;
+    h.node = node;
+    h.flags = load<std::uint32_t>(body);  // fuse_open_in.flags and fuse_create_in.flags lead
+    h.dir = r.opcode == FUSE_OPENDIR;
+    o.fh = handles_.add(h);
+    store(at, o);
+  }
+
+  // READDIRPLUS carries an entry per name: each becomes ward's like a LOOKUP's. "." and ".." are
+  // not counted by the kernel, so ward gives them no node id at all (the kernel then skips them).
+  bool direntplus_reply(const InFlight& r, char* body, std::size_t n) {
+    std::size_t at = 0;
+    while (at < n) {
+      if (n - at < FUSE_NAME_OFFSET_DIRENTPLUS) return false;
+      auto d = load<fuse_direntplus>(body + at);
+      std::size_t size = FUSE_DIRENTPLUS_SIZE(&d);
+      if (d.dirent.namelen == 0 || d.dirent.namelen > 1024 || size > n - at) return false;
+      std::string_view name(body + at + FUSE_NAME_OFFSET_DIRENTPLUS, d.dirent.namelen);
+      if (d.entry_out.nodeid != 0) {
+        if (name == "." || name == "..") {
+          d.entry_out.nodeid = 0;
+        } else {
+          std::uint64_t id = nodes_.entry(d.entry_out.nodeid, r.ids.node, name,
+                                          d.entry_out.generation, d.entry_out.attr.mode & S_IFMT);
+          d.entry_out.nodeid = id;
+          d.entry_out.generation = nodes_.find(id)->generation;
+        }
+        store(body + at, d.entry_out);
+      }
+      at += size;
+    }
+    return true;
+  }
+
+  // A notification: node ids in it become ward's; one naming a node ward does not know is
+  // dropped (the kernel cannot have it cached).
+  Result<void> notification(std::size_t n) {
+    auto oh = load<fuse_out_header>(buf_.data());
+    char* body = buf_.data() + sizeof oh;
+    std::size_t blen = n - sizeof oh;
+    auto map = [&](std::size_t at) {
+      if (blen < at + 8) return false;
+      std::uint64_t id = nodes_.to_ward(load<std::uint64_t>(body + at));
+      if (id == 0) return false;
+      store(body + at, id);
+      return true;
+    };
+    bool keep = true;
+    switch (oh.error) {
+      case FUSE_NOTIFY_INVAL_INODE: keep = map(offsetof(fuse_notify_inval_inode_out, ino)); break;
+      case FUSE_NOTIFY_INVAL_ENTRY: keep = map(offsetof(fuse_notify_inval_entry_out, parent)); break;
+      case FUSE_NOTIFY_DELETE:
+        keep = map(offsetof(fuse_notify_delete_out, parent)) && map(offsetof(fuse_notify_delete_out, child));
+        break;
+      case FUSE_NOTIFY_STORE: keep = map(offsetof(fuse_notify_store_out, nodeid)); break;
+      case FUSE_NOTIFY_RETRIEVE: keep = map(offsetof(fuse_notify_retrieve_out, nodeid)); break;
+      default: break;  // POLL (a poll handle, not a node) and newer codes: the kernel checks them
+    }
+    if (!keep) return {};
+    return to_kernel(buf_.data(), n);
   }
 
   // libfuse splices large replies (splice(pipe -> fd), one call); into a SEQPACKET socket the
   // kernel sends that as several datagrams of at most 16 pipe buffers each (splice_to_socket).
   // The mount's max_read keeps READ replies within one datagram; this joins the rest. Returns
-  // the message's length once whole. (docs/fuse.md: why a multithreaded FS makes this a risk.)
+  // the message's length once whole, or -1 when the file system failed and was restarted.
   Result<ssize_t> rest_of(std::size_t have, std::size_t want) {
     auto deadline = Clock::now() + o_.request_timeout;
+    auto broken = [&](std::size_t got) -> Result<ssize_t> {
+      WARD_TRY(fs_failed(Errc::violation, "header length " + std::to_string(want) + " but " +
+                                              std::to_string(got) + " bytes arrived"));
+      return -1;
+    };
     while (have < want) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
       pollfd p{fs_, POLLIN, 0};
       int r = left > 0 ? ::poll(&p, 1, static_cast<int>(left)) : 0;
       if (r < 0 && errno == EINTR) continue;
-      if (r <= 0 || !(p.revents & POLLIN))
-        return fs_failed(Errc::violation, "header length " + std::to_string(want) + " but " +
-                                              std::to_string(have) + " bytes arrived");
+      if (r <= 0 || !(p.revents & POLLIN)) return broken(have);
       ssize_t n = ::recv(fs_, buf_.data() + have, buf_.size() - have, MSG_TRUNC | MSG_DONTWAIT);
-      if (n <= 0 || have + n > want)
-        return fs_failed(Errc::violation, "header length " + std::to_string(want) + " but " +
-                                              std::to_string(have + std::max<ssize_t>(n, 0)) +
-                                              " bytes arrived");
+      if (n <= 0 || have + n > want) return broken(have + std::max<ssize_t>(n, 0));
       have += n;
       ++stats_.joined;
     }
     return static_cast<ssize_t>(have);
   }
 
-  Result<void> to_kernel(ssize_t n) {
-    if (::write(kfd_, buf_.data(), n) != n && errno != ENOENT)
+  Result<void> to_kernel(const char* msg, std::size_t n) {
+    if (::write(kfd_, msg, n) != static_cast<ssize_t>(n) && errno != ENOENT)
       log(errno_text("the kernel refused a reply", errno));
     return {};
   }
 
   const Options& o_;
   std::vector<char> buf_;
+  std::vector<std::vector<char>> spare_;  // read buffers given back by finished WRITEs
   int kfd_ = -1;
   detail::FsProcess fs_proc_;
   int fs_ = -1, pidfd_ = -1;  // fs_proc_'s socket and pidfd (owned there)
   int status_ = 0;
   bool mounted_ = false, init_done_ = false;
   Clock::time_point init_deadline_;
+  std::vector<char> init_req_;  // the kernel's INIT, replayed to every restarted instance
+  fuse_init_out init_out_{};    // what the kernel was told (after ward's clamp)
+  std::size_t init_len_ = 0;
   std::unordered_map<std::uint64_t, InFlight> inflight_;
+  detail::Nodes nodes_;
+  detail::Handles handles_;
+  std::deque<Clock::time_point> restart_times_;
+  std::uint64_t ward_calls_ = 0;
+  std::uint64_t instance_ = 0;  // instances started so far; the current one's number
   Stats stats_;
 };
 

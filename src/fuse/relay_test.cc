@@ -68,7 +68,9 @@ struct BadReply {
 class FuseRelayBad : public Fixture, public ::testing::WithParamInterface<BadReply> {};
 
 TEST_P(FuseRelayBad, ClearErrorNoHang) {
-  start({"--request-timeout", "500", "--init-timeout", "5000"}, {kHostile, GetParam().mode, "{}"});
+  // --restarts 0: the give-up path (restarts are FuseRestart.*'s).
+  start({"--restarts", "0", "--request-timeout", "500", "--init-timeout", "5000"},
+        {kHostile, GetParam().mode, "{}"});
   bool up = mounted();
   ASSERT_TRUE(up || GetParam().at_init) << stderr_;
   EXPECT_TRUE(stat_in_child(mnt_).done) << "stat hung on the mount";
@@ -84,7 +86,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadReply{"wrong-unique", "not a request in flight", false},
                       BadReply{"unsent", "not a request in flight", true},
                       BadReply{"bad-size", "3-byte body", false},
-                      BadReply{"hang", "no answer to opcode", false}),
+                      BadReply{"hang", "no answer to GETATTR", false}),
     [](const auto& info) {
       std::string s = info.param.mode;
       std::replace(s.begin(), s.end(), '-', '_');
@@ -92,12 +94,12 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST_F(FuseRelay, HungRequestIsAnsweredWithEio) {
-  start({"--request-timeout", "300"}, {kHostile, "hang", "{}"});
+  start({"--restarts", "0", "--request-timeout", "300"}, {kHostile, "hang", "{}"});
   ASSERT_TRUE(mounted()) << stderr_;
   Exit app = stat_in_child(mnt_);
   ASSERT_TRUE(app.done) << "stat hung on the mount";
   EXPECT_TRUE(WIFEXITED(app.status) && WEXITSTATUS(app.status) == 5) << app.status;
-  expect_fs_failure(*this, ward_exit(), "no answer to opcode 3");
+  expect_fs_failure(*this, ward_exit(), "no answer to GETATTR (opcode 3)");
 }
 
 // Mounts ward-fuse-hostile in `mode`, stats the root, unmounts: ward must exit 0.

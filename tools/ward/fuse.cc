@@ -21,8 +21,12 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "Example: ward fuse /mnt/x -- fuse-overlayfs -f -o lowerdir=/a,upperdir=/b,workdir=/c {}\n"
       "Ends when the mount is unmounted (umount, fusermount3 -u) or on SIGINT/SIGTERM (ward "
       "unmounts, then ends the file system: SIGTERM, SIGKILL after --exit-timeout).\n"
-      "If the file system exits, dies, misses a deadline or sends a malformed message, the "
-      "requests it held are answered with EIO, the mount is detached and ward exits with 3.\n"
+      "If the file system exits, dies, misses a deadline or sends a malformed message, ward "
+      "restarts it without the applications noticing: the mount stays, node ids and open files "
+      "stay valid (ward maps them to the new instance's), and the requests it held are sent again "
+      "where that is safe (else answered EIO; docs/fuse.md lists which). Past --restarts within "
+      "--restart-window, or if the new instance negotiates INIT differently, ward gives up: what "
+      "the file system held is answered with EIO, the mount is detached and ward exits with 3.\n"
       "Exit codes: 0 unmounted or stopped by a signal; 1 bad usage or setup (not root, mount "
       "failed, FS-COMMAND cannot run); 3 the file system failed.");
   auto opts = std::make_shared<fuse::Options>();
@@ -30,6 +34,12 @@ void add_fuse(CLI::App& app, int& exit_code) {
   auto init_ms = std::make_shared<long>(10'000);
   auto exit_ms = std::make_shared<long>(3'000);
   auto log_path = std::make_shared<std::string>();
+  auto window_ms = std::make_shared<long>(60'000);
+  cmd->add_option("--restarts", opts->max_restarts,
+                  "Restarts allowed within --restart-window before ward gives up; 0 never restarts")
+      ->default_val(10)->check(CLI::Range(0u, 1'000'000u));
+  cmd->add_option("--restart-window", *window_ms, "Milliseconds over which --restarts are counted")
+      ->default_val(60'000)->check(CLI::Range(1L, 86'400'000L));
   cmd->add_option("--request-timeout", *timeout_ms,
                   "Milliseconds the file system has to answer a request; a miss is a hang")
       ->default_val(30'000)->check(CLI::Range(1L, 86'400'000L));
@@ -41,12 +51,13 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_flag("--allow-other", opts->allow_other, "Mount option allow_other: other users may use the mount");
   cmd->add_flag("--default-permissions", opts->default_permissions,
                 "Mount option default_permissions: the kernel checks file modes");
-  cmd->add_option("--log", *log_path, "Append ward's events (failures, unmount) to this file; `-` is stderr");
+  cmd->add_option("--log", *log_path, "Append ward's events (failures, restarts, unmount) to this file; `-` is stderr");
   cmd->add_option("MOUNTPOINT", opts->mountpoint, "Directory to mount on")->required();
   cmd->add_option("FS-COMMAND", opts->command,
                   "After `--`: the file system's command line, `{}` where its mount point goes")
       ->required();
-  cmd->callback([opts, timeout_ms, init_ms, exit_ms, log_path, &exit_code] {
+  cmd->callback([opts, timeout_ms, init_ms, exit_ms, window_ms, log_path, &exit_code] {
+    opts->restart_window = std::chrono::milliseconds(*window_ms);
     opts->request_timeout = std::chrono::milliseconds(*timeout_ms);
     opts->init_timeout = std::chrono::milliseconds(*init_ms);
     opts->exit_timeout = std::chrono::milliseconds(*exit_ms);

@@ -10,10 +10,17 @@
 // (`request_timeout`; `init_timeout` for INIT). The mount carries max_read=57344 so that a reply
 // libfuse splices into the socket stays one datagram; split replies are joined (docs/fuse.md).
 //
-// When the file system fails (exits, dies, misses a deadline, sends a malformed message) every
-// request in flight is answered with EIO, the mount is detached and run_fuse returns an error of
-// kind crashed/exited/hung/violation. (Restart with the kernel's connection kept is the next step;
-// the point where it goes is FuseRelay::fail in src/fuse/relay.cc.)
+// The kernel only ever sees ward's node ids and file handles, mapped to the file system's. When
+// the file system fails (exits, dies, misses a deadline, sends a malformed message) after INIT,
+// ward keeps the kernel's connection, starts the command again, replays the kernel's INIT (the new
+// instance must negotiate the same protocol, flags and at least the same max_write, else ward
+// gives up), finds every node the kernel holds again by name, reopens every open handle with its
+// original flags, and re-issues the requests the old instance held where that is safe (the table
+// in src/fuse/protocol.cc; docs/fuse.md says which and why); the others are answered EIO. A node
+// the new instance cannot find again answers ESTALE; a handle that cannot be reopened, EIO.
+// At most `max_restarts` restarts within `restart_window`; past that (or with max_restarts 0, or a
+// failure before INIT was answered) every request in flight is answered with EIO, the mount is
+// detached and run_fuse returns an error of kind crashed/exited/hung/violation/bad_data.
 //
 // run_fuse returns normally (Ok) when the mount goes away (`umount`, `fusermount3 -u`) or when
 // `stop` becomes readable (the CLI passes a signalfd for SIGINT/SIGTERM): it then unmounts, asks
@@ -40,7 +47,9 @@ struct Options {
   std::chrono::milliseconds exit_timeout{3'000};  // SIGTERM -> SIGKILL when it is done
   bool allow_other = false;          // mount option allow_other (others may use the mount)
   bool default_permissions = false;  // mount option default_permissions (kernel checks modes)
-  int log_fd = -1;                   // one line per event (failure, unmount); -1: none
+  unsigned max_restarts = 10;        // restarts allowed within restart_window; 0: never restart
+  std::chrono::milliseconds restart_window{60'000};
+  int log_fd = -1;                   // one line per event (failure, restart, unmount); -1: none
   int stop_fd = -1;                  // readable => unmount and return Ok; -1: none
 };
 
@@ -49,6 +58,11 @@ struct Stats {
   std::uint64_t replies = 0;          // replies from the file system passed to the kernel
   std::uint64_t answered_by_ward = 0; // requests ward answered itself (EIO after a failure)
   std::uint64_t joined = 0;           // datagrams joined to a reply a splice had split
+  std::uint64_t restarts = 0;         // restarts of the file system (attempts, successful or not)
+  std::uint64_t reissued = 0;         // requests in flight at a failure sent again to a new instance
+  std::uint64_t refused = 0;          // requests in flight at a failure answered by ward instead
+  std::uint64_t stale_nodes = 0;      // nodes a restarted instance could not find again
+  std::string last_failure;           // the cause of the last failure, in words
 };
 
 // Blocks until the mount ends; see the contract above.
