@@ -277,4 +277,41 @@ inline std::string run_workload(const std::string& d) {
   return s;
 }
 
+
+// Pids of the processes whose command line mentions `needle` (a test's work directory): what a
+// test started that may outlive it, e.g. a file system that daemonized. `comm`, when given, must
+// equal /proc/PID/comm. Excludes the calling process.
+inline std::vector<pid_t> processes_mentioning(const std::string& needle, const std::string& comm = "") {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = std::stoi(name);
+    if (pid == ::getpid()) continue;
+    std::ifstream in(e.path() / "cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmd.find(needle) == std::string::npos) continue;
+    if (!comm.empty()) {
+      std::string c;
+      std::getline(std::ifstream(e.path() / "comm"), c);
+      if (c != comm) continue;
+    }
+    out.push_back(pid);
+  }
+  return out;
+}
+
+// Waits (bounded) until no process mentions `needle`; SIGKILLs whatever is left then. Returns
+// whether they were all gone before the deadline.
+inline bool processes_gone(const std::string& needle, std::chrono::milliseconds limit = 10s) {
+  auto end = Clock::now() + limit;
+  while (Clock::now() < end) {
+    if (processes_mentioning(needle).empty()) return true;
+    ::usleep(10'000);
+  }
+  for (pid_t p : processes_mentioning(needle)) ::kill(p, SIGKILL);
+  return false;
+}
+
 }  // namespace ward::fuse::testing
