@@ -1,9 +1,9 @@
 // Starting and ending the file system's process; the contract is in launch.h, the why in
 // docs/fuse.md ("libfuse2 and daemonizing file systems").
 #include "fuse/launch.h"
+#include "process/seccomp.h"
 
 #include <fcntl.h>
-#include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -69,13 +69,6 @@ constexpr Redirect kRedirects[] = {
     {SYS_move_mount, ENOSYS}, {SYS_fspick, ENOSYS}, {SYS_open_tree, ENOSYS},
 #endif
 };
-#if defined(__x86_64__)
-constexpr std::uint32_t kNativeArch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-constexpr std::uint32_t kNativeArch = AUDIT_ARCH_AARCH64;
-#else
-#error "ward fuse: add this architecture's AUDIT_ARCH"
-#endif
 
 // Where a step in the child failed; one row of words per step.
 enum Step : int { kMoveFds, kExec, kSlave, kDetach, kTmpfs, kBind, kFilter, kFork, kSteps };
@@ -229,7 +222,7 @@ Result<std::string> find_standin() {
 std::vector<sock_filter> mount_filter() {
   std::vector<sock_filter> f = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kNativeArch, 1, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ward::detail::kNativeArch, 1, 0),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
   };
