@@ -53,7 +53,7 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_option("--log", *log_path, "Append ward's events (failures, unmount) to this file; `-` is stderr");
   cmd->add_option("MOUNTPOINT", opts->mountpoint, "Directory to mount on")->required();
   cmd->add_option("FS-COMMAND", opts->command,
-                  "After `--`: the file system's command line, `{}` where its mount point goes")
+                  "After `--`: the file system's command line, `{}` where its mount point goes (no `{}`: it mounts itself on MOUNTPOINT, see above)")
       ->required();
   cmd->callback([opts, timeout_ms, init_ms, exit_ms, log_path, &exit_code] {
     opts->request_timeout = std::chrono::milliseconds(*timeout_ms);
