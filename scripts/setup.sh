@@ -20,6 +20,9 @@ packages=(
   # `ward fuse` (docs/fuse.md): fusermount3 and libfuse3's headers, and the unmodified FUSE file
   # systems its tests mount through ward (fuse-overlayfs: libfuse3, low-level API).
   fuse3 libfuse3-dev fuse-overlayfs
+  # libfuse2 file systems that mount themselves (ward-fusermount stands in for fusermount), and
+  # mkfs.ext4 for fuse2fs's image (docs/fuse.md, "libfuse2 and daemonizing file systems").
+  bindfs fuse-zip fuse2fs e2fsprogs
 )
 
 missing=()

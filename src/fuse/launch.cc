@@ -1,29 +1,272 @@
-// Starting and ending the file system's process; the contract is in launch.h.
+// Starting and ending the file system's process; the contract is in launch.h, the why in
+// docs/fuse.md ("libfuse2 and daemonizing file systems").
 #include "fuse/launch.h"
+#include "process/seccomp.h"
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
+extern char** environ;
+
 namespace ward::fuse::detail {
 namespace {
 
+using namespace std::chrono_literals;
+
 constexpr int kSocketBuf = 4 << 20;  // > the relay's buffer: a SEQPACKET datagram must fit
+// Descriptors in the namespace's init: the file system's socket end (the FS keeps this number),
+// where setup errors go (closed on the FS's exec: EOF = it runs), where the final status goes.
+constexpr int kFsFd = 3, kErrFd = 4, kStatusFd = 5;
+constexpr std::size_t kInitStack = 256 << 10;
+// How long kill_and_reap waits for an init whose file system already closed every socket end, so
+// that the status it reports is the FS's own. Fixed: nothing the FS does can lengthen it.
+constexpr auto kSettle = 500ms;
+
+// What libfuse execs to mount: libfuse2 FUSERMOUNT_DIR "/fusermount" (Debian: /bin), then
+// `fusermount` on PATH; libfuse3 the same with `fusermount3`. Each that exists (symlinks resolved,
+// duplicates dropped) gets ward-fusermount bound over it in the file system's namespace.
+constexpr const char* kFusermounts[] = {
+    "/bin/fusermount",           "/usr/bin/fusermount",           "/bin/fusermount3",
+    "/usr/bin/fusermount3",      "/usr/local/bin/fusermount",     "/usr/local/bin/fusermount3",
+    "/sbin/fusermount",          "/usr/sbin/fusermount3",
+};
+
+// The system calls the self-mounting file system must not really make, and what they return:
+// mount(2) EPERM is what sends libfuse (2 and 3, as root) to fusermount; umount2 "succeeds" so that
+// libfuse's unmount at exit neither fails loudly nor touches anything (ward owns the mount); the
+// new mount API is "absent" so that a newer library falls back to mount(2). Native ABI only.
+struct Redirect {
+  long nr;
+  int err;  // 0: pretend success
+};
+constexpr Redirect kRedirects[] = {
+    {SYS_mount, EPERM},
+    {SYS_umount2, 0},
+#ifdef SYS_fsopen
+    {SYS_fsopen, ENOSYS},   {SYS_fsconfig, ENOSYS}, {SYS_fsmount, ENOSYS},
+    {SYS_move_mount, ENOSYS}, {SYS_fspick, ENOSYS}, {SYS_open_tree, ENOSYS},
+#endif
+};
+
+// Where a step in the child failed; one row of words per step.
+enum Step : int { kMoveFds, kExec, kSlave, kDetach, kTmpfs, kBind, kFilter, kFork, kSteps };
+constexpr const char* kStepWords[kSteps] = {
+    "cannot set up the file system's descriptors",
+    "cannot run",
+    "cannot make the file system's mount namespace a slave of ward's",
+    "cannot detach ward's mount in the file system's mount namespace",
+    "cannot mount an empty tmpfs over the mount point in the file system's namespace",
+    "cannot bind ward-fusermount over",
+    "cannot install the mount filter (seccomp)",
+    "cannot fork the file system in its PID namespace",
+};
+
+struct ChildError {
+  int step = 0, err = 0, index = 0;
+};
+
+// Everything the child processes need, built before the fork: after it, a multithreaded host's
+// child may not allocate.
+struct Plan {
+  std::vector<std::string> argv_s, env_s, targets;
+  std::vector<char*> argv, envp;
+  std::string mountpoint, standin;
+  std::vector<sock_filter> filter;
+  sock_fprog prog{};
+  bool self_mount = false;
+  int fs_end = -1, err_w = -1, status_w = -1;
+};
 
 std::string errno_text(const std::string& what, int err) { return what + ": " + std::strerror(err); }
 
+[[noreturn]] void child_fail(int fd, Step step, int index = 0) {
+  ChildError e{step, errno, index};
+  (void)!::write(fd, &e, sizeof e);
+  ::_exit(127);
+}
+
+// The namespace's init. Async-signal-safe calls only (see Plan).
+int init_main(void* arg) {
+  const Plan& p = *static_cast<const Plan*>(arg);
+  // ward's descriptors go; the three this process needs move to fixed numbers.
+  int hi = std::max({p.fs_end, p.err_w, p.status_w, kStatusFd}) + 1;
+  int fs = ::fcntl(p.fs_end, F_DUPFD, hi), er = ::fcntl(p.err_w, F_DUPFD, hi),
+      st = ::fcntl(p.status_w, F_DUPFD, hi);
+  if (fs < 0 || er < 0 || st < 0) child_fail(p.err_w, kMoveFds);
+  if (::dup2(fs, kFsFd) < 0 || ::dup2(er, kErrFd) < 0 || ::dup2(st, kStatusFd) < 0)
+    child_fail(p.err_w, kMoveFds);
+  ::close_range(kStatusFd + 1, ~0U, 0);
+  ::fcntl(kErrFd, F_SETFD, FD_CLOEXEC);
+  ::fcntl(kStatusFd, F_SETFD, FD_CLOEXEC);
+
+  // Dies with ward. ward may have died before this line: then its socket end is closed.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  pollfd alive{kFsFd, 0, 0};
+  if (::poll(&alive, 1, 0) == 1 && (alive.revents & POLLHUP)) ::_exit(0);
+  ::setpgid(0, 0);  // a terminal's ^C reaches ward (which unmounts first), not the FS
+
+  if (p.self_mount) {
+    // Mounts made here stay here; ward's later unmounts (where the host shares) reach here.
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) child_fail(kErrFd, kSlave);
+    // Not ward's mount: a stat on it would wait for INIT, which this FS sends only once mounted;
+    // and a copy of it here would keep the kernel's connection alive after the user unmounts.
+    if (::umount2(p.mountpoint.c_str(), MNT_DETACH) != 0) child_fail(kErrFd, kDetach);
+    if (::mount("ward", p.mountpoint.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755") != 0)
+      child_fail(kErrFd, kTmpfs);
+    for (std::size_t i = 0; i < p.targets.size(); ++i)
+      if (::mount(p.standin.c_str(), p.targets[i].c_str(), nullptr, MS_BIND, nullptr) != 0)
+        child_fail(kErrFd, kBind, static_cast<int>(i));
+  }
+
+  sigset_t waited;
+  sigemptyset(&waited);
+  sigaddset(&waited, SIGCHLD);
+  sigaddset(&waited, SIGTERM);
+  ::sigprocmask(SIG_SETMASK, &waited, nullptr);
+  pid_t leader = ::_Fork();
+  if (leader < 0) child_fail(kErrFd, kFork);
+  if (leader == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (p.self_mount && ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.prog) != 0)
+      child_fail(kErrFd, kFilter);
+    ::execvpe(p.argv[0], p.argv.data(), p.envp.data());
+    child_fail(kErrFd, kExec);
+  }
+  ::close(kFsFd);  // only the FS holds its end now: ward sees POLLHUP when the FS let go of it
+  ::close(kErrFd);
+
+  int final_status = 0;
+  bool failed = false;
+  for (;;) {
+    siginfo_t si;
+    if (::sigwaitinfo(&waited, &si) < 0) continue;
+    // SIGTERM from ward (outside the namespace: no pid here) goes to every process in it.
+    if (si.si_signo == SIGTERM) {
+      if (si.si_pid == 0) ::kill(-1, SIGTERM);
+      continue;
+    }
+    for (;;) {
+      int status = 0;
+      pid_t r = ::waitpid(-1, &status, WNOHANG);
+      if (r > 0) {
+        if (!failed && status != 0) final_status = status, failed = true;
+        continue;
+      }
+      if (r < 0 && errno == ECHILD) {  // nothing of the file system is left
+        (void)!::write(kStatusFd, &final_status, sizeof final_status);
+        ::_exit(0);
+      }
+      break;
+    }
+  }
+}
+
+// The mount point as an absolute path, without asking ward's own mount (a stat on it would wait
+// for INIT): the parent directory resolved, the last name kept.
+Result<std::string> absolute_mountpoint(std::string m) {
+  while (m.size() > 1 && m.back() == '/') m.pop_back();
+  auto slash = m.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : m.substr(0, slash));
+  std::string name = slash == std::string::npos ? m : m.substr(slash + 1);
+  if (name.empty() || name == "." || name == "..")
+    return fail(Errc::misuse, "mount point " + m + ": name it by a path that ends in its own name");
+  char buf[PATH_MAX];
+  if (!::realpath(dir.c_str(), buf)) return fail(Errc::misuse, errno_text("mount point's directory " + dir, errno));
+  std::string abs = buf;
+  return (abs == "/" ? "" : abs) + "/" + name;
+}
+
+Result<std::string> find_standin() {
+  std::string path;
+  if (const char* env = std::getenv(kEnvStandIn); env && *env) {
+    path = env;
+  } else {
+    char exe[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return fail(Errc::load_failed, errno_text("readlink /proc/self/exe", errno));
+    std::string self(exe, n);
+    path = self.substr(0, self.rfind('/') + 1) + "ward-fusermount";
+  }
+  if (::access(path.c_str(), X_OK) != 0)
+    return fail(Errc::load_failed,
+                errno_text("a file system without {} mounts itself and needs ward-fusermount, "
+                           "built beside ward (or named by " + std::string(kEnvStandIn) + "); " + path,
+                           errno));
+  return path;
+}
+
+std::vector<sock_filter> mount_filter() {
+  std::vector<sock_filter> f = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ward::detail::kNativeArch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+  };
+  for (const Redirect& r : kRedirects) {
+    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(r.nr), 0, 1));
+    f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(r.err) & SECCOMP_RET_DATA)));
+  }
+  f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  return f;
+}
+
+// The self-mounting half of the plan: paths, the stand-in, its environment, the filter.
+Result<void> plan_self_mount(const Options& o, Plan& p) {
+  p.self_mount = true;
+  p.mountpoint = WARD_TRY(absolute_mountpoint(o.mountpoint));
+  p.standin = WARD_TRY(find_standin());
+  for (const char* c : kFusermounts) {
+    char buf[PATH_MAX];
+    if (::realpath(c, buf) && std::find(p.targets.begin(), p.targets.end(), buf) == p.targets.end())
+      p.targets.emplace_back(buf);
+  }
+  if (p.targets.empty())
+    return fail(Errc::load_failed,
+                "a file system without {} mounts itself through fusermount, and there is none here "
+                "for ward-fusermount to stand in for (install fuse3: /bin/fusermount)");
+  for (char** e = environ; e && *e; ++e) {
+    std::string v = *e;
+    if (!v.starts_with(std::string(kEnvSocket) + "=") && !v.starts_with(std::string(kEnvMountpoint) + "="))
+      p.env_s.push_back(std::move(v));
+  }
+  p.env_s.push_back(std::string(kEnvSocket) + "=" + std::to_string(kFsFd));
+  p.env_s.push_back(std::string(kEnvMountpoint) + "=" + p.mountpoint);
+  p.filter = mount_filter();
+  p.prog.len = static_cast<unsigned short>(p.filter.size());
+  p.prog.filter = p.filter.data();
+  return {};
+}
+
 }  // namespace
+
+bool mounts_itself(const std::vector<std::string>& command) {
+  return std::none_of(command.begin(), command.end(),
+                      [](const std::string& a) { return a.find("{}") != std::string::npos; });
+}
 
 FsProcess& FsProcess::operator=(FsProcess&& o) noexcept {
   if (this == &o) return *this;
@@ -32,43 +275,64 @@ FsProcess& FsProcess::operator=(FsProcess&& o) noexcept {
   pid_ = std::exchange(o.pid_, -1);
   pidfd_ = std::exchange(o.pidfd_, -1);
   sock_ = std::exchange(o.sock_, -1);
+  status_fd_ = std::exchange(o.status_fd_, -1);
   status_ = o.status_;
   return *this;
 }
 
 void FsProcess::close_fds() {
-  for (int* fd : {&pidfd_, &sock_})
+  for (int* fd : {&pidfd_, &sock_, &status_fd_})
     if (*fd >= 0) ::close(*fd), *fd = -1;
 }
 
 void FsProcess::kill_and_reap() {
   if (pid_ <= 0) return;
-  ::kill(-pid_, SIGKILL);
-  ::kill(pid_, SIGKILL);
+  pollfd hup{sock_, 0, 0};
+  if (sock_ >= 0 && pidfd_ >= 0 && ::poll(&hup, 1, 0) == 1 && (hup.revents & POLLHUP)) {
+    pollfd p{pidfd_, POLLIN, 0};
+    while (::poll(&p, 1, static_cast<int>(kSettle.count())) < 0 && errno == EINTR) {}
+  }
+  ::kill(pid_, SIGKILL);  // the init of a PID namespace: every process in it dies with it
   int st = 0;
   while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {}
-  status_ = st;
+  int fs_status = 0;
+  status_ = status_fd_ >= 0 && ::read(status_fd_, &fs_status, sizeof fs_status) == sizeof fs_status
+                ? fs_status
+                : st;
   pid_ = -1;
   if (pidfd_ >= 0) ::close(pidfd_), pidfd_ = -1;
 }
 
 void FsProcess::end(std::chrono::milliseconds grace) {
   if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
+  ::kill(pid_, SIGTERM);  // the init passes it to every process of the file system
   pollfd p{pidfd_, POLLIN, 0};
   int ms = static_cast<int>(grace.count());
   while (::poll(&p, 1, ms) < 0 && errno == EINTR) {}
-  kill_and_reap();  // already exited: only reaps (the group may still hold helpers: killed)
+  kill_and_reap();
 }
 
 Result<FsProcess> launch(const Options& o) {
   if (o.command.empty()) return fail(Errc::misuse, "no file-system command");
+  Plan plan;
+  if (mounts_itself(o.command)) {
+    WARD_TRY(plan_self_mount(o, plan));
+    plan.argv_s = o.command;
+  } else {
+    plan.argv_s = substitute(o.command, "/dev/fd/" + std::to_string(kFsFd));
+    for (char** e = environ; e && *e; ++e) plan.env_s.emplace_back(*e);
+  }
+  for (auto& a : plan.argv_s) plan.argv.push_back(a.data());
+  plan.argv.push_back(nullptr);
+  for (auto& e : plan.env_s) plan.envp.push_back(e.data());
+  plan.envp.push_back(nullptr);
+
   FsProcess p;
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return fail(Errc::load_failed, errno_text("socketpair", errno));
   p.sock_ = sv[0];
-  int child_end = sv[1];
+  plan.fs_end = sv[1];
   for (int fd : sv) {
     ::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &kSocketBuf, sizeof kSocketBuf);
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &kSocketBuf, sizeof kSocketBuf);
@@ -79,44 +343,48 @@ Result<FsProcess> launch(const Options& o) {
   tv.tv_usec = (o.request_timeout.count() % 1000) * 1000;
   ::setsockopt(p.sock_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 
-  auto argv_s = substitute(o.command, "/dev/fd/" + std::to_string(child_end));
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  int errpipe[2];
+  int errpipe[2], statuspipe[2];
   if (::pipe2(errpipe, O_CLOEXEC) != 0) {
-    ::close(child_end);
+    ::close(plan.fs_end);
     return fail(Errc::load_failed, errno_text("pipe2", errno));
   }
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    int e = errno;
-    ::close(child_end), ::close(errpipe[0]), ::close(errpipe[1]);
-    return fail(Errc::load_failed, errno_text("fork", e));
+  if (::pipe2(statuspipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    ::close(plan.fs_end), ::close(errpipe[0]), ::close(errpipe[1]);
+    return fail(Errc::load_failed, errno_text("pipe2", errno));
   }
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::fcntl(child_end, F_SETFD, 0);
-    ::execvp(argv[0], argv.data());
+  plan.err_w = errpipe[1];
+  plan.status_w = statuspipe[1];
+  p.status_fd_ = statuspipe[0];
+  auto close_child_ends = [&] { ::close(plan.fs_end), ::close(errpipe[1]), ::close(statuspipe[1]); };
+
+  void* stack = ::mmap(nullptr, kInitStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
     int e = errno;
-    (void)!::write(errpipe[1], &e, sizeof e);
-    ::_exit(127);
+    close_child_ends(), ::close(errpipe[0]);
+    return fail(Errc::load_failed, errno_text("mmap", e));
+  }
+  int flags = CLONE_NEWPID | (plan.self_mount ? CLONE_NEWNS : 0) | SIGCHLD;
+  pid_t pid = ::clone(init_main, static_cast<char*>(stack) + kInitStack, flags, &plan);
+  int clone_errno = errno;
+  ::munmap(stack, kInitStack);  // the child has its own copy
+  close_child_ends();
+  if (pid < 0) {
+    ::close(errpipe[0]);
+    return fail(Errc::load_failed, errno_text("clone (a PID namespace for the file system; ward fuse runs as root)", clone_errno));
   }
   p.pid_ = pid;
-  ::close(errpipe[1]);
-  ::close(child_end);
-  int e = 0;
-  ssize_t n = ::read(errpipe[0], &e, sizeof e);
-  ::close(errpipe[0]);
-  if (n == sizeof e) return fail(Errc::load_failed, errno_text("cannot run " + o.command[0], e));
   p.pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  ChildError ce;
+  ssize_t n;
+  while ((n = ::read(errpipe[0], &ce, sizeof ce)) < 0 && errno == EINTR) {}
+  ::close(errpipe[0]);
+  if (n == sizeof ce && ce.step >= 0 && ce.step < kSteps) {
+    std::string what = kStepWords[ce.step];
+    if (ce.step == kExec) what += " " + o.command[0];
+    if (ce.step == kBind && ce.index >= 0 && static_cast<std::size_t>(ce.index) < plan.targets.size())
+      what += " " + plan.targets[ce.index];
+    return fail(Errc::load_failed, errno_text(what, ce.err));
+  }
   if (p.pidfd_ < 0) return fail(Errc::load_failed, errno_text("pidfd_open", errno));
   return p;
 }

@@ -1,19 +1,37 @@
 // Starting and ending the file system's process for the FUSE relay (src/fuse/relay.cc).
 //
-// Contract. launch() starts `options.command` with every `{}` replaced by `/dev/fd/N`, N being the
-// child's end of a fresh SOCK_SEQPACKET socket pair; ward keeps the other end (`sock`), with a send
-// timeout of `request_timeout` so a file system that stops reading cannot block ward. The child
-// runs in its own process group (a terminal's ^C reaches ward, which unmounts first), dies with
-// ward (PR_SET_PDEATHSIG), has an empty signal mask, and inherits no other descriptor of ward's
-// (everything ward opens is O_CLOEXEC). A command that cannot be executed is an error naming it.
+// Contract. launch() starts `options.command` and gives it ward's end of the relay: one end of a
+// fresh SOCK_SEQPACKET socket pair, always at descriptor 3 in the file system. ward keeps the other
+// end (`sock`), with a send timeout of `request_timeout` so a file system that stops reading cannot
+// block ward. Two ways to hand it over, chosen by the command line (docs/fuse.md, "libfuse2 and
+// daemonizing file systems"):
+//   - `{}` in the command: each `{}` becomes `/dev/fd/3` (libfuse3 takes that as a mounted fd);
+//   - no `{}`: the file system mounts itself. It runs in a private mount namespace where the mount
+//     point is an empty tmpfs (not ward's mount: a stat on that before INIT would wait for INIT),
+//     mount(2) fails with EPERM and umount2(2) pretends to succeed (a seccomp filter), and every
+//     fusermount/fusermount3 is `ward-fusermount`, which hands libfuse the socket over
+//     `_FUSE_COMMFD` as the real fusermount hands it a /dev/fuse fd. The command must name the
+//     mount point itself (the stand-in refuses any other path).
+// Either way the file system runs in its own PID namespace under a small init of ward's (a fork of
+// ward, not an exec): the init reaps everything, forwards SIGTERM to all, and exits only when no
+// process of the file system is left, so a file system that daemonizes (forks, setsid, the first
+// process exits 0) is followed, not mistaken for one that exited. SIGKILL to the init (or ward's
+// death: PR_SET_PDEATHSIG) kills every process in the namespace; setsid cannot escape it.
+// The file system has an empty signal mask and inherits no other descriptor of ward's. A command
+// that cannot be executed, or a namespace that cannot be set up, is an error naming it.
 //
-// FsProcess owns the pid, a pidfd (readable once the child exited) and ward's socket end; its
-// destructor kills the process group and reaps it. Not thread-safe; one owner (the relay thread).
+// FsProcess owns the init's pid, a pidfd (readable once every process of the file system is gone),
+// ward's socket end (POLLHUP once every holder of the other end closed it) and the pipe on which
+// the init reports how the file system ended; its destructor kills the namespace and reaps it. Not
+// thread-safe; one owner (the relay thread). launch() is safe to call from a multithreaded host:
+// everything the child processes use is prepared before the fork (no allocation after it).
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
+#include <string>
+#include <vector>
 
 #include "ward/core/error.h"
 #include "ward/fuse/relay.h"
@@ -30,24 +48,38 @@ class FsProcess {
   ~FsProcess() { kill_and_reap(); close_fds(); }
 
   bool running() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
-  int pidfd() const { return pidfd_; }  // -1 when not running
+  pid_t pid() const { return pid_; }    // the namespace's init, as ward sees it
+  int pidfd() const { return pidfd_; }  // -1 when not running; readable when the FS is all gone
   int sock() const { return sock_; }    // ward's end of the socket pair; -1 when none
-  // The wait status of the last process reaped (valid after kill_and_reap / end).
+  // How the file system ended, as a wait status (valid after kill_and_reap / end): the first of
+  // its processes that failed (a non-zero exit or a signal), else 0; SIGKILL when ward killed it
+  // before it ended by itself.
   int status() const { return status_; }
 
-  // SIGKILL to the process group, then waits for it. No-op when not running.
+  // SIGKILL to the namespace, then waits for it. No-op when not running. When every holder of
+  // the socket already closed it (the FS is ending by itself), it first gives the init a short,
+  // fixed time to see the exits, so that status() says how the FS ended rather than "killed".
   void kill_and_reap();
-  // SIGTERM, then SIGKILL after `grace` if it has not exited; reaps it.
+  // SIGTERM to every process of the file system, then SIGKILL after `grace`; reaps it.
   void end(std::chrono::milliseconds grace);
 
  private:
   friend Result<FsProcess> launch(const Options& options);
   void close_fds();
   pid_t pid_ = -1;
-  int pidfd_ = -1, sock_ = -1, status_ = 0;
+  int pidfd_ = -1, sock_ = -1, status_fd_ = -1, status_ = 0;
 };
 
+// Whether `command` mounts itself (no `{}` in it): see the contract above.
+[[nodiscard]] bool mounts_itself(const std::vector<std::string>& command);
+
 [[nodiscard]] Result<FsProcess> launch(const Options& options);
+
+// The environment variables through which ward-fusermount (src/fuse/fusermount_main.cc) learns
+// ward's socket and the mount point it may hand it for.
+inline constexpr const char* kEnvSocket = "WARD_FUSE_FD";
+inline constexpr const char* kEnvMountpoint = "WARD_FUSE_MOUNTPOINT";
+// Overrides where ward finds ward-fusermount (default: beside the running executable).
+inline constexpr const char* kEnvStandIn = "WARD_FUSERMOUNT";
 
 }  // namespace ward::fuse::detail

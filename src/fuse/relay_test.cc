@@ -131,7 +131,10 @@ TEST_F(FuseRelay, SigtermUnmountsAndExitsZero) {
   EXPECT_EQ(mount_type(mnt_), "");
 }
 
-using FuseReal = Fixture;
+// Unmodified Debian file systems (label real_extension). libfuse2 ones (and any that mount
+// themselves) get no `{}` in the command, so ward runs them in a namespace where fusermount is
+// ward-fusermount (src/fuse/launch.h). Their direct mounts daemonize; teardown also ends whatever
+// still mentions the work directory.
 
 TEST_F(FuseReal, FuseOverlayfsSameResultsAsDirect) {
   if (::access("/usr/bin/fuse-overlayfs", X_OK) != 0) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
@@ -165,6 +168,145 @@ TEST_F(FuseReal, FuseOverlayfsSameResultsAsDirect) {
   ASSERT_TRUE(e.done);
   EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
   std::cout << direct;
+}
+
+
+TEST_F(FuseReal, BindfsSameResultsAsDirect) {
+  if (!have("bindfs")) GTEST_SKIP() << "bindfs not installed (scripts/setup.sh)";
+  std::string log = direct_vs_ward([](const std::string& base) { fs::create_directories(base + "/src"); },
+                                   [](const std::string& base) {
+                                     return std::vector<std::string>{"bindfs", base + "/src", base + "/m"};
+                                   });
+  // bindfs passes everything through: the whole workload succeeds.
+  EXPECT_NE(log.find("big-read 13722443963755171459 expect 13722443963755171459"), std::string::npos) << log;
+  EXPECT_NE(log.find("readlink 1 g"), std::string::npos) << log;
+}
+
+// fuse-zip creates the archive when it does not exist, and keeps everything in memory until it
+// is unmounted; its results may differ from a POSIX file system (they are compared, not judged).
+TEST_F(FuseReal, FuseZipSameResultsAsDirect) {
+  if (!have("fuse-zip")) GTEST_SKIP() << "fuse-zip not installed (scripts/setup.sh)";
+  std::string log = direct_vs_ward([](const std::string&) {},
+                                   [](const std::string& base) {
+                                     return std::vector<std::string>{"fuse-zip", base + "/new.zip", base + "/m"};
+                                   });
+  EXPECT_NE(log.find("read hello world"), std::string::npos) << log;
+}
+
+TEST_F(FuseReal, Fuse2fsSameResultsAsDirect) {
+  if (!have("fuse2fs") || !have("mkfs.ext4")) GTEST_SKIP() << "fuse2fs or mkfs.ext4 not installed (scripts/setup.sh)";
+  std::string log = direct_vs_ward(
+      [](const std::string& base) {
+        std::string img = base + "/ext4.img";
+        Exit mk = in_child([&] {
+          ::truncate(img.c_str(), 0);
+          int fd = ::open(img.c_str(), O_CREAT | O_WRONLY, 0600);
+          if (fd < 0 || ::ftruncate(fd, 64 << 20) != 0) return 126;
+          ::close(fd);
+          int null = ::open("/dev/null", O_WRONLY);
+          ::dup2(null, 1), ::dup2(null, 2);
+          execlp("mkfs.ext4", "mkfs.ext4", "-q", "-F", img.c_str(), nullptr);
+          return 127;
+        });
+        ASSERT_TRUE(mk.done && WIFEXITED(mk.status) && WEXITSTATUS(mk.status) == 0) << mk.status;
+      },
+      [](const std::string& base) {
+        return std::vector<std::string>{"fuse2fs", base + "/ext4.img", base + "/m", "-o", "fakeroot"};
+      });
+  EXPECT_NE(log.find("big-read 13722443963755171459 expect 13722443963755171459"), std::string::npos) << log;
+  EXPECT_NE(log.find("lost+found"), std::string::npos) << log;
+}
+
+// The one process left of a daemonized file system (its first process exits once the daemon is
+// up, which may be a moment after the mount answers): its pid, or -1 if there is not exactly one.
+pid_t sole_daemon(const std::string& needle, const std::string& comm) {
+  auto end = Clock::now() + 10s;
+  std::vector<pid_t> found;
+  while (Clock::now() < end) {
+    found = processes_mentioning(needle, comm);
+    if (found.size() == 1) return found[0];
+    ::usleep(10'000);
+  }
+  return -1;
+}
+
+// A daemonized file system (no -f: its first process exits 0 once the daemon serves) keeps
+// working; SIGKILL to the daemon is the file system failing: ward exits 3, no mount, no process.
+TEST_F(FuseReal, KilledDaemonIsAFailure) {
+  if (!have("bindfs")) GTEST_SKIP() << "bindfs not installed (scripts/setup.sh)";
+  fs::create_directories(dir_ + "/src");
+  std::ofstream(dir_ + "/src/file") << "served by the daemon\n";
+  start({"--restarts", "0"}, {"bindfs", dir_ + "/src", mnt_});  // restarts: restart_test.cc
+  ASSERT_TRUE(mounted()) << stderr_;
+  EXPECT_EQ(read_all(mnt_ + "/file"), "served by the daemon\n");
+  pid_t daemon = sole_daemon(dir_ + "/src", "bindfs");
+  ASSERT_GT(daemon, 0) << "expected one bindfs daemon";
+  // The leader is gone: what serves is the daemon, in a session of its own.
+  EXPECT_EQ(::getsid(daemon), daemon);
+  EXPECT_EQ(read_all(mnt_ + "/file"), "served by the daemon\n");
+  ASSERT_EQ(::kill(daemon, SIGKILL), 0);
+  expect_fs_failure(*this, ward_exit(), "killed by");
+  EXPECT_EQ(mount_type(mnt_), "");
+  EXPECT_TRUE(processes_gone(dir_));
+}
+
+// The same daemon ends cleanly when the mount is unmounted: ward exits 0 and nothing is left.
+TEST_F(FuseReal, DaemonEndsWithUnmount) {
+  if (!have("bindfs")) GTEST_SKIP() << "bindfs not installed (scripts/setup.sh)";
+  fs::create_directories(dir_ + "/src");
+  start({"--restarts", "0"}, {"bindfs", dir_ + "/src", mnt_});  // restarts: restart_test.cc
+  ASSERT_TRUE(mounted()) << stderr_;
+  EXPECT_EQ(stat_in_child(mnt_).status, 0);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = ward_exit();
+  ASSERT_TRUE(e.done);
+  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
+  EXPECT_TRUE(processes_gone(dir_));
+}
+
+// libfuse3 with `{}` daemonizes too (fuse-overlayfs without -f): followed the same way.
+TEST_F(FuseReal, DaemonizingLibfuse3WithFd) {
+  if (!have("fuse-overlayfs")) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
+  for (auto s : {"/l", "/u", "/w"}) fs::create_directories(dir_ + s);
+  std::ofstream(dir_ + "/l/lower.txt") << "lower\n";
+  start({"--restarts", "0"},
+        {"fuse-overlayfs", "-o", "lowerdir=" + dir_ + "/l,upperdir=" + dir_ + "/u,workdir=" + dir_ + "/w", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  EXPECT_EQ(read_all(mnt_ + "/lower.txt"), "lower\n");
+  pid_t daemon = sole_daemon("lowerdir=" + dir_, "fuse-overlayfs");
+  ASSERT_GT(daemon, 0) << "expected one fuse-overlayfs daemon";
+  ASSERT_EQ(::kill(daemon, SIGKILL), 0);
+  expect_fs_failure(*this, ward_exit(), "killed by");
+  EXPECT_EQ(mount_type(mnt_), "");
+}
+
+// A file system told to mount somewhere other than ward's mount point is refused by the
+// stand-in, in words, and fails at once (not at the INIT deadline).
+TEST_F(FuseReal, OtherMountPointIsRefused) {
+  if (!have("bindfs")) GTEST_SKIP() << "bindfs not installed (scripts/setup.sh)";
+  fs::create_directories(dir_ + "/src");
+  fs::create_directories(dir_ + "/elsewhere");
+  start({"--init-timeout", "20000"}, {"bindfs", "-f", dir_ + "/src", dir_ + "/elsewhere"});
+  (void)mounted();
+  Exit e = ward_exit(10s);
+  expect_fs_failure(*this, e, "the file system exited");
+  EXPECT_NE(stderr_.find("but ward fuse holds " + mnt_), std::string::npos) << stderr_;
+  EXPECT_EQ(mount_type(mnt_), "");
+  EXPECT_EQ(mount_type(dir_ + "/elsewhere"), "");
+}
+
+// The stand-in does nothing outside ward fuse.
+TEST(FuseStandIn, RefusesOutsideWard) {
+  Exit e = in_child([] {
+    ::unsetenv("WARD_FUSE_FD");
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 2);
+    std::string p = WARD_BINARY_DIR "/ward-fusermount";
+    execl(p.c_str(), "fusermount", "-o", "rw", "--", "/tmp", nullptr);
+    return 127;
+  });
+  ASSERT_TRUE(e.done);
+  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 1) << e.status;
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <random>
@@ -127,52 +128,75 @@ class Killer {
   std::thread thread_;
 };
 
-using FuseReal = Fixture;
-
-TEST_F(FuseReal, FuseOverlayfsKillsAreInvisible) {
-  if (::access("/usr/bin/fuse-overlayfs", X_OK) != 0) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
-  auto layers = [&](const std::string& name) {
-    std::string b = dir_ + "/" + name;
-    for (auto s : {"/l", "/u", "/w", "/m"}) fs::create_directories(b + s);
-    std::ofstream(b + "/l/lower.txt") << "from the lower layer\n";
-    return b;
-  };
-  // The reference: the same workload through ward without kills (FuseOverlayfsSameResultsAsDirect
-  // shows that equals the direct mount).
-  std::string a = layers("calm");
-  start({}, {"fuse-overlayfs", "-f", "-o", "lowerdir=" + a + "/l,upperdir=" + a + "/u,workdir=" + a + "/w", "{}"},
-        a + "/m");
-  ASSERT_TRUE(mounted(a + "/m")) << stderr_;
+// The workload through ward without kills (the FuseReal.*SameResultsAsDirect tests show that
+// equals the direct mount), then again and again with the file system SIGKILLed at random moments
+// (it leaves the tree as it found it) until ward has restarted it at least 5 times: every run's
+// log must equal the calm one. `prepare(base)` makes what the FS serves; `cmd(base)` mounts it on
+// base + "/m".
+void expect_kills_invisible(FuseReal& f, const std::function<void(const std::string&)>& prepare,
+                            const std::function<std::vector<std::string>(const std::string&)>& cmd) {
+  std::string a = f.dir_ + "/calm", b = f.dir_ + "/killed";
+  for (const auto& base : {a, b}) {
+    fs::create_directories(base + "/m");
+    prepare(base);
+  }
+  f.start({}, cmd(a), a + "/m");
+  ASSERT_TRUE(f.mounted(a + "/m")) << f.stderr_;
   std::string calm = run_workload(a + "/m");
   ASSERT_EQ(::umount2((a + "/m").c_str(), 0), 0);
-  ASSERT_TRUE(ward_exit().done);
+  ASSERT_TRUE(f.ward_exit().done);
 
-  std::string b = layers("killed");
-  std::string log = dir_ + "/log";
-  start({"--log", log, "--restarts", "100000"},
-        {"fuse-overlayfs", "-f", "-o", "lowerdir=" + b + "/l,upperdir=" + b + "/u,workdir=" + b + "/w", "{}"},
-        b + "/m");
-  ASSERT_TRUE(mounted(b + "/m")) << stderr_;
-  // The workload again and again (it leaves the tree as it found it) until the file system has
-  // been restarted at least 5 times, each run's log equal to the calm one.
-  int kills = 0, restarts = 0, runs = 0;
+  std::string log = f.dir_ + "/log";
+  f.start({"--log", log, "--restarts", "100000"}, cmd(b), b + "/m");
+  ASSERT_TRUE(f.mounted(b + "/m")) << f.stderr_;
+  int kills = 0, runs = 0;
   {
-    Killer killer(ward_, std::random_device{}());
+    Killer killer(f.ward_, std::random_device{}());
     for (; runs < 20 && (runs < 2 || count(slurp(log), "restarted (restart") < 5); ++runs) {
       std::string killed = run_workload(b + "/m");
       ASSERT_EQ(killed, calm) << "run " << runs << "\n" << slurp(log);
     }
     kills = killer.stop();
   }
-  restarts = count(slurp(log), "restarted (restart");
+  int restarts = count(slurp(log), "restarted (restart");
   std::cout << runs << " runs, " << kills << " kills, " << restarts << " restarts\n";
   EXPECT_GT(kills, 0);
   EXPECT_GE(restarts, 5);
   EXPECT_EQ(mount_type(b + "/m"), "fuse.ward");
   ASSERT_EQ(::umount2((b + "/m").c_str(), 0), 0);
-  Exit e = ward_exit();
+  Exit e = f.ward_exit();
   ASSERT_TRUE(e.done);
-  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
+  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << f.stderr_;
+}
+
+TEST_F(FuseReal, FuseOverlayfsKillsAreInvisible) {
+  if (!have("fuse-overlayfs")) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
+  expect_kills_invisible(
+      *this,
+      [](const std::string& base) {
+        for (auto s : {"/l", "/u", "/w"}) fs::create_directories(base + s);
+        std::ofstream(base + "/l/lower.txt") << "from the lower layer\n";
+      },
+      [](const std::string& base) {
+        return std::vector<std::string>{"fuse-overlayfs", "-f", "-o",
+                                        "lowerdir=" + base + "/l,upperdir=" + base + "/u,workdir=" + base + "/w",
+                                        "{}"};
+      });
+}
+
+// libfuse2, mounting itself through ward-fusermount, daemonizing (no -f): each restart runs the
+// same command line again.
+TEST_F(FuseReal, BindfsKillsAreInvisible) {
+  if (!have("bindfs")) GTEST_SKIP() << "bindfs not installed (scripts/setup.sh)";
+  expect_kills_invisible(
+      *this,
+      [](const std::string& base) {
+        fs::create_directories(base + "/src");
+        std::ofstream(base + "/src/existing.txt") << "already there\n";
+      },
+      [](const std::string& base) {
+        return std::vector<std::string>{"bindfs", base + "/src", base + "/m"};
+      });
 }
 
 }  // namespace

@@ -277,4 +277,96 @@ inline std::string run_workload(const std::string& d) {
   return s;
 }
 
+
+// Pids of the processes whose command line mentions `needle` (a test's work directory): what a
+// test started that may outlive it, e.g. a file system that daemonized. `comm`, when given, must
+// equal /proc/PID/comm. Excludes the calling process.
+inline std::vector<pid_t> processes_mentioning(const std::string& needle, const std::string& comm = "") {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = std::stoi(name);
+    if (pid == ::getpid()) continue;
+    std::ifstream in(e.path() / "cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmd.find(needle) == std::string::npos) continue;
+    if (!comm.empty()) {
+      std::string c;
+      std::getline(std::ifstream(e.path() / "comm"), c);
+      if (c != comm) continue;
+    }
+    out.push_back(pid);
+  }
+  return out;
+}
+
+// Waits (bounded) until no process mentions `needle`; SIGKILLs whatever is left then. Returns
+// whether they were all gone before the deadline.
+inline bool processes_gone(const std::string& needle, std::chrono::milliseconds limit = 10s) {
+  auto end = Clock::now() + limit;
+  while (Clock::now() < end) {
+    if (processes_mentioning(needle).empty()) return true;
+    ::usleep(10'000);
+  }
+  for (pid_t p : processes_mentioning(needle)) ::kill(p, SIGKILL);
+  return false;
+}
+
+// Real file systems: Fixture, plus every process that mentions the test's directory ended at
+// teardown (a daemonized FS outlives ward's SIGKILL only until its namespace's init dies).
+class FuseReal : public Fixture {
+ protected:
+  void TearDown() override {
+    Fixture::TearDown();  // ward killed (its init and the FS's namespace die with it), unmounted
+    if (!dir_.empty()) (void)processes_gone(dir_, 5s);
+  }
+
+ public:
+  bool have(const std::string& program) {
+    for (const char* d : {"/usr/bin/", "/usr/sbin/", "/sbin/", "/bin/"})
+      if (::access((d + program).c_str(), X_OK) == 0) return true;
+    return false;
+  }
+
+  // Runs `cmd(base)` (its mount point base + "/m") directly (it mounts itself with mount(2) as
+  // root and daemonizes), then through `ward fuse` with the same command line; the workload's
+  // log must be the same. `prepare(base)` makes what the FS serves. Returns the direct log.
+  std::string direct_vs_ward(const std::function<void(const std::string&)>& prepare,
+                             const std::function<std::vector<std::string>(const std::string&)>& cmd) {
+    std::string a = dir_ + "/direct", b = dir_ + "/ward";
+    for (const auto& base : {a, b}) {
+      fs::create_directories(base + "/m");
+      prepare(base);
+    }
+    mounts_.push_back(a + "/m");
+    auto argv_s = cmd(a);
+    Exit direct_mount = in_child([&] {
+      std::vector<char*> argv;
+      for (auto& s : argv_s) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      ::execvp(argv[0], argv.data());
+      return 127;
+    });
+    EXPECT_TRUE(direct_mount.done && WIFEXITED(direct_mount.status) && WEXITSTATUS(direct_mount.status) == 0);
+    EXPECT_NE(mount_type(a + "/m"), "") << "the direct mount did not happen";
+    std::string direct = run_workload(a + "/m");
+    EXPECT_EQ(::umount2((a + "/m").c_str(), 0), 0) << std::strerror(errno);
+    EXPECT_TRUE(processes_gone(a)) << "the direct daemon outlived its unmount";
+
+    start({}, cmd(b), b + "/m");
+    EXPECT_TRUE(mounted(b + "/m")) << stderr_;
+    std::string relayed = run_workload(b + "/m");
+    EXPECT_EQ(relayed, direct);
+    EXPECT_EQ(::umount2((b + "/m").c_str(), 0), 0) << std::strerror(errno);
+    Exit e = ward_exit();
+    EXPECT_TRUE(e.done);
+    EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
+    EXPECT_TRUE(processes_gone(b)) << "the file system outlived ward";
+    EXPECT_EQ(mount_type(b + "/m"), "");
+    return direct;
+  }
+};
+
 }  // namespace ward::fuse::testing

@@ -75,14 +75,6 @@ int rule(scmp_filter_ctx c, const char* name, unsigned n = 0, const scmp_arg_cmp
   return n ? seccomp_rule_add_array(c, action, nr, n, args) : seccomp_rule_add(c, action, nr, 0);
 }
 
-#if defined(__x86_64__)
-constexpr std::uint32_t kNativeArch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-constexpr std::uint32_t kNativeArch = AUDIT_ARCH_AARCH64;
-#else
-#error "ward's seccomp guards know x86-64 and arm64"
-#endif
-
 // Guards libseccomp cannot express: "allowed unless this 32-bit argument is SIGSYS" is a
 // negated comparison, and libseccomp lets an unconditional allow override conditional traps.
 // Nothing may install a SIGSYS handler or send SIGSYS: the first would blind the violation

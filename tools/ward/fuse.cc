@@ -19,6 +19,15 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "`{}` replaced by /dev/fd/N (libfuse3 file systems accept that in place of a mount point) and "
       "relays and checks every FUSE message between the kernel and the file system.\n"
       "Example: ward fuse /mnt/x -- fuse-overlayfs -f -o lowerdir=/a,upperdir=/b,workdir=/c {}\n"
+      "Without `{}` the file system mounts itself (libfuse2: bindfs, fuse-zip, fuse2fs, ...): "
+      "write MOUNTPOINT in its command as usual; it runs in a private mount namespace where the "
+      "mount point is an empty directory, mount(2) fails with EPERM and fusermount is "
+      "ward-fusermount (installed beside ward), which hands libfuse ward's socket. Its own mount "
+      "options (allow_other, ro, fsname) do not reach the kernel: use ward's options.\n"
+      "Example: ward fuse /mnt/x -- bindfs /srv/data /mnt/x\n"
+      "File systems that daemonize (no -f) are followed: the file system runs in a PID namespace "
+      "under ward, and it has failed only when every one of its processes is gone or has closed "
+      "ward's socket, not when its first process exits 0.\n"
       "Ends when the mount is unmounted (umount, fusermount3 -u) or on SIGINT/SIGTERM (ward "
       "unmounts, then ends the file system: SIGTERM, SIGKILL after --exit-timeout).\n"
       "If the file system exits, dies, misses a deadline or sends a malformed message, ward "
@@ -54,7 +63,7 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_option("--log", *log_path, "Append ward's events (failures, restarts, unmount) to this file; `-` is stderr");
   cmd->add_option("MOUNTPOINT", opts->mountpoint, "Directory to mount on")->required();
   cmd->add_option("FS-COMMAND", opts->command,
-                  "After `--`: the file system's command line, `{}` where its mount point goes")
+                  "After `--`: the file system's command line, `{}` where its mount point goes (no `{}`: it mounts itself on MOUNTPOINT, see above)")
       ->required();
   cmd->callback([opts, timeout_ms, init_ms, exit_ms, window_ms, log_path, &exit_code] {
     opts->restart_window = std::chrono::milliseconds(*window_ms);
