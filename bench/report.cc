@@ -77,6 +77,7 @@ std::optional<Row> compare(const Measured& m, const std::string& name, const std
   Row r;
   r.name = name;
   r.value = it->second;
+  if (auto u = m.unit.find(name); u != m.unit.end()) r.unit = u->second;
   r.note = std::move(note);
   if (floor) {
     r.floor = floor;
@@ -110,14 +111,15 @@ void print(const std::vector<Row>& rows, bool json) {
     fmt::print("]\n");
     return;
   }
-  std::size_t w = 4, fw = 5;
+  std::size_t w = 4, fw = 5, uw = 2;
   for (const Row& r : rows) {
     w = std::max(w, r.name.size());
     fw = std::max(fw, r.floor ? r.floor->size() : 1);
+    uw = std::max(uw, r.unit.size());
   }
-  fmt::print("{:<{}}  {:>12}  {:<{}}  {:>8}  {}\n", "name", w, "median", "floor", fw, "ratio", "note");
+  fmt::print("{:<{}}  {:>{}}  {:<{}}  {:>8}  {}\n", "name", w, "median", 10 + uw, "floor", fw, "ratio", "note");
   for (const Row& r : rows) {
-    fmt::print("{:<{}}  {:>9.1f} {:<2}  {:<{}}  {:>8}  {}\n", r.name, w, r.value, r.unit, r.floor ? *r.floor : "-", fw,
+    fmt::print("{:<{}}  {:>9.1f} {:<{}}  {:<{}}  {:>8}  {}\n", r.name, w, r.value, r.unit, uw, r.floor ? *r.floor : "-", fw,
                r.ratio ? (*r.ratio < 0.1 ? fmt::format("{:.4f}x", *r.ratio) : fmt::format("{:.2f}x", *r.ratio)) : "-", r.note);
   }
 }

@@ -37,6 +37,9 @@ struct Measured {
   std::map<std::string, double> ns;   // median
   std::map<std::string, double> p99;  // for benchmarks that register a "p99" statistic
   std::map<std::string, std::string> skipped;
+  // A figure's unit when it is not ns per iteration (commands that time their own work, e.g.
+  // `ward bench fuse`'s MB/s); compare() copies it into the row.
+  std::map<std::string, std::string> unit;
 };
 
 // The 99th percentile of a benchmark's repetitions: `->ComputeStatistics("p99", bench::p99)`.
