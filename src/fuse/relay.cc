@@ -190,6 +190,10 @@ class Relay {
     ++stats_.answered_by_ward;
   }
 
+  void event(Event::Kind kind, const std::string& detail) {
+    if (o_.on_event) o_.on_event(Event{kind, detail, &stats_});
+  }
+
   // ---- failure and restart --------------------------------------------------------------------
 
   // The file system failed. Restarts it when the policy allows (the kernel's connection is kept
@@ -206,6 +210,7 @@ class Relay {
       detail += " (exit status " + std::to_string(WEXITSTATUS(status_)) + ")";
     }
     log("file system failed: " + detail);
+    event(Event::Kind::failed, detail);
     for (;;) {
       if (!may_restart()) return give_up(kind, detail);
       restart_times_.push_back(Clock::now());
@@ -214,6 +219,7 @@ class Relay {
       auto r = restart();
       if (r) return {};
       log("restart " + std::to_string(stats_.restarts) + " failed: " + r.error().detail);
+      event(Event::Kind::restart_failed, r.error().detail);
       if (r.error().kind == Errc::bad_data) return give_up(Errc::bad_data, r.error().detail);
       kind = r.error().kind;
       detail = r.error().detail;
@@ -247,6 +253,7 @@ class Relay {
     if (stats_.restarts > 0)
       detail += "; gave up after " + std::to_string(stats_.restarts) + " restart(s)";
     log("giving up: " + detail);
+    event(Event::Kind::gave_up, detail);
     unmount();
     auto e = fail(kind, std::move(detail));
     e.error().plugin = o_.command.empty() ? "" : o_.command[0];
@@ -308,11 +315,13 @@ class Relay {
     stats_.refused += refused;
     stats_.stale_nodes += stale;
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
-    log("restarted (restart " + std::to_string(stats_.restarts) + ", " + std::to_string(ms) +
+    std::string what = "restarted (restart " + std::to_string(stats_.restarts) + ", " + std::to_string(ms) +
         " ms): " + std::to_string(found) + " nodes found again, " + std::to_string(stale) +
         " stale, " + std::to_string(reopened) + " handles reopened, " + std::to_string(lost_handles) +
         " lost, " + std::to_string(reissued) + " requests re-issued, " + std::to_string(refused) +
-        " answered EIO, " + std::to_string(released) + " releases answered by ward");
+        " answered EIO, " + std::to_string(released) + " releases answered by ward";
+    log(what);
+    event(Event::Kind::restarted, what);
     return {};
   }
 
@@ -600,9 +609,11 @@ class Relay {
         break;
       }
     }
-    log("unmounted: " + std::to_string(stats_.requests) + " requests, " +
-        std::to_string(stats_.replies) + " replies, " + std::to_string(stats_.joined) +
-        " datagrams joined, " + std::to_string(stats_.restarts) + " restarts");
+    std::string what = "unmounted: " + std::to_string(stats_.requests) + " requests, " +
+                       std::to_string(stats_.replies) + " replies, " + std::to_string(stats_.joined) +
+                       " datagrams joined, " + std::to_string(stats_.restarts) + " restarts";
+    log(what);
+    event(Event::Kind::unmounted, what);
     fs_proc_.end(o_.exit_timeout);
     return {};
   }
@@ -848,10 +859,15 @@ class Relay {
       init_out_ = init;
       init_len_ = body;
       init_done_ = true;
+      ready_pending_ = true;  // after the reply reaches the kernel
     }
     InFlight done = std::move(req);
     inflight_.erase(it);
     WARD_TRY(deliver(done, buf_.data(), n));
+    if (ready_pending_) {
+      ready_pending_ = false;
+      event(Event::Kind::ready, "serving");
+    }
     if (done.msg.size() > kSmall && spare_.size() < 4) spare_.push_back(std::move(done.msg));
     return {};
   }
@@ -1007,7 +1023,7 @@ class Relay {
   detail::FsProcess fs_proc_;
   int fs_ = -1, pidfd_ = -1;  // fs_proc_'s socket and pidfd (owned there)
   int status_ = 0;
-  bool mounted_ = false, init_done_ = false;
+  bool mounted_ = false, init_done_ = false, ready_pending_ = false;
   Clock::time_point init_deadline_;
   std::vector<char> init_req_;  // the kernel's INIT, replayed to every restarted instance
   fuse_init_out init_out_{};    // what the kernel was told (after ward's clamp)

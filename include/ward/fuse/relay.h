@@ -32,12 +32,32 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "ward/core/error.h"
 
 namespace ward::fuse {
+
+struct Stats;
+
+// What happened to the mount, for hosts that show or record it (`ward fuse` writes its status
+// file from these). Called on the relay's thread, synchronously: keep it short and do not call
+// back into the relay.
+struct Event {
+  enum class Kind : std::uint8_t {
+    ready,           // the file system answered INIT: the mount serves requests
+    failed,          // the file system failed (detail: the cause in words)
+    restarted,       // a new instance took over (detail: what was found, re-issued, refused)
+    restart_failed,  // an attempt to restart failed (detail: why); another may follow
+    gave_up,         // no more restarts: the mount is going away (detail: the cause)
+    unmounted,       // the mount ended normally
+  };
+  Kind kind;
+  std::string detail;
+  const Stats* stats;  // counters at the time of the event
+};
 
 struct Options {
   std::string mountpoint;
@@ -51,6 +71,7 @@ struct Options {
   std::chrono::milliseconds restart_window{60'000};
   int log_fd = -1;                   // one line per event (failure, restart, unmount); -1: none
   int stop_fd = -1;                  // readable => unmount and return Ok; -1: none
+  std::function<void(const Event&)> on_event;  // may be empty
 };
 
 struct Stats {
