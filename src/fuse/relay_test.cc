@@ -196,20 +196,7 @@ TEST_F(FuseReal, FuseZipSameResultsAsDirect) {
 TEST_F(FuseReal, Fuse2fsSameResultsAsDirect) {
   if (!have("fuse2fs") || !have("mkfs.ext4")) GTEST_SKIP() << "fuse2fs or mkfs.ext4 not installed (scripts/setup.sh)";
   std::string log = direct_vs_ward(
-      [](const std::string& base) {
-        std::string img = base + "/ext4.img";
-        Exit mk = in_child([&] {
-          ::truncate(img.c_str(), 0);
-          int fd = ::open(img.c_str(), O_CREAT | O_WRONLY, 0600);
-          if (fd < 0 || ::ftruncate(fd, 64 << 20) != 0) return 126;
-          ::close(fd);
-          int null = ::open("/dev/null", O_WRONLY);
-          ::dup2(null, 1), ::dup2(null, 2);
-          execlp("mkfs.ext4", "mkfs.ext4", "-q", "-F", img.c_str(), nullptr);
-          return 127;
-        });
-        ASSERT_TRUE(mk.done && WIFEXITED(mk.status) && WEXITSTATUS(mk.status) == 0) << mk.status;
-      },
+      [](const std::string& base) { ASSERT_TRUE(make_ext4_image(base + "/ext4.img")); },
       [](const std::string& base) {
         return std::vector<std::string>{"fuse2fs", base + "/ext4.img", base + "/m", "-o", "fakeroot"};
       });

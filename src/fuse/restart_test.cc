@@ -199,4 +199,25 @@ TEST_F(FuseReal, BindfsKillsAreInvisible) {
       });
 }
 
+// fuse-zip keeps the archive in memory and writes it at unmount; fuse2fs caches ext4 metadata
+// in memory. Killed, both lose what they held: only a journal of what the kernel was told
+// (--journal) can make a restart invisible for them.
+TEST_F(FuseReal, FuseZipKillsAreInvisibleWithJournal) {
+  if (!have("fuse-zip")) GTEST_SKIP() << "fuse-zip not installed (scripts/setup.sh)";
+  expect_kills_invisible(
+      *this, [](const std::string&) {},
+      [](const std::string& base) {
+        return std::vector<std::string>{"fuse-zip", base + "/new.zip", base + "/m"};
+      });
+}
+
+TEST_F(FuseReal, Fuse2fsKillsAreInvisibleWithJournal) {
+  if (!have("fuse2fs") || !have("mkfs.ext4")) GTEST_SKIP() << "fuse2fs or mkfs.ext4 not installed (scripts/setup.sh)";
+  expect_kills_invisible(
+      *this, [](const std::string& base) { ASSERT_TRUE(make_ext4_image(base + "/ext4.img")); },
+      [](const std::string& base) {
+        return std::vector<std::string>{"fuse2fs", base + "/ext4.img", base + "/m", "-o", "fakeroot"};
+      });
+}
+
 }  // namespace

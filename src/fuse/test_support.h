@@ -314,6 +314,21 @@ inline bool processes_gone(const std::string& needle, std::chrono::milliseconds 
   return false;
 }
 
+// A fresh 64 MiB ext4 image at `img` (mkfs.ext4 in a bounded child); false if that failed.
+inline bool make_ext4_image(const std::string& img) {
+  Exit mk = in_child([&] {
+    ::truncate(img.c_str(), 0);
+    int fd = ::open(img.c_str(), O_CREAT | O_WRONLY, 0600);
+    if (fd < 0 || ::ftruncate(fd, 64 << 20) != 0) return 126;
+    ::close(fd);
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1), ::dup2(null, 2);
+    execlp("mkfs.ext4", "mkfs.ext4", "-q", "-F", img.c_str(), nullptr);
+    return 127;
+  });
+  return mk.done && WIFEXITED(mk.status) && WEXITSTATUS(mk.status) == 0;
+}
+
 // Real file systems: Fixture, plus every process that mentions the test's directory ended at
 // teardown (a daemonized FS outlives ward's SIGKILL only until its namespace's init dies).
 class FuseReal : public Fixture {
