@@ -20,6 +20,7 @@ packages=(
   # `ward fuse` (docs/fuse.md): fusermount3 and libfuse3's headers, and the unmodified FUSE file
   # systems its tests mount through ward (fuse-overlayfs: libfuse3, low-level API).
   fuse3 libfuse3-dev fuse-overlayfs
+  fio                                # data verification runs through `ward fuse` (conform_test.cc)
 )
 
 missing=()
