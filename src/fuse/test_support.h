@@ -385,3 +385,111 @@ class FuseReal : public Fixture {
 };
 
 }  // namespace ward::fuse::testing
+
+// ---- appended for the conformance tests (conform_test.cc); usable by any `ward fuse` test ----
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <thread>
+
+namespace ward::fuse::testing {
+
+struct Captured {
+  Exit exit;
+  std::string out;  // stdout and stderr, interleaved
+};
+
+// Runs argv[0] (a path) with its output captured, bounded by `limit` (then SIGKILLed).
+inline Captured run_capture(const std::vector<std::string>& argv, std::chrono::milliseconds limit) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return {{true, -1}, "pipe failed"};
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(p[1], 1);
+    ::dup2(p[1], 2);
+    std::vector<char*> a;
+    for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
+    ::execv(a[0], a.data());
+    ::_exit(127);
+  }
+  ::close(p[1]);
+  Captured c;
+  auto end = Clock::now() + limit;
+  char b[4096];
+  pollfd pf{p[0], POLLIN, 0};
+  while (Clock::now() < end && ::poll(&pf, 1, 200) >= 0) {
+    if (!(pf.revents & (POLLIN | POLLHUP))) continue;
+    ssize_t n = ::read(p[0], b, sizeof b);
+    if (n <= 0) break;
+    c.out.append(b, n);
+  }
+  ::close(p[0]);
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+  c.exit = wait_for(pid, std::max(left, std::chrono::milliseconds(1000)));
+  return c;
+}
+
+// The first child of `parent` (the FS that `ward fuse` runs), or 0.
+inline pid_t child_of(pid_t parent) {
+  std::ifstream f("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) + "/children");
+  pid_t c = 0;
+  return (f >> c) ? c : 0;
+}
+
+// A process whose command line has an argument containing `needle` (a daemonized FS, found by
+// its mount point), or 0.
+inline pid_t process_with_arg(const std::string& needle) {
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream f(e.path() / "cmdline");
+    std::string arg;
+    while (std::getline(f, arg, '\0'))
+      if (arg.find(needle) != std::string::npos) return std::stoi(name);
+  }
+  return 0;
+}
+
+// SIGKILLs a file system's process at random moments (uniformly between `min` and `max` apart)
+// from a thread of its own until destroyed. `find` names the process at each moment (a restarted
+// FS has a new pid; 0 = none now). Waits are on a condition variable, so destruction is prompt.
+class RandomKiller {
+ public:
+  RandomKiller(std::function<pid_t()> find, std::chrono::milliseconds min, std::chrono::milliseconds max,
+               unsigned seed)
+      : find_(std::move(find)), thread_([this, min, max, seed] { loop(min, max, seed); }) {}
+  ~RandomKiller() {
+    {
+      std::lock_guard l(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  RandomKiller(const RandomKiller&) = delete;
+  RandomKiller& operator=(const RandomKiller&) = delete;
+
+  [[nodiscard]] int kills() const { return kills_.load(); }
+
+ private:
+  void loop(std::chrono::milliseconds min, std::chrono::milliseconds max, unsigned seed) {
+    std::minstd_rand rng(seed);
+    std::uniform_int_distribution<long> gap(min.count(), max.count());
+    std::unique_lock l(m_);
+    while (!cv_.wait_for(l, std::chrono::milliseconds(gap(rng)), [this] { return stop_; })) {
+      if (pid_t p = find_(); p > 0 && ::kill(p, SIGKILL) == 0) kills_.fetch_add(1);
+    }
+  }
+
+  std::function<pid_t()> find_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::atomic<int> kills_{0};
+  std::thread thread_;  // last: starts once the members it uses exist
+};
+
+}  // namespace ward::fuse::testing
