@@ -281,6 +281,9 @@ class Relay {
       }
       auto e = WARD_TRY(lookup(parent->fs, n->name));
       if (!e || (e->attr.mode & S_IFMT) != n->type) {
+        if (stale < 5)  // the names say what was lost; a few are enough for the log
+          log("restart: node " + std::to_string(id) + " ('" + n->name + "' in node " + std::to_string(n->parent) +
+              (e ? ") is another kind of file now" : ") is gone") + "; requests on it get ESTALE");
         if (e) forget_in_fs(e->nodeid, 1);
         nodes_.mark_stale(id), ++stale;
         continue;
@@ -319,7 +322,9 @@ class Relay {
         " ms): " + std::to_string(found) + " nodes found again, " + std::to_string(stale) +
         " stale, " + std::to_string(reopened) + " handles reopened, " + std::to_string(lost_handles) +
         " lost, " + std::to_string(reissued) + " requests re-issued, " + std::to_string(refused) +
-        " answered EIO, " + std::to_string(released) + " releases answered by ward";
+        " answered with an error" + (refused_what_.empty() ? std::string() : " (" + refused_what_.substr(1) + ")") + ", " +
+        std::to_string(released) + " releases answered by ward";
+    refused_what_.clear();
     log(what);
     event(Event::Kind::restarted, what);
     return {};
@@ -475,11 +480,13 @@ class Relay {
     }
     if (rule == Retry::never) {
       answer(unique, EIO);
+      refused_what_ += std::string(" ") + r.op->name;
       return Reissue::refused;
     }
     r.sent_to = instance_;
     if (int err = translate(r.msg.data(), *r.op, r.ids); err != 0) {
       answer(unique, err);
+      refused_what_ += std::string(" ") + r.op->name + "(" + std::strerror(err) + ")";
       return Reissue::refused;
     }
     auto reply = WARD_TRY(call(r.msg, o_.request_timeout, r.len));
@@ -1033,6 +1040,7 @@ class Relay {
   detail::Handles handles_;
   std::deque<Clock::time_point> restart_times_;
   std::uint64_t ward_calls_ = 0;
+  std::string refused_what_;     // the requests the current restart answered itself, for the log
   std::uint64_t instance_ = 0;  // instances started so far; the current one's number
   Stats stats_;
 };
