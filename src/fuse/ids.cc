@@ -145,8 +145,7 @@ std::vector<std::uint64_t> Nodes::begin_restart() {
   std::vector<std::pair<int, std::uint64_t>> order;
   for (auto& [id, n] : nodes_) {
     if (id == kRoot) continue;
-    n.fs = 0;
-    n.fs_refs = 0;
+    n.fs = 0;  // fs_refs stays: a journal replay brings the new instance's count back to it
     int depth = 0;
     for (std::uint64_t p = n.parent; p != 0 && p != kRoot && depth < 4096; ++depth) {
       Node* pn = find(p);
@@ -160,13 +159,13 @@ std::vector<std::uint64_t> Nodes::begin_restart() {
   return out;
 }
 
-void Nodes::rebind(std::uint64_t ward, std::uint64_t fs) {
+void Nodes::rebind(std::uint64_t ward, std::uint64_t fs, std::uint64_t refs) {
   Node* n = find(ward);
   if (!n) return;
   // Two ward nodes found as one instance node (a hard link seen under two names before): both
   // stay bound; ids from the instance map back to the first.
   n->fs = fs;
-  n->fs_refs = 1;
+  n->fs_refs = refs;
   n->stale = false;
   by_fs_.try_emplace(fs, ward);
 }
@@ -175,6 +174,7 @@ void Nodes::mark_stale(std::uint64_t ward) {
   if (Node* n = find(ward); n && ward != kRoot) {
     n->stale = true;
     n->fs = 0;
+    n->fs_refs = 0;
   }
 }
 

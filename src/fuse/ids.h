@@ -61,7 +61,9 @@ class Nodes {
 
   // Restart: forget every instance id (the root keeps 1). Returns the live nodes parent-first.
   std::vector<std::uint64_t> begin_restart();
-  void rebind(std::uint64_t ward, std::uint64_t fs);  // the new instance found it again
+  // The new instance knows `ward` as `fs` and has counted `refs` lookups of it (1 after a LOOKUP by
+  // name; the old count after a journal replay).
+  void rebind(std::uint64_t ward, std::uint64_t fs, std::uint64_t refs);
   void mark_stale(std::uint64_t ward);
   std::size_t size() const { return nodes_.size(); }
 

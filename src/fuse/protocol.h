@@ -65,6 +65,9 @@ struct OpInfo {
   Body body;
   Retry retry;
   Names names;
+  // `--journal` keeps it once it succeeded: it changes the file system's state, or binds a node
+  // id or file handle the kernel holds (docs/fuse.md, "Journal").
+  bool journal = false;
   bool has_node = true;     // the header's nodeid is one of ward's ids (translated)
   std::int16_t fh_at = -1;  // offset of a file handle (translated), -1 none
   std::int16_t fh_flag_at = -1;   // fh present only if this u32 has fh_flag set (-1: always)

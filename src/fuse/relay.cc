@@ -26,6 +26,7 @@
 #include "fuse/ids.h"
 #include "fuse/launch.h"
 #include "fuse/protocol.h"
+#include "fuse/snapshot.h"
 
 namespace ward::fuse {
 namespace {
@@ -85,6 +86,18 @@ struct InFlight {
   std::uint64_t sent_to = 0;  // the instance it was last sent to
 };
 
+// One entry of the journal (--journal): a request that succeeded, in ward's ids, and what its
+// reply bound, so that a replay can bind the same ward ids to the new instance's.
+struct Journaled {
+  std::vector<char> msg;  // the request as the kernel sent it (ward's ids); empty for a forget
+  const OpInfo* op = nullptr;
+  std::uint32_t opcode = 0;
+  WardIds ids;
+  std::uint64_t node = 0;    // the ward node id its reply named (entry replies)
+  std::uint64_t fh = 0;      // the ward file handle its reply opened (OPEN, CREATE)
+  std::uint64_t forget = 0;  // lookups of ids.node the instance was told to forget
+};
+
 // A reply's name arguments, read from the request: `name` (and `to` for RENAME), bounded by the
 // message and its NULs. Empty when the request is malformed.
 struct Names {
@@ -116,6 +129,9 @@ class Relay {
   ~Relay() { cleanup(); }
 
   Result<Stats> run() {
+    if (!o_.snapshots.empty() && !o_.journal)
+      return fail(Errc::misuse, "--snapshot needs --journal (a snapshot is put back before a journal replay)");
+    for (const auto& path : o_.snapshots) snapshots_.push_back(WARD_TRY(detail::Snapshot::take(path)));
     WARD_TRY(mount_it());
     WARD_TRY(start_fs());
     init_deadline_ = Clock::now() + o_.init_timeout;
@@ -212,6 +228,11 @@ class Relay {
     log("file system failed: " + detail);
     event(Event::Kind::failed, detail);
     for (;;) {
+      if (kernel_gone()) {  // unmounted meanwhile: nothing to restart for
+        log("the mount is gone: not restarting");
+        gone_ = true;
+        return {};
+      }
       if (!may_restart()) return give_up(kind, detail);
       restart_times_.push_back(Clock::now());
       ++stats_.restarts;
@@ -220,7 +241,16 @@ class Relay {
       if (r) return {};
       log("restart " + std::to_string(stats_.restarts) + " failed: " + r.error().detail);
       event(Event::Kind::restart_failed, r.error().detail);
-      if (r.error().kind == Errc::bad_data) return give_up(Errc::bad_data, r.error().detail);
+      // A new instance that negotiates differently, or one that cannot even be started (its
+      // namespace, its command): another attempt would fail the same way.
+      if (r.error().kind == Errc::bad_data || r.error().kind == Errc::load_failed ||
+          r.error().kind == Errc::misuse) {
+        if (kernel_gone()) {
+          gone_ = true;
+          return {};
+        }
+        return give_up(r.error().kind, r.error().detail);
+      }
       kind = r.error().kind;
       detail = r.error().detail;
       reap();
@@ -236,6 +266,13 @@ class Relay {
     if (outside) return;
     for (auto& [u, r] : inflight_)
       if (r.sent_to == instance_) ++r.attempts;
+  }
+
+  // The kernel's side of the connection is gone (unmounted, or aborted through
+  // /sys/fs/fuse/connections): /dev/fuse reports POLLERR.
+  bool kernel_gone() {
+    pollfd p{kfd_, POLLIN, 0};
+    return ::poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
   }
 
   bool may_restart() {
@@ -266,14 +303,27 @@ class Relay {
   // differently (restarting again would not help); anything else when it failed meanwhile.
   Result<void> restart() {
     auto started = Clock::now();
+    bool replaying = o_.journal && !journal_dropped_;
+    if (replaying)
+      for (const auto& snap : snapshots_) WARD_TRY(snap.restore());
     WARD_TRY(start_fs());
     // INIT, byte for byte what the kernel sent first.
     auto init = WARD_TRY(call(init_req_, o_.init_timeout));
     WARD_TRY(check_init(init));
+    Replayed replayed;
+    if (replaying) {
+      auto r = WARD_TRY(replay());
+      if (r) replayed = std::move(*r);
+      else drop_journal();  // what follows finds nodes by name, on a partly replayed instance
+    }
 
     std::size_t found = 0, stale = 0, reopened = 0, lost_handles = 0;
     for (std::uint64_t id : nodes_.begin_restart()) {
       detail::Node* n = nodes_.find(id);
+      if (auto it = replayed.nodes.find(id); n && it != replayed.nodes.end()) {
+        nodes_.rebind(id, it->second, n->fs_refs), ++found;  // the replay counted its lookups again
+        continue;
+      }
       detail::Node* parent = n ? nodes_.find(n->parent) : nullptr;
       if (!n || !parent || parent->stale || parent->fs == 0) {
         nodes_.mark_stale(id), ++stale;
@@ -288,10 +338,17 @@ class Relay {
         nodes_.mark_stale(id), ++stale;
         continue;
       }
-      nodes_.rebind(id, e->nodeid), ++found;
+      nodes_.rebind(id, e->nodeid, 1), ++found;
     }
     for (auto& [id, h] : handles_.all()) {
-      if (h.releasing) continue;
+      if (auto it = replayed.handles.find(id); it != replayed.handles.end()) {
+        h.fs = it->second, h.stale = false, ++reopened;  // a RELEASE in flight is re-issued to it
+        continue;
+      }
+      if (h.releasing) {  // not reopened just to be released: ward answers that RELEASE
+        h.stale = true;
+        continue;
+      }
       detail::Node* n = nodes_.find(h.node);
       std::optional<std::uint64_t> fh;
       if (n && !n->stale && n->fs != 0) fh = WARD_TRY(reopen(n->fs, h.flags, h.dir));
@@ -328,6 +385,98 @@ class Relay {
     log(what);
     event(Event::Kind::restarted, what);
     return {};
+  }
+
+  // ---- the journal (--journal) ------------------------------------------------------------------
+
+  struct Replayed {
+    std::unordered_map<std::uint64_t, std::uint64_t> nodes{{detail::Nodes::kRoot, detail::Nodes::kRoot}};
+    std::unordered_map<std::uint64_t, std::uint64_t> handles;
+  };
+
+  // Sends the journal, in order, to the new instance: it then holds what the kernel was told, and
+  // the maps say which of its ids each ward id is. nullopt when the instance answered differently
+  // from the first time (logged): the journal no longer describes it.
+  Result<std::optional<Replayed>> replay() {
+    Replayed m;
+    std::size_t i = 0;
+    for (const Journaled& j : journal_) {
+      ++i;
+      if (j.forget > 0) {
+        if (auto it = m.nodes.find(j.ids.node); it != m.nodes.end()) forget_in_fs(it->second, j.forget);
+        continue;
+      }
+      std::vector<char> msg = j.msg;
+      int err = translate_with(
+          msg.data(), *j.op, j.ids,
+          [&](std::uint64_t w, std::uint64_t& out) {
+            auto it = m.nodes.find(w);
+            return it == m.nodes.end() ? ESTALE : (out = it->second, 0);
+          },
+          [&](std::uint64_t w, std::uint64_t& out) {
+            auto it = m.handles.find(w);
+            return it == m.handles.end() ? EBADF : (out = it->second, 0);
+          });
+      auto diverged = [&](const std::string& why) -> Result<std::optional<Replayed>> {
+        log("journal replay stopped at entry " + std::to_string(i) + " of " + std::to_string(journal_.size()) +
+            " (" + j.op->name + "): " + why + "; the journal is dropped, nodes are found by name");
+        return std::optional<Replayed>{};
+      };
+      if (err != 0) return diverged(std::string("an id it names is not bound: ") + std::strerror(err));
+      auto h = load<fuse_in_header>(msg.data());
+      h.unique = ward_unique();
+      store(msg.data(), h);
+      auto reply = WARD_TRY(call(msg, o_.request_timeout));
+      auto oh = load<fuse_out_header>(reply.data());
+      if (oh.error != 0) return diverged(std::string("it failed this time: ") + std::strerror(-oh.error));
+      const char* body = reply.data() + sizeof oh;
+      if (j.node) m.nodes[j.node] = load<fuse_entry_out>(body).nodeid;
+      if (j.fh)
+        m.handles[j.fh] = load<fuse_open_out>(body + (j.opcode == FUSE_CREATE ? sizeof(fuse_entry_out) : 0)).fh;
+      if (j.opcode == FUSE_RELEASE && j.ids.has_fh) m.handles.erase(j.ids.fh);
+      ++stats_.replayed;
+    }
+    return std::optional{std::move(m)};
+  }
+
+  bool journaling() const { return o_.journal && !journal_dropped_; }
+
+  void journal(Journaled j) {
+    std::size_t bytes = j.msg.size() + sizeof j;
+    if (journal_bytes_ + bytes > o_.journal_limit) {
+      log("the journal reached --journal-limit (" + std::to_string(o_.journal_limit) +
+          " bytes): dropped; restarts now find nodes by name and cannot bring back what the file "
+          "system held only in memory");
+      drop_journal();
+      return;
+    }
+    journal_bytes_ += bytes;
+    journal_.push_back(std::move(j));
+    stats_.journal_entries = journal_.size();
+    stats_.journal_bytes = journal_bytes_;
+  }
+
+  void drop_journal() {
+    journal_dropped_ = true;
+    journal_.clear();
+    journal_.shrink_to_fit();
+    journal_bytes_ = 0;
+    stats_.journal_entries = stats_.journal_bytes = 0;
+  }
+
+  // The request of `r` with ward's ids back in place of the instance's.
+  std::vector<char> with_ward_ids(const InFlight& r) {
+    std::vector<char> m(r.msg.data(), r.msg.data() + r.len);
+    char* body = m.data() + sizeof(fuse_in_header);
+    if (r.op->has_node) {
+      auto h = load<fuse_in_header>(m.data());
+      h.nodeid = r.ids.node;
+      store(m.data(), h);
+    }
+    if (r.ids.has_fh) store(body + r.op->fh_at, r.ids.fh);
+    if (r.ids.has_fh2) store(body + r.op->fh2_at, r.ids.fh2);
+    if (r.ids.has_node2) store(body + r.op->node_at, r.ids.node2);
+    return m;
   }
 
   // The restarted instance must agree to what the kernel was told: same protocol, same feature
@@ -474,6 +623,11 @@ class Relay {
     // (More than one: an instance can also die of something else while it holds an innocent one.)
     Retry rule = r.attempts >= kMaxAttempts ? Retry::never : retry_rule(r);
     if (rule == Retry::release) {
+      // The journal replay opened it in the new instance: that instance must hear the release.
+      detail::Handle* h = handles_.find(r.ids.fh);
+      if (h && !h->stale) rule = Retry::again;
+    }
+    if (rule == Retry::release) {
       handles_.erase(r.ids.fh);
       answer(unique, 0);
       return Reissue::released;
@@ -584,23 +738,27 @@ class Relay {
       // restart every descriptor polled above has changed: poll again.
       std::uint64_t epoch = stats_.restarts;
       if (p[1].revents & POLLIN) WARD_TRY(from_fs());
+      if (gone_) break;
       if (epoch != stats_.restarts) continue;
       if ((p[2].revents & POLLIN) || (p[1].revents & POLLHUP)) {
         // Replies it sent before it went are delivered: those requests are done.
         for (int i = 0; i < 4096 && epoch == stats_.restarts && pending_fs(); ++i) WARD_TRY(from_fs());
+        if (gone_) break;
         if (epoch != stats_.restarts) continue;
         if (stopping) break;
         WARD_TRY(fs_failed(Errc::exited, "the file system exited"));
+        if (gone_) break;
         continue;
       }
       if (p[0].revents & (POLLIN | POLLERR)) {
         bool gone = WARD_TRY(from_kernel());
-        if (gone) break;
+        if (gone || gone_) break;
         if (epoch != stats_.restarts) continue;
       }
       if (!init_done_ && now >= init_deadline_) {
         WARD_TRY(fs_failed(Errc::hung, "no answer to INIT within " +
                                            std::to_string(o_.init_timeout.count()) + " ms"));
+        if (gone_) break;
         continue;
       }
       for (auto& [u, req] : inflight_)
@@ -611,6 +769,7 @@ class Relay {
           WARD_TRY(fs_failed(Errc::hung, std::move(what)));
           break;
         }
+      if (gone_) break;
       if (stopping && now >= stop_deadline) {
         log("the kernel still holds the (detached) mount after the exit timeout; leaving");
         break;
@@ -632,28 +791,18 @@ class Relay {
 
   // ---- kernel -> file system --------------------------------------------------------------------
 
-  // Rewrites ward's ids in a request (header nodeid, file handles, a second nodeid) into the
-  // current instance's, from `ids` (ward's numbering). Returns 0, or the errno to answer with.
-  int translate(char* msg, const OpInfo& op, const WardIds& ids) {
+  // Rewrites ward's ids in a request (header nodeid, file handles, a second nodeid) into an
+  // instance's, from `ids` (ward's numbering), through `node(ward, out)` and `handle(ward, out)`
+  // (each 0 or an errno). Returns 0, or the errno to answer with.
+  template <typename NodeFn, typename HandleFn>
+  static int translate_with(char* msg, const OpInfo& op, const WardIds& ids, NodeFn node, HandleFn handle) {
     char* body = msg + sizeof(fuse_in_header);
-    auto node = [&](std::uint64_t ward, std::uint64_t& out) {
-      if (ward == 0) return out = 0, 0;
-      detail::Node* n = nodes_.find(ward);
-      if (!n) return EIO;  // the kernel never got this id from ward
-      if (n->stale || n->fs == 0) return ESTALE;
-      return out = n->fs, 0;
-    };
-    auto handle = [&](std::uint64_t ward, std::uint64_t& out) {
-      detail::Handle* h = handles_.find(ward);
-      if (!h) return EBADF;
-      if (h->stale) return EIO;
-      return out = h->fs, 0;
-    };
     std::uint64_t v = 0;
     if (op.has_node) {
-      if (int e = node(ids.node, v)) return e;
+      if (ids.node != 0)
+        if (int e = node(ids.node, v)) return e;
       auto h = load<fuse_in_header>(msg);
-      h.nodeid = v;
+      h.nodeid = ids.node == 0 ? 0 : v;
       store(msg, h);
     }
     if (ids.has_fh) {
@@ -669,6 +818,24 @@ class Relay {
       store(body + op.node_at, v);
     }
     return 0;
+  }
+
+  // The same, to the current instance's ids.
+  int translate(char* msg, const OpInfo& op, const WardIds& ids) {
+    return translate_with(
+        msg, op, ids,
+        [&](std::uint64_t ward, std::uint64_t& out) {
+          detail::Node* n = nodes_.find(ward);
+          if (!n) return EIO;  // the kernel never got this id from ward
+          if (n->stale || n->fs == 0) return ESTALE;
+          return out = n->fs, 0;
+        },
+        [&](std::uint64_t ward, std::uint64_t& out) {
+          detail::Handle* h = handles_.find(ward);
+          if (!h) return EBADF;
+          if (h->stale) return EIO;
+          return out = h->fs, 0;
+        });
   }
 
   // Which of the request's fields hold ward ids (bounded by the body the kernel sent).
@@ -693,7 +860,14 @@ class Relay {
     std::vector<fuse_forget_one> out;
     auto one = [&](std::uint64_t ward, std::uint64_t n) {
       auto f = nodes_.forget(ward, n);
-      if (f.count > 0) out.push_back({f.fs, f.count});
+      if (f.count == 0) return;
+      out.push_back({f.fs, f.count});
+      if (journaling()) {
+        Journaled j;
+        j.ids.node = ward;
+        j.forget = f.count;
+        journal(std::move(j));
+      }
     };
     const char* body = msg + sizeof(fuse_in_header);
     std::size_t blen = len - sizeof(fuse_in_header);
@@ -888,15 +1062,17 @@ class Relay {
     bool release = r.opcode == FUSE_RELEASE || r.opcode == FUSE_RELEASEDIR;
     if (release) handles_.erase(r.ids.fh);  // whatever it answered, the kernel is done with it
     if (oh.error == 0) {
+      std::uint64_t node = 0, fh = 0;
       switch (r.op->body) {
         case Body::entry:
-          entry_reply(r, body);
+          node = entry_reply(r, body);
           break;
         case Body::create:
-          open_reply(r, body + sizeof(fuse_entry_out), entry_reply(r, body));
+          node = entry_reply(r, body);
+          fh = open_reply(r, body + sizeof(fuse_entry_out), node);
           break;
         case Body::open:
-          open_reply(r, body, r.ids.node);
+          fh = open_reply(r, body, r.ids.node);
           break;
         case Body::direntplus:
           if (!direntplus_reply(r, body, blen))
@@ -908,6 +1084,16 @@ class Relay {
       auto names = names_of(r, init_out_.minor);
       if (r.op->names == detail::Names::remove) nodes_.unlinked(r.ids.node, names.name);
       if (r.op->names == detail::Names::rename) nodes_.renamed(r.ids.node, names.name, r.ids.node2, names.to);
+      if (r.op->journal && journaling() && !(r.opcode == FUSE_LOOKUP && node == 0)) {
+        Journaled j;
+        j.msg = with_ward_ids(r);
+        j.op = r.op;
+        j.opcode = r.opcode;
+        j.ids = r.ids;
+        j.node = node;
+        j.fh = r.opcode == FUSE_OPEN || r.opcode == FUSE_CREATE ? fh : 0;
+        journal(std::move(j));
+      }
     }
     ++stats_.replies;
     return to_kernel(msg, n);
@@ -926,7 +1112,7 @@ class Relay {
     return id;
   }
 
-  void open_reply(const InFlight& r, char* at, std::uint64_t node) {
+  std::uint64_t open_reply(const InFlight& r, char* at, std::uint64_t node) {
     auto o = load<fuse_open_out>(at);
     const char* body = r.msg.data() + sizeof(fuse_in_header);
     detail::Handle h;
@@ -936,6 +1122,7 @@ class Relay {
     h.dir = r.opcode == FUSE_OPENDIR;
     o.fh = handles_.add(h);
     store(at, o);
+    return o.fh;
   }
 
   // READDIRPLUS carries an entry per name: each becomes ward's like a LOOKUP's. "." and ".." are
@@ -954,6 +1141,15 @@ class Relay {
         } else {
           std::uint64_t id = nodes_.entry(d.entry_out.nodeid, r.ids.node, name,
                                           d.entry_out.generation, d.entry_out.attr.mode & S_IFMT);
+          if (journaling()) {  // a replay binds it as a LOOKUP of the name would
+            Journaled j;
+            j.msg = message(FUSE_LOOKUP, 0, r.ids.node, nullptr, 0, name);
+            j.op = detail::op_info(FUSE_LOOKUP);
+            j.opcode = FUSE_LOOKUP;
+            j.ids.node = r.ids.node;
+            j.node = id;
+            journal(std::move(j));
+          }
           d.entry_out.nodeid = id;
           d.entry_out.generation = nodes_.find(id)->generation;
         }
@@ -1031,8 +1227,13 @@ class Relay {
   int fs_ = -1, pidfd_ = -1;  // fs_proc_'s socket and pidfd (owned there)
   int status_ = 0;
   bool mounted_ = false, init_done_ = false, ready_pending_ = false;
+  bool gone_ = false;  // the kernel's connection went away during a failure: end as unmounted
   Clock::time_point init_deadline_;
   std::vector<char> init_req_;  // the kernel's INIT, replayed to every restarted instance
+  std::vector<Journaled> journal_;
+  std::size_t journal_bytes_ = 0;
+  bool journal_dropped_ = false;
+  std::vector<detail::Snapshot> snapshots_;
   fuse_init_out init_out_{};    // what the kernel was told (after ward's clamp)
   std::size_t init_len_ = 0;
   std::unordered_map<std::uint64_t, InFlight> inflight_;

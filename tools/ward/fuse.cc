@@ -49,6 +49,19 @@ void add_fuse(CLI::App& app, int& exit_code) {
       ->default_val(10)->check(CLI::Range(0u, 1'000'000u));
   cmd->add_option("--restart-window", *window_ms, "Milliseconds over which --restarts are counted")
       ->default_val(60'000)->check(CLI::Range(1L, 86'400'000L));
+  auto journal_mib = std::make_shared<std::size_t>(256);
+  cmd->add_flag("--journal", opts->journal,
+                "Keep every request that changed the file system (and every id it handed out) since the "
+                "mount, and replay them into each restarted instance: for file systems that hold state "
+                "in memory (fuse-zip writes its archive at unmount). Costs memory: the data of every write");
+  cmd->add_option("--journal-limit", *journal_mib,
+                  "MiB the journal may hold; past it the journal is dropped (logged) and restarts find "
+                  "files by name only")
+      ->default_val(256)->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  cmd->add_option("--snapshot", opts->snapshots,
+                  "A file the file system writes in place (an image: fuse2fs's ext4 file): copied at the "
+                  "start and put back before each journal replay. Repeatable; needs --journal")
+      ->allow_extra_args(false);  // one file per --snapshot: what follows is MOUNTPOINT
   cmd->add_option("--request-timeout", *timeout_ms,
                   "Milliseconds the file system has to answer a request; a miss is a hang")
       ->default_val(30'000)->check(CLI::Range(1L, 86'400'000L));
@@ -65,7 +78,8 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_option("FS-COMMAND", opts->command,
                   "After `--`: the file system's command line, `{}` where its mount point goes (no `{}`: it mounts itself on MOUNTPOINT, see above)")
       ->required();
-  cmd->callback([opts, timeout_ms, init_ms, exit_ms, window_ms, log_path, &exit_code] {
+  cmd->callback([opts, timeout_ms, init_ms, exit_ms, window_ms, journal_mib, log_path, &exit_code] {
+    opts->journal_limit = *journal_mib << 20;
     opts->restart_window = std::chrono::milliseconds(*window_ms);
     opts->request_timeout = std::chrono::milliseconds(*timeout_ms);
     opts->init_timeout = std::chrono::milliseconds(*init_ms);

@@ -69,6 +69,15 @@ struct Options {
   bool default_permissions = false;  // mount option default_permissions (kernel checks modes)
   unsigned max_restarts = 10;        // restarts allowed within restart_window; 0: never restart
   std::chrono::milliseconds restart_window{60'000};
+  // Journal (docs/fuse.md, "Journal"): keep every request that changed the file system or bound an
+  // id, from the mount on, and replay them all into each restarted instance before anything else,
+  // so that a file system that keeps state in memory (an archive written at unmount, an image with
+  // cached metadata) comes back as the kernel last saw it. `snapshots` are files the file system
+  // writes in place: copied at the start, put back before each replay. Past `journal_limit` bytes
+  // the journal is dropped (logged) and restarts find nodes by name only.
+  bool journal = false;
+  std::size_t journal_limit = std::size_t{256} << 20;
+  std::vector<std::string> snapshots;
   int log_fd = -1;                   // one line per event (failure, restart, unmount); -1: none
   int stop_fd = -1;                  // readable => unmount and return Ok; -1: none
   std::function<void(const Event&)> on_event;  // may be empty
@@ -83,6 +92,9 @@ struct Stats {
   std::uint64_t reissued = 0;         // requests in flight at a failure sent again to a new instance
   std::uint64_t refused = 0;          // requests in flight at a failure answered by ward instead
   std::uint64_t stale_nodes = 0;      // nodes a restarted instance could not find again
+  std::uint64_t journal_entries = 0;  // requests in the journal now (0 without --journal)
+  std::uint64_t journal_bytes = 0;
+  std::uint64_t replayed = 0;         // journal entries replayed into restarted instances
   std::string last_failure;           // the cause of the last failure, in words
 };
 
