@@ -181,7 +181,7 @@ void add_status(CLI::App& fuse_cmd, int& exit_code) {
   auto mnt = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "One JSON object (a JSON array without MOUNTPOINT)");
-  cmd->add_option("MOUNTPOINT", *mnt, "The mount point (as given to ward fuse, or any path to it)");
+  cmd->add_option("MOUNTPOINT", *mnt, "The mount point (relative, or through links in its parent directories: resolved as ward fuse did)");
   cmd->callback([mnt, json, &exit_code] {
     exit_code = print_status(mnt->empty() ? std::nullopt : std::optional(*mnt), *json);
   });
