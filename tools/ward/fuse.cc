@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -343,7 +344,18 @@ void add_fuse(CLI::App& app, int& exit_code) {
       }
       if (e.kind == fuse::Event::Kind::ready && ready >= 0) {
         // Serving: the first process may go, and this one lets go of its terminal.
-        (void)!::write(ready, "r", 1);
+        // The first process may be gone (killed): no SIGPIPE for that. The signal is blocked for
+        // the write and a pending one consumed, without touching the disposition the file
+        // system's next launch would inherit.
+        sigset_t pipe_set, old_set;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
+        if (::write(ready, "r", 1) < 0 && errno == EPIPE) {
+          timespec zero{};
+          (void)::sigtimedwait(&pipe_set, nullptr, &zero);
+        }
+        ::pthread_sigmask(SIG_SETMASK, &old_set, nullptr);
         ::close(std::exchange(ready, -1));
         if (int null = ::open("/dev/null", O_RDWR | O_CLOEXEC); null >= 0) {
           ::dup2(null, 1);
