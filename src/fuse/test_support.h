@@ -20,6 +20,7 @@
 #include <functional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -107,11 +108,18 @@ class Fixture : public ::testing::Test {
   }
 
  public:
-  // Starts `ward fuse [opts] MNT -- cmd...`, its stderr captured.
+  // Starts `ward fuse --foreground [opts] MNT -- cmd...` (it stays this process's child), its
+  // stderr captured, its status file in the test's directory (WARD_FUSE_STATUS_DIR=DIR/status).
   void start(std::vector<std::string> opts, std::vector<std::string> cmd, const std::string& mnt = "") {
     std::string m = mnt.empty() ? mnt_ : mnt;
     mounts_.push_back(m);
-    std::vector<std::string> args{kWard, "fuse"};
+    std::vector<std::string> env{"WARD_FUSE_STATUS_DIR=" + dir_ + "/status"};
+    for (char** e = environ; *e; ++e)
+      if (!std::string_view(*e).starts_with("WARD_FUSE_STATUS_DIR=")) env.push_back(*e);
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> args{kWard, "fuse", "--foreground"};
     args.insert(args.end(), opts.begin(), opts.end());
     args.push_back(m);
     args.push_back("--");
@@ -124,7 +132,7 @@ class Fixture : public ::testing::Test {
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
+      ::execve(argv[0], argv.data(), envp.data());
       ::_exit(127);
     }
     ::close(p[1]);

@@ -1,8 +1,10 @@
 // `ward bench fuse`: one FUSE file system mounted directly and through `ward fuse`, measured in
 // one run beside the physical floor (the same operations on a plain directory of the same disk,
 // no FUSE at all): large sequential write and read (MB/s) and small-file create / stat / unlink
-// (op/s). Issue 12's targets: ward within 10% of the direct mount on large sequential I/O, and
-// metadata at most 1.5x the direct mount's time (>= 0.67x its op/s).
+// (op/s), a lookup of a fresh name (us), and on ward alone the cost of a restart as an application
+// sees it (SIGKILL of the FS to the next stat answered). Issue 12's targets: ward within 10% of the
+// direct mount on large sequential I/O, metadata at most 1.5x the direct mount's time (>= 0.67x its
+// op/s), a restart visible for at most 50 ms.
 //
 // Shape. A row is one function in kRows (it measures one figure on one target); a target is
 // where the application works (the floor directory or a mount point). Every repetition of a row
@@ -17,8 +19,10 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -127,6 +131,8 @@ struct Target {
 struct Sizes {
   std::uint64_t bytes = 256ull << 20;
   int files = 2000;
+  int lookups = 200;  // fresh names looked up per repetition of `lookup`
+  int kills = 20;     // restarts per repetition of `restart` and `restart_max`
 };
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -286,6 +292,74 @@ Result<double> unlinks(const Target& t, const Sizes& s) {
   return per_second(s.files, since(t0));
 }
 
+// ---- restart: the time an application waits when the file system dies under it ------------------
+
+double us_since(Clock::time_point t0) { return std::chrono::duration<double, std::micro>(Clock::now() - t0).count(); }
+
+// stat(2) of a name that does not exist and was never asked for: the kernel has nothing cached
+// for it, so every call is a LOOKUP the file system answers (ENOENT).
+Result<double> fresh_lookup_us(const Target& t) {
+  static unsigned long n = 0;
+  const std::string p = (t.root / fmt::format("absent-{}-{}", ::getpid(), n++)).string();
+  struct stat st {};
+  const auto t0 = Clock::now();
+  const int r = ::stat(p.c_str(), &st);
+  const double us = us_since(t0);
+  if (r == 0 || errno != ENOENT) return r == 0 ? fail(Errc::bad_data, "stat " + p + ": exists") : sys_fail("stat " + p);
+  return us;
+}
+
+Result<double> lookups(const Target& t, const Sizes& s) {
+  std::vector<double> v;
+  for (int i = 0; i < s.lookups; ++i) {
+    WARD_TRY(check_stop());
+    v.push_back(WARD_TRY(fresh_lookup_us(t)));
+  }
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// The init of the file system's PID namespace: `ward fuse`'s only child (src/fuse/launch.h).
+pid_t fs_init_of(pid_t ward) {
+  std::ifstream f(fmt::format("/proc/{}/task/{}/children", ward, ward));
+  pid_t p = -1;
+  f >> p;
+  return f ? p : -1;
+}
+
+// `s.kills` times: SIGKILL to the file system's init (every process of the FS dies with it), wait
+// until it is gone, then one fresh lookup; the time from the kill to that lookup's answer (us).
+// Each answer must be ENOENT (EIO would be a restart that failed) from a new instance.
+Result<std::vector<double>> restart_times(const Target& t, const Sizes& s) {
+  std::vector<double> v;
+  for (int i = 0; i < s.kills; ++i) {
+    WARD_TRY(check_stop());
+    const pid_t init = fs_init_of(t.pid);
+    if (init <= 0) return fail(Errc::bad_data, fmt::format("no file-system process under ward (pid {})", t.pid));
+    Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, init, 0)));
+    if (pidfd.get() < 0) return sys_fail(fmt::format("pidfd_open {}", init));
+    const auto t0 = Clock::now();
+    if (::kill(init, SIGKILL) != 0) return sys_fail(fmt::format("kill {}", init));
+    pollfd p{pidfd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 5'000) != 1) return fail(Errc::hung, fmt::format("the file system (pid {}) outlived SIGKILL by 5 s", init));
+    WARD_TRY(fresh_lookup_us(t));
+    v.push_back(us_since(t0));
+    if (fs_init_of(t.pid) == init) return fail(Errc::bad_data, "the file system was not restarted");
+  }
+  return v;
+}
+
+Result<double> restart_median(const Target& t, const Sizes& s) {
+  auto v = WARD_TRY(restart_times(t, s));
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+Result<double> restart_max(const Target& t, const Sizes& s) {
+  auto v = WARD_TRY(restart_times(t, s));
+  return *std::max_element(v.begin(), v.end());
+}
+
 struct RowSpec {
   const char* name;
   const char* unit;
@@ -293,6 +367,8 @@ struct RowSpec {
   const char* floor_is;  // the note on the floor row
   const char* target;    // the issue's target for ward against the direct mount
   Result<double> (*measure)(const Target&, const Sizes&);
+  // Set for rows that only a restarting target has (`ward`): its floor is this row on ward.
+  const char* ward_floor = nullptr;
 };
 
 constexpr RowSpec kRows[] = {
@@ -307,6 +383,12 @@ constexpr RowSpec kRows[] = {
     {"stat", "op/s", "stat of the files just created", "the same in a plain directory", "target >= 0.67x (time <= 1.5x)",
      stats},
     {"unlink", "op/s", "unlink of those files", "the same in a plain directory", "target >= 0.67x (time <= 1.5x)", unlinks},
+    {"lookup", "us", "stat of a fresh name (ENOENT): one LOOKUP round trip, median", "the same in a plain directory",
+     "(lower is better)", lookups},
+    {"restart", "us", "SIGKILL of the file system to the next stat answered, median of --kills",
+     "ward/lookup: the same stat with no kill", "target <= 50 ms (50000 us)", restart_median, "lookup"},
+    {"restart_max", "us", "the same, the slowest of --kills", "ward/lookup: the same stat with no kill",
+     "target <= 50 ms (50000 us)", restart_max, "lookup"},
 };
 
 // ---- mounts --------------------------------------------------------------------------------------
@@ -439,7 +521,9 @@ class Run {
       std::error_code ec;
       const fs::path self = fs::read_symlink("/proc/self/exe", ec);
       if (ec) return fail(Errc::load_failed, "cannot find this executable: " + ec.message());
-      std::vector<std::string> w{self.string(), "fuse", "--log", "-", mnt.string(), "--"};
+      // In the foreground (this process holds and ends it); restarts unlimited for the restart rows.
+      std::vector<std::string> w{self.string(), "fuse", "--foreground", "--restarts", "1000000", "--log", "-",
+                                 mnt.string(), "--"};
       argv.insert(argv.begin(), w.begin(), w.end());
     }
     mounts_.push_back({mnt, log, WARD_TRY(spawn(argv, log))});
@@ -547,6 +631,7 @@ struct Config {
   std::string direct_command;  // empty: fs_command
   std::string data_dirs = "lower,upper,work";
   unsigned compare_max_read = 0;
+  int lookups = 200, kills = 20;
 };
 
 // A figure from a target whose mount went away (an FS that failed and was detached) would be the
@@ -581,11 +666,12 @@ Result<void> measure_all(const std::vector<Target>& targets, const std::vector<c
   for (std::size_t r = 0; r < rows.size(); ++r) {
     const RowSpec& row = *rows[r];
     fmt::print(stderr, "ward bench fuse: [{}/{}] {}: {} repetitions x {} targets\n", r + 1, rows.size(), row.name, reps,
-               targets.size());
+               row.ward_floor ? 1 : targets.size());
     std::vector<std::vector<double>> got(targets.size());
     for (int rep = 0; rep < reps; ++rep)
       for (std::size_t k = 0; k < targets.size(); ++k) {
         const std::size_t i = (k + static_cast<std::size_t>(rep)) % targets.size();  // a different one first each time
+        if (row.ward_floor && targets[i].name != "ward") continue;  // only ward restarts
         auto v = [&]() -> Result<double> {
           WARD_TRY(still_mounted(targets[i]));
           auto figure = row.measure(targets[i], sizes);
@@ -604,10 +690,11 @@ Result<void> measure_all(const std::vector<Target>& targets, const std::vector<c
       }
     std::string line;
     for (std::size_t i = 0; i < targets.size(); ++i) {
+      if (got[i].empty()) continue;
       const std::string key = targets[i].name + "/" + row.name;
       m.ns[key] = median(got[i]);
       m.unit[key] = row.unit;
-      line += fmt::format("{}{} {:.1f}", i ? ", " : "", targets[i].name, m.ns[key]);
+      line += fmt::format("{}{} {:.1f}", line.empty() ? "" : ", ", targets[i].name, m.ns[key]);
     }
     fmt::print(stderr, "ward bench fuse:   {} {} (medians)\n", line, row.unit);
   }
@@ -646,11 +733,17 @@ int run(const Config& c) {
   std::vector<const RowSpec*> rows;
   for (const RowSpec& r : kRows)
     if (std::regex_search(r.name, filter)) rows.push_back(&r);
+  // A restart row needs its floor (the lookup row) measured in the same run.
+  for (const RowSpec& r : kRows)
+    if (r.ward_floor && std::find(rows.begin(), rows.end(), &r) != rows.end())
+      for (const RowSpec& f : kRows)
+        if (f.name == std::string(r.ward_floor) && std::find(rows.begin(), rows.end(), &f) == rows.end())
+          rows.insert(rows.begin(), &f);
   if (rows.empty()) {
     fmt::print(stderr, "ward bench fuse: --filter {} selects no row\n", c.filter);
     return 1;
   }
-  const Sizes sizes = c.quick ? Sizes{8ull << 20, 100} : Sizes{c.size_mb << 20, c.files};
+  const Sizes sizes = c.quick ? Sizes{8ull << 20, 100, 20, 3} : Sizes{c.size_mb << 20, c.files, c.lookups, c.kills};
   const std::vector<std::string> data_dirs = split_commas(c.data_dirs);
 
   StopSignals stop;
@@ -685,6 +778,10 @@ int run(const Config& c) {
   const std::string mr = fmt::format("direct_maxread={}", c.compare_max_read);
   for (const RowSpec* r : rows) {
     const std::string n = r->name;
+    if (r->ward_floor) {
+      table.add("ward/" + n, "ward/" + std::string(r->ward_floor), fmt::format("{}; {}", r->what, r->target));
+      continue;
+    }
     table.add("floor/" + n, std::nullopt, r->floor_is);
     table.add("direct/" + n, "floor/" + n, r->what);
     if (c.compare_max_read) {
@@ -707,9 +804,13 @@ void add_bench_fuse(CLI::App& bench, int& exit_code) {
       "physical floor (the same operations in a plain directory on the same disk, no FUSE): "
       "sequential write (1 MiB writes, fsync at the end) and read of a large file in MB/s, read with "
       "FUSE's page cache of the file dropped (`read`) and with the file system's data dropped too "
-      "(`read_cold`, from the disk), and small-file create / stat / unlink in op/s. Prints the median "
+      "(`read_cold`, from the disk), small-file create / stat / unlink in op/s, the lookup of a fresh "
+      "name (us), and the cost of one restart as an application sees it (`restart`, `restart_max`, "
+      "ward only): SIGKILL of the file system (the init of its PID namespace, with every process in "
+      "it), then at once a stat of a fresh name; the time from the kill to its answer, median and "
+      "slowest of --kills, beside ward's lookup with no kill. Prints the median "
       "of --repetitions for each target, ward/direct and ward/floor. Issue 12's targets: ward >= 0.90x "
-      "direct on large sequential I/O, metadata time <= 1.5x direct.\n"
+      "direct on large sequential I/O, metadata time <= 1.5x direct, restart <= 50 ms.\n"
       "Needs root and /dev/fuse. Everything (layers, mount points, logs) lives in a fresh directory "
       "under --dir, removed at the end, also on failure and on SIGINT/SIGTERM (a second signal kills "
       "the file systems at once, for a hung mount). Progress goes to stderr, a line per row.\n"
@@ -724,11 +825,15 @@ void add_bench_fuse(CLI::App& bench, int& exit_code) {
   cmd->add_flag("--json", c->json, "Print a JSON array of {name, value, unit, floor, ratio}");
   cmd->add_option("--repetitions", c->repetitions, "Repetitions of each row on each target; the median is reported")
       ->capture_default_str()->check(CLI::Range(1, 1000));
-  cmd->add_option("--filter", c->filter, "Regular expression selecting rows (write, read, read_cold, create, stat, unlink)")
+  cmd->add_option("--filter", c->filter, "Regular expression selecting rows (write, read, read_cold, create, stat, unlink, lookup, restart, restart_max)")
       ->capture_default_str();
   cmd->add_option("--size-mb", c->size_mb, "Size of the large file in MiB")->capture_default_str()->check(CLI::Range(1, 65536));
   cmd->add_option("--files", c->files, "Small files created, stat'ed and unlinked per repetition")
       ->capture_default_str()->check(CLI::Range(1, 1000000));
+  cmd->add_option("--lookups", c->lookups, "Fresh names looked up per repetition of the lookup row")
+      ->capture_default_str()->check(CLI::Range(1, 1000000));
+  cmd->add_option("--kills", c->kills, "SIGKILLs of the file system per repetition of the restart rows")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
   cmd->add_flag("--quick", c->quick, "Tiny sizes (8 MiB, 100 files): a smoke test, not a measurement");
   cmd->add_option("--dir", c->parent, "Directory in which the run's own directory is made (default $TMPDIR or /tmp)");
   cmd->add_option("--fs-command", c->fs_command, "The file system under `ward fuse`: `{}` mount point, `{dir}` its data")

@@ -25,12 +25,17 @@ mkdir "$parent"/dir
 "$ward" bench fuse --quick --repetitions 1 --compare-max-read 57344 --dir "$parent"/dir >"$parent"/out 2>"$parent"/err
 rc=$?
 if [ $rc != 0 ]; then echo "FAIL: exit $rc"; cat "$parent"/err; status=1; fi
-for row in write read read_cold create stat unlink; do
+for row in write read read_cold create stat unlink lookup; do
   for t in floor direct direct_maxread ward; do
     if ! grep -q "^$t/$row " "$parent"/out; then echo "FAIL: no row $t/$row"; status=1; fi
   done
   # progress: one line per row on stderr
   if ! grep -q "\] $row: " "$parent"/err; then echo "FAIL: no progress line for $row"; status=1; fi
+done
+# restart rows: ward only
+for row in restart restart_max; do
+  if ! grep -q "^ward/$row " "$parent"/out; then echo "FAIL: no row ward/$row"; status=1; fi
+  if grep -q "^direct/$row " "$parent"/out; then echo "FAIL: a direct mount cannot restart: direct/$row"; status=1; fi
 done
 [ $status = 0 ] || cat "$parent"/out
 left_behind "a run"

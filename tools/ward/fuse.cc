@@ -1,15 +1,194 @@
-// `ward fuse`: mounts a FUSE file system through ward's relay (include/ward/fuse/relay.h).
+// `ward fuse`: mounts a FUSE file system through ward's relay (include/ward/fuse/relay.h), by
+// default in the background once it serves; `ward fuse status` reads the status files the running
+// wards keep (src/fuse/status.h). docs/fuse.md, "Status and background mode".
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
 
 #include "commands.h"
+#include "fuse/status.h"
 #include "ward/fuse/relay.h"
 
 namespace ward::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// How long the first process waits for the background ward to serve, beyond --init-timeout
+// (opening /dev/fuse, mounting, starting the file system) and --exit-timeout (its teardown).
+constexpr auto kReadySlack = 10s;
+
+// The exit code of a reaped `ward fuse`, or 1 if it died on a signal (said on stderr).
+int exit_code_of(pid_t pid, int st) {
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  std::fprintf(stderr, "ward fuse: the background ward (pid %d) was killed by %s before it served\n", pid,
+               ::strsignal(WTERMSIG(st)));
+  return 1;
+}
+
+// Reaps `pid` by `end`, else SIGKILLs and reaps it. Returns its wait status.
+int reap_by(pid_t pid, Clock::time_point end) {
+  int st = 0;
+  while (Clock::now() < end) {
+    if (::waitpid(pid, &st, WNOHANG) == pid) return st;
+    ::usleep(5'000);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &st, 0);
+  return st;
+}
+
+// The first process of `ward fuse` in the background mode: waits until the background ward says
+// the mount serves (a byte on `ready`) and exits 0, or until it ended first (end of file: its
+// error is already on the shared stderr) and exits with its code. The deadline stops it (SIGTERM:
+// it unmounts) when nothing happened in time; a SIGINT/SIGTERM/SIGHUP to this process is passed on.
+int wait_until_serving(pid_t child, int ready, const fuse::Options& o) {
+  const auto limit = o.init_timeout + o.exit_timeout + kReadySlack;
+  const auto end = Clock::now() + limit;
+  sigset_t stop;
+  sigemptyset(&stop);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop, s);
+  int sfd = ::signalfd(-1, &stop, SFD_CLOEXEC);
+  for (;;) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(end - Clock::now()).count();
+    pollfd p[2] = {{ready, POLLIN, 0}, {sfd, POLLIN, 0}};
+    int r = ::poll(p, sfd >= 0 ? 2 : 1, static_cast<int>(std::max<long long>(0, left)));
+    if (r < 0 && errno == EINTR) continue;
+    if (r > 0 && (p[1].revents & POLLIN)) {
+      signalfd_siginfo si{};
+      (void)!::read(sfd, &si, sizeof si);
+      ::kill(child, SIGTERM);  // it unmounts and ends the file system; its exit code follows
+      continue;
+    }
+    if (r > 0) {
+      char b = 0;
+      ssize_t n = ::read(ready, &b, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (sfd >= 0) ::close(sfd);
+      if (n == 1) return 0;
+      return exit_code_of(child, reap_by(child, Clock::now() + o.exit_timeout + kReadySlack));
+    }
+    if (sfd >= 0) ::close(sfd);
+    std::fprintf(stderr, "ward fuse: %s did not serve within %lld ms; stopping it\n", o.mountpoint.c_str(),
+                 static_cast<long long>(limit.count()));
+    ::kill(child, SIGTERM);
+    (void)reap_by(child, Clock::now() + o.exit_timeout + kReadySlack);
+    return 1;
+  }
+}
+
+// ---- ward fuse status ------------------------------------------------------------------------------
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
+    else if (c < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", c);
+      out += b;
+    } else out += static_cast<char>(c);
+  }
+  return out + "\"";
+}
+
+std::string json_value(const std::string& v) {
+  bool number = !v.empty() && v.size() < 20 && v.find_first_not_of("0123456789") == std::string::npos;
+  return number ? v : json_string(v);
+}
+
+std::string to_json(const fuse::Status& s) {
+  std::string out = "{";
+  for (const auto& [k, v] : s.fields) out += json_string(k) + ": " + json_value(v) + ", ";
+  out += "\"stale\": " + std::string(s.stale ? "true" : "false") + ", \"events\": [";
+  for (std::size_t i = 0; i < s.events.size(); ++i) out += (i ? ", " : "") + json_string(s.events[i]);
+  return out + "]}";
+}
+
+std::string stale_words(const fuse::Status& s) {
+  return "stale: the ward that served it (pid " + s.get("ward_pid") + ") is gone; status file removed";
+}
+
+int print_status(const std::optional<std::string>& mnt, bool json) {
+  const auto dir = fuse::status_dir();
+  if (mnt) {
+    auto s = fuse::read_status(dir, *mnt);
+    if (!s) {
+      std::fprintf(stderr, "ward fuse status: %s\n", s.error().detail.c_str());
+      return 1;
+    }
+    if (s->stale) {
+      fuse::remove_stale(*s);
+      std::fprintf(stderr, "ward fuse status: %s: %s\n", s->get("mountpoint").c_str(), stale_words(*s).c_str());
+      if (json) std::printf("%s\n", to_json(*s).c_str());
+      return 1;
+    }
+    if (json) {
+      std::printf("%s\n", to_json(*s).c_str());
+      return 0;
+    }
+    for (const auto& [k, v] : s->fields) std::printf("%s: %s\n", k.c_str(), v.c_str());
+    for (const auto& e : s->events) std::printf("event: %s\n", e.c_str());
+    return 0;
+  }
+  auto all = fuse::read_all_status(dir);
+  if (!all) {
+    std::fprintf(stderr, "ward fuse status: %s\n", all.error().detail.c_str());
+    return 1;
+  }
+  if (json) std::printf("[");
+  bool first = true;
+  for (const auto& s : *all) {
+    if (s.stale) fuse::remove_stale(s);
+    if (json) {
+      std::printf("%s%s", first ? "" : ",\n ", to_json(s).c_str());
+    } else if (s.stale) {
+      std::printf("%s  %s\n", s.get("mountpoint").c_str(), stale_words(s).c_str());
+    } else {
+      std::printf("%s  %s  restarts %s  requests %s  ward pid %s  fs pid %s  since %s\n", s.get("mountpoint").c_str(),
+                  s.get("state").c_str(), s.get("restarts").c_str(), s.get("requests").c_str(),
+                  s.get("ward_pid").c_str(), s.get("fs_pid").c_str(), s.get("started").c_str());
+    }
+    first = false;
+  }
+  if (json) std::printf("]\n");
+  else if (all->empty()) std::printf("no ward fuse mounts (%s)\n", dir.c_str());
+  return 0;
+}
+
+void add_status(CLI::App& fuse_cmd, int& exit_code) {
+  auto* cmd = fuse_cmd.add_subcommand(
+      "status",
+      "The status of the `ward fuse` serving MOUNTPOINT: its command, ward's and the file system's "
+      "pids, state (starting, serving, restarting, failed), when it started, restarts and the last "
+      "failure's cause and time, requests, replies, requests re-issued to a restarted file system, "
+      "requests answered EIO instead (refused), nodes lost (stale_nodes), and the last events. "
+      "Counters are as of the last event (`updated`). Without MOUNTPOINT: one line per mount.\n"
+      "Read from the status files the running wards keep in $WARD_FUSE_STATUS_DIR or /run/ward/fuse "
+      "(root only). A file left by a ward that was killed is reported as stale and removed.\n"
+      "Exit codes: 0 printed; 1 no ward fuse serves MOUNTPOINT, its status file was stale, or the "
+      "directory cannot be read.");
+  auto mnt = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *json, "One JSON object (a JSON array without MOUNTPOINT)");
+  cmd->add_option("MOUNTPOINT", *mnt, "The mount point (relative, or through links in its parent directories: resolved as ward fuse did)");
+  cmd->callback([mnt, json, &exit_code] {
+    exit_code = print_status(mnt->empty() ? std::nullopt : std::optional(*mnt), *json);
+  });
+}
+
+}  // namespace
 
 void add_fuse(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand(
@@ -36,8 +215,18 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "where that is safe (else answered EIO; docs/fuse.md lists which). Past --restarts within "
       "--restart-window, or if the new instance negotiates INIT differently, ward gives up: what "
       "the file system held is answered with EIO, the mount is detached and ward exits with 3.\n"
-      "Exit codes: 0 unmounted or stopped by a signal; 1 bad usage or setup (not root, mount "
-      "failed, FS-COMMAND cannot run); 3 the file system failed.");
+      "Background: ward returns once the mount serves requests (INIT answered) and keeps serving "
+      "in the background (its own session; stdin, stdout and stderr /dev/null, except stderr with "
+      "`--log -`); before that, errors are printed and ward exits with their code. --foreground "
+      "(-f) stays in the foreground until the mount ends. Either way `ward fuse status MOUNTPOINT` "
+      "shows the mount's state, restarts and their causes (status files in /run/ward/fuse, or "
+      "$WARD_FUSE_STATUS_DIR); unmounting ends the background ward.\n"
+      "A mount point literally named `status` must be written ./status.\n"
+      "Exit codes: 0 unmounted or stopped by a signal (background: the mount serves); 1 bad usage "
+      "or setup (not root, mount failed, FS-COMMAND cannot run, another ward fuse serves "
+      "MOUNTPOINT, not serving within --init-timeout + --exit-timeout + 10 s); 3 the file system "
+      "failed (background: before it served).");
+  add_status(*cmd, exit_code);
   auto opts = std::make_shared<fuse::Options>();
   auto timeout_ms = std::make_shared<long>(30'000);
   auto init_ms = std::make_shared<long>(10'000);
@@ -74,11 +263,19 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_flag("--default-permissions", opts->default_permissions,
                 "Mount option default_permissions: the kernel checks file modes");
   cmd->add_option("--log", *log_path, "Append ward's events (failures, restarts, unmount) to this file; `-` is stderr");
-  cmd->add_option("MOUNTPOINT", opts->mountpoint, "Directory to mount on")->required();
+  auto foreground = std::make_shared<bool>(false);
+  cmd->add_flag("-f,--foreground", *foreground,
+                "Stay in the foreground until the mount ends (default: return once it serves)");
+  cmd->add_option("MOUNTPOINT", opts->mountpoint, "Directory to mount on");
   cmd->add_option("FS-COMMAND", opts->command,
-                  "After `--`: the file system's command line, `{}` where its mount point goes (no `{}`: it mounts itself on MOUNTPOINT, see above)")
-      ->required();
-  cmd->callback([opts, timeout_ms, init_ms, exit_ms, window_ms, journal_mib, log_path, &exit_code] {
+                  "After `--`: the file system's command line, `{}` where its mount point goes (no `{}`: it mounts itself on MOUNTPOINT, see above)");
+  cmd->callback([cmd, opts, foreground, timeout_ms, init_ms, exit_ms, window_ms, journal_mib, log_path, &exit_code] {
+    if (cmd->got_subcommand("status")) return;
+    if (opts->mountpoint.empty() || opts->command.empty()) {
+      std::fprintf(stderr, "ward fuse: MOUNTPOINT and `-- FS-COMMAND` are required (ward fuse --help)\n");
+      exit_code = 1;
+      return;
+    }
     opts->journal_limit = *journal_mib << 20;
     opts->restart_window = std::chrono::milliseconds(*window_ms);
     opts->request_timeout = std::chrono::milliseconds(*timeout_ms);
@@ -96,15 +293,95 @@ void add_fuse(CLI::App& app, int& exit_code) {
       }
     }
     opts->log_fd = log_fd;
-    // SIGINT/SIGTERM arrive as readable data: the relay unmounts and returns normally.
+    // SIGINT/SIGTERM arrive as readable data: the relay unmounts and returns normally. Blocked
+    // before the fork so that neither process has a moment with the default action.
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGHUP);
     ::sigprocmask(SIG_BLOCK, &stop, nullptr);
+
+    // Background: the first process waits for a byte on `ready` (sent once INIT is answered).
+    // The background ward keeps its working directory: a restart runs FS-COMMAND again, and its
+    // relative paths must still mean what they meant.
+    int ready = -1;
+    if (!*foreground) {
+      int p[2];
+      if (::pipe2(p, O_CLOEXEC) != 0) {
+        std::perror("ward fuse: pipe");
+        exit_code = 1;
+        return;
+      }
+      std::fflush(nullptr);
+      pid_t child = ::fork();
+      if (child < 0) {
+        std::perror("ward fuse: fork");
+        exit_code = 1;
+        return;
+      }
+      if (child > 0) {
+        ::close(p[1]);
+        exit_code = wait_until_serving(child, p[0], *opts);
+        ::close(p[0]);
+        if (log_fd > 2) ::close(log_fd);
+        return;
+      }
+      ::close(p[0]);
+      ready = p[1];
+      ::setsid();  // no terminal's signals, no hangup when the shell goes
+      if (int null = ::open("/dev/null", O_RDWR | O_CLOEXEC); null >= 0) {
+        ::dup2(null, 0);
+        ::close(null);
+      }
+    }
+
+    std::optional<fuse::StatusFile> status;
+    if (::geteuid() == 0) {  // else run_fuse says that it needs root
+      auto s = fuse::StatusFile::create(fuse::status_dir(), opts->mountpoint, opts->command);
+      if (!s) {
+        std::fprintf(stderr, "ward fuse: %s\n", s.error().detail.c_str());
+        exit_code = 1;
+        return;
+      }
+      status.emplace(std::move(*s));
+    }
+    bool status_error_said = false;
+    opts->on_event = [&](const fuse::Event& e) {
+      if (status) {
+        status->on_event(e);
+        if (!status->error().empty() && !status_error_said && log_fd >= 0) {
+          std::string line = "ward fuse: status file: " + status->error() + "\n";
+          (void)!::write(log_fd, line.data(), line.size());
+          status_error_said = true;
+        }
+      }
+      if (e.kind == fuse::Event::Kind::ready && ready >= 0) {
+        // Serving: the first process may go, and this one lets go of its terminal.
+        // The first process may be gone (killed): no SIGPIPE for that. The signal is blocked for
+        // the write and a pending one consumed, without touching the disposition the file
+        // system's next launch would inherit.
+        sigset_t pipe_set, old_set;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
+        if (::write(ready, "r", 1) < 0 && errno == EPIPE) {
+          timespec zero{};
+          (void)::sigtimedwait(&pipe_set, nullptr, &zero);
+        }
+        ::pthread_sigmask(SIG_SETMASK, &old_set, nullptr);
+        ::close(std::exchange(ready, -1));
+        if (int null = ::open("/dev/null", O_RDWR | O_CLOEXEC); null >= 0) {
+          ::dup2(null, 1);
+          if (log_fd != 2) ::dup2(null, 2);
+          ::close(null);
+        }
+      }
+    };
     opts->stop_fd = ::signalfd(-1, &stop, SFD_CLOEXEC);
     auto r = fuse::run_fuse(*opts);
+    if (status) status->remove();
+    if (ready >= 0) ::close(ready);
     if (opts->stop_fd >= 0) ::close(opts->stop_fd);
     if (log_fd > 2) ::close(log_fd);
     if (r) {

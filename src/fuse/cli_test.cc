@@ -1,0 +1,248 @@
+// `ward fuse` as a command (needs root and /dev/fuse): the background mode (returns once the
+// mount serves, keeps serving detached, ends with the unmount; a failure before serving is the
+// first process's exit code and stderr) and `ward fuse status` (state, restarts and their causes,
+// a stale file of a killed ward, no ward at all, a second ward on the same mount point refused,
+// a planted link in place of the status directory refused). Against ward-fuse-hostile.
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "fuse/status.h"
+#include "fuse/test_support.h"
+
+namespace {
+
+using namespace ward::fuse::testing;
+namespace wf = ward::fuse;
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  return {std::istreambuf_iterator<char>(f), {}};
+}
+
+// Whether `pid` runs (a zombie does not count: a background ward is not our child, and whoever
+// inherits it may reap it late).
+bool alive(pid_t pid) {
+  std::string s = slurp("/proc/" + std::to_string(pid) + "/stat");
+  auto close = s.rfind(')');
+  return close != std::string::npos && close + 2 < s.size() && s[close + 2] != 'Z' && s[close + 2] != 'X';
+}
+
+bool ends_by(pid_t pid, std::chrono::milliseconds limit) {
+  auto end = Clock::now() + limit;
+  while (Clock::now() < end) {
+    if (!alive(pid)) return true;
+    ::usleep(5'000);
+  }
+  return false;
+}
+
+struct Ran {
+  Exit exit;
+  std::string out, err;
+  int code() const { return exit.done && WIFEXITED(exit.status) ? WEXITSTATUS(exit.status) : -1; }
+};
+
+class FuseCli : public Fixture {
+ protected:
+  void SetUp() override {
+    Fixture::SetUp();
+    if (IsSkipped()) return;
+    status_dir_ = dir_ + "/status";
+  }
+
+  void TearDown() override {
+    if (dir_.empty()) return Fixture::TearDown();
+    // Background wards are not our children: found by the test directory in their command line.
+    for (pid_t p : processes_mentioning(dir_, "ward")) ::kill(p, SIGKILL);
+    (void)processes_gone(dir_, 5s);
+    Fixture::TearDown();  // unmounts, removes the directory (and the status directory in it)
+    // A status file in the default directory, for the tests that use it.
+    for (const auto& m : mounts_) {
+      auto path = wf::status_dir() / wf::status_name(wf::absolute_mountpoint(m));
+      if (slurp(path).find(dir_) != std::string::npos) ::unlink(path.c_str());
+    }
+  }
+
+ public:
+  // Runs `ward ARGS...` to its end (bounded), stdout and stderr to files. `status_dir` empty:
+  // the default directory.
+  Ran ward(const std::vector<std::string>& args, bool default_dir = false) {
+    static int n = 0;
+    std::string out = dir_ + "/out" + std::to_string(n), err = dir_ + "/err" + std::to_string(n);
+    ++n;
+    std::vector<std::string> env;
+    if (!default_dir) env.push_back("WARD_FUSE_STATUS_DIR=" + status_dir_);
+    for (char** e = environ; *e; ++e)
+      if (!std::string_view(*e).starts_with("WARD_FUSE_STATUS_DIR=")) env.push_back(*e);
+    std::vector<std::string> argv_s{kWard};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv, envp;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    Ran r;
+    r.exit = in_child([&] {
+      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(o, 1);
+      ::dup2(e, 2);
+      ::execve(argv[0], argv.data(), envp.data());
+      return 127;
+    });
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+
+  // `ward fuse MNT -- ward-fuse-hostile MODE {}` in the background mode.
+  Ran background(const std::string& mode, bool default_dir = false) {
+    mounts_.push_back(mnt_);
+    return ward({"fuse", mnt_, "--", kHostile, mode, "{}"}, default_dir);
+  }
+
+  // The ward pid of the status of mnt_, or -1.
+  pid_t ward_pid(bool default_dir = false) {
+    auto s = wf::read_status(default_dir ? wf::status_dir() : fs::path(status_dir_), mnt_);
+    return s ? static_cast<pid_t>(std::stol(s->get("ward_pid"))) : -1;
+  }
+
+  std::string status_dir_;
+};
+
+// Reads `key: value` from a status print.
+std::string field(const std::string& text, const std::string& key) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with(key + ": ")) return line.substr(key.size() + 2);
+  return "<none>";
+}
+
+TEST_F(FuseCli, BackgroundReturnsOnceServingAndUnmountEndsIt) {
+  Ran r = background("good", /*default_dir=*/true);
+  ASSERT_EQ(r.code(), 0) << r.err;
+  // Serving already: no waiting here.
+  EXPECT_EQ(mount_type(mnt_), "fuse.ward");
+  Exit app = stat_in_child(mnt_);
+  EXPECT_TRUE(app.done && WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0) << app.status;
+  // The default status directory: root's and private.
+  struct stat st {};
+  ASSERT_EQ(::lstat(wf::status_dir().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  Ran s = ward({"fuse", "status", mnt_}, true);
+  ASSERT_EQ(s.code(), 0) << s.err;
+  EXPECT_EQ(field(s.out, "state"), "serving") << s.out;
+  EXPECT_EQ(field(s.out, "mountpoint"), mnt_) << s.out;
+  pid_t pid = ward_pid(true);
+  ASSERT_GT(pid, 0);
+  EXPECT_TRUE(alive(pid));
+  EXPECT_NE(field(s.out, "fs_pid"), "") << s.out;
+  // Detached: its own session, not in ours.
+  EXPECT_EQ(::getsid(pid), pid);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(ends_by(pid, 10s)) << "the background ward outlived its unmount";
+  EXPECT_TRUE(processes_gone(dir_)) << "a process of the mount outlived it";
+  Ran after = ward({"fuse", "status", mnt_}, true);
+  EXPECT_EQ(after.code(), 1);
+  EXPECT_NE(after.err.find("no ward fuse serves " + mnt_), std::string::npos) << after.err;
+}
+
+TEST_F(FuseCli, FailureBeforeServingIsTheFirstProcessesExit) {
+  Ran r = background("exit");
+  EXPECT_EQ(r.code(), 3) << r.err;
+  EXPECT_NE(r.err.find("ward fuse: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("exit status 7"), std::string::npos) << r.err;
+  EXPECT_EQ(mount_type(mnt_), "");
+  EXPECT_TRUE(processes_gone(dir_, 5s));
+  EXPECT_EQ(wf::read_status(status_dir_, mnt_).error().kind, ward::Errc::load_failed) << "status file left";
+}
+
+TEST_F(FuseCli, CommandThatCannotRunIsExitOne) {
+  mounts_.push_back(mnt_);
+  Ran r = ward({"fuse", mnt_, "--", dir_ + "/no-such-fs", "{}"});
+  EXPECT_EQ(r.code(), 1) << r.err;
+  EXPECT_NE(r.err.find("no-such-fs"), std::string::npos) << r.err;
+  EXPECT_EQ(mount_type(mnt_), "");
+}
+
+TEST_F(FuseCli, StatusShowsRestartsAndTheirCause) {
+  start({}, {kHostile, "crash-once:" + dir_ + "/state", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  Exit app = stat_in_child(mnt_);
+  ASSERT_TRUE(app.done && WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0) << app.status;
+  Ran s = ward({"fuse", "status", mnt_});
+  ASSERT_EQ(s.code(), 0) << s.err;
+  EXPECT_EQ(field(s.out, "state"), "serving") << s.out;
+  EXPECT_EQ(field(s.out, "restarts"), "1") << s.out;
+  EXPECT_EQ(field(s.out, "reissued"), "1") << s.out;
+  EXPECT_EQ(field(s.out, "ward_pid"), std::to_string(ward_)) << s.out;
+  EXPECT_NE(field(s.out, "last_failure").find("killed by Aborted"), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find(" restarted: restarted (restart 1"), std::string::npos) << s.out;
+  Ran j = ward({"fuse", "status", "--json", mnt_});
+  ASSERT_EQ(j.code(), 0) << j.err;
+  EXPECT_NE(j.out.find("\"restarts\": 1,"), std::string::npos) << j.out;
+  EXPECT_NE(j.out.find("\"stale\": false"), std::string::npos) << j.out;
+  Ran all = ward({"fuse", "status"});
+  ASSERT_EQ(all.code(), 0) << all.err;
+  EXPECT_NE(all.out.find(mnt_ + "  serving  restarts 1"), std::string::npos) << all.out;
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0);
+  Exit e = ward_exit();
+  EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << stderr_;
+  Ran gone = ward({"fuse", "status"});
+  EXPECT_NE(gone.out.find("no ward fuse mounts"), std::string::npos) << gone.out;
+}
+
+TEST_F(FuseCli, StaleStatusOfAKilledWardIsReportedAndRemoved) {
+  start({}, {kHostile, "good", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  ASSERT_EQ(ward({"fuse", "status", mnt_}).code(), 0);
+  ::kill(ward_, SIGKILL);
+  ASSERT_TRUE(ward_exit().done);
+  auto file = fs::path(status_dir_) / wf::status_name(mnt_);
+  ASSERT_TRUE(fs::exists(file)) << "a SIGKILLed ward cannot remove its status file";
+  Ran s = ward({"fuse", "status", mnt_});
+  EXPECT_EQ(s.code(), 1);
+  EXPECT_NE(s.err.find("stale: the ward that served it (pid"), std::string::npos) << s.err;
+  EXPECT_FALSE(fs::exists(file));
+}
+
+TEST_F(FuseCli, NoWardServesAPlainDirectory) {
+  Ran s = ward({"fuse", "status", mnt_});
+  EXPECT_EQ(s.code(), 1);
+  EXPECT_NE(s.err.find("no ward fuse serves " + mnt_), std::string::npos) << s.err;
+}
+
+TEST_F(FuseCli, SecondWardOnTheSameMountPointIsRefused) {
+  start({}, {kHostile, "good", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  Ran second = ward({"fuse", "--foreground", mnt_, "--", kHostile, "good", "{}"});
+  EXPECT_EQ(second.code(), 1) << second.err;
+  EXPECT_NE(second.err.find("already serves " + mnt_), std::string::npos) << second.err;
+  // Still the first one's: one mount, its status intact.
+  Ran s = ward({"fuse", "status", mnt_});
+  EXPECT_EQ(field(s.out, "ward_pid"), std::to_string(ward_)) << s.out;
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0);
+  EXPECT_EQ(mount_type(mnt_), "") << "two mounts were stacked";
+}
+
+TEST_F(FuseCli, LinkInPlaceOfTheStatusDirectoryIsRefused) {
+  fs::create_directory(dir_ + "/elsewhere");
+  fs::create_directory_symlink(dir_ + "/elsewhere", status_dir_);
+  Ran r = background("good");
+  EXPECT_EQ(r.code(), 1) << r.err;
+  EXPECT_NE(r.err.find("symbolic link"), std::string::npos) << r.err;
+  EXPECT_EQ(mount_type(mnt_), "");
+  EXPECT_TRUE(fs::is_empty(dir_ + "/elsewhere"));
+}
+
+}  // namespace
