@@ -300,6 +300,9 @@ Result<void> StatusFile::write() {
       {"answered_by_ward", n(stats_.answered_by_ward)},
       {"stale_nodes", n(stats_.stale_nodes)},
       {"joined", n(stats_.joined)},
+      {"journal_entries", n(stats_.journal_entries)},
+      {"journal_bytes", n(stats_.journal_bytes)},
+      {"replayed", n(stats_.replayed)},
   };
   std::string text = "# ward fuse status (docs/fuse.md); counters as of `updated`\n";
   for (const auto& [k, v] : fields) text += std::string(k) + ": " + escape(v) + "\n";
