@@ -210,9 +210,7 @@ Result<std::size_t> Cache::write(int fd, std::span<const std::byte> data, std::u
     // only then is the old version freed (looked up again: eviction may have taken it already).
     m.region->write_block(slot, fi, static_cast<std::uint32_t>(f.gen), blk, {buf.data(), len}, m.region->next_seq());
     if (auto again = m.index.find(Impl::key(fi, blk)); again != m.index.end()) m.drop_slot(again->second);
-    m.slots[slot] = {true, fi, blk, {}};
-    m.lru.push_front(slot);
-    m.slots[slot].lru = m.lru.begin();
+    m.slots[slot] = {true, fi, blk};
     m.index[Impl::key(fi, blk)] = slot;
     done += chunk;
   }
@@ -265,7 +263,6 @@ Result<std::size_t> Cache::read(int fd, std::span<std::byte> out, std::uint64_t 
       const std::size_t have = boff < len ? static_cast<std::size_t>(std::min<std::uint64_t>(chunk, len - boff)) : 0;
       std::memcpy(out.data() + done, m.region->block(s) + boff, have);
       if (have < chunk) std::memset(out.data() + done + have, 0, chunk - have);
-      m.touch(s);
     } else {
       all_hit = false;
       WARD_TRY(read_backing(out.data() + done, pos, chunk));

@@ -13,7 +13,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <list>
 #include <map>
 #include <mutex>
 #include <string>
@@ -58,12 +57,10 @@ struct Cache::Impl {
     bool used = false;
     std::uint32_t file = 0;
     std::uint64_t block = 0;
-    std::list<std::uint32_t>::iterator lru;
   };
   std::vector<SlotInfo> slots;
   std::unordered_map<std::uint64_t, std::uint32_t> index;  // key(file, block) -> slot
   std::vector<std::uint32_t> free_slots;
-  std::list<std::uint32_t> lru;  // front: most recent
   CacheStats st;
 
   // ---- write-back (docs/rio.md, "Write-back and locking") -------------------------------------
@@ -123,9 +120,7 @@ struct Cache::Impl {
       const layout::Entry& e = region->entry(s);
       const layout::State state = layout::word_state(e.word.load());
       if (state == layout::kDirty || state == layout::kClean) {
-        slots[s] = {true, e.file, e.block, {}};
-        lru.push_back(s);
-        slots[s].lru = std::prev(lru.end());
+        slots[s] = {true, e.file, e.block};
         index[key(e.file, e.block)] = s;
         if (state == layout::kDirty) note_dirty(key(e.file, e.block));
         else clean_order.emplace_back(s, layout::word_seq(e.word.load()));
@@ -142,13 +137,10 @@ struct Cache::Impl {
     return file.backing;
   }
 
-  void touch(std::uint32_t s) { lru.splice(lru.begin(), lru, slots[s].lru); }
-
   // The slot's version is superseded or dropped. It becomes reusable at once (program_crash
   // regions) or after durability points (synced: see Region::retire).
   void drop_slot(std::uint32_t s) {
     index.erase(key(slots[s].file, slots[s].block));
-    lru.erase(slots[s].lru);
     slots[s].used = false;
     if (region->retire(s)) free_slots.push_back(s);
   }
@@ -169,8 +161,12 @@ struct Cache::Impl {
     if (region->flushes_pending() == 0) {
       std::vector<std::uint32_t> clean;
       const std::size_t want = std::max<std::size_t>(1, slots.size() / 16);
-      for (auto it = lru.rbegin(); it != lru.rend() && clean.size() < want; ++it)
-        if (layout::word_state(region->entry(*it).word.load()) == layout::kClean) clean.push_back(*it);
+      // Clean longest first, the order capacity eviction uses (stale entries are dropped).
+      while (!clean_order.empty() && clean.size() < want) {
+        const auto [s, seq] = clean_order.front();
+        clean_order.pop_front();
+        if (slots[s].used && region->entry(s).word.load() == layout::make_word(seq, layout::kClean)) clean.push_back(s);
+      }
       for (std::uint32_t s : clean) {
         drop_slot(s);
         ++st.evicted;
@@ -319,9 +315,7 @@ struct Cache::Impl {
     const std::uint32_t slot = WARD_TRY(alloc_slot());
     region->write_block(slot, fi, static_cast<std::uint32_t>(f.gen), f.size / b, buf, region->next_seq());
     if (auto again = index.find(key(fi, f.size / b)); again != index.end()) drop_slot(again->second);
-    slots[slot] = {true, fi, f.size / b, {}};
-    lru.push_front(slot);
-    slots[slot].lru = lru.begin();
+    slots[slot] = {true, fi, f.size / b};
     index[key(fi, f.size / b)] = slot;
     return {};
   }
