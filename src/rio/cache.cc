@@ -81,8 +81,6 @@ Cache::~Cache() {
     if (settled && !impl_->any_dirty()) impl_->region->set_clean(true);
     (void)impl_->region->flush();
   }
-  for (auto& f : impl_->files)
-    if (f.backing >= 0) ::close(f.backing);
 }
 
 void Cache::abandon() {
@@ -93,8 +91,6 @@ void Cache::abandon() {
   }
   impl_->bg_cv.notify_all();
   if (impl_->bg.joinable()) impl_->bg.join();
-  for (auto& f : impl_->files)
-    if (f.backing >= 0) ::close(f.backing);
   impl_.reset();  // unmaps and unlocks without writing anything back
 }
 
@@ -133,11 +129,11 @@ Result<int> Cache::open_file(std::string_view path, int flags) {
         }
       }
       Impl::File& f = m.files[fi];
-      f = {true, f.gen + 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), fd};
+      f = {true, f.gen + 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), std::make_shared<Impl::BackingFd>(fd), f.epoch + 1};
       m.region->set_file(fi, f.gen, f.path, f.size);
     } else {
       fi = static_cast<std::uint32_t>(m.files.size());
-      m.files.push_back({true, 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), fd});
+      m.files.push_back({true, 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), std::make_shared<Impl::BackingFd>(fd), 0});
     }
   }
   const int cfd = m.next_fd++;
@@ -180,12 +176,16 @@ Result<std::size_t> Cache::write(int fd, std::span<const std::byte> data, std::u
     WARD_TRY(m.trim_end_block(fi));
   std::vector<std::byte> buf(bs);
   std::size_t done = 0;
+  int tries = 0;  // read-throughs of this block that something overtook (see below)
   while (done < data.size()) {
     const std::uint64_t pos = off + done;
     const std::uint64_t blk = pos / bs, boff = pos % bs;
+    const std::uint64_t k = Impl::key(fi, blk);
     const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(bs - boff, data.size() - done));
+    WARD_TRY(m.wait_loading(k));         // another write reads this block through: it goes first
     WARD_TRY(m.prepare_block(fi, blk));  // may wait for write-back, with the lock released
-    auto it = m.index.find(Impl::key(fi, blk));
+    if (m.loading.contains(k)) continue;  // one started while this write waited for a slot
+    auto it = m.index.find(k);
     const std::uint32_t old = it == m.index.end() ? ~0u : it->second;
     // The block's current bytes, unless this write covers all of it.
     std::uint64_t len = 0;
@@ -195,11 +195,18 @@ Result<std::size_t> Cache::write(int fd, std::span<const std::byte> data, std::u
         len = std::min<std::uint64_t>(m.region->entry(old).len, in_file);
         std::memcpy(buf.data(), m.region->block(old), len);
       } else if (in_file > 0) {
-        const int bfd = WARD_TRY(m.backing_fd(fi));
-        const ssize_t got = pread(bfd, buf.data(), in_file, static_cast<off_t>(blk * bs));
-        if (got < 0) return fail(Errc::limit, "rio: " + f.path + ": read-through: " + std::strerror(errno));
+        // Read through without the lock; other writes of this block wait (loading). If a
+        // truncation, an unlink or an eviction overtook the pread, or the slot this write was
+        // promised went meanwhile, look again; after kLockedAfter tries, read under the lock.
+        m.loading.insert(k);
+        auto fresh = m.read_through(fi, buf.data(), blk * bs, in_file, tries < Impl::kLockedAfter);
+        m.loading.erase(k);
+        m.load_cv.notify_all();
+        if (!WARD_TRY(std::move(fresh)) || !m.has_slot() || m.index.contains(k)) {
+          ++tries;
+          continue;
+        }
         len = in_file;  // bytes past the backing file's end are a hole: zeros
-        if (static_cast<std::uint64_t>(got) < len) std::memset(buf.data() + got, 0, len - static_cast<std::uint64_t>(got));
       }
       if (len < boff) std::memset(buf.data() + len, 0, boff - len);
     }
@@ -213,6 +220,7 @@ Result<std::size_t> Cache::write(int fd, std::span<const std::byte> data, std::u
     m.slots[slot] = {true, fi, blk};
     m.index[Impl::key(fi, blk)] = slot;
     done += chunk;
+    tries = 0;
   }
   if (off + data.size() > f.size) {
     f.size = off + data.size();
@@ -228,49 +236,45 @@ Result<std::size_t> Cache::read(int fd, std::span<std::byte> out, std::uint64_t 
   const std::uint32_t fi = WARD_TRY(m.file_of(fd));
   Impl::File& f = m.files[fi];
   ++m.st.reads;
-  if (off >= f.size) return 0;
-  const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), f.size - off));
-  auto read_backing = [&](std::byte* dst, std::uint64_t pos, std::size_t len) -> Result<void> {
-    const int bfd = WARD_TRY(m.backing_fd(fi));
-    std::size_t got = 0;
-    while (got < len) {
-      const ssize_t r = pread(bfd, dst + got, len - got, static_cast<off_t>(pos + got));
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        return fail(Errc::limit, "rio: " + f.path + ": " + std::strerror(errno));
-      }
-      if (r == 0) break;
-      got += static_cast<std::size_t>(r);
-    }
-    if (got < len) std::memset(dst + got, 0, len - got);  // a hole
-    return {};
-  };
   if (!m.region) {
-    WARD_TRY(read_backing(out.data(), off, n));
+    if (off >= f.size) return 0;
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), f.size - off));
+    WARD_TRY(m.read_through(fi, out.data(), off, n, false));
     return n;
   }
   const std::uint64_t bs = m.bs();
-  std::size_t done = 0;
-  bool all_hit = true;
-  while (done < n) {
-    const std::uint64_t pos = off + done;
-    const std::uint64_t blk = pos / bs, boff = pos % bs;
-    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(bs - boff, n - done));
-    auto it = m.index.find(Impl::key(fi, blk));
-    if (it != m.index.end()) {
-      const std::uint32_t s = it->second;
-      const std::uint64_t len = m.region->entry(s).len;
-      const std::size_t have = boff < len ? static_cast<std::size_t>(std::min<std::uint64_t>(chunk, len - boff)) : 0;
-      std::memcpy(out.data() + done, m.region->block(s) + boff, have);
-      if (have < chunk) std::memset(out.data() + done + have, 0, chunk - have);
-    } else {
-      all_hit = false;
-      WARD_TRY(read_backing(out.data() + done, pos, chunk));
+  // Blocks the cache does not hold are read through without the lock. If a block of the file
+  // went away meanwhile (eviction, truncate, unlink), the backing file may have changed under
+  // the pread: start over (the size may have moved too); after kLockedAfter tries, read under
+  // the lock, so the read ends whatever the other threads do.
+  for (int attempt = 0;; ++attempt) {
+    if (off >= f.size) return 0;
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), f.size - off));
+    std::size_t done = 0;
+    bool all_hit = true, overtaken = false;
+    while (done < n && !overtaken) {
+      const std::uint64_t pos = off + done;
+      const std::uint64_t blk = pos / bs, boff = pos % bs;
+      const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(bs - boff, n - done));
+      auto it = m.index.find(Impl::key(fi, blk));
+      if (it != m.index.end()) {
+        const std::uint32_t s = it->second;
+        const std::uint64_t len = m.region->entry(s).len;
+        const std::size_t have = boff < len ? static_cast<std::size_t>(std::min<std::uint64_t>(chunk, len - boff)) : 0;
+        std::memcpy(out.data() + done, m.region->block(s) + boff, have);
+        if (have < chunk) std::memset(out.data() + done + have, 0, chunk - have);
+      } else {
+        all_hit = false;
+        overtaken = !WARD_TRY(m.read_through(fi, out.data() + done, pos, chunk, attempt < Impl::kLockedAfter));
+        // A version published during the pread wins: the next pass over this block is a hit.
+        if (overtaken || m.index.contains(Impl::key(fi, blk))) continue;
+      }
+      done += chunk;
     }
-    done += chunk;
+    if (overtaken) continue;
+    if (all_hit) ++m.st.read_hits;
+    return n;
   }
-  if (all_hit) ++m.st.read_hits;
-  return n;
 }
 
 Result<void> Cache::fsync(int fd) {
@@ -301,6 +305,7 @@ Result<void> Cache::truncate(int fd, std::uint64_t size) {
   }
   const std::uint64_t bs = m.bs();
   const std::uint64_t old_size = f.size;
+  ++f.epoch;  // read-throughs in progress read again
   if (size > old_size)
     WARD_TRY(m.trim_end_block(fi));
   // Size first: recovery discards anything past it, so a crash mid-truncate cannot resurrect.
@@ -365,8 +370,8 @@ Result<void> Cache::unlink(std::string_view path) {
     m.region->set_file_state(fi, L::kFileUnlinking);
     WARD_TRY(m.durability_point());
   }
-  if (f.backing >= 0) ::close(f.backing);
-  f.backing = -1;
+  f.backing.reset();  // closed once no read-through or write-back round uses it
+  ++f.epoch;
   if (::unlink(full.c_str()) != 0 && errno != ENOENT)
     return fail(Errc::limit, "rio: " + std::string(path) + ": " + std::strerror(errno));
   if (m.region && m.region->durability() == Durability::synced) WARD_TRY(detail::sync_dir(full.parent_path()));
@@ -391,7 +396,7 @@ Result<void> Cache::flush() {
   }
   std::lock_guard<std::mutex> g(m.mu);
   for (auto& f : m.files)
-    if (f.used && f.backing >= 0) (void)fdatasync(f.backing);
+    if (f.used && f.backing) (void)fdatasync(f.backing->fd);
   return {};
 }
 

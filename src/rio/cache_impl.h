@@ -7,10 +7,15 @@
 // thread's wake-up flags and is never held while waiting on `mu`.
 #pragma once
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
+#include <memory>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -18,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -42,12 +48,26 @@ struct Cache::Impl {
   std::unique_ptr<Region> region;  // rio mode only
   mutable std::mutex mu;
 
+  // An open backing file, shared by the cache and whoever reads or writes it without `mu`
+  // (read-through, write-back rounds): closed when the last of them lets go, so an unlink never
+  // closes a descriptor under a pread.
+  struct BackingFd {
+    int fd;
+    explicit BackingFd(int f) : fd(f) {}
+    BackingFd(const BackingFd&) = delete;
+    BackingFd& operator=(const BackingFd&) = delete;
+    ~BackingFd() { ::close(fd); }
+  };
   struct File {
     bool used = false;
     std::uint64_t gen = 0;
     std::string path;
     std::uint64_t size = 0;
-    int backing = -1;
+    std::shared_ptr<BackingFd> backing;
+    // Bumped whenever a cached block of the file goes away other than by a newer version
+    // (eviction, truncate, unlink): the backing file may then hold bytes a read-through that
+    // began earlier did not see, so it reads again.
+    std::uint64_t epoch = 0;
   };
   std::vector<File> files;              // by file table index (write_through: growable)
   std::unordered_map<int, std::uint32_t> fds;
@@ -132,9 +152,77 @@ struct Cache::Impl {
 
   Result<int> backing_fd(std::uint32_t f) {
     File& file = files[f];
-    if (file.backing >= 0) return file.backing;
-    file.backing = WARD_TRY(detail::open_backing(opt.backing_dir, file.path, false));
-    return file.backing;
+    if (!file.backing) file.backing = std::make_shared<BackingFd>(WARD_TRY(detail::open_backing(opt.backing_dir, file.path, false)));
+    return file.backing->fd;
+  }
+
+  // Reads [pos, pos + len) of a backing file into dst; a hole or a short file reads as zeros.
+  static Result<void> pread_full(int fd, std::byte* dst, std::uint64_t pos, std::size_t len, const std::string& path) {
+    std::size_t got = 0;
+    while (got < len) {
+      const ssize_t r = pread(fd, dst + got, len - got, static_cast<off_t>(pos + got));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return std::unexpected(err(Errc::limit, "rio: " + path + ": read-through: " + std::strerror(errno)));
+      }
+      if (r == 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    if (got < len) std::memset(dst + got, 0, len - got);
+    return {};
+  }
+
+  // ---- read-through (docs/rio.md, "Write-back and locking") ------------------------------------
+  // Reads bytes of file `fi` that the cache does not hold from its backing file. Called with `mu`
+  // held; with `unlocked` it releases `mu` for the open (if the file is not open yet) and the
+  // pread, then takes it back. Returns whether what was read still stands: false if a cached
+  // block of the file went away meanwhile (epoch), so the backing file may have changed under
+  // the pread — the caller looks again (the block may be cached now) and reads again. The caller
+  // also checks the index: a block published meanwhile wins over the bytes read. Errors: the
+  // file was unlinked meanwhile (misuse), the open or the pread failed (limit).
+  Result<bool> read_through(std::uint32_t fi, std::byte* dst, std::uint64_t pos, std::size_t len, bool unlocked) {
+    File& f = files[fi];
+    if (!unlocked) {
+      const int fd = WARD_TRY(backing_fd(fi));
+      WARD_TRY(pread_full(fd, dst, pos, len, f.path));
+      if (detail::during_read_through) detail::during_read_through();
+      return true;
+    }
+    const std::uint64_t gen = f.gen, epoch = f.epoch;
+    const std::string path = f.path;
+    std::shared_ptr<BackingFd> fd = f.backing;
+    mu.unlock();
+    Result<void> r = [&]() -> Result<void> {
+      if (!fd) fd = std::make_shared<BackingFd>(WARD_TRY(detail::open_backing(opt.backing_dir, path, false)));
+      WARD_TRY(pread_full(fd->fd, dst, pos, len, path));
+      if (detail::during_read_through) detail::during_read_through();
+      return {};
+    }();
+    mu.lock();
+    if (!f.used || f.gen != gen)
+      return std::unexpected(err(Errc::misuse, "rio: " + path + ": the file was unlinked during the read-through"));
+    if (fd && !f.backing) f.backing = fd;  // publish; a racing opener's duplicate closes with its last user
+    WARD_TRY(std::move(r));
+    return f.epoch == epoch;
+  }
+
+  static constexpr int kLockedAfter = 3;  // read-throughs overtaken this often then run under `mu`
+
+  // Keys of blocks a write is reading through: another write of the same block waits for it
+  // (load_cv, deadline writeback_wait) rather than read it twice and publish twice.
+  std::unordered_set<std::uint64_t> loading;
+  std::condition_variable_any load_cv;
+
+  Result<void> wait_loading(std::uint64_t k) {
+    if (!loading.contains(k)) return {};
+    ++st.load_waits;
+    if (detail::on_read_through_wait) detail::on_read_through_wait();
+    const auto deadline = std::chrono::steady_clock::now() + opt.writeback_wait;
+    while (loading.contains(k))
+      if (load_cv.wait_until(mu, deadline) == std::cv_status::timeout && loading.contains(k))
+        return std::unexpected(err(Errc::limit, "rio: timed out after " + std::to_string(opt.writeback_wait.count()) +
+                                                    " ms waiting for another write's read-through of the block; the write was not done"));
+    return {};
   }
 
   // The slot's version is superseded or dropped. It becomes reusable at once (program_crash
@@ -168,6 +256,7 @@ struct Cache::Impl {
         if (slots[s].used && region->entry(s).word.load() == layout::make_word(seq, layout::kClean)) clean.push_back(s);
       }
       for (std::uint32_t s : clean) {
+        ++files[slots[s].file].epoch;
         drop_slot(s);
         ++st.evicted;
       }
@@ -204,6 +293,7 @@ struct Cache::Impl {
       const auto [s, seq] = clean_order.front();
       clean_order.pop_front();
       if (!slots[s].used || region->entry(s).word.load() != layout::make_word(seq, layout::kClean)) continue;  // stale
+      ++files[slots[s].file].epoch;
       drop_slot(s);
       ++st.evicted;
       if (!free_slots.empty()) return true;

@@ -50,7 +50,8 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns) {
     std::uint32_t len;
   };
   struct FileJob {
-    int fd = -1;
+    std::shared_ptr<BackingFd> fd;  // null: opened in step 2, published in step 3
+    std::uint64_t gen = 0;
     std::string path, error;
     std::uint64_t size = 0;
     std::vector<Job> jobs;
@@ -83,8 +84,8 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns) {
       FileJob& fj = todo[f];
       if (fj.path.empty()) {
         fj.path = files[f].path;
-        if (auto fd = backing_fd(f)) fj.fd = *fd;
-        else fj.error = fd.error().detail;
+        fj.fd = files[f].backing;
+        fj.gen = files[f].gen;
       }
       fj.size = files[f].size;  // the newest: the file's size moves after its blocks
       const L::Entry& e = region->entry(s);
@@ -131,7 +132,15 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns) {
   const std::uint64_t bs = region->block_size();
   for (auto& [f, fj] : todo) {
     if (!fj.error.empty()) continue;
-    if (auto ok = still_there(fj.fd, opt.backing_dir / fj.path, fj.path); !ok) {
+    if (!fj.fd) {
+      auto fd = detail::open_backing(opt.backing_dir, fj.path, false);
+      if (!fd) {
+        fj.error = fd.error().detail;
+        continue;
+      }
+      fj.fd = std::make_shared<BackingFd>(*fd);
+    }
+    if (auto ok = still_there(fj.fd->fd, opt.backing_dir / fj.path, fj.path); !ok) {
       fj.error = ok.error().detail;
       continue;
     }
@@ -140,7 +149,7 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns) {
     for (const Job& j : fj.jobs)
       if (j.block * bs < fj.size)
         w.push_back({j.block * bs, {region->block(j.slot), std::min<std::uint64_t>(j.len, fj.size - j.block * bs)}});
-    if (auto ok = detail::write_blocks(fj.fd, fj.path, fj.size, w); !ok) fj.error = ok.error().detail;
+    if (auto ok = detail::write_blocks(fj.fd->fd, fj.path, fj.size, w); !ok) fj.error = ok.error().detail;
   }
   if (detail::after_writeback_io) detail::after_writeback_io();
 
@@ -159,6 +168,8 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns) {
       }
       FileJob& fj = it->second;
       if (j == 0) {
+        // A file opened in step 2 is kept, unless unlinked meanwhile or opened by someone else.
+        if (File& file = files[it->first]; fj.fd && !file.backing && file.used && file.gen == fj.gen) file.backing = fj.fd;
         if (fj.error.empty()) {
           failing.erase(it->first);
           st.written_back += fj.jobs.size();

@@ -91,6 +91,7 @@ struct RecoveryReport {
 struct CacheStats {
   std::uint64_t writes = 0, reads = 0, read_hits = 0, fsyncs = 0, written_back = 0, evicted = 0;
   std::uint64_t slot_waits = 0;  // writes that found no free or clean slot and waited for write-back
+  std::uint64_t load_waits = 0;  // writes that waited for another thread's read-through of their block
   std::uint32_t blocks_total = 0, blocks_dirty = 0, blocks_clean = 0, blocks_free = 0;
 };
 
