@@ -100,49 +100,50 @@ Region* Cache::region() { return impl_->region.get(); }
 Result<int> Cache::open_file(std::string_view path, int flags) {
   WARD_TRY(detail::check_relative_path(path));
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.mu);
-  std::uint32_t fi = ~0u;
-  for (std::uint32_t i = 0; i < m.files.size(); ++i)
-    if (m.files[i].used && m.files[i].path == path) fi = i;
+  std::unique_lock<std::mutex> g(m.mu);
+  auto find = [&] {
+    for (std::uint32_t i = 0; i < m.files.size(); ++i)
+      if (m.files[i].used && m.files[i].path == path) return i;
+    return ~0u;
+  };
+  std::uint32_t fi = find();
   if (fi == ~0u) {
+    // Creating, opening and syncing the backing file is disk I/O: done without the lock, the
+    // result published under it. An opener that raced this one and published first wins; this
+    // one's descriptor is closed.
+    g.unlock();
     const fs::path full = m.opt.backing_dir / std::string(path);
     std::error_code ec;
     const bool exists = fs::exists(full, ec);
     if (!exists && !(flags & kCreate)) return fail(Errc::misuse, "rio: " + std::string(path) + ": no such file");
     // Create the backing file now, so a missing one later means it was removed.
-    const int fd = WARD_TRY(detail::open_backing(m.opt.backing_dir, std::string(path), true));
+    auto fd = std::make_shared<Impl::BackingFd>(WARD_TRY(detail::open_backing(m.opt.backing_dir, std::string(path), true)));
     struct stat sb {};
-    fstat(fd, &sb);
-    if (m.region) {
-      for (std::uint32_t i = 0; i < m.files.size() && fi == ~0u; ++i)
-        if (!m.files[i].used) fi = i;
-      if (fi == ~0u) {
-        ::close(fd);
-        return fail(Errc::limit, "rio: the region's file table is full (" + std::to_string(m.files.size()) + " files)");
+    fstat(fd->fd, &sb);
+    // A new file's directory entry must survive a power cut before the region names it.
+    if (!exists && m.region && m.region->durability() == Durability::synced) WARD_TRY(detail::sync_dir(full.parent_path()));
+    g.lock();
+    fi = find();
+    if (fi == ~0u) {
+      if (m.region) {
+        for (std::uint32_t i = 0; i < m.files.size() && fi == ~0u; ++i)
+          if (!m.files[i].used) fi = i;
+        if (fi == ~0u)
+          return fail(Errc::limit, "rio: the region's file table is full (" + std::to_string(m.files.size()) + " files)");
+        Impl::File& f = m.files[fi];
+        f = {true, f.gen + 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), std::move(fd), f.epoch + 1};
+        m.region->set_file(fi, f.gen, f.path, f.size);
+      } else {
+        fi = static_cast<std::uint32_t>(m.files.size());
+        m.files.push_back({true, 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), std::move(fd), 0});
       }
-      // A new file's directory entry must survive a power cut before the region names it.
-      if (!exists && m.region->durability() == Durability::synced) {
-        auto synced = detail::sync_dir(full.parent_path());
-        if (!synced) {
-          ::close(fd);
-          return std::unexpected(synced.error());
-        }
-      }
-      Impl::File& f = m.files[fi];
-      f = {true, f.gen + 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), std::make_shared<Impl::BackingFd>(fd), f.epoch + 1};
-      m.region->set_file(fi, f.gen, f.path, f.size);
-    } else {
-      fi = static_cast<std::uint32_t>(m.files.size());
-      m.files.push_back({true, 1, std::string(path), static_cast<std::uint64_t>(sb.st_size), std::make_shared<Impl::BackingFd>(fd), 0});
     }
   }
   const int cfd = m.next_fd++;
   m.fds[cfd] = fi;
   if (flags & kTruncate) {
-    m.mu.unlock();
-    auto t = truncate(cfd, 0);
-    m.mu.lock();  // before any return: `g` unlocks on the way out, so no WARD_TRY around the call
-    if (!t) return std::unexpected(t.error());
+    g.unlock();
+    WARD_TRY(truncate(cfd, 0));
   }
   return cfd;
 }

@@ -644,6 +644,40 @@ TEST_F(RioStalls, ATruncateDuringAReadThroughWinsOverTheBytesItRead) {
   EXPECT_EQ(slurp(dir / "cold"), model);
 }
 
+// Opening a backing file happens without the lock; openers of one new path that race must end
+// up with one file (the loser's descriptor is closed), so every write through any of them lands
+// in it.
+TEST_F(RioStalls, OpenersOfOneNewFileRacingShareOneFile) {
+  auto c = Cache::open(opts());
+  ASSERT_TRUE(c);
+  constexpr int kThreads = 6, kRounds = 20;
+  for (int r = 0; r < kRounds; ++r) {
+    const std::string name = "new" + std::to_string(r);
+    std::vector<int> fds(kThreads, -1);
+    std::vector<std::thread> ts;
+    for (int t = 0; t < kThreads; ++t)
+      ts.emplace_back([&, t] {
+        auto fd = (*c)->open_file(name);
+        if (fd && (*c)->write(*fd, bytes(std::string(4096, static_cast<char>('a' + t))), 4096 * static_cast<std::uint64_t>(t)))
+          fds[static_cast<std::size_t>(t)] = *fd;
+      });
+    for (auto& th : ts) th.join();
+    std::string model;
+    for (int t = 0; t < kThreads; ++t) {
+      ASSERT_GE(fds[static_cast<std::size_t>(t)], 0) << t;
+      model += std::string(4096, static_cast<char>('a' + t));
+    }
+    for (int t = 0; t < kThreads; ++t) {
+      std::vector<std::byte> out(model.size());
+      auto n = (*c)->read(fds[static_cast<std::size_t>(t)], out, 0);
+      ASSERT_TRUE(n);
+      EXPECT_EQ(str(std::span(out).first(*n)), model) << name << " through the descriptor of thread " << t;
+    }
+  }
+  c->reset();
+  for (int r = 0; r < kRounds; ++r) EXPECT_EQ(slurp(dir / ("new" + std::to_string(r))).size(), kThreads * 4096u);
+}
+
 // Many threads at once: writers (each its own file, with truncations), readers checking what
 // their writer acknowledged, a flusher, and age write-back every few milliseconds, in a cache a
 // quarter the size of the data. In the end every file holds exactly its model.
