@@ -552,6 +552,16 @@ struct Stall {
     return !over;
   }
 };
+// A cache over a backing file "cold" holding `contents`, which the cache has not read yet, and
+// its descriptor (null and -1 if anything failed).
+std::pair<std::unique_ptr<Cache>, int> open_cold(CacheFixture& fx, const std::string& contents) {
+  { std::ofstream(fx.dir / "cold") << contents; }
+  auto c = Cache::open(fx.opts());
+  if (!c) return {nullptr, -1};
+  auto fd = (*c)->open_file("cold", 0);
+  if (!fd) return {nullptr, -1};
+  return {std::move(*c), *fd};
+}
 struct ReadThroughHook {
   explicit ReadThroughHook(Stall& s) { ward::rio::detail::during_read_through = [&s] { s.inside(); }; }
   ~ReadThroughHook() { ward::rio::detail::during_read_through = nullptr; }
@@ -586,11 +596,8 @@ TEST_F(RioStalls, AReadStalledInReadThroughDoesNotBlockAWriterOfAnotherBlock) {
 }
 
 TEST_F(RioStalls, APartialWriteToABlockBeingReadThroughWaitsForItAndBothLand) {
-  { std::ofstream(dir / "cold") << std::string(4096, '.'); }
-  auto c = Cache::open(opts());
-  ASSERT_TRUE(c);
-  auto fd = (*c)->open_file("cold", 0);
-  ASSERT_TRUE(fd);
+  auto [c, fd] = open_cold(*this, std::string(4096, '.'));
+  ASSERT_TRUE(c && fd >= 0);
   Stall stall;
   ReadThroughHook hook(stall);
   // The first write's load goes on once the second write waits for it.
@@ -599,36 +606,33 @@ TEST_F(RioStalls, APartialWriteToABlockBeingReadThroughWaitsForItAndBothLand) {
     ~Unhook() { ward::rio::detail::on_read_through_wait = nullptr; }
   } unhook;
   bool a_ok = false, b_ok = false;
-  std::thread a([&] { a_ok = (*c)->write(*fd, bytes("AAAA"), 100).has_value(); });
+  std::thread a([&] { a_ok = c->write(fd, bytes("AAAA"), 100).has_value(); });
   ASSERT_TRUE(stall.wait_entered());
-  std::thread b([&] { b_ok = (*c)->write(*fd, bytes("BBBB"), 2000).has_value(); });
+  std::thread b([&] { b_ok = c->write(fd, bytes("BBBB"), 2000).has_value(); });
   a.join();
   b.join();
   EXPECT_TRUE(a_ok && b_ok);
-  EXPECT_GT((*c)->stats().load_waits, 0u) << "the second write did not wait for the first one's read-through";
+  EXPECT_GT(c->stats().load_waits, 0u) << "the second write did not wait for the first one's read-through";
   std::string model(4096, '.');
   model.replace(100, 4, "AAAA");
   model.replace(2000, 4, "BBBB");
   std::vector<std::byte> out(4096);
-  ASSERT_TRUE((*c)->read(*fd, out, 0));
+  ASSERT_TRUE(c->read(fd, out, 0));
   EXPECT_EQ(str(out), model);
-  c->reset();
+  c.reset();
   EXPECT_EQ(slurp(dir / "cold"), model);
 }
 
 TEST_F(RioStalls, ATruncateDuringAReadThroughWinsOverTheBytesItRead) {
-  { std::ofstream(dir / "cold") << std::string(8192, 'x'); }
-  auto c = Cache::open(opts());
-  ASSERT_TRUE(c);
-  auto fd = (*c)->open_file("cold", 0);
-  ASSERT_TRUE(fd);
+  auto [c, fd] = open_cold(*this, std::string(8192, 'x'));
+  ASSERT_TRUE(c && fd >= 0);
   Stall stall;
   ReadThroughHook hook(stall);
   bool a_ok = false;
-  std::thread a([&] { a_ok = (*c)->write(*fd, bytes("AAAA"), 100).has_value(); });
+  std::thread a([&] { a_ok = c->write(fd, bytes("AAAA"), 100).has_value(); });
   ASSERT_TRUE(stall.wait_entered());
   // The write has read the old block 0 ('x' * 4096) and sits in its pread; the file is emptied.
-  const bool truncated = (*c)->truncate(*fd, 0).has_value();
+  const bool truncated = c->truncate(fd, 0).has_value();
   const bool during = stall.still_stalled();
   stall.release();
   a.join();
@@ -637,10 +641,10 @@ TEST_F(RioStalls, ATruncateDuringAReadThroughWinsOverTheBytesItRead) {
   // The write lands after the truncation: zeros, then its bytes; none of the old 'x'.
   const std::string model = std::string(100, '\0') + "AAAA";
   std::vector<std::byte> out(200);
-  auto n = (*c)->read(*fd, out, 0);
+  auto n = c->read(fd, out, 0);
   ASSERT_TRUE(n);
   EXPECT_EQ(str(std::span(out).first(*n)), model);
-  c->reset();
+  c.reset();
   EXPECT_EQ(slurp(dir / "cold"), model);
 }
 
