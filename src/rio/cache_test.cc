@@ -521,6 +521,167 @@ TEST_F(RioStalls, AnUnwritableBackingFileGivesTheWriterAnErrorNotAHang) {
   (*c)->abandon();
 }
 
+// Read-through (a read of a block the cache does not hold, or a partial write to one) preads the
+// backing file without the cache lock. A Stall holds the first read-through just after its pread
+// (the bytes read, the lock not yet taken back) until the test releases it (or 30 s pass, so a broken cache fails the test instead of hanging).
+struct Stall {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, released = false, over = false;
+  void inside() {
+    std::unique_lock<std::mutex> l(mu);
+    if (entered) return;  // only the first read-through stalls
+    entered = true;
+    cv.notify_all();
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    cv.wait_until(l, until, [&] { return released; });
+    over = true;  // released or timed out: the pread goes on
+  }
+  bool wait_entered() {
+    std::unique_lock<std::mutex> l(mu);
+    return cv.wait_for(l, std::chrono::seconds(30), [&] { return entered; });
+  }
+  void release() {
+    std::lock_guard<std::mutex> l(mu);
+    released = true;
+    cv.notify_all();
+  }
+  // True while the pread has not gone on: what the test did meanwhile did not wait for it.
+  bool still_stalled() {
+    std::lock_guard<std::mutex> l(mu);
+    return !over;
+  }
+};
+// A cache over a backing file "cold" holding `contents`, which the cache has not read yet, and
+// its descriptor (null and -1 if anything failed).
+std::pair<std::unique_ptr<Cache>, int> open_cold(CacheFixture& fx, const std::string& contents) {
+  { std::ofstream(fx.dir / "cold") << contents; }
+  auto c = Cache::open(fx.opts());
+  if (!c) return {nullptr, -1};
+  auto fd = (*c)->open_file("cold", 0);
+  if (!fd) return {nullptr, -1};
+  return {std::move(*c), *fd};
+}
+struct ReadThroughHook {
+  explicit ReadThroughHook(Stall& s) { ward::rio::detail::during_read_through = [&s] { s.inside(); }; }
+  ~ReadThroughHook() { ward::rio::detail::during_read_through = nullptr; }
+};
+
+TEST_F(RioStalls, AReadStalledInReadThroughDoesNotBlockAWriterOfAnotherBlock) {
+  { std::ofstream(dir / "cold") << std::string(8192, 'c'); }
+  auto c = Cache::open(opts());
+  ASSERT_TRUE(c);
+  auto hot = (*c)->open_file("hot");
+  auto cold = (*c)->open_file("cold", 0);
+  ASSERT_TRUE(hot && cold);
+  ASSERT_TRUE((*c)->write(*hot, bytes(std::string(4096, 'h')), 0));
+  Stall stall;
+  ReadThroughHook hook(stall);
+  std::string got;
+  std::thread reader([&] {
+    std::vector<std::byte> out(4096);
+    if (auto r = (*c)->read(*cold, out, 4096); r && *r == out.size()) got = str(out);
+  });
+  ASSERT_TRUE(stall.wait_entered());
+  // The reader sits inside its pread. A writer and a reader of a cached block get through.
+  bool wrote = (*c)->write(*hot, bytes("H"), 10).has_value();
+  std::vector<std::byte> out(16);
+  wrote = wrote && (*c)->read(*hot, out, 0).has_value() && str(out) == "hhhhhhhhhhHhhhhh";
+  const bool during = stall.still_stalled();
+  stall.release();
+  reader.join();
+  EXPECT_TRUE(wrote);
+  EXPECT_TRUE(during) << "the write waited for the stalled read-through: I/O under the cache lock";
+  EXPECT_EQ(got, std::string(4096, 'c'));
+}
+
+TEST_F(RioStalls, APartialWriteToABlockBeingReadThroughWaitsForItAndBothLand) {
+  auto [c, fd] = open_cold(*this, std::string(4096, '.'));
+  ASSERT_TRUE(c && fd >= 0);
+  Stall stall;
+  ReadThroughHook hook(stall);
+  // The first write's load goes on once the second write waits for it.
+  ward::rio::detail::on_read_through_wait = [&] { stall.release(); };
+  struct Unhook {
+    ~Unhook() { ward::rio::detail::on_read_through_wait = nullptr; }
+  } unhook;
+  bool a_ok = false, b_ok = false;
+  std::thread a([&] { a_ok = c->write(fd, bytes("AAAA"), 100).has_value(); });
+  ASSERT_TRUE(stall.wait_entered());
+  std::thread b([&] { b_ok = c->write(fd, bytes("BBBB"), 2000).has_value(); });
+  a.join();
+  b.join();
+  EXPECT_TRUE(a_ok && b_ok);
+  EXPECT_GT(c->stats().load_waits, 0u) << "the second write did not wait for the first one's read-through";
+  std::string model(4096, '.');
+  model.replace(100, 4, "AAAA");
+  model.replace(2000, 4, "BBBB");
+  std::vector<std::byte> out(4096);
+  ASSERT_TRUE(c->read(fd, out, 0));
+  EXPECT_EQ(str(out), model);
+  c.reset();
+  EXPECT_EQ(slurp(dir / "cold"), model);
+}
+
+TEST_F(RioStalls, ATruncateDuringAReadThroughWinsOverTheBytesItRead) {
+  auto [c, fd] = open_cold(*this, std::string(8192, 'x'));
+  ASSERT_TRUE(c && fd >= 0);
+  Stall stall;
+  ReadThroughHook hook(stall);
+  bool a_ok = false;
+  std::thread a([&] { a_ok = c->write(fd, bytes("AAAA"), 100).has_value(); });
+  ASSERT_TRUE(stall.wait_entered());
+  // The write has read the old block 0 ('x' * 4096) and sits in its pread; the file is emptied.
+  const bool truncated = c->truncate(fd, 0).has_value();
+  const bool during = stall.still_stalled();
+  stall.release();
+  a.join();
+  ASSERT_TRUE(a_ok && truncated);
+  EXPECT_TRUE(during) << "the truncate waited for the stalled read-through";
+  // The write lands after the truncation: zeros, then its bytes; none of the old 'x'.
+  const std::string model = std::string(100, '\0') + "AAAA";
+  std::vector<std::byte> out(200);
+  auto n = c->read(fd, out, 0);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(str(std::span(out).first(*n)), model);
+  c.reset();
+  EXPECT_EQ(slurp(dir / "cold"), model);
+}
+
+// Opening a backing file happens without the lock; openers of one new path that race must end
+// up with one file (the loser's descriptor is closed), so every write through any of them lands
+// in it.
+TEST_F(RioStalls, OpenersOfOneNewFileRacingShareOneFile) {
+  auto c = Cache::open(opts());
+  ASSERT_TRUE(c);
+  constexpr int kThreads = 6, kRounds = 20;
+  for (int r = 0; r < kRounds; ++r) {
+    const std::string name = "new" + std::to_string(r);
+    std::vector<int> fds(kThreads, -1);
+    std::vector<std::thread> ts;
+    for (int t = 0; t < kThreads; ++t)
+      ts.emplace_back([&, t] {
+        auto fd = (*c)->open_file(name);
+        if (fd && (*c)->write(*fd, bytes(std::string(4096, static_cast<char>('a' + t))), 4096 * static_cast<std::uint64_t>(t)))
+          fds[static_cast<std::size_t>(t)] = *fd;
+      });
+    for (auto& th : ts) th.join();
+    std::string model;
+    for (int t = 0; t < kThreads; ++t) {
+      ASSERT_GE(fds[static_cast<std::size_t>(t)], 0) << t;
+      model += std::string(4096, static_cast<char>('a' + t));
+    }
+    for (int t = 0; t < kThreads; ++t) {
+      std::vector<std::byte> out(model.size());
+      auto n = (*c)->read(fds[static_cast<std::size_t>(t)], out, 0);
+      ASSERT_TRUE(n);
+      EXPECT_EQ(str(std::span(out).first(*n)), model) << name << " through the descriptor of thread " << t;
+    }
+  }
+  c->reset();
+  for (int r = 0; r < kRounds; ++r) EXPECT_EQ(slurp(dir / ("new" + std::to_string(r))).size(), kThreads * 4096u);
+}
+
 // Many threads at once: writers (each its own file, with truncations), readers checking what
 // their writer acknowledged, a flusher, and age write-back every few milliseconds, in a cache a
 // quarter the size of the data. In the end every file holds exactly its model.

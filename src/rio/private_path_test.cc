@@ -33,12 +33,16 @@ std::string slurp(const fs::path& p) {
 }
 
 // Runs `f` in a child process as user and group `nobody` (no supplementary groups, umask 0, so
-// what it creates is as open as it asks for). True if `f` returned true. The wait has a deadline.
-bool as_nobody(const std::function<bool()>& f) {
+// what it creates is as open as it asks for), in directory `dir_fd` if given: it is entered before
+// the privileges are dropped, so `f` works there by relative names even where nobody could not
+// reach it by path (a parent closed to others, like the root of fresh-check's chroot). True if
+// `f` returned true. The wait has a deadline.
+bool as_nobody(const std::function<bool()>& f, int dir_fd = -1) {
   const pid_t pid = fork();
   if (pid < 0) return false;
   if (pid == 0) {
     umask(0);
+    if (dir_fd >= 0 && fchdir(dir_fd) != 0) _exit(2);
     if (setgroups(0, nullptr) != 0 || setgid(kNobody) != 0 || setuid(kNobody) != 0) _exit(2);
     _exit(f() ? 0 : 1);
   }
@@ -55,35 +59,39 @@ bool as_nobody(const std::function<bool()>& f) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-// A shared, world-writable sticky directory like /tmp or /dev/shm (1777), inside a private
-// test directory that `nobody` may enter. Removed even when the test fails.
+// A shared, world-writable sticky directory like /tmp or /dev/shm (1777), inside a private (0700)
+// test directory that `nobody` cannot traverse: the attacker works inside the shared directory
+// through a descriptor of it (attack() below), as a local user would who has it as their cwd.
+// Removed even when the test fails.
 struct SharedDir : ::testing::Test {
   fs::path top, shared;
+  int shared_fd = -1;
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root: the attacker is a second user (nobody) made with setuid in a child";
     char tmpl[] = "/tmp/ward-attack-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     top = tmpl;
-    ASSERT_EQ(chmod(top.c_str(), 0755), 0);  // nobody may traverse it, not write it
     shared = top / "shared";
     ASSERT_EQ(mkdir(shared.c_str(), 0700), 0);
     ASSERT_EQ(chmod(shared.c_str(), 01777), 0);
-    // The attack needs a second user who can reach the shared directory. Where that is impossible
-    // (no uid 65534 to switch to, or a parent closed to other users — a chroot whose root
-    // directory is 0700, as fresh-check's is), there is no attacker: skip and say so, rather
+    shared_fd = ::open(shared.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(shared_fd, 0);
+    // Where there is no uid 65534 to switch to there is no attacker: skip and say so, rather
     // than fail on the environment or pass without attacking.
-    const fs::path probe = shared / "probe";
-    if (!as_nobody([&] {
-          const int fd = ::open(probe.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-          return fd >= 0 && ::close(fd) == 0 && ::unlink(probe.c_str()) == 0;
+    if (!attack([] {
+          const int fd = ::open("probe", O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+          return fd >= 0 && ::close(fd) == 0 && ::unlink("probe") == 0;
         }))
       GTEST_SKIP() << "user nobody (65534) cannot be switched to, or cannot create a file in " << shared
-                   << " (a parent directory closed to other users?): no second user to attack with";
+                   << ": no second user to attack with";
   }
   void TearDown() override {
+    if (shared_fd >= 0) ::close(shared_fd);
     std::error_code ec;
     if (!top.empty()) fs::remove_all(top, ec);
   }
+  // Runs `f` as nobody inside the shared directory: it names files there relatively ("cache.rio").
+  bool attack(const std::function<bool()>& f) const { return as_nobody(f, shared_fd); }
   static ward::rio::RegionOptions opts(const fs::path& p) {
     ward::rio::RegionOptions o;
     o.path = p;
@@ -96,11 +104,11 @@ struct SharedDir : ::testing::Test {
 // Before the fix, root opened it and cached its data there (nobody could read and rewrite it).
 TEST_F(SharedDir, RegionPlantedByAnotherUserIsRefused) {
   const fs::path p = shared / "cache.rio";
-  ASSERT_TRUE(as_nobody([&] {
-    auto r = ward::rio::Region::open(opts(p));
+  ASSERT_TRUE(attack([&] {
+    auto r = ward::rio::Region::open(opts("cache.rio"));
     if (!r) return false;
     (*r)->set_clean(true);
-    return chmod(p.c_str(), 0666) == 0;
+    return chmod("cache.rio", 0666) == 0;
   }));
   struct stat before {};
   ASSERT_EQ(stat(p.c_str(), &before), 0);
@@ -115,7 +123,7 @@ TEST_F(SharedDir, RegionPlantedByAnotherUserIsRefused) {
 // Also refused when the planted file is private to nobody (0600): it is still not ours.
 TEST_F(SharedDir, PrivateRegionOfAnotherUserIsRefused) {
   const fs::path p = shared / "cache.rio";
-  ASSERT_TRUE(as_nobody([&] { return static_cast<bool>(ward::rio::Region::open(opts(p))); }));
+  ASSERT_TRUE(attack([&] { return static_cast<bool>(ward::rio::Region::open(opts("cache.rio"))); }));
   auto r = ward::rio::Region::open(opts(p));
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().detail.find("65534"), std::string::npos) << r.error().detail;
@@ -126,17 +134,17 @@ TEST_F(SharedDir, PrivateRegionOfAnotherUserIsRefused) {
 TEST_F(SharedDir, PlantedSymlinkIsNotFollowed) {
   const fs::path p = shared / "cache.rio", bait = shared / "bait.rio", victim = top / "victim";
   { std::ofstream(victim) << ""; }  // root's own empty file
-  ASSERT_TRUE(as_nobody([&] {
-    auto r = ward::rio::Region::open(opts(bait));
+  ASSERT_TRUE(attack([&] {
+    auto r = ward::rio::Region::open(opts("bait.rio"));
     if (!r) return false;
-    return chmod(bait.c_str(), 0666) == 0 && symlink(bait.c_str(), p.c_str()) == 0;
+    return chmod("bait.rio", 0666) == 0 && symlink(bait.c_str(), "cache.rio") == 0;
   }));
   auto r = ward::rio::Region::open(opts(p));
   ASSERT_FALSE(r) << "root followed a symlink planted by uid 65534";
   EXPECT_NE(r.error().detail.find(p.string()), std::string::npos) << r.error().detail;
 
   const fs::path p2 = shared / "other.rio";
-  ASSERT_TRUE(as_nobody([&] { return symlink(victim.c_str(), p2.c_str()) == 0; }));
+  ASSERT_TRUE(attack([&] { return symlink(victim.c_str(), "other.rio") == 0; }));
   auto r2 = ward::rio::Region::open(opts(p2));
   ASSERT_FALSE(r2) << "root followed a symlink planted by uid 65534";
   EXPECT_EQ(slurp(victim), "") << "the link's target was turned into a region";
@@ -147,9 +155,9 @@ TEST_F(SharedDir, PlantedSymlinkIsNotFollowed) {
 TEST_F(SharedDir, CacheRefusesAPlantedRegion) {
   const fs::path p = shared / "cache.rio", backing = top / "backing";
   fs::create_directories(backing);
-  ASSERT_TRUE(as_nobody([&] {
-    auto r = ward::rio::Region::open(opts(p));
-    return r && chmod(p.c_str(), 0666) == 0;
+  ASSERT_TRUE(attack([&] {
+    auto r = ward::rio::Region::open(opts("cache.rio"));
+    return r && chmod("cache.rio", 0666) == 0;
   }));
   ward::rio::CacheOptions o;
   o.backing_dir = backing;
@@ -167,7 +175,8 @@ TEST_F(SharedDir, PlantedPerUserDirectoryIsRefused) {
   fs::create_directories(backing);
   const fs::path p = ward::rio::default_region_path(backing, shared);
   ASSERT_EQ(p.parent_path(), shared / ("ward-" + std::to_string(geteuid())));
-  ASSERT_TRUE(as_nobody([&] { return mkdir(p.parent_path().c_str(), 0777) == 0; }));
+  const std::string per_user = p.parent_path().filename().string();
+  ASSERT_TRUE(attack([&] { return mkdir(per_user.c_str(), 0777) == 0; }));
   auto d = ward::rio::ensure_private_dir(p.parent_path());
   ASSERT_FALSE(d) << "root accepted a directory made by uid 65534";
   EXPECT_NE(d.error().detail.find("65534"), std::string::npos) << d.error().detail;
@@ -176,10 +185,7 @@ TEST_F(SharedDir, PlantedPerUserDirectoryIsRefused) {
   EXPECT_EQ(fs::exists(p), false);
 
   fs::remove_all(p.parent_path());
-  ASSERT_TRUE(as_nobody([&] {
-    const fs::path theirs = shared / "theirs";
-    return mkdir(theirs.c_str(), 0777) == 0 && symlink(theirs.c_str(), p.parent_path().c_str()) == 0;
-  }));
+  ASSERT_TRUE(attack([&] { return mkdir("theirs", 0777) == 0 && symlink("theirs", per_user.c_str()) == 0; }));
   d = ward::rio::ensure_private_dir(p.parent_path());
   ASSERT_FALSE(d) << "root followed a link planted by uid 65534";
   EXPECT_NE(d.error().detail.find("symbolic link"), std::string::npos) << d.error().detail;

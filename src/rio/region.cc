@@ -106,6 +106,27 @@ Result<void> validate(int fd, const std::filesystem::path& path, std::uint64_t f
   return {};
 }
 
+// Removes what creators of `base` that died between mkostemp and the rename left in `dir`:
+// regular files named `base`.new-XXXXXX, owned by this user, that nobody holds locked (a live
+// creator locks its file right after creating it). Never follows a link; skips anything else.
+void remove_stale_new_files(const fs::path& dir, const std::string& base) {
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return;
+  std::error_code ec;
+  const std::string prefix = base + ".new-";
+  for (const auto& de : fs::directory_iterator(dir, ec)) {
+    const std::string name = de.path().filename().string();
+    if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const int fd = ::openat(dfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st {};
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && flock(fd, LOCK_EX | LOCK_NB) == 0)
+      (void)::unlinkat(dfd, name.c_str(), 0);
+    ::close(fd);
+  }
+  ::close(dfd);
+}
+
 // A region being created: a fresh private file beside its final path, removed unless published.
 struct NewFile {
   std::string path;  // empty: not creating
@@ -216,10 +237,12 @@ Result<std::unique_ptr<Region>> Region::open(const RegionOptions& opt) {
   NewFile fresh;
   r->fd_ = ::open(opt.path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (r->fd_ < 0 && errno == ENOENT && opt.create) {
+    remove_stale_new_files(dir, opt.path.filename().string());
     std::string tmpl = opt.path.string() + ".new-XXXXXX";
     r->fd_ = mkostemp(tmpl.data(), O_CLOEXEC);  // O_EXCL, mode 0600
     if (r->fd_ < 0) return fail(Errc::load_failed, "rio: cannot create a region beside " + opt.path.string() + ": " + std::strerror(errno));
     fresh.path = tmpl;
+    if (flock(r->fd_, LOCK_EX | LOCK_NB) != 0) return fail(Errc::load_failed, "rio: " + sys("flock"));  // see remove_stale_new_files
   }
   if (r->fd_ < 0) {
     if (errno == ELOOP)

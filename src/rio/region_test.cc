@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -36,6 +37,26 @@ struct TempRegion {
     return o;
   }
 };
+
+// A creator killed between creating its temporary file and renaming it leaves <path>.new-XXXXXX;
+// the next creation removes such files of ours that nobody holds, and leaves a held one alone.
+TEST(Region, StaleHalfCreatedFilesAreRemovedAtCreation) {
+  TempRegion t;
+  const fs::path stale = t.dir / "region.rio.new-abc123", held = t.dir / "region.rio.new-xyz789";
+  const fs::path other = t.dir / "other.rio.new-abc123";
+  for (const auto& p : {stale, held, other}) std::ofstream(p) << "half";
+  const int hfd = ::open(held.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(hfd, 0);
+  ASSERT_EQ(flock(hfd, LOCK_EX | LOCK_NB), 0);  // a creator still at work
+  {
+    auto r = ward::rio::Region::open(t.opts());
+    ASSERT_TRUE(r) << r.error().detail;
+  }
+  ::close(hfd);
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(held));
+  EXPECT_TRUE(fs::exists(other));  // another region's name
+}
 
 TEST(Region, CreatesAndReopensWithTheSameGeometry) {
   TempRegion t;

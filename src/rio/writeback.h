@@ -38,6 +38,13 @@ struct BlockWrite {
 // Test seam: when set, the cache's write-back calls it after write_blocks and before it marks
 // anything clean, without the cache lock held (set it before opening the cache).
 inline std::function<void()> after_writeback_io;
+// Test seam: when set, the cache's read-through (a read of a block it does not hold, or a partial
+// write to one) calls it just after its pread, without the cache lock held (set it before
+// opening the cache).
+inline std::function<void()> during_read_through;
+// Test seam: called (with the cache lock held: it must not call into the cache) when a write starts
+// waiting for another thread's read-through of its block.
+inline std::function<void()> on_read_through_wait;
 
 // Writes `slots` (dirty blocks of file `path`, logical size `size`) to `fd`, sets the file's size
 // and fdatasyncs it; then marks the slots clean. On any error nothing is marked clean.

@@ -11,8 +11,10 @@
 //     atomic store) and returns; fsync() is free; write-back happens for capacity (evict clean
 //     blocks first; a write with no free or clean slot waits up to writeback_wait for the
 //     background thread to clean some) and for age, in the background thread, never under the
-//     cache lock (docs/rio.md, "Write-back and locking"). A crashed owner's dirty blocks are
-//     written back by the next open.
+//     cache lock (docs/rio.md, "Write-back and locking"). Reads of blocks the cache does not hold,
+//     partial writes to them and opening backing files do their I/O without the lock too; a
+//     write of a block another write is reading through waits for it (deadline writeback_wait).
+//     A crashed owner's dirty blocks are written back by the next open.
 //   * write_through: every write() goes to the backing file followed by fdatasync (the baseline
 //     Rio beat). No region.
 //   * unsafe_write_back: write() goes to the backing file's page cache with no sync: no
@@ -50,7 +52,8 @@ struct CacheOptions {
   // (Capacity write-back runs regardless.)
   std::chrono::milliseconds writeback_age{std::chrono::seconds(30)};
   // How long a write waits for write-back to free a slot when the cache is full of dirty
-  // blocks; then it fails with Errc::limit and is not done.
+  // blocks, or for another write's read-through of its block; then it fails with Errc::limit
+  // and is not done.
   std::chrono::milliseconds writeback_wait{std::chrono::seconds(10)};
 };
 
@@ -91,6 +94,7 @@ struct RecoveryReport {
 struct CacheStats {
   std::uint64_t writes = 0, reads = 0, read_hits = 0, fsyncs = 0, written_back = 0, evicted = 0;
   std::uint64_t slot_waits = 0;  // writes that found no free or clean slot and waited for write-back
+  std::uint64_t load_waits = 0;  // writes that waited for another thread's read-through of their block
   std::uint32_t blocks_total = 0, blocks_dirty = 0, blocks_clean = 0, blocks_free = 0;
 };
 

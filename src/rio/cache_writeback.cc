@@ -1,0 +1,255 @@
+// rio::Cache's write-back (docs/rio.md, "Write-back and locking"): the rounds that write dirty
+// blocks to their backing files without the cache lock, and the background thread that runs them
+// for age and for capacity.
+#include <sys/stat.h>
+
+#include "rio/cache_impl.h"
+
+namespace ward::rio {
+namespace L = layout;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Checks that `fd` is still the file at `full` (a removed or replaced backing file would swallow
+// written-back data).
+Result<void> still_there(int fd, const fs::path& full, const std::string& path) {
+  struct stat a {}, b {};
+  if (fstat(fd, &a) != 0 || ::stat(full.c_str(), &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+    return std::unexpected(Cache::Impl::err(Errc::load_failed, path + ": the backing file was removed or replaced while the cache held "
+                                                         "dirty data; the data stays in the region"));
+  return {};
+}
+
+}  // namespace
+
+// `mu`, taken on behalf of write-back: it spins briefly, then raises wb_urgent so that the hot
+// paths (yield_to_writeback) step aside: a tight loop of writes cannot starve write-back.
+std::unique_lock<std::mutex> Cache::Impl::lock_for_writeback() {
+  std::unique_lock<std::mutex> g(mu, std::try_to_lock);
+  for (int i = 0; i < 200 && !g.owns_lock(); ++i) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+    (void)g.try_lock();
+  }
+  if (!g.owns_lock()) {
+    wb_urgent.fetch_add(1);
+    g.lock();
+    wb_urgent.fetch_sub(1);
+  }
+  return g;
+}
+
+// One round; the caller holds wb_mu, not `mu`. Errors name the files that could not be
+// written; their blocks stay dirty.
+Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns) {
+  struct Job {
+    std::uint32_t slot;
+    std::uint64_t seq, key, block, picked_ns;
+    std::uint32_t len;
+  };
+  struct FileJob {
+    std::shared_ptr<BackingFd> fd;  // null: opened in step 2, published in step 3
+    std::uint64_t gen = 0;
+    std::string path, error;
+    std::uint64_t size = 0;
+    std::vector<Job> jobs;
+  };
+  std::map<std::uint32_t, FileJob> todo;
+  // Each hold of `mu` ends after about 5 us of work.
+  auto hold_over = [](int n, std::chrono::steady_clock::time_point t0) {
+    return (n & 15) == 15 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(5);
+  };
+
+  // 1. Pick and pin.
+  std::uint64_t id = 0;
+  std::size_t want = 0, picked = 0, cursor = 0;
+  for (bool more = true; more;) {
+    auto g = lock_for_writeback();
+    if (id == 0) {
+      id = ++rounds_started;
+      if (pick == Pick::capacity) {
+        // Up to half the cache free or clean. Large rounds: when writers outrun the disk, each
+        // round ends one wait per writer, so the fewer rounds per block, the fewer waits.
+        const std::size_t target = std::max<std::size_t>(slots.size() / 2, 1), avail = slots.size() - dirty_estimate();
+        want = avail < target ? target - avail : std::max<std::size_t>(slots.size() / 16, 1);
+      }
+      if (dirty_order.size() > 2 * dirty_since.size() + 1024) compact_dirty_order();
+    }
+    const std::uint64_t now = steady_ns();
+    const auto t0 = std::chrono::steady_clock::now();
+    auto take = [&](std::uint32_t s) {
+      const std::uint32_t f = slots[s].file;
+      FileJob& fj = todo[f];
+      if (fj.path.empty()) {
+        fj.path = files[f].path;
+        fj.fd = files[f].backing;
+        fj.gen = files[f].gen;
+      }
+      fj.size = files[f].size;  // the newest: the file's size moves after its blocks
+      const L::Entry& e = region->entry(s);
+      fj.jobs.push_back({s, L::word_seq(e.word.load()), key(f, slots[s].block), slots[s].block, now, e.len});
+      pinned[s] = 1;
+      ++picked;
+    };
+    for (int n = 0; more && !hold_over(n, t0); ++n) {
+      if (pick == Pick::all) {
+        if (cursor >= slots.size()) {
+          more = false;
+        } else if (const std::uint32_t s = static_cast<std::uint32_t>(cursor++);
+                   slots[s].used && L::word_state(region->entry(s).word.load()) == L::kDirty) {
+          take(s);
+        }
+        continue;
+      }
+      if (cursor >= dirty_order.size()) {
+        more = false;
+        continue;
+      }
+      const auto [k, since] = dirty_order[cursor];
+      auto ds = dirty_since.find(k);
+      auto ix = index.find(k);
+      const bool mine = ds != dirty_since.end() && ds->second == since;
+      if (!mine || ix == index.end() || L::word_state(region->entry(ix->second).word.load()) != L::kDirty) {
+        if (mine) dirty_since.erase(ds);  // dropped while dirty (truncate, unlink)
+        if (cursor == 0) dirty_order.pop_front();
+        else ++cursor;
+        continue;
+      }
+      ++cursor;
+      if (since <= due_ns) {
+        if (!pinned[ix->second]) take(ix->second);
+      } else if (picked >= want) {
+        more = false;  // everything after is younger
+      } else if (!failing.contains(slots[ix->second].file) && !pinned[ix->second]) {
+        take(ix->second);
+      }
+    }
+  }
+
+  // 2. Write and sync, without `mu`.
+  const std::uint64_t bs = region->block_size();
+  for (auto& [f, fj] : todo) {
+    if (!fj.error.empty()) continue;
+    if (!fj.fd) {
+      auto fd = detail::open_backing(opt.backing_dir, fj.path, false);
+      if (!fd) {
+        fj.error = fd.error().detail;
+        continue;
+      }
+      fj.fd = std::make_shared<BackingFd>(*fd);
+    }
+    if (auto ok = still_there(fj.fd->fd, opt.backing_dir / fj.path, fj.path); !ok) {
+      fj.error = ok.error().detail;
+      continue;
+    }
+    std::sort(fj.jobs.begin(), fj.jobs.end(), [](const Job& a, const Job& b) { return a.block < b.block; });
+    std::vector<detail::BlockWrite> w;
+    for (const Job& j : fj.jobs)
+      if (j.block * bs < fj.size)
+        w.push_back({j.block * bs, {region->block(j.slot), std::min<std::uint64_t>(j.len, fj.size - j.block * bs)}});
+    if (auto ok = detail::write_blocks(fj.fd->fd, fj.path, fj.size, w); !ok) fj.error = ok.error().detail;
+  }
+  if (detail::after_writeback_io) detail::after_writeback_io();
+
+  // 3. Publish "clean" where the block did not change meanwhile; unpin.
+  std::string failures;
+  std::uint64_t cleaned = 0;
+  auto it = todo.begin();
+  std::size_t j = 0;
+  for (bool more = true; more;) {
+    auto g = lock_for_writeback();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int n = 0; !hold_over(n, t0); ++n) {
+      if (it == todo.end()) {
+        more = false;
+        break;
+      }
+      FileJob& fj = it->second;
+      if (j == 0) {
+        // A file opened in step 2 is kept, unless unlinked meanwhile or opened by someone else.
+        if (File& file = files[it->first]; fj.fd && !file.backing && file.used && file.gen == fj.gen) file.backing = fj.fd;
+        if (fj.error.empty()) {
+          failing.erase(it->first);
+          st.written_back += fj.jobs.size();
+        } else {
+          failing[it->first] = fj.error;
+          failures += (failures.empty() ? "" : "; ") + fj.error;
+        }
+      }
+      if (j >= fj.jobs.size()) {
+        ++it;
+        j = 0;
+        continue;
+      }
+      const Job& job = fj.jobs[j++];
+      pinned[job.slot] = 0;
+      // Only blocks written out whole become clean: one reaching past the end can belong to a
+      // write still in progress (the size moves after its blocks are published).
+      if (!fj.error.empty() || job.block * bs + job.len > fj.size) continue;
+      const SlotInfo& si = slots[job.slot];
+      if (si.used && key(si.file, si.block) == job.key &&
+          region->entry(job.slot).word.load() == L::make_word(job.seq, L::kDirty)) {
+        region->set_state(job.slot, L::kClean);
+        clean_order.emplace_back(job.slot, job.seq);
+        dirty_since.erase(job.key);
+        ++cleaned;
+      } else if (auto ix = index.find(job.key);
+                 ix != index.end() && L::word_state(region->entry(ix->second).word.load()) == L::kDirty) {
+        // Written meanwhile: the newer version stays dirty; it is no older than our pick.
+        dirty_since[job.key] = job.picked_ns;
+        dirty_order.emplace_back(job.key, job.picked_ns);
+      }
+    }
+    if (!more) {
+      free_slots.insert(free_slots.end(), pinned_free.begin(), pinned_free.end());
+      pinned_free.clear();
+      if (pick != Pick::due) {
+        cap_round = id;
+        cap_cleaned = cleaned;
+        cap_error = failures;
+        // Capacity rounds skip files that failed: say why those blocks were not written.
+        for (const auto& kv : failing)
+          if (cap_error.find(kv.second) == std::string::npos) cap_error += (cap_error.empty() ? "" : "; ") + kv.second;
+      }
+    }
+  }
+  slot_cv.notify_all();
+  if (!failures.empty()) return std::unexpected(err(Errc::limit, "rio: " + failures));
+  return {};
+}
+
+// Drops the entries of dirty_order that no longer describe a dirty period (under `mu`; rare:
+// only when stale entries pile up behind one that stays dirty).
+void Cache::Impl::compact_dirty_order() {
+  std::erase_if(dirty_order, [&](const auto& ks) {
+    auto ds = dirty_since.find(ks.first);
+    return ds == dirty_since.end() || ds->second != ks.second;
+  });
+}
+
+// The write-back thread: age write-back every quarter of writeback_age (between 1 ms and 1 s),
+// and capacity write-back whenever a writer asks.
+void Cache::Impl::background() {
+  using namespace std::chrono;
+  const auto age = duration_cast<nanoseconds>(opt.writeback_age);
+  const nanoseconds tick = age.count() > 0 ? std::clamp<nanoseconds>(age / 4, milliseconds(1), seconds(1)) : seconds(1);
+  std::unique_lock<std::mutex> l(sig_mu);
+  while (!stopping) {
+    bg_cv.wait_for(l, tick, [&] { return stopping || capacity_wanted; });
+    if (stopping) break;
+    const bool cap = std::exchange(capacity_wanted, false);
+    l.unlock();
+    // Due: blocks whose dirty age passes writeback_age before the next tick.
+    const std::uint64_t now = steady_ns(), early = static_cast<std::uint64_t>((age - tick).count());
+    const std::uint64_t due = age.count() > 0 && now > early ? now - early : 0;
+    if (cap || due > 0) {
+      IoLock io(*this);
+      (void)write_back_round(cap ? Pick::capacity : Pick::due, due);
+    }
+    l.lock();
+  }
+}
+
+}  // namespace ward::rio
