@@ -103,7 +103,7 @@ class ConformFixture : public Fixture {
   // fuse-overlayfs on dir_/name, directly (it mounts itself and daemonizes) or through
   // `ward fuse`. Mounted directly, as root, it asks for allow_other and default_permissions
   // (see /proc/mounts); through ward, ward mounts, so ward is given the same two options.
-  std::string mount(Where where, const std::string& name) {
+  std::string mount(Where where, const std::string& name, bool kills = false) {
     std::string m = layers(name);
     if (where == Where::direct) {
       mounts_.push_back(m);
@@ -115,8 +115,13 @@ class ConformFixture : public Fixture {
       if (!e.done || !WIFEXITED(e.status) || WEXITSTATUS(e.status) != 0) return "";
       return m;
     }
-    start({"--allow-other", "--default-permissions"}, {"fuse-overlayfs", "-f", "-o", overlay_opts(m), "{}"}, m);
-    return mounted(m) ? m : "";
+    std::vector<std::string> opts{"--allow-other", "--default-permissions"};
+    if (kills) opts.insert(opts.end(), {"--restarts", "1000000"});  // the killer sets the pace, not a limit
+    start(opts, {"fuse-overlayfs", "-f", "-o", overlay_opts(m), "{}"}, m);
+    if (!mounted(m)) return "";
+    // Serving before the first kill (a file system that never answered INIT is not restarted).
+    Exit up = stat_in_child(m);
+    return up.done && WIFEXITED(up.status) && WEXITSTATUS(up.status) == 0 ? m : "";
   }
 
   // Unmounts; through ward, ward must then exit 0 (unless kills made it fail: `killed`).
@@ -146,7 +151,7 @@ class ConformFixture : public Fixture {
 
   // The suite on fuse-overlayfs mounted `where`, with or without kills.
   Suite suite_on(Where where, const std::string& name, bool kills) {
-    std::string m = mount(where, name);
+    std::string m = mount(where, name, kills);
     if (m.empty()) {
       ADD_FAILURE() << "fuse-overlayfs did not mount " << (where == Where::ward ? "through ward: " + stderr_ : "");
       return {};
@@ -274,7 +279,7 @@ TEST_P(FioVerify, RandomWritesVerify) {
   if (!have_overlayfs()) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
   if (::access("/usr/bin/fio", X_OK) != 0) GTEST_SKIP() << "fio not installed (scripts/setup.sh)";
   if (kills && !kills_enabled()) GTEST_SKIP() << kNoRestart;
-  std::string m = mount(where, "fio");
+  std::string m = mount(where, "fio", kills);
   ASSERT_FALSE(m.empty()) << "fuse-overlayfs did not mount " << stderr_;
   Captured c;
   int k = 0;

@@ -78,6 +78,14 @@ class Nodes {
   std::unordered_map<std::string, std::uint64_t> by_name_;  // key(parent, name) -> ward id
 };
 
+// A directory entry ward passed to the kernel (READDIR/READDIRPLUS) or holds for it.
+struct DirEntry {
+  std::uint64_t off = 0;  // the offset the file system gave it (the kernel's next READDIR offset)
+  std::uint64_t ino = 0;
+  std::uint32_t type = 0;
+  std::string name;
+};
+
 struct Handle {
   std::uint64_t fs = 0;     // the instance's file handle
   std::uint64_t node = 0;   // ward's node id it was opened on
@@ -85,6 +93,14 @@ struct Handle {
   bool dir = false;         // OPENDIR rather than OPEN
   bool stale = false;
   bool releasing = false;   // RELEASE sent: not reopened by a restart
+  // Directory handles. A READDIR offset is the file system's own cookie: after a restart it may
+  // mean another place in the listing. So ward remembers what it passed to the kernel, and after a
+  // restart serves the rest of the listing itself: the new instance's entries minus those the
+  // kernel had consumed (docs/fuse.md, "Restart").
+  std::vector<DirEntry> listed;  // passed to the kernel since the last READDIR at offset 0
+  bool resume = false;           // restarted mid-listing: ward serves what is left
+  bool rest_loaded = false;
+  std::vector<DirEntry> rest;    // resume: the entries still to give, in the new instance's order
 };
 
 class Handles {

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "fuse/ids.h"
 #include "fuse/launch.h"
@@ -51,6 +52,9 @@ constexpr std::uint64_t kWardUnique = std::uint64_t{1} << 62;
 constexpr std::size_t kSmall = 4096;
 // Instances a request may be re-issued to before it is taken for what kills them.
 constexpr int kMaxAttempts = 3;
+// Directory offsets ward gives when it serves a listing itself after a restart (file systems'
+// own cookies are positions, hashes or indexes; ward's are this plus an index).
+constexpr std::uint64_t kCookie = std::uint64_t{1} << 62;
 
 std::string errno_text(std::string_view what, int err) {
   return std::string(what) + ": " + std::strerror(err);
@@ -343,6 +347,7 @@ class Relay {
     for (auto& [id, h] : handles_.all()) {
       if (auto it = replayed.handles.find(id); it != replayed.handles.end()) {
         h.fs = it->second, h.stale = false, ++reopened;  // a RELEASE in flight is re-issued to it
+        if (h.dir && !h.listed.empty()) h.resume = true, h.rest_loaded = false, h.rest.clear();
         continue;
       }
       if (h.releasing) {  // not reopened just to be released: ward answers that RELEASE
@@ -353,6 +358,7 @@ class Relay {
       std::optional<std::uint64_t> fh;
       if (n && !n->stale && n->fs != 0) fh = WARD_TRY(reopen(n->fs, h.flags, h.dir));
       h.stale = !fh;
+      if (h.dir && !h.listed.empty()) h.resume = true, h.rest_loaded = false, h.rest.clear();
       if (fh) h.fs = *fh, ++reopened;
       else ++lost_handles;
     }
@@ -385,6 +391,123 @@ class Relay {
     log(what);
     event(Event::Kind::restarted, what);
     return {};
+  }
+
+  // ---- directory listings across restarts ------------------------------------------------------
+
+  // Walks the entries of a READDIR (plus = false) or READDIRPLUS body; false if malformed.
+  template <typename Fn>
+  static bool each_dirent(const char* body, std::size_t n, bool plus, Fn fn) {
+    std::size_t head = plus ? FUSE_NAME_OFFSET_DIRENTPLUS : FUSE_NAME_OFFSET;
+    std::size_t dirent_at = plus ? offsetof(fuse_direntplus, dirent) : 0;
+    for (std::size_t at = 0; at < n;) {
+      if (n - at < head) return false;
+      auto d = load<fuse_dirent>(body + at + dirent_at);
+      std::size_t size = FUSE_DIRENT_ALIGN(head + d.namelen);
+      if (d.namelen == 0 || d.namelen > 1024 || size > n - at) return false;
+      detail::DirEntry e;
+      e.off = d.off, e.ino = d.ino, e.type = d.type;
+      e.name.assign(body + at + head, d.namelen);
+      fn(std::move(e));
+      at += size;
+    }
+    return true;
+  }
+
+  // What the kernel was given from a directory handle (for a resume after a restart).
+  void record_listing(const InFlight& r, const char* body, std::size_t n) {
+    detail::Handle* h = r.ids.has_fh ? handles_.find(r.ids.fh) : nullptr;
+    if (!h) return;
+    auto in = load<fuse_read_in>(r.msg.data() + sizeof(fuse_in_header));
+    if (in.offset == 0) h->listed.clear();
+    (void)each_dirent(body, n, r.opcode == FUSE_READDIRPLUS,
+                      [&](detail::DirEntry e) { h->listed.push_back(std::move(e)); });
+  }
+
+  // A READDIR/READDIRPLUS on a handle the file system was restarted under mid-listing: ward
+  // answers it from the new instance's listing minus what the kernel consumed before. Returns
+  // false when the request is not one of those (or cannot be: then it goes to the file system
+  // as is, with the file system's own offsets).
+  Result<bool> resumed_listing(std::uint64_t unique, const InFlight& r, const char* msg, std::size_t len) {
+    std::uint32_t opcode = r.opcode;
+    if ((opcode != FUSE_READDIR && opcode != FUSE_READDIRPLUS) || !r.ids.has_fh ||
+        len < sizeof(fuse_in_header) + sizeof(fuse_read_in))
+      return false;
+    auto in = load<fuse_read_in>(msg + sizeof(fuse_in_header));  // offset and size: never translated
+    detail::Handle* h = handles_.find(r.ids.fh);
+    if (!h || !h->resume || h->stale) return false;
+    if (in.offset == 0) {  // rewinddir: the new instance's listing from the start
+      h->resume = false, h->listed.clear(), h->rest.clear();
+      return false;
+    }
+    if (!h->rest_loaded) {
+      // The kernel consumed the entries up to the one whose offset it now asks from.
+      auto upto = std::find_if(h->listed.begin(), h->listed.end(),
+                               [&](const detail::DirEntry& e) { return e.off == in.offset; });
+      if (upto == h->listed.end()) {
+        h->resume = false;
+        return false;
+      }
+      std::unordered_set<std::string> consumed;
+      for (auto it = h->listed.begin(); it != std::next(upto); ++it) consumed.insert(it->name);
+      detail::Node* node = nodes_.find(h->node);
+      if (!node || node->fs == 0) return false;
+      std::vector<detail::DirEntry> all;
+      std::uint64_t next = 0;
+      for (int round = 0; round < 1'000'000; ++round) {
+        fuse_read_in rd{};
+        rd.fh = h->fs;
+        rd.offset = next;
+        rd.size = 64 * 1024;
+        auto reply = WARD_TRY(call(message(FUSE_READDIR, ward_unique(), node->fs, &rd, sizeof rd), o_.request_timeout));
+        auto oh = load<fuse_out_header>(reply.data());
+        std::size_t body = reply.size() - sizeof oh;
+        if (oh.error != 0) {
+          h->resume = false;
+          return false;
+        }
+        if (body == 0) break;
+        bool ok = each_dirent(reply.data() + sizeof oh, body, false, [&](detail::DirEntry e) {
+          next = e.off;
+          all.push_back(std::move(e));
+        });
+        if (!ok) {
+          h->resume = false;
+          return false;
+        }
+      }
+      for (auto& e : all)
+        if (!consumed.contains(e.name)) h->rest.push_back(std::move(e));
+      h->rest_loaded = true;
+    }
+    // Ward's offsets: kCookie + the index of the next entry to give.
+    std::size_t i = in.offset >= kCookie ? static_cast<std::size_t>(in.offset - kCookie) : 0;
+    bool plus = opcode == FUSE_READDIRPLUS;
+    std::size_t head = plus ? FUSE_NAME_OFFSET_DIRENTPLUS : FUSE_NAME_OFFSET;
+    std::vector<char> out(sizeof(fuse_out_header));
+    for (; i < h->rest.size(); ++i) {
+      const auto& e = h->rest[i];
+      std::size_t size = FUSE_DIRENT_ALIGN(head + e.name.size());
+      if (out.size() - sizeof(fuse_out_header) + size > in.size) break;
+      std::size_t at = out.size();
+      out.resize(at + size, 0);
+      fuse_dirent d{};
+      d.ino = e.ino, d.off = kCookie + i + 1, d.namelen = static_cast<std::uint32_t>(e.name.size()), d.type = e.type;
+      // READDIRPLUS: no entry (node id 0): the kernel lists the name and looks it up when asked.
+      std::memcpy(out.data() + at + (plus ? offsetof(fuse_direntplus, dirent) : 0), &d, sizeof d);
+      std::memcpy(out.data() + at + head, e.name.data(), e.name.size());
+      // Listed under ward's offset: a restart during this resume starts from here.
+      detail::DirEntry given = e;
+      given.off = d.off;
+      h->listed.push_back(std::move(given));
+    }
+    fuse_out_header oh{};
+    oh.len = static_cast<std::uint32_t>(out.size());
+    oh.unique = unique;
+    store(out.data(), oh);
+    WARD_TRY(to_kernel(out.data(), out.size()));
+    ++stats_.answered_by_ward;
+    return true;
   }
 
   // ---- the journal (--journal) ------------------------------------------------------------------
@@ -637,6 +760,8 @@ class Relay {
       refused_what_ += std::string(" ") + r.op->name;
       return Reissue::refused;
     }
+    if (bool served = WARD_TRY(resumed_listing(unique, r, r.msg.data(), r.len)); served)
+      return Reissue::sent;
     r.sent_to = instance_;
     if (int err = translate(r.msg.data(), *r.op, r.ids); err != 0) {
       answer(unique, err);
@@ -943,6 +1068,7 @@ class Relay {
       }
       h->releasing = true;
     }
+    if (bool served = WARD_TRY(resumed_listing(in.unique, r, buf_.data(), n)); served) return false;
     if (int err = translate(buf_.data(), *op, r.ids); err != 0) {
       if (op->body != Body::none) answer(in.unique, err);
       return false;
@@ -1081,6 +1207,7 @@ class Relay {
         default:
           break;
       }
+      if (r.opcode == FUSE_READDIR || r.opcode == FUSE_READDIRPLUS) record_listing(r, body, blen);
       auto names = names_of(r, init_out_.minor);
       if (r.op->names == detail::Names::remove) nodes_.unlinked(r.ids.node, names.name);
       if (r.op->names == detail::Names::rename) nodes_.renamed(r.ids.node, names.name, r.ids.node2, names.to);
