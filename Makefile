@@ -79,6 +79,7 @@ RIO_KILLS ?= 2000
 stress: build
 	WARD_STRESS_KILLS=$(STRESS_KILLS) ./$(BUILD)/ward_tests --gtest_filter='Stress.*'
 	WARD_RIO_KILLS=$(RIO_KILLS) ./$(BUILD)/ward_tests --gtest_filter='RioCrash.AcknowledgedWritesSurviveRandomKills'
+	WARD_CONFORM_KILLS=1 ./$(BUILD)/ward_conform_tests --gtest_filter='*WithKills*'
 
 bench: build
 	./$(BUILD)/ward bench xpc

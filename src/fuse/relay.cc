@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string_view>
@@ -28,6 +29,8 @@
 #include "fuse/launch.h"
 #include "fuse/protocol.h"
 #include "fuse/snapshot.h"
+#include "rio/private_path.h"
+#include "ward/rio/heap.h"
 
 namespace ward::fuse {
 namespace {
@@ -136,6 +139,9 @@ class Relay {
     if (!o_.snapshots.empty() && !o_.journal)
       return fail(Errc::misuse, "--snapshot needs --journal (a snapshot is put back before a journal replay)");
     for (const auto& path : o_.snapshots) snapshots_.push_back(WARD_TRY(detail::Snapshot::take(path)));
+    if (o_.rio && o_.journal)
+      return fail(Errc::misuse, "--rio and --journal together: the journal already replays every write");
+    if (o_.rio) WARD_TRY(open_rio());
     WARD_TRY(mount_it());
     WARD_TRY(start_fs());
     init_deadline_ = Clock::now() + o_.init_timeout;
@@ -198,6 +204,11 @@ class Relay {
     reap();
     unmount();
     if (kfd_ >= 0) ::close(kfd_), kfd_ = -1;
+    if (rio_heap_) {  // the kept writes are ward's alone: they go with it
+      rio_heap_.reset();
+      std::error_code ec;
+      std::filesystem::remove_all(rio_dir_, ec);
+    }
   }
 
   void answer(std::uint64_t unique, int err) {
@@ -363,6 +374,8 @@ class Relay {
       else ++lost_handles;
     }
 
+    std::size_t rewritten = o_.rio ? WARD_TRY(rewrite_kept()) : 0;
+
     // The requests the old instance held, oldest first. Each leaves inflight_ only once answered:
     // if this instance fails too, the next restart finds the rest (and the one that failed it,
     // marked as tried).
@@ -385,7 +398,8 @@ class Relay {
         " ms): " + std::to_string(found) + " nodes found again, " + std::to_string(stale) +
         " stale, " + std::to_string(reopened) + " handles reopened, " + std::to_string(lost_handles) +
         " lost, " + std::to_string(reissued) + " requests re-issued, " + std::to_string(refused) +
-        " answered with an error" + (refused_what_.empty() ? std::string() : " (" + refused_what_.substr(1) + ")") + ", " +
+        " answered with an error" + (o_.rio ? ", " + std::to_string(rewritten) + " kept writes written again" : std::string()) +
+        (refused_what_.empty() ? std::string() : " (" + refused_what_.substr(1) + ")") + ", " +
         std::to_string(released) + " releases answered by ward";
     refused_what_.clear();
     log(what);
@@ -508,6 +522,94 @@ class Relay {
     WARD_TRY(to_kernel(out.data(), out.size()));
     ++stats_.answered_by_ward;
     return true;
+  }
+
+  // ---- acknowledged writes in a Rio heap (--rio) -------------------------------------------------
+
+  struct Kept {
+    rio::Offset off = 0;
+    std::uint32_t len = 0;
+  };
+
+  Result<void> open_rio() {
+    std::filesystem::path base = "/dev/shm/ward-" + std::to_string(::geteuid());
+    WARD_TRY(rio::ensure_private_dir(base));
+    rio_dir_ = WARD_TRY(rio::make_private_dir(base, "fuse-rio"));
+    rio::HeapOptions ho;
+    ho.path = rio_dir_ / "writes.heap";
+    ho.size = o_.rio_size + (4u << 20);  // room for the allocator's own blocks
+    rio_heap_ = WARD_TRY(rio::Heap::open(ho));
+    return {};
+  }
+
+  // A WRITE the kernel now believes done: its request (ward's ids) goes into the heap.
+  void keep_write(const InFlight& r) {
+    if (rio_full_) return;
+    std::vector<char> m = with_ward_ids(r);
+    auto kept = [&]() -> Result<Kept> {
+      auto tx = WARD_TRY(rio_heap_->begin());
+      auto a = WARD_TRY(tx.alloc(m.size()));
+      std::memcpy(a.data, m.data(), m.size());
+      WARD_TRY(tx.commit());
+      return Kept{a.off, static_cast<std::uint32_t>(m.size())};
+    }();
+    if (!kept || rio_bytes_ + m.size() > o_.rio_size) {
+      if (kept) (void)made_durable_one(kept->off);
+      log("--rio: " + (kept ? std::string("more than --rio-size of writes not yet made durable") : kept.error().detail) +
+          "; ward stops keeping writes (a restart can lose what the file system had not made durable)");
+      rio_full_ = true;
+      return;
+    }
+    rio_bytes_ += m.size();
+    kept_[r.ids.fh].push_back(*kept);
+    ++stats_.rio_kept;
+  }
+
+  Result<void> made_durable_one(rio::Offset off) {
+    auto tx = WARD_TRY(rio_heap_->begin());
+    WARD_TRY(tx.free(off));
+    return tx.commit();
+  }
+
+  // FLUSH, FSYNC or RELEASE of `fh` succeeded: what was written through it is the file system's.
+  void made_durable(std::uint64_t fh) {
+    auto it = kept_.find(fh);
+    if (it == kept_.end()) return;
+    auto freed = [&]() -> Result<void> {
+      auto tx = WARD_TRY(rio_heap_->begin());
+      for (const Kept& k : it->second) WARD_TRY(tx.free(k.off));
+      return tx.commit();
+    }();
+    if (!freed) log("--rio: freeing kept writes failed: " + freed.error().detail);
+    for (const Kept& k : it->second) rio_bytes_ -= k.len, --stats_.rio_kept;
+    kept_.erase(it);
+  }
+
+  // After a restart: every kept write again, in order, through its reopened handle. Returns how
+  // many were written.
+  Result<std::size_t> rewrite_kept() {
+    std::size_t n = 0, lost = 0;
+    const OpInfo* op = detail::op_info(FUSE_WRITE);
+    for (auto& [fh, list] : kept_) {
+      detail::Handle* h = handles_.find(fh);
+      for (const Kept& k : list) {
+        std::vector<char> m(rio_heap_->at<char>(k.off), rio_heap_->at<char>(k.off) + k.len);
+        WardIds ids = ward_ids(m.data(), m.size(), *op);
+        if (!h || h->stale || translate(m.data(), *op, ids) != 0) {
+          ++lost;
+          continue;
+        }
+        auto hd = load<fuse_in_header>(m.data());
+        hd.unique = ward_unique();
+        store(m.data(), hd);
+        auto reply = WARD_TRY(call(m, o_.request_timeout));
+        if (load<fuse_out_header>(reply.data()).error != 0) ++lost;
+        else ++n, ++stats_.rio_rewritten;
+      }
+    }
+    if (lost > 0)
+      log("--rio: " + std::to_string(lost) + " kept writes could not be written again (handle lost or refused)");
+    return n;
   }
 
   // ---- the journal (--journal) ------------------------------------------------------------------
@@ -1208,6 +1310,10 @@ class Relay {
           break;
       }
       if (r.opcode == FUSE_READDIR || r.opcode == FUSE_READDIRPLUS) record_listing(r, body, blen);
+      if (o_.rio && r.ids.has_fh) {
+        if (r.opcode == FUSE_WRITE) keep_write(r);
+        if (r.opcode == FUSE_FLUSH || r.opcode == FUSE_FSYNC || r.opcode == FUSE_RELEASE) made_durable(r.ids.fh);
+      }
       auto names = names_of(r, init_out_.minor);
       if (r.op->names == detail::Names::remove) nodes_.unlinked(r.ids.node, names.name);
       if (r.op->names == detail::Names::rename) nodes_.renamed(r.ids.node, names.name, r.ids.node2, names.to);
@@ -1361,6 +1467,11 @@ class Relay {
   std::size_t journal_bytes_ = 0;
   bool journal_dropped_ = false;
   std::vector<detail::Snapshot> snapshots_;
+  std::unique_ptr<rio::Heap> rio_heap_;  // --rio: kept writes
+  std::filesystem::path rio_dir_;
+  std::unordered_map<std::uint64_t, std::vector<Kept>> kept_;  // by ward file handle, in order
+  std::size_t rio_bytes_ = 0;
+  bool rio_full_ = false;
   fuse_init_out init_out_{};    // what the kernel was told (after ward's clamp)
   std::size_t init_len_ = 0;
   std::unordered_map<std::uint64_t, InFlight> inflight_;

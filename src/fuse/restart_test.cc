@@ -4,6 +4,7 @@
 // error). FuseReal.*Kills*: an unmodified Debian file system killed with SIGKILL at random moments
 // while the comparison workload runs; every result must equal the same workload without kills.
 #include <signal.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -241,6 +242,65 @@ TEST_F(FuseReal, Fuse2fsKillsAreInvisibleWithJournal) {
       [](const std::string& base) {
         return std::vector<std::string>{"--journal", "--snapshot", base + "/ext4.img"};
       });
+}
+
+// ---- --rio: acknowledged writes a write-back file system held ------------------------------------
+
+const std::string kBuffering = WARD_BINARY_DIR "/ward-fuse-buffering";
+
+// An application writes two pieces to a file on ward-fuse-buffering (which holds writes until
+// FLUSH/FSYNC/RELEASE), the file system is killed and restarted, then the application closes the
+// file. Returns what the backing file holds afterwards.
+std::string write_kill_close(Fixture& f, const std::vector<std::string>& opts) {
+  std::string backing = f.dir_ + "/backing", log = f.dir_ + "/log";
+  fs::create_directories(backing);
+  std::vector<std::string> o{"--log", log};
+  o.insert(o.end(), opts.begin(), opts.end());
+  f.start(o, {kBuffering, backing, "{}"});
+  if (!f.mounted()) return "not mounted: " + f.stderr_;
+  int wrote[2], go[2];
+  if (::pipe(wrote) != 0 || ::pipe(go) != 0) return "pipe";
+  std::string file = f.mnt_ + "/held.txt";
+  pid_t app = ::fork();
+  if (app == 0) {
+    int fd = ::open(file.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    bool ok = fd >= 0 && ::write(fd, "first piece;", 12) == 12 && ::write(fd, "second piece", 12) == 12;
+    char c = ok ? 'w' : 'x';
+    (void)!::write(wrote[1], &c, 1);
+    (void)!::read(go[0], &c, 1);
+    ::_exit(::close(fd) == 0 ? 0 : 1);
+  }
+  char c = 0;
+  pollfd p{wrote[0], POLLIN, 0};
+  if (::poll(&p, 1, 20'000) != 1 || ::read(wrote[0], &c, 1) != 1 || c != 'w') return "the writes failed";
+  for (pid_t fs_pid : children_of(f.ward_)) ::kill(fs_pid, SIGKILL);
+  auto end = Clock::now() + 20s;
+  while (Clock::now() < end && count(slurp(log), "restarted (restart") < 1) ::usleep(5'000);
+  (void)!::write(go[1], "g", 1);
+  Exit closed = wait_for(app, 20s);
+  for (int fd : {wrote[0], wrote[1], go[0], go[1]}) ::close(fd);
+  if (!closed.done || !WIFEXITED(closed.status) || WEXITSTATUS(closed.status) != 0) return "close failed";
+  return slurp(backing + "/held.txt");
+}
+
+TEST_F(FuseRestart, RioWritesAgainWhatAKilledFileSystemHeld) {
+  if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
+  EXPECT_EQ(write_kill_close(*this, {"--rio"}), "first piece;second piece") << slurp(dir_ + "/log");
+  EXPECT_NE(slurp(dir_ + "/log").find("2 kept writes written again"), std::string::npos) << slurp(dir_ + "/log");
+}
+
+// The same without --rio: the file system's loss is real (what the test above guards against).
+TEST_F(FuseRestart, WithoutRioAKilledWriteBackFileSystemLosesWrites) {
+  if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
+  EXPECT_EQ(write_kill_close(*this, {}), "") << slurp(dir_ + "/log");
+}
+
+TEST_F(FuseReal, WriteBackFileSystemKillsAreInvisibleWithRio) {
+  if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
+  expect_kills_invisible(
+      *this, [](const std::string& base) { fs::create_directories(base + "/backing"); },
+      [](const std::string& base) { return std::vector<std::string>{kBuffering, base + "/backing", "{}"}; },
+      [](const std::string&) { return std::vector<std::string>{"--rio"}; });
 }
 
 }  // namespace

@@ -247,6 +247,14 @@ void add_fuse(CLI::App& app, int& exit_code) {
                   "MiB the journal may hold; past it the journal is dropped (logged) and restarts find "
                   "files by name only")
       ->default_val(256)->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  auto rio_mib = std::make_shared<std::size_t>(64);
+  cmd->add_flag("--rio", opts->rio,
+                "Keep every acknowledged WRITE in a Rio heap (write-protected, private, in /dev/shm) until "
+                "a FLUSH, FSYNC or RELEASE of its file handle succeeds, and write it again into a "
+                "restarted file system: for file systems that hold writes until then (write-back "
+                "caches). Not with --journal");
+  cmd->add_option("--rio-size", *rio_mib, "MiB of kept writes --rio may hold; past it ward stops keeping (logged)")
+      ->default_val(64)->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   cmd->add_option("--snapshot", opts->snapshots,
                   "A file the file system writes in place (an image: fuse2fs's ext4 file): copied at the "
                   "start and put back before each journal replay. Repeatable; needs --journal")
@@ -269,7 +277,9 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_option("MOUNTPOINT", opts->mountpoint, "Directory to mount on");
   cmd->add_option("FS-COMMAND", opts->command,
                   "After `--`: the file system's command line, `{}` where its mount point goes (no `{}`: it mounts itself on MOUNTPOINT, see above)");
-  cmd->callback([cmd, opts, foreground, timeout_ms, init_ms, exit_ms, window_ms, journal_mib, log_path, &exit_code] {
+  cmd->callback([cmd, opts, foreground, timeout_ms, init_ms, exit_ms, window_ms, journal_mib, rio_mib, log_path,
+                 &exit_code] {
+    opts->rio_size = *rio_mib << 20;
     if (cmd->got_subcommand("status")) return;
     if (opts->mountpoint.empty() || opts->command.empty()) {
       std::fprintf(stderr, "ward fuse: MOUNTPOINT and `-- FS-COMMAND` are required (ward fuse --help)\n");

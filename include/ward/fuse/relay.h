@@ -78,6 +78,13 @@ struct Options {
   bool journal = false;
   std::size_t journal_limit = std::size_t{256} << 20;
   std::vector<std::string> snapshots;
+  // --rio (docs/fuse.md, "Acknowledged writes in a Rio heap"): every WRITE the kernel was told
+  // succeeded is kept in a rio::Heap (write-protected from ward's own stray stores, in a private
+  // directory under /dev/shm) until a FLUSH, FSYNC or RELEASE of its handle succeeds, and written
+  // again into the restarted instance through the reopened handle. Past `rio_size` bytes of kept
+  // writes ward stops keeping (logged). Not with `journal` (which replays every write anyway).
+  bool rio = false;
+  std::size_t rio_size = std::size_t{64} << 20;
   int log_fd = -1;                   // one line per event (failure, restart, unmount); -1: none
   int stop_fd = -1;                  // readable => unmount and return Ok; -1: none
   std::function<void(const Event&)> on_event;  // may be empty
@@ -95,6 +102,8 @@ struct Stats {
   std::uint64_t journal_entries = 0;  // requests in the journal now (0 without --journal)
   std::uint64_t journal_bytes = 0;
   std::uint64_t replayed = 0;         // journal entries replayed into restarted instances
+  std::uint64_t rio_kept = 0;         // --rio: writes kept now (not yet made durable by the FS)
+  std::uint64_t rio_rewritten = 0;    // --rio: kept writes written again into restarted instances
   std::string last_failure;           // the cause of the last failure, in words
 };
 
