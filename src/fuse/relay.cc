@@ -358,7 +358,10 @@ class Relay {
     for (auto& [id, h] : handles_.all()) {
       if (auto it = replayed.handles.find(id); it != replayed.handles.end()) {
         h.fs = it->second, h.stale = false, ++reopened;  // a RELEASE in flight is re-issued to it
-        if (h.dir && !h.listed.empty()) h.resume = true, h.rest_loaded = false, h.rest.clear();
+        if (h.dir && !h.listed.empty()) {
+          h.resume = true, h.rest_loaded = false;
+          WARD_TRY(fetch_listing(h));
+        }
         continue;
       }
       if (h.releasing) {  // not reopened just to be released: ward answers that RELEASE
@@ -369,7 +372,10 @@ class Relay {
       std::optional<std::uint64_t> fh;
       if (n && !n->stale && n->fs != 0) fh = WARD_TRY(reopen(n->fs, h.flags, h.dir));
       h.stale = !fh;
-      if (h.dir && !h.listed.empty()) h.resume = true, h.rest_loaded = false, h.rest.clear();
+      if (h.dir && !h.listed.empty() && fh) {
+        h.resume = true, h.rest_loaded = false;
+        WARD_TRY(fetch_listing(h));
+      }
       if (fh) h.fs = *fh, ++reopened;
       else ++lost_handles;
     }
@@ -428,6 +434,34 @@ class Relay {
     return true;
   }
 
+  // During a restart: the new instance's whole listing of `h` (READDIR from offset 0 to the end,
+  // bounded), into h.rest; resume is off when the file system will not list it.
+  Result<void> fetch_listing(detail::Handle& h) {
+    h.rest.clear();
+    detail::Node* node = nodes_.find(h.node);
+    if (!node || node->fs == 0) return h.resume = false, Result<void>{};
+    constexpr std::size_t kMaxEntries = 1u << 22;  // a hostile listing must not eat ward's memory
+    std::uint64_t next = 0;
+    for (;;) {
+      fuse_read_in rd{};
+      rd.fh = h.fs;
+      rd.offset = next;
+      rd.size = 64 * 1024;
+      auto reply = WARD_TRY(call(message(FUSE_READDIR, ward_unique(), node->fs, &rd, sizeof rd), o_.request_timeout));
+      auto oh = load<fuse_out_header>(reply.data());
+      std::size_t body = reply.size() - sizeof oh;
+      if (oh.error != 0) return h.resume = false, h.rest.clear(), Result<void>{};
+      if (body == 0) return {};
+      std::uint64_t before = next;
+      bool ok = each_dirent(reply.data() + sizeof oh, body, false, [&](detail::DirEntry e) {
+        next = e.off;
+        h.rest.push_back(std::move(e));
+      });
+      if (!ok || next == before || h.rest.size() > kMaxEntries)
+        return fail(Errc::violation, "the restarted file system's listing of a directory does not end");
+    }
+  }
+
   // What the kernel was given from a directory handle (for a resume after a restart).
   void record_listing(const InFlight& r, const char* body, std::size_t n) {
     detail::Handle* h = r.ids.has_fh ? handles_.find(r.ids.fh) : nullptr;
@@ -455,7 +489,9 @@ class Relay {
       return false;
     }
     if (!h->rest_loaded) {
-      // The kernel consumed the entries up to the one whose offset it now asks from.
+      // The kernel consumed the entries up to the one whose offset it now asks from; `rest`
+      // holds the new instance's whole listing, fetched during the restart.
+      std::vector<detail::DirEntry> remaining;
       auto upto = std::find_if(h->listed.begin(), h->listed.end(),
                                [&](const detail::DirEntry& e) { return e.off == in.offset; });
       if (upto == h->listed.end()) {
@@ -464,34 +500,10 @@ class Relay {
       }
       std::unordered_set<std::string> consumed;
       for (auto it = h->listed.begin(); it != std::next(upto); ++it) consumed.insert(it->name);
-      detail::Node* node = nodes_.find(h->node);
-      if (!node || node->fs == 0) return false;
-      std::vector<detail::DirEntry> all;
-      std::uint64_t next = 0;
-      for (int round = 0; round < 1'000'000; ++round) {
-        fuse_read_in rd{};
-        rd.fh = h->fs;
-        rd.offset = next;
-        rd.size = 64 * 1024;
-        auto reply = WARD_TRY(call(message(FUSE_READDIR, ward_unique(), node->fs, &rd, sizeof rd), o_.request_timeout));
-        auto oh = load<fuse_out_header>(reply.data());
-        std::size_t body = reply.size() - sizeof oh;
-        if (oh.error != 0) {
-          h->resume = false;
-          return false;
-        }
-        if (body == 0) break;
-        bool ok = each_dirent(reply.data() + sizeof oh, body, false, [&](detail::DirEntry e) {
-          next = e.off;
-          all.push_back(std::move(e));
-        });
-        if (!ok) {
-          h->resume = false;
-          return false;
-        }
-      }
-      for (auto& e : all)
-        if (!consumed.contains(e.name)) h->rest.push_back(std::move(e));
+      for (auto& e : h->rest)
+        if (!consumed.contains(e.name)) remaining.push_back(std::move(e));
+      h->rest = std::move(remaining);
+      remaining.clear();
       h->rest_loaded = true;
     }
     // Ward's offsets: kCookie + the index of the next entry to give.
@@ -1272,7 +1284,10 @@ class Relay {
     }
     InFlight done = std::move(req);
     inflight_.erase(it);
-    WARD_TRY(deliver(done, buf_.data(), n));
+    if (auto d = deliver(done, buf_.data(), n); !d) {
+      answer(oh.unique, EIO);  // the file system's answer to it was malformed
+      return fs_failed(d.error().kind, d.error().detail);
+    }
     if (ready_pending_) {
       ready_pending_ = false;
       event(Event::Kind::ready, "serving");
@@ -1303,8 +1318,7 @@ class Relay {
           fh = open_reply(r, body, r.ids.node);
           break;
         case Body::direntplus:
-          if (!direntplus_reply(r, body, blen))
-            return fs_failed(Errc::violation, "malformed READDIRPLUS reply");
+          if (!direntplus_reply(r, body, blen)) return fail(Errc::violation, "malformed READDIRPLUS reply");
           break;
         default:
           break;
