@@ -77,7 +77,8 @@ Nodes::Forget Nodes::forget(std::uint64_t ward, std::uint64_t n) {
     }
     // Other names (hard links) that still lead here stay in the index; they are checked against
     // the node table wherever they are used.
-    if (node->fs != 0) by_fs_.erase(node->fs);
+    // Only if it maps here: two ward nodes can share an instance id after a restart (hard links).
+    if (auto it = by_fs_.find(node->fs); node->fs != 0 && it != by_fs_.end() && it->second == ward) by_fs_.erase(it);
     nodes_.erase(ward);
   }
   if (f.fs == 0 || f.count == 0) return {};
