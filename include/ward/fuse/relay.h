@@ -1,8 +1,9 @@
 // ward fuse: runs an unmodified FUSE file system as a supervised extension.
 //
 // Contract. run_fuse() mounts `mountpoint` itself (mount(2) on a /dev/fuse fd it opened; it needs
-// root and says so when it is not), starts `command` as a child with every `{}` replaced by
-// `/dev/fd/N`, N being one end of a SOCK_SEQPACKET socket pair, and relays the FUSE protocol
+// root and says so when it is not), starts `command` (src/fuse/launch.h: `{}` becomes `/dev/fd/3`,
+// one end of a SOCK_SEQPACKET socket pair; a command without `{}` mounts itself through
+// ward-fusermount; each instance runs in its own PID namespace), and relays the FUSE protocol
 // between the kernel's connection and that socket, one message per datagram (docs/fuse.md says
 // why libfuse3 accepts a socket there). It validates every reply before the kernel sees it: the
 // length in its header equals what arrived, the unique id names a request in flight, the error is
@@ -17,7 +18,11 @@
 // gives up), finds every node the kernel holds again by name, reopens every open handle with its
 // original flags, and re-issues the requests the old instance held where that is safe (the table
 // in src/fuse/protocol.cc; docs/fuse.md says which and why); the others are answered EIO. A node
-// the new instance cannot find again answers ESTALE; a handle that cannot be reopened, EIO.
+// the new instance cannot find again answers ESTALE; a handle that cannot be reopened, EIO. A
+// directory listed partly before the failure is finished by ward from the new instance's listing
+// minus what the kernel consumed. With `journal`, everything the kernel was told since the mount is
+// replayed into the new instance first (for file systems that keep state in memory); with `rio`,
+// acknowledged writes not yet flushed are written again (for write-back file systems).
 // At most `max_restarts` restarts within `restart_window`; past that (or with max_restarts 0, or a
 // failure before INIT was answered) every request in flight is answered with EIO, the mount is
 // detached and run_fuse returns an error of kind crashed/exited/hung/violation/bad_data.
@@ -27,7 +32,7 @@
 // the file system to exit (SIGTERM, SIGKILL after `exit_timeout`) and reaps it. Threads: one; it
 // blocks the calling thread until the mount ends. The child is in its own process group and dies
 // with ward (PR_SET_PDEATHSIG). Nothing it creates outlives the call except a mount the kernel still
-// holds busy after a lazy unmount.
+// holds busy after a lazy unmount (the --rio heap and the --snapshot copies go with it).
 #pragma once
 
 #include <chrono>
