@@ -36,8 +36,21 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "where that is safe (else answered EIO; docs/fuse.md lists which). Past --restarts within "
       "--restart-window, or if the new instance negotiates INIT differently, ward gives up: what "
       "the file system held is answered with EIO, the mount is detached and ward exits with 3.\n"
+      "Sandbox (on unless --no-sandbox): the file system runs in a root of its own that holds "
+      "only the system's programs and libraries (/usr, /bin, /lib*: read-only), /etc's passwd, "
+      "group, nsswitch.conf, ld.so.cache, localtime, fuse.conf (read-only), /dev/null, zero, full, "
+      "random, urandom, a fresh /proc (its own processes only), an empty /tmp (a 64 MiB tmpfs), "
+      "its binary, and the paths it may see: --see (read-write), --see-ro (read-only), and "
+      "(unless --no-auto-see) every path its command line names: each word, split at `,` `=` `:` "
+      "(so -o lowerdir=/a:/b,upperdir=/c counts), that exists is seen read-write, a directory "
+      "itself, a device node itself, a file with its directory (programs replace a file by "
+      "renaming over it), a path that does not exist yet with its directory; never /, /etc, /dev, "
+      "/tmp, /home, /root, /var, /run, /boot, the system's directories or anything below /proc, "
+      "/sys, /dev (name those with --see). Everything else of the host is absent: the file "
+      "system gets ENOENT. To diagnose a file system that fails for want of a path: --log - "
+      "prints what it sees; strace -f -e trace=%file on ward shows the ENOENT; add --see PATH.\n"
       "Exit codes: 0 unmounted or stopped by a signal; 1 bad usage or setup (not root, mount "
-      "failed, FS-COMMAND cannot run); 3 the file system failed.");
+      "failed, FS-COMMAND cannot run, a --see path missing); 3 the file system failed.");
   auto opts = std::make_shared<fuse::Options>();
   auto timeout_ms = std::make_shared<long>(30'000);
   auto init_ms = std::make_shared<long>(10'000);
@@ -60,12 +73,23 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_flag("--allow-other", opts->allow_other, "Mount option allow_other: other users may use the mount");
   cmd->add_flag("--default-permissions", opts->default_permissions,
                 "Mount option default_permissions: the kernel checks file modes");
+  cmd->add_option("--see", opts->see, "A host path the file system may see, read-write (repeatable; see Sandbox)")
+      ->type_name("PATH")->allow_extra_args(false);
+  cmd->add_option("--see-ro", opts->see_ro, "A host path the file system may see, read-only (repeatable; wins over the auto rule)")
+      ->type_name("PATH")->allow_extra_args(false);
+  auto no_sandbox = std::make_shared<bool>(false);
+  auto no_auto = std::make_shared<bool>(false);
+  cmd->add_flag("--no-auto-see", *no_auto, "Do not see the paths the command line names: only --see and --see-ro");
+  cmd->add_flag("--no-sandbox", *no_sandbox, "The file system sees the host's whole tree (as root: everything)")
+      ->excludes("--see")->excludes("--see-ro")->excludes("--no-auto-see");
   cmd->add_option("--log", *log_path, "Append ward's events (failures, restarts, unmount) to this file; `-` is stderr");
   cmd->add_option("MOUNTPOINT", opts->mountpoint, "Directory to mount on")->required();
   cmd->add_option("FS-COMMAND", opts->command,
                   "After `--`: the file system's command line, `{}` where its mount point goes (no `{}`: it mounts itself on MOUNTPOINT, see above)")
       ->required();
-  cmd->callback([opts, timeout_ms, init_ms, exit_ms, window_ms, log_path, &exit_code] {
+  cmd->callback([opts, timeout_ms, init_ms, exit_ms, window_ms, log_path, no_sandbox, no_auto, &exit_code] {
+    opts->sandbox = !*no_sandbox;
+    opts->auto_see = !*no_auto;
     opts->restart_window = std::chrono::milliseconds(*window_ms);
     opts->request_timeout = std::chrono::milliseconds(*timeout_ms);
     opts->init_timeout = std::chrono::milliseconds(*init_ms);
