@@ -149,6 +149,9 @@ void expect_kills_invisible(FuseReal& f, const std::function<void(const std::str
   std::string log = f.dir_ + "/log";
   f.start({"--log", log, "--restarts", "100000"}, cmd(b), b + "/m");
   ASSERT_TRUE(f.mounted(b + "/m")) << f.stderr_;
+  // The kills start once the FS answered INIT (a stat waits for it): a failure before INIT is
+  // not restarted (relay.h), and the mount appears before the FS has started.
+  ASSERT_EQ(WEXITSTATUS(stat_in_child(b + "/m").status), 0);
   int kills = 0, runs = 0;
   {
     Killer killer(f.ward_, std::random_device{}());

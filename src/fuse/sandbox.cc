@@ -124,17 +124,18 @@ Result<Resolved> resolve(const std::string& path, const std::string& mnt) {
   return Resolved{Found::yes, done.empty() ? "/" : done};
 }
 
+std::vector<std::string> split(const std::string& s, char c) {
+  std::vector<std::string> v;
+  std::size_t i = 0;
+  for (auto j = s.find(c); j != std::string::npos; i = j + 1, j = s.find(c, i)) v.push_back(s.substr(i, j - i));
+  v.push_back(s.substr(i));
+  return v;
+}
+
 // The pieces of one argument that may name paths: split at ',', the value after the first '='
 // of each, that split at ':' (overlay's lowerdir=/a:/b, KEY=PATH options, MODE:PATH).
 std::vector<std::string> pieces(const std::string& arg) {
   std::vector<std::string> out;
-  auto split = [](const std::string& s, char c) {
-    std::vector<std::string> v;
-    std::size_t i = 0;
-    for (auto j = s.find(c); j != std::string::npos; i = j + 1, j = s.find(c, i)) v.push_back(s.substr(i, j - i));
-    v.push_back(s.substr(i));
-    return v;
-  };
   for (auto& opt : split(arg, ',')) {
     auto eq = opt.find('=');
     for (auto& p : split(eq == std::string::npos ? opt : opt.substr(eq + 1), ':'))
@@ -160,7 +161,7 @@ Result<std::string> find_binary(const std::string& name, const std::string& mnt)
   } else {
     const char* env = std::getenv("PATH");
     std::string path = env && *env ? env : "/usr/local/bin:/usr/bin:/bin";
-    for (auto& dir : pieces(path)) candidates.push_back(dir + "/" + name);
+    for (auto& dir : split(path, ':')) candidates.push_back((dir.empty() ? "." : dir) + "/" + name);
   }
   for (auto& c : candidates) {
     Resolved r = WARD_TRY(resolve(c, mnt));
@@ -207,8 +208,7 @@ struct Builder {
   }
 };
 
-}  // namespace
-
+// The paths the auto rule finds in `command` (docs/fuse.md, "Sandbox"): absolute, canonical.
 Result<std::vector<std::string>> auto_seen_paths(const std::vector<std::string>& command,
                                                  const std::string& mnt) {
   std::vector<std::string> out;
@@ -256,6 +256,8 @@ Result<std::vector<std::string>> auto_seen_paths(const std::vector<std::string>&
   std::sort(out.begin(), out.end());
   return out;
 }
+
+}  // namespace
 
 Result<SandboxPlan> plan_sandbox(const Options& o, const std::string& mnt, bool self_mount,
                                  const std::string& standin, const std::vector<std::string>& fusermounts) {

@@ -58,11 +58,6 @@ struct SandboxPlan {
                                                bool self_mount, const std::string& standin,
                                                const std::vector<std::string>& fusermounts);
 
-// The paths the auto rule finds in `command` (absolute, canonical; before the rw/ro and
-// deduplication of plan_sandbox). For tests and the docs' examples.
-[[nodiscard]] Result<std::vector<std::string>> auto_seen_paths(const std::vector<std::string>& command,
-                                                               const std::string& mountpoint);
-
 // In the child: runs the plan. Returns -1 with errno set and `*failed` the index of the operation
 // that failed; 0 when done. Async-signal-safe, allocates nothing.
 int run_sandbox(const SandboxPlan& plan, int* failed);

@@ -168,4 +168,39 @@ TEST_F(FuseSandbox, BadSeeIsAClearError) {
   }
 }
 
+// A self-mounting libfuse2 file system in the sandbox: bindfs --resolve-symlinks opens what a
+// symlink in its source points at itself and serves it as a regular file; when it cannot (the
+// target is absent) it shows the symlink as it is. So the entry's type says whether the FS could
+// reach a host path outside its source: a symlink in the sandbox, the file with --no-sandbox.
+void resolve_symlink_out(FuseReal& f, const std::vector<std::string>& opts, const std::string& expect) {
+  fs::create_directories(f.dir_ + "/src");
+  fs::create_directories(f.dir_ + "/outside");
+  std::ofstream(f.dir_ + "/outside/secret") << "host file\n";
+  std::ofstream(f.dir_ + "/src/own") << "source file\n";
+  fs::create_symlink(f.dir_ + "/outside/secret", f.dir_ + "/src/link");
+  f.start(opts, {"bindfs", "-f", "--resolve-symlinks", f.dir_ + "/src", f.mnt_});
+  ASSERT_TRUE(f.mounted()) << f.stderr_;
+  EXPECT_EQ(read_all(f.mnt_ + "/own"), "source file\n");
+  Exit kind = in_child([&] {
+    struct stat st;
+    if (::lstat((f.mnt_ + "/link").c_str(), &st) != 0) return 2;
+    return S_ISLNK(st.st_mode) ? 0 : S_ISREG(st.st_mode) && st.st_size == 10 ? 1 : 3;
+  });
+  ASSERT_TRUE(kind.done && WIFEXITED(kind.status));
+  EXPECT_EQ(WEXITSTATUS(kind.status) == 0 ? "symlink" : WEXITSTATUS(kind.status) == 1 ? "file" : "other", expect);
+  ASSERT_EQ(::umount2(f.mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = f.ward_exit();
+  EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << f.stderr_;
+}
+
+TEST_F(FuseReal, SandboxedBindfsCannotFollowALinkOut) {
+  if (!have("bindfs")) GTEST_SKIP() << "bindfs not installed (scripts/setup.sh)";
+  resolve_symlink_out(*this, {}, "symlink");
+}
+
+TEST_F(FuseReal, UnsandboxedBindfsFollowsALinkOut) {
+  if (!have("bindfs")) GTEST_SKIP() << "bindfs not installed (scripts/setup.sh)";
+  resolve_symlink_out(*this, {"--no-sandbox"}, "file");
+}
+
 }  // namespace
