@@ -424,7 +424,10 @@ Result<FsProcess> launch(const Options& o) {
       what = describe_failure(plan.box.ops[ce.index]);
     if (ce.step == kBind && ce.index >= 0 && static_cast<std::size_t>(ce.index) < plan.targets.size())
       what += " " + plan.targets[ce.index];
-    return fail(Errc::load_failed, errno_text(what, ce.err));
+    // A host where the sandbox cannot be built (no pivot_root, a /proc that may not be mounted
+    // again): say how to run without it.
+    std::string hint = ce.step == kSandbox || ce.step == kCaps ? " (--no-sandbox runs the file system without it)" : "";
+    return fail(Errc::load_failed, errno_text(what, ce.err) + hint);
   }
   if (p.pidfd_ < 0) return fail(Errc::load_failed, errno_text("pidfd_open", errno));
   return p;
