@@ -17,8 +17,18 @@
 //   crash-once:STATE    as good, but the first instance dies (SIGABRT) on its first GETATTR
 //   narrow-init:STATE   as crash-once, and later instances offer a smaller max_write in INIT
 //   crash-always        as good, but dies (SIGABRT) on every GETATTR
+// A mode for the sandbox (src/fuse/sandbox_test.cc): what the file system can see of the host.
+//   probe               as good, and LOOKUP of the name "N" answers a regular file whose size is
+//                       1000 * (errno of open(PATH, O_RDONLY)) + (errno of open(PATH, O_WRONLY)),
+//                       0 for success, PATH the N-th of the ':'-separated WARD_PROBE variable.
+//                       Arguments after /dev/fd/N are ignored (they are for ward's auto rule).
+//                       PATH "@mount=DIR" tries mount(2) of a tmpfs on DIR (unmounted again),
+//                       "@mknod=PATH" a character device 1,3 at PATH (removed again): both
+//                       fields are then that call's errno.
 #include <linux/fuse.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,8 +65,46 @@ void answer_init(const fuse_in_header& in, const char* body, std::uint32_t max_w
 
 }  // namespace
 
+// The probe's answer for the N-th path of WARD_PROBE, as attributes (see the modes above).
+bool probe_attr(std::uint64_t n, fuse_attr& a) {
+  const char* env = std::getenv("WARD_PROBE");
+  std::string list = env ? env : "";
+  std::size_t start = 0;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    start = list.find(':', start);
+    if (start == std::string::npos) return false;
+    ++start;
+  }
+  std::string path = list.substr(start, list.find(':', start) - start);
+  if (path.empty()) return false;
+  int special = -1;
+  if (path.starts_with("@mount=")) {
+    std::string dir = path.substr(7);
+    special = ::mount("probe", dir.c_str(), "tmpfs", 0, "size=64k") == 0 ? 0 : errno;
+    if (special == 0) ::umount2(dir.c_str(), MNT_DETACH);
+  } else if (path.starts_with("@mknod=")) {
+    std::string at = path.substr(7);
+    special = ::mknod(at.c_str(), S_IFCHR | 0600, makedev(1, 3)) == 0 ? 0 : errno;
+    if (special == 0) ::unlink(at.c_str());
+  }
+  auto try_open = [&](int flags) {
+    if (special >= 0) return special;
+    int f = ::open(path.c_str(), flags | O_CLOEXEC);
+    if (f < 0) return errno;
+    ::close(f);
+    return 0;
+  };
+  a = fuse_attr{};
+  a.ino = n + 2;
+  a.mode = S_IFREG | 0644;
+  a.nlink = 1;
+  a.size = 1000 * static_cast<std::uint64_t>(try_open(O_RDONLY)) + static_cast<std::uint64_t>(try_open(O_WRONLY));
+  return true;
+}
+
 int main(int argc, char** argv) {
-  if (argc != 3 || std::sscanf(argv[2], "/dev/fd/%d", &fd) != 1) {
+  bool probe = argc > 3 && std::string(argv[1]) == "probe";
+  if ((argc != 3 && !probe) || std::sscanf(argv[2], "/dev/fd/%d", &fd) != 1) {
     std::fprintf(stderr, "usage: ward-fuse-hostile MODE /dev/fd/N\n");
     return 2;
   }
@@ -105,6 +153,28 @@ int main(int argc, char** argv) {
     if (mode == "hang") continue;
     if (mode == "wrong-unique") {
       send_reply(in->unique + 2, ENOENT, nullptr, 0);
+      continue;
+    }
+    if (mode == "probe" && in->opcode == FUSE_LOOKUP) {
+      char* end = nullptr;
+      std::uint64_t n = std::strtoull(body, &end, 10);
+      fuse_entry_out e{};
+      if (end == body || *end != '\0' || !probe_attr(n, e.attr)) {
+        send_reply(in->unique, ENOENT, nullptr, 0);
+        continue;
+      }
+      e.nodeid = n + 2;
+      e.generation = 1;
+      send_reply(in->unique, 0, &e, sizeof e);
+      continue;
+    }
+    if (mode == "probe" && in->opcode == FUSE_GETATTR && in->nodeid > 1) {
+      fuse_attr_out a{};
+      if (!probe_attr(in->nodeid - 2, a.attr)) {
+        send_reply(in->unique, ENOENT, nullptr, 0);
+        continue;
+      }
+      send_reply(in->unique, 0, &a, sizeof a);
       continue;
     }
     if (in->opcode == FUSE_GETATTR) {

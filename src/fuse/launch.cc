@@ -1,9 +1,11 @@
 // Starting and ending the file system's process; the contract is in launch.h, the why in
 // docs/fuse.md ("libfuse2 and daemonizing file systems").
 #include "fuse/launch.h"
+#include "fuse/sandbox.h"
 #include "process/seccomp.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -71,7 +73,7 @@ constexpr Redirect kRedirects[] = {
 };
 
 // Where a step in the child failed; one row of words per step.
-enum Step : int { kMoveFds, kExec, kSlave, kDetach, kTmpfs, kBind, kFilter, kFork, kSteps };
+enum Step : int { kMoveFds, kExec, kSlave, kDetach, kTmpfs, kBind, kFilter, kFork, kSandbox, kCaps, kSteps };
 constexpr const char* kStepWords[kSteps] = {
     "cannot set up the file system's descriptors",
     "cannot run",
@@ -81,7 +83,11 @@ constexpr const char* kStepWords[kSteps] = {
     "cannot bind ward-fusermount over",
     "cannot install the mount filter (seccomp)",
     "cannot fork the file system in its PID namespace",
+    "",  // the sandbox's operation says it (describe_failure)
+    "cannot drop capabilities from the file system's bounding set",
 };
+// Capabilities the sandboxed FS does not get (see init_main).
+constexpr int kSandboxDrops[] = {CAP_MKNOD, CAP_DAC_READ_SEARCH, CAP_SYS_MODULE, CAP_SYS_RAWIO};
 
 struct ChildError {
   int step = 0, err = 0, index = 0;
@@ -96,6 +102,8 @@ struct Plan {
   std::vector<sock_filter> filter;
   sock_fprog prog{};
   bool self_mount = false;
+  SandboxPlan box;  // used when `sandbox`
+  bool sandbox = false;
   int fs_end = -1, err_w = -1, status_w = -1;
 };
 
@@ -127,12 +135,19 @@ int init_main(void* arg) {
   if (::poll(&alive, 1, 0) == 1 && (alive.revents & POLLHUP)) ::_exit(0);
   ::setpgid(0, 0);  // a terminal's ^C reaches ward (which unmounts first), not the FS
 
-  if (p.self_mount) {
+  if (p.self_mount || p.sandbox) {
     // Mounts made here stay here; ward's later unmounts (where the host shares) reach here.
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) child_fail(kErrFd, kSlave);
+  }
+  if (p.sandbox) {
+    // The minimal root (sandbox.h); it holds the self-mounting FS's mount point and stand-ins too.
+    int failed = 0;
+    if (run_sandbox(p.box, &failed) != 0) child_fail(kErrFd, kSandbox, failed);
+  } else if (p.self_mount) {
     // Not ward's mount: a stat on it would wait for INIT, which this FS sends only once mounted;
     // and a copy of it here would keep the kernel's connection alive after the user unmounts.
-    if (::umount2(p.mountpoint.c_str(), MNT_DETACH) != 0) child_fail(kErrFd, kDetach);
+    // EINVAL: already unmounted (by the user, while ward restarts the FS): nothing to detach.
+    if (::umount2(p.mountpoint.c_str(), MNT_DETACH) != 0 && errno != EINVAL) child_fail(kErrFd, kDetach);
     if (::mount("ward", p.mountpoint.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755") != 0)
       child_fail(kErrFd, kTmpfs);
     for (std::size_t i = 0; i < p.targets.size(); ++i)
@@ -151,9 +166,18 @@ int init_main(void* arg) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (p.self_mount && ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.prog) != 0)
+    // In the sandbox the FS loses what would take it out of its root (docs/fuse.md, "Sandbox"):
+    // device nodes (CAP_MKNOD), file handles (CAP_DAC_READ_SEARCH: open_by_handle_at reaches any
+    // file of a file system one of its binds is on), kernel modules and raw I/O.
+    if (p.sandbox)
+      for (int cap : kSandboxDrops)
+        if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) child_fail(kErrFd, kCaps);
+    if ((p.self_mount || p.sandbox) && ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.prog) != 0)
       child_fail(kErrFd, kFilter);
-    ::execvpe(p.argv[0], p.argv.data(), p.envp.data());
+    if (p.sandbox && !p.box.exec_path.empty())
+      ::execve(p.box.exec_path.c_str(), p.argv.data(), p.envp.data());  // resolved in the host
+    else
+      ::execvpe(p.argv[0], p.argv.data(), p.envp.data());
     child_fail(kErrFd, kExec);
   }
   ::close(kFsFd);  // only the FS holds its end now: ward sees POLLHUP when the FS let go of it
@@ -255,9 +279,6 @@ Result<void> plan_self_mount(const Options& o, Plan& p) {
   }
   p.env_s.push_back(std::string(kEnvSocket) + "=" + std::to_string(kFsFd));
   p.env_s.push_back(std::string(kEnvMountpoint) + "=" + p.mountpoint);
-  p.filter = mount_filter();
-  p.prog.len = static_cast<unsigned short>(p.filter.size());
-  p.prog.filter = p.filter.data();
   return {};
 }
 
@@ -322,6 +343,24 @@ Result<FsProcess> launch(const Options& o) {
     plan.argv_s = substitute(o.command, "/dev/fd/" + std::to_string(kFsFd));
     for (char** e = environ; e && *e; ++e) plan.env_s.emplace_back(*e);
   }
+  if (o.sandbox) {
+    if (!plan.self_mount) plan.mountpoint = WARD_TRY(absolute_mountpoint(o.mountpoint));
+    plan.box = WARD_TRY(plan_sandbox(o, plan.mountpoint, plan.self_mount, plan.standin, plan.targets));
+    plan.sandbox = true;
+    if (o.log_fd >= 0) {
+      std::string line = "ward fuse " + o.mountpoint + ": sandbox: the file system sees the system's programs";
+      for (const auto& s : plan.box.seen) line += ", " + s;
+      line += "\n";
+      (void)!::write(o.log_fd, line.data(), line.size());
+    }
+  }
+  if (plan.self_mount || plan.sandbox) {
+    // mount(2) refused, umount2 a no-op (see kRedirects): for the sandboxed FS, so that it cannot
+    // mount what it was not shown (a devtmpfs, a disk) nor uncover anything.
+    plan.filter = mount_filter();
+    plan.prog.len = static_cast<unsigned short>(plan.filter.size());
+    plan.prog.filter = plan.filter.data();
+  }
   for (auto& a : plan.argv_s) plan.argv.push_back(a.data());
   plan.argv.push_back(nullptr);
   for (auto& e : plan.env_s) plan.envp.push_back(e.data());
@@ -363,7 +402,7 @@ Result<FsProcess> launch(const Options& o) {
     close_child_ends(), ::close(errpipe[0]);
     return fail(Errc::load_failed, errno_text("mmap", e));
   }
-  int flags = CLONE_NEWPID | (plan.self_mount ? CLONE_NEWNS : 0) | SIGCHLD;
+  int flags = CLONE_NEWPID | (plan.self_mount || plan.sandbox ? CLONE_NEWNS : 0) | SIGCHLD;
   pid_t pid = ::clone(init_main, static_cast<char*>(stack) + kInitStack, flags, &plan);
   int clone_errno = errno;
   ::munmap(stack, kInitStack);  // the child has its own copy
@@ -381,9 +420,14 @@ Result<FsProcess> launch(const Options& o) {
   if (n == sizeof ce && ce.step >= 0 && ce.step < kSteps) {
     std::string what = kStepWords[ce.step];
     if (ce.step == kExec) what += " " + o.command[0];
+    if (ce.step == kSandbox && ce.index >= 0 && static_cast<std::size_t>(ce.index) < plan.box.ops.size())
+      what = describe_failure(plan.box.ops[ce.index]);
     if (ce.step == kBind && ce.index >= 0 && static_cast<std::size_t>(ce.index) < plan.targets.size())
       what += " " + plan.targets[ce.index];
-    return fail(Errc::load_failed, errno_text(what, ce.err));
+    // A host where the sandbox cannot be built (no pivot_root, a /proc that may not be mounted
+    // again): say how to run without it.
+    std::string hint = ce.step == kSandbox || ce.step == kCaps ? " (--no-sandbox runs the file system without it)" : "";
+    return fail(Errc::load_failed, errno_text(what, ce.err) + hint);
   }
   if (p.pidfd_ < 0) return fail(Errc::load_failed, errno_text("pidfd_open", errno));
   return p;

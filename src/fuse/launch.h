@@ -17,6 +17,10 @@
 // process of the file system is left, so a file system that daemonizes (forks, setsid, the first
 // process exits 0) is followed, not mistaken for one that exited. SIGKILL to the init (or ward's
 // death: PR_SET_PDEATHSIG) kills every process in the namespace; setsid cannot escape it.
+// With options.sandbox (the default) both launches also run in a private mount namespace whose
+// root is the minimal one of src/fuse/sandbox.h (the self-mounting pieces above are built inside
+// it), with mount(2) refused by the same filter and a few capabilities dropped from the bounding
+// set (docs/fuse.md, "Sandbox"); the binary is the one the host's PATH names.
 // The file system has an empty signal mask and inherits no other descriptor of ward's. A command
 // that cannot be executed, or a namespace that cannot be set up, is an error naming it.
 //

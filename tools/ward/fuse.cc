@@ -215,6 +215,25 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "where that is safe (else answered EIO; docs/fuse.md lists which). Past --restarts within "
       "--restart-window, or if the new instance negotiates INIT differently, ward gives up: what "
       "the file system held is answered with EIO, the mount is detached and ward exits with 3.\n"
+      "Sandbox (on unless --no-sandbox): the file system runs in a root of its own that holds "
+      "only the system's programs and libraries (/usr, /bin, /lib*: read-only), /etc's passwd, "
+      "group, nsswitch.conf, ld.so.cache, localtime, fuse.conf (read-only), /dev/null, zero, full, "
+      "random, urandom, a fresh /proc (its own processes only), an empty /tmp (a 64 MiB tmpfs), "
+      "its binary, and the paths it may see: --see (read-write), --see-ro (read-only), and "
+      "(unless --no-auto-see) every path its command line names: each word, split at `,` `=` `:` "
+      "(so -o lowerdir=/a:/b,upperdir=/c counts), that exists is seen read-write, a directory "
+      "itself, a device node itself, a file with its directory (programs replace a file by "
+      "renaming over it), a path that does not exist yet with its directory; several on one file "
+      "system through their common directory (a rename between two of them must stay on one "
+      "mount: fuse-overlayfs's workdir and upperdir); never /, /etc, /dev, /tmp, /home, /root, "
+      "/var, /run, /boot, the system's directories or anything below /proc, /sys, /dev (name "
+      "those with --see). Everything else of the host is absent: the file system gets ENOENT. "
+      "In the sandbox mount(2) fails (EPERM) and the file system has no CAP_MKNOD, "
+      "CAP_DAC_READ_SEARCH, CAP_SYS_MODULE, CAP_SYS_RAWIO; it still runs as root (docs/fuse.md "
+      "says what that leaves). To diagnose a file system that fails for want of a path: --log - "
+      "prints what it sees; strace -f -e trace=%file on ward shows the ENOENT; add --see PATH, "
+      "or try --no-sandbox to confirm.\n"
+
       "Background: ward returns once the mount serves requests (INIT answered) and keeps serving "
       "in the background (its own session; stdin, stdout and stderr /dev/null, except stderr with "
       "`--log -`); before that, errors are printed and ward exits with their code. --foreground "
@@ -224,7 +243,7 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "A mount point literally named `status` must be written ./status.\n"
       "Exit codes: 0 unmounted or stopped by a signal (background: the mount serves); 1 bad usage "
       "or setup (not root, mount failed, FS-COMMAND cannot run, another ward fuse serves "
-      "MOUNTPOINT, not serving within --init-timeout + --exit-timeout + 10 s); 3 the file system "
+      "MOUNTPOINT, a --see path missing, not serving within --init-timeout + --exit-timeout + 10 s); 3 the file system "
       "failed (background: before it served).");
   add_status(*cmd, exit_code);
   auto opts = std::make_shared<fuse::Options>();
@@ -270,6 +289,15 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_flag("--allow-other", opts->allow_other, "Mount option allow_other: other users may use the mount");
   cmd->add_flag("--default-permissions", opts->default_permissions,
                 "Mount option default_permissions: the kernel checks file modes");
+  cmd->add_option("--see", opts->see, "A host path the file system may see, read-write (repeatable; see Sandbox)")
+      ->type_name("PATH")->allow_extra_args(false);
+  cmd->add_option("--see-ro", opts->see_ro, "A host path the file system may see, read-only (repeatable; wins over the auto rule)")
+      ->type_name("PATH")->allow_extra_args(false);
+  auto no_sandbox = std::make_shared<bool>(false);
+  auto no_auto = std::make_shared<bool>(false);
+  cmd->add_flag("--no-auto-see", *no_auto, "Do not see the paths the command line names: only --see and --see-ro");
+  cmd->add_flag("--no-sandbox", *no_sandbox, "The file system sees the host's whole tree (as root: everything)")
+      ->excludes("--see")->excludes("--see-ro")->excludes("--no-auto-see");
   cmd->add_option("--log", *log_path, "Append ward's events (failures, restarts, unmount) to this file; `-` is stderr");
   auto foreground = std::make_shared<bool>(false);
   cmd->add_flag("-f,--foreground", *foreground,
@@ -278,8 +306,10 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_option("FS-COMMAND", opts->command,
                   "After `--`: the file system's command line, `{}` where its mount point goes (no `{}`: it mounts itself on MOUNTPOINT, see above)");
   cmd->callback([cmd, opts, foreground, timeout_ms, init_ms, exit_ms, window_ms, journal_mib, rio_mib, log_path,
-                 &exit_code] {
+                 no_sandbox, no_auto, &exit_code] {
     opts->rio_size = *rio_mib << 20;
+    opts->sandbox = !*no_sandbox;
+    opts->auto_see = !*no_auto;
     if (cmd->got_subcommand("status")) return;
     if (opts->mountpoint.empty() || opts->command.empty()) {
       std::fprintf(stderr, "ward fuse: MOUNTPOINT and `-- FS-COMMAND` are required (ward fuse --help)\n");

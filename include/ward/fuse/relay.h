@@ -93,6 +93,14 @@ struct Options {
   int log_fd = -1;                   // one line per event (failure, restart, unmount); -1: none
   int stop_fd = -1;                  // readable => unmount and return Ok; -1: none
   std::function<void(const Event&)> on_event;  // may be empty
+  // The sandbox (docs/fuse.md, "Sandbox"): the file system runs in a minimal root of its own that
+  // holds the system's programs and libraries (read-only), a few /etc files, /dev/null & co., a
+  // fresh /proc, an empty /tmp, and only these host paths: `see` read-write, `see_ro` read-only,
+  // and with `auto_see` the paths its command line names (a directory itself, a file with its
+  // directory). Everything else of the host is absent (ENOENT). false: the host's whole tree.
+  bool sandbox = true;
+  bool auto_see = true;
+  std::vector<std::string> see, see_ro;
 };
 
 struct Stats {

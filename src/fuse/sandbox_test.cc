@@ -1,0 +1,206 @@
+// The sandbox of `ward fuse` (src/fuse/sandbox.h, docs/fuse.md "Sandbox"), seen from inside: the
+// file system is ward-fuse-hostile's `probe` mode, which opens host paths (read, then write) and
+// reports each errno as the size of a file on the mount. So the test reads, from outside, what
+// the file system could see. The unmodified file systems (FuseReal.*, FuseRestart.*) run with the
+// sandbox's default in relay_test.cc and restart_test.cc.
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "fuse/test_support.h"
+
+namespace {
+
+using namespace ward::fuse::testing;
+
+constexpr long kSeen = 0;                      // opened for reading and for writing
+constexpr long kReadOnly = EROFS;              // read yes, write EROFS
+constexpr long kAbsent = 1000 * ENOENT + ENOENT;  // not there at all
+constexpr long kDirectory = EISDIR;            // a directory: read yes, write EISDIR
+
+class FuseSandbox : public Fixture {
+ protected:
+  void TearDown() override {
+    ::unsetenv("WARD_PROBE");
+    Fixture::TearDown();
+  }
+
+ public:
+  std::string make_file(const std::string& rel, const std::string& text = "x\n") {
+    std::string p = dir_ + "/" + rel;
+    fs::create_directories(fs::path(p).parent_path());
+    std::ofstream(p) << text;
+    return p;
+  }
+
+  // Mounts the probe with `opts` and extra command words `args`, and returns what it saw of each
+  // of `paths` (the probe's code, -1 when the mount could not answer).
+  std::vector<long> probe(const std::vector<std::string>& opts, const std::vector<std::string>& args,
+                          const std::vector<std::string>& paths) {
+    std::string list;
+    for (const auto& p : paths) list += (list.empty() ? "" : ":") + p;
+    ::setenv("WARD_PROBE", list.c_str(), 1);
+    std::vector<std::string> cmd{kHostile, "probe", "{}"};
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    start(opts, cmd);
+    std::vector<long> out(paths.size(), -1);
+    if (!mounted()) {
+      ADD_FAILURE() << "not mounted: " << (ward_exit(), stderr_);
+      return out;
+    }
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+      // Through a bounded child (a hung mount fails the test instead of hanging it), the size
+      // coming back on a pipe.
+      int p[2];
+      if (::pipe(p) != 0) break;
+      std::string at = mnt_ + "/" + std::to_string(i);
+      Exit e = in_child([&] {
+        struct stat st;
+        long v = ::stat(at.c_str(), &st) == 0 ? static_cast<long>(st.st_size) : -1;
+        return ::write(p[1], &v, sizeof v) == sizeof v ? 0 : 1;
+      });
+      ::close(p[1]);
+      long v = -1;
+      if (e.done && ::read(p[0], &v, sizeof v) == sizeof v) out[i] = v;
+      ::close(p[0]);
+    }
+    EXPECT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+    Exit e = ward_exit();
+    EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
+    return out;
+  }
+};
+
+// Only what it is shown: --see read-write, --see-ro read-only, the system's /etc pieces
+// read-only; a sibling directory, /etc/shadow, /root and the test's own process are absent.
+TEST_F(FuseSandbox, SeesOnlyWhatItIsShown) {
+  std::string seen = make_file("seen/f"), ro = make_file("ro/f"), hidden = make_file("hidden/f");
+  std::string me = "/proc/" + std::to_string(::getpid()) + "/status";
+  auto got = probe({"--no-auto-see", "--see", dir_ + "/seen", "--see-ro", dir_ + "/ro"}, {},
+                   {seen, ro, hidden, "/etc/shadow", "/etc/passwd", "/root", me, "/dev/null"});
+  EXPECT_EQ(got, (std::vector<long>{kSeen, kReadOnly, kAbsent, kAbsent, kReadOnly, kAbsent, kAbsent, kSeen}));
+}
+
+// What would take it out of its root is refused: mount(2) (a devtmpfs would show every disk)
+// and device nodes; umount2 pretends to succeed and uncovers nothing.
+TEST_F(FuseSandbox, CannotMountOrMakeDevices) {
+  std::string seen = make_file("seen/f");
+  auto got = probe({"--no-auto-see", "--see", dir_ + "/seen"}, {},
+                   {"@mount=" + dir_ + "/seen", "@mknod=" + dir_ + "/seen/dev"});
+  EXPECT_EQ(got, (std::vector<long>{1000 * EPERM + EPERM, 1000 * EPERM + EPERM}));
+  EXPECT_FALSE(fs::exists(dir_ + "/seen/dev"));
+}
+
+// The control: without the sandbox the same probe sees the host (so the probe can tell).
+TEST_F(FuseSandbox, NoSandboxSeesTheHost) {
+  std::string ro = make_file("ro/f"), hidden = make_file("hidden/f");
+  std::string me = "/proc/" + std::to_string(::getpid()) + "/status";
+  auto got = probe({"--no-sandbox"}, {}, {ro, hidden, me, "@mount=" + dir_ + "/ro"});
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[3], kSeen) << "mount(2) of a tmpfs";
+  EXPECT_EQ(got[0], kSeen);
+  EXPECT_EQ(got[1], kSeen);
+  EXPECT_EQ(got[2] / 1000, 0) << "the test's own /proc entry is readable: " << got[2];
+}
+
+// The default: the paths the command line names are seen (directories themselves, a file with
+// its directory, a file yet to be made with its directory, overlay-style option lists), and
+// nothing beside them. Each is its own tmpfs here, so that the merge below does not apply.
+TEST_F(FuseSandbox, AutoSeesTheCommandLinesPaths) {
+  for (auto d : {"data", "l1", "l2", "u", "img", "new"}) {
+    std::string at = dir_ + "/" + d;
+    fs::create_directories(at);
+    mounts_.push_back(at);
+    ASSERT_EQ(::mount("test", at.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
+  }
+  std::string data = make_file("data/f"), l1 = make_file("l1/f"), l2 = make_file("l2/f"), up = make_file("u/f");
+  std::string img = make_file("img/disk.img"), sibling = make_file("img/sibling");
+  std::string hidden = make_file("hidden/f");
+  auto got = probe({},
+                   {dir_ + "/data", "-o", "lowerdir=" + dir_ + "/l1:" + dir_ + "/l2,upperdir=" + dir_ + "/u",
+                    img, dir_ + "/new/archive.zip", "fakeroot"},
+                   {data, l1, l2, up, img, sibling, dir_ + "/new", hidden, dir_ + "/hidden", "/etc/shadow"});
+  EXPECT_EQ(got, (std::vector<long>{kSeen, kSeen, kSeen, kSeen, kSeen, kSeen, kDirectory, kAbsent, kAbsent, kAbsent}));
+}
+
+// Paths on one file system are seen through their common directory (a rename between two bind
+// mounts is EXDEV: fuse-overlayfs renames from workdir to upperdir), so a sibling there is seen
+// too; the system's directories are never that common directory.
+TEST_F(FuseSandbox, AutoMergesPathsOnOneFileSystem) {
+  std::string up = make_file("u/f"), work = make_file("w/f"), sibling = make_file("other/f");
+  auto got = probe({}, {"-o", "upperdir=" + dir_ + "/u,workdir=" + dir_ + "/w"}, {up, work, sibling, "/etc/shadow"});
+  EXPECT_EQ(got, (std::vector<long>{kSeen, kSeen, kSeen, kAbsent}));
+}
+
+// --see-ro wins over the auto rule for the same path; --no-auto-see sees none of them.
+TEST_F(FuseSandbox, ExplicitOptionsOverrideTheAutoRule) {
+  std::string data = make_file("data/f"), other = make_file("other/f");
+  auto got = probe({"--see-ro", dir_ + "/data"}, {dir_ + "/data", dir_ + "/other"}, {data, other});
+  EXPECT_EQ(got, (std::vector<long>{kReadOnly, kSeen}));
+}
+
+TEST_F(FuseSandbox, NoAutoSeeSeesNoneOfTheCommandLine) {
+  std::string data = make_file("data/f");
+  auto got = probe({"--no-auto-see"}, {dir_ + "/data"}, {data});
+  EXPECT_EQ(got, (std::vector<long>{kAbsent}));
+}
+
+// A --see that cannot be honoured is a setup error (exit 1) in words, before anything runs.
+TEST_F(FuseSandbox, BadSeeIsAClearError) {
+  struct Case {
+    std::string path, words;
+  };
+  for (const Case& c : {Case{dir_ + "/no-such-dir", "No such file or directory"},
+                        Case{mnt_, "mount point"}, Case{mnt_ + "/below", "mount point"},
+                        Case{"/", "--no-sandbox"}, Case{"/proc/1", "its own /proc"}}) {
+    start({"--see", c.path}, {kHostile, "good", "{}"});
+    Exit e = ward_exit();
+    ASSERT_TRUE(e.done);
+    EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 1) << c.path << " " << e.status << stderr_;
+    EXPECT_NE(stderr_.find(c.words), std::string::npos) << c.path << ": " << stderr_;
+    EXPECT_EQ(mount_type(mnt_), "");
+  }
+}
+
+// A self-mounting libfuse2 file system in the sandbox: bindfs --resolve-symlinks opens what a
+// symlink in its source points at itself and serves it as a regular file; when it cannot (the
+// target is absent) it shows the symlink as it is. So the entry's type says whether the FS could
+// reach a host path outside its source: a symlink in the sandbox, the file with --no-sandbox.
+void resolve_symlink_out(FuseReal& f, const std::vector<std::string>& opts, const std::string& expect) {
+  fs::create_directories(f.dir_ + "/src");
+  fs::create_directories(f.dir_ + "/outside");
+  std::ofstream(f.dir_ + "/outside/secret") << "host file\n";
+  std::ofstream(f.dir_ + "/src/own") << "source file\n";
+  fs::create_symlink(f.dir_ + "/outside/secret", f.dir_ + "/src/link");
+  f.start(opts, {"bindfs", "-f", "--resolve-symlinks", f.dir_ + "/src", f.mnt_});
+  ASSERT_TRUE(f.mounted()) << f.stderr_;
+  EXPECT_EQ(read_all(f.mnt_ + "/own"), "source file\n");
+  Exit kind = in_child([&] {
+    struct stat st;
+    if (::lstat((f.mnt_ + "/link").c_str(), &st) != 0) return 2;
+    return S_ISLNK(st.st_mode) ? 0 : S_ISREG(st.st_mode) && st.st_size == 10 ? 1 : 3;
+  });
+  ASSERT_TRUE(kind.done && WIFEXITED(kind.status));
+  EXPECT_EQ(WEXITSTATUS(kind.status) == 0 ? "symlink" : WEXITSTATUS(kind.status) == 1 ? "file" : "other", expect);
+  ASSERT_EQ(::umount2(f.mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = f.ward_exit();
+  EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << f.stderr_;
+}
+
+TEST_F(FuseReal, SandboxedBindfsCannotFollowALinkOut) {
+  if (!have("bindfs")) GTEST_SKIP() << "bindfs not installed (scripts/setup.sh)";
+  resolve_symlink_out(*this, {}, "symlink");
+}
+
+TEST_F(FuseReal, UnsandboxedBindfsFollowsALinkOut) {
+  if (!have("bindfs")) GTEST_SKIP() << "bindfs not installed (scripts/setup.sh)";
+  resolve_symlink_out(*this, {"--no-sandbox"}, "file");
+}
+
+}  // namespace
