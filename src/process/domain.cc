@@ -229,7 +229,7 @@ Result<void> ProcessDomain::write_boot_area() {
   ctl_->heap_off = heap_off_;
   ctl_->arena_at = spec().arena_at;
   ctl_->rlimit_as = pol.memory();
-  ctl_->rlimit_cpu = pol.cpu_seconds();
+  ctl_->rlimit_cpu = pol.lifetime_cpu_seconds();  // 0 (default): no lifetime limit
   ctl_->rlimit_nofile = pol.open_files();
   ctl_->rlimit_fsize = pol.max_file_size();
   ctl_->spin_ns = static_cast<std::uint64_t>(pol.spin().count());
@@ -272,6 +272,9 @@ Result<void> ProcessDomain::spawn_child(const std::string& dir, int fd) {
   const std::string parent = std::to_string(getpid());
   // The child's stdout and stderr are its own output channel (domain/output.h), never the host's.
   auto output = WARD_TRY(detail::OutputPipes::open());
+  // The reaper, which watches the child anyway, checks its CPU rate (reaper.h).
+  st_->cpu_rate_cores = pol.cpu_rate_cores();
+  st_->cpu_rate_window_ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(pol.cpu_rate_window()).count());
   WARD_TRY(detail::Reaper::get().spawn(st_, [&]() -> Result<pid_t> {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
