@@ -521,7 +521,11 @@ Result<void> ProcessDomain::wait_for_channel(std::unique_lock<std::recursive_mut
     if (lock.try_lock()) return {};
     wait_cv_.wait_until(g, std::chrono::system_clock::now() + std::chrono::milliseconds(10));
     if (lock.try_lock()) return {};
-    const std::uint64_t in_services = service_time_ns() - start;
+    // service_time_ns() errs low while a service ends (see there), so a later reading can be
+    // below `start`: clamp, or the difference wraps to 584 years and a healthy wait is refused as
+    // a deadlock (`ward bench soak` found this under load with kills).
+    const std::uint64_t now_in = service_time_ns();
+    const std::uint64_t in_services = now_in > start ? now_in - start : 0;
     if (in_services < patience) continue;
     const std::uint64_t label = service_label_.load(std::memory_order_relaxed);
     Error e = fail(Errc::misuse,
