@@ -9,7 +9,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CTEST_ARGS ?= --output-on-failure -j $(JOBS)
 
-.PHONY: all setup build build-asan build-tsan build-fuzz run test test-plain test-asan test-tsan test-fuzz fuzz stress bench clean
+.PHONY: all setup build build-asan build-tsan build-fuzz run test test-plain test-asan test-tsan test-fuzz fuzz stress soak bench clean
 
 all: build
 
@@ -80,6 +80,12 @@ stress: build
 	WARD_STRESS_KILLS=$(STRESS_KILLS) ./$(BUILD)/ward_tests --gtest_filter='Stress.*'
 	WARD_RIO_KILLS=$(RIO_KILLS) ./$(BUILD)/ward_tests --gtest_filter='RioCrash.AcknowledgedWritesSurviveRandomKills'
 	WARD_CONFORM_KILLS=1 ./$(BUILD)/ward_conform_tests --gtest_filter='*WithKills*'
+
+# The soak: a supervised extension under load with periodic kills (SOAK_SECONDS; `ward bench soak
+# --hour` for the long one). Fails if any failure was not injected.
+SOAK_SECONDS ?= 60
+soak: build
+	./$(BUILD)/ward bench soak --seconds $(SOAK_SECONDS)
 
 bench: build
 	./$(BUILD)/ward bench xpc

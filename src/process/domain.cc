@@ -229,7 +229,7 @@ Result<void> ProcessDomain::write_boot_area() {
   ctl_->heap_off = heap_off_;
   ctl_->arena_at = spec().arena_at;
   ctl_->rlimit_as = pol.memory();
-  ctl_->rlimit_cpu = pol.cpu_seconds();
+  ctl_->rlimit_cpu = pol.lifetime_cpu_seconds();  // 0 (default): no lifetime limit
   ctl_->rlimit_nofile = pol.open_files();
   ctl_->rlimit_fsize = pol.max_file_size();
   ctl_->spin_ns = static_cast<std::uint64_t>(pol.spin().count());
@@ -272,6 +272,9 @@ Result<void> ProcessDomain::spawn_child(const std::string& dir, int fd) {
   const std::string parent = std::to_string(getpid());
   // The child's stdout and stderr are its own output channel (domain/output.h), never the host's.
   auto output = WARD_TRY(detail::OutputPipes::open());
+  // The reaper, which watches the child anyway, checks its CPU rate (reaper.h).
+  st_->cpu_rate_cores = pol.cpu_rate_cores();
+  st_->cpu_rate_window_ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(pol.cpu_rate_window()).count());
   WARD_TRY(detail::Reaper::get().spawn(st_, [&]() -> Result<pid_t> {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -518,7 +521,11 @@ Result<void> ProcessDomain::wait_for_channel(std::unique_lock<std::recursive_mut
     if (lock.try_lock()) return {};
     wait_cv_.wait_until(g, std::chrono::system_clock::now() + std::chrono::milliseconds(10));
     if (lock.try_lock()) return {};
-    const std::uint64_t in_services = service_time_ns() - start;
+    // service_time_ns() errs low while a service ends (see there), so a later reading can be
+    // below `start`: clamp, or the difference wraps to 584 years and a healthy wait is refused as
+    // a deadlock (`ward bench soak` found this under load with kills).
+    const std::uint64_t now_in = service_time_ns();
+    const std::uint64_t in_services = now_in > start ? now_in - start : 0;
     if (in_services < patience) continue;
     const std::uint64_t label = service_label_.load(std::memory_order_relaxed);
     Error e = fail(Errc::misuse,

@@ -111,8 +111,9 @@ OutputShaper::OutputShaper(const Policy& p, Emit emit)
       line_max_(p.output_line_max()),
       rate_(p.output_rate()),
       burst_(p.output_burst()),
-      budget_(p.output_budget()),
-      budget_left_(p.output_budget()),
+      budget_(p.lifetime_output_budget()),
+      // 0: no lifetime budget (the default), only the rate.
+      budget_left_(p.lifetime_output_budget() != 0 ? p.lifetime_output_budget() : ~std::uint64_t{0}),
       tokens_(static_cast<double>(p.output_burst())) {}
 
 void OutputShaper::feed(OutputStream s, std::string_view bytes, std::uint64_t now_ns) {
@@ -176,9 +177,10 @@ void OutputShaper::tick(std::uint64_t now_ns) {
 void OutputShaper::piece(OutputStream s, std::string_view text, bool newline, bool split, std::uint64_t now_ns) {
   const std::uint64_t cost = text.size() + (newline ? 1 : 0);
   if (cost > budget_left_) {
-    // The first line that does not fit ends the budget for the rest of this instance's life.
+    // The first line that does not fit ends the (opt-in, lifetime) budget for the rest of this
+    // instance's life.
     exhausted_ = true;
-    (void)emit_(OutputStream::notice, "output budget of " + std::to_string(budget_) +
+    (void)emit_(OutputStream::notice, "lifetime output budget of " + std::to_string(budget_) +
                                           " bytes exhausted; the rest of this instance's output is dropped");
     drop(cost, kBudget, now_ns);
     return;
@@ -214,7 +216,7 @@ void OutputShaper::summary(std::uint64_t now_ns) {
   std::string why;
   const auto add = [&](std::string s) { why += (why.empty() ? "" : "; ") + std::move(s); };
   if (reasons_ & kRate) add("over the rate limit of " + std::to_string(rate_) + " bytes/s");
-  if (reasons_ & kBudget) add("output budget of " + std::to_string(budget_) + " bytes exhausted");
+  if (reasons_ & kBudget) add("lifetime output budget of " + std::to_string(budget_) + " bytes exhausted");
   if (reasons_ & kSlowSink) add("the sink is too slow");
   (void)emit_(OutputStream::notice, std::to_string(dropped_) + " bytes of output dropped (" + why + ")");
   dropped_ = 0;

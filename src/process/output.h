@@ -41,7 +41,7 @@ inline constexpr std::uint64_t kOutputQueueBytes = 1ull << 20;
 [[nodiscard]] std::string escape_output(std::string_view raw);
 
 // One domain's output, from raw bytes to labelled lines: line assembly per stream, splitting of
-// overlong lines, escaping, the per-instance budget, the token bucket, and notices about what was
+// overlong lines, escaping, the opt-in lifetime budget, the token bucket, and notices about what was
 // dropped. Not thread-safe (the pump thread owns it); the caller supplies the time, so it can be
 // tested and fuzzed without threads or clocks.
 class OutputShaper {

@@ -245,10 +245,10 @@ TEST(Output, ExtensionCannotReadWhatTheUserTypes) {
   EXPECT_EQ(std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0), secret);
 }
 
-TEST(Output, FloodIsCappedByTheBudgetAndTheHostStaysResponsive) {
+TEST(Output, FloodIsCappedByTheLifetimeBudgetAndTheHostStaysResponsive) {
   TempFile host_out;
   auto c = std::make_shared<Collector>();
-  const auto pol = with_collector(base().output_budget(kMiB).output_rate(1ull << 30, 1ull << 30), c);
+  const auto pol = with_collector(base().lifetime_output_budget(kMiB).output_rate(1ull << 30, 1ull << 30), c);
   const auto t0 = Clock::now();
   std::optional<ward::Result<ward::Instance<probe_api>>> flood{load_with_host_stdio(host_out.fd, hostile("out_flood"), pol)};
   std::optional<ward::Result<ward::Instance<probe_api>>> other{load_with_host_stdio(host_out.fd, plugin("probe_ok"), pol)};
@@ -296,7 +296,7 @@ TEST(Output, FloodIsCappedByTheBudgetAndTheHostStaysResponsive) {
 TEST(Output, FloodIsCappedByTheRate) {
   auto c = std::make_shared<Collector>();
   constexpr std::uint64_t kRate = 256 << 10, kBurst = 512 << 10;
-  const auto pol = with_collector(base().output_budget(1ull << 40).output_rate(kRate, kBurst), c);
+  const auto pol = with_collector(base().output_rate(kRate, kBurst), c);
   const auto t0 = Clock::now();
   TempFile host_out;
   auto p = load_with_host_stdio(host_out.fd, hostile("out_flood"), pol);
@@ -432,7 +432,7 @@ TEST(Output, BlockedSinkDoesNotStallTheExtension) {
   // The flood is 8 MiB (8x the sink queue, so lines must be dropped) under a generous timeout:
   // a stalled extension would still end `hung` after 20 s, while a loaded or sanitized run of the
   // pump, which takes seconds for 32 MiB under TSan, stays far inside it.
-  auto pol = base().timeout(20s).output_budget(1ull << 40).output_rate(1ull << 30, 1ull << 30)
+  auto pol = base().timeout(20s).output_rate(1ull << 30, 1ull << 30)
                  .output_to_callback([gate, inner](std::string_view n, OutputStream s, std::string_view t) {
                    {
                      std::unique_lock<std::mutex> g(gate->mu);
@@ -605,7 +605,7 @@ TEST(OutputShaper, RefusedLinesAreCountedAsASlowSink) {
 TEST(OutputPolicy, DefaultsAreStderrWithDocumentedCaps) {
   const ward::Policy p;
   EXPECT_EQ(p.output_sink(), ward::OutputSink::host_stderr);
-  EXPECT_EQ(p.output_budget(), 8 * kMiB);
+  EXPECT_EQ(p.lifetime_output_budget(), 0u);  // off: a lifetime total silences healthy long-lived extensions
   EXPECT_EQ(p.output_rate(), 64u << 10);
   EXPECT_EQ(p.output_burst(), 256u << 10);
   EXPECT_EQ(p.output_line_max(), 4096u);

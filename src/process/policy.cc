@@ -15,7 +15,12 @@ Policy::Builder& Policy::Builder::timeout(std::chrono::nanoseconds t) { p_.timeo
 Policy::Builder& Policy::Builder::load_timeout(std::chrono::nanoseconds t) { p_.load_timeout_ = t; return *this; }
 Policy::Builder& Policy::Builder::spin(std::chrono::nanoseconds t) { p_.spin_ = t; return *this; }
 Policy::Builder& Policy::Builder::memory(std::uint64_t b) { p_.memory_ = b; return *this; }
-Policy::Builder& Policy::Builder::cpu_seconds(std::uint64_t s) { p_.cpu_seconds_ = s; return *this; }
+Policy::Builder& Policy::Builder::lifetime_cpu_seconds(std::uint64_t s) { p_.lifetime_cpu_ = s; return *this; }
+Policy::Builder& Policy::Builder::cpu_rate(double cores, std::chrono::milliseconds window) {
+  p_.cpu_cores_ = cores;
+  p_.cpu_window_ = window;
+  return *this;
+}
 Policy::Builder& Policy::Builder::open_files(std::uint64_t n) { p_.open_files_ = n; return *this; }
 Policy::Builder& Policy::Builder::arena_size(std::uint64_t b) { p_.arena_size_ = b; return *this; }
 Policy::Builder& Policy::Builder::sandbox_memory(std::uint64_t b) { p_.sandbox_ = b; return *this; }
@@ -76,7 +81,7 @@ Policy::Builder& Policy::Builder::discard_output() {
   p_.callback_.reset();
   return *this;
 }
-Policy::Builder& Policy::Builder::output_budget(std::uint64_t b) { p_.out_budget_ = b; return *this; }
+Policy::Builder& Policy::Builder::lifetime_output_budget(std::uint64_t b) { p_.out_budget_ = b; return *this; }
 Policy::Builder& Policy::Builder::output_rate(std::uint64_t per_second, std::uint64_t burst) {
   p_.out_rate_ = per_second;
   p_.out_burst_ = burst;
@@ -97,6 +102,10 @@ Result<Policy> Policy::Builder::build() const {
   if (p_.memory_ != 0 && p_.memory_ < p_.arena_size_ + (32ull << 20))
     return fail(Errc::misuse, "policy: memory limit must exceed the arena size by at least 32 MiB "
                               "(the child maps the arena, libc and the plugin too)");
+  if (!(p_.cpu_cores_ == 0 || (p_.cpu_cores_ >= 0.01 && p_.cpu_cores_ <= 1024)))
+    return fail(Errc::misuse, "policy: cpu_rate cores must be 0 (off) or 0.01 .. 1024");
+  if (p_.cpu_cores_ != 0 && (p_.cpu_window_ < std::chrono::milliseconds(100) || p_.cpu_window_ > std::chrono::hours(1)))
+    return fail(Errc::misuse, "policy: cpu_rate window must be 100 ms .. 1 h");
   if (p_.max_nesting_ == 0 || p_.max_nesting_ > 1024) return fail(Errc::misuse, "policy: max_nesting must be 1 .. 1024");
   if (p_.handles_ == 0 || p_.handles_ > (1u << 24)) return fail(Errc::misuse, "policy: handles must be 1 .. 16M");
   if (p_.open_files_ != 0 && p_.open_files_ < 4)
@@ -124,8 +133,11 @@ std::string Policy::describe() const {
   std::ostringstream o;
   auto ms = [](std::chrono::nanoseconds t) { return std::chrono::duration<double, std::milli>(t).count(); };
   o << "timeout " << ms(timeout_) << " ms, load timeout " << ms(load_timeout_) << " ms, spin "
-    << ms(spin_) * 1000 << " us, memory " << (memory_ >> 20) << " MiB, cpu " << cpu_seconds_
-    << " s, open files " << open_files_ << ", arena " << (arena_size_ >> 10) << " KiB (sandbox memory " << (sandbox_memory() >> 10)
+    << ms(spin_) * 1000 << " us, memory " << (memory_ >> 20) << " MiB, cpu rate ";
+  if (cpu_cores_ == 0) o << "off";
+  else o << cpu_cores_ << " cores over " << cpu_window_.count() << " ms";
+  if (lifetime_cpu_ != 0) o << ", LIFETIME cpu " << lifetime_cpu_ << " s";
+  o << ", open files " << open_files_ << ", arena " << (arena_size_ >> 10) << " KiB (sandbox memory " << (sandbox_memory() >> 10)
     << " KiB), handles " << handles_;
   if (files_) o << ", UNSAFE file open";
   if (refuse_files_) o << ", file calls refused (EACCES)";
@@ -141,7 +153,7 @@ std::string Policy::describe() const {
     case OutputSink::discard: o << ", output discarded"; break;
   }
   if (sink_ != OutputSink::discard)
-    o << " (budget " << (out_budget_ >> 10) << " KiB, " << (out_rate_ >> 10) << " KiB/s, burst "
+    o << " (" << (out_budget_ != 0 ? "LIFETIME budget " + std::to_string(out_budget_ >> 10) + " KiB, " : "") << (out_rate_ >> 10) << " KiB/s, burst "
       << (out_burst_ >> 10) << " KiB, lines up to " << out_line_max_ << " B)";
   if (restricted_) {
     o << ", services granted:";

@@ -7,7 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -78,7 +81,7 @@ Error DomainState::classify_exit() const {
       }
     } else if (status == SIGXCPU) {
       e.kind = Errc::limit;
-      e.detail = "CPU time limit exhausted (SIGXCPU)";
+      e.detail = "lifetime CPU limit (Policy lifetime_cpu_seconds) exhausted (SIGXCPU)";
     } else if (status == SIGXFSZ) {
       e.kind = Errc::limit;
       e.detail = "file size limit exhausted (SIGXFSZ)";
@@ -123,6 +126,13 @@ DomainState::~DomainState() {
   if (base) munmap(base, size);
 }
 
+struct Reaper::RateWatch {
+  std::shared_ptr<DomainState> st;
+  clockid_t clock;                // the child's process CPU clock
+  std::uint64_t window_start = 0;  // monotonic ns
+  std::uint64_t cpu_start = 0;     // the child's CPU ns then
+};
+
 struct Reaper::Impl {
   int ep = -1;
   int ev = -1;
@@ -132,7 +142,41 @@ struct Reaper::Impl {
   };
   std::deque<Request> queue;
   std::map<int, std::shared_ptr<DomainState>> watched;  // by pidfd; reaper thread only
+  std::map<int, RateWatch> rates;                        // by pidfd, a subset of watched
 };
+
+namespace {
+bool read_clock(clockid_t c, std::uint64_t& ns) {
+  timespec ts{};
+  if (clock_gettime(c, &ts) != 0) return false;
+  ns = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+  return true;
+}
+}  // namespace
+
+bool Reaper::check_rate(RateWatch& w, std::uint64_t now_ns) {
+  std::uint64_t cpu = 0;
+  if (!read_clock(w.clock, cpu)) return false;
+  const DomainState& st = *w.st;
+  const std::uint64_t elapsed = now_ns > w.window_start ? now_ns - w.window_start : 0;
+  const std::uint64_t used = cpu > w.cpu_start ? cpu - w.cpu_start : 0;
+  // The share of the time that actually passed (the check may run late), plus a millisecond for
+  // the gap between reading the two clocks: a one-thread child at 1 core never trips it.
+  const double allowed = st.cpu_rate_cores * static_cast<double>(elapsed) + 1e6;
+  if (static_cast<double>(used) > allowed) {
+    Error e;
+    e.kind = Errc::limit;
+    e.detail = "CPU rate exceeded: used " + std::to_string(used / 1'000'000) + " ms of CPU in " +
+               std::to_string(elapsed / 1'000'000) + " ms (policy cpu_rate: " + std::to_string(st.cpu_rate_cores) +
+               " cores over " + std::to_string(st.cpu_rate_window_ns / 1'000'000) + " ms); the extension was killed";
+    (void)w.st->record(std::move(e));
+    w.st->kill_child();
+    return false;
+  }
+  w.window_start = now_ns;
+  w.cpu_start = cpu;
+  return true;
+}
 
 Reaper& Reaper::get() {
   // Never destroyed: the thread runs until the process ends (children die with it).
@@ -176,6 +220,10 @@ Result<void> Reaper::spawn(const std::shared_ptr<DomainState>& st, std::function
           e.data.fd = st->pidfd;
           epoll_ctl(impl_->ep, EPOLL_CTL_ADD, st->pidfd, &e);
           impl_->watched[st->pidfd] = st;
+          clockid_t clock{};
+          std::uint64_t cpu = 0;
+          if (st->cpu_rate_cores > 0 && clock_getcpuclockid(*pid, &clock) == 0 && read_clock(clock, cpu))
+            impl_->rates[st->pidfd] = RateWatch{st, clock, wire::mono_ns(), cpu};
         }
       }
       std::lock_guard<std::mutex> g2(done_mu);
@@ -198,7 +246,16 @@ void Reaper::loop() {
   epoll_event events[32];
   std::map<int, std::shared_ptr<DomainState>> held;  // exited, exit status held by a tracer
   for (;;) {
-    const int n = epoll_wait(impl_->ep, events, 32, held.empty() ? -1 : 100);
+    // Sleep until the next exit, spawn request, rate window's end, or held child's poll.
+    int timeout_ms = held.empty() ? -1 : 100;
+    if (!impl_->rates.empty()) {
+      const std::uint64_t now = wire::mono_ns();
+      std::uint64_t next = ~0ull;
+      for (const auto& [fd, w] : impl_->rates) next = std::min(next, w.window_start + w.st->cpu_rate_window_ns);
+      const auto wait = static_cast<int>(std::min<std::uint64_t>(next > now ? (next - now + 999'999) / 1'000'000 : 0, 60'000));
+      timeout_ms = timeout_ms < 0 ? wait : std::min(timeout_ms, wait);
+    }
+    const int n = epoll_wait(impl_->ep, events, 32, timeout_ms);
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == impl_->ev) {
@@ -216,6 +273,7 @@ void Reaper::loop() {
       if (it == impl_->watched.end()) continue;
       std::shared_ptr<DomainState> st = it->second;
       impl_->watched.erase(it);
+      impl_->rates.erase(fd);
       epoll_ctl(impl_->ep, EPOLL_CTL_DEL, fd, nullptr);
       if (!try_reap(st)) {
         // Dead but not ours to collect yet: fail the domain now (calls must not wait for the
@@ -226,6 +284,16 @@ void Reaper::loop() {
         (void)st->record(std::move(e));
         ring_host(*st);
         held[fd] = std::move(st);
+      }
+    }
+    if (!impl_->rates.empty()) {
+      const std::uint64_t now = wire::mono_ns();
+      for (auto it = impl_->rates.begin(); it != impl_->rates.end();) {
+        // A child that failed its check is killed; its exit is reaped like any other.
+        if (now >= it->second.window_start + it->second.st->cpu_rate_window_ns && !check_rate(it->second, now))
+          it = impl_->rates.erase(it);
+        else
+          ++it;
       }
     }
     for (auto it = held.begin(); it != held.end();) {

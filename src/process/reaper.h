@@ -4,6 +4,12 @@
 // children must be created by a thread that lives as long as the process. The same thread waits
 // on every child's pidfd (epoll), so a death is noticed at once, not when someone next polls:
 // it records the exit, bumps the domain's reply doorbell and wakes whoever waits on it.
+//
+// The same thread enforces the policy's CPU rate (Policy::Builder::cpu_rate): at the end of each
+// window it reads the child's process CPU clock (all its threads) and ends a child that used more
+// than its share. The host measures, so nothing the extension does in its own process (it shares
+// it with the helper) can hide CPU time; and the pid the clock is read through cannot be recycled
+// meanwhile, since only this thread reaps the child.
 #pragma once
 
 #include <signal.h>
@@ -39,6 +45,9 @@ struct DomainState {
   siginfo_t exit_info{};       // valid once reaped
   std::vector<std::vector<std::string>> service_names;  // per table, for violation reports
   bool exit_known = false;     // false if someone else reaped the child
+  // The CPU rate: set before the spawn, read by the reaper only. 0 cores: not checked.
+  double cpu_rate_cores = 0;
+  std::uint64_t cpu_rate_window_ns = 0;
 
   // Records `e` as the cause unless one is already recorded; returns the recorded cause.
   Error record(Error e);
@@ -66,6 +75,10 @@ class Reaper {
   // Collects the child's exit status without blocking; false if a tracer still holds it.
   static bool try_reap(const std::shared_ptr<DomainState>& st);
   static void ring_host(DomainState& st);
+  struct RateWatch;
+  // Ends the child of `w` if it used more than its CPU share since the window began; starts the
+  // next window. False if the clock cannot be read (the child is gone).
+  static bool check_rate(RateWatch& w, std::uint64_t now_ns);
   struct Impl;
   Impl* impl_;
 };

@@ -19,6 +19,8 @@ void add_bench_events(CLI::App& bench, int& exit_code);
 void add_bench_lib(CLI::App& bench, int& exit_code);
 // `ward bench fuse`
 void add_bench_fuse(CLI::App& bench, int& exit_code);
+// `ward bench soak`
+void add_bench_soak(CLI::App& bench, int& exit_code);
 // `ward fuse`
 void add_fuse(CLI::App& app, int& exit_code);
 // `ward demo`

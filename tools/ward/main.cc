@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   ward::cli::add_bench_events(*bench, exit_code);
   ward::cli::add_bench_lib(*bench, exit_code);
   ward::cli::add_bench_fuse(*bench, exit_code);
+  ward::cli::add_bench_soak(*bench, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

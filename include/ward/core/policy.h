@@ -7,11 +7,19 @@
 // Output: an extension's stdout and stderr are never the host's. They are pipes the host drains
 // (one ward thread for the whole process), cut into lines, labelled with the extension's name and
 // stream, and delivered to the sink the policy names: the host's stderr (default), a callback, or
-// nowhere. A per-instance byte budget and a rate limit (token bucket) bound what gets through;
-// beyond them output is read and dropped, never left to block the extension, and a `notice` line
+// nowhere. A rate limit (token bucket) bounds what gets through, and optionally a lifetime byte
+// budget per instance (off by default, see lifetime_output_budget); beyond them output is read
+// and dropped, never left to block the extension, and a `notice` line
 // says how much was dropped (at most one a second per instance, and one when it ends). Text is
 // escaped before delivery: control characters, C1 controls, bidirectional overrides and invalid
 // UTF-8 arrive as \xNN, so a line cannot move a terminal's cursor or forge another line.
+//
+// Limits mean "misbehaving now", never "has lived long": ward sits in hosts that run for months,
+// and a limit that counts over an instance's whole life ends a healthy extension for having
+// served long. So the defaults are all levels or rates: the call timeout (per call), the CPU rate
+// (cores over a window), the memory limit (address space held now), open files and handles (held
+// now), the output rate. The two lifetime totals (lifetime_cpu_seconds, lifetime_output_budget)
+// are off by default and carry `lifetime` in their names.
 #pragma once
 
 #include <sys/types.h>
@@ -61,7 +69,11 @@ class Policy {
   std::chrono::nanoseconds load_timeout() const { return load_timeout_; }
   std::chrono::nanoseconds spin() const { return spin_; }
   std::uint64_t memory() const { return memory_; }
-  std::uint64_t cpu_seconds() const { return cpu_seconds_; }
+  // RLIMIT_CPU over the child's whole life; 0 (the default): none.
+  std::uint64_t lifetime_cpu_seconds() const { return lifetime_cpu_; }
+  // The CPU rate: at most cpu_rate_cores() CPUs' worth of time per cpu_rate_window(); 0: none.
+  double cpu_rate_cores() const { return cpu_cores_; }
+  std::chrono::milliseconds cpu_rate_window() const { return cpu_window_; }
   std::uint64_t open_files() const { return open_files_; }
   std::uint64_t arena_size() const { return arena_size_; }
   // Bytes of the arena set aside as sandbox memory (iface/sandbox.h); 0: none.
@@ -83,7 +95,8 @@ class Policy {
   OutputSink output_sink() const { return sink_; }
   // Set iff output_sink() == OutputSink::callback.
   const std::shared_ptr<const OutputCallback>& output_callback() const { return callback_; }
-  std::uint64_t output_budget() const { return out_budget_; }
+  // 0 (the default): no lifetime budget, only the rate.
+  std::uint64_t lifetime_output_budget() const { return out_budget_; }
   std::uint64_t output_rate() const { return out_rate_; }
   std::uint64_t output_burst() const { return out_burst_; }
   std::uint64_t output_line_max() const { return out_line_max_; }
@@ -101,7 +114,9 @@ class Policy {
   std::chrono::nanoseconds load_timeout_{std::chrono::seconds(10)};
   std::chrono::nanoseconds spin_{std::chrono::microseconds(50)};
   std::uint64_t memory_ = 512ull << 20;
-  std::uint64_t cpu_seconds_ = 600;
+  std::uint64_t lifetime_cpu_ = 0;
+  double cpu_cores_ = 1.0;
+  std::chrono::milliseconds cpu_window_{std::chrono::seconds(10)};
   std::uint64_t open_files_ = 16;
   std::uint64_t arena_size_ = 4ull << 20;
   static constexpr std::uint64_t kAutoSandbox = ~0ull;  // 1 MiB, or a quarter of a smaller arena
@@ -114,7 +129,7 @@ class Policy {
   std::uint64_t file_size_ = 0;
   OutputSink sink_ = OutputSink::host_stderr;
   std::shared_ptr<const OutputCallback> callback_;
-  std::uint64_t out_budget_ = 8ull << 20;
+  std::uint64_t out_budget_ = 0;
   std::uint64_t out_rate_ = 64ull << 10;
   std::uint64_t out_burst_ = 256ull << 10;
   std::uint64_t out_line_max_ = 4096;
@@ -125,6 +140,8 @@ class Policy {
 class Policy::Builder {
  public:
   // Longest a single call may run inside the extension (time spent in host services excluded).
+  // This is also the per-call CPU budget: without unsafe_allow_threads the child has one thread,
+  // so the CPU time a call spends is at most the extension's wall time the timeout counts.
   Builder& timeout(std::chrono::nanoseconds t);
   // Longest loading may take (helper start, dlopen, constructors, entry).
   Builder& load_timeout(std::chrono::nanoseconds t);
@@ -132,7 +149,21 @@ class Policy::Builder {
   Builder& spin(std::chrono::nanoseconds t);
   // Address-space limit of the whole child (RLIMIT_AS), arena included.
   Builder& memory(std::uint64_t bytes);
-  Builder& cpu_seconds(std::uint64_t s);
+  // The CPU rate: the child is ended (Errc::limit) when, over one window of `window`, it used
+  // more than `cores` CPUs' worth of time (all its threads together; host services, which run
+  // in the host, do not count). Default: 1 core over 10 s. A child without unsafe_allow_threads
+  // can never exceed 1 core, so by default this only ends threaded extensions that keep more
+  // than one core busy for a whole window, or background threads spinning between calls (the
+  // call timeout cannot see those). cores 0 turns it off; otherwise cores 0.01 .. 1024, window
+  // 100 ms .. 1 h. Checked by ward's reaper thread at the end of each window (tumbling
+  // windows), so a burst that straddles two windows counts half in each.
+  Builder& cpu_rate(double cores, std::chrono::milliseconds window);
+  // LIFETIME LIMIT, off by default (0). RLIMIT_CPU: the child is ended (Errc::limit, SIGXCPU)
+  // once it has used `s` CPU-seconds *in its whole life*, however it spent them. This kills
+  // healthy long-lived extensions: one that serves a busy host is ended after `s` seconds of
+  // honest work (a restart gives it a fresh allowance). Prefer the call timeout and cpu_rate,
+  // which mean "misbehaving now"; use this only for extensions that are meant to be short-lived.
+  Builder& lifetime_cpu_seconds(std::uint64_t s);
   Builder& open_files(std::uint64_t n);
   // Size of the shared arena holding every marshaled argument and result.
   Builder& arena_size(std::uint64_t bytes);
@@ -171,9 +202,11 @@ class Policy::Builder {
   Builder& output_to_stderr();
   Builder& output_to_callback(OutputCallback cb);
   Builder& discard_output();
-  // Most bytes of output one instance may deliver in its whole life (default 8 MiB; a restarted
-  // instance starts afresh). Counted as the extension wrote them, newlines included.
-  Builder& output_budget(std::uint64_t bytes);
+  // LIFETIME LIMIT, off by default (0). Most bytes of output one instance may deliver in its
+  // whole life (a restarted instance starts afresh); counted as the extension wrote them,
+  // newlines included. This silences healthy long-lived extensions: one that logs a line a
+  // second falls silent for good after weeks. output_rate is the limit that means "too much now".
+  Builder& lifetime_output_budget(std::uint64_t bytes);
   // Token bucket over the same bytes: `bytes_per_second` sustained, `burst` at once (defaults
   // 64 KiB/s and 256 KiB). Lines that do not fit are dropped whole, not delayed.
   Builder& output_rate(std::uint64_t bytes_per_second, std::uint64_t burst);
