@@ -49,6 +49,7 @@ ward::Policy quick() {
   return *p;
 }
 
+// A kv extension, initialised (the host's buffer count starts at 0 with the first one).
 template <class Api>
 std::unique_ptr<ward::Extension<Api>> load_kv(ward::Supervisor& sup) {
   auto e = sup.load<Api>(plugin("kv"), "kv_entry", quick());
@@ -85,8 +86,8 @@ using Model = std::map<std::uint32_t, std::vector<std::uint8_t>>;
 // compacted log holds only what is live: tables open, one put per live key, and the dels that
 // found nothing to cancel (at most one per key).
 TEST(Compaction, RecoveredStateEqualsTheUncompactedLogsAndTheModel) {
-  kvhost::live_buffers = 0;
   ward::Supervisor sup({.max_restarts = 1000, .window = 1ms});
+  kvhost::live_buffers = 0;
   auto kc = load_kv<kv_api>(sup);
   auto kf = load_kv<kv_full_api>(sup);
   ASSERT_TRUE(kc && kf);
@@ -171,7 +172,6 @@ TEST(Compaction, RecoveredStateEqualsTheUncompactedLogsAndTheModel) {
 // 10^5 puts over 100 keys leave init, the table and 100 puts in the log, and every value comes
 // back after a restart.
 TEST(Compaction, ManyPutsOverFewKeysKeepOneEntryPerKey) {
-  kvhost::live_buffers = 0;
   ward::Supervisor sup({.max_restarts = 10, .window = 1ms});
   auto kv = load_kv<kv_api>(sup);
   ASSERT_TRUE(kv);
@@ -204,7 +204,6 @@ TEST(Compaction, ManyPutsOverFewKeysKeepOneEntryPerKey) {
 // (it may undo state the log does not hold as a put); closing a table drops all of its calls and
 // its token.
 TEST(Compaction, DelsAndClosesDropWhatTheyUndo) {
-  kvhost::live_buffers = 0;
   ward::Supervisor sup({.max_restarts = 10, .window = 1ms});
   auto kv = load_kv<kv_api>(sup);
   ASSERT_TRUE(kv);

@@ -90,6 +90,21 @@
 
 namespace ward {
 
+namespace detail {
+// Names a function in an annotation (ward::cancels). Compared by content, not by address: the
+// addresses of two inline variables are not constant expressions everywhere (GCC with
+// sanitizers), the text the compiler gives each instantiation is.
+struct FnTag {
+  std::string_view id;
+};
+template <auto M>
+consteval std::string_view fn_id() {
+  return __PRETTY_FUNCTION__;
+}
+template <auto M>
+inline constexpr FnTag fn_tag{fn_id<M>()};
+}  // namespace detail
+
 struct Ann {
   enum class K : std::uint8_t {
     in, out, inout, cstring, services, nullable, handle, ext_handle,                    // per parameter
@@ -126,7 +141,7 @@ struct Ann {
   // and how many indexes were written (more than the bits set: one named twice).
   std::uint32_t keys = 0;
   std::uint8_t nkeys = 0;
-  const void* target = nullptr;  // cancels: detail::fn_tag<&api::f>
+  const detail::FnTag* target = nullptr;  // cancels: &detail::fn_tag<&api::f>
   constexpr bool per_function() const {
     return k == K::idempotent || k == K::replay || k == K::replay_latest || k == K::returns_string ||
            k == K::returns_handle || k == K::returns_ext_handle || k == K::returns_opaque || k == K::returns_deep ||
@@ -182,9 +197,6 @@ inline constexpr Ann idempotent{.k = Ann::K::idempotent};
 inline constexpr Ann replay_after_restart{.k = Ann::K::replay};
 inline constexpr Ann replay_latest{.k = Ann::K::replay_latest};
 namespace detail {
-// Names a function in an annotation (ward::cancels): one object per function, compared by address.
-template <auto M>
-inline constexpr char fn_tag = 0;
 template <class... I>
 constexpr Ann key_ann(Ann a, I... i) {
   static_assert((std::is_integral_v<I> && ...), "ward: key parameters are named by their 0-based index");

@@ -350,15 +350,16 @@ struct CheckKeys {
 };
 
 template <class Fns, std::size_t... I>
-consteval std::size_t index_of_tag(const void* tag, std::index_sequence<I...>) {
+// `tag` is never null (only cancels rules are looked up), and is read, never compared: see FnTag.
+consteval std::size_t index_of_tag(const FnTag* tag, std::index_sequence<I...>) {
   std::size_t found = sizeof...(I);
-  ((found == sizeof...(I) && &fn_tag<std::tuple_element_t<I, Fns>::member> == tag ? (found = I) : 0), ...);
+  ((found == sizeof...(I) && fn_tag<std::tuple_element_t<I, Fns>::member>.id == tag->id ? (found = I) : 0), ...);
   return found;
 }
 
 // A function's index in the interface whose Fn records are Fns, by fn_tag; past the end if none.
 template <class Fns>
-consteval std::size_t fn_index_of_tag(const void* tag) {
+consteval std::size_t fn_index_of_tag(const FnTag* tag) {
   return index_of_tag<Fns>(tag, std::make_index_sequence<std::tuple_size_v<Fns>>{});
 }
 
