@@ -55,11 +55,15 @@ WARD_INTERFACE(kv_host,
 WARD_INTERFACE(kv_api,
                (init, ward::services(0), ward::replay_after_restart),
                (open_table, ward::cstring(0), ward::returns_ext_handle, ward::replay_after_restart),
-               (put, ward::ext_handle(0), ward::in(2, 3), ward::replay_after_restart),
+               // The replay log keeps the latest put per (table, key); a del drops it; closing
+               // a table drops everything logged for it (recovery/replay_log.h).
+               (put, ward::ext_handle(0), ward::in(2, 3), ward::replay_by_key(0, 1)),
                (get, ward::ext_handle(0), ward::out(2, 3), ward::idempotent),
                (count, ward::ext_handle(0), ward::idempotent),
                (inject),
-               (ping, ward::idempotent));
+               (ping, ward::idempotent),
+               (del, ward::ext_handle(0), ward::cancels<&kv_api::put>(0, 1)),
+               (close_table, ward::ext_handle(0), ward::releases(0)));
 
 // The calling-convention zoo (tests and benchmarks).
 #include "abi_zoo.h"

@@ -96,19 +96,22 @@ static uint64_t open_table(const char *name) {
   return t->id;
 }
 
+/* Open addressing with tombstones: used is 0 (empty: a probe stops), 1 (live) or 2 (deleted:
+   a probe goes on past it, an insert may reuse it). */
 static struct entry *slot(struct table *t, uint32_t key, int create) {
+  struct entry *reuse = NULL;
   for (uint32_t i = 0; i < MAX_KEYS; ++i) {
     struct entry *e = &t->entries[(key * 2654435761u + i) % MAX_KEYS];
-    if (e->used && e->key == key) return e;
-    if (!e->used) {
-      if (!create) return NULL;
-      e->used = 1;
-      e->key = key;
-      ++t->count;
-      return e;
-    }
+    if (e->used == 1 && e->key == key) return e;
+    if (e->used == 1) continue;
+    if (!reuse) reuse = e;
+    if (!e->used) break;
   }
-  return NULL;
+  if (!create || !reuse) return NULL;
+  reuse->used = 1;
+  reuse->key = key;
+  ++t->count;
+  return reuse;
 }
 
 static long put(uint64_t table, uint32_t key, const uint8_t *val, size_t n) {
@@ -149,6 +152,29 @@ static int inject(int fault) {
 
 static long ping(void) { return 0; }
 
-static const kv_api api = {init, open_table, put, get, count, inject, ping};
+static long del(uint64_t table, uint32_t key) {
+  if (g_fault) misbehave();
+  struct table *t = find(table);
+  if (!t) return -22;
+  struct entry *e = slot(t, key, 0);
+  if (!e) return -2;
+  e->used = 2;
+  --t->count;
+  return 0;
+}
+
+static int close_table(uint64_t table) {
+  for (int i = 0; i < g_ntables; ++i) {
+    if (g_tables[i].id != table) continue;
+    free(g_tables[i].entries);
+    memmove(&g_tables[i], &g_tables[i + 1], (size_t)(g_ntables - i - 1) * sizeof g_tables[0]);
+    --g_ntables;
+    memset(&g_tables[g_ntables], 0, sizeof g_tables[0]);
+    return 0;
+  }
+  return -22;
+}
+
+static const kv_api api = {init, open_table, put, get, count, inject, ping, del, close_table};
 
 const kv_api *kv_entry(void) { return &api; }

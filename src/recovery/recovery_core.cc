@@ -88,9 +88,14 @@ Result<RecoveryCore::Next> RecoveryCore::after_failure(CallState& s, const Ticke
   return Next::give_error;
 }
 
-void RecoveryCore::record(ReplayLog::Entry e, bool latest_only) {
+void RecoveryCore::record(ReplayLog::Entry e, const ReplayLog::Cancel* cancel) {
   std::unique_lock g(mu_);
-  log_.record(std::move(e), latest_only);
+  log_.record(std::move(e), cancel);
+}
+
+void RecoveryCore::released(std::uint64_t token) {
+  std::unique_lock g(mu_);
+  log_.release(token);
 }
 
 void RecoveryCore::callbacks_settled(const CallbackJournal::Outcome& o, const char* function) {
@@ -130,6 +135,8 @@ RecoveryCore::Stats RecoveryCore::stats() const {
   std::shared_lock g(mu_);
   Stats s = stats_;
   s.log_size = log_.size();
+  s.log_recorded = log_.counts().recorded;
+  s.log_dropped = log_.counts().dropped;
   return s;
 }
 

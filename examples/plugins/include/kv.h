@@ -39,6 +39,8 @@ typedef struct kv_api {
   long (*count)(uint64_t table);                      /* keys in the table, or -1 */
   int (*inject)(int fault);                           /* the next put/get misbehaves as told */
   long (*ping)(void);
+  long (*del)(uint64_t table, uint32_t key);          /* 0, or -2 if absent */
+  int (*close_table)(uint64_t table);                 /* 0, or -22 for an unknown table */
 } kv_api;
 
 #if defined(__GNUC__)

@@ -23,6 +23,8 @@ template <class F, std::size_t I>
 struct CheckParam;
 template <class F>
 struct CheckRet;
+template <class F>
+struct CheckKeys;
 
 template <auto M, Ann... As>
 struct Fn {
@@ -41,12 +43,21 @@ struct Fn {
     return true;
   }();
   static_assert(indexes_ok, "ward: an annotation names a parameter index past the end of the parameter list");
-  static constexpr bool checked = []<std::size_t... I>(std::index_sequence<I...>) {
-    return (CheckParam<Fn, I>::value && ... && CheckRet<Fn>::value);
-  }(std::make_index_sequence<arity>{});
   static constexpr bool is_idempotent = has_flag(anns, Ann::K::idempotent);
-  static constexpr bool replays = has_flag(anns, Ann::K::replay) || has_flag(anns, Ann::K::replay_latest);
-  static constexpr bool replays_latest_only = has_flag(anns, Ann::K::replay_latest);
+  // [compaction] (recovery/replay_log.h) The function's replay_by_key or cancels annotation
+  // (replay_latest is replay_by_key without key parameters); K::nullable if none.
+  static constexpr Ann compaction = [] {
+    for (const Ann& a : anns)
+      if (a.k == Ann::K::replay_by_key || a.k == Ann::K::cancels) return a;
+    if (has_flag(anns, Ann::K::replay_latest)) return Ann{.k = Ann::K::replay_by_key};
+    return Ann{.k = Ann::K::nullable};
+  }();
+  static constexpr bool keyed = compaction.k == Ann::K::replay_by_key;
+  static constexpr bool cancels = compaction.k == Ann::K::cancels;
+  // Closes or frees one of its parameters (ward::releases): never logged, drops what was.
+  static constexpr bool releases_any = has_flag(anns, Ann::K::releases);
+  static constexpr bool replays =
+      !releases_any && (has_flag(anns, Ann::K::replay) || keyed || cancels);
   static constexpr bool returns_ext = has_flag(anns, Ann::K::returns_ext_handle);
   static constexpr bool returns_opq = has_flag(anns, Ann::K::returns_opaque);
   template <std::size_t I>
@@ -60,6 +71,10 @@ struct Fn {
       if (a.k == Ann::K::returns_handle) return a;
     return Ann{.k = Ann::K::nullable};
   }();
+  // Last: the checks read the members above.
+  static constexpr bool checked = []<std::size_t... I>(std::index_sequence<I...>) {
+    return (CheckParam<Fn, I>::value && ...) && CheckRet<Fn>::value && CheckKeys<Fn>::value;
+  }(std::make_index_sequence<arity>{});
 
   const char* name;  // "device_api::write"
 };
@@ -251,6 +266,7 @@ std::string service() {
     static_assert([]<std::size_t... I>(std::index_sequence<I...>) {                            \
       return (std::tuple_element_t<I, std::remove_cvref_t<decltype(fns)>>::checked && ...);    \
     }(std::make_index_sequence<std::tuple_size_v<std::remove_cvref_t<decltype(fns)>>>{}));      \
+    static_assert(::ward::detail::check_cancels<std::remove_cvref_t<decltype(fns)>>());        \
   };                                                                                           \
   template <class Owner>                                                                       \
   struct ward::proxy<Api, Owner> {                                                             \

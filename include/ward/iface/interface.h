@@ -54,6 +54,10 @@
 //                                          library defines (SQLITE_TRANSIENT), passed as its bits
 //   ward::idempotent                       safe to retry after a restart
 //   ward::replay_after_restart / replay_latest   state-setting: replayed after a restart
+//   ward::replay_by_key(i, ...)            state-setting, and only the latest call per value of
+//                                          parameters i, ... is replayed (put(table, key, ...))
+//   ward::cancels<&api::f>(i, ...)         a logged call that undoes the logged f calls whose key
+//                                          equals parameters i, ... (del(table, key) for put)
 // Scalars (integers, floating point, enums, bool) and trivially copyable structs by value need
 // no annotation. A pointer without one does not compile. WARD_INTERFACE goes at global scope.
 //
@@ -86,6 +90,21 @@
 
 namespace ward {
 
+namespace detail {
+// Names a function in an annotation (ward::cancels). Compared by content, not by address: the
+// addresses of two inline variables are not constant expressions everywhere (GCC with
+// sanitizers), the text the compiler gives each instantiation is.
+struct FnTag {
+  std::string_view id;
+};
+template <auto M>
+consteval std::string_view fn_id() {
+  return __PRETTY_FUNCTION__;
+}
+template <auto M>
+inline constexpr FnTag fn_tag{fn_id<M>()};
+}  // namespace detail
+
 struct Ann {
   enum class K : std::uint8_t {
     in, out, inout, cstring, services, nullable, handle, ext_handle,                    // per parameter
@@ -107,6 +126,9 @@ struct Ann {
     // [handlers] per parameter: a struct of callbacks (WARD_HANDLERS); peer: its user-data
     // parameter (iface/handlers.h)
     handlers,
+    // [compaction] per function (recovery/replay_log.h): keys names parameters by a bit mask;
+    // cancels also names the function it undoes (target)
+    replay_by_key, cancels,
   };
   K k;
   std::uint8_t index = 0xff;
@@ -115,9 +137,15 @@ struct Ann {
   HandleType type = nullptr;  // handles: ward::handle_type<T>()
   std::uint32_t rights = 0;  // handles: rights the handle must carry
   std::uint8_t peer = 0xff;  // callback, user_data, strings: the other parameter (see K)
+  // replay_by_key, cancels: the key parameters (bit i: parameter i; bit 31: an index past 30)
+  // and how many indexes were written (more than the bits set: one named twice).
+  std::uint32_t keys = 0;
+  std::uint8_t nkeys = 0;
+  const detail::FnTag* target = nullptr;  // cancels: &detail::fn_tag<&api::f>
   constexpr bool per_function() const {
     return k == K::idempotent || k == K::replay || k == K::replay_latest || k == K::returns_string ||
-           k == K::returns_handle || k == K::returns_ext_handle || k == K::returns_opaque || k == K::returns_deep;
+           k == K::returns_handle || k == K::returns_ext_handle || k == K::returns_opaque || k == K::returns_deep ||
+           k == K::replay_by_key || k == K::cancels;
   }
   // Out data of which only part is valid after the call: ward::deref(j) or ward::result (size.h).
   constexpr Ann filled(Size s) const {
@@ -168,6 +196,40 @@ inline constexpr Ann idempotent{.k = Ann::K::idempotent};
 // original arguments. replay_latest keeps only the most recent call of the function.
 inline constexpr Ann replay_after_restart{.k = Ann::K::replay};
 inline constexpr Ann replay_latest{.k = Ann::K::replay_latest};
+namespace detail {
+template <class... I>
+constexpr Ann key_ann(Ann a, I... i) {
+  static_assert((std::is_integral_v<I> && ...), "ward: key parameters are named by their 0-based index");
+  ((a.keys |= (static_cast<unsigned long long>(i) < 31 ? 1u << i : 1u << 31)), ...);
+  a.nkeys = static_cast<std::uint8_t>(sizeof...(I));
+  return a;
+}
+}  // namespace detail
+// Compaction of the replay log (recovery/replay_log.h; docs/architecture.md, "What the log
+// holds"). replay_by_key(i, ...): logged like replay_after_restart, but a call replaces the
+// logged calls of the same function (and object) whose parameters i, ... hold the same values:
+// only the latest put(table, key, value) per (table, key) is replayed. No indexes: the latest
+// call of the function (replay_latest). Declaring it says that the call sets the state under its
+// key wholly, whatever was there, and that no other logged call reads that state.
+// Key parameters: integers, enums, bool, extension handles, opaque pointers (by token), C
+// strings (by content).
+template <class... I>
+constexpr Ann replay_by_key(I... i) {
+  return detail::key_ann(Ann{.k = Ann::K::replay_by_key}, i...);
+}
+// cancels<&api::f>(i, ...): f is a replay_by_key function of the same interface; this call, once
+// it succeeded, drops the logged f calls whose key equals this call's parameters i, ... (in
+// order, against f's key parameters in order). If it dropped one it is not logged itself (put
+// then del leaves nothing to replay); if it found none it is logged, the latest per key, since
+// it may undo state the log does not hold as an f call (set by init, say), which a replay
+// without it would bring back. Declaring it says that f then this call leaves the extension as
+// it was before f.
+template <auto M, class... I>
+constexpr Ann cancels(I... i) {
+  Ann a = detail::key_ann(Ann{.k = Ann::K::cancels}, i...);
+  a.target = &detail::fn_tag<M>;
+  return a;
+}
 inline constexpr Ann returns_string{.k = Ann::K::returns_string};
 // Parameter i / the result / what the T ** parameter i points to is a pointer the extension
 // hands out and the host only passes back: the host holds a ward::Opaque<T> token (opaque.h).
@@ -198,8 +260,11 @@ concept described = requires { struct_traits<T>::fields; };
 // Parameter i is a char ** through which the library hands out a string it allocated and the
 // caller frees with the library's own free (sqlite3_exec's errmsg). See iface/opaque.h, "Texts".
 constexpr Ann out_text(std::uint8_t i) { return Ann{.k = Ann::K::out_text, .index = i}; }
-// The call frees what opaque parameter i points to (sqlite3_free, sqlite3_finalize): once it
-// succeeded, the token is dropped (passing it again is misuse), and an out_text copy is freed.
+// The call frees what opaque parameter i points to (sqlite3_free, sqlite3_finalize), or closes
+// extension handle i (close_table): once it succeeded, the token is dropped (passing it again is
+// misuse), and an out_text copy is freed. Under a Supervisor the call is never logged, and it
+// drops from the replay log every call that produced the token or took it as a parameter (the
+// object is gone: nothing done to it needs replaying).
 constexpr Ann releases(std::uint8_t i) { return Ann{.k = Ann::K::releases, .index = i}; }
 // Function-pointer parameter i only ever takes a constant the library defines, never code
 // (sqlite3_bind_*'s destructor: SQLITE_STATIC 0, SQLITE_TRANSIENT -1): its bits cross as they

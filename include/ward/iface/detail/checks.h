@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <tuple>
@@ -211,8 +212,8 @@ struct CheckParam {
     }
   }();
   static_assert(ok_void, "ward: a void pointer needs a byte count: ward::in/out/inout(index, count)");
-  static_assert(!pa.releases || (pa.count == 1 && pa.ann.k == Ann::K::opaque),
-                "ward: ward::releases(i) names a parameter that is not ward::opaque(i)");
+  static_assert(!pa.releases || (pa.count == 1 && (pa.ann.k == Ann::K::opaque || pa.ann.k == Ann::K::ext_handle)),
+                "ward: ward::releases(i) names a parameter that is not ward::opaque(i) or ward::ext_handle(i)");
   // A buffer's size expressions (size.h), checked only where one is declared (CheckSize's
   // static_asserts name what is wrong).
   static_assert(
@@ -296,5 +297,123 @@ struct CheckRet {
                 "into (see ward/iface/values.h)");
   static constexpr bool value = true;
 };
+
+// ---- [compaction] replay_by_key and cancels (recovery/replay_log.h) ----------------------------
+
+// What a key parameter may be: a value whose bytes say which state it names, the same in every
+// instance (the host's token for an extension handle or an opaque pointer, a string's content).
+template <class F, std::size_t I>
+consteval bool key_param_ok() {
+  using P = std::tuple_element_t<I, typename F::args>;
+  constexpr ParamAnn pa = ann_for(F::anns, I);
+  if constexpr (std::is_pointer_v<P>)
+    return pa.count == 1 && (pa.ann.k == Ann::K::opaque || pa.ann.k == Ann::K::cstring) && !pa.nullable;
+  else
+    return std::is_integral_v<P> || std::is_enum_v<P>;
+}
+
+// The annotations of F's compaction rule, checked on F alone; CheckCancels checks a cancels
+// target against the interface.
+template <class F>
+struct CheckKeys {
+  static constexpr Ann c = F::compaction;
+  static constexpr int rules = [] {
+    int n = 0;
+    for (const Ann& a : F::anns)
+      n += a.k == Ann::K::replay_latest || a.k == Ann::K::replay_by_key || a.k == Ann::K::cancels;
+    return n;
+  }();
+  static_assert(rules <= 1, "ward: a function has at most one of ward::replay_latest, ward::replay_by_key, ward::cancels");
+  static_assert((c.keys >> F::arity) == 0,
+                "ward: ward::replay_by_key / ward::cancels names a key parameter that does not exist (an index past "
+                "the end of the parameter list)");
+  static_assert(std::popcount(c.keys) == c.nkeys, "ward: ward::replay_by_key / ward::cancels names a key parameter twice");
+  static constexpr bool kinds_ok = []<std::size_t... I>(std::index_sequence<I...>) {
+    return ((!((c.keys >> I) & 1u) || key_param_ok<F, I>()) && ...);
+  }(std::make_index_sequence<F::arity>{});
+  static_assert(kinds_ok, "ward: a key parameter must be an integer, enum or bool by value (an extension handle too), a "
+                          "ward::opaque(i) pointer or a ward::cstring(i) string, not nullable");
+  static constexpr bool hands_out = [] {
+    for (const Ann& a : F::anns)
+      if (a.k == Ann::K::returns_ext_handle || a.k == Ann::K::returns_opaque || a.k == Ann::K::out_opaque ||
+          a.k == Ann::K::returns_deep)
+        return true;
+    return false;
+  }();
+  static_assert(!(F::keyed || F::cancels) || !hands_out,
+                "ward: a call that hands out a handle, an opaque pointer or a descriptor cannot be replaced or cancelled "
+                "by key (the host may still hold what each call handed out): close it with ward::releases(i), which "
+                "drops what was logged for it");
+  static_assert(!(F::keyed || F::cancels) || !F::releases_any,
+                "ward: a call with ward::releases(i) is never logged: it cannot be ward::replay_by_key or ward::cancels");
+  static constexpr bool value = true;
+};
+
+template <class Fns, std::size_t... I>
+// `tag` is never null (only cancels rules are looked up), and is read, never compared: see FnTag.
+consteval std::size_t index_of_tag(const FnTag* tag, std::index_sequence<I...>) {
+  std::size_t found = sizeof...(I);
+  ((found == sizeof...(I) && fn_tag<std::tuple_element_t<I, Fns>::member>.id == tag->id ? (found = I) : 0), ...);
+  return found;
+}
+
+// A function's index in the interface whose Fn records are Fns, by fn_tag; past the end if none.
+template <class Fns>
+consteval std::size_t fn_index_of_tag(const FnTag* tag) {
+  return index_of_tag<Fns>(tag, std::make_index_sequence<std::tuple_size_v<Fns>>{});
+}
+
+// A key parameter's type and annotation, in parameter order (the first popcount(keys) entries).
+struct KeySig {
+  HandleType type = nullptr;  // handle_type<P>(): one tag per type
+  Ann::K kind = Ann::K::nullable;
+};
+template <class F, std::size_t... I>
+consteval std::array<KeySig, sizeof...(I) + 1> key_sigs(std::index_sequence<I...>) {
+  const KeySig all[] = {KeySig{handle_type<std::tuple_element_t<I, typename F::args>>(), ann_for(F::anns, I).ann.k}...,
+                        KeySig{}};
+  std::array<KeySig, sizeof...(I) + 1> out{};
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < sizeof...(I); ++i)
+    if ((F::compaction.keys >> i) & 1u) out[n++] = all[i];
+  return out;
+}
+
+// C's cancels key against T's replay_by_key key: as many parameters, pairwise of the same type
+// and kind, so the same values give the same key bytes.
+template <class C, class T>
+consteval bool cancel_keys_match() {
+  const int n = std::popcount(C::compaction.keys);
+  if (n != std::popcount(T::compaction.keys)) return false;
+  const auto c = key_sigs<C>(std::make_index_sequence<C::arity>{});
+  const auto t = key_sigs<T>(std::make_index_sequence<T::arity>{});
+  for (int i = 0; i < n; ++i)
+    if (c[i].type != t[i].type || c[i].kind != t[i].kind) return false;
+  return true;
+}
+
+template <class Fns, std::size_t I>
+struct CheckCancel {
+  using C = std::tuple_element_t<I, Fns>;
+  static constexpr std::size_t t = fn_index_of_tag<Fns>(C::compaction.target);
+  static constexpr bool found = t < std::tuple_size_v<Fns>;
+  static_assert(found, "ward: ward::cancels<&api::f> names a function that is not declared in this interface");
+  using T = std::tuple_element_t<(found ? t : I), Fns>;
+  static_assert(!found || T::keyed,
+                "ward: ward::cancels<&api::f> names a function that is not logged by key: declare f "
+                "ward::replay_by_key(i, ...) (or ward::replay_latest)");
+  static_assert(!found || !T::keyed || cancel_keys_match<C, T>(),
+                "ward: ward::cancels<&api::f>(i, ...) needs as many key parameters as f's ward::replay_by_key, of the "
+                "same types and kinds, in order");
+  static constexpr bool value = true;
+};
+
+// Every cancels rule of an interface (WARD_INTERFACE checks it once its Fn records exist).
+template <class Fns>
+consteval bool check_cancels() {
+  return []<std::size_t... I>(std::index_sequence<I...>) {
+    return (std::conditional_t<std::tuple_element_t<I, Fns>::cancels, CheckCancel<Fns, I>, std::true_type>::value && ...);
+  }(std::make_index_sequence<std::tuple_size_v<Fns>>{});
+}
 
 }  // namespace ward::detail

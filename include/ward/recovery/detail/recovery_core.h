@@ -60,7 +60,10 @@ class RecoveryCore {
     // Callbacks of retried or replayed calls answered from the earlier run's record instead of
     // running the host's function again, and the calls whose callbacks diverged from it.
     std::uint64_t callbacks_suppressed = 0, callbacks_diverged = 0;
+    // The replay log: entries it holds now (what a recovery replays), entries ever logged, and
+    // entries compaction dropped or never logged (replay_log.h).
     std::size_t log_size = 0;
+    std::uint64_t log_recorded = 0, log_dropped = 0;
   };
 
   // What one call has already done, across its sends: it runs or waits for one recovery at most
@@ -109,8 +112,11 @@ class RecoveryCore {
   // the caller its error. An error: give the caller that one instead (the recovery's).
   [[nodiscard]] Result<Next> after_failure(CallState& s, const Ticket& t, const Error& e, bool idempotent);
 
-  // A successful state-setting call, to replay after every restart.
-  void record(ReplayLog::Entry e, bool latest_only);
+  // A successful state-setting call, to replay after every restart (after `cancel`, if any:
+  // ReplayLog::record).
+  void record(ReplayLog::Entry e, const ReplayLog::Cancel* cancel);
+  // A ward::releases call closed `token`: what was logged for it goes (ReplayLog::release).
+  void released(std::uint64_t token);
   // What the callbacks of one attempt (or replay) of `function` did against the call's record:
   // counted, and a divergence is a notice (callbacks_diverged). Takes the lock: not under it.
   void callbacks_settled(const CallbackJournal::Outcome& o, const char* function);

@@ -126,7 +126,43 @@ void record(RecoveryCore& core, const Send& send, const Args& args, Produced pro
     return {};
   };
   const bool deep = result_kind<F>() == ResultKind::deep;
-  core.record({send.fn, std::move(replay), send.scope, deep ? produced.token : 0}, F::replays_latest_only);
+  ReplayLog::Entry e{send.fn, std::move(replay), send.scope, deep ? produced.token : 0};
+  // [compaction] (replay_log.h) Its key, the tokens it took and made, what it cancels.
+  e.keyed = F::keyed;
+  e.key = key_bytes<F, F::compaction.keys>(args, idx);
+  e.tokens = tokens_in<F>(args, idx);
+  if (produced.token) e.tokens.push_back(produced.token);
+  for (std::uint64_t t : outs)
+    if (t) e.tokens.push_back(t);
+  if constexpr (F::cancels) {
+    using Fns = fns_tuple<typename F::api>;
+    using T = std::tuple_element_t<fn_index_of_tag<Fns>(F::compaction.target), Fns>;
+    // The key bytes of this call are those of T's key: same types, same order (CheckCancel).
+    const ReplayLog::Cancel c{static_cast<std::uint32_t>(fn_index_of_tag<Fns>(F::compaction.target)), e.key};
+    static_assert(T::keyed);
+    e.keyed = true;  // kept only if it cancelled nothing: then the latest per key
+    core.record(std::move(e), &c);
+  } else {
+    core.record(std::move(e), nullptr);
+  }
+}
+
+// After a successful ward::releases call: the tokens it closed are dropped from the log (and an
+// extension handle's from the instance's table; an opaque pointer's the codec already dropped).
+template <class F, class Args, std::size_t... I>
+void release_tokens(RecoveryCore& core, Domain& d, const Args& args, std::index_sequence<I...>) {
+  (
+      [&] {
+        if constexpr (ann_for(F::anns, I).releases) {
+          std::uint64_t t;
+          if constexpr (F::template is_ext_handle<I>) t = static_cast<std::uint64_t>(std::get<I>(args));
+          else t = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(std::get<I>(args)));
+          if (!t) return;
+          if constexpr (F::template is_ext_handle<I>) d.opaques().release(t);
+          core.released(t);
+        }
+      }(),
+      ...);
 }
 
 // One call: admitted by the core (ext handles translated to the current instance's values),
@@ -155,6 +191,7 @@ Result<host_result_t<F>> supervised_call(RecoveryCore& core, const Send& send, A
       const Produced produced = WARD_TRY(take_result<F>(core, t->instance->domain(), r, F::replays && send.loggable));
       if constexpr (F::replays)
         if (send.loggable && produced.log) record<F>(core, send, args, produced, std::move(seen), idx);
+      if constexpr (F::releases_any) release_tokens<F>(core, t->instance->domain(), args, idx);
       return r;
     }
     if (!sandboxed) sandboxed = sandbox_places(args, idx);
