@@ -99,6 +99,7 @@ struct Plan {
   std::vector<std::string> argv_s, env_s, targets;
   std::vector<char*> argv, envp;
   std::string mountpoint, standin;
+  std::string mountpoint_parent;  // where a chroot'ed root is bound to become a mount (init_main)
   std::vector<sock_filter> filter;
   sock_fprog prog{};
   bool self_mount = false;
@@ -137,7 +138,17 @@ int init_main(void* arg) {
 
   if (p.self_mount || p.sandbox) {
     // Mounts made here stay here; ward's later unmounts (where the host shares) reach here.
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) child_fail(kErrFd, kSlave);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+      // Under chroot(2) "/" is a directory, not a mount: EINVAL here, and pivot_root would refuse
+      // it too. Make it one: bind it (with everything below) over a directory this process can
+      // walk into (the mount point's parent: not FUSE, known to exist), walk in, and make that
+      // the root. Same tree, same paths; now a mount.
+      if (errno != EINVAL || p.mountpoint_parent.empty() ||
+          ::mount("/", p.mountpoint_parent.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
+          ::chdir(p.mountpoint_parent.c_str()) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0 ||
+          ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
+        child_fail(kErrFd, kSlave);
+    }
   }
   if (p.sandbox) {
     // The minimal root (sandbox.h); it holds the self-mounting FS's mount point and stand-ins too.
@@ -343,8 +354,12 @@ Result<FsProcess> launch(const Options& o) {
     plan.argv_s = substitute(o.command, "/dev/fd/" + std::to_string(kFsFd));
     for (char** e = environ; e && *e; ++e) plan.env_s.emplace_back(*e);
   }
+  if (!plan.mountpoint.empty() || o.sandbox) {
+    if (plan.mountpoint.empty()) plan.mountpoint = WARD_TRY(absolute_mountpoint(o.mountpoint));
+    auto slash = plan.mountpoint.rfind('/');
+    plan.mountpoint_parent = slash == 0 ? "/" : plan.mountpoint.substr(0, slash);
+  }
   if (o.sandbox) {
-    if (!plan.self_mount) plan.mountpoint = WARD_TRY(absolute_mountpoint(o.mountpoint));
     plan.box = WARD_TRY(plan_sandbox(o, plan.mountpoint, plan.self_mount, plan.standin, plan.targets));
     plan.sandbox = true;
     if (o.log_fd >= 0) {
