@@ -143,7 +143,11 @@ int init_main(void* arg) {
       // it too. Make it one: bind it (with everything below) over a directory this process can
       // walk into (the mount point's parent: not FUSE, known to exist), walk in, and make that
       // the root. Same tree, same paths; now a mount.
+      // ward's mount goes first: the bind would copy it, and the original (left behind, out of
+      // reach, under the new root) would keep the kernel's connection alive after the user
+      // unmounts.
       if (errno != EINVAL || p.mountpoint_parent.empty() ||
+          (::umount2(p.mountpoint.c_str(), MNT_DETACH) != 0 && errno != EINVAL) ||
           ::mount("/", p.mountpoint_parent.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
           ::chdir(p.mountpoint_parent.c_str()) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0 ||
           ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
