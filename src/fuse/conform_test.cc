@@ -189,7 +189,13 @@ TEST_F(FsConform, TmpfsPassesEveryCheck) {
             << s.not_passing();
   EXPECT_EQ(s.status, 0) << s.out;
   EXPECT_EQ(s.failed, 0) << s.out;
-  EXPECT_GE(s.passed, 70) << s.out;
+  // Every check passes but those the machine keeps from running: the permission checks skip
+  // when uid 65534 cannot reach the directory (fresh-check's chroot has a 0700 root).
+  int unreachable = 0;
+  for (const auto& l : s.lines())
+    if (l.starts_with("skip ") && l.find("cannot reach the directory") != std::string::npos) ++unreachable;
+  EXPECT_EQ(s.passed + unreachable, static_cast<int>(s.verdict.size())) << s.out;
+  EXPECT_GE(s.passed, 60) << s.out;
   EXPECT_EQ(fs::directory_iterator(t), fs::directory_iterator()) << "the suite left files on the tmpfs";
 }
 
