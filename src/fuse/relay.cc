@@ -242,6 +242,7 @@ class Relay {
     }
     log("file system failed: " + detail);
     event(Event::Kind::failed, detail);
+    std::chrono::milliseconds backoff{5};
     for (;;) {
       if (kernel_gone()) {  // unmounted meanwhile: nothing to restart for
         log("the mount is gone: not restarting");
@@ -270,6 +271,13 @@ class Relay {
       detail = r.error().detail;
       reap();
       blame(kind);
+      // Attempts that fail one after another wait longer each time (10 ms, doubling, at most
+      // 1 s): an instance that dies while it starts must not turn ward into a busy loop (it
+      // once made 80,000 attempts in 5 minutes under a test's unbounded --restarts). The wait
+      // ends early if the mount goes away (POLLERR on /dev/fuse).
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+      pollfd w{kfd_, 0, 0};
+      (void)::poll(&w, 1, static_cast<int>(backoff.count()));
     }
   }
 

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -128,6 +129,9 @@ class Fixture : public ::testing::Test {
     ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
     ward_ = ::fork();
     if (ward_ == 0) {
+      // If the test process dies without its TearDown (ctest's timeout kills it), ward gets
+      // SIGTERM and unmounts: no mount is left behind.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       ::dup2(p[1], 2);
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
