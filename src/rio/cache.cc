@@ -240,7 +240,7 @@ Result<std::size_t> Cache::read(int fd, std::span<std::byte> out, std::uint64_t 
   if (!m.region) {
     if (off >= f.size) return 0;
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), f.size - off));
-    WARD_TRY(m.read_through(fi, out.data(), off, n, false));
+    (void)WARD_TRY(m.read_through(fi, out.data(), off, n, false));
     return n;
   }
   const std::uint64_t bs = m.bs();
