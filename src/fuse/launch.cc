@@ -23,7 +23,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cctype>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -99,10 +101,10 @@ struct Plan {
   std::vector<std::string> argv_s, env_s, targets;
   std::vector<char*> argv, envp;
   std::string mountpoint, standin;
-  std::string mountpoint_parent;  // where a chroot'ed root is bound to become a mount (init_main)
   std::vector<sock_filter> filter;
   sock_fprog prog{};
   bool self_mount = false;
+  std::vector<std::string> others;  // other FUSE mounts the unsandboxed self-mounting FS lets go of
   SandboxPlan box;  // used when `sandbox`
   bool sandbox = false;
   int fs_end = -1, err_w = -1, status_w = -1;
@@ -117,6 +119,39 @@ std::string errno_text(const std::string& what, int err) { return what + ": " + 
 }
 
 // The namespace's init. Async-signal-safe calls only (see Plan).
+// Under chroot(2) (a build root, a container without its own mount namespace) "/" is a
+// directory, not a mount: MS_SLAVE on it fails with EINVAL and pivot_root would refuse it. The
+// namespace this process got from clone(CLONE_NEWNS) holds a copy of *every* mount of ward's
+// namespace, most of them outside the chroot and so out of reach of umount2; left there they live
+// as long as the file system does, and a copy of another FUSE mount (another `ward fuse`, anyone's)
+// keeps that mount's connection alive after its owner unmounts it: that file system never ends.
+// So make the chroot directory this namespace's real root, as it is for an unconfined ward: walk
+// out to the namespace's root (a process that is root in its own mount namespace may; nothing of
+// the file system has run yet), make everything a slave, bind the chroot directory over itself
+// (now a mount), pivot into it and detach the rest. Same tree, same paths as before. Returns 0,
+// or -1 with errno.
+int root_chroot_dir() {
+  int dir = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return -1;
+  // A root below the working directory lets ".." climb past the chroot: /dev exists (ward opened
+  // /dev/fuse through it).
+  if (::chroot("/dev") != 0 || ::fchdir(dir) != 0) return -1;
+  for (int i = 0; i < 4096; ++i) {
+    struct stat here, up;
+    if (::stat(".", &here) != 0 || ::stat("..", &up) != 0) return -1;
+    if (here.st_dev == up.st_dev && here.st_ino == up.st_ino) break;
+    if (::chdir("..") != 0) return -1;
+  }
+  char path[PATH_MAX];
+  if (::chroot(".") != 0 || ::fchdir(dir) != 0 || ::getcwd(path, sizeof path) == nullptr) return -1;
+  ::close(dir);
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0 ||
+      ::mount(path, path, nullptr, MS_BIND | MS_REC, nullptr) != 0 || ::chdir(path) != 0 ||
+      ::syscall(SYS_pivot_root, ".", ".") != 0 || ::umount2(".", MNT_DETACH) != 0 || ::chdir("/") != 0)
+    return -1;
+  return 0;
+}
+
 int init_main(void* arg) {
   const Plan& p = *static_cast<const Plan*>(arg);
   // ward's descriptors go; the three this process needs move to fixed numbers.
@@ -138,21 +173,9 @@ int init_main(void* arg) {
 
   if (p.self_mount || p.sandbox) {
     // Mounts made here stay here; ward's later unmounts (where the host shares) reach here.
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
-      // Under chroot(2) "/" is a directory, not a mount: EINVAL here, and pivot_root would refuse
-      // it too. Make it one: bind it (with everything below) over a directory this process can
-      // walk into (the mount point's parent: not FUSE, known to exist), walk in, and make that
-      // the root. Same tree, same paths; now a mount.
-      // ward's mount goes first: the bind would copy it, and the original (left behind, out of
-      // reach, under the new root) would keep the kernel's connection alive after the user
-      // unmounts.
-      if (errno != EINVAL || p.mountpoint_parent.empty() ||
-          (::umount2(p.mountpoint.c_str(), MNT_DETACH) != 0 && errno != EINVAL) ||
-          ::mount("/", p.mountpoint_parent.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
-          ::chdir(p.mountpoint_parent.c_str()) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0 ||
-          ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
-        child_fail(kErrFd, kSlave);
-    }
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0 &&
+        (errno != EINVAL || root_chroot_dir() != 0))
+      child_fail(kErrFd, kSlave);
   }
   if (p.sandbox) {
     // The minimal root (sandbox.h); it holds the self-mounting FS's mount point and stand-ins too.
@@ -163,6 +186,7 @@ int init_main(void* arg) {
     // and a copy of it here would keep the kernel's connection alive after the user unmounts.
     // EINVAL: already unmounted (by the user, while ward restarts the FS): nothing to detach.
     if (::umount2(p.mountpoint.c_str(), MNT_DETACH) != 0 && errno != EINVAL) child_fail(kErrFd, kDetach);
+    for (const auto& m : p.others) (void)::umount2(m.c_str(), MNT_DETACH);  // gone meanwhile: fine
     if (::mount("ward", p.mountpoint.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755") != 0)
       child_fail(kErrFd, kTmpfs);
     for (std::size_t i = 0; i < p.targets.size(); ++i)
@@ -348,21 +372,54 @@ void FsProcess::end(std::chrono::milliseconds grace) {
   kill_and_reap();
 }
 
+// The FUSE mounts of ward's namespace other than `own` that the command names no path under.
+// This namespace's copies of them would keep each one's connection alive after its owner unmounts
+// it (on hosts whose mounts are private, so the unmount does not propagate here); the sandbox
+// drops them with the rest of the host's tree, the unsandboxed self-mounting FS detaches these.
+std::vector<std::string> other_fuse_mounts(const std::vector<std::string>& command, const std::string& own) {
+  std::vector<std::string> out;
+  FILE* f = std::fopen("/proc/self/mounts", "re");
+  if (!f) return out;
+  // Fields are separated by spaces; a space, tab, newline or backslash in a path is \ooo.
+  auto unescape = [](std::string s) {
+    std::string r;
+    for (std::size_t i = 0; i < s.size(); ++i)
+      if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
+        r += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+        i += 3;
+      } else {
+        r += s[i];
+      }
+    return r;
+  };
+  std::vector<std::string> args;
+  for (const auto& a : command)
+    if (auto abs = absolute_mountpoint(a)) args.push_back(*abs);
+  char dev[4096], dir[4096], type[256];
+  while (std::fscanf(f, "%4095s %4095s %255s %*[^\n]", dev, dir, type) == 3) {
+    std::string t = type, m = unescape(dir);
+    if (t != "fuse" && t != "fuseblk" && t.rfind("fuse.", 0) != 0) continue;
+    if (m == own) continue;
+    bool named = false;
+    for (const auto& a : args) named |= a == m || a.rfind(m + "/", 0) == 0;
+    if (!named) out.push_back(m);
+  }
+  std::fclose(f);
+  return out;
+}
+
 Result<FsProcess> launch(const Options& o) {
   if (o.command.empty()) return fail(Errc::misuse, "no file-system command");
   Plan plan;
   if (mounts_itself(o.command)) {
     WARD_TRY(plan_self_mount(o, plan));
     plan.argv_s = o.command;
+    if (!o.sandbox) plan.others = other_fuse_mounts(o.command, plan.mountpoint);
   } else {
     plan.argv_s = substitute(o.command, "/dev/fd/" + std::to_string(kFsFd));
     for (char** e = environ; e && *e; ++e) plan.env_s.emplace_back(*e);
   }
-  if (!plan.mountpoint.empty() || o.sandbox) {
-    if (plan.mountpoint.empty()) plan.mountpoint = WARD_TRY(absolute_mountpoint(o.mountpoint));
-    auto slash = plan.mountpoint.rfind('/');
-    plan.mountpoint_parent = slash == 0 ? "/" : plan.mountpoint.substr(0, slash);
-  }
+  if (plan.mountpoint.empty() && o.sandbox) plan.mountpoint = WARD_TRY(absolute_mountpoint(o.mountpoint));
   if (o.sandbox) {
     plan.box = WARD_TRY(plan_sandbox(o, plan.mountpoint, plan.self_mount, plan.standin, plan.targets));
     plan.sandbox = true;
