@@ -71,7 +71,12 @@ Cache::~Cache() {
   if (impl_->bg.joinable()) impl_->bg.join();
   if (impl_->region) {
     Impl::IoLock io(*impl_);
-    const bool all_back = impl_->write_back_round(Impl::Pick::all, 0).has_value();
+    bool settled_ends = false;
+    {
+      std::lock_guard<std::mutex> g(impl_->mu);
+      settled_ends = impl_->settle_ends().has_value();
+    }
+    const bool all_back = impl_->write_back_round(Impl::Pick::all, 0).has_value() && settled_ends;
     std::lock_guard<std::mutex> g(impl_->mu);
     // Clean only if nothing is left dirty — a block reaching past the end of its file stays
     // dirty through write-back — and every retired slot is durably free: otherwise the next

@@ -68,6 +68,9 @@ struct Cache::Impl {
     // (eviction, truncate, unlink): the backing file may then hold bytes a read-through that
     // began earlier did not see, so it reads again.
     std::uint64_t epoch = 0;
+    // A write-back round wrote blocks of it without fdatasync (a region that survives program
+    // crashes only: so does the page cache); flush and close sync it.
+    bool unsynced = false;
   };
   std::vector<File> files;              // by file table index (write_through: growable)
   std::unordered_map<int, std::uint32_t> fds;
@@ -270,6 +273,22 @@ struct Cache::Impl {
     for (std::uint32_t s = 0; s < slots.size(); ++s)
       if (slots[s].used && layout::word_state(region->entry(s).word.load()) == layout::kDirty) return true;
     return false;
+  }
+
+  // For a clean close, when no write is in progress (with `mu` held): a version reaching past its
+  // file's end, which only a write a crash cut off before its size update leaves (recovery keeps
+  // the file's recorded size), is cut at the end, and one wholly past the end is dropped: else
+  // write-back, which cannot tell such a version from a write in progress, leaves it dirty for
+  // ever and the region never closes clean.
+  Result<void> settle_ends() {
+    const std::uint64_t b = bs();
+    std::vector<std::uint32_t> past;
+    for (const auto& [k, s] : index)
+      if (slots[s].block * b >= files[slots[s].file].size) past.push_back(s);
+    for (std::uint32_t s : past) drop_slot(s);
+    for (std::uint32_t fi = 0; fi < files.size(); ++fi)
+      if (files[fi].used) WARD_TRY(trim_end_block(fi));
+    return {};
   }
 
   // ---- slots for new versions ------------------------------------------------------------------

@@ -56,6 +56,10 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns) {
     std::uint64_t size = 0;
     std::vector<Job> jobs;
   };
+  // Where the region survives only a crash of the program, write-back need not reach the disk:
+  // the page cache survives that too. Synced regions free a clean block's slot for reuse, so its
+  // data must be on disk first; flush and close promise the disk.
+  const bool sync = pick == Pick::all || region->durability() == Durability::synced;
   std::map<std::uint32_t, FileJob> todo;
   // Each hold of `mu` ends after about 5 us of work.
   auto hold_over = [](int n, std::chrono::steady_clock::time_point t0) {
@@ -76,6 +80,12 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns) {
         want = avail < target ? target - avail : std::max<std::size_t>(slots.size() / 16, 1);
       }
       if (dirty_order.size() > 2 * dirty_since.size() + 1024) compact_dirty_order();
+      if (sync)  // files written back earlier without a sync get one now, blocks or not
+        for (std::uint32_t f = 0; f < files.size(); ++f)
+          if (files[f].used && files[f].unsynced && files[f].backing) {
+            FileJob& fj = todo[f];
+            fj.path = files[f].path, fj.fd = files[f].backing, fj.gen = files[f].gen, fj.size = files[f].size;
+          }
     }
     const std::uint64_t now = steady_ns();
     const auto t0 = std::chrono::steady_clock::now();
@@ -149,7 +159,7 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns) {
     for (const Job& j : fj.jobs)
       if (j.block * bs < fj.size)
         w.push_back({j.block * bs, {region->block(j.slot), std::min<std::uint64_t>(j.len, fj.size - j.block * bs)}});
-    if (auto ok = detail::write_blocks(fj.fd->fd, fj.path, fj.size, w); !ok) fj.error = ok.error().detail;
+    if (auto ok = detail::write_blocks(fj.fd->fd, fj.path, fj.size, w, sync); !ok) fj.error = ok.error().detail;
   }
   if (detail::after_writeback_io) detail::after_writeback_io();
 
@@ -169,7 +179,10 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns) {
       FileJob& fj = it->second;
       if (j == 0) {
         // A file opened in step 2 is kept, unless unlinked meanwhile or opened by someone else.
-        if (File& file = files[it->first]; fj.fd && !file.backing && file.used && file.gen == fj.gen) file.backing = fj.fd;
+        File& file = files[it->first];
+        const bool same = file.used && file.gen == fj.gen;
+        if (fj.fd && !file.backing && same) file.backing = fj.fd;
+        if (fj.error.empty() && same) file.unsynced = !sync;
         if (fj.error.empty()) {
           failing.erase(it->first);
           st.written_back += fj.jobs.size();

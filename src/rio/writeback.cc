@@ -40,7 +40,8 @@ Result<int> open_backing(const std::filesystem::path& dir, const std::string& pa
   return fd;
 }
 
-Result<void> write_blocks(int fd, const std::string& path, std::uint64_t size, std::span<const BlockWrite> blocks) {
+Result<void> write_blocks(int fd, const std::string& path, std::uint64_t size, std::span<const BlockWrite> blocks,
+                         bool sync) {
   for (const BlockWrite& b : blocks) {
     std::uint64_t done = 0;
     while (done < b.bytes.size()) {
@@ -54,7 +55,9 @@ Result<void> write_blocks(int fd, const std::string& path, std::uint64_t size, s
   }
   if (ftruncate(fd, static_cast<off_t>(size)) != 0)
     return fail(Errc::limit, path + ": setting the size failed: " + std::strerror(errno));
+  if (!sync) return {};
   if (fdatasync(fd) != 0) return fail(Errc::limit, path + ": fdatasync failed: " + std::strerror(errno));
+  if (on_data_sync) on_data_sync(path);
   return {};
 }
 

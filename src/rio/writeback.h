@@ -29,15 +29,18 @@ struct BlockWrite {
   std::span<const std::byte> bytes;
 };
 
-// Writes `blocks` to `fd`, sets the file's size to `size` and fdatasyncs it: when it returns
-// success the bytes survive a power loss. Touches nothing else (the cache calls it without its
+// Writes `blocks` to `fd` and sets the file's size to `size`; with `sync` it also fdatasyncs, and
+// when it returns success the bytes survive a power loss; without, they survive what the page
+// cache survives (a crash of the program). Touches nothing else (the cache calls it without its
 // lock held).
 [[nodiscard]] Result<void> write_blocks(int fd, const std::string& path, std::uint64_t size,
-                                        std::span<const BlockWrite> blocks);
+                                        std::span<const BlockWrite> blocks, bool sync = true);
 
 // Test seam: when set, the cache's write-back calls it after write_blocks and before it marks
 // anything clean, without the cache lock held (set it before opening the cache).
 inline std::function<void()> after_writeback_io;
+// Test seam: when set, write_blocks calls it with the path of each file it fdatasyncs.
+inline std::function<void(const std::string&)> on_data_sync;
 // Test seam: when set, the cache's read-through (a read of a block it does not hold, or a partial
 // write to one) calls it just after its pread, without the cache lock held (set it before
 // opening the cache).
