@@ -275,6 +275,8 @@ Result<void> ProcessDomain::spawn_child(const std::string& dir, int fd) {
   // The reaper, which watches the child anyway, checks its CPU rate (reaper.h).
   st_->cpu_rate_cores = pol.cpu_rate_cores();
   st_->cpu_rate_window_ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(pol.cpu_rate_window()).count());
+  st_->growth_bytes = pol.memory_growth_bytes();
+  st_->growth_window_ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(pol.memory_growth_window()).count());
   WARD_TRY(detail::Reaper::get().spawn(st_, [&]() -> Result<pid_t> {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);

@@ -30,8 +30,8 @@ ward::Policy::Builder base() {
   return b;
 }
 
-ward::Instance<probe_api> load(const ward::Policy& p) {
-  auto i = ward::Instance<probe_api>::load(plugin("cpu_burn"), "probe_entry", p);
+ward::Instance<probe_api> load(const ward::Policy& p, const char* name = "cpu_burn") {
+  auto i = ward::Instance<probe_api>::load(plugin(name), "probe_entry", p);
   EXPECT_TRUE(i) << (i ? "" : i.error().message());
   return std::move(*i);
 }
@@ -133,6 +133,59 @@ TEST(Limits, ASpinnerWithinItsRateIsLeftAlone) {
   EXPECT_TRUE(p.domain().alive()) << p.domain().failure()->message();
   auto r = p.call<&probe_api::run>(0L);
   EXPECT_TRUE(r) << r.error().message();
+}
+
+TEST(Limits, BadMemoryGrowthRatesAreRefused) {
+  EXPECT_FALSE(ward::Policy::builder().memory_growth(1000, 1s).build());
+  EXPECT_FALSE(ward::Policy::builder().memory_growth(2ull << 40, 1s).build());
+  EXPECT_FALSE(ward::Policy::builder().memory_growth(16 << 20, 10ms).build());
+  EXPECT_TRUE(ward::Policy::builder().memory_growth(0, 0ms).build());  // off, the default
+  EXPECT_EQ(ward::Policy{}.memory_growth_bytes(), 0u);
+  auto on = ward::Policy::builder().memory_growth(16 << 20, 200ms).build();
+  ASSERT_TRUE(on);
+  EXPECT_NE(on->describe().find("memory growth 16 MiB over 200 ms"), std::string::npos) << on->describe();
+}
+
+// A leak (1 MiB kept per call, about 100 MiB/s) is ended by the growth rate (16 MiB per 200 ms)
+// while it leaks, far below its 1 GiB memory limit.
+TEST(Limits, ALeakOverTheMemoryGrowthRateIsKilled) {
+  auto pol = base().memory(1ull << 30).memory_growth(16 << 20, 200ms).build();
+  ASSERT_TRUE(pol);
+  auto p = load(*pol, "mem_grow");
+  std::optional<ward::Error> failure;
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  long kept = 0;
+  while (!failure && std::chrono::steady_clock::now() < give_up) {
+    auto r = p.call<&probe_api::run>(1024L);
+    if (!r) failure = r.error();
+    else kept = r->unverified_value_i_trust_it();
+    ASSERT_NE(kept, -1) << "malloc failed first: the memory limit was reached, the growth rate never fired";
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(failure) << "a leak of " << kept << " KiB outlived a 16 MiB / 200 ms growth rate";
+  EXPECT_EQ(failure->kind, ward::Errc::limit) << failure->message();
+  EXPECT_NE(failure->detail.find("memory growth rate exceeded"), std::string::npos) << failure->detail;
+  EXPECT_LT(kept, 512 * 1024) << "caught late";
+}
+
+// The same rate leaves alone an extension that holds memory without growing (8 MiB allocated and
+// freed over and over) and one that grows slowly (256 KiB per 100 ms: 0.5 MiB per window).
+TEST(Limits, FlatOrSlowMemoryIsLeftAloneByTheGrowthRate) {
+  auto pol = base().memory(1ull << 30).memory_growth(16 << 20, 200ms).build();
+  ASSERT_TRUE(pol);
+  auto p = load(*pol, "mem_grow");
+  const auto until = std::chrono::steady_clock::now() + 2s;  // 10 windows
+  int calls = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    auto flat = p.call<&probe_api::run>(-8192L);
+    ASSERT_TRUE(flat) << flat.error().message();
+    if (++calls % 2 == 0) {
+      auto slow = p.call<&probe_api::run>(256L);
+      ASSERT_TRUE(slow) << slow.error().message();
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(p.domain().alive());
 }
 
 }  // namespace

@@ -21,6 +21,11 @@ Policy::Builder& Policy::Builder::cpu_rate(double cores, std::chrono::millisecon
   p_.cpu_window_ = window;
   return *this;
 }
+Policy::Builder& Policy::Builder::memory_growth(std::uint64_t bytes, std::chrono::milliseconds window) {
+  p_.growth_bytes_ = bytes;
+  p_.growth_window_ = window;
+  return *this;
+}
 Policy::Builder& Policy::Builder::open_files(std::uint64_t n) { p_.open_files_ = n; return *this; }
 Policy::Builder& Policy::Builder::arena_size(std::uint64_t b) { p_.arena_size_ = b; return *this; }
 Policy::Builder& Policy::Builder::sandbox_memory(std::uint64_t b) { p_.sandbox_ = b; return *this; }
@@ -106,6 +111,11 @@ Result<Policy> Policy::Builder::build() const {
     return fail(Errc::misuse, "policy: cpu_rate cores must be 0 (off) or 0.01 .. 1024");
   if (p_.cpu_cores_ != 0 && (p_.cpu_window_ < std::chrono::milliseconds(100) || p_.cpu_window_ > std::chrono::hours(1)))
     return fail(Errc::misuse, "policy: cpu_rate window must be 100 ms .. 1 h");
+  if (p_.growth_bytes_ != 0 && (p_.growth_bytes_ < (1ull << 20) || p_.growth_bytes_ > (1ull << 40)))
+    return fail(Errc::misuse, "policy: memory_growth bytes must be 0 (off) or 1 MiB .. 1 TiB");
+  if (p_.growth_bytes_ != 0 &&
+      (p_.growth_window_ < std::chrono::milliseconds(100) || p_.growth_window_ > std::chrono::hours(1)))
+    return fail(Errc::misuse, "policy: memory_growth window must be 100 ms .. 1 h");
   if (p_.max_nesting_ == 0 || p_.max_nesting_ > 1024) return fail(Errc::misuse, "policy: max_nesting must be 1 .. 1024");
   if (p_.handles_ == 0 || p_.handles_ > (1u << 24)) return fail(Errc::misuse, "policy: handles must be 1 .. 16M");
   if (p_.open_files_ != 0 && p_.open_files_ < 4)
@@ -136,6 +146,7 @@ std::string Policy::describe() const {
     << ms(spin_) * 1000 << " us, memory " << (memory_ >> 20) << " MiB, cpu rate ";
   if (cpu_cores_ == 0) o << "off";
   else o << cpu_cores_ << " cores over " << cpu_window_.count() << " ms";
+  if (growth_bytes_ != 0) o << ", memory growth " << (growth_bytes_ >> 20) << " MiB over " << growth_window_.count() << " ms";
   if (lifetime_cpu_ != 0) o << ", LIFETIME cpu " << lifetime_cpu_ << " s";
   o << ", open files " << open_files_ << ", arena " << (arena_size_ >> 10) << " KiB (sandbox memory " << (sandbox_memory() >> 10)
     << " KiB), handles " << handles_;

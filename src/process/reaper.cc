@@ -1,5 +1,6 @@
 #include "process/reaper.h"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -10,11 +11,13 @@
 #include <time.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <algorithm>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <thread>
+#include <utility>
 
 #include "process/output.h"
 #include "process/seccomp.h"
@@ -133,6 +136,22 @@ struct Reaper::RateWatch {
   std::uint64_t cpu_start = 0;     // the child's CPU ns then
 };
 
+struct Reaper::GrowthWatch {
+  std::shared_ptr<DomainState> st;
+  int statm = -1;                  // the child's /proc/PID/statm, opened at spawn; owned
+  std::uint64_t window_start = 0;  // monotonic ns
+  std::uint64_t rss_start = 0;     // bytes; meaningful once `judged`
+  bool judged = false;             // false until the child has loaded: windows before do not count
+  GrowthWatch(std::shared_ptr<DomainState> s, int fd, std::uint64_t now) : st(std::move(s)), statm(fd), window_start(now) {}
+  GrowthWatch(GrowthWatch&& o) noexcept
+      : st(std::move(o.st)), statm(std::exchange(o.statm, -1)), window_start(o.window_start), rss_start(o.rss_start),
+        judged(o.judged) {}
+  GrowthWatch& operator=(GrowthWatch&&) = delete;
+  ~GrowthWatch() {
+    if (statm >= 0) ::close(statm);
+  }
+};
+
 struct Reaper::Impl {
   int ep = -1;
   int ev = -1;
@@ -143,6 +162,7 @@ struct Reaper::Impl {
   std::deque<Request> queue;
   std::map<int, std::shared_ptr<DomainState>> watched;  // by pidfd; reaper thread only
   std::map<int, RateWatch> rates;                        // by pidfd, a subset of watched
+  std::map<int, GrowthWatch> growth;                     // by pidfd, a subset of watched
 };
 
 namespace {
@@ -182,6 +202,34 @@ bool Reaper::check_rate(RateWatch& w, std::uint64_t /*now_ns*/) {
   }
   w.window_start = before;
   w.cpu_start = cpu;
+  return true;
+}
+
+bool Reaper::check_growth(GrowthWatch& w, std::uint64_t now_ns) {
+  // statm: size resident shared text lib data dt, in pages.
+  char buf[256];
+  const ssize_t n = ::pread(w.statm, buf, sizeof buf - 1, 0);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  unsigned long long size = 0, resident = 0;
+  if (std::sscanf(buf, "%llu %llu", &size, &resident) != 2) return false;
+  const std::uint64_t rss = resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const DomainState& st = *w.st;
+  if (w.judged && rss > w.rss_start && rss - w.rss_start > st.growth_bytes) {
+    Error e;
+    e.kind = Errc::limit;
+    e.detail = "memory growth rate exceeded: resident memory grew by " + std::to_string((rss - w.rss_start) >> 20) +
+               " MiB (to " + std::to_string(rss >> 20) + " MiB) in " +
+               std::to_string((now_ns - w.window_start) / 1'000'000) + " ms (policy memory_growth: " +
+               std::to_string(st.growth_bytes >> 20) + " MiB over " + std::to_string(st.growth_window_ns / 1'000'000) +
+               " ms); the extension was killed";
+    (void)w.st->record(std::move(e));
+    w.st->kill_child();
+    return false;
+  }
+  w.judged = w.st->loaded.load();
+  w.window_start = now_ns;
+  w.rss_start = rss;
   return true;
 }
 
@@ -233,6 +281,11 @@ Result<void> Reaper::spawn(const std::shared_ptr<DomainState>& st, std::function
           const std::uint64_t start = wire::mono_ns();
           if (st->cpu_rate_cores > 0 && clock_getcpuclockid(*pid, &clock) == 0 && read_clock(clock, cpu))
             impl_->rates[st->pidfd] = RateWatch{st, clock, start, cpu};
+          if (st->growth_bytes > 0) {
+            // Opened now, while the pid cannot be anyone else's: only this thread reaps it.
+            const int statm = ::open(("/proc/" + std::to_string(*pid) + "/statm").c_str(), O_RDONLY | O_CLOEXEC);
+            if (statm >= 0) impl_->growth.emplace(st->pidfd, GrowthWatch(st, statm, start));
+          }
         }
       }
       std::lock_guard<std::mutex> g2(done_mu);
@@ -255,12 +308,13 @@ void Reaper::loop() {
   epoll_event events[32];
   std::map<int, std::shared_ptr<DomainState>> held;  // exited, exit status held by a tracer
   for (;;) {
-    // Sleep until the next exit, spawn request, rate window's end, or held child's poll.
+    // Sleep until the next exit, spawn request, rate or growth window's end, or held child's poll.
     int timeout_ms = held.empty() ? -1 : 100;
-    if (!impl_->rates.empty()) {
+    if (!impl_->rates.empty() || !impl_->growth.empty()) {
       const std::uint64_t now = wire::mono_ns();
       std::uint64_t next = ~0ull;
       for (const auto& [fd, w] : impl_->rates) next = std::min(next, w.window_start + w.st->cpu_rate_window_ns);
+      for (const auto& [fd, w] : impl_->growth) next = std::min(next, w.window_start + w.st->growth_window_ns);
       const auto wait = static_cast<int>(std::min<std::uint64_t>(next > now ? (next - now + 999'999) / 1'000'000 : 0, 60'000));
       timeout_ms = timeout_ms < 0 ? wait : std::min(timeout_ms, wait);
     }
@@ -283,6 +337,7 @@ void Reaper::loop() {
       std::shared_ptr<DomainState> st = it->second;
       impl_->watched.erase(it);
       impl_->rates.erase(fd);
+      impl_->growth.erase(fd);
       epoll_ctl(impl_->ep, EPOLL_CTL_DEL, fd, nullptr);
       if (!try_reap(st)) {
         // Dead but not ours to collect yet: fail the domain now (calls must not wait for the
@@ -295,16 +350,16 @@ void Reaper::loop() {
         held[fd] = std::move(st);
       }
     }
-    if (!impl_->rates.empty()) {
-      const std::uint64_t now = wire::mono_ns();
-      for (auto it = impl_->rates.begin(); it != impl_->rates.end();) {
-        // A child that failed its check is killed; its exit is reaped like any other.
-        if (now >= it->second.window_start + it->second.st->cpu_rate_window_ns && !check_rate(it->second, now))
-          it = impl_->rates.erase(it);
-        else
-          ++it;
+    // A child that failed a check is killed; its exit is reaped like any other.
+    const std::uint64_t now = wire::mono_ns();
+    auto sweep = [now](auto& watches, std::uint64_t DomainState::*window, auto check) {
+      for (auto it = watches.begin(); it != watches.end();) {
+        if (now >= it->second.window_start + (*it->second.st).*window && !check(it->second, now)) it = watches.erase(it);
+        else ++it;
       }
-    }
+    };
+    sweep(impl_->rates, &DomainState::cpu_rate_window_ns, &Reaper::check_rate);
+    sweep(impl_->growth, &DomainState::growth_window_ns, &Reaper::check_growth);
     for (auto it = held.begin(); it != held.end();) {
       if (try_reap(it->second)) it = held.erase(it);
       else ++it;

@@ -9,7 +9,9 @@
 // window it reads the child's process CPU clock (all its threads) and ends a child that used more
 // than its share. The host measures, so nothing the extension does in its own process (it shares
 // it with the helper) can hide CPU time; and the pid the clock is read through cannot be recycled
-// meanwhile, since only this thread reaps the child.
+// meanwhile, since only this thread reaps the child. Likewise the memory growth rate
+// (Policy::Builder::memory_growth): the child's resident set, read from /proc/PID/statm through a
+// descriptor opened while the pid is surely the child's, at the end of each window.
 #pragma once
 
 #include <signal.h>
@@ -48,6 +50,9 @@ struct DomainState {
   // The CPU rate: set before the spawn, read by the reaper only. 0 cores: not checked.
   double cpu_rate_cores = 0;
   std::uint64_t cpu_rate_window_ns = 0;
+  // The memory growth rate, likewise. 0 bytes: not checked.
+  std::uint64_t growth_bytes = 0;
+  std::uint64_t growth_window_ns = 0;
 
   // Records `e` as the cause unless one is already recorded; returns the recorded cause.
   Error record(Error e);
@@ -79,6 +84,11 @@ class Reaper {
   // Ends the child of `w` if it used more than its CPU share since the window began; starts the
   // next window. False if the clock cannot be read (the child is gone).
   static bool check_rate(RateWatch& w, std::uint64_t now_ns);
+  struct GrowthWatch;
+  // Ends the child of `w` if its resident memory grew by more than its allowance since the window
+  // began; starts the next window (the first once the child has loaded). False if the child was
+  // ended or cannot be read (it is gone).
+  static bool check_growth(GrowthWatch& w, std::uint64_t now_ns);
   struct Impl;
   Impl* impl_;
 };

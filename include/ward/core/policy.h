@@ -74,6 +74,10 @@ class Policy {
   // The CPU rate: at most cpu_rate_cores() CPUs' worth of time per cpu_rate_window(); 0: none.
   double cpu_rate_cores() const { return cpu_cores_; }
   std::chrono::milliseconds cpu_rate_window() const { return cpu_window_; }
+  // The memory growth rate: at most memory_growth_bytes() more resident memory at the end of a
+  // memory_growth_window() than at its start; 0 bytes (the default): none.
+  std::uint64_t memory_growth_bytes() const { return growth_bytes_; }
+  std::chrono::milliseconds memory_growth_window() const { return growth_window_; }
   std::uint64_t open_files() const { return open_files_; }
   std::uint64_t arena_size() const { return arena_size_; }
   // Bytes of the arena set aside as sandbox memory (iface/sandbox.h); 0: none.
@@ -117,6 +121,8 @@ class Policy {
   std::uint64_t lifetime_cpu_ = 0;
   double cpu_cores_ = 1.0;
   std::chrono::milliseconds cpu_window_{std::chrono::seconds(10)};
+  std::uint64_t growth_bytes_ = 0;
+  std::chrono::milliseconds growth_window_{std::chrono::seconds(10)};
   std::uint64_t open_files_ = 16;
   std::uint64_t arena_size_ = 4ull << 20;
   static constexpr std::uint64_t kAutoSandbox = ~0ull;  // 1 MiB, or a quarter of a smaller arena
@@ -158,6 +164,15 @@ class Policy::Builder {
   // 100 ms .. 1 h. Checked by ward's reaper thread at the end of each window (tumbling
   // windows), so a burst that straddles two windows counts half in each.
   Builder& cpu_rate(double cores, std::chrono::milliseconds window);
+  // The memory growth rate, off by default (0 bytes): the child is ended (Errc::limit) when its
+  // resident memory (all of it: heap, stacks, the arena pages it touched) is more than `bytes`
+  // larger at the end of a window of `window` than at its start: a leak, caught while it leaks
+  // and long before memory() is reached, without ending an extension that holds much but stays
+  // flat. Windows tumble as cpu_rate's do, and the first one starts once the extension has loaded
+  // (what loading maps is not growth). A legitimate burst bigger than `bytes` within one window
+  // (a cache warming up, a large input) also ends the child: choose `bytes` above the largest
+  // one. bytes 1 MiB .. 1 TiB, window 100 ms .. 1 h.
+  Builder& memory_growth(std::uint64_t bytes, std::chrono::milliseconds window);
   // LIFETIME LIMIT, off by default (0). RLIMIT_CPU: the child is ended (Errc::limit, SIGXCPU)
   // once it has used `s` CPU-seconds *in its whole life*, however it spent them. This kills
   // healthy long-lived extensions: one that serves a busy host is ended after `s` seconds of
