@@ -25,5 +25,7 @@ void add_bench_soak(CLI::App& bench, int& exit_code);
 void add_fuse(CLI::App& app, int& exit_code);
 // `ward demo`
 void add_demo(CLI::App& app, int& exit_code);
+// `ward gen`
+void add_gen(CLI::App& app, int& exit_code);
 
 }  // namespace ward::cli

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   ward::cli::add_demo(app, exit_code);
   ward::cli::add_rio(app, exit_code);
   ward::cli::add_fuse(app, exit_code);
+  ward::cli::add_gen(app, exit_code);
   auto* bench = app.add_subcommand("bench", "Benchmarks: each figure beside its physical floor, with the ratio");
   bench->require_subcommand(1);
   ward::cli::add_bench_xpc(*bench, exit_code);
