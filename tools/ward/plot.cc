@@ -28,9 +28,15 @@ std::string quoted(const std::string& s) {
   return out + "\"";
 }
 
+// A figure as the table would say it, nanoseconds scaled to the unit a reader thinks in.
 std::string figure(double v, const std::string& unit) {
-  if (v != 0 && (std::abs(v) >= 1e6 || std::abs(v) < 0.01)) return fmt::format("{:.3g} {}", v, unit);
-  return fmt::format("{:.{}f} {}", v, std::abs(v) >= 100 ? 0 : 1, unit);
+  if (unit == "ns") {
+    if (v >= 1e9) return fmt::format("{:.3g} s", v / 1e9);
+    if (v >= 1e6) return fmt::format("{:.3g} ms", v / 1e6);
+    if (v >= 1e3) return fmt::format("{:.3g} us", v / 1e3);
+    return fmt::format("{:.3g} ns", v);
+  }
+  return fmt::format("{:.4g} {}", v, unit);
 }
 
 std::string ratio_text(double r) { return r < 0.1 ? fmt::format("{:.4f}x", r) : fmt::format("{:.2f}x", r); }
@@ -77,10 +83,9 @@ std::string gnuplot_script(const std::vector<bench::Row>& all, const std::string
                      quoted(*r.floor + ": " + figure(f, unit)));
   }
   s += "EOD\n";
-  s += "set termoption noenhanced\n";  // names hold `_` and `/`: no sub- or superscripts
   s += fmt::format("set title {}\n", quoted(title));
-  s += fmt::format("set xlabel {}\n", quoted("median, " + unit + (log ? " (log scale)" : "")));
-  if (log) s += "set logscale x\n";
+  s += fmt::format("set xlabel {}\n", quoted("median, " + unit + (log ? " (log scale; k = 10^3, M = 10^6)" : "")));
+  if (log) s += "set logscale x\nset format x '%.0s%c'\n";  // 1k, 10k, 1M: SI prefixes
   s += fmt::format("set xrange [{:.6g}:{:.6g}]\n", x0, x1);
   s += fmt::format("set yrange [-0.6:{}]\n", static_cast<double>(n) - 0.4);
   s += "set ytics nomirror scale 0\nset grid xtics lc rgb '#dddddd'\nset key top right box opaque\n";
@@ -91,9 +96,9 @@ std::string gnuplot_script(const std::vector<bench::Row>& all, const std::string
        "$rows using 2:($1+h/2):5 with labels left offset 0.6,0 font ',10' notitle, "
        "$rows using 3:($1-h/2):6 with labels left offset 0.6,0 font ',9' tc rgb '#555555' notitle\n";
   const int height = 90 + static_cast<int>(n) * 48;
-  s += fmt::format("set terminal svg size 1100,{} dynamic font 'sans,11' background rgb 'white'\nset output {}\n{}",
+  s += fmt::format("set terminal svg size 1100,{} dynamic noenhanced font 'sans,11' background rgb 'white'\nset output {}\n{}",
                    height, quoted(base + ".svg"), plot);
-  s += fmt::format("set terminal pngcairo size 1100,{} font 'sans,10' background rgb 'white'\nset output {}\n{}",
+  s += fmt::format("set terminal pngcairo size 1100,{} noenhanced font 'sans,10' background rgb 'white'\nset output {}\n{}",
                    height, quoted(base + ".png"), plot);
   s += "set output\n";
   return s;
