@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing ward needs, from Debian's packages. Idempotent: installs
 # only what is missing, and does nothing (not even `apt-get update`) when all is present.
+# Works on a bare Debian 12 (the debian:12 image: no make, no compiler, no sudo needed as root):
+# it needs only bash, dpkg and apt-get, so README's first command is `./scripts/setup.sh && make run`.
 set -euo pipefail
 
 packages=(
@@ -24,6 +26,8 @@ packages=(
   # mkfs.ext4 for fuse2fs's image (docs/fuse.md, "libfuse2 and daemonizing file systems").
   bindfs fuse-zip fuse2fs e2fsprogs
   fio                                # data verification runs through `ward fuse` (conform_test.cc)
+  gnuplot-nox                        # `ward bench ... --plot DIR`: charts (SVG, PNG)
+  groff-base                         # the test that renders `ward man` (cli.man)
 )
 
 missing=()
@@ -37,7 +41,7 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
-echo "setup: installing ${missing[*]}"
+echo "setup: installing ${#missing[@]} Debian package(s) with apt-get (on a bare machine several minutes): ${missing[*]}"
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null; then

@@ -68,7 +68,7 @@ std::string gnuplot_script(const std::vector<bench::Row>& all, const std::string
   // Figures spanning orders of magnitude (1 ns beside 1 ms) need a log axis to be seen at all.
   const bool log = positive && hi / lo > 30;
   const double x0 = log ? lo / 2 : 0;
-  const double x1 = log ? hi * 60 : hi * 1.9;  // room on the right for the labels
+  const double x1 = log ? hi * 500 : hi * 2.2;  // room on the right for the labels
   const std::size_t n = rows.size();
 
   std::string s;
