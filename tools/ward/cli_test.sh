@@ -38,6 +38,13 @@ usage)
   expect 0 "Exit codes: 0 success" --help
   expect 0 "--plot DIR" bench xpc --help
   expect 0 "^ward [0-9]" --version
+  # A chart that cannot be drawn fails the run after its table (stdout keeps the table).
+  quick=(bench events --filter 'events/(direct_call_floor|raise_1_handler)/' --min-time 0.01 --repetitions 1)
+  WARD_GNUPLOT=/bin/false "$ward" "${quick[@]}" --plot "$out/charts" >"$out/table" 2>"$out/err"
+  rc=$?
+  [ "$rc" -eq 1 ] || fail "--plot with a failing gnuplot exited $rc, expected 1: $(cat "$out/err")"
+  grep -q "gnuplot .* exited with 1" "$out/err" || fail "--plot: no gnuplot error on stderr: $(cat "$out/err")"
+  grep -q "^events/raise_1_handler " "$out/table" || fail "--plot: the table is missing from stdout"
   # The completion script, sourced in bash, completes as the help tree says.
   "$ward" completion bash >"$out/completion" || fail "ward completion bash exited $?"
   complete_to() {  # complete_to EXPECTED WORDS...: the last word is the one being completed
@@ -53,8 +60,8 @@ usage)
   complete_to "--repetitions" ward bench xpc --rep
   complete_to "--protection" ward rio torture --prot
   complete_to "inspect recover torture" ward rio ""
-  mkdir "$out/chartsdir"
-  complete_to "$out/chartsdir" ward bench xpc --plot "$out/charts"
+  mkdir "$out/plots-here"
+  complete_to "$out/plots-here" ward bench xpc --plot "$out/plots"
   ;;
 man)
   command -v groff >/dev/null || { echo "skipped: groff is not installed (apt-get install groff-base)"; exit 77; }

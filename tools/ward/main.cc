@@ -24,8 +24,9 @@ constexpr const char* kExitCodes =
     "in the region; ward fuse: the file system failed. 128+N: interrupted by signal N.";
 
 // `--plot DIR` on every `ward bench` command, in one place: the table print() writes is drawn
-// there too (plot.h). A chart that cannot be drawn fails the run (exit 1) after its table.
-void add_plot(CLI::App& bench, int& exit_code) {
+// there too (plot.h). A chart that cannot be drawn sets `failed`: the run exits 1 (the command's
+// own exit code is set after its table is printed, so main applies it).
+void add_plot(CLI::App& bench, bool& failed) {
   static std::string dir, name;
   for (CLI::App* sub : bench.get_subcommands([](CLI::App*) { return true; })) {
     const std::string n = sub->get_name();
@@ -35,12 +36,12 @@ void add_plot(CLI::App& bench, int& exit_code) {
            "figure beside its floor, the ratio written on it")
         ->type_name("DIR");
   }
-  ward::bench::on_table([&exit_code](const std::vector<ward::bench::Row>& rows) {
+  ward::bench::on_table([&failed](const std::vector<ward::bench::Row>& rows) {
     if (dir.empty()) return;
     auto files = ward::cli::plot_table(rows, dir, name);
     if (!files) {
       fmt::print(stderr, "ward bench {} --plot: {}\n", name, files.error().detail);
-      if (exit_code == 0) exit_code = 1;
+      failed = true;
       return;
     }
     if (files->empty()) fmt::print(stderr, "ward bench {} --plot: no row has a floor; nothing drawn\n", name);
@@ -68,7 +69,8 @@ int main(int argc, char** argv) {
   ward::cli::add_bench_lib(*bench, exit_code);
   ward::cli::add_bench_fuse(*bench, exit_code);
   ward::cli::add_bench_soak(*bench, exit_code);
-  add_plot(*bench, exit_code);
+  bool plot_failed = false;
+  add_plot(*bench, plot_failed);
   ward::cli::add_manual(app, kVersion, kExitCodes, exit_code);
   try {
     app.parse(argc, argv);
@@ -79,5 +81,5 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "{}", ward::cli::explain(app, argc, argv, e));
     return 2;
   }
-  return exit_code;
+  return exit_code == 0 && plot_failed ? 1 : exit_code;
 }
