@@ -10,6 +10,8 @@
 namespace ward::bench {
 namespace {
 
+void print_rows(const std::vector<Row>& rows, bool json);
+
 class Collector : public benchmark::BenchmarkReporter {
  public:
   explicit Collector(Measured& out) : out_(out) {}
@@ -99,7 +101,22 @@ void add_common_options(CLI::App& cmd, Options& opt) {
   cmd.add_option("--filter", opt.filter, "Regular expression selecting benchmarks")->capture_default_str();
 }
 
+namespace {
+std::function<void(const std::vector<Row>&)>& table_hook() {
+  static std::function<void(const std::vector<Row>&)> f;
+  return f;
+}
+}  // namespace
+
+void on_table(std::function<void(const std::vector<Row>&)> f) { table_hook() = std::move(f); }
+
 void print(const std::vector<Row>& rows, bool json) {
+  print_rows(rows, json);
+  if (table_hook()) table_hook()(rows);
+}
+
+namespace {
+void print_rows(const std::vector<Row>& rows, bool json) {
   if (json) {
     fmt::print("[\n");
     for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -123,6 +140,7 @@ void print(const std::vector<Row>& rows, bool json) {
                r.ratio ? (*r.ratio < 0.1 ? fmt::format("{:.4f}x", *r.ratio) : fmt::format("{:.2f}x", *r.ratio)) : "-", r.note);
   }
 }
+}  // namespace
 
 void add_command(CLI::App& bench, const std::string& name, const std::string& help, int (*run)(const Options&),
                  int& exit_code) {

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <functional>
 #include <map>
 #include <vector>
 #include <optional>
@@ -81,5 +82,9 @@ int finish(const Measured& m, const std::vector<Row>& rows, bool json);
 
 // Table on stdout, or `--json`: [{"name":..,"value":..,"unit":"ns","floor":..|null,"ratio":..|null}, ...]
 void print(const std::vector<Row>& rows, bool json);
+
+// Called with the rows of every table print() writes, after writing it (the CLI's `--plot`
+// draws them). One per process; set before any command runs. Empty: nothing is called.
+void on_table(std::function<void(const std::vector<Row>&)> f);
 
 }  // namespace ward::bench

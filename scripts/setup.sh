@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing ward needs, from Debian's packages. Idempotent: installs
 # only what is missing, and does nothing (not even `apt-get update`) when all is present.
+# Works on a bare Debian 12 (the debian:12 image: no make, no compiler, no sudo needed as root):
+# it needs only bash, dpkg and apt-get, so README's first command is `./scripts/setup.sh && make run`.
 set -euo pipefail
 
 packages=(
@@ -25,6 +27,8 @@ packages=(
   bindfs fuse-zip fuse2fs e2fsprogs
   libclang-14-dev zlib1g-dev         # `ward gen` reads C headers with libclang; zlib.h: a header its tests have not seen
   fio                                # data verification runs through `ward fuse` (conform_test.cc)
+  gnuplot-nox                        # `ward bench ... --plot DIR`: charts (SVG, PNG)
+  groff-base                         # the test that renders `ward man` (cli.man)
 )
 
 missing=()
@@ -38,7 +42,7 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
-echo "setup: installing ${missing[*]}"
+echo "setup: installing ${#missing[@]} Debian package(s) with apt-get (on a bare machine several minutes): ${missing[*]}"
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null; then

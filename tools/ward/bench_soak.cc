@@ -28,6 +28,7 @@
 #include "interfaces.h"
 #include "kv_host.h"
 #include "paths.h"
+#include "progress.h"
 #include "report.h"
 
 namespace ward::cli {
@@ -38,6 +39,7 @@ using Clock = std::chrono::steady_clock;
 
 struct SoakOptions {
   bool json = false;
+  bool quiet = false;
   double seconds = 30;
   double minutes = 0;
   bool hour = false;
@@ -152,14 +154,16 @@ int run(const SoakOptions& o) {
   Counters c;
   const auto start = Clock::now();
   const auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-  fmt::print(stderr, "soak: {:.0f} s, {} threads, {} calls/s, a kill every {} ms; host RSS {:.1f} MiB\n", seconds,
-             o.threads, o.rate, o.fault_every_ms, static_cast<double>(rss0) / (1 << 20));
+  if (!o.quiet)
+    fmt::print(stderr, "soak: {:.0f} s, {} threads, {} calls/s, a kill every {} ms; host RSS {:.1f} MiB\n", seconds,
+               o.threads, o.rate, o.fault_every_ms, static_cast<double>(rss0) / (1 << 20));
   std::vector<std::jthread> workers;
   for (int i = 0; i < o.threads; ++i) workers.emplace_back([&, i] { worker(kv, table, i, o, end, c); });
 
   // The injector: kill, then time until a call of its own succeeds again.
   std::vector<double> recovery_ns;
-  auto last_progress = start;
+  Progress bar({.label = "soak", .total = static_cast<std::uint64_t>(seconds), .unit = "s",
+                .mode = Progress::mode_for(o.quiet)});
   for (auto next_fault = start + std::chrono::milliseconds(o.fault_every_ms); next_fault < end;
        next_fault += std::chrono::milliseconds(o.fault_every_ms)) {
     std::this_thread::sleep_until(next_fault);
@@ -176,15 +180,13 @@ int run(const SoakOptions& o) {
     }
     recovery_ns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
     if (kv.disabled()) break;
-    if (Clock::now() - last_progress >= 5s) {
-      last_progress = Clock::now();
-      fmt::print(stderr, "soak: {:5.0f} s  calls {}  faults {}  RSS {:.1f} MiB  log {}  last recovery {:.1f} ms  not injected {}\n",
-                 std::chrono::duration<double>(last_progress - start).count(), c.calls.load(), recovery_ns.size(),
-                 static_cast<double>(host_rss()) / (1 << 20), kv.stats().log_size, recovery_ns.back() / 1e6,
-                 c.other_failures.load());
-    }
+    bar.update(static_cast<std::uint64_t>(std::chrono::duration<double>(Clock::now() - start).count()),
+               fmt::format("calls {}  faults {}  RSS {:.1f} MiB  log {}  last recovery {:.1f} ms  not injected {}",
+                           c.calls.load(), recovery_ns.size(), static_cast<double>(host_rss()) / (1 << 20),
+                           kv.stats().log_size, recovery_ns.back() / 1e6, c.other_failures.load()));
   }
   workers.clear();
+  bar.finish(fmt::format("{} faults injected", recovery_ns.size()));
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   const std::uint64_t rss1 = host_rss();
   const auto st = kv.stats();
@@ -232,6 +234,7 @@ void add_bench_soak(CLI::App& bench, int& exit_code) {
       "soak", "A supervised extension under steady multi-threaded load with a kill every few seconds: host RSS, "
               "replay-log size and recovery time at the start and the end, failures not injected (must be 0)");
   c->add_flag("--json", o->json, "Print a JSON array of {name, value, unit, floor, ratio}");
+  c->add_flag("-q,--quiet", o->quiet, "No progress (otherwise on stderr: a bar on a terminal, a line every 5 s elsewhere)");
   c->add_option("--seconds", o->seconds, "How long to run")->capture_default_str()->check(CLI::Range(1.0, 86400.0));
   c->add_option("--minutes", o->minutes, "How long to run, in minutes (overrides --seconds)")->check(CLI::Range(0.0, 1440.0));
   c->add_flag("--hour", o->hour, "Run for an hour (overrides both)");

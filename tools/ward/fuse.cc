@@ -241,10 +241,10 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "shows the mount's state, restarts and their causes (status files in /run/ward/fuse, or "
       "$WARD_FUSE_STATUS_DIR); unmounting ends the background ward.\n"
       "A mount point literally named `status` must be written ./status.\n"
-      "Exit codes: 0 unmounted or stopped by a signal (background: the mount serves); 1 bad usage "
-      "or setup (not root, mount failed, FS-COMMAND cannot run, another ward fuse serves "
-      "MOUNTPOINT, a --see path missing, not serving within --init-timeout + --exit-timeout + 10 s); 3 the file system "
-      "failed (background: before it served).");
+      "Exit codes: 0 unmounted or stopped by a signal (background: the mount serves); 1 bad "
+      "setup (not root, mount failed, FS-COMMAND cannot run, another ward fuse serves "
+      "MOUNTPOINT, a --see path missing, not serving within --init-timeout + --exit-timeout + 10 s); 2 bad usage (an unknown "
+      "option, no MOUNTPOINT or FS-COMMAND); 3 the file system failed (background: before it served).");
   add_status(*cmd, exit_code);
   auto opts = std::make_shared<fuse::Options>();
   auto timeout_ms = std::make_shared<long>(30'000);
@@ -313,7 +313,7 @@ void add_fuse(CLI::App& app, int& exit_code) {
     if (cmd->got_subcommand("status")) return;
     if (opts->mountpoint.empty() || opts->command.empty()) {
       std::fprintf(stderr, "ward fuse: MOUNTPOINT and `-- FS-COMMAND` are required (ward fuse --help)\n");
-      exit_code = 1;
+      exit_code = 2;
       return;
     }
     opts->journal_limit = *journal_mib << 20;

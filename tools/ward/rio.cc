@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "progress.h"
 #include "rio/private_path.h"
 #include "rio/torture.h"
 #include "ward/rio/cache.h"
@@ -100,11 +101,16 @@ int torture_cmd(rio::TortureOptions o, bool quiet) {
     o.writer = self.parent_path() / "ward-rio-writer";
   }
   fmt::print("ward rio torture: {} kills, protection {}, work dir {}\n", o.kills, rio::to_string(o.protection), o.work_dir.string());
-  const int every = std::max(1, o.kills / 20);
+  // Progress on stderr (a bar on a terminal, a line every 5 s elsewhere): stdout keeps the report.
+  Progress bar({.label = "ward rio torture", .total = static_cast<std::uint64_t>(o.kills), .unit = "kills",
+                .mode = Progress::mode_for(quiet)});
+  std::string last;
   o.progress = [&](int k, const std::string& line) {
-    if (!quiet && (k % every == 0 || k == o.kills)) fmt::print("  {}\n", line);
+    last = line.substr(line.find(": ") + 2);  // the counts after "kill k/n: "
+    bar.update(static_cast<std::uint64_t>(k), last);
   };
   auto r = rio::torture(o);
+  bar.finish(r ? last : "failed");
   if (!r) {
     fmt::print(stderr, "ward rio torture: {}\n", r.error().detail);
     return 2;
@@ -158,7 +164,7 @@ void add_rio(CLI::App& app, int& exit_code) {
   tor->add_option("--protection", *prot, "off, mprotect, alias or pkeys")->capture_default_str();
   tor->add_option("--dir", *dir, "Work directory for the backing files (default: a new one under /tmp)");
   tor->add_option("--max-delay-us", opt->max_delay_us, "Longest random delay before each kill")->capture_default_str();
-  tor->add_flag("-q,--quiet", *quiet, "No progress lines");
+  tor->add_flag("-q,--quiet", *quiet, "No progress (otherwise on stderr: a bar on a terminal, a line every 5 s elsewhere)");
   tor->callback([opt, prot, dir, quiet, &exit_code] {
     auto p = rio::parse_protection(*prot);
     if (!p) {
