@@ -269,6 +269,12 @@ Result<void> ProcessDomain::spawn_child(const std::string& dir, int fd) {
   const std::string helper = dir + "/ward-helper";
   const std::string audit = "LD_AUDIT=" + dir + "/libward-audit.so";
   const std::string plugin_env = "WARD_PLUGIN=" + spec().plugin;
+  // The child's loader searches for the plugin's own dependencies as the host's would: the
+  // plugin's RUNPATH and /etc/ld.so.cache need nothing from us, LD_LIBRARY_PATH must be handed on
+  // (the child's environment is otherwise only ours). Read now, so a host that sets it before
+  // loading a plugin is heard.
+  const char* host_path = std::getenv("LD_LIBRARY_PATH");
+  const std::string library_path = host_path ? std::string("LD_LIBRARY_PATH=") + host_path : std::string();
   const std::string parent = std::to_string(getpid());
   // The child's stdout and stderr are its own output channel (domain/output.h), never the host's.
   auto output = WARD_TRY(detail::OutputPipes::open());
@@ -295,7 +301,8 @@ Result<void> ProcessDomain::spawn_child(const std::string& dir, int fd) {
     // the user's terminal (to read, or to push keystrokes into), and no terminal signals.
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
     char* argv[] = {const_cast<char*>(helper.c_str()), const_cast<char*>(parent.c_str()), nullptr};
-    char* envp[] = {const_cast<char*>(audit.c_str()), const_cast<char*>(plugin_env.c_str()), nullptr};
+    char* envp[] = {const_cast<char*>(audit.c_str()), const_cast<char*>(plugin_env.c_str()),
+                    host_path ? const_cast<char*>(library_path.c_str()) : nullptr, nullptr};
     pid_t pid = -1;
     const int rc = posix_spawn(&pid, helper.c_str(), &fa, &at, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
