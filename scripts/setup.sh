@@ -24,6 +24,7 @@ packages=(
   # mkfs.ext4 for fuse2fs's image (docs/fuse.md, "libfuse2 and daemonizing file systems").
   bindfs fuse-zip fuse2fs e2fsprogs
   fio                                # data verification runs through `ward fuse` (conform_test.cc)
+  dpkg-dev file binutils             # `make deb`: dpkg-shlibdeps computes the Depends (file, readelf: the consumer test)
 )
 
 missing=()
