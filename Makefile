@@ -9,7 +9,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CTEST_ARGS ?= --output-on-failure -j $(JOBS)
 
-.PHONY: all setup build build-asan build-tsan build-fuzz run test test-plain test-asan test-tsan test-fuzz fuzz stress soak bench clean
+.PHONY: all setup build build-asan build-tsan build-fuzz run test test-plain test-asan test-tsan test-fuzz fuzz stress soak bench clean install deb
 
 all: build
 
@@ -91,6 +91,15 @@ bench: build
 	./$(BUILD)/ward bench xpc
 	./$(BUILD)/ward bench recovery
 	./$(BUILD)/ward bench rio
+
+# Installs headers, libward (.a and .so), the helper, the CLI, the CMake package, ward.pc and the
+# docs under PREFIX (README, "Using ward from your project"); `make deb` builds a Debian package.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+deb: build
+	cd $(BUILD) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -29,6 +29,7 @@ packages=(
   fio                                # data verification runs through `ward fuse` (conform_test.cc)
   gnuplot-nox                        # `ward bench ... --plot DIR`: charts (SVG, PNG)
   groff-base                         # the test that renders `ward man` (cli.man)
+  dpkg-dev file binutils             # `make deb`: dpkg-shlibdeps computes the Depends (file, readelf: the consumer test)
 )
 
 missing=()

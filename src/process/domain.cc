@@ -1,5 +1,6 @@
 #include "ward/process/domain.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <spawn.h>
@@ -34,23 +35,42 @@ constexpr std::uint64_t kFilterReserve = 2048 * sizeof(sock_filter);  // ours ar
 
 std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
-// Where ward-helper and libward-audit.so live: $WARD_HELPER_DIR, the build directory CMake
-// recorded, then the directory of the running executable.
+// Where ward-helper and libward-audit.so live. First match wins:
+//  1. $WARD_HELPER_DIR: an override, for unusual layouts;
+//  2. relative to the libward holding this code (libdir -> libexec/ward): an installed shared
+//     libward, wherever its prefix has been moved since;
+//  3. relative to the executable (bindir -> libexec/ward): the installed `ward` CLI, and programs
+//     installed into ward's prefix with libward linked in statically;
+//  4. the build directory, but only for code running from inside it (the tests, build/ward), so
+//     that an installed program never picks up a build tree's helper of another version;
+//  5. the prefix ward was configured to install to (a static libward in a program elsewhere);
+//  6. the executable's own directory.
 Result<std::string> helper_dir() {
+  namespace fs = std::filesystem;
   std::vector<std::string> candidates;
   if (const char* env = std::getenv("WARD_HELPER_DIR"); env && *env) candidates.emplace_back(env);
-#ifdef WARD_DEFAULT_HELPER_DIR
-  candidates.emplace_back(WARD_DEFAULT_HELPER_DIR);
-#endif
   std::error_code ec;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) candidates.push_back(self.parent_path().string());
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  fs::path lib;
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&helper_dir), &info) != 0 && info.dli_fname && *info.dli_fname) {
+    char real[PATH_MAX];
+    if (realpath(info.dli_fname, real)) lib = real;
+  }
+  if (!lib.empty()) candidates.push_back((lib.parent_path() / WARD_LIBDIR_TO_HELPER).lexically_normal().string());
+  if (!exe.empty()) candidates.push_back((exe.parent_path() / WARD_BINDIR_TO_HELPER).lexically_normal().string());
+  const std::string build = std::string(WARD_BUILD_DIR) + "/";
+  if (exe.string().starts_with(build) || lib.string().starts_with(build)) candidates.emplace_back(WARD_BUILD_DIR);
+  candidates.emplace_back(WARD_INSTALL_HELPER_DIR);
+  if (!exe.empty()) candidates.push_back(exe.parent_path().string());
+  std::string looked;
   for (const auto& dir : candidates) {
     if (access((dir + "/ward-helper").c_str(), X_OK) == 0 && access((dir + "/libward-audit.so").c_str(), R_OK) == 0)
       return dir;
+    looked += (looked.empty() ? "" : ", ") + dir;
   }
-  return fail(Errc::load_failed, "cannot find ward-helper and libward-audit.so (looked in $WARD_HELPER_DIR, "
-                                 "the build directory and next to the executable)");
+  return fail(Errc::load_failed, "cannot find ward-helper and libward-audit.so (looked in " + looked +
+                                 "; set WARD_HELPER_DIR to the directory that holds them)");
 }
 
 }  // namespace
@@ -269,6 +289,12 @@ Result<void> ProcessDomain::spawn_child(const std::string& dir, int fd) {
   const std::string helper = dir + "/ward-helper";
   const std::string audit = "LD_AUDIT=" + dir + "/libward-audit.so";
   const std::string plugin_env = "WARD_PLUGIN=" + spec().plugin;
+  // The child's loader searches for the plugin's own dependencies as the host's would: the
+  // plugin's RUNPATH and /etc/ld.so.cache need nothing from us, LD_LIBRARY_PATH must be handed on
+  // (the child's environment is otherwise only ours). Read now, so a host that sets it before
+  // loading a plugin is heard.
+  const char* host_path = std::getenv("LD_LIBRARY_PATH");
+  const std::string library_path = host_path ? std::string("LD_LIBRARY_PATH=") + host_path : std::string();
   const std::string parent = std::to_string(getpid());
   // The child's stdout and stderr are its own output channel (domain/output.h), never the host's.
   auto output = WARD_TRY(detail::OutputPipes::open());
@@ -297,7 +323,8 @@ Result<void> ProcessDomain::spawn_child(const std::string& dir, int fd) {
     // the user's terminal (to read, or to push keystrokes into), and no terminal signals.
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
     char* argv[] = {const_cast<char*>(helper.c_str()), const_cast<char*>(parent.c_str()), nullptr};
-    char* envp[] = {const_cast<char*>(audit.c_str()), const_cast<char*>(plugin_env.c_str()), nullptr};
+    char* envp[] = {const_cast<char*>(audit.c_str()), const_cast<char*>(plugin_env.c_str()),
+                    host_path ? const_cast<char*>(library_path.c_str()) : nullptr, nullptr};
     pid_t pid = -1;
     const int rc = posix_spawn(&pid, helper.c_str(), &fa, &at, argv, envp);
     posix_spawn_file_actions_destroy(&fa);

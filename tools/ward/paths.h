@@ -1,5 +1,6 @@
 // Where the CLI finds the example plugins: $WARD_PLUGIN_DIR, `plugins/` next to the ward
-// executable, then the build directory recorded at compile time.
+// executable, the installed layout relative to it (bin -> libexec/ward/plugins), then the build
+// directory recorded at compile time.
 #pragma once
 
 #include <unistd.h>
@@ -17,6 +18,10 @@ inline std::string plugin_path(const std::string& name) {
   if (!ec) {
     const auto p = self.parent_path() / "plugins" / file;
     if (std::filesystem::exists(p, ec)) return p.string();
+#ifdef WARD_BINDIR_TO_PLUGINS
+    const auto installed = self.parent_path() / WARD_BINDIR_TO_PLUGINS / file;
+    if (std::filesystem::exists(installed, ec)) return installed.lexically_normal().string();
+#endif
   }
   return std::string(WARD_PLUGIN_DIR) + "/" + file;
 }
