@@ -182,9 +182,9 @@ Result<void> Relay::restart() {
     std::optional<std::uint64_t> fh;
     if (n && !n->stale && n->fs != 0) fh = WARD_TRY(reopen(n->fs, h.flags, h.dir));
     h.stale = !fh;
-    if (h.dir && fh) WARD_TRY(resume_listing(h));
-    if (fh) h.fs = *fh, ++reopened;
+    if (fh) h.fs = *fh, ++reopened;  // before resume_listing: it lists through the new handle
     else ++lost_handles;
+    if (h.dir && fh) WARD_TRY(resume_listing(h));
   }
 
   std::size_t rewritten = o_.rio ? WARD_TRY(rewrite_kept()) : 0;
