@@ -1,0 +1,292 @@
+// The FUSE relay's implementation class, shared by its source files (private to src/fuse/relay*.cc;
+// the public contract is include/ward/fuse/relay.h, the design docs/fuse.md). One file a concern:
+//   relay.cc          the loop, kernel -> file system (id translation), file system -> kernel
+//                     (reply validation), mounting, run_fuse()
+//   relay_restart.cc  failure and restart: backoff, INIT replay, nodes found again, handles
+//                     reopened, requests in flight re-issued or refused (poison pills), and the
+//                     requests ward itself sends to an instance
+//   relay_journal.cc  --journal/--snapshot: what is journaled, and its replay
+//   relay_rio.cc      --rio: acknowledged writes kept in a rio::Heap and written again
+//   relay_readdir.cc  directory listings: READDIRPLUS entries, what the kernel was given, and the
+//                     rest of a listing served by ward after a restart
+//
+// Contract. A Relay lives for one run_fuse() call, on the caller's thread, and nothing in it is
+// touched by any other thread: no locks, and none may be added without revisiting every member.
+// Options::on_event is called synchronously from that thread (it must not call back in). The
+// Relay owns the /dev/fuse descriptor (kfd_), the mount (until unmount()), the file system's
+// process (fs_proc_, which owns the socket fs_ and the pidfd pidfd_; those two are borrowed copies
+// that change with every instance), the --rio heap and its directory, and the --snapshot copies;
+// the destructor (cleanup()) kills the file system, unmounts and removes what it made. It borrows
+// `Options`, which outlives it.
+//
+// Invalidation. fs_failed() (and so everything that may call it: give_up(), send_to_fs(),
+// from_kernel(), from_fs(), rest_of()) may replace the instance: fs_, pidfd_, buf_'s contents (a
+// restart's call() receives into buf_), inflight_ and its iterators all change. A caller returns
+// its result at once and touches none of them afterwards; the loop notices a restart by
+// stats_.restarts moving. A request in flight owns its message (InFlight::msg), so a restart can
+// re-issue it. Requests ward itself sends (call()) carry unique ids from kWardUnique up, which the
+// kernel never uses; ward answers the kernel only with answer(), to_kernel() and deliver().
+#pragma once
+
+#include <linux/fuse.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "fuse/ids.h"
+#include "fuse/launch.h"
+#include "fuse/protocol.h"
+#include "fuse/snapshot.h"
+#include "ward/core/error.h"
+#include "ward/fuse/relay.h"
+#include "ward/rio/heap.h"
+
+namespace ward::fuse::detail {
+
+using Clock = std::chrono::steady_clock;
+
+// The largest write the kernel may send: FUSE_MAX_MAX_PAGES (256) pages, which ward enforces by
+// clamping max_write in the INIT reply, plus headers. The buffer holds one message either way.
+inline constexpr std::size_t kMaxWrite = 1u << 20;
+inline constexpr std::size_t kBufSize = kMaxWrite + 64 * 1024;
+// The kernel marks an INTERRUPT's unique id (and the answer to it) with bit 0 (fs/fuse/fuse_i.h:
+// FUSE_INT_REQ_BIT); ordinary ids are even. Not in every <linux/fuse.h>.
+inline constexpr std::uint64_t kIntReqBit = 1;
+inline constexpr std::size_t kMaxRead = 14 * 4096;
+// Requests ward itself sends during a restart carry ids the kernel never uses (it counts up
+// from 2 in steps of 2).
+inline constexpr std::uint64_t kWardUnique = std::uint64_t{1} << 62;
+// Requests up to this size are copied out of the read buffer; larger ones (WRITE) take the buffer.
+inline constexpr std::size_t kSmall = 4096;
+// Instances a request may be re-issued to before it is taken for what kills them.
+inline constexpr int kMaxAttempts = 3;
+// Directory offsets ward gives when it serves a listing itself after a restart (file systems'
+// own cookies are positions, hashes or indexes; ward's are this plus an index).
+inline constexpr std::uint64_t kCookie = std::uint64_t{1} << 62;
+
+inline std::string errno_text(std::string_view what, int err) {
+  return std::string(what) + ": " + std::strerror(err);
+}
+
+// Unaligned reads and writes of protocol structs in message buffers.
+template <typename T>
+T load(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <typename T>
+void store(char* p, T v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// The ids a request carried in ward's numbering, kept so it can be translated again for a new
+// instance of the file system (the message itself holds the instance's ids once sent).
+struct WardIds {
+  std::uint64_t node = 0, node2 = 0, fh = 0, fh2 = 0;
+  bool has_fh = false, has_fh2 = false, has_node2 = false;
+};
+
+struct InFlight {
+  std::uint32_t opcode = 0;
+  const OpInfo* op = nullptr;
+  std::uint32_t asked = 0;  // READ/READDIR/xattr: the size the kernel asked for
+  Clock::time_point deadline;
+  WardIds ids;
+  std::vector<char> msg;  // the request as sent (instance ids); names are read from it
+  std::uint32_t len = 0;
+  int attempts = 0;       // instances that failed of their own accord while holding it
+  std::uint64_t sent_to = 0;  // the instance it was last sent to
+};
+
+// One entry of the journal (--journal): a request that succeeded, in ward's ids, and what its
+// reply bound, so that a replay can bind the same ward ids to the new instance's.
+struct Journaled {
+  std::vector<char> msg;  // the request as the kernel sent it (ward's ids); empty for a forget
+  const OpInfo* op = nullptr;
+  std::uint32_t opcode = 0;
+  WardIds ids;
+  std::uint64_t node = 0;    // the ward node id its reply named (entry replies)
+  std::uint64_t fh = 0;      // the ward file handle its reply opened (OPEN, CREATE)
+  std::uint64_t forget = 0;  // lookups of ids.node the instance was told to forget
+};
+
+// A request's name arguments: `name` (and `to` for RENAME), bounded by the message and its NULs.
+// Empty when the request is malformed.
+struct NameArgs {
+  std::string_view name, to;
+};
+NameArgs names_of(const InFlight& r, std::uint32_t minor);
+
+// What is wrong with a reply of `error` and a `body`-byte body to a request of `op` that asked for
+// `asked` bytes ("" if nothing): an error carries no body, a success the size the opcode allows.
+std::string check_body(const OpInfo& op, std::uint32_t asked, std::int32_t error, std::size_t body);
+
+// Rewrites ward's ids in a request (header nodeid, file handles, a second nodeid) into an
+// instance's, from `ids` (ward's numbering), through `node(ward, out)` and `handle(ward, out)`
+// (each 0 or an errno). Returns 0, or the errno to answer with.
+template <typename NodeFn, typename HandleFn>
+int translate_with(char* msg, const OpInfo& op, const WardIds& ids, NodeFn node, HandleFn handle) {
+  char* body = msg + sizeof(fuse_in_header);
+  std::uint64_t v = 0;
+  if (op.has_node) {
+    if (ids.node != 0)
+      if (int e = node(ids.node, v)) return e;
+    auto h = load<fuse_in_header>(msg);
+    h.nodeid = ids.node == 0 ? 0 : v;
+    store(msg, h);
+  }
+  if (ids.has_fh) {
+    if (int e = handle(ids.fh, v)) return e;
+    store(body + op.fh_at, v);
+  }
+  if (ids.has_fh2) {
+    if (int e = handle(ids.fh2, v)) return e;
+    store(body + op.fh2_at, v);
+  }
+  if (ids.has_node2) {
+    if (int e = node(ids.node2, v)) return e;
+    store(body + op.node_at, v);
+  }
+  return 0;
+}
+
+class Relay {
+ public:
+  explicit Relay(const Options& o) : o_(o), buf_(kBufSize) {}
+  ~Relay() { cleanup(); }
+  Relay(const Relay&) = delete;
+  Relay& operator=(const Relay&) = delete;
+
+  Result<Stats> run();
+
+ private:
+  // ---- relay.cc: setup, the loop, both directions of the relay --------------------------------
+  void log(const std::string& line);
+  Result<void> mount_it();
+  Result<void> start_fs();
+  void reap();  // kills the file system (its whole process group) and records how it ended
+  void unmount();
+  void cleanup();
+  void answer(std::uint64_t unique, int err);
+  void event(Event::Kind kind, const std::string& detail);
+  Result<void> loop();
+  bool pending_fs();
+  int translate(char* msg, const OpInfo& op, const WardIds& ids);
+  WardIds ward_ids(const char* msg, std::size_t len, const OpInfo& op);
+  std::vector<char> with_ward_ids(const InFlight& r);
+  void forward_forgets(const char* msg, std::size_t len, std::uint32_t opcode);
+  Result<bool> from_kernel();
+  Result<void> send_to_fs(const char* msg, std::size_t n);
+  std::string check_header(ssize_t n);
+  Result<void> from_fs();
+  void clamp_init(fuse_init_out& init, std::size_t body) const;
+  Result<void> deliver(const InFlight& r, char* msg, std::size_t n);
+  std::uint64_t entry_reply(const InFlight& r, char* at);
+  std::uint64_t open_reply(const InFlight& r, char* at, std::uint64_t node);
+  Result<void> notification(std::size_t n);
+  Result<ssize_t> rest_of(std::size_t have, std::size_t want);
+  Result<void> to_kernel(const char* msg, std::size_t n);
+
+  // ---- relay_restart.cc: failure and restart ----------------------------------------------------
+  struct Replayed;  // relay_journal.cc's
+  enum class Reissue { sent, refused, released };
+  Result<void> fs_failed(Errc kind, std::string detail);
+  void blame(Errc kind);
+  bool kernel_gone();
+  bool may_restart();
+  std::unexpected<Error> give_up(Errc kind, std::string detail);
+  Result<void> restart();
+  Result<void> check_init(const std::vector<char>& reply);
+  Retry retry_rule(const InFlight& r);
+  Result<Reissue> reissue(std::uint64_t unique, InFlight& r);
+  Result<std::vector<char>> already_made(const InFlight& r, std::vector<char> eexist);
+  // Requests ward itself sends to an instance (restart, forgets).
+  std::vector<char> message(std::uint32_t opcode, std::uint64_t unique, std::uint64_t nodeid,
+                            const void* body, std::size_t n, std::string_view name = {});
+  std::uint64_t ward_unique();
+  Result<std::vector<char>> call(const std::vector<char>& msg, std::chrono::milliseconds limit,
+                                 std::size_t len = 0);
+  Result<std::vector<char>> call_again(std::vector<char> msg);
+  Result<std::optional<fuse_entry_out>> lookup(std::uint64_t dir, std::string_view name);
+  Result<std::optional<std::uint64_t>> reopen(std::uint64_t node, std::uint32_t flags, bool dir);
+  void forget_in_fs(std::uint64_t fs_node, std::uint64_t count);
+
+  // ---- relay_journal.cc: --journal, --snapshot --------------------------------------------------
+  Result<void> open_journal();
+  Result<std::optional<Replayed>> replay();
+  bool journaling() const { return o_.journal && !journal_dropped_; }
+  void journal(Journaled j);
+  void journal_reply(const InFlight& r, std::uint64_t node, std::uint64_t fh);
+  void journal_lookup(std::uint64_t dir, std::string_view name, std::uint64_t node);
+  void journal_forget(std::uint64_t node, std::uint64_t count);
+  void drop_journal();
+
+  // ---- relay_rio.cc: --rio ------------------------------------------------------------------------
+  struct Kept {
+    rio::Offset off = 0;
+    std::uint32_t len = 0;
+  };
+  Result<void> open_rio();
+  void close_rio();
+  void rio_replied(const InFlight& r);
+  void keep_write(const InFlight& r);
+  Result<void> free_kept(const std::vector<Kept>& kept);
+  void made_durable(std::uint64_t fh);
+  Result<std::size_t> rewrite_kept();
+
+  // ---- relay_readdir.cc: directory listings ------------------------------------------------------
+  bool direntplus_reply(const InFlight& r, char* body, std::size_t n);
+  void record_listing(const InFlight& r, const char* body, std::size_t n);
+  Result<void> resume_listing(Handle& h);
+  Result<void> fetch_listing(Handle& h);
+  Result<bool> resumed_listing(std::uint64_t unique, const InFlight& r, const char* msg, std::size_t len);
+
+  const Options& o_;
+  std::vector<char> buf_;
+  std::vector<std::vector<char>> spare_;  // read buffers given back by finished WRITEs
+  int kfd_ = -1;
+  FsProcess fs_proc_;
+  int fs_ = -1, pidfd_ = -1;  // fs_proc_'s socket and pidfd (owned there)
+  int status_ = 0;
+  bool mounted_ = false, init_done_ = false, ready_pending_ = false;
+  bool gone_ = false;  // the kernel's connection went away during a failure: end as unmounted
+  Clock::time_point init_deadline_;
+  std::vector<char> init_req_;  // the kernel's INIT, replayed to every restarted instance
+  std::vector<Journaled> journal_;
+  std::size_t journal_bytes_ = 0;
+  bool journal_dropped_ = false;
+  std::vector<Snapshot> snapshots_;
+  std::unique_ptr<rio::Heap> rio_heap_;  // --rio: kept writes
+  std::filesystem::path rio_dir_;
+  std::unordered_map<std::uint64_t, std::vector<Kept>> kept_;  // by ward file handle, in order
+  std::size_t rio_bytes_ = 0;
+  bool rio_full_ = false;
+  fuse_init_out init_out_{};    // what the kernel was told (after ward's clamp)
+  std::size_t init_len_ = 0;
+  std::unordered_map<std::uint64_t, InFlight> inflight_;
+  Nodes nodes_;
+  Handles handles_;
+  std::deque<Clock::time_point> restart_times_;
+  std::uint64_t ward_calls_ = 0;
+  std::string refused_what_;     // the requests the current restart answered itself, for the log
+  std::uint64_t instance_ = 0;  // instances started so far; the current one's number
+  Stats stats_;
+};
+
+// What a journal replay bound: ward's ids -> the new instance's (relay_journal.cc).
+struct Relay::Replayed {
+  std::unordered_map<std::uint64_t, std::uint64_t> nodes{{Nodes::kRoot, Nodes::kRoot}};
+  std::unordered_map<std::uint64_t, std::uint64_t> handles;
+};
+
+}  // namespace ward::fuse::detail
