@@ -17,6 +17,8 @@
 //   crash-once:STATE    as good, but the first instance dies (SIGABRT) on its first GETATTR
 //   narrow-init:STATE   as crash-once, and later instances offer a smaller max_write in INIT
 //   crash-always        as good, but dies (SIGABRT) on every GETATTR
+//   die-later:STATE     as crash-once, and later instances exit at once (status 7): no restart
+//                       can succeed
 // A mode for the sandbox (src/fuse/sandbox_test.cc): what the file system can see of the host.
 //   probe               as good, and LOOKUP of the name "N" answers a regular file whose size is
 //                       1000 * (errno of open(PATH, O_RDONLY)) + (errno of open(PATH, O_WRONLY)),
@@ -118,7 +120,9 @@ int main(int argc, char** argv) {
     later = ::access(state.c_str(), F_OK) == 0;
     if (!later) ::close(::open(state.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
   }
-  bool crash_on_getattr = mode == "crash-always" || (!later && (mode == "crash-once" || mode == "narrow-init"));
+  if (mode == "die-later" && later) return 7;
+  bool crash_on_getattr =
+      mode == "crash-always" || (!later && (mode == "crash-once" || mode == "narrow-init" || mode == "die-later"));
   std::vector<char> buf(2 << 20);
   for (;;) {
     ssize_t n = ::read(fd, buf.data(), buf.size());

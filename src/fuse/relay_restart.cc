@@ -79,10 +79,16 @@ Result<void> Relay::fs_failed(Errc kind, std::string detail) {
     // Attempts that fail one after another wait longer each time (10 ms, doubling, at most
     // 1 s): an instance that dies while it starts must not turn ward into a busy loop (it
     // once made 80,000 attempts in 5 minutes under a test's unbounded --restarts). The wait
-    // ends early if the mount goes away (POLLERR on /dev/fuse).
+    // ends early if the mount goes away (POLLERR on /dev/fuse) or a stop is requested
+    // (SIGINT/SIGTERM): then ward unmounts and ends as the loop would.
     backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
-    pollfd w{kfd_, 0, 0};
-    (void)::poll(&w, 1, static_cast<int>(backoff.count()));
+    pollfd w[2] = {{kfd_, 0, 0}, {o_.stop_fd, POLLIN, 0}};
+    if (::poll(w, o_.stop_fd >= 0 ? 2 : 1, static_cast<int>(backoff.count())) > 0 && (w[1].revents & POLLIN)) {
+      log("stop requested while restarting: unmounting");
+      unmount();
+      gone_ = true;
+      return {};
+    }
   }
 }
 

@@ -98,6 +98,28 @@ TEST_F(FuseRestart, PoisonRequestIsAnsweredAndTheLimitHolds) {
   EXPECT_EQ(mount_type(mnt_), "");
 }
 
+// Restarts that keep failing wait longer each time; SIGTERM during those waits still unmounts and
+// ends ward (exit 0) at once, as it does while the file system serves.
+TEST_F(FuseRestart, StopDuringFailingRestartsUnmountsAndExits) {
+  start({"--log", "-", "--restarts", "1000", "--restart-window", "3600000"}, {kHostile, "die-later:" + dir_ + "/state", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  // The application's stat crashes the first instance; every later one exits at once.
+  pid_t app = ::fork();
+  if (app == 0) {
+    struct stat st;
+    ::_exit(::stat(mnt_.c_str(), &st) == 0 ? 0 : 1);
+  }
+  ::usleep(1'500'000);  // several failed restarts: the backoff has grown to hundreds of ms
+  ASSERT_EQ(::kill(ward_, SIGTERM), 0);
+  Exit e = ward_exit(10s);
+  ::kill(app, SIGKILL);
+  ::waitpid(app, nullptr, 0);
+  ASSERT_TRUE(e.done) << "ward did not end within 10 s of SIGTERM while restarting\n" << stderr_;
+  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
+  EXPECT_NE(stderr_.find("restart 2 failed"), std::string::npos) << stderr_;
+  EXPECT_EQ(mount_type(mnt_), "");
+}
+
 // ---- real file systems, killed at random moments ------------------------------------------------
 
 // SIGKILLs ward's child (the file system: the init of its PID namespace) at random moments of

@@ -25,7 +25,7 @@ expect() {
 
 case $mode in
 usage)
-  expect 2 "^ward: unknown command 'bogus'; its commands are: demo, rio, fuse, bench" bogus
+  expect 2 "^ward: unknown command 'bogus'; its commands are: demo, rio, fuse, gen, bench, man, completion$" bogus
   expect 2 "^ward: unknown command 'bnch'; did you mean 'bench'\?" bnch
   expect 2 "^ward bench: unknown command 'xcp'; did you mean 'xpc'\?" bench xcp
   expect 2 "^ward rio torture: unknown option '--kils'; did you mean '--kills'\?" rio torture --kils 3
