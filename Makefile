@@ -22,7 +22,7 @@ build: setup
 
 build-asan: setup
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DWARD_SANITIZE=ON >/dev/null
-	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target ward_tests ward_real_tests ward_fuse_tests ward_conform_tests ward-runtime
+	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target ward_tests ward_real_tests ward_fuse_tests ward_conform_tests ward_gen_tests ward_cli_tests ward-cli ward-runtime
 
 build-tsan: setup
 	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWARD_TSAN=ON >/dev/null
