@@ -10,19 +10,9 @@
 #include <random>
 #include <string>
 
-#include "ckpt_model.h"
+#include "ckpt_model_host.h"
 #include "kv_host.h"
 #include "ward/recovery/supervisor.h"
-
-WARD_INTERFACE(ckpt_model_api,
-               (reset, ward::replay_after_restart),
-               (train, ward::replay_after_restart),
-               (set, ward::replay_by_key(0)),
-               (del, ward::cancels<&ckpt_model_api::set>(0)),
-               (get, ward::idempotent),
-               (digest, ward::idempotent),
-               (crash),
-               (spawn));
 
 namespace {
 
