@@ -130,7 +130,8 @@ void history_to_success(benchmark::State& st) {
 // replays nothing.
 struct ModelSetup {
   std::unique_ptr<Extension<ckpt_model_api>> ext;
-  static std::unique_ptr<ModelSetup> make(benchmark::State& st, bool checkpointed) {
+  static std::unique_ptr<ModelSetup> make(benchmark::State& st, bool checkpointed, std::uint32_t words = 16384,
+                                          std::uint64_t trainings = 200) {
     RestartPolicy rp{.max_restarts = 1000000, .window = 1s};
     if (checkpointed) rp.checkpoint.heap_bytes = 64ull << 20;
     auto e = Supervisor(rp).load<ckpt_model_api>(plugin_path("ckpt_model"), "ckpt_model_entry", bench_policy());
@@ -140,8 +141,8 @@ struct ModelSetup {
     }
     auto s = std::make_unique<ModelSetup>();
     s->ext = std::move(*e);
-    bool ok = s->ext->call<&ckpt_model_api::reset>(16384u).has_value();
-    for (std::uint64_t i = 0; ok && i < 200; ++i) ok = s->ext->call<&ckpt_model_api::train>(i, 10u).has_value();
+    bool ok = s->ext->call<&ckpt_model_api::reset>(words).has_value();
+    for (std::uint64_t i = 0; ok && i < trainings; ++i) ok = s->ext->call<&ckpt_model_api::train>(i, 10u).has_value();
     if (ok && checkpointed) ok = s->ext->checkpoint().has_value();
     if (!ok) {
       st.SkipWithError("model setup failed");
@@ -166,10 +167,12 @@ void model_to_success(benchmark::State& st) {
   st.counters["log_size"] = static_cast<double>(s->ext->stats().log_size);
 }
 
-// What taking that checkpoint costs the callers it holds back: drain (none here) and copy.
+// What taking a checkpoint costs the callers it holds back: drain (none here) and copy; of that
+// model, and of one of 24 MiB (3 Mi words, trained once).
+template <std::uint32_t Words>
 void checkpoint_pause(benchmark::State& st) {
   static std::unique_ptr<ModelSetup> s;
-  if (!s && !(s = ModelSetup::make(st, true))) return;
+  if (!s && !(s = ModelSetup::make(st, true, Words, Words > 16384 ? 1 : 200))) return;
   for (auto _ : st) {
     const auto t0 = Clock::now();
     auto r = s->ext->checkpoint();
@@ -237,7 +240,8 @@ int run(bench::Options opt, int samples) {
   reps(benchmark::RegisterBenchmark("recovery/history_1e5", history_to_success<100000>));
   reps(benchmark::RegisterBenchmark("recovery/model_full_replay", model_to_success<false>));
   reps(benchmark::RegisterBenchmark("recovery/model_checkpoint", model_to_success<true>));
-  reps(benchmark::RegisterBenchmark("checkpoint/pause_model", checkpoint_pause));
+  reps(benchmark::RegisterBenchmark("checkpoint/pause_model", checkpoint_pause<16384>));
+  reps(benchmark::RegisterBenchmark("checkpoint/pause_24MiB", checkpoint_pause<(3u << 20)>));
   benchmark::RegisterBenchmark("floor/direct_call", direct_call);
   benchmark::RegisterBenchmark("tracking/handle_table_check", handle_check);
   benchmark::RegisterBenchmark("xpc/call_u64_plain", call_plain)->UseRealTime();
@@ -282,7 +286,8 @@ int run(bench::Options opt, int samples) {
                "recovery with the checkpoint against the full replay of the same history"});
   }
   table.add("checkpoint/pause_model", "floor/load_empty_plugin",
-            "checkpoint() of that model (~0.2 MiB of heap and data): how long callers are held back");
+            "checkpoint() of that model (~0.3 MiB of heap and data): how long callers are held back");
+  table.add("checkpoint/pause_24MiB", "floor/load_empty_plugin", "checkpoint() of a 24 MiB model (~32 MiB of heap)");
   table.add("floor/direct_call", std::nullopt);
   table.add("tracking/handle_table_check", "floor/direct_call", "decode + lookup + type + rights");
   table.add("xpc/call_u64_plain", std::nullopt, "extension call with a plain 64-bit argument");
