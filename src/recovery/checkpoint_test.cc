@@ -9,10 +9,49 @@
 
 #include <random>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "ckpt_model_host.h"
 #include "kv_host.h"
+#include "opaque_lib.h"
 #include "ward/recovery/supervisor.h"
+
+// The opaque_lib plugin's table with objects a checkpoint holds and the host closes later:
+// db_destroy releases the token (replay_log.h).
+struct olib_ckpt_api {
+  olib_db* (*db_create)(const char* name);
+  olib_db* (*db_create_scratch)(const char* name);
+  int (*db_open)(const char* name, olib_db** out);
+  long (*db_put)(olib_db* db, long v);
+  long (*db_sum)(const olib_db* db);
+  olib_db* (*db_same)(olib_db* db);
+  void (*db_destroy)(olib_db* db);
+  void* (*cursor_new)(olib_db* db);
+  long (*cursor_next)(void* cur);
+  olib_db* (*wild)(void);
+  int (*wild_out)(olib_db** out);
+  long (*is_wild)(olib_db* db);
+  long (*calls)(void);
+  long (*visit)(olib_db* db, const olib_host* host);
+};
+static_assert(sizeof(olib_ckpt_api) == sizeof(olib_api));
+WARD_INTERFACE(olib_host, (seen, ward::opaque(0)));
+WARD_INTERFACE(olib_ckpt_api,
+               (db_create, ward::cstring(0), ward::returns_opaque, ward::replay_after_restart),
+               (db_create_scratch, ward::cstring(0), ward::returns_opaque),
+               (db_open, ward::cstring(0), ward::out_opaque(1)),
+               (db_put, ward::opaque(0), ward::replay_after_restart),
+               (db_sum, ward::opaque(0), ward::idempotent),
+               (db_same, ward::opaque(0), ward::returns_opaque),
+               (db_destroy, ward::opaque(0), ward::releases(0)),
+               (cursor_new, ward::opaque(0), ward::returns_opaque),
+               (cursor_next, ward::opaque(0)),
+               (wild, ward::returns_opaque),
+               (wild_out, ward::out_opaque(0)),
+               (is_wild, ward::opaque(0)),
+               (calls),
+               (visit, ward::opaque(0), ward::services(1)));
 
 namespace {
 
@@ -113,6 +152,33 @@ TEST(Checkpoint, EveryLoggedKeepsTheLogShortAndRecovers) {
   EXPECT_EQ(digest(*ck), before);
 }
 
+// Automatic checkpoints under concurrent callers: each is taken with no call between its
+// admission and its logging (a call logged after the copy that the copy already holds would be
+// applied twice by the replay: train is not idempotent), so the restored state equals the live
+// one. One thread trains (its order is the log's); the others set keys of their own.
+TEST(Checkpoint, AutomaticCheckpointsUnderConcurrentCallers) {
+  auto ck = load(restarts(64 << 20, 25));
+  ASSERT_TRUE(ck);
+  ASSERT_TRUE(ck->call<&ckpt_model_api::reset>(1024u));
+  std::vector<std::thread> threads;
+  for (std::uint32_t t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (std::uint32_t i = 0; i < 300; ++i) {
+        const bool ok = t == 0 ? ck->call<&ckpt_model_api::train>(std::uint64_t{i}, 1u).has_value()
+                               : ck->call<&ckpt_model_api::set>(t * 1000 + i % 50, std::uint64_t{i}).has_value();
+        EXPECT_TRUE(ok) << "thread " << t << " call " << i;
+      }
+    });
+  for (auto& th : threads) th.join();
+  const auto s = ck->stats();
+  EXPECT_GE(s.checkpoints, 10u);
+  EXPECT_EQ(s.checkpoint_failures, 0u);
+  const std::uint64_t before = digest(*ck);
+  ck->kill();
+  EXPECT_EQ(digest(*ck), before);
+  EXPECT_EQ(ck->stats().restored_from_checkpoint, 1u);
+}
+
 // The sandbox after a restore is the sandbox: fork is still a violation.
 TEST(Checkpoint, RestoredPluginStillCannotFork) {
   auto ck = load(restarts(16 << 20));
@@ -128,6 +194,42 @@ TEST(Checkpoint, RestoredPluginStillCannotFork) {
   ASSERT_FALSE(f);
   EXPECT_EQ(f.error().kind, ward::Errc::violation) << f.error().message();
   EXPECT_NE(f.error().detail.find("clone"), std::string::npos) << f.error().message();
+}
+
+// Tokens: the ones live at the checkpoint work after a restore; one the host closed after the
+// checkpoint is closed in the restored instance too (its closing call is logged), so the plugin's
+// 8 database slots are as the host left them and the database created in the freed slot is back.
+TEST(Checkpoint, TokensLiveAtTheCheckpointComeBackAndLaterClosesReplay) {
+  auto e = ward::Supervisor(restarts(16 << 20)).load<olib_ckpt_api>(plugin("opaque_lib"), "olib_entry", quick());
+  ASSERT_TRUE(e) << e.error().message();
+  auto& db = **e;
+  std::vector<ward::Opaque<olib_db>> dbs;
+  for (int i = 0; i < 8; ++i) {
+    auto c = db.call<&olib_ckpt_api::db_create>("d");
+    ASSERT_TRUE(c && c->token()) << "database " << i;
+    dbs.push_back(*c);
+    ASSERT_TRUE(db.call<&olib_ckpt_api::db_put>(dbs.back(), 10L + i));
+  }
+  ASSERT_TRUE(db.checkpoint());
+  ASSERT_TRUE(db.call<&olib_ckpt_api::db_destroy>(dbs[3]));
+  auto late = db.call<&olib_ckpt_api::db_create>("late");  // takes the freed slot
+  ASSERT_TRUE(late && late->token());
+  ASSERT_TRUE(db.call<&olib_ckpt_api::db_put>(*late, 5L));
+  db.kill();
+  for (int i = 0; i < 8; ++i) {
+    auto sum = db.call<&olib_ckpt_api::db_sum>(dbs[static_cast<std::size_t>(i)]);
+    if (i == 3) {
+      ASSERT_FALSE(sum) << "a database closed after the checkpoint stays closed";
+      EXPECT_EQ(sum.error().kind, ward::Errc::misuse);
+      continue;
+    }
+    ASSERT_TRUE(sum) << sum.error().message();
+    EXPECT_EQ(sum->unverified_value_i_trust_it(), 10L + i);
+  }
+  auto sum = db.call<&olib_ckpt_api::db_sum>(*late);
+  ASSERT_TRUE(sum) << sum.error().message();
+  EXPECT_EQ(sum->unverified_value_i_trust_it(), 5L);
+  EXPECT_EQ(db.stats().restored_from_checkpoint, 1u);
 }
 
 TEST(Checkpoint, RefusesWhatItCannotCapture) {
