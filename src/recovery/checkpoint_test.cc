@@ -160,23 +160,27 @@ TEST(Checkpoint, AutomaticCheckpointsUnderConcurrentCallers) {
   auto ck = load(restarts(64 << 20, 25));
   ASSERT_TRUE(ck);
   ASSERT_TRUE(ck->call<&ckpt_model_api::reset>(1024u));
-  std::vector<std::thread> threads;
-  for (std::uint32_t t = 0; t < 4; ++t)
-    threads.emplace_back([&, t] {
-      for (std::uint32_t i = 0; i < 300; ++i) {
-        const bool ok = t == 0 ? ck->call<&ckpt_model_api::train>(std::uint64_t{i}, 1u).has_value()
-                               : ck->call<&ckpt_model_api::set>(t * 1000 + i % 50, std::uint64_t{i}).has_value();
-        EXPECT_TRUE(ok) << "thread " << t << " call " << i;
-      }
-    });
-  for (auto& th : threads) th.join();
+  // Rounds of concurrent calls, each ended by a kill: each recovery restores the round's last
+  // checkpoint, taken while calls were in flight.
+  for (std::uint32_t round = 0; round < 12; ++round) {
+    std::vector<std::thread> threads;
+    for (std::uint32_t t = 0; t < 4; ++t)
+      threads.emplace_back([&, t] {
+        for (std::uint32_t i = 0; i < 90; ++i) {
+          const bool ok = t == 0 ? ck->call<&ckpt_model_api::train>(std::uint64_t{i + round * 1000}, 1u).has_value()
+                                 : ck->call<&ckpt_model_api::set>(t * 1000 + i % 50, std::uint64_t{i}).has_value();
+          EXPECT_TRUE(ok) << "thread " << t << " call " << i;
+        }
+      });
+    for (auto& th : threads) th.join();
+    const std::uint64_t before = digest(*ck);
+    ck->kill();
+    ASSERT_EQ(digest(*ck), before) << "round " << round;
+  }
   const auto s = ck->stats();
-  EXPECT_GE(s.checkpoints, 10u);
+  EXPECT_GE(s.checkpoints, 12u);
   EXPECT_EQ(s.checkpoint_failures, 0u);
-  const std::uint64_t before = digest(*ck);
-  ck->kill();
-  EXPECT_EQ(digest(*ck), before);
-  EXPECT_EQ(ck->stats().restored_from_checkpoint, 1u);
+  EXPECT_EQ(s.restored_from_checkpoint, 12u);
 }
 
 // The sandbox after a restore is the sandbox: fork is still a violation.
