@@ -7,7 +7,10 @@
 // trampolines from the schema; install the SIGSYS reporter; wait for the host's filter; dlopen
 // the plugin (the audit module installs the seccomp filter after mapping and before any plugin
 // code); confirm the filter is on; resolve and check the entry's table, or bind a library's
-// functions by symbol; report ready. Then serve calls until killed.
+// functions by symbol; report ready. Then serve calls until killed. A checkpointable extension's
+// child (Control::ckpt_size) also runs without address-space randomization (it executes itself
+// again to get it), allocates from the checkpoint area from the plugin's load on, and answers
+// checkpoint/restore at its loop head (checkpoint.h).
 //
 // This file is the process half: bring-up and the channel (doorbells, nested calls, pings).
 // Marshaling, both directions, is the callee library (callee.h) working over the arena; this

@@ -81,16 +81,22 @@ void crash_to_success(benchmark::State& st) {
   }
 }
 
-// Killed from outside while idle; the next call finds it dead. Each iteration's time: that call's.
-void time_kill_to_ping(benchmark::State& st, KvSetup* s) {
+// Each iteration: `before()` untimed, then the time of `timed()`, which must succeed.
+template <class Before, class Timed>
+void time_each(benchmark::State& st, Before before, Timed timed) {
   for (auto _ : st) {
-    s->kv->kill();
+    before();
     const auto t0 = Clock::now();
-    auto r = s->kv->call<&kv_api::ping>();
+    auto r = timed();
     const auto t1 = Clock::now();
     if (!r) return st.SkipWithError(r.error().message().c_str());
     st.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
   }
+}
+
+// Killed from outside while idle; the next call finds it dead. Each iteration's time: that call's.
+void time_kill_to_ping(benchmark::State& st, KvSetup* s) {
+  time_each(st, [&] { s->kv->kill(); }, [&] { return s->kv->call<&kv_api::ping>(); });
 }
 
 void kill_to_success(benchmark::State& st) {
@@ -156,14 +162,7 @@ template <bool Checkpointed>
 void model_to_success(benchmark::State& st) {
   static std::unique_ptr<ModelSetup> s;
   if (!s && !(s = ModelSetup::make(st, Checkpointed))) return;
-  for (auto _ : st) {
-    s->ext->kill();
-    const auto t0 = Clock::now();
-    auto r = s->ext->call<&ckpt_model_api::digest>();
-    const auto t1 = Clock::now();
-    if (!r) return st.SkipWithError(r.error().message().c_str());
-    st.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
-  }
+  time_each(st, [&] { s->ext->kill(); }, [&] { return s->ext->call<&ckpt_model_api::digest>(); });
   st.counters["log_size"] = static_cast<double>(s->ext->stats().log_size);
 }
 
@@ -173,13 +172,7 @@ template <std::uint32_t Words>
 void checkpoint_pause(benchmark::State& st) {
   static std::unique_ptr<ModelSetup> s;
   if (!s && !(s = ModelSetup::make(st, true, Words, Words > 16384 ? 1 : 200))) return;
-  for (auto _ : st) {
-    const auto t0 = Clock::now();
-    auto r = s->ext->checkpoint();
-    const auto t1 = Clock::now();
-    if (!r) return st.SkipWithError(r.error().message().c_str());
-    st.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
-  }
+  time_each(st, [] {}, [&] { return s->ext->checkpoint(); });
   st.counters["bytes"] = static_cast<double>(s->ext->stats().checkpoint_bytes);
 }
 

@@ -21,6 +21,10 @@
 // the retry repeats them; likewise a replayed call's (iface/callback_journal.h). Host services
 // are called again.
 //
+// Checkpoints (RestartPolicy::checkpoint, checkpoint.h): an extension declared checkpointable
+// has its state copied while idle (checkpoint(), or every N logged calls); a recovery then
+// restores the copy and replays only the calls logged after it.
+//
 // Restart policy (RestartPolicy, restart_policy.h). Recovery gives up, and the extension is
 // *disabled* (calls fail fast until reset()), when any of these holds:
 //  - Too many restarts in a *streak*: the restarts since the extension last ran healthily, that
