@@ -36,6 +36,14 @@ Domain::Domain(Spec spec) : spec_(std::move(spec)), handles_(static_cast<std::si
 
 Domain::~Domain() { detach_sandbox(); }
 
+Result<std::vector<std::byte>> Domain::checkpoint(std::chrono::nanoseconds) {
+  return fail(Errc::misuse, "this backend cannot checkpoint an extension");
+}
+
+Result<void> Domain::restore(const std::vector<std::byte>&, std::chrono::nanoseconds) {
+  return fail(Errc::misuse, "this backend cannot restore a checkpoint");
+}
+
 void Domain::attach_sandbox(SandboxHeap::Window w, std::uint64_t size) {
   own_window_ = w;
   sandbox_ = SandboxHeap::create(size);

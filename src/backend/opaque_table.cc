@@ -99,6 +99,14 @@ void OpaqueTable::adopt(std::uint64_t fresh, std::uint64_t old) {
   stale_.erase(old);
 }
 
+std::vector<OpaqueTable::Live> OpaqueTable::live() const {
+  std::lock_guard g(mu_);
+  std::vector<Live> out;
+  out.reserve(live_.size());
+  for (const auto& [t, e] : live_) out.push_back({t, e.value, e.type});
+  return out;
+}
+
 std::size_t OpaqueTable::size() const {
   std::lock_guard g(mu_);
   return live_.size();

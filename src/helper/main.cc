@@ -7,7 +7,10 @@
 // trampolines from the schema; install the SIGSYS reporter; wait for the host's filter; dlopen
 // the plugin (the audit module installs the seccomp filter after mapping and before any plugin
 // code); confirm the filter is on; resolve and check the entry's table, or bind a library's
-// functions by symbol; report ready. Then serve calls until killed.
+// functions by symbol; report ready. Then serve calls until killed. A checkpointable extension's
+// child (Control::ckpt_size) also runs without address-space randomization (it executes itself
+// again to get it), allocates from the checkpoint area from the plugin's load on, and answers
+// checkpoint/restore at its loop head (checkpoint.h).
 //
 // This file is the process half: bring-up and the channel (doorbells, nested calls, pings).
 // Marshaling, both directions, is the callee library (callee.h) working over the arena; this
@@ -19,6 +22,7 @@
 #include <dlfcn.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -30,6 +34,7 @@
 #include <cstring>
 
 #include "callee.h"
+#include "checkpoint.h"
 #include "malloc_hook.h"
 #include "probe.h"
 #include "ward/process/channel.h"
@@ -129,6 +134,17 @@ w::Msg wait_host(w::MsgKind want) {
       w::Msg pong{};
       pong.kind = w::MsgKind::pong;
       send_up(pong);
+      continue;
+    }
+    // Checkpoints come only at the loop head (the host holds the channel: no call is running
+    // here), so no plugin frame is live and the state is the heap and the segments alone.
+    if ((m.kind == w::MsgKind::checkpoint || m.kind == w::MsgKind::restore) && want == w::MsgKind::none &&
+        g_ctl->ckpt_size != 0) {
+      w::Msg done{};
+      const bool take = m.kind == w::MsgKind::checkpoint;
+      done.kind = take ? w::MsgKind::checkpointed : w::MsgKind::restored;
+      done.ret.a = take ? ward::helper::ckpt::take() : ward::helper::ckpt::restore();
+      send_up(done);
       continue;
     }
     die(w::kHelperExitProtocol);  // protocol error: the host never does this
@@ -304,6 +320,19 @@ int main(int argc, char** argv) {
   if (head == MAP_FAILED) return w::kHelperExitBadSetup;
   g_ctl = static_cast<w::Control*>(head);  // for load_error until the whole arena is mapped
   if (g_ctl->magic != w::kMagic || g_ctl->version != w::kVersion) return w::kHelperExitBadSetup;
+  // A checkpointable extension's child has the same layout in every instance (a checkpoint's
+  // pointers must mean the same in the child it is restored into): without address-space
+  // randomization, set for this process alone by executing the helper again (the pid, and so
+  // the host's filter for it, stay).
+  if (g_ctl->ckpt_size != 0) {
+    const int persona = personality(0xffffffff);
+    if (persona == -1) return w::kHelperExitBadSetup;
+    if (!(persona & ADDR_NO_RANDOMIZE)) {
+      if (personality(static_cast<unsigned long>(persona) | ADDR_NO_RANDOMIZE) == -1) return w::kHelperExitBadSetup;
+      execv("/proc/self/exe", argv);
+      return w::kHelperExitBadSetup;
+    }
+  }
   const std::uint64_t arena_size = g_ctl->arena_size;
   const std::uint64_t want = g_ctl->arena_at;
   void* base = want == 0 ? mmap(nullptr, arena_size, PROT_READ | PROT_WRITE, MAP_SHARED, w::kArenaFd, 0)
@@ -350,11 +379,21 @@ int main(int argc, char** argv) {
   // 8. Load. The audit module turns the filter on between mapping and the first plugin code.
   const char* plugin = reinterpret_cast<const char*>(g_arena + g_ctl->plugin_off);
   const char* entry = reinterpret_cast<const char*>(g_arena + g_ctl->entry_off);
+  // A checkpointable extension's heap is the checkpoint area from here on: what the plugin, its
+  // constructors and the dynamic linker loading it allocate is what a checkpoint copies.
+  const std::uint64_t ckpt_off = g_ctl->ckpt_off, ckpt_size = g_ctl->ckpt_size;
+  if (ckpt_size != 0) {
+    if (ckpt_off % 4096 != 0 || ckpt_off > arena_size || ckpt_size > arena_size - ckpt_off ||
+        ckpt_size <= w::kCkptHeapStart)
+      load_error("checkpoint", "bad checkpoint area");
+    ward::helper::ckpt::begin(reinterpret_cast<w::CkptArea*>(g_arena + ckpt_off), ckpt_size);
+  }
   void* lib = dlopen(plugin, RTLD_NOW | RTLD_LOCAL);
   // A failed dlopen never reached the plugin's initialisers: report why it failed.
   if (!lib) load_error("dlopen", dlerror());
   if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 2) load_error("sandbox", "the seccomp filter is not in force");
   g_callee->bind(*entry ? table_from_entry(lib, entry) : table_from_symbols(lib));
+  if (ckpt_size != 0) ward::helper::ckpt::loaded();
   // 9. Ready: serve calls until the host kills us.
   g_spin.set_max(g_ctl->spin_ns);
   g_seen_from_host = g_ctl->to_child.seq.load(std::memory_order_acquire);

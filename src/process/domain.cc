@@ -16,6 +16,7 @@
 
 #include "process/output.h"
 #include "process/fast_clock.h"
+#include "ward/process/checkpoint_area.h"
 #include "process/reaper.h"
 #include "process/seccomp.h"
 #include "ward/backend/find_library.h"
@@ -181,7 +182,11 @@ Result<void> ProcessDomain::boot() {
 // A sealed memfd (the child can neither shrink it under the host, which would SIGBUS the host,
 // nor grow it), mapped shared in both processes. Returns the descriptor; the caller closes it.
 Result<int> ProcessDomain::make_arena() {
-  size_ = policy().arena_size();
+  // A checkpointable extension's heap is part of the arena (checkpoint_area.h), beside frames.
+  const std::uint64_t ckpt = w::align_up(spec().checkpoint_bytes, 4096);
+  if (ckpt != 0 && ckpt <= w::kCkptHeapStart)
+    return fail(Errc::misuse, "a checkpointable heap of " + std::to_string(ckpt) + " bytes is too small");
+  size_ = policy().arena_size() + ckpt;
   const int raw = memfd_create("ward-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (raw < 0) return fail(Errc::load_failed, errno_text("memfd_create"));
   // Keep the descriptor away from 3 so dup2 onto 3 in the child clears close-on-exec.
@@ -234,6 +239,10 @@ Result<void> ProcessDomain::write_boot_area() {
   // [deep] The described structs.
   const std::uint64_t structs_off = w::align_up(off, 64);
   off = structs_off + spec().structs.size() * sizeof(sc::Struct);
+  // The checkpoint area, page-aligned, before the frame stack (frames never reach it).
+  ckpt_off_ = w::align_up(off, 4096);
+  ckpt_size_ = w::align_up(spec().checkpoint_bytes, 4096);
+  off = ckpt_off_ + ckpt_size_;
   data_off_ = w::align_up(off, 4096);
   // Sandbox memory takes the end of the arena, page-aligned, so frames can never grow into it.
   const std::uint64_t sandbox = w::align_up(pol.sandbox_memory(), SandboxHeap::kMinAlign);
@@ -248,6 +257,8 @@ Result<void> ProcessDomain::write_boot_area() {
   ctl_->data_off = data_off_;
   ctl_->heap_off = heap_off_;
   ctl_->arena_at = spec().arena_at;
+  ctl_->ckpt_off = ckpt_off_;
+  ctl_->ckpt_size = ckpt_size_;
   ctl_->rlimit_as = pol.memory();
   ctl_->rlimit_cpu = pol.lifetime_cpu_seconds();  // 0 (default): no lifetime limit
   ctl_->rlimit_nofile = pol.open_files();
@@ -508,6 +519,75 @@ Result<bool> ProcessDomain::heartbeat(std::chrono::nanoseconds timeout) {
     return std::unexpected(current_failure("<heartbeat>", false));
   }
   return true;
+}
+
+// ---- checkpoints (checkpoint_area.h) ------------------------------------------------------------
+
+Result<void> ProcessDomain::checkpoint_step(w::MsgKind kind, w::MsgKind want, std::chrono::nanoseconds timeout) {
+  const char* label = kind == w::MsgKind::checkpoint ? "<checkpoint>" : "<restore>";
+  w::Msg m{};
+  m.kind = kind;
+  ctl_->to_child.msg = m;
+  const std::uint64_t handed_over = detail::fast_ns();
+  w::ring(ctl_->to_child);
+  const w::Msg reply = WARD_TRY(wait_child(label, static_cast<std::uint64_t>(timeout.count()), handed_over));
+  if (reply.kind != want)
+    return std::unexpected(fail_with(fail(Errc::violation, std::string("malformed answer to ") + label).error()));
+  const auto* area = reinterpret_cast<const w::CkptArea*>(base_ + ckpt_off_);
+  Error e;
+  e.plugin = name();
+  e.function = label;
+  switch (reply.ret.a) {
+    case 0:
+      return {};
+    case w::kCkptRefused: {
+      const std::uint32_t why = area->refused;  // read once
+      e.kind = Errc::misuse;
+      e.detail = why == w::kCkptTls ? "not checkpointable: the plugin (or a library it loaded) has thread-local "
+                                      "storage, which a checkpoint cannot capture"
+                                    : "not checkpointable: the plugin's objects have more writable segments than a "
+                                      "checkpoint records";
+      return std::unexpected(std::move(e));
+    }
+    case w::kCkptFull:
+      e.kind = Errc::limit;
+      e.detail = "the checkpoint does not fit: heap and data exceed the checkpointable heap of " +
+                 std::to_string(ckpt_size_) + " bytes";
+      return std::unexpected(std::move(e));
+    default:
+      e.kind = Errc::load_failed;
+      e.detail = "the checkpoint cannot be restored into this instance: its plugin loaded at other addresses";
+      return std::unexpected(fail_with(std::move(e)));
+  }
+}
+
+Result<std::vector<std::byte>> ProcessDomain::checkpoint(std::chrono::nanoseconds timeout) {
+  if (ckpt_size_ == 0) return fail(Errc::misuse, "not started checkpointable (Spec::checkpoint_bytes is 0)");
+  std::unique_lock<std::recursive_mutex> lock(mu_);
+  if (depth_ > 0) return fail(Errc::misuse, "checkpoint during a call (from a host service?): a checkpoint needs an idle extension");
+  if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure("<checkpoint>", true));
+  WARD_TRY(checkpoint_step(w::MsgKind::checkpoint, w::MsgKind::checkpointed, timeout));
+  // Read once; the child's words only bound what is copied, within the area.
+  const auto* area = reinterpret_cast<const w::CkptArea*>(base_ + ckpt_off_);
+  const std::uint64_t heap_top = area->heap_top, image_off = area->image_off, image_len = area->image_len;
+  if (heap_top > ckpt_size_ || image_off > ckpt_size_ || image_len > ckpt_size_ - image_off)
+    return std::unexpected(fail_with(fail(Errc::violation, "checkpoint area with impossible bounds").error()));
+  const std::uint64_t end = std::max(heap_top, image_off + image_len);
+  std::vector<std::byte> state(end);
+  std::memcpy(state.data(), base_ + ckpt_off_, end);
+  return state;
+}
+
+Result<void> ProcessDomain::restore(const std::vector<std::byte>& state, std::chrono::nanoseconds timeout) {
+  if (ckpt_size_ == 0) return fail(Errc::misuse, "not started checkpointable (Spec::checkpoint_bytes is 0)");
+  if (state.size() < sizeof(w::CkptArea) || state.size() > ckpt_size_)
+    return fail(Errc::misuse, "a checkpoint of " + std::to_string(state.size()) + " bytes cannot be restored into a " +
+                                  std::to_string(ckpt_size_) + "-byte checkpointable heap");
+  std::unique_lock<std::recursive_mutex> lock(mu_);
+  if (depth_ > 0) return fail(Errc::misuse, "restore during a call");
+  if (st_->failed.load(std::memory_order_acquire)) return std::unexpected(current_failure("<restore>", true));
+  std::memcpy(base_ + ckpt_off_, state.data(), state.size());
+  return checkpoint_step(w::MsgKind::restore, w::MsgKind::restored, timeout);
 }
 
 // ---- Call -----------------------------------------------------------------------------------------

@@ -62,6 +62,19 @@ RecoveryCore::~RecoveryCore() {
 
 Result<void> RecoveryCore::start() {
   auto fresh = WARD_TRY(launch_(name_, 0));
+  if (rp_.checkpoint.heap_bytes != 0) {
+    // Kernel state a copy of memory cannot carry (recovery/checkpoint.h).
+    const Policy& p = fresh->domain().policy();
+    const char* what = p.allows_file_open()           ? "unsafe_allow_file_open"
+                       : p.allows_sockets()            ? "unsafe_allow_sockets"
+                       : p.allows_threads()            ? "unsafe_allow_threads"
+                       : p.allows_process_creation()   ? "unsafe_allow_process_creation"
+                                                       : nullptr;
+    if (what)
+      return std::unexpected(named(Errc::misuse, std::string("not checkpointable: the policy's ") + what +
+                                                     " lets the extension hold kernel state (files, sockets, "
+                                                     "threads, processes) that a checkpoint cannot capture"));
+  }
   if (name_.empty()) name_ = fresh->domain().name();
   current_ = std::move(fresh);
   ready_at_ = Clock::now();
@@ -91,11 +104,88 @@ Result<RecoveryCore::Next> RecoveryCore::after_failure(CallState& s, const Ticke
 void RecoveryCore::record(ReplayLog::Entry e, const ReplayLog::Cancel* cancel) {
   std::unique_lock g(mu_);
   log_.record(std::move(e), cancel);
+  ++logged_since_checkpoint_;
 }
 
-void RecoveryCore::released(std::uint64_t token) {
+bool RecoveryCore::released(std::uint64_t token) {
   std::unique_lock g(mu_);
-  log_.release(token);
+  return log_.release(token);
+}
+
+// ---- checkpoints (recovery/checkpoint.h) ----------------------------------------------------
+
+int& RecoveryCore::thread_calls() {
+  thread_local int n = 0;
+  return n;
+}
+
+void RecoveryCore::call_done() {
+  --thread_calls();
+  // The last call in flight wakes a checkpoint draining them (under mu_: it cannot miss it).
+  if (inflight_.fetch_sub(1) == 1 && quiescing_.load()) {
+    std::unique_lock g(mu_);
+    recovery_cv_.notify_all();
+  }
+}
+
+Result<void> RecoveryCore::checkpoint() {
+  if (rp_.checkpoint.heap_bytes == 0)
+    return std::unexpected(named(Errc::misuse, "not checkpointable: RestartPolicy::checkpoint.heap_bytes is 0"));
+  if (thread_calls() > 0)
+    return std::unexpected(named(Errc::misuse, "checkpoint() from inside a call to an extension (a host service or "
+                                               "callback): a checkpoint needs the extension idle"));
+  const auto t0 = Clock::now();
+  std::unique_lock g(mu_);
+  if (recoverer_ == std::this_thread::get_id())
+    return std::unexpected(named(Errc::misuse, "checkpoint() from the extension's own recovery (a notice sink or "
+                                               "release hook)"));
+  if (disabled_) return std::unexpected(disabled_error());
+  if (recovering_) return std::unexpected(named(Errc::misuse, "checkpoint() during a recovery"));
+  if (quiescing_.load()) return std::unexpected(named(Errc::misuse, "another checkpoint is being taken"));
+  quiescing_.store(true);
+  // Let the calls in flight finish and log (they take mu_), holding new ones back.
+  const bool idle = recovery_cv_.wait_until(g, t0 + call_timeout_, [&] { return inflight_.load() == 0; });
+  auto give_up = [&](Error e) -> Result<void> {
+    ++stats_.checkpoint_failures;
+    logged_since_checkpoint_ = 0;  // an automatic one tries again after as many calls
+    quiescing_.store(false);
+    recovery_cv_.notify_all();
+    return std::unexpected(std::move(e));
+  };
+  if (!idle)
+    return give_up(named(Errc::limit, "checkpoint: the calls in flight did not finish within the call timeout"));
+  if (disabled_) return give_up(disabled_error());
+  if (recovering_) return give_up(named(Errc::misuse, "checkpoint() during a recovery"));
+  Domain& d = current_->domain();
+  if (const std::size_t held = d.handles().live_handles(); held != 0)
+    return give_up(named(Errc::misuse, "not checkpointable now: the extension holds " + std::to_string(held) +
+                                           " host object(s) by handle, which are released with the instance"));
+  auto state = d.checkpoint(call_timeout_);
+  if (!state) return give_up(state.error());
+  auto snap = std::make_shared<Snapshot>();
+  snap->state = std::move(*state);
+  snap->tokens = d.opaques().live();
+  std::vector<std::uint64_t> live;
+  live.reserve(snap->tokens.size());
+  for (const auto& t : snap->tokens) live.push_back(t.token);
+  log_.checkpointed(std::move(live));
+  logged_since_checkpoint_ = 0;
+  ++stats_.checkpoints;
+  stats_.checkpoint_bytes = snap->state.size();
+  snapshot_ = std::move(snap);
+  stats_.checkpoint_pause = Clock::now() - t0;
+  quiescing_.store(false);
+  recovery_cv_.notify_all();
+  return {};
+}
+
+void RecoveryCore::maybe_checkpoint() {
+  if (rp_.checkpoint.every_logged == 0 || thread_calls() > 0) return;
+  {
+    std::shared_lock g(mu_);
+    if (logged_since_checkpoint_ < rp_.checkpoint.every_logged || recovering_ || disabled_ || quiescing_.load()) return;
+  }
+  (void)checkpoint();  // a failure is counted (stats) and retried after as many calls
 }
 
 void RecoveryCore::callbacks_settled(const CallbackJournal::Outcome& o, const char* function) {
@@ -260,7 +350,7 @@ void RecoveryCore::disable_locked(std::string why, const Error& cause) {
 Result<void> RecoveryCore::run_recovery(Clock::time_point detected) {
   const auto deadline = detected + rp_.recovery_timeout;
   for (;;) {
-    std::vector<ReplayLog::Entry> log;
+    Restore what;
     std::shared_ptr<LiveInstance> failed;  // holds the sandbox memory until a fresh one takes it
     Clock::duration delay{};
     {
@@ -285,7 +375,9 @@ Result<void> RecoveryCore::run_recovery(Clock::time_point detected) {
         backing_off_ = true;  // callers get an error now rather than wait through it
         wake_waiters_locked();
       }
-      log = log_.entries();
+      what.snapshot = snapshot_;
+      what.log = log_.entries();
+      what.closed = log_.released_since_checkpoint();
       failed = current_;
     }
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
@@ -294,15 +386,16 @@ Result<void> RecoveryCore::run_recovery(Clock::time_point detected) {
       backing_off_ = false;
       ++streak_;
     }
-    auto fresh = attempt(log, deadline, *failed);
+    auto fresh = attempt(what, deadline, *failed);
     std::unique_lock g(mu_);
     if (fresh) {
       current_ = std::move(*fresh);
       ++gen_;
       ready_at_ = Clock::now();
       ++stats_.restarts;
-      stats_.replayed += log.size();
-      pending_.push_back({NoticeKind::restarted, name_, {}, log.size(), ready_at_ - detected, streak_});
+      stats_.replayed += what.log.size();
+      if (what.snapshot) ++stats_.restored_from_checkpoint;
+      pending_.push_back({NoticeKind::restarted, name_, {}, what.log.size(), ready_at_ - detected, streak_});
       end_recovery_locked();
       flush_notices(g);
       return {};
@@ -332,12 +425,26 @@ Result<void> RecoveryCore::run_recovery(Clock::time_point detected) {
 // replayed call that stores a pointer into it gets a valid one. If the attempt fails, the heap
 // goes back to `failed`'s memory, which no child writes any more (host writes made meanwhile
 // are lost).
-Result<std::shared_ptr<LiveInstance>> RecoveryCore::attempt(const std::vector<ReplayLog::Entry>& log,
-                                                        Clock::time_point deadline, LiveInstance& failed) {
+Result<std::shared_ptr<LiveInstance>> RecoveryCore::attempt(const Restore& what, Clock::time_point deadline,
+                                                        LiveInstance& failed) {
+  const std::vector<ReplayLog::Entry>& log = what.log;
   auto fresh = WARD_TRY(launch_(name_, failed.domain().extension_base()));
   LiveInstance& inst = *fresh;
-  inst.domain().opaques().inherit_stale(failed.domain().opaques());
+  OpaqueTable& tokens = inst.domain().opaques();
+  tokens.inherit_stale(failed.domain().opaques());
   Result<void> ok = inst.domain().take_sandbox(failed.domain(), true);
+  // A checkpoint first (recovery/checkpoint.h): the instance's state as it was then, and the
+  // tokens live in it come back with their values (the same addresses in every instance).
+  if (ok && what.snapshot) {
+    ok = inst.domain().restore(what.snapshot->state, std::min<std::chrono::nanoseconds>(
+                                                         call_timeout_, std::max(deadline - Clock::now(), Clock::duration{})));
+    for (const auto& t : what.snapshot->tokens) {
+      if (!ok) break;
+      auto fresh_token = tokens.token_for(t.value, t.type);
+      if (!fresh_token) ok = std::unexpected(fresh_token.error());
+      else tokens.adopt(*fresh_token, t.token);
+    }
+  }
   if (ok && !log.empty()) {
     ReplayWatchdog dog(inst.domain(), deadline);
     for (auto& e : log) {
@@ -349,7 +456,10 @@ Result<std::shared_ptr<LiveInstance>> RecoveryCore::attempt(const std::vector<Re
                                                  std::to_string(rp_.recovery_timeout.count()) + " ms"));
     }
   }
-  if (ok) return fresh;
+  if (ok) {
+    for (std::uint64_t t : what.closed) tokens.release(t);  // closed since the checkpoint
+    return fresh;
+  }
   (void)failed.domain().take_sandbox(failed.domain(), false);
   const std::size_t released = inst.domain().handles().release_all();
   {

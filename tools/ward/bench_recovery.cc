@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 
+#include "ckpt_model_host.h"
 #include "commands.h"
 #include "interfaces.h"
 #include "kv_host.h"
@@ -80,16 +81,22 @@ void crash_to_success(benchmark::State& st) {
   }
 }
 
-// Killed from outside while idle; the next call finds it dead. Each iteration's time: that call's.
-void time_kill_to_ping(benchmark::State& st, KvSetup* s) {
+// Each iteration: `before()` untimed, then the time of `timed()`, which must succeed.
+template <class Before, class Timed>
+void time_each(benchmark::State& st, Before before, Timed timed) {
   for (auto _ : st) {
-    s->kv->kill();
+    before();
     const auto t0 = Clock::now();
-    auto r = s->kv->call<&kv_api::ping>();
+    auto r = timed();
     const auto t1 = Clock::now();
     if (!r) return st.SkipWithError(r.error().message().c_str());
     st.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
   }
+}
+
+// Killed from outside while idle; the next call finds it dead. Each iteration's time: that call's.
+void time_kill_to_ping(benchmark::State& st, KvSetup* s) {
+  time_each(st, [&] { s->kv->kill(); }, [&] { return s->kv->call<&kv_api::ping>(); });
 }
 
 void kill_to_success(benchmark::State& st) {
@@ -121,6 +128,52 @@ void history_to_success(benchmark::State& st) {
   }
   time_kill_to_ping(st, s.get());
   st.counters["log_size"] = static_cast<double>(s->kv->stats().log_size);
+}
+
+// A model whose state is costly to rebuild (ckpt_model: 16 Ki words retrained by 200 logged
+// calls), killed while idle; the next call's time is the recovery's. Without a checkpoint the
+// recovery replays the 200 trainings; with one taken after them it restores the state and
+// replays nothing.
+struct ModelSetup {
+  std::unique_ptr<Extension<ckpt_model_api>> ext;
+  static std::unique_ptr<ModelSetup> make(benchmark::State& st, bool checkpointed, std::uint32_t words = 16384,
+                                          std::uint64_t trainings = 200) {
+    RestartPolicy rp{.max_restarts = 1000000, .window = 1s};
+    if (checkpointed) rp.checkpoint.heap_bytes = 64ull << 20;
+    auto e = Supervisor(rp).load<ckpt_model_api>(plugin_path("ckpt_model"), "ckpt_model_entry", bench_policy());
+    if (!e) {
+      st.SkipWithError(e.error().message().c_str());
+      return nullptr;
+    }
+    auto s = std::make_unique<ModelSetup>();
+    s->ext = std::move(*e);
+    bool ok = s->ext->call<&ckpt_model_api::reset>(words).has_value();
+    for (std::uint64_t i = 0; ok && i < trainings; ++i) ok = s->ext->call<&ckpt_model_api::train>(i, 10u).has_value();
+    if (ok && checkpointed) ok = s->ext->checkpoint().has_value();
+    if (!ok) {
+      st.SkipWithError("model setup failed");
+      return nullptr;
+    }
+    return s;
+  }
+};
+
+template <bool Checkpointed>
+void model_to_success(benchmark::State& st) {
+  static std::unique_ptr<ModelSetup> s;
+  if (!s && !(s = ModelSetup::make(st, Checkpointed))) return;
+  time_each(st, [&] { s->ext->kill(); }, [&] { return s->ext->call<&ckpt_model_api::digest>(); });
+  st.counters["log_size"] = static_cast<double>(s->ext->stats().log_size);
+}
+
+// What taking a checkpoint costs the callers it holds back: drain (none here) and copy; of that
+// model, and of one of 24 MiB (3 Mi words, trained once).
+template <std::uint32_t Words>
+void checkpoint_pause(benchmark::State& st) {
+  static std::unique_ptr<ModelSetup> s;
+  if (!s && !(s = ModelSetup::make(st, true, Words, Words > 16384 ? 1 : 200))) return;
+  time_each(st, [] {}, [&] { return s->ext->checkpoint(); });
+  st.counters["bytes"] = static_cast<double>(s->ext->stats().checkpoint_bytes);
 }
 
 // Tracking cost: the same plugin function, its argument declared a handle (checked against the
@@ -178,6 +231,10 @@ int run(bench::Options opt, int samples) {
   reps(benchmark::RegisterBenchmark("recovery/kill_to_first_success", kill_to_success));
   reps(benchmark::RegisterBenchmark("recovery/history_1e3", history_to_success<1000>));
   reps(benchmark::RegisterBenchmark("recovery/history_1e5", history_to_success<100000>));
+  reps(benchmark::RegisterBenchmark("recovery/model_full_replay", model_to_success<false>));
+  reps(benchmark::RegisterBenchmark("recovery/model_checkpoint", model_to_success<true>));
+  reps(benchmark::RegisterBenchmark("checkpoint/pause_model", checkpoint_pause<16384>));
+  reps(benchmark::RegisterBenchmark("checkpoint/pause_24MiB", checkpoint_pause<(3u << 20)>));
   benchmark::RegisterBenchmark("floor/direct_call", direct_call);
   benchmark::RegisterBenchmark("tracking/handle_table_check", handle_check);
   benchmark::RegisterBenchmark("xpc/call_u64_plain", call_plain)->UseRealTime();
@@ -212,6 +269,18 @@ int run(bench::Options opt, int samples) {
     table.add({"recovery/history_1e5_vs_1e3", b->second, "ns", "recovery/history_1e3", b->second / a->second,
                "history_1e5 against history_1e3: target <= 1.5x"});
   }
+  table.add("recovery/model_full_replay", "floor/load_empty_plugin",
+            "SIGKILL after 200 logged trainings of a 128 KiB model -> next call (replays all 200)");
+  table.add("recovery/model_checkpoint", "floor/load_empty_plugin",
+            "the same history, checkpointed after it: restore, replay nothing");
+  if (auto a = m.ns.find("recovery/model_full_replay"), b = m.ns.find("recovery/model_checkpoint");
+      a != m.ns.end() && b != m.ns.end() && a->second > 0) {
+    table.add({"recovery/model_checkpoint_vs_full", b->second, "ns", "recovery/model_full_replay", b->second / a->second,
+               "recovery with the checkpoint against the full replay of the same history"});
+  }
+  table.add("checkpoint/pause_model", "floor/load_empty_plugin",
+            "checkpoint() of that model (~0.3 MiB of heap and data): how long callers are held back");
+  table.add("checkpoint/pause_24MiB", "floor/load_empty_plugin", "checkpoint() of a 24 MiB model (~32 MiB of heap)");
   table.add("floor/direct_call", std::nullopt);
   table.add("tracking/handle_table_check", "floor/direct_call", "decode + lookup + type + rights");
   table.add("xpc/call_u64_plain", std::nullopt, "extension call with a plain 64-bit argument");

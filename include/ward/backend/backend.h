@@ -94,6 +94,9 @@ struct Spec {
   // failed instance's address, so sandbox memory keeps its addresses; a backend that cannot
   // honour it fails to load.
   std::uint64_t arena_at = 0;
+  // Bytes of checkpointable heap (recovery/checkpoint.h; 0: the extension is not
+  // checkpointable). A backend that cannot checkpoint fails Domain::checkpoint with misuse.
+  std::uint64_t checkpoint_bytes = 0;
 };
 
 // Starts `spec` on the backend it names.
@@ -160,6 +163,16 @@ class Domain {
   // Records `e` as the first cause of failure (a violation found by host code, say) and ends
   // the extension. Returns the recorded cause.
   virtual Error record_failure(Error e) = 0;
+
+  // Checkpoints (recovery/checkpoint.h). With no call in progress, copies the instance's state
+  // (its heap and writable data) into host memory, within `timeout`; restore() writes such a
+  // copy into a freshly started instance of the same extension, before its first call. Errors:
+  // misuse when the domain was not started checkpointable (Spec::checkpoint_bytes) or the state
+  // holds what a checkpoint cannot capture (the text says what), or a call is in progress;
+  // limit when the copy does not fit; load_failed when a copy cannot be restored into this
+  // instance (its layout differs); a failure of the instance (hung, crashed), which ends it.
+  [[nodiscard]] virtual Result<std::vector<std::byte>> checkpoint(std::chrono::nanoseconds timeout);
+  [[nodiscard]] virtual Result<void> restore(const std::vector<std::byte>& state, std::chrono::nanoseconds timeout);
 
   // Sandbox memory (sandbox_heap.h), or null when the policy gives none. Under a Supervisor the
   // same heap moves from instance to instance (take_sandbox).

@@ -43,6 +43,7 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "ward/core/error.h"
 #include "ward/core/handle_table.h"
@@ -75,6 +76,12 @@ class OpaqueTable {
   void adopt(std::uint64_t fresh, std::uint64_t old);
 
   [[nodiscard]] std::size_t size() const;
+  // The live tokens and what each stands for (a checkpoint keeps them: recovery/checkpoint.h).
+  struct Live {
+    std::uint64_t token, value;
+    HandleType type;
+  };
+  [[nodiscard]] std::vector<Live> live() const;
 
   // [sqlite] Keeps `copy` of the string at the extension's `value` (non-zero) and returns the
   // copy's NUL-terminated host address, which is also its token. Errors: limit (kMaxEntries texts).

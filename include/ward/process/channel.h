@@ -27,7 +27,7 @@ using schema::kMaxTables;
 static_assert(std::endian::native == std::endian::little, "ward's wire format assumes little endian");
 
 inline constexpr std::uint64_t kMagic = 0x31414e4552414457ull;  // "WDARENA1"
-inline constexpr std::uint32_t kVersion = 8;  // bump on any layout change
+inline constexpr std::uint32_t kVersion = 9;  // bump on any layout change
 inline constexpr std::uint64_t kNoLimit = ~0ull;  // an rlimit meaning "unlimited"
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kControlSize = 4096;
@@ -48,6 +48,10 @@ enum class MsgKind : std::uint16_t {
   upret,       // host -> child: the host service returned (result in `ret`)
   ping,        // host -> child: heartbeat while idle
   pong,        // child -> host: heartbeat answer
+  checkpoint,    // host -> child: copy your writable data into the checkpoint area
+  checkpointed,  // child -> host: done (ret: 0, or why not; checkpoint_area.h)
+  restore,       // host -> child: the area holds a checkpoint; copy it back over your data
+  restored,      // child -> host: done (ret as for checkpointed)
 };
 
 // A message: which function, where its frame lies, the first free byte of the arena stack
@@ -129,6 +133,10 @@ struct Control {
   // use (Sandboxed::in_extension), and asks a restarted child for the same address. A lie
   // misleads the extension about its own memory, or makes its own restart fail to load.
   std::uint64_t mapped_at;
+  // The checkpoint area (checkpoint_area.h): [ckpt_off, ckpt_off + ckpt_size) of the arena, or
+  // ckpt_size 0 when the extension is not checkpointable. Written by the host before boot.
+  std::uint64_t ckpt_off;
+  std::uint64_t ckpt_size;
 };
 static_assert(offsetof(Control, arena_at) + sizeof(std::uint64_t) <= offsetof(Control, to_child),
               "the sandbox fields live in the padding before the doorbells");

@@ -84,6 +84,8 @@ class ProcessDomain final : public Domain {
   // Waits for another thread's call to finish, but Errc::misuse when that thread sits in host
   // services for longer than the policy's timeout meanwhile (see "Threads" above).
   Result<Call> begin(std::uint32_t fn) override;
+  Result<std::vector<std::byte>> checkpoint(std::chrono::nanoseconds timeout) override;
+  Result<void> restore(const std::vector<std::byte>& state, std::chrono::nanoseconds timeout) override;
 
  private:
   explicit ProcessDomain(Spec spec);
@@ -106,6 +108,8 @@ class ProcessDomain final : public Domain {
   // goes out as the instant the service finished, just before the reply is rung (from then on
   // the time is the extension's again).
   [[nodiscard]] Result<void> serve_upcall(const wire::Msg& m, std::uint64_t& handed_back);
+  // Sends `kind` (checkpoint, restore) to the idle child and checks its answer `want`.
+  [[nodiscard]] Result<void> checkpoint_step(wire::MsgKind kind, wire::MsgKind want, std::chrono::nanoseconds timeout);
 
   std::shared_ptr<detail::DomainState> st_;
   std::uint64_t filter_off_ = 0;  // where the boot area keeps the seccomp filter
@@ -114,6 +118,7 @@ class ProcessDomain final : public Domain {
   std::uint64_t data_off_ = 0;
   std::uint64_t heap_off_ = 0;   // end of the frame stack, start of sandbox memory
   std::uint64_t mapped_at_ = 0;  // where the child mapped the arena (its word, see channel.h)
+  std::uint64_t ckpt_off_ = 0, ckpt_size_ = 0;  // the checkpoint area (checkpoint_area.h)
   wire::Control* ctl_ = nullptr;
   std::uint32_t seen_ = 0;  // last to_host sequence consumed
   std::uint64_t top_ = 0;   // first free byte of the frame stack (host's view)

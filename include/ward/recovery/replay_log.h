@@ -160,9 +160,14 @@ class ReplayLog {
   // Logs `e`, after `cancel` (if any) had its say: a cancel that dropped an entry is not logged.
   void record(Entry e, const Cancel* cancel = nullptr) {
     if (e.product && products_.contains(e.product)) return;
-    if (cancel && erase_key(full_key(cancel->fn, e.scope, cancel->key))) {
-      ++counts_.dropped;
-      return;
+    if (cancel) {
+      const std::string target = full_key(cancel->fn, e.scope, cancel->key);
+      // A key the last checkpoint holds state for: dropping the entries since leaves that
+      // state, which the cancelling call also undid, so it is logged (recovery/checkpoint.h).
+      if (erase_key(target) && !pinned_keys_.contains(target)) {
+        ++counts_.dropped;
+        return;
+      }
     }
     std::string k;
     if (e.keyed) {
@@ -176,14 +181,36 @@ class ReplayLog {
     entries_.emplace(seq, std::move(e));
     ++counts_.recorded;
   }
-  // A ward::releases call closed `token`: drops every entry that produced or took it.
-  void release(std::uint64_t token) {
+  // A ward::releases call closed `token`: drops every entry that produced or took it. True if
+  // the token was live at the last checkpoint (recovery/checkpoint.h): the checkpoint holds the
+  // object, so the closing call must itself be logged and replayed after a restore.
+  bool release(std::uint64_t token) {
+    const bool pinned = pinned_.erase(token) != 0;
+    if (pinned) released_since_.push_back(token);
     auto it = by_token_.find(token);
-    if (it == by_token_.end()) return;
+    if (it == by_token_.end()) return pinned;
     const std::vector<std::uint64_t> seqs(it->second.begin(), it->second.end());
     for (std::uint64_t seq : seqs) erase(seq);
     by_token_.erase(token);
+    return pinned;
   }
+  // A checkpoint now holds the state every entry built: they go (counted as dropped), and the
+  // tokens live in it (`live`) and the keys set in it are remembered, so that closing one or
+  // cancelling one later is logged (release, record). Keys stay remembered across checkpoints
+  // (a key with no entry since may still have state in the newest one); at most one per key.
+  void checkpointed(std::vector<std::uint64_t> live) {
+    counts_.dropped += entries_.size();
+    entries_.clear();
+    for (const auto& [k, seq] : by_key_) pinned_keys_.insert(k);
+    by_key_.clear();
+    by_token_.clear();
+    products_.clear();
+    pinned_ = std::unordered_set<std::uint64_t>(live.begin(), live.end());
+    released_since_.clear();
+  }
+  // Tokens live at the last checkpoint and closed since: a restore brings them back with the
+  // checkpoint, the replay of their closing calls closes them, and the recovery then drops them.
+  [[nodiscard]] const std::vector<std::uint64_t>& released_since_checkpoint() const { return released_since_; }
   // The entries in the order they were logged (a copy: the core replays it without the lock).
   [[nodiscard]] std::vector<Entry> entries() const {
     std::vector<Entry> out;
@@ -228,6 +255,9 @@ class ReplayLog {
   std::unordered_map<std::string, std::uint64_t> by_key_;                         // fn, scope, key -> seq
   std::unordered_map<std::uint64_t, std::unordered_set<std::uint64_t>> by_token_;  // token -> seqs
   std::unordered_set<std::uint64_t> products_;
+  std::unordered_set<std::uint64_t> pinned_;      // tokens live at the last checkpoint
+  std::unordered_set<std::string> pinned_keys_;   // keys the checkpoints hold state for
+  std::vector<std::uint64_t> released_since_;     // ... and closed since
   Counts counts_;
 };
 

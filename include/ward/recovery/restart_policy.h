@@ -5,6 +5,8 @@
 
 #include <chrono>
 
+#include "ward/recovery/checkpoint.h"
+
 namespace ward {
 
 struct RestartPolicy {
@@ -20,6 +22,9 @@ struct RestartPolicy {
   std::chrono::milliseconds backoff_max{std::chrono::milliseconds(200)};
   std::chrono::milliseconds heartbeat{0};  // 0: no heartbeat
   std::chrono::milliseconds heartbeat_timeout{std::chrono::milliseconds(500)};
+  // Checkpoints of the extension's state, so a recovery replays only the calls since the last
+  // one (checkpoint.h). Off by default.
+  CheckpointPolicy checkpoint{};
 };
 
 }  // namespace ward

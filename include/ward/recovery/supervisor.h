@@ -21,6 +21,10 @@
 // the retry repeats them; likewise a replayed call's (iface/callback_journal.h). Host services
 // are called again.
 //
+// Checkpoints (RestartPolicy::checkpoint, checkpoint.h): an extension declared checkpointable
+// has its state copied while idle (checkpoint(), or every N logged calls); a recovery then
+// restores the copy and replays only the calls logged after it.
+//
 // Restart policy (RestartPolicy, restart_policy.h). Recovery gives up, and the extension is
 // *disabled* (calls fail fast until reset()), when any of these holds:
 //  - Too many restarts in a *streak*: the restarts since the extension last ran healthily, that
@@ -83,9 +87,10 @@
 namespace ward {
 
 // The longest a call to an extension supervised under `rp` with policy `p` can take, whatever
-// the extension does: 2 x timeout + recovery_timeout + load_timeout (see the file comment).
+// the extension does: 2 x timeout + recovery_timeout + load_timeout (see the file comment), and
+// 2 x timeout more when checkpoints are on (a call held back while one drains and copies).
 [[nodiscard]] inline std::chrono::nanoseconds worst_case_wait(const Policy& p, const RestartPolicy& rp) {
-  return 2 * p.timeout() + rp.recovery_timeout + p.load_timeout();
+  return (rp.checkpoint.heap_bytes != 0 ? 4 : 2) * p.timeout() + rp.recovery_timeout + p.load_timeout();
 }
 
 template <class Api>
@@ -95,8 +100,8 @@ class Extension {
 
   Extension(std::string path, std::string entry, Policy policy, RestartPolicy rp, std::string name, NoticeSink sink,
             Starter backend = nullptr)
-      : core_(launcher(std::move(path), std::move(entry), policy, backend), policy.timeout(), rp, std::move(name),
-              std::move(sink)) {}
+      : core_(launcher(std::move(path), std::move(entry), policy, backend, rp.checkpoint.heap_bytes), policy.timeout(), rp,
+              std::move(name), std::move(sink)) {}
   // The host must not destroy an extension while calls are in progress; a recovery the
   // heartbeat runs is waited for (it is bounded, see the file comment).
   ~Extension() = default;
@@ -119,6 +124,11 @@ class Extension {
   // a full recovery budget. Errors: misuse while a recovery is in progress; what the recovery
   // returns (the extension is disabled again if it gives up).
   [[nodiscard]] Result<void> reset() { return core_.reset(); }
+
+  // Takes a checkpoint of the extension's state now, so the next recovery restores it and
+  // replays only what is logged after it (recovery/checkpoint.h; errors: RecoveryCore::checkpoint).
+  // Callers are held back meanwhile: at most the Policy's timeout to drain, then the copy.
+  [[nodiscard]] Result<void> checkpoint() { return core_.checkpoint(); }
 
   // Counters since load (detail::RecoveryCore::Stats says what each counts).
   [[nodiscard]] Stats stats() const { return core_.stats(); }
@@ -150,9 +160,10 @@ class Extension {
   // Every instance the core holds was started by launcher() below.
   static Instance<Api>& instance_of(detail::LiveInstance& i) { return static_cast<Typed&>(i).instance; }
 
-  static detail::RecoveryCore::Launch launcher(std::string path, std::string entry, Policy policy, Starter backend) {
-    return [path = std::move(path), entry = std::move(entry), policy = std::move(policy),
-            backend](const std::string& name, std::uint64_t arena_at) -> Result<std::shared_ptr<detail::LiveInstance>> {
+  static detail::RecoveryCore::Launch launcher(std::string path, std::string entry, Policy policy, Starter backend,
+                                               std::uint64_t checkpoint_bytes) {
+    return [path = std::move(path), entry = std::move(entry), policy = std::move(policy), backend,
+            checkpoint_bytes](const std::string& name, std::uint64_t arena_at) -> Result<std::shared_ptr<detail::LiveInstance>> {
       Spec spec;
       spec.plugin = path;
       spec.entry = entry;
@@ -160,6 +171,7 @@ class Extension {
       spec.name = name;
       spec.backend = backend;
       spec.arena_at = arena_at;
+      spec.checkpoint_bytes = checkpoint_bytes;
       return std::make_shared<Typed>(WARD_TRY(Instance<Api>::load(std::move(spec))));
     };
   }

@@ -25,6 +25,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <atomic>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -64,6 +65,12 @@ class RecoveryCore {
     // entries compaction dropped or never logged (replay_log.h).
     std::size_t log_size = 0;
     std::uint64_t log_recorded = 0, log_dropped = 0;
+    // Checkpoints (recovery/checkpoint.h): taken, failed (the error went to the caller of
+    // checkpoint(), or was dropped for an automatic one), and recoveries that restored one; the
+    // size of the one kept and how long callers were held back for the last one (drain + copy).
+    std::uint64_t checkpoints = 0, checkpoint_failures = 0, restored_from_checkpoint = 0;
+    std::size_t checkpoint_bytes = 0;
+    std::chrono::nanoseconds checkpoint_pause{0};
   };
 
   // What one call has already done, across its sends: it runs or waits for one recovery at most
@@ -97,16 +104,48 @@ class RecoveryCore {
   // then runs `translate(const OpaqueTable&)` -> Result<void> over the current instance's tokens
   // under the lock, so the call's ext handles and the instance it goes to belong to the same
   // generation.
+  // A call admitted is in flight until its InFlight ends (checkpoint() waits for none).
   template <class Translate>
   [[nodiscard]] Result<Ticket> admit(CallState& s, Translate&& translate) {
     std::shared_lock g(mu_);
+    // A checkpoint is draining the calls in flight: wait for it (it is bounded by 2 call
+    // timeouts), unless this thread is inside a call already (a host service calling in).
+    if (quiescing_.load() && thread_calls() == 0)
+      recovery_cv_.wait_until(g, Clock::now() + 2 * call_timeout_, [&] { return !quiescing_.load(); });
     if (recovering_) {
       WARD_TRY(join_recovery(g, s));
     }
     if (disabled_) return std::unexpected(disabled_error());
     WARD_TRY(translate(std::as_const(current_->domain().opaques())));
+    inflight_.fetch_add(1);
+    ++thread_calls();
     return Ticket{current_, gen_};
   }
+  // Ends what admit() began: the call has returned and recorded what it logs.
+  class InFlight {
+   public:
+    explicit InFlight(RecoveryCore& c) : c_(&c) {}
+    ~InFlight() { end(); }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+    void end() {
+      if (c_) std::exchange(c_, nullptr)->call_done();
+    }
+
+   private:
+    RecoveryCore* c_;
+  };
+
+  // Checkpoints (recovery/checkpoint.h). Takes one now: waits (at most the call timeout) for
+  // the calls in flight to end while holding new ones back, copies the instance's state, and
+  // drops the log before it. Errors: misuse (not declared checkpointable, during a recovery,
+  // from inside a call or a notice sink, another checkpoint under way, the instance holds host
+  // objects or state a checkpoint cannot capture); limit (calls did not drain in time, the state
+  // does not fit the checkpointable heap); the extension's failure if it failed meanwhile (the
+  // next call recovers it; the previous checkpoint stays).
+  [[nodiscard]] Result<void> checkpoint();
+  // After a call completed: takes a checkpoint if the policy's every_logged count is reached.
+  void maybe_checkpoint();
   // A call sent on `t` failed with `e`: recovers the extension if it failed, and says whether to
   // send the call again (it never reached the failed instance, or it is idempotent) or to give
   // the caller its error. An error: give the caller that one instead (the recovery's).
@@ -116,7 +155,8 @@ class RecoveryCore {
   // ReplayLog::record).
   void record(ReplayLog::Entry e, const ReplayLog::Cancel* cancel);
   // A ward::releases call closed `token`: what was logged for it goes (ReplayLog::release).
-  void released(std::uint64_t token);
+  // True if the last checkpoint holds the token's object: the caller logs the closing call.
+  [[nodiscard]] bool released(std::uint64_t token);
   // What the callbacks of one attempt (or replay) of `function` did against the call's record:
   // counted, and a divergence is a notice (callbacks_diverged). Takes the lock: not under it.
   void callbacks_settled(const CallbackJournal::Outcome& o, const char* function);
@@ -141,8 +181,21 @@ class RecoveryCore {
   void wake_waiters_locked();
   void disable_locked(std::string why, const Error& cause);
   Result<void> run_recovery(Clock::time_point detected);
-  Result<std::shared_ptr<LiveInstance>> attempt(const std::vector<ReplayLog::Entry>& log, Clock::time_point deadline,
-                                                LiveInstance& failed);
+  // The last checkpoint: the instance's state and the tokens live in it.
+  struct Snapshot {
+    std::vector<std::byte> state;
+    std::vector<OpaqueTable::Live> tokens;
+  };
+  // What one restart attempt brings back: the checkpoint (if any), the log after it, and the
+  // tokens closed since it.
+  struct Restore {
+    std::shared_ptr<const Snapshot> snapshot;
+    std::vector<ReplayLog::Entry> log;
+    std::vector<std::uint64_t> closed;
+  };
+  Result<std::shared_ptr<LiveInstance>> attempt(const Restore& what, Clock::time_point deadline, LiveInstance& failed);
+  void call_done();
+  static int& thread_calls();  // calls this thread has in flight (any extension)
   void count_retry();
   void give_error_to_caller(const Error& e);
   void flush_notices(std::unique_lock<std::shared_mutex>& g);
@@ -168,6 +221,10 @@ class RecoveryCore {
   std::optional<Error> disabled_;   // set: disabled, with why
   Error last_cause_;
   ReplayLog log_;
+  std::shared_ptr<const Snapshot> snapshot_;  // the last checkpoint
+  std::uint64_t logged_since_checkpoint_ = 0;
+  std::atomic<bool> quiescing_{false};  // a checkpoint holds new calls back (written under mu_)
+  std::atomic<std::uint64_t> inflight_{0};  // calls between admit() and InFlight::end()
   std::vector<RecoveryNotice> pending_;  // handed to the sink once the lock is released
   Stats stats_;
 

@@ -149,8 +149,10 @@ void record(RecoveryCore& core, const Send& send, const Args& args, Produced pro
 
 // After a successful ward::releases call: the tokens it closed are dropped from the log (and an
 // extension handle's from the instance's table; an opaque pointer's the codec already dropped).
+// True if the last checkpoint holds one of them: then the call itself must be logged.
 template <class F, class Args, std::size_t... I>
-void release_tokens(RecoveryCore& core, Domain& d, const Args& args, std::index_sequence<I...>) {
+bool release_tokens(RecoveryCore& core, Domain& d, const Args& args, std::index_sequence<I...>) {
+  bool pinned = false;
   (
       [&] {
         if constexpr (ann_for(F::anns, I).releases) {
@@ -159,10 +161,11 @@ void release_tokens(RecoveryCore& core, Domain& d, const Args& args, std::index_
           else t = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(std::get<I>(args)));
           if (!t) return;
           if constexpr (F::template is_ext_handle<I>) d.opaques().release(t);
-          core.released(t);
+          if (core.released(t)) pinned = true;
         }
       }(),
       ...);
+  return pinned;
 }
 
 // One call: admitted by the core (ext handles translated to the current instance's values),
@@ -184,6 +187,7 @@ Result<host_result_t<F>> supervised_call(RecoveryCore& core, const Send& send, A
     if (sandboxed) rebase_sandbox(real, *sandboxed, idx);
     auto t = core.admit(state, [&](const OpaqueTable& tokens) { return translate_ext_handles<F>(real, tokens, idx); });
     if (!t) return R(std::unexpected(t.error()));
+    RecoveryCore::InFlight busy(core);  // until it has logged: a checkpoint waits for it
     journal.begin(t->instance->domain());
     R r = send(*t->instance, real);
     core.callbacks_settled(journal.end(r.has_value()), send.name);
@@ -191,7 +195,13 @@ Result<host_result_t<F>> supervised_call(RecoveryCore& core, const Send& send, A
       const Produced produced = WARD_TRY(take_result<F>(core, t->instance->domain(), r, F::replays && send.loggable));
       if constexpr (F::replays)
         if (send.loggable && produced.log) record<F>(core, send, args, produced, std::move(seen), idx);
-      if constexpr (F::releases_any) release_tokens<F>(core, t->instance->domain(), args, idx);
+      if constexpr (F::releases_any) {
+        // Closing an object a checkpoint holds: replayed after a restore (recovery/checkpoint.h).
+        if (release_tokens<F>(core, t->instance->domain(), args, idx) && !F::replays)
+          record<F>(core, send, args, produced, std::move(seen), idx);
+      }
+      busy.end();
+      core.maybe_checkpoint();
       return r;
     }
     if (!sandboxed) sandboxed = sandbox_places(args, idx);
