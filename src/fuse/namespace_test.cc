@@ -5,8 +5,10 @@
 // neighbour's kernel connection, and so its ward, alive for as long as this file system runs.
 //
 // Each test runs in a child process with a private mount namespace of its own ("/" made private,
-// so the case holds on hosts whose mounts are shared too); whatever it mounts, and the build root's
-// binds, vanish with that namespace even if the test dies half-way.
+// so the case holds on hosts whose mounts are shared too; under chroot(2), where "/" is no mount,
+// the test's directory is made a private mount instead and everything is mounted below it, each
+// bind made private too); whatever it mounts, and the build root's binds, vanish with that
+// namespace even if the test dies half-way.
 #include <sched.h>
 
 #include "fuse/test_support.h"
@@ -21,7 +23,10 @@ bool make_build_root(const std::string& root, std::string& why) {
   auto bind = [&](const std::string& dir, unsigned long rec) {
     std::error_code ec;
     fs::create_directories(root + dir, ec);
-    if (::mount(dir.c_str(), (root + dir).c_str(), nullptr, MS_BIND | rec, nullptr) == 0) return true;
+    // Private: a mount below it (a ward's) must not propagate to the bound directory's peers.
+    if (::mount(dir.c_str(), (root + dir).c_str(), nullptr, MS_BIND | rec, nullptr) == 0 &&
+        ::mount(nullptr, (root + dir).c_str(), nullptr, MS_PRIVATE | rec, nullptr) == 0)
+      return true;
     why = "bind " + dir + ": " + std::strerror(errno);
     return false;
   };
@@ -97,6 +102,12 @@ constexpr const char* kOutcomeWords[kOutcomes] = {
 
 class Neighbours : public FuseReal {
  protected:
+  void TearDown() override {
+    // Under chroot on a host with shared mounts the test directory's bind over itself (above)
+    // propagates here: lift it before the directory is removed.
+    while (!dir_.empty() && ::umount2(dir_.c_str(), MNT_DETACH) == 0) {}
+    FuseReal::TearDown();
+  }
   // Mounts A (sandboxed: the default) then B (with `b_opts`), both bindfs (libfuse2, mounting
   // itself), optionally in a build root; unmounts A and expects its ward to end while B serves.
   void run(bool in_build_root, const std::vector<std::string>& b_opts) {
@@ -106,7 +117,10 @@ class Neighbours : public FuseReal {
     const std::string root = in_build_root ? dir_ + "/root" : "";
     Exit e = in_child(
         [&] {
-          if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+          if (::unshare(CLONE_NEWNS) != 0) return int{kNoNamespace};
+          if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 &&
+              (errno != EINVAL || ::mount(dir_.c_str(), dir_.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
+               ::mount(nullptr, dir_.c_str(), nullptr, MS_PRIVATE, nullptr) != 0))
             return int{kNoNamespace};
           std::string why;
           if (in_build_root && !make_build_root(root, why)) {

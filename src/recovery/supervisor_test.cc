@@ -1,5 +1,6 @@
 // Recovery: detection, release, restart, replay, retry, restart policy, heartbeat, extension
 // handles that survive restarts, and many threads calling through failures.
+#include "progress.h"
 #include "ward/recovery/supervisor.h"
 
 #include <gtest/gtest.h>
@@ -236,7 +237,12 @@ TEST(Stress, RandomKillsUnderAMultithreadedWorkload) {
     });
   }
   std::mt19937 rng(12345);
+  // `make stress` runs thousands of kills: progress on stderr (a bar on a terminal, else a line
+  // every 5 s).
+  ward::cli::Progress progress({.label = "stress", .total = static_cast<std::uint64_t>(kills), .unit = "kills",
+                                .mode = ward::cli::Progress::mode_for(false)});
   for (int i = 0; i < kills; ++i) {
+    progress.update(static_cast<std::uint64_t>(i));
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
     ext.kill();
     // Let the workers find the failure and recover before the next kill (otherwise the next kill
@@ -252,6 +258,9 @@ TEST(Stress, RandomKillsUnderAMultithreadedWorkload) {
   }
   stop = true;
   for (auto& th : workers) th.join();
+  progress.update(static_cast<std::uint64_t>(kills));
+  progress.finish(std::to_string(ok.load()) + " results verified, " + std::to_string(errors.load()) + " errors, " +
+                  std::to_string(wrong.load()) + " wrong");
   const auto s = ext.stats();
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_GT(ok.load(), 0);

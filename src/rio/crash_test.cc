@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 
+#include "progress.h"
 #include "rio/private_path.h"
 #include "rio/torture.h"
 #include "ward/rio/cache.h"
@@ -37,7 +38,12 @@ TEST(RioCrash, AcknowledgedWritesSurviveRandomKills) {
   o.kills = 100;
   if (const char* env = std::getenv("WARD_RIO_KILLS")) o.kills = std::max(1, std::atoi(env));
   o.seed = 42;
+  // `make stress` runs thousands: progress on stderr (a bar on a terminal, else a line every 5 s).
+  ward::cli::Progress progress({.label = "rio crash", .total = static_cast<std::uint64_t>(o.kills), .unit = "kills",
+                                .mode = ward::cli::Progress::mode_for(false)});
+  o.progress = [&](int kill, const std::string&) { progress.update(static_cast<std::uint64_t>(kill)); };
   auto r = ward::rio::torture(o);
+  progress.finish();
   ASSERT_TRUE(r) << r.error().detail;
   for (const auto& p : r->problems) ADD_FAILURE() << p;
   EXPECT_EQ(r->kills, o.kills);
