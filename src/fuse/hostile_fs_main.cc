@@ -19,6 +19,11 @@
 //   crash-always        as good, but dies (SIGABRT) on every GETATTR
 //   die-later:STATE     as crash-once, and later instances exit at once (status 7): no restart
 //                       can succeed
+//   listing:STATE       as good, and the root lists 200 files f000..f199. Each instance's
+//                       directory handles carry a nonce of its own, and a READDIR with a handle
+//                       it did not give out aborts it (as a high-level libfuse FS crashes on the
+//                       dead pointer); the first instance also dies on its second READDIR, in the
+//                       middle of a listing
 // A mode for the sandbox (src/fuse/sandbox_test.cc): what the file system can see of the host.
 //   probe               as good, and LOOKUP of the name "N" answers a regular file whose size is
 //                       1000 * (errno of open(PATH, O_RDONLY)) + (errno of open(PATH, O_WRONLY)),
@@ -34,12 +39,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -63,6 +70,60 @@ void answer_init(const fuse_in_header& in, const char* body, std::uint32_t max_w
   out.max_readahead = ii->max_readahead;
   out.max_write = max_write;
   send_reply(in.unique, 0, &out, sizeof out);
+}
+
+// The "listing" mode's directory requests; false for anything else.
+bool list_dir(const fuse_in_header& in, const char* body, bool later) {
+  static const std::uint64_t nonce = std::random_device{}();
+  static std::uint64_t handles = 0, readdirs = 0;
+  constexpr std::uint64_t kFiles = 200;
+  switch (in.opcode) {
+    case FUSE_OPENDIR: {
+      fuse_open_out o{};
+      o.fh = nonce << 32 | ++handles;
+      send_reply(in.unique, 0, &o, sizeof o);
+      return true;
+    }
+    case FUSE_RELEASEDIR: send_reply(in.unique, 0, nullptr, 0); return true;
+    case FUSE_LOOKUP: {
+      unsigned n = 0;
+      if (std::sscanf(body, "f%3u", &n) != 1 || n >= kFiles) {
+        send_reply(in.unique, ENOENT, nullptr, 0);
+        return true;
+      }
+      fuse_entry_out e{};
+      e.nodeid = e.attr.ino = 100 + n;
+      e.generation = 1;
+      e.attr.mode = S_IFREG | 0644;
+      e.attr.nlink = 1;
+      send_reply(in.unique, 0, &e, sizeof e);
+      return true;
+    }
+    case FUSE_READDIR: {
+      const auto* ri = reinterpret_cast<const fuse_read_in*>(body);
+      if (ri->fh >> 32 != nonce) std::abort();  // not a handle of this instance
+      if (++readdirs == 2 && !later) std::abort();
+      std::vector<char> out;
+      for (std::uint64_t i = ri->offset; i < kFiles; ++i) {
+        char name[8];
+        std::snprintf(name, sizeof name, "f%03u", static_cast<unsigned>(i));
+        const std::size_t len = std::strlen(name), size = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + len);
+        if (out.size() + size > ri->size) break;
+        const std::size_t at = out.size();
+        out.resize(at + size);
+        fuse_dirent d{};
+        d.ino = 100 + i;
+        d.off = i + 1;
+        d.namelen = static_cast<std::uint32_t>(len);
+        d.type = DT_REG;
+        std::memcpy(out.data() + at, &d, FUSE_NAME_OFFSET);
+        std::memcpy(out.data() + at + FUSE_NAME_OFFSET, name, len);
+      }
+      send_reply(in.unique, 0, out.data(), out.size());
+      return true;
+    }
+    default: return false;
+  }
 }
 
 }  // namespace
@@ -181,6 +242,7 @@ int main(int argc, char** argv) {
       send_reply(in->unique, 0, &a, sizeof a);
       continue;
     }
+    if (mode == "listing" && list_dir(*in, body, later)) continue;
     if (in->opcode == FUSE_GETATTR) {
       if (crash_on_getattr) std::abort();
       if (mode == "bad-size") {

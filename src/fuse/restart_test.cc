@@ -3,6 +3,7 @@
 // differently, a request that kills every instance, and the restart limit each end in a clear
 // error). FuseReal.*Kills*: an unmodified Debian file system killed with SIGKILL at random moments
 // while the comparison workload runs; every result must equal the same workload without kills.
+#include <dirent.h>
 #include <signal.h>
 #include <poll.h>
 #include <sys/mount.h>
@@ -118,6 +119,32 @@ TEST_F(FuseRestart, StopDuringFailingRestartsUnmountsAndExits) {
   EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
   EXPECT_NE(stderr_.find("restart 2 failed"), std::string::npos) << stderr_;
   EXPECT_EQ(mount_type(mnt_), "");
+}
+
+// A directory listing the instance dies in the middle of goes on after the restart with the new
+// instance's handle: the old one names nothing there (for a high-level libfuse FS it is a pointer
+// into the dead process; this FS aborts on a handle it did not give out, as such an FS crashes).
+TEST_F(FuseRestart, AListingInterruptedByACrashGoesOnWithTheNewInstancesHandle) {
+  start({"--log", "-"}, {kHostile, "listing:" + dir_ + "/state", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  const std::string mnt = mnt_;
+  Exit app = in_child([mnt] {
+    DIR* d = ::opendir(mnt.c_str());
+    if (!d) return 2;
+    int files = 0;
+    errno = 0;
+    while (dirent* e = ::readdir(d)) files += e->d_name[0] == 'f';
+    const int err = errno;
+    ::closedir(d);
+    return err != 0 ? 3 : files == 200 ? 0 : 4;
+  });
+  ASSERT_TRUE(app.done);
+  Exit e = (::umount2(mnt_.c_str(), 0), ward_exit());
+  EXPECT_TRUE(WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0)
+      << "listing: exit " << WEXITSTATUS(app.status) << " (3: readdir failed, 4: entries missing)\n" << stderr_;
+  EXPECT_NE(stderr_.find("restarted (restart 1,"), std::string::npos) << stderr_;
+  EXPECT_EQ(stderr_.find("restart 2"), std::string::npos) << "more than one restart:\n" << stderr_;
+  EXPECT_TRUE(e.done);
 }
 
 // ---- real file systems, killed at random moments ------------------------------------------------
