@@ -819,8 +819,9 @@ void add_bench_fuse(CLI::App& bench, int& exit_code) {
       "which --data-dirs are made first. Each mount gets its own {dir}. The direct mount runs "
       "--direct-command (default: the same, with `{}` the mount point). Keep the FS in the "
       "foreground (-f). The default is fuse-overlayfs (scripts/setup.sh installs it).\n"
-      "Exit codes: 0 measured; 1 refused (not root, no /dev/fuse, bad option) or a step failed (the "
-      "error and the file system's output on stderr); 128+N interrupted by signal N.\n"
+      "Exit codes: 0 measured; 1 refused (not root, no /dev/fuse, an option value it cannot use) or "
+      "a step failed (the error and the file system's output on stderr); 2 a command line ward does "
+      "not understand (unknown option, missing or malformed value); 128+N interrupted by signal N.\n"
       "Example: ward bench fuse --repetitions 3 --compare-max-read 57344");
   cmd->add_flag("--json", c->json, "Print a JSON array of {name, value, unit, floor, ratio}");
   cmd->add_option("--repetitions", c->repetitions, "Repetitions of each row on each target; the median is reported")
