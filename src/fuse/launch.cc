@@ -118,7 +118,6 @@ std::string errno_text(const std::string& what, int err) { return what + ": " + 
   ::_exit(127);
 }
 
-// The namespace's init. Async-signal-safe calls only (see Plan).
 // Under chroot(2) (a build root, a container without its own mount namespace) "/" is a
 // directory, not a mount: MS_SLAVE on it fails with EINVAL and pivot_root would refuse it. The
 // namespace this process got from clone(CLONE_NEWNS) holds a copy of *every* mount of ward's
@@ -152,6 +151,7 @@ int root_chroot_dir() {
   return 0;
 }
 
+// The namespace's init. Async-signal-safe calls only (see Plan).
 int init_main(void* arg) {
   const Plan& p = *static_cast<const Plan*>(arg);
   // ward's descriptors go; the three this process needs move to fixed numbers.

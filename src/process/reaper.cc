@@ -284,7 +284,16 @@ Result<void> Reaper::spawn(const std::shared_ptr<DomainState>& st, std::function
           if (st->growth_bytes > 0) {
             // Opened now, while the pid cannot be anyone else's: only this thread reaps it.
             const int statm = ::open(("/proc/" + std::to_string(*pid) + "/statm").c_str(), O_RDONLY | O_CLOEXEC);
-            if (statm >= 0) impl_->growth.emplace(st->pidfd, GrowthWatch(st, statm, start));
+            if (statm >= 0) {
+              impl_->growth.emplace(st->pidfd, GrowthWatch(st, statm, start));
+            } else {  // the policy cannot be kept: the child does not run unwatched
+              Error e;
+              e.kind = Errc::load_failed;
+              e.detail = "policy memory_growth: cannot read the child's memory use (/proc/" + std::to_string(*pid) +
+                         "/statm: " + std::strerror(errno) + ")";
+              (void)st->record(std::move(e));
+              st->kill_child();
+            }
           }
         }
       }
