@@ -5,8 +5,14 @@
 // stand-in sends ward's socket end instead (descriptor WARD_FUSE_FD, inherited through libfuse),
 // so what the file system "mounted" is ward's relay. Mount options go nowhere: the kernel's mount
 // is ward's, with ward's options. `-u` (unmount) succeeds and does nothing: ward owns the mount.
+// Some mount libraries run fusermount with an environment of their own (go-fuse, used by gocryptfs
+// and others, passes `_FUSE_COMMFD` alone) and without ward's descriptor: then the stand-in looks
+// up its ancestors for the process ward started (its initial environment names WARD_FUSE_FD) and
+// takes that descriptor from it with pidfd_getfd. It is the file system's own process, in the file
+// system's own namespaces, so nothing is reached that the file system could not reach itself.
 // Exit codes: 0 done; 1 refused (not under ward fuse, bad arguments, another mount point).
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,7 +20,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <string_view>
 
 #include "fuse/launch.h"
 
@@ -32,6 +41,70 @@ int socket_from_env(const char* name) {
   int fd = std::atoi(v);
   struct stat st {};
   return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? fd : -1;
+}
+
+// The value of NAME in process PID's initial environment, or "" when it has none.
+std::string environ_of(pid_t pid, std::string_view name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string key = std::string(name) + "=";
+  for (std::size_t at = 0; at < all.size();) {
+    std::size_t end = all.find('\0', at);
+    if (end == std::string::npos) end = all.size();
+    if (std::string_view(all).substr(at, end - at).starts_with(key)) return all.substr(at + key.size(), end - at - key.size());
+    at = end + 1;
+  }
+  return "";
+}
+
+// Processes are walked by the numbers /proc shows, which are the host's when the file system runs
+// unsandboxed (ward's PID namespace keeps the host's /proc then), and getppid()'s otherwise; so
+// the walk starts at /proc/self and asks /proc for each parent.
+pid_t parent_of(const std::string& proc_id) {
+  std::ifstream in("/proc/" + proc_id + "/stat");
+  const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so parse after the last ')'.
+  const std::size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  char state = 0;
+  int ppid = 0;
+  return std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 ? ppid : 0;
+}
+
+// PID (as /proc numbers it) in this process's own PID namespace, which pidfd_open expects: the
+// last number of its NSpid line.
+pid_t own_namespace_pid(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with("NSpid:")) continue;
+    const std::size_t last = line.find_last_of(" \t");
+    return last == std::string::npos ? 0 : std::atoi(line.c_str() + last + 1);
+  }
+  return 0;
+}
+
+// The ancestor that ward started: its relay descriptor (taken from it) and the mount point it was
+// told; relay -1 when no ancestor within a few generations has them.
+struct Found {
+  int relay = -1;
+  std::string mountpoint;
+};
+Found from_ancestors() {
+  constexpr int kGenerations = 16;  // a library's helper, a shell or two, a daemonizing fork
+  pid_t pid = parent_of("self");
+  for (int i = 0; i < kGenerations && pid > 0; ++i, pid = parent_of(std::to_string(pid))) {
+    const std::string fd = environ_of(pid, ward::fuse::detail::kEnvSocket);
+    const std::string mp = environ_of(pid, ward::fuse::detail::kEnvMountpoint);
+    if (fd.empty() || mp.empty() || fd.size() > 9 || fd.find_first_not_of("0123456789") != std::string::npos) continue;
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, own_namespace_pid(pid), 0));
+    if (pidfd < 0) continue;
+    const int got = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, std::atoi(fd.c_str()), 0));
+    ::close(pidfd);
+    struct stat st {};
+    if (got >= 0 && ::fstat(got, &st) == 0 && S_ISSOCK(st.st_mode)) return {got, mp};
+    if (got >= 0) ::close(got);
+  }
+  return {};
 }
 
 }  // namespace
@@ -54,9 +127,15 @@ int main(int argc, char** argv) {
     else if (!a.starts_with("-") && !mountpoint) mountpoint = argv[i];
     else return refuse("unexpected argument " + a);
   }
-  const char* expected = std::getenv(kEnvMountpoint);
+  const char* env_expected = std::getenv(kEnvMountpoint);
   int relay = socket_from_env(kEnvSocket);
-  if (!expected || relay < 0)
+  std::string expected = env_expected ? env_expected : "";
+  if (!env_expected || relay < 0) {
+    Found f = from_ancestors();
+    relay = f.relay;
+    expected = f.mountpoint;
+  }
+  if (expected.empty() || relay < 0)
     return refuse("stands in for fusermount only under `ward fuse` (" + std::string(kEnvSocket) +
                   " names no socket)");
   if (unmount) return 0;  // ward unmounts when the file system ends

@@ -28,7 +28,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -48,14 +50,16 @@ constexpr std::size_t kInitStack = 256 << 10;
 // that the status it reports is the FS's own. Fixed: nothing the FS does can lengthen it.
 constexpr auto kSettle = 500ms;
 
-// What libfuse execs to mount: libfuse2 FUSERMOUNT_DIR "/fusermount" (Debian: /bin), then
-// `fusermount` on PATH; libfuse3 the same with `fusermount3`. Each that exists (symlinks resolved,
-// duplicates dropped) gets ward-fusermount bound over it in the file system's namespace.
-constexpr const char* kFusermounts[] = {
-    "/bin/fusermount",           "/usr/bin/fusermount",           "/bin/fusermount3",
-    "/usr/bin/fusermount3",      "/usr/local/bin/fusermount",     "/usr/local/bin/fusermount3",
-    "/sbin/fusermount",          "/usr/sbin/fusermount3",
+// What a self-mounting file system execs to mount: libfuse2 FUSERMOUNT_DIR "/fusermount" (Debian:
+// /bin), then `fusermount` on PATH; libfuse3 the same with `fusermount3`; and libraries of their
+// own ship helpers of their own under other names (mergerfs: mergerfs-fusermount; go-fuse looks
+// for fusermount3 then fusermount on PATH). Every file in these directories whose name contains
+// "fusermount" (symlinks resolved, duplicates dropped) gets ward-fusermount bound over it in the
+// file system's namespace, so no naming scheme has to be known in advance.
+constexpr const char* kFusermountDirs[] = {
+    "/bin", "/usr/bin", "/sbin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin",
 };
+constexpr std::string_view kFusermountWord = "fusermount";
 
 // The system calls the self-mounting file system must not really make, and what they return:
 // mount(2) EPERM is what sends libfuse (2 and 3, as root) to fusermount; umount2 "succeeds" so that
@@ -302,11 +306,22 @@ Result<void> plan_self_mount(const Options& o, Plan& p) {
   p.self_mount = true;
   p.mountpoint = WARD_TRY(absolute_mountpoint(o.mountpoint));
   p.standin = WARD_TRY(find_standin());
-  for (const char* c : kFusermounts) {
-    char buf[PATH_MAX];
-    if (::realpath(c, buf) && std::find(p.targets.begin(), p.targets.end(), buf) == p.targets.end())
+  char standin_real[PATH_MAX];
+  const std::string standin = ::realpath(p.standin.c_str(), standin_real) ? standin_real : p.standin;
+  for (const char* dir : kFusermountDirs) {
+    std::error_code ec;  // a directory that is missing or unreadable holds no helper to stand in for
+    for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().filename().string().find(kFusermountWord) == std::string::npos) continue;
+      char buf[PATH_MAX];
+      struct stat st {};
+      // The stand-in itself may be installed in one of these directories: never bind it over itself.
+      if (!::realpath(it->path().c_str(), buf) || ::stat(buf, &st) != 0 || !S_ISREG(st.st_mode) ||
+          buf == standin || std::find(p.targets.begin(), p.targets.end(), buf) != p.targets.end())
+        continue;
       p.targets.emplace_back(buf);
+    }
   }
+  std::sort(p.targets.begin(), p.targets.end());  // the same order, hence the same log, every run
   if (p.targets.empty())
     return fail(Errc::load_failed,
                 "a file system without {} mounts itself through fusermount, and there is none here "
