@@ -25,6 +25,7 @@ packages=(
   # libfuse2 file systems that mount themselves (ward-fusermount stands in for fusermount), and
   # mkfs.ext4 for fuse2fs's image (docs/fuse.md, "libfuse2 and daemonizing file systems").
   bindfs fuse-zip fuse2fs e2fsprogs
+  mergerfs                           # a libfuse of its own, mounting through its own helper (mergerfs-fusermount)
   libclang-14-dev zlib1g-dev         # `ward gen` reads C headers with libclang; zlib.h: a header its tests have not seen
   fio                                # data verification runs through `ward fuse` (conform_test.cc)
   gnuplot-nox                        # `ward bench ... --plot DIR`: charts (SVG, PNG)

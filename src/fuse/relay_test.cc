@@ -3,11 +3,14 @@
 // (label real_extension), each workload's results compared with the same FS mounted directly.
 // Every test leaves no mount and no process behind, even when it fails (Fixture::TearDown).
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 
@@ -294,6 +297,54 @@ TEST(FuseStandIn, RefusesOutsideWard) {
   });
   ASSERT_TRUE(e.done);
   EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 1) << e.status;
+}
+
+// A mount library that runs fusermount with an environment of its own (go-fuse passes
+// `_FUSE_COMMFD` alone, and only its own socket) still gets ward's socket: the stand-in finds the
+// ancestor ward started (here a shell whose initial environment names WARD_FUSE_FD) and takes the
+// descriptor from it. The same socket must arrive, not merely a socket.
+TEST(FuseStandIn, FindsWardsSocketInAnAncestorWhenTheEnvironmentIsCleared) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (pidfd_getfd of another process)";
+  int relay[2], comm[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, relay), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, comm), 0);
+  char mp[PATH_MAX];
+  ASSERT_NE(::realpath("/tmp", mp), nullptr);
+  const std::string standin = WARD_BINARY_DIR "/ward-fusermount";
+  // `; exit $?` keeps the shell alive as the stand-in's parent (no exec of the last command).
+  const std::string script = "/usr/bin/env -i _FUSE_COMMFD=" + std::to_string(comm[0]) + " " + standin +
+                             " -o rw -- " + mp + "; exit $?";
+  Exit e = in_child([&] {
+    ::close(comm[1]);
+    const std::string fd = "WARD_FUSE_FD=" + std::to_string(relay[0]);
+    const std::string where = std::string("WARD_FUSE_MOUNTPOINT=") + mp;
+    char* envp[] = {const_cast<char*>(fd.c_str()), const_cast<char*>(where.c_str()), nullptr};
+    execle("/bin/sh", "sh", "-c", script.c_str(), nullptr, envp);
+    return 127;
+  });
+  ::close(comm[0]);
+  ASSERT_TRUE(e.done);
+  ASSERT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status;
+
+  char byte = 1;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ASSERT_EQ(::recvmsg(comm[1], &msg, MSG_DONTWAIT), 1);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->cmsg_type, SCM_RIGHTS);
+  int got = -1;
+  std::memcpy(&got, CMSG_DATA(c), sizeof got);
+  struct stat want {}, have {};
+  ASSERT_EQ(::fstat(relay[0], &want), 0);
+  ASSERT_EQ(::fstat(got, &have), 0);
+  EXPECT_EQ(have.st_ino, want.st_ino) << "the stand-in sent another socket than ward's";
+  for (int fd : {got, relay[0], relay[1], comm[1]}) ::close(fd);
 }
 
 }  // namespace

@@ -268,6 +268,21 @@ TEST_F(FuseReal, BindfsKillsAreInvisible) {
       });
 }
 
+// mergerfs carries a libfuse of its own, which mounts through a helper of its own name
+// (mergerfs-fusermount): ward-fusermount must stand in for that one too.
+TEST_F(FuseReal, MergerfsKillsAreInvisible) {
+  if (!have("mergerfs")) GTEST_SKIP() << "mergerfs not installed (scripts/setup.sh)";
+  expect_kills_invisible(
+      *this,
+      [](const std::string& base) {
+        for (auto s : {"/a", "/b"}) fs::create_directories(base + s);
+        std::ofstream(base + "/b/existing.txt") << "in the second branch\n";
+      },
+      [](const std::string& base) {
+        return std::vector<std::string>{"mergerfs", "-f", base + "/a:" + base + "/b", base + "/m"};
+      });
+}
+
 // fuse-zip keeps the archive in memory and writes it at unmount; fuse2fs caches ext4 metadata
 // in memory. Killed, both lose what they held: only a journal of what the kernel was told
 // (--journal) can make a restart invisible for them.
