@@ -16,6 +16,7 @@
 #include <cerrno>
 
 #include "fuse/relay_impl.h"
+#include "fuse/status.h"
 
 namespace ward::fuse {
 namespace detail {
@@ -74,9 +75,14 @@ Result<void> Relay::mount_it() {
   // 14 pages: header + data of a spliced READ reply fit the 16 buffers splice_to_socket sends
   // as one datagram (see rest_of), so replies of a multithreaded FS cannot interleave.
   data += ",max_read=" + std::to_string(kMaxRead);
+  mount_path_ = absolute_mountpoint(o_.mountpoint);  // before the mount: no request may follow
   if (::mount("ward", o_.mountpoint.c_str(), "fuse.ward", MS_NOSUID | MS_NODEV, data.c_str()) != 0)
     return fail(Errc::load_failed, errno_text("mount " + o_.mountpoint, errno));
   mounted_ = true;
+  // Only a self-mounting FS is shown its mount (own_mount.h), and only it needs the watch.
+  // Without the watch the FS is never shown the mount (nothing could take the clone away again).
+  if (mounts_itself(o_.command))
+    if (auto w = own_watch_.start(mount_path_, "fuse.ward"); !w) log("the file system will not see its own mount: " + w.error().detail);
   return {};
 }
 
@@ -99,6 +105,27 @@ void Relay::unmount() {
   if (!mounted_) return;
   if (::umount2(o_.mountpoint.c_str(), 0) != 0) ::umount2(o_.mountpoint.c_str(), MNT_DETACH);
   mounted_ = false;
+}
+
+// An instance is about to be sent INIT: a self-mounting one sees ward's mount at its mount point
+// from then on (a request it sends there waits for its own INIT reply, as on a direct mount).
+void Relay::show_own_mount() {
+  shown_ = false;  // a new instance has a new namespace, without a clone
+  if (own_gone_ || own_watch_.fd() < 0 || pidfd_ < 0) return;
+  if (!show_mount_in(pidfd_, mount_path_, kShowWait, o_.log_fd, "ward fuse " + o_.mountpoint + ": "))
+    log("showing the file system its own mount takes longer than " + std::to_string(kShowWait.count()) +
+        " ms; going on");
+  shown_ = true;
+}
+
+// The mount table of ward's namespace changed. Once ward's own mount is gone from it (the user
+// unmounted, or ward did on a stop), the clone in the file system's namespace goes too, so the
+// kernel lets go of the connection as it would have without the clone.
+void Relay::own_mount_changed() {
+  if (own_gone_ || own_watch_.still_mounted()) return;
+  own_gone_ = true;
+  if (shown_ && pidfd_ >= 0) hide_mount_in(pidfd_, mount_path_, o_.log_fd, "ward fuse " + o_.mountpoint + ": ");
+  shown_ = false;
 }
 
 void Relay::cleanup() {
@@ -137,15 +164,17 @@ Result<void> Relay::loop() {
     if (next != Clock::time_point::max())
       timeout = static_cast<int>(
           std::max<long>(0, std::chrono::ceil<std::chrono::milliseconds>(next - now).count()));
-    pollfd p[4] = {{kfd_, POLLIN, 0}, {fs_, POLLIN, 0}, {pidfd_, POLLIN, 0}, {o_.stop_fd, POLLIN, 0}};
-    int np = o_.stop_fd >= 0 && !stopping ? 4 : 3;
-    int r = ::poll(p, np, timeout);
+    // poll skips an entry whose descriptor is negative.
+    pollfd p[5] = {{kfd_, POLLIN, 0}, {fs_, POLLIN, 0}, {pidfd_, POLLIN, 0},
+                   {stopping ? -1 : o_.stop_fd, POLLIN, 0}, {own_gone_ ? -1 : own_watch_.fd(), POLLPRI, 0}};
+    int r = ::poll(p, 5, timeout);
     if (r < 0) {
       if (errno == EINTR) continue;
       return fail(Errc::misuse, errno_text("poll", errno));
     }
     now = Clock::now();
-    if (np == 4 && (p[3].revents & POLLIN)) {
+    if (p[4].revents & (POLLPRI | POLLERR)) own_mount_changed();
+    if (p[3].revents & POLLIN) {
       log("stop requested: unmounting");
       stopping = true;
       stop_deadline = now + o_.exit_timeout;
@@ -309,6 +338,7 @@ Result<bool> Relay::from_kernel() {
       return false;
     case FUSE_INIT:
       init_req_.assign(buf_.data(), buf_.data() + n);
+      show_own_mount();
       break;
     default:
       break;

@@ -44,6 +44,7 @@
 
 #include "fuse/ids.h"
 #include "fuse/launch.h"
+#include "fuse/own_mount.h"
 #include "fuse/protocol.h"
 #include "fuse/snapshot.h"
 #include "ward/core/error.h"
@@ -58,6 +59,8 @@ using Clock = std::chrono::steady_clock;
 // clamping max_write in the INIT reply, plus headers. The buffer holds one message either way.
 inline constexpr std::size_t kMaxWrite = 1u << 20;
 inline constexpr std::size_t kBufSize = kMaxWrite + 64 * 1024;
+// How long the relay waits for a self-mounting instance to be shown its own mount (own_mount.h).
+inline constexpr std::chrono::milliseconds kShowWait{1000};
 // The kernel marks an INTERRUPT's unique id (and the answer to it) with bit 0 (fs/fuse/fuse_i.h:
 // FUSE_INT_REQ_BIT); ordinary ids are even. Not in every <linux/fuse.h>.
 inline constexpr std::uint64_t kIntReqBit = 1;
@@ -251,6 +254,10 @@ class Relay {
   Result<void> fetch_listing(Handle& h);
   Result<bool> resumed_listing(std::uint64_t unique, const InFlight& r, const char* msg, std::size_t len);
 
+  // ---- relay.cc: a self-mounting file system's view of its own mount (own_mount.h) -------------
+  void show_own_mount();
+  void own_mount_changed();
+
   const Options& o_;
   std::vector<char> buf_;
   std::vector<std::vector<char>> spare_;  // read buffers given back by finished WRITEs
@@ -260,6 +267,10 @@ class Relay {
   int status_ = 0;
   bool mounted_ = false, init_done_ = false, ready_pending_ = false;
   bool gone_ = false;  // the kernel's connection went away during a failure: end as unmounted
+  MountWatch own_watch_;     // ward's mount in ward's namespace, watched once the FS may see it
+  std::string mount_path_;   // the mount point, absolute, as /proc/self/mountinfo writes it
+  bool shown_ = false;       // the current instance's namespace holds a clone of ward's mount
+  bool own_gone_ = false;    // ward's mount left ward's namespace: never show it again
   Clock::time_point init_deadline_;
   std::vector<char> init_req_;  // the kernel's INIT, replayed to every restarted instance
   std::vector<Journaled> journal_;
