@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -147,6 +148,12 @@ int main(int argc, char** argv) {
                   expected + ": give the file system that path");
   int comm = socket_from_env("_FUSE_COMMFD");
   if (comm < 0) return refuse("_FUSE_COMMFD names no socket (not run by libfuse?)");
+
+  // The hand-off first (launch.h): ward shows the file system its mount, then sends INIT.
+  const std::uint32_t handoff[4] = {kHandoffLen, 0, 0, 0};
+  static_assert(sizeof handoff == kHandoffLen);
+  if (::send(relay, handoff, sizeof handoff, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof handoff))
+    return refuse(std::string("telling ward fuse of the hand-off: ") + std::strerror(errno));
 
   char byte = 0;
   iovec iov{&byte, 1};

@@ -31,6 +31,8 @@
 // everything the child processes use is prepared before the fork (no allocation after it).
 #pragma once
 
+#include <cstdint>
+
 #include <sys/types.h>
 
 #include <chrono>
@@ -83,6 +85,11 @@ class FsProcess {
 // ward's socket and the mount point it may hand it for.
 inline constexpr const char* kEnvSocket = "WARD_FUSE_FD";
 inline constexpr const char* kEnvMountpoint = "WARD_FUSE_MOUNTPOINT";
+// The stand-in's hand-off: a bare fuse_out_header (len 16, error 0, unique 0, which no reply or
+// notification can be) that ward-fusermount sends on ward's socket just before it hands the
+// socket to the file system. ward holds a self-mounting instance's INIT until it arrives
+// (docs/fuse.md, "The file system's own mount").
+inline constexpr std::uint32_t kHandoffLen = 16;
 // Overrides where ward finds ward-fusermount (default: beside the running executable).
 inline constexpr const char* kEnvStandIn = "WARD_FUSERMOUNT";
 

@@ -88,6 +88,7 @@ Result<void> Relay::mount_it() {
 
 Result<void> Relay::start_fs() {
   ++instance_;
+  handed_ = false;
   fs_proc_ = WARD_TRY(launch(o_));
   fs_ = fs_proc_.sock();
   pidfd_ = fs_proc_.pidfd();
@@ -105,6 +106,46 @@ void Relay::unmount() {
   if (!mounted_) return;
   if (::umount2(o_.mountpoint.c_str(), 0) != 0) ::umount2(o_.mountpoint.c_str(), MNT_DETACH);
   mounted_ = false;
+}
+
+// Whether the datagram in buf_ (n bytes) is the stand-in's hand-off (launch.h), which counts once
+// per instance: a second one is a malformed message like any other.
+bool Relay::is_handoff(std::size_t n) const {
+  if (handed_ || !mounts_itself(o_.command) || n != kHandoffLen) return false;
+  auto oh = load<fuse_out_header>(buf_.data());
+  return oh.len == kHandoffLen && oh.error == 0 && oh.unique == 0;
+}
+
+// The first instance's stand-in handed it the socket: show it its mount, then send the INIT held.
+Result<void> Relay::handed_off() {
+  handed_ = true;
+  show_own_mount();
+  if (!init_held_) return {};
+  init_held_ = false;
+  for (auto& [u, r] : inflight_)
+    if (r.opcode == FUSE_INIT) return send_to_fs(r.msg.data(), r.len);
+  return {};
+}
+
+// A restarted self-mounting instance: its hand-off comes before anything else it may send,
+// within the INIT deadline; anything else first is a violation.
+Result<void> Relay::await_handoff() {
+  const auto deadline = Clock::now() + o_.init_timeout;
+  for (;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    pollfd p[2] = {{fs_, POLLIN, 0}, {pidfd_, POLLIN, 0}};
+    const int r = left > 0 ? ::poll(p, 2, static_cast<int>(left)) : 0;
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return fail(Errc::hung, "no hand-off from ward-fusermount within " + std::to_string(o_.init_timeout.count()) + " ms");
+    if (!(p[0].revents & POLLIN)) return fail(Errc::exited, "the file system exited before it mounted");
+    const ssize_t n = ::recv(fs_, buf_.data(), buf_.size(), MSG_TRUNC | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (n <= 0) return fail(Errc::exited, "the file system closed ward's socket before it mounted");
+    if (!is_handoff(static_cast<std::size_t>(n))) return fail(Errc::violation, "a message before the mount's hand-off");
+    handed_ = true;
+    show_own_mount();
+    return {};
+  }
 }
 
 // An instance is about to be sent INIT: a self-mounting one sees ward's mount at its mount point
@@ -226,6 +267,10 @@ Result<void> Relay::loop() {
                      " datagrams joined, " + std::to_string(stats_.restarts) + " restarts";
   log(what);
   event(Event::Kind::unmounted, what);
+  // Its next read ends (libfuse: "short read"; go-fuse likewise) instead of waiting for requests
+  // that will never come, so a file system that waits for its loop on SIGTERM ends before
+  // --exit-timeout.
+  if (fs_ >= 0) ::shutdown(fs_, SHUT_RDWR);
   fs_proc_.end(o_.exit_timeout);
   return {};
 }
@@ -338,7 +383,9 @@ Result<bool> Relay::from_kernel() {
       return false;
     case FUSE_INIT:
       init_req_.assign(buf_.data(), buf_.data() + n);
-      show_own_mount();
+      // A self-mounting instance may look at its mount point until fusermount returns (libfuse2
+      // stats it): it is sent INIT only after the hand-off, and shown its mount then.
+      init_held_ = mounts_itself(o_.command) && own_watch_.fd() >= 0 && !handed_;
       break;
     default:
       break;
@@ -383,6 +430,7 @@ Result<bool> Relay::from_kernel() {
   r.sent_to = instance_;
   auto [it, fresh] = inflight_.insert_or_assign(in.unique, std::move(r));
   (void)fresh;
+  if (in.opcode == FUSE_INIT && init_held_) return false;  // handed_off() sends it
   WARD_TRY(send_to_fs(it->second.msg.data(), n));
   return false;
 }
@@ -448,6 +496,7 @@ Result<void> Relay::from_fs() {
       if (n < 0) return {};  // the file system was restarted meanwhile
     }
   }
+  if (n > 0 && is_handoff(static_cast<std::size_t>(n))) return handed_off();
   if (auto bad = check_header(n); !bad.empty()) return fs_failed(Errc::violation, bad);
   auto oh = load<fuse_out_header>(buf_.data());
   std::size_t body = n - sizeof oh;

@@ -257,6 +257,9 @@ class Relay {
   // ---- relay.cc: a self-mounting file system's view of its own mount (own_mount.h) -------------
   void show_own_mount();
   void own_mount_changed();
+  bool is_handoff(std::size_t n) const;
+  Result<void> handed_off();
+  Result<void> await_handoff();
 
   const Options& o_;
   std::vector<char> buf_;
@@ -271,6 +274,8 @@ class Relay {
   std::string mount_path_;   // the mount point, absolute, as /proc/self/mountinfo writes it
   bool shown_ = false;       // the current instance's namespace holds a clone of ward's mount
   bool own_gone_ = false;    // ward's mount left ward's namespace: never show it again
+  bool handed_ = false;      // the current instance's stand-in has handed it ward's socket
+  bool init_held_ = false;   // the kernel's INIT waits (in inflight_, unsent) for the hand-off
   Clock::time_point init_deadline_;
   std::vector<char> init_req_;  // the kernel's INIT, replayed to every restarted instance
   std::vector<Journaled> journal_;

@@ -142,7 +142,7 @@ Result<void> Relay::restart() {
     for (const auto& snap : snapshots_) WARD_TRY(snap.restore());
   WARD_TRY(start_fs());
   // INIT, byte for byte what the kernel sent first.
-  show_own_mount();
+  if (mounts_itself(o_.command)) WARD_TRY(await_handoff());
   auto init = WARD_TRY(call(init_req_, o_.init_timeout));
   WARD_TRY(check_init(init));
   Replayed replayed;

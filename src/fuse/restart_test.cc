@@ -4,6 +4,7 @@
 // error). FuseReal.*Kills*: an unmodified Debian file system killed with SIGKILL at random moments
 // while the comparison workload runs; every result must equal the same workload without kills.
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <poll.h>
 #include <sys/mount.h>
@@ -281,6 +282,50 @@ TEST_F(FuseReal, MergerfsKillsAreInvisible) {
       [](const std::string& base) {
         return std::vector<std::string>{"mergerfs", "-f", base + "/a:" + base + "/b", base + "/m"};
       });
+}
+
+// gocryptfs (go-fuse) runs fusermount with an environment of its own, and opens a file on its own
+// mount right after INIT: it needs the stand-in's ancestor lookup and ward's mount shown in its
+// namespace (docs/fuse.md, "The file system's own mount").
+TEST_F(FuseReal, GocryptfsKillsAreInvisible) {
+  if (!have("gocryptfs")) GTEST_SKIP() << "gocryptfs not installed (scripts/setup.sh)";
+  expect_kills_invisible(
+      *this,
+      [](const std::string& base) {
+        fs::create_directories(base + "/cipher");
+        Exit e = in_child([&] {
+          int null = ::open("/dev/null", O_WRONLY);
+          ::dup2(null, 1), ::dup2(null, 2);
+          execlp("gocryptfs", "gocryptfs", "-q", "-init", "-extpass", "echo ward-test", (base + "/cipher").c_str(), nullptr);
+          return 127;
+        });
+        ASSERT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << "gocryptfs -init: " << e.status;
+      },
+      [](const std::string& base) {
+        return std::vector<std::string>{"gocryptfs", "-fg", "-q", "-extpass", "echo ward-test", base + "/cipher", base + "/m"};
+      });
+}
+
+// A self-mounting file system sees ward's mount at its mount point (a clone in its namespace),
+// and that clone does not outlive ward's own: the user's unmount still ends ward.
+TEST_F(FuseReal, ASelfMountingFileSystemSeesItsMountAndAnUnmountStillEndsWard) {
+  if (!have("bindfs")) GTEST_SKIP() << "bindfs not installed (scripts/setup.sh)";
+  fs::create_directories(dir_ + "/src");
+  std::ofstream(dir_ + "/src/a.txt") << "a\n";
+  start({}, {"bindfs", dir_ + "/src", mnt_});
+  ASSERT_TRUE(mounted()) << stderr_;
+  ASSERT_EQ(stat_in_child(mnt_ + "/a.txt").status, 1 << 8);  // served: INIT is long done
+  bool seen = false;
+  for (pid_t p : children_of(ward_)) {
+    std::ifstream in("/proc/" + std::to_string(p) + "/mountinfo");
+    for (std::string line; std::getline(in, line);)
+      if (line.find(" " + mnt_ + " ") != std::string::npos && line.find(" - fuse.ward ") != std::string::npos) seen = true;
+  }
+  EXPECT_TRUE(seen) << "no fuse.ward mount at " << mnt_ << " in the file system's namespace";
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0);
+  Exit e = ward_exit(20s);
+  ASSERT_TRUE(e.done) << "ward did not end within 20 s of the unmount: the clone kept the connection";
+  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
 }
 
 // fuse-zip keeps the archive in memory and writes it at unmount; fuse2fs caches ext4 metadata
