@@ -16,6 +16,7 @@
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -350,6 +351,170 @@ TEST_F(FuseReal, WriteBackFileSystemKillsAreInvisibleWithRio) {
       *this, [](const std::string& base) { fs::create_directories(base + "/backing"); },
       [](const std::string& base) { return std::vector<std::string>{kBuffering, base + "/backing", "{}"}; },
       [](const std::string&) { return std::vector<std::string>{"--rio"}; });
+}
+
+// ---- files unlinked while open (relay_hidden.cc; docs/fuse.md "Unlinked while open") -----------
+
+// How many of ward's hidden names (.ward-hidden-*) a backing directory holds.
+int hidden_in(const std::string& dir) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) n += e.path().filename().string().starts_with(".ward-hidden-");
+  return n;
+}
+
+// Waits (bounded) until ward's log reports `n` restarts done.
+bool restarted(const std::string& log, int n) {
+  auto end = Clock::now() + 20s;
+  while (Clock::now() < end && count(slurp(log), "restarted (restart") < n) ::usleep(5'000);
+  return count(slurp(log), "restarted (restart") >= n;
+}
+
+// What a removal of "tmp" in DIR does: unlink it, or rename another file over it.
+enum class Removal { unlink, rename_over };
+
+// An application opens DIR/tmp (a new file, "hello world"), removes its name (`how`), lists DIR and
+// fstats the descriptor; then the file system is SIGKILLed and restarted (ward's log says so), and
+// the application reads, writes and fstats through the same descriptor, lists DIR again and closes
+// it. Returns the application's log, one line per step; `backing` (the directory that holds what
+// DIR shows) must hold exactly one hidden file while the name is gone, none after the close.
+std::string unlinked_across_restart(Fixture& f, const std::string& dir, const std::string& backing,
+                                    const std::string& log, Removal how) {
+  int report[2], go[2];
+  if (::pipe(report) != 0 || ::pipe(go) != 0) return "pipe";
+  pid_t app = ::fork();
+  if (app == 0) {
+    std::ostringstream out;
+    auto say = [&] {
+      std::string s = out.str();
+      (void)!::write(report[1], s.data(), s.size());
+      out.str("");
+    };
+    struct stat st {};
+    std::string tmp = dir + "/tmp";
+    int fd = ::open(tmp.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    out << "open " << (fd >= 0 ? "ok" : err(-1)) << " write " << ::write(fd, "hello world", 11) << "\n";
+    if (how == Removal::unlink) {
+      out << "unlink " << err(::unlink(tmp.c_str())) << "\n";
+    } else {
+      int other = ::open((dir + "/other").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+      out << "other " << ::write(other, "other", 5) << " " << err(::close(other)) << "\n";
+      out << "rename-over " << err(::rename((dir + "/other").c_str(), tmp.c_str())) << " " << read_all(tmp) << "\n";
+    }
+    out << "list " << list(dir) << "\n";
+    out << "fstat " << err(::fstat(fd, &st)) << " nlink " << st.st_nlink << "\n";
+    say();
+    char c;
+    (void)!::read(go[0], &c, 1);
+    // Out of the page cache and synced: every read and write below reaches the file system.
+    char b[64] = {};
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    out << "read " << ::pread(fd, b, sizeof b - 1, 0) << " " << b << "\n";
+    out << "write " << ::pwrite(fd, "HELLO", 5, 0) << " fsync " << err(::fsync(fd)) << "\n";
+    std::memset(b, 0, sizeof b);
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    out << "read " << ::pread(fd, b, sizeof b - 1, 0) << " " << b << "\n";
+    out << "fstat " << err(::fstat(fd, &st)) << " size " << st.st_size << " nlink " << st.st_nlink << "\n";
+    out << "list " << list(dir) << "\n";
+    out << "close " << err(::close(fd)) << "\n";
+    say();
+    ::_exit(0);
+  }
+  ::close(report[1]);
+  auto read_report = [&] {
+    std::string s;
+    char b[4096];
+    pollfd p{report[0], POLLIN, 0};
+    if (::poll(&p, 1, 20'000) == 1)
+      if (ssize_t n = ::read(report[0], b, sizeof b); n > 0) s.append(b, n);
+    return s;
+  };
+  std::string got = read_report();
+  EXPECT_EQ(hidden_in(backing), 1) << "while the name is gone";
+  for (pid_t fs_pid : children_of(f.ward_)) ::kill(fs_pid, SIGKILL);
+  EXPECT_TRUE(restarted(log, 1)) << slurp(log);
+  (void)!::write(go[1], "g", 1);
+  got += read_report();
+  Exit e = wait_for(app, 20s);
+  for (int fd : {report[0], go[0], go[1]}) ::close(fd);
+  if (!e.done) got += "the application hung\n";
+  // The release is answered before ward removes the hidden name: wait (bounded) for it.
+  auto end = Clock::now() + 10s;
+  while (Clock::now() < end && hidden_in(backing) > 0) ::usleep(5'000);
+  EXPECT_EQ(hidden_in(backing), 0) << "after the close";
+  return got;
+}
+
+const char* const kUnlinkedLog =
+    "open ok write 11\n"
+    "unlink ok\n"
+    "list .,..,\n"
+    "fstat ok nlink 0\n"
+    "read 11 hello world\n"
+    "write 5 fsync ok\n"
+    "read 11 HELLO world\n"
+    "fstat ok size 11 nlink 0\n"
+    "list .,..,\n"
+    "close ok\n";
+
+const char* const kRenamedOverLog =
+    "open ok write 11\n"
+    "other 5 ok\n"
+    "rename-over ok other\n"
+    "list .,..,tmp,\n"
+    "fstat ok nlink 0\n"
+    "read 11 hello world\n"
+    "write 5 fsync ok\n"
+    "read 11 HELLO world\n"
+    "fstat ok size 11 nlink 0\n"
+    "list .,..,tmp,\n"
+    "close ok\n";
+
+// fuse-overlayfs (libfuse3 low level: it unlinks the upper file and keeps its descriptor): a file
+// unlinked while open, in a subdirectory, is read, written and fstatted through its descriptor after
+// a SIGKILL of the file system as before; its name never shows; its data is gone after the close.
+// Without ward's hiding: ESTALE after the restart (read -1, fstat E116).
+TEST_F(FuseReal, FileUnlinkedWhileOpenSurvivesARestart) {
+  if (!have("fuse-overlayfs")) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
+  for (auto d : {"/l", "/u", "/w"}) fs::create_directories(dir_ + d);
+  std::string log = dir_ + "/log";
+  start({"--log", log}, {"fuse-overlayfs", "-f", "-o",
+                         "lowerdir=" + dir_ + "/l,upperdir=" + dir_ + "/u,workdir=" + dir_ + "/w", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  ASSERT_EQ(::mkdir((mnt_ + "/d").c_str(), 0755), 0);
+  EXPECT_EQ(unlinked_across_restart(*this, mnt_ + "/d", dir_ + "/u/d", log, Removal::unlink), kUnlinkedLog)
+      << slurp(log);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = ward_exit();
+  EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
+}
+
+// The same when the name goes because another file is renamed over it.
+TEST_F(FuseReal, FileRenamedOverWhileOpenSurvivesARestart) {
+  if (!have("fuse-overlayfs")) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
+  for (auto d : {"/l", "/u", "/w"}) fs::create_directories(dir_ + d);
+  std::string log = dir_ + "/log";
+  start({"--log", log}, {"fuse-overlayfs", "-f", "-o",
+                         "lowerdir=" + dir_ + "/l,upperdir=" + dir_ + "/u,workdir=" + dir_ + "/w", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  ASSERT_EQ(::mkdir((mnt_ + "/d").c_str(), 0755), 0);  // fuse-overlayfs lists no ".." in its root
+  EXPECT_EQ(unlinked_across_restart(*this, mnt_ + "/d", dir_ + "/u/d", log, Removal::rename_over), kRenamedOverLog)
+      << slurp(log);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(ward_exit().done);
+}
+
+// A high-level libfuse3 file system (paths, not nodes: it opens the file by name for every read),
+// ours: the same.
+TEST_F(FuseRestart, FileUnlinkedWhileOpenSurvivesARestartOfAPathBasedFileSystem) {
+  if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
+  std::string backing = dir_ + "/backing", log = dir_ + "/log";
+  fs::create_directories(backing);
+  start({"--log", log}, {kBuffering, backing, "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  EXPECT_EQ(unlinked_across_restart(*this, mnt_, backing, log, Removal::unlink), kUnlinkedLog) << slurp(log);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(ward_exit().done);
 }
 
 }  // namespace
