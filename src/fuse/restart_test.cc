@@ -517,4 +517,117 @@ TEST_F(FuseRestart, FileUnlinkedWhileOpenSurvivesARestartOfAPathBasedFileSystem)
   EXPECT_TRUE(ward_exit().done);
 }
 
+// An open file of ward-fuse-buffering unlinked in DIR (a subdirectory of the mount); the caller
+// keeps `fd`. Returns the hidden name it got in the backing directory ("" if none).
+std::string open_and_unlink(const std::string& mnt_dir, const std::string& backing_dir, int& fd) {
+  fd = ::open((mnt_dir + "/tmp").c_str(), O_CREAT | O_RDWR, 0644);
+  if (fd < 0 || ::write(fd, "x", 1) != 1 || ::unlink((mnt_dir + "/tmp").c_str()) != 0) return "";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(backing_dir, ec))
+    if (e.path().filename().string().starts_with(".ward-hidden-")) return e.path().filename();
+  return "";
+}
+
+// The kernel never learns a hidden name: LOOKUP of one is ENOENT (though it is there), making one
+// (create, rename onto) is refused with EPERM; a name that merely starts the same is an ordinary
+// name. A directory holding a hidden file is not empty (ENOTEMPTY, as libfuse's own hiding does).
+TEST_F(FuseRestart, HiddenNamesCannotBeReachedOrMade) {
+  if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
+  std::string backing = dir_ + "/backing";
+  fs::create_directories(backing + "/d");
+  start({}, {kBuffering, backing, "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  const std::string m = mnt_ + "/d", b = backing + "/d";
+  int fd = -1;
+  std::string hidden = open_and_unlink(m, b, fd);
+  ASSERT_NE(hidden, "");
+  std::string other = ".ward-hidden-7-0123456789abcdef";
+  Exit app = in_child([&] {
+    struct stat st;
+    if (::stat((m + "/" + hidden).c_str(), &st) == 0 || errno != ENOENT) return 1;
+    if (::open((m + "/" + other).c_str(), O_CREAT | O_WRONLY, 0644) >= 0 || errno != EPERM) return 2;
+    if (::close(::open((m + "/a").c_str(), O_CREAT | O_WRONLY, 0644)) != 0) return 3;
+    if (::rename((m + "/a").c_str(), (m + "/" + other).c_str()) == 0 || errno != EPERM) return 4;
+    if (::mkdir((m + "/" + other).c_str(), 0755) == 0 || errno != EPERM) return 5;
+    int plain = ::open((m + "/.ward-hidden-notes").c_str(), O_CREAT | O_WRONLY, 0644);
+    if (plain < 0) return 6;
+    ::close(plain);
+    if (list(m) != ".,..,.ward-hidden-notes,a,") return 7;
+    if (::unlink((m + "/a").c_str()) != 0 || ::unlink((m + "/.ward-hidden-notes").c_str()) != 0) return 8;
+    if (::rmdir(m.c_str()) == 0 || errno != ENOTEMPTY) return 9;
+    return 0;
+  });
+  EXPECT_TRUE(app.done && WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0)
+      << "step " << WEXITSTATUS(app.status) << " failed (see the test)";
+  ::close(fd);
+  auto end = Clock::now() + 10s;
+  while (Clock::now() < end && hidden_in(b) > 0) ::usleep(5'000);
+  EXPECT_EQ(hidden_in(b), 0);
+  EXPECT_EQ(::rmdir(m.c_str()), 0) << std::strerror(errno);  // empty once the file is closed
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(ward_exit().done);
+}
+
+// ward told to stop while an application still holds a file unlinked while open: ward ends (its
+// exit timeout, the kernel keeping the detached mount) and removes the hidden name on its way out.
+TEST_F(FuseRestart, StoppingRemovesHiddenFilesStillOpen) {
+  if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
+  std::string backing = dir_ + "/backing";
+  fs::create_directories(backing);
+  start({"--exit-timeout", "500"}, {kBuffering, backing, "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  const std::string m = mnt_;
+  pid_t app = ::fork();
+  if (app == 0) {
+    int fd = -1;
+    bool ok = open_and_unlink(m, backing, fd) != "";
+    (void)!::write(go[1], ok ? "y" : "n", 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char c = 0;
+  pollfd p{go[0], POLLIN, 0};
+  ASSERT_TRUE(::poll(&p, 1, 20'000) == 1 && ::read(go[0], &c, 1) == 1 && c == 'y');
+  EXPECT_EQ(hidden_in(backing), 1);
+  ASSERT_EQ(::kill(ward_, SIGTERM), 0);
+  Exit e = ward_exit();
+  ::kill(app, SIGKILL);
+  wait_for(app, 10s);
+  ::close(go[0]), ::close(go[1]);
+  EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
+  EXPECT_EQ(hidden_in(backing), 0) << stderr_;
+}
+
+// A file with another name needs no hiding (ward saw st_nlink 2): a plain unlink, and a restart
+// finds the open file by its other name.
+TEST_F(FuseReal, UnlinkedFileWithAnotherNameIsFoundByIt) {
+  if (!have("fuse-overlayfs")) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
+  for (auto d : {"/l", "/u", "/w"}) fs::create_directories(dir_ + d);
+  std::string log = dir_ + "/log";
+  start({"--log", log}, {"fuse-overlayfs", "-f", "-o",
+                         "lowerdir=" + dir_ + "/l,upperdir=" + dir_ + "/u,workdir=" + dir_ + "/w", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  const std::string m = mnt_;
+  int fd = ::open((m + "/a").c_str(), O_CREAT | O_RDWR, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "linked", 6), 6);
+  ASSERT_EQ(::link((m + "/a").c_str(), (m + "/b").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(::unlink((m + "/a").c_str()), 0);
+  EXPECT_EQ(hidden_in(dir_ + "/u"), 0) << "hidden although it has another name";
+  for (pid_t fs_pid : children_of(ward_)) ::kill(fs_pid, SIGKILL);
+  ASSERT_TRUE(restarted(log, 1)) << slurp(log);
+  Exit app = in_child([fd] {
+    char b[16] = {};
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    return ::pread(fd, b, sizeof b - 1, 0) == 6 && std::string(b) == "linked" && ::fsync(fd) == 0 ? 0 : 1;
+  });
+  EXPECT_TRUE(app.done && WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0) << slurp(log);
+  EXPECT_NE(slurp(log).find(", 0 stale,"), std::string::npos) << slurp(log);
+  ::close(fd);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(ward_exit().done);
+}
+
 }  // namespace
