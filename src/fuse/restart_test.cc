@@ -445,6 +445,15 @@ std::string unlinked_across_restart(Fixture& f, const std::string& dir, const st
   return got;
 }
 
+// fuse-overlayfs through `ward fuse --log LOG` on the fixture's mount point, its layers in the
+// test's directory (the upper one: DIR/u). False if it did not mount.
+bool start_overlay(Fixture& f, const std::string& log) {
+  for (auto d : {"/l", "/u", "/w"}) fs::create_directories(f.dir_ + d);
+  f.start({"--log", log}, {"fuse-overlayfs", "-f", "-o",
+                           "lowerdir=" + f.dir_ + "/l,upperdir=" + f.dir_ + "/u,workdir=" + f.dir_ + "/w", "{}"});
+  return f.mounted();
+}
+
 const char* const kUnlinkedLog =
     "open ok write 11\n"
     "unlink ok\n"
@@ -476,11 +485,8 @@ const char* const kRenamedOverLog =
 // Without ward's hiding: ESTALE after the restart (read -1, fstat E116).
 TEST_F(FuseReal, FileUnlinkedWhileOpenSurvivesARestart) {
   if (!have("fuse-overlayfs")) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
-  for (auto d : {"/l", "/u", "/w"}) fs::create_directories(dir_ + d);
   std::string log = dir_ + "/log";
-  start({"--log", log}, {"fuse-overlayfs", "-f", "-o",
-                         "lowerdir=" + dir_ + "/l,upperdir=" + dir_ + "/u,workdir=" + dir_ + "/w", "{}"});
-  ASSERT_TRUE(mounted()) << stderr_;
+  ASSERT_TRUE(start_overlay(*this, log)) << stderr_;
   ASSERT_EQ(::mkdir((mnt_ + "/d").c_str(), 0755), 0);
   EXPECT_EQ(unlinked_across_restart(*this, mnt_ + "/d", dir_ + "/u/d", log, Removal::unlink), kUnlinkedLog)
       << slurp(log);
@@ -492,11 +498,8 @@ TEST_F(FuseReal, FileUnlinkedWhileOpenSurvivesARestart) {
 // The same when the name goes because another file is renamed over it.
 TEST_F(FuseReal, FileRenamedOverWhileOpenSurvivesARestart) {
   if (!have("fuse-overlayfs")) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
-  for (auto d : {"/l", "/u", "/w"}) fs::create_directories(dir_ + d);
   std::string log = dir_ + "/log";
-  start({"--log", log}, {"fuse-overlayfs", "-f", "-o",
-                         "lowerdir=" + dir_ + "/l,upperdir=" + dir_ + "/u,workdir=" + dir_ + "/w", "{}"});
-  ASSERT_TRUE(mounted()) << stderr_;
+  ASSERT_TRUE(start_overlay(*this, log)) << stderr_;
   ASSERT_EQ(::mkdir((mnt_ + "/d").c_str(), 0755), 0);  // fuse-overlayfs lists no ".." in its root
   EXPECT_EQ(unlinked_across_restart(*this, mnt_ + "/d", dir_ + "/u/d", log, Removal::rename_over), kRenamedOverLog)
       << slurp(log);
@@ -604,11 +607,8 @@ TEST_F(FuseRestart, StoppingRemovesHiddenFilesStillOpen) {
 // finds the open file by its other name.
 TEST_F(FuseReal, UnlinkedFileWithAnotherNameIsFoundByIt) {
   if (!have("fuse-overlayfs")) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
-  for (auto d : {"/l", "/u", "/w"}) fs::create_directories(dir_ + d);
   std::string log = dir_ + "/log";
-  start({"--log", log}, {"fuse-overlayfs", "-f", "-o",
-                         "lowerdir=" + dir_ + "/l,upperdir=" + dir_ + "/u,workdir=" + dir_ + "/w", "{}"});
-  ASSERT_TRUE(mounted()) << stderr_;
+  ASSERT_TRUE(start_overlay(*this, log)) << stderr_;
   const std::string m = mnt_;
   int fd = ::open((m + "/a").c_str(), O_CREAT | O_RDWR, 0644);
   ASSERT_GE(fd, 0);
