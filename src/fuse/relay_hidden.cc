@@ -321,6 +321,11 @@ Result<void> Relay::unhide_released() {
 // and nothing can use them any more. Bounded by --exit-timeout; what is left is logged.
 Result<void> Relay::unhide_all() {
   if (hidden_.empty()) return {};
+  if (gone_) {  // the file system failed as the mount went: nobody to send the removals to
+    log(std::to_string(hidden_.size()) + " hidden file(s) of files unlinked while open are left "
+        "(.ward-hidden-* in their directories): the file system was gone when ward ended");
+    return {};
+  }
   std::vector<std::uint64_t> ids;
   for (auto& [id, h] : hidden_) ids.push_back(id);
   for (std::uint64_t id : ids) {
