@@ -56,6 +56,11 @@ Node* Nodes::find(std::uint64_t ward) {
   return it == nodes_.end() ? nullptr : &it->second;
 }
 
+std::uint64_t Nodes::named(std::uint64_t parent, std::string_view name) const {
+  auto it = by_name_.find(key(parent, name));
+  return it == by_name_.end() ? 0 : it->second;
+}
+
 std::uint64_t Nodes::to_ward(std::uint64_t fs) const {
   auto it = by_fs_.find(fs);
   return it == by_fs_.end() ? 0 : it->second;

@@ -32,6 +32,7 @@ struct Node {
   std::uint64_t generation = 0;  // the generation the kernel was first told (kept stable)
   std::uint32_t type = 0;        // S_IFMT bits of the mode it was first seen with
   std::uint32_t names = 0;       // entries of the name index that lead here (hard links: > 1)
+  std::uint32_t nlink = 0;       // st_nlink the file system last reported for it (0: not seen yet)
   bool stale = false;
 };
 
@@ -45,6 +46,8 @@ class Nodes {
   std::uint64_t entry(std::uint64_t fs, std::uint64_t parent, std::string_view name,
                       std::uint64_t generation, std::uint32_t type);
   Node* find(std::uint64_t ward);
+  // Ward id of the node `name` in `parent` leads to; 0 when ward knows no such name.
+  std::uint64_t named(std::uint64_t parent, std::string_view name) const;
   // Ward id of the instance's node `fs`; 0 when unknown.
   std::uint64_t to_ward(std::uint64_t fs) const;
 
@@ -103,22 +106,41 @@ struct Handle {
   std::vector<DirEntry> rest;    // resume: the entries still to give, in the new instance's order
 };
 
+// The handles the kernel holds, and how many of them each node has open (a handle's node never
+// changes). A node whose last handle goes is noted in `emptied` until the relay takes the list:
+// a file unlinked while open is removed for good then (relay_hidden.cc).
 class Handles {
  public:
   std::uint64_t add(const Handle& h) {
     handles_[next_] = h;
+    ++open_[h.node];
     return next_++;
   }
   Handle* find(std::uint64_t ward) {
     auto it = handles_.find(ward);
     return it == handles_.end() ? nullptr : &it->second;
   }
-  void erase(std::uint64_t ward) { handles_.erase(ward); }
+  void erase(std::uint64_t ward) {
+    auto it = handles_.find(ward);
+    if (it == handles_.end()) return;
+    if (auto o = open_.find(it->second.node); o != open_.end() && --o->second == 0) {
+      open_.erase(o);
+      emptied_.push_back(it->second.node);
+    }
+    handles_.erase(it);
+  }
   auto& all() { return handles_; }
+  std::uint32_t open_on(std::uint64_t node) const {
+    auto it = open_.find(node);
+    return it == open_.end() ? 0 : it->second;
+  }
+  std::vector<std::uint64_t>& emptied() { return emptied_; }
 
  private:
   std::uint64_t next_ = 1;
   std::unordered_map<std::uint64_t, Handle> handles_;
+  std::unordered_map<std::uint64_t, std::uint32_t> open_;  // node -> handles open on it
+  std::vector<std::uint64_t> emptied_;
 };
 
 }  // namespace ward::fuse::detail

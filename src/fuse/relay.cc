@@ -21,10 +21,12 @@
 namespace ward::fuse {
 namespace detail {
 
-NameArgs names_of(const InFlight& r, std::uint32_t minor) {
-  const char* body = r.msg.data() + sizeof(fuse_in_header);
-  std::size_t len = r.len - sizeof(fuse_in_header);
-  std::size_t at = name_offset(*r.op, r.opcode, minor);
+NameArgs names_of(const InFlight& r, std::uint32_t minor) { return names_in(r.msg.data(), r.len, *r.op, r.opcode, minor); }
+
+NameArgs names_in(const char* msg, std::size_t msg_len, const OpInfo& op, std::uint32_t opcode, std::uint32_t minor) {
+  const char* body = msg + sizeof(fuse_in_header);
+  std::size_t len = msg_len - sizeof(fuse_in_header);
+  std::size_t at = name_offset(op, opcode, minor);
   auto next = [&](std::size_t& from) -> std::string_view {
     if (from >= len) return {};
     const char* s = body + from;
@@ -36,7 +38,7 @@ NameArgs names_of(const InFlight& r, std::uint32_t minor) {
   };
   NameArgs out;
   out.name = next(at);
-  if (r.op->names == Names::rename) out.to = next(at);
+  if (op.names == Names::rename) out.to = next(at);
   return out;
 }
 
@@ -196,6 +198,7 @@ Result<void> Relay::loop() {
   bool stopping = false;
   Clock::time_point stop_deadline{};
   for (;;) {
+    WARD_TRY(unhide_released());  // files unlinked while open whose last handle went
     auto now = Clock::now();
     Clock::time_point next = Clock::time_point::max();
     if (!init_done_) next = init_deadline_;
@@ -267,6 +270,7 @@ Result<void> Relay::loop() {
                      " datagrams joined, " + std::to_string(stats_.restarts) + " restarts";
   log(what);
   event(Event::Kind::unmounted, what);
+  WARD_TRY(unhide_all());
   // Its next read ends (libfuse: "short read"; go-fuse likewise) instead of waiting for requests
   // that will never come, so a file system that waits for its loop on SIGTERM ends before
   // --exit-timeout.
@@ -404,6 +408,7 @@ Result<bool> Relay::from_kernel() {
     h->releasing = true;
   }
   if (bool served = WARD_TRY(resumed_listing(in.unique, r, buf_.data(), n)); served) return false;
+  if (bool hid = WARD_TRY(hidden_request(in.unique, r, n)); hid) return false;  // relay_hidden.cc
   if (int err = translate(buf_.data(), *op, r.ids); err != 0) {
     if (op->body != Body::none) answer(in.unique, err);
     return false;
@@ -524,6 +529,7 @@ Result<void> Relay::from_fs() {
     init_done_ = true;
     ready_pending_ = true;  // after the reply reaches the kernel
   }
+  if (bool handled = WARD_TRY(hidden_reply(oh.unique, n)); handled) return {};  // relay_hidden.cc
   InFlight done = std::move(req);
   inflight_.erase(it);
   if (auto d = deliver(done, buf_.data(), n); !d) {

@@ -9,6 +9,8 @@
 //   relay_rio.cc      --rio: acknowledged writes kept in a rio::Heap and written again
 //   relay_readdir.cc  directory listings: READDIRPLUS entries, what the kernel was given, and the
 //                     rest of a listing served by ward after a restart
+//   relay_hidden.cc   files unlinked while open: renamed to a hidden name instead, kept out of
+//                     sight, removed when the last handle goes
 //
 // Contract. A Relay lives for one run_fuse() call, on the caller's thread, and nothing in it is
 // touched by any other thread: no locks, and none may be added without revisiting every member.
@@ -109,6 +111,12 @@ struct InFlight {
   std::uint32_t len = 0;
   int attempts = 0;       // instances that failed of their own accord while holding it
   std::uint64_t sent_to = 0;  // the instance it was last sent to
+  // relay_hidden.cc. A RENAME ward sent in place of the kernel's request to move an open file's
+  // name out of the way: `hidden` is that file's ward node, `then` the kernel's request (ward's
+  // ids), sent next under the same unique id (a RENAME) or instead (the FS refused to rename).
+  std::uint64_t hidden = 0;
+  std::vector<char> then;
+  bool own = false;  // ward's own request (a hidden name removed): its reply goes nowhere
 };
 
 // One entry of the journal (--journal): a request that succeeded, in ward's ids, and what its
@@ -129,6 +137,9 @@ struct NameArgs {
   std::string_view name, to;
 };
 NameArgs names_of(const InFlight& r, std::uint32_t minor);
+NameArgs names_in(const char* msg, std::size_t len, const OpInfo& op, std::uint32_t opcode, std::uint32_t minor);
+// Whether `name` is one ward gives a file unlinked while open (relay_hidden.cc).
+bool hidden_name(std::string_view name);
 
 // What is wrong with a reply of `error` and a `body`-byte body to a request of `op` that asked for
 // `asked` bytes ("" if nothing): an error carries no body, a success the size the opcode allows.
@@ -253,6 +264,20 @@ class Relay {
   Result<void> resume_listing(Handle& h);
   Result<void> fetch_listing(Handle& h);
   Result<bool> resumed_listing(std::uint64_t unique, const InFlight& r, const char* msg, std::size_t len);
+  std::size_t drop_hidden(bool plus, char* body, std::size_t n, std::uint64_t& last_off);
+
+  // ---- relay_hidden.cc: files unlinked while open ----------------------------------------------
+  enum class Step { deliver, resend, done };
+  Result<bool> hidden_request(std::uint64_t unique, InFlight& r, std::size_t n);
+  Result<bool> hidden_reply(std::uint64_t unique, ssize_t& n);
+  Result<Step> hidden_step(InFlight& r, char* msg, std::size_t& n);
+  Result<bool> send_new(std::uint64_t unique, InFlight r);
+  Step switch_to_then(InFlight& r);
+  void seen_attr(std::uint64_t ward, fuse_attr& a);
+  void own_done(const InFlight& r, std::int32_t error);
+  Result<void> unhide_released();
+  Result<void> unhide_all();
+  Result<std::optional<fuse_entry_out>> lookup_hiding(std::uint64_t ward, std::uint64_t fs_dir);
 
   // ---- relay.cc: a self-mounting file system's view of its own mount (own_mount.h) -------------
   void show_own_mount();
@@ -295,6 +320,15 @@ class Relay {
   std::deque<Clock::time_point> restart_times_;
   std::uint64_t ward_calls_ = 0;
   std::string refused_what_;     // the requests the current restart answered itself, for the log
+  // Files unlinked while open, by ward node: the directory (ward id, held: see relay_hidden.cc)
+  // and the hidden name they now have there.
+  struct Hidden {
+    std::uint64_t dir = 0;
+    std::string name;
+  };
+  std::unordered_map<std::uint64_t, Hidden> hidden_;
+  std::uint64_t hide_nonce_ = 0;  // the random part of hidden names (relay_hidden.cc)
+  bool hide_refused_logged_ = false;
   std::uint64_t instance_ = 0;  // instances started so far; the current one's number
   Stats stats_;
 };

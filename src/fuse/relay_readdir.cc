@@ -65,6 +65,31 @@ bool Relay::direntplus_reply(const InFlight& r, char* body, std::size_t n) {
   });
 }
 
+// Hidden names (relay_hidden.cc) out of a READDIR/READDIRPLUS reply body, in place; returns the
+// body's new size. A READDIRPLUS entry dropped had counted a lookup in the file system: forgotten
+// again. `last_off`: the offset of the reply's last entry (to ask on from when nothing is left).
+// A malformed body is left as it is, for deliver() to judge.
+std::size_t Relay::drop_hidden(bool plus, char* body, std::size_t n, std::uint64_t& last_off) {
+  bool any = false;
+  if (!walk_dirents(body, n, plus, [&](std::size_t, const fuse_dirent& d, std::string_view name) {
+        any = any || hidden_name(name);
+        last_off = d.off;
+      }) || !any)
+    return n;
+  std::size_t head = plus ? FUSE_NAME_OFFSET_DIRENTPLUS : FUSE_NAME_OFFSET, out = 0;
+  // Entries move towards the start only, and each is read before anything is written over it.
+  (void)walk_dirents(body, n, plus, [&](std::size_t at, const fuse_dirent& d, std::string_view name) {
+    std::size_t size = FUSE_DIRENT_ALIGN(head + d.namelen);
+    if (hidden_name(name)) {
+      if (auto e = load<fuse_entry_out>(body + at); plus && e.nodeid != 0) forget_in_fs(e.nodeid, 1);
+      return;
+    }
+    if (out != at) std::memmove(body + out, body + at, size);
+    out += size;
+  });
+  return out;
+}
+
 // A directory handle reopened by a restart after the kernel had read part of its listing: ward
 // serves the rest itself (resumed_listing).
 Result<void> Relay::resume_listing(Handle& h) {
@@ -94,7 +119,7 @@ Result<void> Relay::fetch_listing(Handle& h) {
     std::uint64_t before = next;
     bool ok = each_dirent(reply.data() + sizeof oh, body, false, [&](DirEntry e) {
       next = e.off;
-      h.rest.push_back(std::move(e));
+      if (!hidden_name(e.name)) h.rest.push_back(std::move(e));
     });
     if (!ok || next == before || h.rest.size() > kMaxEntries)
       return fail(Errc::violation, "the restarted file system's listing of a directory does not end");

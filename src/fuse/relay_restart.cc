@@ -165,6 +165,7 @@ Result<void> Relay::restart() {
       continue;
     }
     auto e = WARD_TRY(lookup(parent->fs, n->name));
+    if (!e) e = WARD_TRY(lookup_hiding(id, parent->fs));  // renamed out of the way meanwhile?
     if (!e || (e->attr.mode & S_IFMT) != n->type) {
       if (stale < 5)  // the names say what was lost; a few are enough for the log
         log("restart: node " + std::to_string(id) + " ('" + n->name + "' in node " + std::to_string(n->parent) +
@@ -380,7 +381,8 @@ Result<Relay::Reissue> Relay::reissue(std::uint64_t unique, InFlight& r) {
     return Reissue::released;
   }
   if (rule == Retry::never) {
-    answer(unique, EIO);
+    if (r.own) own_done(r, -EIO);  // ward's own: nobody to answer
+    else answer(unique, EIO);
     refused_what_ += std::string(" ") + r.op->name;
     return Reissue::refused;
   }
@@ -388,20 +390,30 @@ Result<Relay::Reissue> Relay::reissue(std::uint64_t unique, InFlight& r) {
     return Reissue::sent;
   r.sent_to = instance_;
   if (int err = translate(r.msg.data(), *r.op, r.ids); err != 0) {
-    answer(unique, err);
+    if (r.own) own_done(r, -err);
+    else answer(unique, err);
     refused_what_ += std::string(" ") + r.op->name + "(" + std::strerror(err) + ")";
     return Reissue::refused;
   }
-  auto reply = WARD_TRY(call(r.msg, o_.request_timeout, r.len));
-  auto oh = load<fuse_out_header>(reply.data());
-  if (rule == Retry::missing_done && (oh.error == -ENOENT || oh.error == -ENODATA)) {
-    // Gone already: the first attempt removed it (the kernel had checked it existed).
-    reply = succeeded(std::move(reply));
-  } else if (rule == Retry::exists_done && oh.error == -EEXIST) {
-    reply = WARD_TRY(already_made(r, reply));
+  // More than one round when the request has steps (relay_hidden.cc: an open file's name moved
+  // out of the way first; a listing of hidden names only, asked on).
+  for (;;) {
+    auto reply = WARD_TRY(call(r.msg, o_.request_timeout, r.len));
+    auto oh = load<fuse_out_header>(reply.data());
+    rule = retry_rule(r);
+    if (rule == Retry::missing_done && (oh.error == -ENOENT || oh.error == -ENODATA)) {
+      // Gone already: the first attempt removed it (the kernel had checked it existed).
+      reply = succeeded(std::move(reply));
+    } else if (rule == Retry::exists_done && oh.error == -EEXIST) {
+      reply = WARD_TRY(already_made(r, reply));
+    }
+    std::size_t n = reply.size();
+    auto step = WARD_TRY(hidden_step(r, reply.data(), n));
+    if (step == Step::resend) continue;
+    if (step == Step::done) return Reissue::sent;
+    WARD_TRY(deliver(r, reply.data(), n));
+    return Reissue::sent;
   }
-  WARD_TRY(deliver(r, reply.data(), reply.size()));
-  return Reissue::sent;
 }
 
 // A create-like request answered EEXIST when re-issued: the first attempt made it (the kernel

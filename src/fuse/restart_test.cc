@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -410,6 +411,283 @@ TEST_F(FuseReal, WriteBackFileSystemKillsAreInvisibleWithRio) {
       *this, [](const std::string& base) { fs::create_directories(base + "/backing"); },
       [](const std::string& base) { return std::vector<std::string>{kBuffering, base + "/backing", "{}"}; },
       [](const std::string&) { return std::vector<std::string>{"--rio"}; });
+}
+
+// ---- files unlinked while open (relay_hidden.cc; docs/fuse.md "Unlinked while open") -----------
+
+// How many of ward's hidden names (.ward-hidden-*) a backing directory holds.
+int hidden_in(const std::string& dir) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) n += e.path().filename().string().starts_with(".ward-hidden-");
+  return n;
+}
+
+// Waits (bounded) until ward's log reports `n` restarts done.
+bool restarted(const std::string& log, int n) {
+  auto end = Clock::now() + 20s;
+  while (Clock::now() < end && count(slurp(log), "restarted (restart") < n) ::usleep(5'000);
+  return count(slurp(log), "restarted (restart") >= n;
+}
+
+// What a removal of "tmp" in DIR does: unlink it, or rename another file over it.
+enum class Removal { unlink, rename_over };
+
+// An application opens DIR/tmp (a new file, "hello world"), removes its name (`how`), lists DIR and
+// fstats the descriptor; then the file system is SIGKILLed and restarted (ward's log says so), and
+// the application reads, writes and fstats through the same descriptor, lists DIR again and closes
+// it. Returns the application's log, one line per step; `backing` (the directory that holds what
+// DIR shows) must hold exactly one hidden file while the name is gone, none after the close.
+std::string unlinked_across_restart(Fixture& f, const std::string& dir, const std::string& backing,
+                                    const std::string& log, Removal how) {
+  int report[2], go[2];
+  if (::pipe(report) != 0 || ::pipe(go) != 0) return "pipe";
+  pid_t app = ::fork();
+  if (app == 0) {
+    std::ostringstream out;
+    auto say = [&] {
+      std::string s = out.str();
+      (void)!::write(report[1], s.data(), s.size());
+      out.str("");
+    };
+    struct stat st {};
+    std::string tmp = dir + "/tmp";
+    int fd = ::open(tmp.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    out << "open " << (fd >= 0 ? "ok" : err(-1)) << " write " << ::write(fd, "hello world", 11) << "\n";
+    if (how == Removal::unlink) {
+      out << "unlink " << err(::unlink(tmp.c_str())) << "\n";
+    } else {
+      int other = ::open((dir + "/other").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+      out << "other " << ::write(other, "other", 5) << " " << err(::close(other)) << "\n";
+      out << "rename-over " << err(::rename((dir + "/other").c_str(), tmp.c_str())) << " " << read_all(tmp) << "\n";
+    }
+    out << "list " << list(dir) << "\n";
+    out << "fstat " << err(::fstat(fd, &st)) << " nlink " << st.st_nlink << "\n";
+    say();
+    char c;
+    (void)!::read(go[0], &c, 1);
+    // Out of the page cache and synced: every read and write below reaches the file system.
+    char b[64] = {};
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    out << "read " << ::pread(fd, b, sizeof b - 1, 0) << " " << b << "\n";
+    out << "write " << ::pwrite(fd, "HELLO", 5, 0) << " fsync " << err(::fsync(fd)) << "\n";
+    std::memset(b, 0, sizeof b);
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    out << "read " << ::pread(fd, b, sizeof b - 1, 0) << " " << b << "\n";
+    out << "fstat " << err(::fstat(fd, &st)) << " size " << st.st_size << " nlink " << st.st_nlink << "\n";
+    out << "list " << list(dir) << "\n";
+    out << "close " << err(::close(fd)) << "\n";
+    say();
+    ::_exit(0);
+  }
+  ::close(report[1]);
+  auto read_report = [&] {
+    std::string s;
+    char b[4096];
+    pollfd p{report[0], POLLIN, 0};
+    if (::poll(&p, 1, 20'000) == 1)
+      if (ssize_t n = ::read(report[0], b, sizeof b); n > 0) s.append(b, n);
+    return s;
+  };
+  std::string got = read_report();
+  EXPECT_EQ(hidden_in(backing), 1) << "while the name is gone";
+  for (pid_t fs_pid : children_of(f.ward_)) ::kill(fs_pid, SIGKILL);
+  EXPECT_TRUE(restarted(log, 1)) << slurp(log);
+  (void)!::write(go[1], "g", 1);
+  got += read_report();
+  Exit e = wait_for(app, 20s);
+  for (int fd : {report[0], go[0], go[1]}) ::close(fd);
+  if (!e.done) got += "the application hung\n";
+  // The release is answered before ward removes the hidden name: wait (bounded) for it.
+  auto end = Clock::now() + 10s;
+  while (Clock::now() < end && hidden_in(backing) > 0) ::usleep(5'000);
+  EXPECT_EQ(hidden_in(backing), 0) << "after the close";
+  return got;
+}
+
+// fuse-overlayfs through `ward fuse --log LOG` on the fixture's mount point, its layers in the
+// test's directory (the upper one: DIR/u). False if it did not mount.
+bool start_overlay(Fixture& f, const std::string& log) {
+  for (auto d : {"/l", "/u", "/w"}) fs::create_directories(f.dir_ + d);
+  f.start({"--log", log}, {"fuse-overlayfs", "-f", "-o",
+                           "lowerdir=" + f.dir_ + "/l,upperdir=" + f.dir_ + "/u,workdir=" + f.dir_ + "/w", "{}"});
+  return f.mounted();
+}
+
+const char* const kUnlinkedLog =
+    "open ok write 11\n"
+    "unlink ok\n"
+    "list .,..,\n"
+    "fstat ok nlink 0\n"
+    "read 11 hello world\n"
+    "write 5 fsync ok\n"
+    "read 11 HELLO world\n"
+    "fstat ok size 11 nlink 0\n"
+    "list .,..,\n"
+    "close ok\n";
+
+const char* const kRenamedOverLog =
+    "open ok write 11\n"
+    "other 5 ok\n"
+    "rename-over ok other\n"
+    "list .,..,tmp,\n"
+    "fstat ok nlink 0\n"
+    "read 11 hello world\n"
+    "write 5 fsync ok\n"
+    "read 11 HELLO world\n"
+    "fstat ok size 11 nlink 0\n"
+    "list .,..,tmp,\n"
+    "close ok\n";
+
+// fuse-overlayfs (libfuse3 low level: it unlinks the upper file and keeps its descriptor): a file
+// unlinked while open, in a subdirectory, is read, written and fstatted through its descriptor after
+// a SIGKILL of the file system as before; its name never shows; its data is gone after the close.
+// Without ward's hiding: ESTALE after the restart (read -1, fstat E116).
+TEST_F(FuseReal, FileUnlinkedWhileOpenSurvivesARestart) {
+  if (!have("fuse-overlayfs")) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
+  std::string log = dir_ + "/log";
+  ASSERT_TRUE(start_overlay(*this, log)) << stderr_;
+  ASSERT_EQ(::mkdir((mnt_ + "/d").c_str(), 0755), 0);
+  EXPECT_EQ(unlinked_across_restart(*this, mnt_ + "/d", dir_ + "/u/d", log, Removal::unlink), kUnlinkedLog)
+      << slurp(log);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = ward_exit();
+  EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
+}
+
+// The same when the name goes because another file is renamed over it.
+TEST_F(FuseReal, FileRenamedOverWhileOpenSurvivesARestart) {
+  if (!have("fuse-overlayfs")) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
+  std::string log = dir_ + "/log";
+  ASSERT_TRUE(start_overlay(*this, log)) << stderr_;
+  ASSERT_EQ(::mkdir((mnt_ + "/d").c_str(), 0755), 0);  // fuse-overlayfs lists no ".." in its root
+  EXPECT_EQ(unlinked_across_restart(*this, mnt_ + "/d", dir_ + "/u/d", log, Removal::rename_over), kRenamedOverLog)
+      << slurp(log);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(ward_exit().done);
+}
+
+// A high-level libfuse3 file system (paths, not nodes: it opens the file by name for every read),
+// ours: the same.
+TEST_F(FuseRestart, FileUnlinkedWhileOpenSurvivesARestartOfAPathBasedFileSystem) {
+  if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
+  std::string backing = dir_ + "/backing", log = dir_ + "/log";
+  fs::create_directories(backing);
+  start({"--log", log}, {kBuffering, backing, "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  EXPECT_EQ(unlinked_across_restart(*this, mnt_, backing, log, Removal::unlink), kUnlinkedLog) << slurp(log);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(ward_exit().done);
+}
+
+// An open file of ward-fuse-buffering unlinked in DIR (a subdirectory of the mount); the caller
+// keeps `fd`. Returns the hidden name it got in the backing directory ("" if none).
+std::string open_and_unlink(const std::string& mnt_dir, const std::string& backing_dir, int& fd) {
+  fd = ::open((mnt_dir + "/tmp").c_str(), O_CREAT | O_RDWR, 0644);
+  if (fd < 0 || ::write(fd, "x", 1) != 1 || ::unlink((mnt_dir + "/tmp").c_str()) != 0) return "";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(backing_dir, ec))
+    if (e.path().filename().string().starts_with(".ward-hidden-")) return e.path().filename();
+  return "";
+}
+
+// The kernel never learns a hidden name: LOOKUP of one is ENOENT (though it is there), making one
+// (create, rename onto) is refused with EPERM; a name that merely starts the same is an ordinary
+// name. A directory holding a hidden file is not empty (ENOTEMPTY, as libfuse's own hiding does).
+TEST_F(FuseRestart, HiddenNamesCannotBeReachedOrMade) {
+  if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
+  std::string backing = dir_ + "/backing";
+  fs::create_directories(backing + "/d");
+  start({}, {kBuffering, backing, "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  const std::string m = mnt_ + "/d", b = backing + "/d";
+  int fd = -1;
+  std::string hidden = open_and_unlink(m, b, fd);
+  ASSERT_NE(hidden, "");
+  std::string other = ".ward-hidden-7-0123456789abcdef";
+  Exit app = in_child([&] {
+    struct stat st;
+    if (::stat((m + "/" + hidden).c_str(), &st) == 0 || errno != ENOENT) return 1;
+    if (::open((m + "/" + other).c_str(), O_CREAT | O_WRONLY, 0644) >= 0 || errno != EPERM) return 2;
+    if (::close(::open((m + "/a").c_str(), O_CREAT | O_WRONLY, 0644)) != 0) return 3;
+    if (::rename((m + "/a").c_str(), (m + "/" + other).c_str()) == 0 || errno != EPERM) return 4;
+    if (::mkdir((m + "/" + other).c_str(), 0755) == 0 || errno != EPERM) return 5;
+    int plain = ::open((m + "/.ward-hidden-notes").c_str(), O_CREAT | O_WRONLY, 0644);
+    if (plain < 0) return 6;
+    ::close(plain);
+    if (list(m) != ".,..,.ward-hidden-notes,a,") return 7;
+    if (::unlink((m + "/a").c_str()) != 0 || ::unlink((m + "/.ward-hidden-notes").c_str()) != 0) return 8;
+    if (::rmdir(m.c_str()) == 0 || errno != ENOTEMPTY) return 9;
+    return 0;
+  });
+  EXPECT_TRUE(app.done && WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0)
+      << "step " << WEXITSTATUS(app.status) << " failed (see the test)";
+  ::close(fd);
+  auto end = Clock::now() + 10s;
+  while (Clock::now() < end && hidden_in(b) > 0) ::usleep(5'000);
+  EXPECT_EQ(hidden_in(b), 0);
+  EXPECT_EQ(::rmdir(m.c_str()), 0) << std::strerror(errno);  // empty once the file is closed
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(ward_exit().done);
+}
+
+// ward told to stop while an application still holds a file unlinked while open: ward ends (its
+// exit timeout, the kernel keeping the detached mount) and removes the hidden name on its way out.
+TEST_F(FuseRestart, StoppingRemovesHiddenFilesStillOpen) {
+  if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
+  std::string backing = dir_ + "/backing";
+  fs::create_directories(backing);
+  start({"--exit-timeout", "500"}, {kBuffering, backing, "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  const std::string m = mnt_;
+  pid_t app = ::fork();
+  if (app == 0) {
+    int fd = -1;
+    bool ok = open_and_unlink(m, backing, fd) != "";
+    (void)!::write(go[1], ok ? "y" : "n", 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char c = 0;
+  pollfd p{go[0], POLLIN, 0};
+  ASSERT_TRUE(::poll(&p, 1, 20'000) == 1 && ::read(go[0], &c, 1) == 1 && c == 'y');
+  EXPECT_EQ(hidden_in(backing), 1);
+  ASSERT_EQ(::kill(ward_, SIGTERM), 0);
+  Exit e = ward_exit();
+  ::kill(app, SIGKILL);
+  wait_for(app, 10s);
+  ::close(go[0]), ::close(go[1]);
+  EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
+  EXPECT_EQ(hidden_in(backing), 0) << stderr_;
+}
+
+// A file with another name needs no hiding (ward saw st_nlink 2): a plain unlink, and a restart
+// finds the open file by its other name.
+TEST_F(FuseReal, UnlinkedFileWithAnotherNameIsFoundByIt) {
+  if (!have("fuse-overlayfs")) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
+  std::string log = dir_ + "/log";
+  ASSERT_TRUE(start_overlay(*this, log)) << stderr_;
+  const std::string m = mnt_;
+  int fd = ::open((m + "/a").c_str(), O_CREAT | O_RDWR, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "linked", 6), 6);
+  ASSERT_EQ(::link((m + "/a").c_str(), (m + "/b").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(::unlink((m + "/a").c_str()), 0);
+  EXPECT_EQ(hidden_in(dir_ + "/u"), 0) << "hidden although it has another name";
+  for (pid_t fs_pid : children_of(ward_)) ::kill(fs_pid, SIGKILL);
+  ASSERT_TRUE(restarted(log, 1)) << slurp(log);
+  Exit app = in_child([fd] {
+    char b[16] = {};
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    return ::pread(fd, b, sizeof b - 1, 0) == 6 && std::string(b) == "linked" && ::fsync(fd) == 0 ? 0 : 1;
+  });
+  EXPECT_TRUE(app.done && WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0) << slurp(log);
+  EXPECT_NE(slurp(log).find(", 0 stale,"), std::string::npos) << slurp(log);
+  ::close(fd);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(ward_exit().done);
 }
 
 }  // namespace
