@@ -41,7 +41,9 @@ Result<void> Relay::fs_failed(Errc kind, std::string detail) {
   blame(kind);
   if (WIFSIGNALED(status_) && kind == Errc::exited) {
     kind = Errc::crashed;
-    detail += " (killed by " + std::string(::strsignal(WTERMSIG(status_))) + ")";
+    // "SIGKILL" rather than strsignal's "Killed": the name a reader can look up and send.
+    const char* abbrev = ::sigabbrev_np(WTERMSIG(status_));
+    detail += " (killed by " + (abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(WTERMSIG(status_))) + ")";
   } else if (WIFEXITED(status_) && kind == Errc::exited) {
     detail += " (exit status " + std::to_string(WEXITSTATUS(status_)) + ")";
   }

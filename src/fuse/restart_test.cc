@@ -59,7 +59,7 @@ TEST_F(FuseRestart, CrashIsInvisibleToTheApplication) {
   EXPECT_TRUE(WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0) << app.status << slurp(log);
   EXPECT_EQ(mount_type(mnt_), "fuse.ward");
   std::string l = slurp(log);
-  EXPECT_NE(l.find("file system failed: the file system exited (killed by Aborted)"), std::string::npos) << l;
+  EXPECT_NE(l.find("file system failed: the file system exited (killed by SIGABRT)"), std::string::npos) << l;
   EXPECT_NE(l.find("1 requests re-issued"), std::string::npos) << l;
   ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
   Exit e = ward_exit();
