@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "fuse/fd_passing.h"
 #include "fuse/launch.h"
 
 namespace {
@@ -155,21 +156,6 @@ int main(int argc, char** argv) {
   if (::send(relay, handoff, sizeof handoff, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof handoff))
     return refuse(std::string("telling ward fuse of the hand-off: ") + std::strerror(errno));
 
-  char byte = 0;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &relay, sizeof relay);
-  ssize_t n;
-  while ((n = ::sendmsg(comm, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {}
-  if (n != 1) return refuse(std::string("sending the relay's socket to libfuse: ") + std::strerror(errno));
+  if (!send_fd(comm, relay)) return refuse(std::string("sending the relay's socket to libfuse: ") + std::strerror(errno));
   return 0;
 }

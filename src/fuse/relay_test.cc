@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "fuse/fd_passing.h"
 #include "fuse/test_support.h"
 #include "ward/fuse/relay.h"
 
@@ -326,20 +327,8 @@ TEST(FuseStandIn, FindsWardsSocketInAnAncestorWhenTheEnvironmentIsCleared) {
   ASSERT_TRUE(e.done);
   ASSERT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status;
 
-  char byte = 1;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ASSERT_EQ(::recvmsg(comm[1], &msg, MSG_DONTWAIT), 1);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  ASSERT_NE(c, nullptr);
-  ASSERT_EQ(c->cmsg_type, SCM_RIGHTS);
-  int got = -1;
-  std::memcpy(&got, CMSG_DATA(c), sizeof got);
+  const int got = ward::fuse::detail::recv_fd(comm[1], MSG_DONTWAIT);
+  ASSERT_GE(got, 0) << "no descriptor from the stand-in: " << std::strerror(errno);
   struct stat want {}, have {};
   ASSERT_EQ(::fstat(relay[0], &want), 0);
   ASSERT_EQ(::fstat(got, &have), 0);
