@@ -61,10 +61,11 @@ inline constexpr std::size_t kBufSize = kMaxWrite + 64 * 1024;
 // The kernel marks an INTERRUPT's unique id (and the answer to it) with bit 0 (fs/fuse/fuse_i.h:
 // FUSE_INT_REQ_BIT); ordinary ids are even. Not in every <linux/fuse.h>.
 inline constexpr std::uint64_t kIntReqBit = 1;
-// The mount's max_read: ward's buffer bounds a READ reply, as it bounds a WRITE. The kernel asks for
-// less: its readahead window (128 KiB unless changed) and the max_pages INIT agreed on. Replies
-// bigger than 16 pages stay one datagram because no file system's pipe may hold more than 16
-// buffers (launch.cc's filter; docs/fuse.md, "Design: what the FS is given").
+// The mount's max_read: half the kernel's readahead window (128 KiB), so a sequential read is two
+// READs per window (56 KiB made it three: 56 + 56 + 16). Not more: a reply too big for the file
+// system's 16-buffer pipe (launch.cc's filter) is copied by libfuse into a buffer it allocates per
+// reply, which glibc maps and unmaps for every 128 KiB one (twice fuse-overlayfs's CPU time per
+// byte; docs/fuse.md, "Figures"). Whatever its size, a reply stays one datagram.
 inline constexpr std::size_t kMaxRead = 16 * 4096;
 // Requests ward itself sends during a restart carry ids the kernel never uses (it counts up
 // from 2 in steps of 2).
