@@ -87,7 +87,7 @@ constexpr const char* kStepWords[kSteps] = {
     "cannot detach ward's mount in the file system's mount namespace",
     "cannot mount an empty tmpfs over the mount point in the file system's namespace",
     "cannot bind ward-fusermount over",
-    "cannot install the mount filter (seccomp)",
+    "cannot install the file system's seccomp filter",
     "cannot fork the file system in its PID namespace",
     "",  // the sandbox's operation says it (describe_failure)
     "cannot drop capabilities from the file system's bounding set",
@@ -215,7 +215,7 @@ int init_main(void* arg) {
     if (p.sandbox)
       for (int cap : kSandboxDrops)
         if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) child_fail(kErrFd, kCaps);
-    if ((p.self_mount || p.sandbox) && ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.prog) != 0)
+    if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.prog) != 0)
       child_fail(kErrFd, kFilter);
     if (p.sandbox && !p.box.exec_path.empty())
       ::execve(p.box.exec_path.c_str(), p.argv.data(), p.envp.data());  // resolved in the host
@@ -286,17 +286,44 @@ Result<std::string> find_standin() {
   return path;
 }
 
-std::vector<sock_filter> mount_filter() {
+// The most a file system's pipe may hold: 16 buffers, a new pipe's size. splice(2) from a pipe
+// into ward's SEQPACKET socket sends at most 16 pipe buffers per datagram (fs/splice.c,
+// splice_to_socket), so a reply spliced from a bigger pipe arrives in pieces that another thread's
+// message may come between (docs/fuse.md, "Design: what the FS is given"). libfuse grows its pipe
+// with F_SETPIPE_SZ to fit a reply and, refused, writes the reply with one writev instead.
+constexpr std::uint32_t kPipeMax = 16 * 4096;
+
+// Offset of the low 32 bits of system-call argument `i` in seccomp_data (fcntl's cmd and
+// F_SETPIPE_SZ's size are unsigned int to the kernel: the high half is ignored there too).
+constexpr std::uint32_t arg_low(int i) {
+  return static_cast<std::uint32_t>(offsetof(seccomp_data, args) + 8 * i +
+                                    (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? 0 : 4));
+}
+
+// Every file system: F_SETPIPE_SZ above kPipeMax fails with EPERM (what an unprivileged process
+// gets above /proc/sys/fs/pipe-max-size). `redirect_mounts` (a self-mounting or sandboxed FS):
+// kRedirects too.
+std::vector<sock_filter> fs_filter(bool redirect_mounts) {
   std::vector<sock_filter> f = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ward::detail::kNativeArch, 1, 0),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
   };
-  for (const Redirect& r : kRedirects) {
-    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(r.nr), 0, 1));
-    f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(r.err) & SECCOMP_RET_DATA)));
-  }
+  if (redirect_mounts)
+    for (const Redirect& r : kRedirects) {
+      f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(r.nr), 0, 1));
+      f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(r.err) & SECCOMP_RET_DATA)));
+    }
+  const sock_filter pipe_rule[] = {
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fcntl, 0, 5),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg_low(1)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_SETPIPE_SZ, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg_low(2)),
+      BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, kPipeMax, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+  };
+  f.insert(f.end(), std::begin(pipe_rule), std::end(pipe_rule));
   f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
   return f;
 }
@@ -445,13 +472,11 @@ Result<FsProcess> launch(const Options& o) {
       (void)!::write(o.log_fd, line.data(), line.size());
     }
   }
-  if (plan.self_mount || plan.sandbox) {
-    // mount(2) refused, umount2 a no-op (see kRedirects): for the sandboxed FS, so that it cannot
-    // mount what it was not shown (a devtmpfs, a disk) nor uncover anything.
-    plan.filter = mount_filter();
-    plan.prog.len = static_cast<unsigned short>(plan.filter.size());
-    plan.prog.filter = plan.filter.data();
-  }
+  // mount(2) refused, umount2 a no-op (see kRedirects): for the sandboxed FS, so that it cannot
+  // mount what it was not shown (a devtmpfs, a disk) nor uncover anything. Pipes capped for all.
+  plan.filter = fs_filter(plan.self_mount || plan.sandbox);
+  plan.prog.len = static_cast<unsigned short>(plan.filter.size());
+  plan.prog.filter = plan.filter.data();
   for (auto& a : plan.argv_s) plan.argv.push_back(a.data());
   plan.argv.push_back(nullptr);
   for (auto& e : plan.env_s) plan.envp.push_back(e.data());

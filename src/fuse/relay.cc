@@ -68,14 +68,14 @@ Result<void> Relay::mount_it() {
   if (::stat(o_.mountpoint.c_str(), &st) != 0)
     return fail(Errc::misuse, errno_text("mount point " + o_.mountpoint, errno));
   if (!S_ISDIR(st.st_mode)) return fail(Errc::misuse, "mount point " + o_.mountpoint + " is not a directory");
-  kfd_ = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  kfd_ = ::open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (kfd_ < 0) return fail(Errc::load_failed, errno_text("open /dev/fuse", errno));
   std::string data = "fd=" + std::to_string(kfd_) + ",rootmode=40000,user_id=" +
                      std::to_string(::getuid()) + ",group_id=" + std::to_string(::getgid());
   if (o_.allow_other) data += ",allow_other";
   if (o_.default_permissions) data += ",default_permissions";
-  // 14 pages: header + data of a spliced READ reply fit the 16 buffers splice_to_socket sends
-  // as one datagram (see rest_of), so replies of a multithreaded FS cannot interleave.
+  // Not 14 pages any more (so that a spliced reply fit the 16 buffers splice_to_socket sends as
+  // one datagram): the file system's pipes are capped at 16 buffers instead (launch.cc).
   data += ",max_read=" + std::to_string(kMaxRead);
   mount_path_ = absolute_mountpoint(o_.mountpoint);  // before the mount: no request may follow
   if (::mount("ward", o_.mountpoint.c_str(), "fuse.ward", MS_NOSUID | MS_NODEV, data.c_str()) != 0)
@@ -225,9 +225,13 @@ Result<void> Relay::loop() {
       unmount();
     }
     // Replies first: they free requests in flight before deadlines are judged. After a
-    // restart every descriptor polled above has changed: poll again.
+    // restart every descriptor polled above has changed: poll again. Up to kBatch messages each
+    // way per wake-up: what is already queued is taken without another poll (neither read
+    // blocks: MSG_DONTWAIT, /dev/fuse opened O_NONBLOCK).
     std::uint64_t epoch = stats_.restarts;
-    if (p[1].revents & POLLIN) WARD_TRY(from_fs());
+    if (p[1].revents & POLLIN)
+      for (int i = 0; i < kBatch && epoch == stats_.restarts && !gone_; ++i)
+        if (!WARD_TRY(from_fs())) break;
     if (gone_) break;
     if (epoch != stats_.restarts) continue;
     if ((p[2].revents & POLLIN) || (p[1].revents & POLLHUP)) {
@@ -241,7 +245,12 @@ Result<void> Relay::loop() {
       continue;
     }
     if (p[0].revents & (POLLIN | POLLERR)) {
-      bool gone = WARD_TRY(from_kernel());
+      bool gone = false;
+      for (int i = 0; i < kBatch && !gone && !gone_ && epoch == stats_.restarts; ++i) {
+        std::uint64_t seen = stats_.requests;
+        gone = WARD_TRY(from_kernel());
+        if (stats_.requests == seen) break;  // nothing was queued (EAGAIN)
+      }
       if (gone || gone_) break;
       if (epoch != stats_.restarts) continue;
     }
@@ -485,15 +494,23 @@ std::string Relay::check_header(ssize_t n) {
   return "";
 }
 
-// One message from the file system, validated before the kernel sees it.
-Result<void> Relay::from_fs() {
+// One message from the file system, validated before the kernel sees it. Returns whether there
+// was one (false: nothing queued, or the socket closed).
+Result<bool> Relay::from_fs() {
   ssize_t n = ::recv(fs_, buf_.data(), buf_.size(), MSG_TRUNC | MSG_DONTWAIT);
   if (n < 0) {
     // ECONNRESET: it closed its end (exited); the pidfd or POLLHUP reports how.
-    if (errno == EAGAIN || errno == EINTR || errno == ECONNRESET) return {};
-    return fs_failed(Errc::violation, errno_text("recv from the file system", errno));
+    if (errno == EAGAIN || errno == EINTR || errno == ECONNRESET) return false;
+    WARD_TRY(fs_failed(Errc::violation, errno_text("recv from the file system", errno)));
+    return false;
   }
-  if (n == 0) return {};  // closed: the pidfd reports the exit
+  if (n == 0) return false;  // closed: the pidfd reports the exit
+  WARD_TRY(fs_message(n));
+  return true;
+}
+
+// The message of `n` bytes (its first datagram) that from_fs() received into buf_.
+Result<void> Relay::fs_message(ssize_t n) {
   if (static_cast<std::size_t>(n) >= sizeof(fuse_out_header) && static_cast<std::size_t>(n) <= buf_.size()) {
     auto oh = load<fuse_out_header>(buf_.data());
     if (oh.len > static_cast<std::size_t>(n) && oh.len <= buf_.size()) {

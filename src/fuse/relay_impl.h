@@ -66,12 +66,19 @@ inline constexpr std::chrono::milliseconds kShowWait{1000};
 // The kernel marks an INTERRUPT's unique id (and the answer to it) with bit 0 (fs/fuse/fuse_i.h:
 // FUSE_INT_REQ_BIT); ordinary ids are even. Not in every <linux/fuse.h>.
 inline constexpr std::uint64_t kIntReqBit = 1;
-inline constexpr std::size_t kMaxRead = 14 * 4096;
+// The mount's max_read: half the kernel's readahead window (128 KiB), so a sequential read is two
+// READs per window (56 KiB made it three: 56 + 56 + 16). Not more: a reply too big for the file
+// system's 16-buffer pipe (launch.cc's filter) is copied by libfuse into a buffer it allocates per
+// reply, which glibc maps and unmaps for every 128 KiB one (twice fuse-overlayfs's CPU time per
+// byte; docs/fuse.md, "Figures"). Whatever its size, a reply stays one datagram.
+inline constexpr std::size_t kMaxRead = 16 * 4096;
 // Requests ward itself sends during a restart carry ids the kernel never uses (it counts up
 // from 2 in steps of 2).
 inline constexpr std::uint64_t kWardUnique = std::uint64_t{1} << 62;
 // Requests up to this size are copied out of the read buffer; larger ones (WRITE) take the buffer.
 inline constexpr std::size_t kSmall = 4096;
+// Messages taken each way per wake-up of the loop before it polls again (and judges deadlines).
+inline constexpr int kBatch = 16;
 // Instances a request may be re-issued to before it is taken for what kills them.
 inline constexpr int kMaxAttempts = 3;
 // Directory offsets ward gives when it serves a listing itself after a restart (file systems'
@@ -202,7 +209,8 @@ class Relay {
   Result<bool> from_kernel();
   Result<void> send_to_fs(const char* msg, std::size_t n);
   std::string check_header(ssize_t n);
-  Result<void> from_fs();
+  Result<bool> from_fs();
+  Result<void> fs_message(ssize_t n);
   void clamp_init(fuse_init_out& init, std::size_t body) const;
   Result<void> deliver(const InFlight& r, char* msg, std::size_t n);
   std::uint64_t entry_reply(const InFlight& r, char* at);

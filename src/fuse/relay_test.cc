@@ -2,6 +2,7 @@
 // against ward-fuse-hostile (bad input, lifecycle). FuseReal.*: unmodified Debian file systems
 // (label real_extension), each workload's results compared with the same FS mounted directly.
 // Every test leaves no mount and no process behind, even when it fails (Fixture::TearDown).
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -269,6 +270,37 @@ TEST_F(FuseReal, DaemonizingLibfuse3WithFd) {
   ASSERT_EQ(::kill(daemon, SIGKILL), 0);
   expect_fs_failure(*this, ward_exit(), "killed by");
   EXPECT_EQ(mount_type(mnt_), "");
+}
+
+// READ replies bigger than the 16 pipe buffers one splice into the socket sends as a datagram
+// arrive whole: the file system's pipes are capped at 16 buffers (launch.cc's filter), so libfuse
+// writes such a reply with one writev instead of splicing it in pieces that another thread's
+// message could come between (docs/fuse.md, "Design: what the FS is given"). Without the cap
+// fuse-overlayfs splices its 64 KiB READ replies and ward joins hundreds of pieces here.
+TEST_F(FuseReal, LargeReadRepliesAreOneDatagram) {
+  if (!have("fuse-overlayfs")) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
+  for (auto s : {"/l", "/u", "/w"}) fs::create_directories(dir_ + s);
+  start({"--restarts", "0", "--log", "-"},
+        {"fuse-overlayfs", "-f", "-o", "lowerdir=" + dir_ + "/l,upperdir=" + dir_ + "/u,workdir=" + dir_ + "/w", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  const std::string file = mnt_ + "/big";
+  Exit app = in_child([&] {
+    std::string data(8 << 20, '\0');
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 2654435761u >> 13);
+    int fd = ::open(file.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    if (fd < 0 || ::write(fd, data.data(), data.size()) != static_cast<ssize_t>(data.size()) || ::fsync(fd) != 0)
+      return 1;
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // the reads below go to the file system
+    ::close(fd);
+    return read_all(file) == data ? 0 : 2;
+  });
+  ASSERT_TRUE(app.done) << "the read hung";
+  EXPECT_TRUE(WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0) << app.status;
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = ward_exit();
+  ASSERT_TRUE(e.done);
+  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
+  EXPECT_NE(stderr_.find(" replies, 0 datagrams joined"), std::string::npos) << stderr_;
 }
 
 // A file system told to mount somewhere other than ward's mount point is refused by the

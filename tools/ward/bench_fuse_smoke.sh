@@ -22,7 +22,7 @@ left_behind() {  # $1: what ran
 }
 mkdir "$parent"/dir
 
-"$ward" bench fuse --quick --repetitions 1 --compare-max-read 57344 --dir "$parent"/dir >"$parent"/out 2>"$parent"/err
+"$ward" bench fuse --quick --repetitions 1 --compare-max-read 65536 --dir "$parent"/dir >"$parent"/out 2>"$parent"/err
 rc=$?
 if [ $rc != 0 ]; then echo "FAIL: exit $rc"; cat "$parent"/err; status=1; fi
 for row in write read read_cold create stat unlink lookup; do

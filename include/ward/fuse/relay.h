@@ -8,8 +8,9 @@
 // why libfuse3 accepts a socket there). It validates every reply before the kernel sees it: the
 // length in its header equals what arrived, the unique id names a request in flight, the error is
 // a plain errno, and the body has the size the opcode allows. Every request has a deadline
-// (`request_timeout`; `init_timeout` for INIT). The mount carries max_read=57344 so that a reply
-// libfuse splices into the socket stays one datagram; split replies are joined (docs/fuse.md).
+// (`request_timeout`; `init_timeout` for INIT). The mount carries max_read=65536; the file system's
+// pipes hold at most 16 buffers (a seccomp filter), so no reply libfuse splices into the socket is
+// split; split replies (other splicers) are joined (docs/fuse.md).
 //
 // The kernel only ever sees ward's node ids and file handles, mapped to the file system's. When
 // the file system fails (exits, dies, misses a deadline, sends a malformed message) after INIT,
