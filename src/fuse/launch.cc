@@ -1,6 +1,7 @@
 // Starting and ending the file system's process; the contract is in launch.h, the why in
 // docs/fuse.md ("libfuse2 and daemonizing file systems").
 #include "fuse/launch.h"
+#include "fuse/fd_passing.h"
 #include "fuse/sandbox.h"
 #include "process/seccomp.h"
 
@@ -44,7 +45,7 @@ using namespace std::chrono_literals;
 constexpr int kSocketBuf = 4 << 20;  // > the relay's buffer: a SEQPACKET datagram must fit
 // Descriptors in the namespace's init: the file system's socket end (the FS keeps this number),
 // where setup errors go (closed on the FS's exec: EOF = it runs), where the final status goes.
-constexpr int kFsFd = 3, kErrFd = 4, kStatusFd = 5;
+constexpr int kFsFd = kFsSocketFd, kErrFd = 4, kStatusFd = 5;
 constexpr std::size_t kInitStack = 256 << 10;
 // How long kill_and_reap waits for an init whose file system already closed every socket end, so
 // that the status it reports is the FS's own. Fixed: nothing the FS does can lengthen it.
@@ -70,7 +71,7 @@ struct Redirect {
   int err;  // 0: pretend success
 };
 constexpr Redirect kRedirects[] = {
-    {SYS_mount, EPERM},
+    {SYS_mount, EPERM},  // a self-mounting FS's mount(2) goes to ward instead (mount_filter)
     {SYS_umount2, 0},
 #ifdef SYS_fsopen
     {SYS_fsopen, ENOSYS},   {SYS_fsconfig, ENOSYS}, {SYS_fsmount, ENOSYS},
@@ -215,8 +216,16 @@ int init_main(void* arg) {
     if (p.sandbox)
       for (int cap : kSandboxDrops)
         if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) child_fail(kErrFd, kCaps);
-    if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.prog) != 0)
+    if (p.self_mount) {
+      // The filter's listener goes to ward (the first datagram on ward's socket, read by launch()
+      // before anything the FS sends) and is closed here: the FS must not answer its own mounts.
+      const int listener = static_cast<int>(
+          ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &p.prog));
+      if (listener < 0 || !send_fd(kFsFd, listener)) child_fail(kErrFd, kFilter);
+      ::close(listener);
+    } else if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.prog) != 0) {
       child_fail(kErrFd, kFilter);
+    }
     if (p.sandbox && !p.box.exec_path.empty())
       ::execve(p.box.exec_path.c_str(), p.argv.data(), p.envp.data());  // resolved in the host
     else
@@ -302,14 +311,20 @@ constexpr std::uint32_t arg_low(int i) {
 
 // Every file system: F_SETPIPE_SZ above kPipeMax fails with EPERM (what an unprivileged process
 // gets above /proc/sys/fs/pipe-max-size). `redirect_mounts` (a self-mounting or sandboxed FS):
-// kRedirects too.
-std::vector<sock_filter> fs_filter(bool redirect_mounts) {
+// kRedirects too. `ask_ward` (a self-mounting FS): mount(2) is not refused but handed to ward
+// (SECCOMP_RET_USER_NOTIF, relay_mount.cc): a FUSE library that mounts with mount(2) and has no
+// fusermount to fall back to (ntfs-3g's fuse-lite) gets ward's socket in place of its /dev/fuse.
+std::vector<sock_filter> fs_filter(bool redirect_mounts, bool ask_ward) {
   std::vector<sock_filter> f = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ward::detail::kNativeArch, 1, 0),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
   };
+  if (ask_ward) {
+    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(SYS_mount), 0, 1));
+    f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF));
+  }
   if (redirect_mounts)
     for (const Redirect& r : kRedirects) {
       f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(r.nr), 0, 1));
@@ -378,12 +393,13 @@ FsProcess& FsProcess::operator=(FsProcess&& o) noexcept {
   pidfd_ = std::exchange(o.pidfd_, -1);
   sock_ = std::exchange(o.sock_, -1);
   status_fd_ = std::exchange(o.status_fd_, -1);
+  mount_fd_ = std::exchange(o.mount_fd_, -1);
   status_ = o.status_;
   return *this;
 }
 
 void FsProcess::close_fds() {
-  for (int* fd : {&pidfd_, &sock_, &status_fd_})
+  for (int* fd : {&pidfd_, &sock_, &status_fd_, &mount_fd_})
     if (*fd >= 0) ::close(*fd), *fd = -1;
 }
 
@@ -474,7 +490,8 @@ Result<FsProcess> launch(const Options& o) {
   }
   // mount(2) refused, umount2 a no-op (see kRedirects): for the sandboxed FS, so that it cannot
   // mount what it was not shown (a devtmpfs, a disk) nor uncover anything. Pipes capped for all.
-  plan.filter = fs_filter(plan.self_mount || plan.sandbox);
+  // A self-mounting FS's mount(2) goes to ward first (relay_mount.cc).
+  plan.filter = fs_filter(plan.self_mount || plan.sandbox, plan.self_mount);
   plan.prog.len = static_cast<unsigned short>(plan.filter.size());
   plan.prog.filter = plan.filter.data();
   for (auto& a : plan.argv_s) plan.argv.push_back(a.data());
@@ -546,6 +563,11 @@ Result<FsProcess> launch(const Options& o) {
     return fail(Errc::load_failed, errno_text(what, ce.err) + hint);
   }
   if (p.pidfd_ < 0) return fail(Errc::load_failed, errno_text("pidfd_open", errno));
+  if (plan.self_mount) {
+    // Sent before the exec that closed the error pipe, so it is here now.
+    p.mount_fd_ = recv_fd(p.sock_, MSG_DONTWAIT);
+    if (p.mount_fd_ < 0) return fail(Errc::load_failed, errno_text("receiving the file system's mount listener", errno));
+  }
   return p;
 }
 

@@ -57,6 +57,9 @@ class FsProcess {
   pid_t pid() const { return pid_; }    // the namespace's init, as ward sees it
   int pidfd() const { return pidfd_; }  // -1 when not running; readable when the FS is all gone
   int sock() const { return sock_; }    // ward's end of the socket pair; -1 when none
+  // A self-mounting FS's mount(2) calls, as a seccomp notification listener (relay's
+  // mount_asked answers them); -1 when the FS does not mount itself.
+  int mount_requests() const { return mount_fd_; }
   // How the file system ended, as a wait status (valid after kill_and_reap / end): the first of
   // its processes that failed (a non-zero exit or a signal), else 0; SIGKILL when ward killed it
   // before it ended by itself.
@@ -73,7 +76,7 @@ class FsProcess {
   friend Result<FsProcess> launch(const Options& options);
   void close_fds();
   pid_t pid_ = -1;
-  int pidfd_ = -1, sock_ = -1, status_fd_ = -1, status_ = 0;
+  int pidfd_ = -1, sock_ = -1, status_fd_ = -1, mount_fd_ = -1, status_ = 0;
 };
 
 // Whether `command` mounts itself (no `{}` in it): see the contract above.
@@ -84,6 +87,7 @@ class FsProcess {
 // The environment variables through which ward-fusermount (src/fuse/fusermount_main.cc) learns
 // ward's socket and the mount point it may hand it for.
 inline constexpr const char* kEnvSocket = "WARD_FUSE_FD";
+inline constexpr int kFsSocketFd = 3;  // where the FS finds its end of ward's socket (kEnvSocket)
 inline constexpr const char* kEnvMountpoint = "WARD_FUSE_MOUNTPOINT";
 // The stand-in's hand-off: a bare fuse_out_header (len 16, error 0, unique 0, which no reply or
 // notification can be) that ward-fusermount sends on ward's socket just before it hands the

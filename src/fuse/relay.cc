@@ -129,16 +129,22 @@ Result<void> Relay::handed_off() {
   return {};
 }
 
-// A restarted self-mounting instance: its hand-off comes before anything else it may send,
-// within the INIT deadline; anything else first is a violation.
+// A restarted self-mounting instance: its hand-off (ward-fusermount's datagram, or its mount(2)
+// answered by relay_mount.cc) comes before anything else it may send, within the INIT deadline;
+// anything else first is a violation.
 Result<void> Relay::await_handoff() {
   const auto deadline = Clock::now() + o_.init_timeout;
   for (;;) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    pollfd p[2] = {{fs_, POLLIN, 0}, {pidfd_, POLLIN, 0}};
-    const int r = left > 0 ? ::poll(p, 2, static_cast<int>(left)) : 0;
+    pollfd p[3] = {{fs_, POLLIN, 0}, {pidfd_, POLLIN, 0}, {fs_proc_.mount_requests(), POLLIN, 0}};
+    const int r = left > 0 ? ::poll(p, 3, static_cast<int>(left)) : 0;
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return fail(Errc::hung, "no hand-off from ward-fusermount within " + std::to_string(o_.init_timeout.count()) + " ms");
+    if (r <= 0) return fail(Errc::hung, "no mount within " + std::to_string(o_.init_timeout.count()) + " ms");
+    if (p[2].revents & POLLIN) {  // its mount(2): relay_mount.cc makes the hand-off
+      WARD_TRY(mount_asked());
+      if (handed_) return {};
+      continue;
+    }
     if (!(p[0].revents & POLLIN)) return fail(Errc::exited, "the file system exited before it mounted");
     const ssize_t n = ::recv(fs_, buf_.data(), buf_.size(), MSG_TRUNC | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
@@ -209,15 +215,22 @@ Result<void> Relay::loop() {
       timeout = static_cast<int>(
           std::max<long>(0, std::chrono::ceil<std::chrono::milliseconds>(next - now).count()));
     // poll skips an entry whose descriptor is negative.
-    pollfd p[5] = {{kfd_, POLLIN, 0}, {fs_, POLLIN, 0}, {pidfd_, POLLIN, 0},
-                   {stopping ? -1 : o_.stop_fd, POLLIN, 0}, {own_gone_ ? -1 : own_watch_.fd(), POLLPRI, 0}};
-    int r = ::poll(p, 5, timeout);
+    pollfd p[6] = {{kfd_, POLLIN, 0}, {fs_, POLLIN, 0}, {pidfd_, POLLIN, 0},
+                   {stopping ? -1 : o_.stop_fd, POLLIN, 0}, {own_gone_ ? -1 : own_watch_.fd(), POLLPRI, 0},
+                   {fs_proc_.mount_requests(), POLLIN, 0}};
+    int r = ::poll(p, 6, timeout);
     if (r < 0) {
       if (errno == EINTR) continue;
       return fail(Errc::misuse, errno_text("poll", errno));
     }
     now = Clock::now();
     if (p[4].revents & (POLLPRI | POLLERR)) own_mount_changed();
+    if (p[5].revents & POLLIN) {
+      const std::uint64_t before = stats_.restarts;
+      WARD_TRY(mount_asked());
+      if (gone_) break;
+      if (before != stats_.restarts) continue;
+    }
     if (p[3].revents & POLLIN) {
       log("stop requested: unmounting");
       stopping = true;

@@ -7,6 +7,7 @@
 //                     requests ward itself sends to an instance
 //   relay_journal.cc  --journal/--snapshot: what is journaled, and its replay
 //   relay_rio.cc      --rio: acknowledged writes kept in a rio::Heap and written again
+//   relay_mount.cc    a self-mounting file system's mount(2), answered with ward's socket
 //   relay_readdir.cc  directory listings: READDIRPLUS entries, what the kernel was given, and the
 //                     rest of a listing served by ward after a restart
 //   relay_hidden.cc   files unlinked while open: renamed to a hidden name instead, kept out of
@@ -52,6 +53,8 @@
 #include "ward/core/error.h"
 #include "ward/fuse/relay.h"
 #include "ward/rio/heap.h"
+
+struct seccomp_notif;  // <linux/seccomp.h>, in relay_mount.cc only
 
 namespace ward::fuse::detail {
 
@@ -293,6 +296,10 @@ class Relay {
   bool is_handoff(std::size_t n) const;
   Result<void> handed_off();
   Result<void> await_handoff();
+
+  // ---- relay_mount.cc: a self-mounting file system's mount(2) -----------------------------------
+  Result<void> mount_asked();
+  Result<std::string> try_mount_handoff(const seccomp_notif& req);
 
   const Options& o_;
   std::vector<char> buf_;
