@@ -307,6 +307,47 @@ TEST_F(FuseReal, GocryptfsKillsAreInvisible) {
       });
 }
 
+// ntfs-3g carries a FUSE library of its own (fuse-lite) that mounts with mount(2) and, refused,
+// gives up ("User doesn't have privilege to mount"): it has no fusermount to fall back to. ward
+// answers that mount(2) itself (relay_mount.cc).
+TEST_F(FuseReal, Ntfs3gKillsAreInvisible) {
+  if (!have("ntfs-3g") || !have("mkntfs")) GTEST_SKIP() << "ntfs-3g not installed (scripts/setup.sh)";
+  expect_kills_invisible(
+      *this,
+      [](const std::string& base) {
+        const std::string img = base + "/ntfs.img";
+        Exit mk = in_child([&] {
+          int fd = ::open(img.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600);
+          if (fd < 0 || ::ftruncate(fd, 64 << 20) != 0) return 126;
+          ::close(fd);
+          int null = ::open("/dev/null", O_WRONLY);
+          ::dup2(null, 1), ::dup2(null, 2);
+          execlp("mkntfs", "mkntfs", "-q", "-F", "-f", img.c_str(), nullptr);
+          return 127;
+        });
+        ASSERT_TRUE(mk.done && WIFEXITED(mk.status) && WEXITSTATUS(mk.status) == 0) << "mkntfs: " << mk.status;
+      },
+      [](const std::string& base) {
+        return std::vector<std::string>{"ntfs-3g", "-o", "no_detach", base + "/ntfs.img", base + "/m"};
+      });
+}
+
+// A self-mounting file system's mount(2) reaches ward, which makes only the one FUSE mount of its
+// mount point: anything else (here mount(8) of a tmpfs) is refused as before, with EPERM.
+TEST_F(FuseReal, ASelfMountingFileSystemCannotMountAnythingElse) {
+  if (!have("mount")) GTEST_SKIP() << "mount(8) not installed";
+  fs::create_directories(dir_ + "/t");
+  const std::string rc = dir_ + "/rc";
+  start({"--see", dir_, "--restarts", "0"},
+        {"sh", "-c", "mount -t tmpfs ward-test " + dir_ + "/t 2>/dev/null; echo $? > " + rc});
+  Exit e = ward_exit(20s);
+  ASSERT_TRUE(e.done);
+  std::string got;
+  std::ifstream(rc) >> got;
+  EXPECT_NE(got, "") << "the command did not run: " << stderr_;
+  EXPECT_NE(got, "0") << "mount(8) of a tmpfs succeeded in the file system's namespace";
+}
+
 // A self-mounting file system sees ward's mount at its mount point (a clone in its namespace),
 // and that clone does not outlive ward's own: the user's unmount still ends ward.
 TEST_F(FuseReal, ASelfMountingFileSystemSeesItsMountAndAnUnmountStillEndsWard) {
