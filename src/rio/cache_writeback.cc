@@ -25,27 +25,25 @@ Result<void> still_there(int fd, const fs::path& full, const std::string& path) 
 }  // namespace
 
 // `mu`, taken on behalf of write-back. While it spins it publishes its CPU, and the hot paths
-// (yield_to_writeback) step aside: a tight loop of writes cannot starve write-back. A holder on
-// its own CPU is not running: it yields to it. After kGiveUp of spinning (this thread keeps
-// losing its CPU), it sleeps for the lock like anyone else, flag down.
+// (yield_to_writeback) step aside: a tight loop of writes cannot starve write-back. When the
+// holder was last seen on this thread's CPU (it is not running: spinning would only keep it
+// off the CPU), or after kGiveUp of spinning, it sleeps for the lock like anyone else, flag
+// down; the holder's unlock wakes it, and a woken sleeper usually preempts the waker on a
+// shared CPU, so it gets the lock next. (Yielding instead left age write-back behind a writer
+// sharing its CPU for whole time slices: the oldest dirty age rose from 55 to 75-83 ms.)
 std::unique_lock<SpinThenSleepMutex> Cache::Impl::lock_for_writeback() {
   std::unique_lock g(mu, std::try_to_lock);
   if (g.owns_lock()) return g;
   constexpr auto kGiveUp = std::chrono::milliseconds(2);
   const auto until = std::chrono::steady_clock::now() + kGiveUp;
   for (unsigned i = 1; !g.try_lock(); ++i) {
-    if (mu.holder_here()) {
-      wb_spinning_cpu.store(-1, std::memory_order_relaxed);
-      std::this_thread::yield();
-    } else {
-      wb_spinning_cpu.store(sched_getcpu(), std::memory_order_relaxed);
-      cpu_relax();
-    }
-    if ((i & 15) == 0 && std::chrono::steady_clock::now() >= until) {
+    if (mu.holder_here() || ((i & 15) == 0 && std::chrono::steady_clock::now() >= until)) {
       wb_spinning_cpu.store(-1, std::memory_order_relaxed);
       g.lock();
       break;
     }
+    wb_spinning_cpu.store(sched_getcpu(), std::memory_order_relaxed);
+    cpu_relax();
   }
   wb_spinning_cpu.store(-1, std::memory_order_relaxed);
   return g;
