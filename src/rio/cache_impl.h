@@ -7,6 +7,7 @@
 // thread's wake-up flags and is never held while waiting on `mu`.
 #pragma once
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,6 +33,50 @@
 
 namespace ward::rio {
 
+// Pause the CPU for one iteration of a spin loop (lets the sibling hyper-thread run).
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// The cache lock `mu`. A write holds it about a microsecond; a thread that finds it taken spins
+// (up to kSpin) before it sleeps in the kernel, and does not spin at all while the holder was
+// last seen on its own CPU (the holder is then not running: only sleeping lets it). Sleeping
+// was the floor's tail on an idle 2-vCPU VM: the sleeper's vCPU halts (cpuidle haltpoll, polling
+// off), and waking it again took ~170 us on average, so p99.9 of two writers sharing the lock
+// was the hypervisor's wake-up time (docs/rio.md, "Where the tail came from"). Built on
+// std::mutex, so ThreadSanitizer and condition_variable_any see an ordinary mutex.
+class SpinThenSleepMutex {
+ public:
+  static constexpr auto kSpin = std::chrono::microseconds(30);
+  void lock() {
+    if (!m_.try_lock()) spin_then_sleep();
+    holder_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
+  }
+  bool try_lock() {
+    if (!m_.try_lock()) return false;
+    holder_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
+    return true;
+  }
+  void unlock() { m_.unlock(); }
+  // Whether the holder (if the lock is held) was last seen on the calling thread's CPU.
+  bool holder_here() const { return holder_cpu_.load(std::memory_order_relaxed) == sched_getcpu(); }
+
+ private:
+  void spin_then_sleep() {
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    for (unsigned i = 1; !holder_here(); ++i) {
+      cpu_relax();
+      if (m_.try_lock()) return;
+      if ((i & 15) == 0 && std::chrono::steady_clock::now() >= until) break;
+    }
+    m_.lock();
+  }
+  std::mutex m_;
+  std::atomic<int> holder_cpu_{-1};
+};
+
 struct Cache::Impl {
   static std::uint64_t steady_ns() {
     return static_cast<std::uint64_t>(
@@ -46,7 +91,7 @@ struct Cache::Impl {
 
   CacheOptions opt;
   std::unique_ptr<Region> region;  // rio mode only
-  mutable std::mutex mu;
+  mutable SpinThenSleepMutex mu;
 
   // An open backing file, shared by the cache and whoever reads or writes it without `mu`
   // (read-through, write-back rounds): closed when the last of them lets go, so an unlink never
@@ -97,7 +142,7 @@ struct Cache::Impl {
                                                 // too (no backing file shrinks or goes away under
                                                 // a round). Taken before `mu`.
   std::atomic<std::thread::id> wb_owner{};      // who holds wb_mu
-  std::atomic<int> wb_urgent{0};                // write-back waits for `mu`: hot paths let it in
+  std::atomic<int> wb_spinning_cpu{-1};         // the CPU write-back spins for `mu` on: hot paths let it in
   std::condition_variable_any slot_cv;          // writers waiting (on `mu`) for a slot
   std::mutex sig_mu;                            // guards the next three; never held with a wait on `mu`
   std::condition_variable bg_cv;
@@ -437,14 +482,23 @@ struct Cache::Impl {
   };
 
   // `mu`, taken on behalf of write-back (cache_writeback.cc).
-  std::unique_lock<std::mutex> lock_for_writeback();
+  std::unique_lock<SpinThenSleepMutex> lock_for_writeback();
 
-  // Before a hot path takes `mu`: let write-back in first if it is waiting (bounded: 1 ms).
+  // Before a hot path takes `mu`: while the write-back thread spins for it, step aside (at most
+  // kStepAside), so that a tight loop of writes cannot starve write-back. Never for a write-back
+  // thread that is not running — one on this thread's CPU, or one sleeping for the lock (it
+  // never raises the flag then): waiting for it would turn its scheduling delay, milliseconds
+  // on a busy machine, into the write's latency (docs/rio.md, "Where the tail came from").
+  static constexpr auto kStepAside = std::chrono::microseconds(10);
   void yield_to_writeback() const {
-    if (wb_urgent.load(std::memory_order_relaxed) == 0) return;
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
-    while (wb_urgent.load(std::memory_order_relaxed) != 0 && std::chrono::steady_clock::now() < until)
-      std::this_thread::yield();
+    int cpu = wb_spinning_cpu.load(std::memory_order_relaxed);
+    if (cpu < 0) return;
+    const auto until = std::chrono::steady_clock::now() + kStepAside;
+    for (unsigned i = 1; cpu >= 0 && cpu != sched_getcpu(); ++i) {
+      cpu_relax();
+      if ((i & 15) == 0 && std::chrono::steady_clock::now() >= until) return;
+      cpu = wb_spinning_cpu.load(std::memory_order_relaxed);
+    }
   }
 
   // Holds wb_mu and records the owner (see wait_for_slot).

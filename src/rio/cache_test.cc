@@ -709,6 +709,40 @@ TEST_F(RioStalls, OpenersOfOneNewFileRacingShareOneFile) {
 // Many threads at once: writers (each its own file, with truncations), readers checking what
 // their writer acknowledged, a flusher, and age write-back every few milliseconds, in a cache a
 // quarter the size of the data. In the end every file holds exactly its model.
+// The cache lock is not fair and writers spin for it; write-back must still get it. One thread,
+// then two, rewrite the same blocks in a tight loop (every write wants the lock again at once);
+// age write-back (20 ms) must write blocks back while they run. The bound is a deadline for
+// progress at all (10 s, 500x the age), not a timing: starved write-back writes back nothing.
+TEST_F(RioStalls, ATightLoopOfWritesDoesNotStarveAgeWriteBack) {
+  for (const int writers : {1, 2}) {
+    auto o = opts(ward::rio::Mode::rio, 4 << 20);
+    o.region.path = shm / ("tight" + std::to_string(writers) + ".rio");
+    o.writeback_age = std::chrono::milliseconds(20);
+    auto c = Cache::open(o);
+    ASSERT_TRUE(c);
+    std::atomic<bool> stop{false}, failed{false};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < writers; ++t)
+      ts.emplace_back([&, t] {
+        auto fd = (*c)->open_file("hot" + std::to_string(t));
+        if (!fd) return failed.store(true);
+        const std::vector<std::byte> block(4096, std::byte{static_cast<unsigned char>('a' + t)});
+        for (std::uint64_t i = 0; !stop.load(std::memory_order_relaxed); ++i)
+          if (!(*c)->write(*fd, block, (i % 64) * 4096)) return failed.store(true);
+      });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::uint64_t written_back = 0;
+    while (written_back < 64 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      written_back = (*c)->stats().written_back;
+    }
+    stop = true;
+    for (auto& th : ts) th.join();
+    ASSERT_FALSE(failed);
+    EXPECT_GE(written_back, 64u) << "age write-back was starved by " << writers << " writer(s)";
+  }
+}
+
 TEST_F(RioStalls, ManyThreadsWriteReadTruncateAndFlush) {
   auto o = opts(ward::rio::Mode::rio, 1 << 20);
   o.writeback_age = std::chrono::milliseconds(4);

@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -371,6 +372,7 @@ Latencies stall_run(const fs::path& parent, const std::string& name, int writers
   for (int t = 0; t < writers; ++t) {
     ts.emplace_back([&, t] {
       Latencies& me = per[static_cast<std::size_t>(t)];
+      pthread_setname_np(pthread_self(), fmt::format("writer{}", t).c_str());  // for perf sched
       me.ns.reserve(8u << 20);
       auto fd = sc.cache->open_file(fmt::format("w{}.dat", t));
       if (!fd) {
