@@ -30,8 +30,9 @@
 //                       0 for success, PATH the N-th of the ':'-separated WARD_PROBE variable.
 //                       Arguments after /dev/fd/N are ignored (they are for ward's auto rule).
 //                       PATH "@mount=DIR" tries mount(2) of a tmpfs on DIR (unmounted again),
-//                       "@mknod=PATH" a character device 1,3 at PATH (removed again): both
-//                       fields are then that call's errno.
+//                       whose errno is then both fields; "@mknod=PATH" makes a character
+//                       device 1,3 (null's numbers) at PATH, opens it for writing and removes
+//                       it: 1000 * (errno of mknod) + (errno of that open, or of mknod).
 #include <linux/fuse.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -145,10 +146,18 @@ bool probe_attr(std::uint64_t n, fuse_attr& a) {
     std::string dir = path.substr(7);
     special = ::mount("probe", dir.c_str(), "tmpfs", 0, "size=64k") == 0 ? 0 : errno;
     if (special == 0) ::umount2(dir.c_str(), MNT_DETACH);
-  } else if (path.starts_with("@mknod=")) {
+  }
+  long opened = -1;  // @mknod: the second field
+  if (path.starts_with("@mknod=")) {
     std::string at = path.substr(7);
     special = ::mknod(at.c_str(), S_IFCHR | 0600, makedev(1, 3)) == 0 ? 0 : errno;
-    if (special == 0) ::unlink(at.c_str());
+    opened = special;
+    if (special == 0) {
+      int f = ::open(at.c_str(), O_WRONLY | O_CLOEXEC);
+      opened = f < 0 ? errno : 0;
+      if (f >= 0) ::close(f);
+      ::unlink(at.c_str());
+    }
   }
   auto try_open = [&](int flags) {
     if (special >= 0) return special;
@@ -161,7 +170,8 @@ bool probe_attr(std::uint64_t n, fuse_attr& a) {
   a.ino = n + 2;
   a.mode = S_IFREG | 0644;
   a.nlink = 1;
-  a.size = 1000 * static_cast<std::uint64_t>(try_open(O_RDONLY)) + static_cast<std::uint64_t>(try_open(O_WRONLY));
+  a.size = 1000 * static_cast<std::uint64_t>(try_open(O_RDONLY)) +
+           static_cast<std::uint64_t>(opened >= 0 ? opened : try_open(O_WRONLY));
   return true;
 }
 

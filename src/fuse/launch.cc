@@ -94,7 +94,9 @@ constexpr const char* kStepWords[kSteps] = {
     "cannot drop capabilities from the file system's bounding set",
 };
 // Capabilities the sandboxed FS does not get (see init_main).
-constexpr int kSandboxDrops[] = {CAP_MKNOD, CAP_DAC_READ_SEARCH, CAP_SYS_MODULE, CAP_SYS_RAWIO};
+// CAP_MKNOD stays: a pass-through FS stores device nodes for its users; every place it can write
+// in the sandbox is nodev (sandbox.cc), so it can make a disk's node but not open it.
+constexpr int kSandboxDrops[] = {CAP_DAC_READ_SEARCH, CAP_SYS_MODULE, CAP_SYS_RAWIO};
 
 struct ChildError {
   int step = 0, err = 0, index = 0;
@@ -211,8 +213,8 @@ int init_main(void* arg) {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     // In the sandbox the FS loses what would take it out of its root (docs/fuse.md, "Sandbox"):
-    // device nodes (CAP_MKNOD), file handles (CAP_DAC_READ_SEARCH: open_by_handle_at reaches any
-    // file of a file system one of its binds is on), kernel modules and raw I/O.
+    // file handles (CAP_DAC_READ_SEARCH: open_by_handle_at reaches any file of a file system one
+    // of its binds is on), kernel modules and raw I/O. Device nodes it may make, not open.
     if (p.sandbox)
       for (int cap : kSandboxDrops)
         if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) child_fail(kErrFd, kCaps);

@@ -188,11 +188,16 @@ struct Builder {
     ops.push_back({k, at.empty() ? std::string() : (at == "/" ? root : root + at), b});
   }
   // A host path made visible at its own path: the target made (a directory or a file), bound.
+  // Read-write, a device node stays a device (the user named it: a disk the FS serves); anything
+  // else is nodev, so that a node the FS makes there (it keeps CAP_MKNOD: a pass-through FS stores
+  // device nodes) is no way out of its root.
   void show(const std::string& host, bool read_only) {
-    struct stat st;
-    bool dir = ::stat(host.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    struct stat st {};
+    const bool found = ::stat(host.c_str(), &st) == 0;
+    const bool dir = found && S_ISDIR(st.st_mode);
+    const bool device = found && (S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode));
     add(dir ? SandboxOp::mkdir : SandboxOp::mkfile, host);
-    add(read_only ? SandboxOp::bind_ro : SandboxOp::bind, host, host);
+    add(read_only ? SandboxOp::bind_ro : device ? SandboxOp::bind : SandboxOp::bind_nodev, host, host);
   }
   // A host path recreated as it is: a symlink as the same symlink, else shown read-only.
   void copy(const std::string& host) {
@@ -371,6 +376,9 @@ int run_op(const SandboxOp& op) {
     case SandboxOp::bind_ro:
       if (::mount(b, a, nullptr, MS_BIND, nullptr) != 0) return -1;
       return ::mount(nullptr, a, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr);
+    case SandboxOp::bind_nodev:
+      if (::mount(b, a, nullptr, MS_BIND, nullptr) != 0) return -1;
+      return ::mount(nullptr, a, nullptr, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, nullptr);
     case SandboxOp::proc: return ::mount("proc", a, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
     case SandboxOp::pivot:
       // pivot_root(".", "."): the old root ends up on top of the new one, and is detached.
@@ -392,6 +400,7 @@ constexpr const char* kOpWords[SandboxOp::kKinds] = {
     "cannot make the symlink",
     "cannot bind into the sandbox:",
     "cannot bind read-only into the sandbox:",
+    "cannot bind (nodev) into the sandbox:",
     "cannot mount a fresh /proc on",
     "cannot pivot_root into",
     "cannot remount the sandbox's root read-only:",
@@ -411,7 +420,8 @@ int run_sandbox(const SandboxPlan& plan, int* failed) {
 
 std::string describe_failure(const SandboxOp& op) {
   std::string s = std::string("sandbox: ") + (op.kind < SandboxOp::kKinds ? kOpWords[op.kind] : "?") + " " + op.a;
-  if ((op.kind == SandboxOp::bind || op.kind == SandboxOp::bind_ro) && !op.b.empty()) s += " (from " + op.b + ")";
+  if ((op.kind == SandboxOp::bind || op.kind == SandboxOp::bind_ro || op.kind == SandboxOp::bind_nodev) && !op.b.empty())
+    s += " (from " + op.b + ")";
   return s;
 }
 

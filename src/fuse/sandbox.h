@@ -36,6 +36,7 @@ struct SandboxOp {
     symlink,  // a symlink at a whose text is b
     bind,     // bind b on a (not recursive)
     bind_ro,  // the same, then remounted read-only
+    bind_nodev,  // the same, then remounted nodev, nosuid: nodes made there cannot be opened as devices
     proc,     // a fresh proc on a
     pivot,    // pivot_root into a; the old root detached
     root_ro,  // "/" remounted read-only
