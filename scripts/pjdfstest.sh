@@ -124,7 +124,7 @@ summarize() {
   failed=$(grep -vc '#wstat-' "$out/$1.failed")
   echo "RUN $1: files ${files:-?}, tests ${tests:-?}, passed $(( ${tests:-0} - failed )), failed $failed"
   # A long list goes to the file only: a sandbox refusal can fail a thousand tests.
-  head -n 40 "$out/$1.failed" | paste -sd' ' | fold -s -w 100 | sed 's/^/  /'
+  [ -s "$out/$1.failed" ] && head -n 40 "$out/$1.failed" | paste -sd' ' | fold -s -w 100 | sed 's/^/  /'
   [ "$(wc -l <"$out/$1.failed")" -le 40 ] || echo "  ... all $(wc -l <"$out/$1.failed") in $out/$1.failed"
 }
 
