@@ -243,7 +243,13 @@ TEST_F(FsConform, HungFileSystemEndsTheSuite) {
 
 class FsConformReal : public ConformFixture, public ::testing::WithParamInterface<bool> {};
 
-// The checks that pass through `ward fuse` are exactly those that pass on the direct mount.
+// Checks that ward may make pass where the file system alone fails them, each for a reason of
+// ward's own: with --hide-unlinked an unlinked open file is kept under a hidden name, whose
+// st_nlink ward reports as 0 (docs/fuse.md, "Unlinked while open"); fuse-overlayfs itself says 1.
+const std::set<std::string> kWardFixes = {"unlink.open_file"};
+
+// The checks that pass through `ward fuse` are those that pass on the direct mount, plus at most
+// the ones ward is known to fix (kWardFixes); any other difference either way is a failure.
 TEST_P(FsConformReal, OverlayfsThroughWardPassesWhatDirectPasses) {
   const bool kills = GetParam();
   if (!have_overlayfs()) GTEST_SKIP() << "fuse-overlayfs not installed (scripts/setup.sh)";
@@ -261,7 +267,14 @@ TEST_P(FsConformReal, OverlayfsThroughWardPassesWhatDirectPasses) {
     std::cout << "fuse-overlayfs direct with kills: " << bare.passed << " passed, " << bare.failed << " failed\n";
   }
   ASSERT_GE(direct.passed, 0) << "the direct run has no summary:\n" << direct.out;
-  EXPECT_EQ(relayed.passing(), direct.passing()) << "direct:\n" << direct.out << "through ward:\n" << relayed.out;
+  std::set<std::string> lost, gained;
+  for (const auto& name : direct.passing())
+    if (!relayed.passing().contains(name)) lost.insert(name);
+  for (const auto& name : relayed.passing())
+    if (!direct.passing().contains(name) && !kWardFixes.contains(name)) gained.insert(name);
+  EXPECT_TRUE(lost.empty()) << "passing directly, not through ward: " << lost.size() << "\ndirect:\n"
+                            << direct.out << "through ward:\n" << relayed.out;
+  EXPECT_TRUE(gained.empty()) << "passing through ward only, for no known reason: " << gained.size();
   EXPECT_EQ(relayed.verdict.size(), direct.verdict.size());
 }
 

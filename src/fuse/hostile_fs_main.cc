@@ -24,6 +24,11 @@
 //                       it did not give out aborts it (as a high-level libfuse FS crashes on the
 //                       dead pointer); the first instance also dies on its second READDIR, in the
 //                       middle of a listing
+// A mode for a file system that uses its own mount (as go-fuse does; restart_test.cc):
+//   self-stat:STATE PATH  as good, and once the first instance has answered INIT a second thread
+//                       stats PATH/self (PATH: the mount point, seen unsandboxed), a LOOKUP this
+//                       file system never answers: that thread waits on the file system's own
+//                       mount until ward answers it
 // A mode for the sandbox (src/fuse/sandbox_test.cc): what the file system can see of the host.
 //   probe               as good, and LOOKUP of the name "N" answers a regular file whose size is
 //                       1000 * (errno of open(PATH, O_RDONLY)) + (errno of open(PATH, O_WRONLY)),
@@ -44,6 +49,8 @@
 #include <fcntl.h>
 
 #include <csignal>
+#include <string_view>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -177,7 +184,8 @@ bool probe_attr(std::uint64_t n, fuse_attr& a) {
 
 int main(int argc, char** argv) {
   bool probe = argc > 3 && std::string(argv[1]) == "probe";
-  if ((argc != 3 && !probe) || std::sscanf(argv[2], "/dev/fd/%d", &fd) != 1) {
+  bool self_stat = argc == 4 && std::string(argv[1]).starts_with("self-stat:");
+  if ((argc != 3 && !probe && !self_stat) || std::sscanf(argv[2], "/dev/fd/%d", &fd) != 1) {
     std::fprintf(stderr, "usage: ward-fuse-hostile MODE /dev/fd/N\n");
     return 2;
   }
@@ -221,8 +229,15 @@ int main(int argc, char** argv) {
       }
       answer_init(*in, body, mode == "narrow-init" && later ? 4096 : 65536);
       if (mode == "unsent") send_reply(in->unique + 1000, 0, nullptr, 0);
+      if (self_stat && !later) {
+        std::thread([own = std::string(argv[3]) + "/self"] {
+          struct stat st;
+          (void)::stat(own.c_str(), &st);
+        }).detach();
+      }
       continue;
     }
+    if (self_stat && in->opcode == FUSE_LOOKUP && std::string_view(body) == "self") continue;
     if (in->opcode == FUSE_FORGET || in->opcode == FUSE_BATCH_FORGET || in->opcode == FUSE_INTERRUPT)
       continue;
     if (mode == "hang") continue;

@@ -108,8 +108,8 @@ struct Plan {
   std::vector<std::string> argv_s, env_s, targets;
   std::vector<char*> argv, envp;
   std::string mountpoint, standin;
-  std::vector<sock_filter> filter;
-  sock_fprog prog{};
+  std::vector<sock_filter> filter, refusing;  // refusing: mount(2) EPERM, when no listener can be had
+  sock_fprog prog{}, refusing_prog{};
   bool self_mount = false;
   std::vector<std::string> others;  // other FUSE mounts the unsandboxed self-mounting FS lets go of
   SandboxPlan box;  // used when `sandbox`
@@ -221,10 +221,16 @@ int init_main(void* arg) {
     if (p.self_mount) {
       // The filter's listener goes to ward (the first datagram on ward's socket, read by launch()
       // before anything the FS sends) and is closed here: the FS must not answer its own mounts.
+      // A kernel or container that refuses a listener (EBUSY: one is already in the chain) gets
+      // the refusing filter: mount(2) EPERM, fusermount stood in for, as before the listener.
       const int listener = static_cast<int>(
           ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &p.prog));
-      if (listener < 0 || !send_fd(kFsFd, listener)) child_fail(kErrFd, kFilter);
-      ::close(listener);
+      if (listener >= 0) {
+        if (!send_fd(kFsFd, listener)) child_fail(kErrFd, kFilter);
+        ::close(listener);
+      } else if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.refusing_prog) != 0) {
+        child_fail(kErrFd, kFilter);
+      }
     } else if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.prog) != 0) {
       child_fail(kErrFd, kFilter);
     }
@@ -496,6 +502,9 @@ Result<FsProcess> launch(const Options& o) {
   plan.filter = fs_filter(plan.self_mount || plan.sandbox, plan.self_mount);
   plan.prog.len = static_cast<unsigned short>(plan.filter.size());
   plan.prog.filter = plan.filter.data();
+  plan.refusing = fs_filter(plan.self_mount || plan.sandbox, false);
+  plan.refusing_prog.len = static_cast<unsigned short>(plan.refusing.size());
+  plan.refusing_prog.filter = plan.refusing.data();
   for (auto& a : plan.argv_s) plan.argv.push_back(a.data());
   plan.argv.push_back(nullptr);
   for (auto& e : plan.env_s) plan.envp.push_back(e.data());
@@ -566,9 +575,16 @@ Result<FsProcess> launch(const Options& o) {
   }
   if (p.pidfd_ < 0) return fail(Errc::load_failed, errno_text("pidfd_open", errno));
   if (plan.self_mount) {
-    // Sent before the exec that closed the error pipe, so it is here now.
+    // Sent before the exec that closed the error pipe, so it is here now, unless the kernel
+    // refused the listener (the child fell back to refusing mount(2)).
     p.mount_fd_ = recv_fd(p.sock_, MSG_DONTWAIT);
-    if (p.mount_fd_ < 0) return fail(Errc::load_failed, errno_text("receiving the file system's mount listener", errno));
+    if (p.mount_fd_ < 0 && errno != EAGAIN)
+      return fail(Errc::load_failed, errno_text("receiving the file system's mount listener", errno));
+    if (p.mount_fd_ < 0 && o.log_fd >= 0) {
+      const std::string line = "ward fuse " + o.mountpoint +
+                               ": no seccomp listener here: the file system's mount(2) is refused, only fusermount is stood in for\n";
+      (void)!::write(o.log_fd, line.data(), line.size());
+    }
   }
   return p;
 }

@@ -99,6 +99,7 @@ Result<void> Relay::start_fs() {
 
 // Kills the file system (its whole process group) and records how it ended.
 void Relay::reap() {
+  answer_own_requests();  // else a thread of the FS waiting on its own mount keeps it alive
   fs_proc_.kill_and_reap();
   status_ = fs_proc_.status();
   pidfd_ = -1;

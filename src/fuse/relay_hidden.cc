@@ -78,7 +78,7 @@ Result<bool> Relay::hidden_request(std::uint64_t unique, InFlight& r, std::size_
   // RENAME2 comes only with flags (NOREPLACE, EXCHANGE, WHITEOUT): none of those removes an open
   // file's last name in a way ward should change.
   bool rename = r.opcode == FUSE_RENAME && r.ids.has_node2;
-  if (r.opcode != FUSE_UNLINK && !rename) return false;
+  if (!o_.hide_unlinked || (r.opcode != FUSE_UNLINK && !rename)) return false;
   std::uint64_t dir = rename ? r.ids.node2 : r.ids.node;
   std::string_view victim = rename ? names.to : names.name;
   std::uint64_t id = victim.empty() ? 0 : nodes_.named(dir, victim);

@@ -299,6 +299,7 @@ class Relay {
 
   // ---- relay_mount.cc: a self-mounting file system's mount(2) -----------------------------------
   Result<void> mount_asked();
+  void answer_own_requests();
   Result<std::string> try_mount_handoff(const seccomp_notif& req);
 
   const Options& o_;

@@ -135,4 +135,29 @@ Result<std::string> Relay::try_mount_handoff(const seccomp_notif& req) {
   return std::string();
 }
 
+// The file system's own requests on its mount (go-fuse's, through the clone own_mount.h shows it)
+// that ward has read: a thread waiting for one of them cannot die, not even of SIGKILL (the
+// kernel waits for the answer of a request user space has read), so the PID namespace cannot end
+// and reaping it would wait for ever. They are answered EIO before the instance is killed: their
+// senders are about to die. Found by the sender's PID namespace (fuse_in_header.pid is in ward's).
+void Relay::answer_own_requests() {
+  if (!fs_proc_.running()) return;
+  struct stat ns {};
+  if (::stat(("/proc/" + std::to_string(fs_proc_.pid()) + "/ns/pid").c_str(), &ns) != 0) return;
+  for (auto it = inflight_.begin(); it != inflight_.end();) {
+    const InFlight& r = it->second;
+    struct stat theirs {};
+    const std::uint32_t pid = r.msg.size() >= sizeof(fuse_in_header) ? load<fuse_in_header>(r.msg.data()).pid : 0;
+    const bool own = !r.own && pid != 0 &&
+                     ::stat(("/proc/" + std::to_string(pid) + "/ns/pid").c_str(), &theirs) == 0 &&
+                     theirs.st_ino == ns.st_ino && theirs.st_dev == ns.st_dev;
+    if (own) {
+      answer(it->first, EIO);
+      it = inflight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 }  // namespace ward::fuse::detail

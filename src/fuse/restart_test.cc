@@ -67,6 +67,31 @@ TEST_F(FuseRestart, CrashIsInvisibleToTheApplication) {
   EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
 }
 
+// A file system whose own thread waits on its own mount (go-fuse does, through the clone of
+// ward's mount it is shown) cannot die until that request is answered, not even of SIGKILL: the
+// kernel waits for the answer to a request user space has read. When it fails (here: it never
+// answers that request, a hang after --request-timeout), ward answers its own requests before
+// reaping it, else reaping would wait for ever and the mount with it.
+TEST_F(FuseRestart, AFileSystemWaitingOnItsOwnMountCanStillBeRestarted) {
+  std::string log = dir_ + "/log";
+  start({"--log", log, "--no-sandbox", "--request-timeout", "1000"},
+        {kHostile, "self-stat:" + dir_ + "/state", "{}", mnt_});
+  ASSERT_TRUE(mounted()) << stderr_;
+  // The first instance's own LOOKUP goes unanswered for 1 s: ward declares it hung and restarts
+  // it; the second instance answers this GETATTR.
+  Exit app = stat_in_child(mnt_);
+  ASSERT_TRUE(app.done) << "no answer: ward is stuck reaping the first instance\n" << slurp(log);
+  for (int i = 0; i < 200 && count(slurp(log), "restarted (restart 1") == 0; ++i) ::usleep(50'000);
+  std::string l = slurp(log);
+  EXPECT_NE(l.find("restarted (restart 1"), std::string::npos) << l;
+  Exit again = stat_in_child(mnt_);
+  ASSERT_TRUE(again.done) << l;
+  EXPECT_TRUE(WIFEXITED(again.status) && WEXITSTATUS(again.status) == 0) << again.status << l;
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = ward_exit(20s);
+  ASSERT_TRUE(e.done) << l;
+}
+
 TEST_F(FuseRestart, NewInstanceThatNegotiatesDifferentlyEndsTheMount) {
   start({}, {kHostile, "narrow-init:" + dir_ + "/state", "{}"});
   ASSERT_TRUE(mounted()) << stderr_;
@@ -557,7 +582,7 @@ std::string unlinked_across_restart(Fixture& f, const std::string& dir, const st
 // test's directory (the upper one: DIR/u). False if it did not mount.
 bool start_overlay(Fixture& f, const std::string& log) {
   for (auto d : {"/l", "/u", "/w"}) fs::create_directories(f.dir_ + d);
-  f.start({"--log", log}, {"fuse-overlayfs", "-f", "-o",
+  f.start({"--log", log, "--hide-unlinked"}, {"fuse-overlayfs", "-f", "-o",
                            "lowerdir=" + f.dir_ + "/l,upperdir=" + f.dir_ + "/u,workdir=" + f.dir_ + "/w", "{}"});
   return f.mounted();
 }
@@ -621,7 +646,7 @@ TEST_F(FuseRestart, FileUnlinkedWhileOpenSurvivesARestartOfAPathBasedFileSystem)
   if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
   std::string backing = dir_ + "/backing", log = dir_ + "/log";
   fs::create_directories(backing);
-  start({"--log", log}, {kBuffering, backing, "{}"});
+  start({"--log", log, "--hide-unlinked"}, {kBuffering, backing, "{}"});
   ASSERT_TRUE(mounted()) << stderr_;
   EXPECT_EQ(unlinked_across_restart(*this, mnt_, backing, log, Removal::unlink), kUnlinkedLog) << slurp(log);
   ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
@@ -646,7 +671,7 @@ TEST_F(FuseRestart, HiddenNamesCannotBeReachedOrMade) {
   if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
   std::string backing = dir_ + "/backing";
   fs::create_directories(backing + "/d");
-  start({}, {kBuffering, backing, "{}"});
+  start({"--hide-unlinked"}, {kBuffering, backing, "{}"});
   ASSERT_TRUE(mounted()) << stderr_;
   const std::string m = mnt_ + "/d", b = backing + "/d";
   int fd = -1;
@@ -685,7 +710,7 @@ TEST_F(FuseRestart, StoppingRemovesHiddenFilesStillOpen) {
   if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
   std::string backing = dir_ + "/backing";
   fs::create_directories(backing);
-  start({"--exit-timeout", "500"}, {kBuffering, backing, "{}"});
+  start({"--exit-timeout", "500", "--hide-unlinked"}, {kBuffering, backing, "{}"});
   ASSERT_TRUE(mounted()) << stderr_;
   int go[2];
   ASSERT_EQ(::pipe(go), 0);

@@ -280,6 +280,12 @@ void add_fuse(CLI::App& app, int& exit_code) {
                 "a FLUSH, FSYNC or RELEASE of its file handle succeeds, and write it again into a "
                 "restarted file system: for file systems that hold writes until then (write-back "
                 "caches). Not with --journal");
+  cmd->add_flag("--hide-unlinked", opts->hide_unlinked,
+                "Keep a file unlinked (or renamed over) while open under a hidden name in its directory "
+                "until its last close, so that it survives a restart of the file system (else its "
+                "descriptors get ESTALE after one). Off by default: a directory removed right after "
+                "a file in it was closed and unlinked can fail with ENOTEMPTY, because the kernel "
+                "reports the close after the unlink");
   cmd->add_option("--rio-size", *rio_mib, "MiB of kept writes --rio may hold; past it ward stops keeping (logged)")
       ->default_val(64)->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   cmd->add_option("--snapshot", opts->snapshots,
