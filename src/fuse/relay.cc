@@ -250,7 +250,8 @@ Result<void> Relay::loop() {
     if (epoch != stats_.restarts) continue;
     if ((p[2].revents & POLLIN) || (p[1].revents & POLLHUP)) {
       // Replies it sent before it went are delivered: those requests are done.
-      for (int i = 0; i < 4096 && epoch == stats_.restarts && pending_fs(); ++i) WARD_TRY(from_fs());
+      for (int i = 0; i < 4096 && epoch == stats_.restarts && pending_fs(); ++i)
+        if (!WARD_TRY(from_fs())) break;  // nothing more was there
       if (gone_) break;
       if (epoch != stats_.restarts) continue;
       if (stopping) break;

@@ -342,7 +342,7 @@ Result<void> Relay::unhide_all() {
     pollfd p[2] = {{fs_, POLLIN, 0}, {pidfd_, POLLIN, 0}};
     if (::poll(p, 2, 100) < 0 && errno != EINTR) break;
     if (p[0].revents & POLLIN) {
-      WARD_TRY(from_fs());
+      (void)WARD_TRY(from_fs());  // whether a message came: the loop polls again either way
       continue;
     }
     if (p[1].revents || (p[0].revents & (POLLHUP | POLLERR))) break;
