@@ -313,9 +313,10 @@ TEST_F(FuseReal, MergerfsKillsAreInvisible) {
 // gocryptfs (go-fuse) runs fusermount with an environment of its own, and opens a file on its own
 // mount right after INIT: it needs the stand-in's ancestor lookup and ward's mount shown in its
 // namespace (docs/fuse.md, "the file system's own mount"). The same workload, mounted directly and
-// through ward (daemonizing: no -fg). Not under kills: gocryptfs rewrites ciphertext blocks in
-// place, and a SIGKILL in the middle of the 8 MiB write left a block that no longer decrypts (one
-// fresh-root run of three; docs/fuse.md, "File systems beyond the tests").
+// through ward (daemonizing: no -fg). Not under kills: in one fresh-root run of three a SIGKILL
+// in the middle of the 8 MiB write left the file short and its data wrong, most likely a
+// ciphertext block torn by gocryptfs's in-place rewrite (docs/fuse.md, "File systems beyond the
+// tests"; not investigated further).
 TEST_F(FuseReal, GocryptfsSameResultsAsDirect) {
   if (!have("gocryptfs")) GTEST_SKIP() << "gocryptfs not installed (scripts/setup.sh)";
   std::string log = direct_vs_ward(
