@@ -312,7 +312,7 @@ Result<void> Relay::unhide_released() {
     Hidden h = std::move(it->second);
     hidden_.erase(it);
     std::uint64_t u = ward_unique();
-    WARD_TRY(send_new(u, own_unlink(h.dir, message(FUSE_UNLINK, u, h.dir, nullptr, 0, h.name))));
+    (void)WARD_TRY(send_new(u, own_unlink(h.dir, message(FUSE_UNLINK, u, h.dir, nullptr, 0, h.name))));  // always true
   }
   return {};
 }
@@ -332,7 +332,7 @@ Result<void> Relay::unhide_all() {
     Hidden h = std::move(hidden_[id]);
     hidden_.erase(id);
     std::uint64_t u = ward_unique();
-    WARD_TRY(send_new(u, own_unlink(h.dir, message(FUSE_UNLINK, u, h.dir, nullptr, 0, h.name))));
+    (void)WARD_TRY(send_new(u, own_unlink(h.dir, message(FUSE_UNLINK, u, h.dir, nullptr, 0, h.name))));  // always true
   }
   auto own_left = [&] {
     return std::count_if(inflight_.begin(), inflight_.end(), [](const auto& kv) { return kv.second.own; });
