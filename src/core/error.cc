@@ -1,5 +1,7 @@
 #include "ward/core/error.h"
 
+#include <cstring>
+
 namespace ward {
 
 std::string_view to_string(Errc kind) noexcept {
@@ -14,6 +16,10 @@ std::string_view to_string(Errc kind) noexcept {
     case Errc::misuse: return "host misuse";
   }
   return "unknown";
+}
+
+std::string errno_text(std::string_view what, int err) {
+  return std::string(what) + ": " + std::strerror(err);
 }
 
 std::string Error::message() const {

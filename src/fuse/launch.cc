@@ -117,8 +117,6 @@ struct Plan {
   int fs_end = -1, err_w = -1, status_w = -1;
 };
 
-std::string errno_text(const std::string& what, int err) { return what + ": " + std::strerror(err); }
-
 [[noreturn]] void child_fail(int fd, Step step, int index = 0) {
   ChildError e{step, errno, index};
   (void)!::write(fd, &e, sizeof e);

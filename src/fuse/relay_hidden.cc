@@ -99,20 +99,39 @@ Result<bool> Relay::hidden_request(std::uint64_t unique, InFlight& r, std::size_
 
   fuse_rename_in ri{};
   ri.newdir = dir;
-  InFlight h;
-  h.opcode = FUSE_RENAME;
-  h.op = op_info(FUSE_RENAME);
-  h.msg = message(FUSE_RENAME, unique, dir, &ri, sizeof ri, victim);
-  h.msg.insert(h.msg.end(), hidden.begin(), hidden.end());
-  h.msg.push_back('\0');
-  h.len = static_cast<std::uint32_t>(h.msg.size());
-  auto hdr = load<fuse_in_header>(h.msg.data());
-  hdr.len = h.len;
-  store(h.msg.data(), hdr);
-  h.ids = ward_ids(h.msg.data(), h.len, *h.op);
+  InFlight h = step_request(FUSE_RENAME, message(FUSE_RENAME, unique, dir, &ri, sizeof ri, victim, hidden));
   h.hidden = id;
   h.then.assign(buf_.data(), buf_.data() + n);  // still in ward's ids
   return send_new(unique, std::move(h));
+}
+
+// A request ward sends in the kernel's place (`msg`: ward's ids), its ids read from it.
+InFlight Relay::step_request(std::uint32_t opcode, std::vector<char> msg) {
+  InFlight r;
+  r.opcode = opcode;
+  r.op = op_info(opcode);
+  r.len = static_cast<std::uint32_t>(msg.size());
+  r.msg = std::move(msg);
+  r.ids = ward_ids(r.msg.data(), r.len, *r.op);
+  return r;
+}
+
+// The kernel's request `then` (unique id `unique`, ward's ids) that would remove or rename over the
+// directory `dir` was answered ENOTEMPTY. If a hidden name is left in it, the UNLINK of that name
+// to send first, with `then` (moved into it) to follow; else nothing, and `then` is left as it was.
+// The kernel reports a close(2) after the fact (RELEASE, in the background), so a file closed,
+// unlinked and its directory removed at once is often hidden though no longer open. And POSIX lets
+// a directory go while a file that was in it is still open, so its hidden name goes: such a file,
+// if it is really still open, gets ESTALE after a restart.
+std::optional<InFlight> Relay::clear_next(std::uint64_t unique, std::uint64_t dir, std::vector<char>& then) {
+  auto it = std::find_if(hidden_.begin(), hidden_.end(), [&](const auto& kv) { return kv.second.dir == dir; });
+  if (it == hidden_.end()) return std::nullopt;
+  Hidden h = std::move(it->second);
+  hidden_.erase(it);
+  InFlight r = step_request(FUSE_UNLINK, message(FUSE_UNLINK, unique, dir, nullptr, 0, h.name));
+  r.clearing = dir;
+  r.then = std::move(then);
+  return r;
 }
 
 // Sends `r` (ward's ids) to the instance as a new request in flight under `unique`. Always true
@@ -162,6 +181,11 @@ Result<Relay::Step> Relay::hidden_step(InFlight& r, char* msg, std::size_t& n) {
     own_done(r, oh.error);
     return Step::done;
   }
+  if (r.clearing != 0) {  // a hidden name removed from a directory about to go
+    own_done(r, oh.error);
+    if (auto next = clear_next(oh.unique, r.clearing, r.then)) return start_step(r, std::move(*next));
+    return switch_to_then(r);
+  }
   if (!r.then.empty()) {  // the RENAME that hides an open file, answered
     auto names = names_of(r, init_out_.minor);
     std::uint32_t next = load<fuse_in_header>(r.then.data()).opcode;
@@ -183,6 +207,12 @@ Result<Relay::Step> Relay::hidden_step(InFlight& r, char* msg, std::size_t& n) {
           std::strerror(-oh.error) + "): removed as asked; after a restart its handles get ESTALE");
     }
     return switch_to_then(r);
+  }
+  if (oh.error == -ENOTEMPTY && !hidden_.empty()) {
+    if (std::uint64_t dir = removed_dir(r); dir != 0) {
+      std::vector<char> then = with_ward_ids(r);
+      if (auto step = clear_next(oh.unique, dir, then)) return start_step(r, std::move(*step));
+    }
   }
   if (oh.error != 0) return Step::deliver;
   char* body = msg + sizeof oh;
@@ -234,6 +264,27 @@ Result<Relay::Step> Relay::hidden_step(InFlight& r, char* msg, std::size_t& n) {
   return Step::deliver;
 }
 
+// The directory an RMDIR, or a RENAME over a name, of the kernel's would remove: its ward id, or 0.
+std::uint64_t Relay::removed_dir(const InFlight& r) {
+  bool rename = r.opcode == FUSE_RENAME && r.ids.has_node2;
+  if (r.opcode != FUSE_RMDIR && !rename) return 0;
+  auto names = names_of(r, init_out_.minor);
+  std::string_view name = rename ? names.to : names.name;
+  std::uint64_t id = name.empty() ? 0 : nodes_.named(rename ? r.ids.node2 : r.ids.node, name);
+  Node* node = id ? nodes_.find(id) : nullptr;
+  return node && node->type == S_IFDIR ? id : 0;
+}
+
+// `r` becomes `step` (ward's ids), translated for the instance and sent under r's unique id.
+Relay::Step Relay::start_step(InFlight& r, InFlight step) {
+  r = std::move(step);
+  if (int err = translate(r.msg.data(), *r.op, r.ids); err != 0) {
+    own_done(r, -err);
+    return switch_to_then(r);
+  }
+  return Step::resend;
+}
+
 // The hiding RENAME is done (or refused): `r` becomes the kernel's own request it was kept with.
 Relay::Step Relay::switch_to_then(InFlight& r) {
   std::vector<char> m = std::move(r.then);
@@ -245,6 +296,7 @@ Relay::Step Relay::switch_to_then(InFlight& r) {
   r.ids = ward_ids(m.data(), m.size(), *r.op);
   r.msg = std::move(m);
   r.hidden = 0;
+  r.clearing = 0;
   if (int err = translate(r.msg.data(), *r.op, r.ids); err != 0) {
     answer(h.unique, err);
     return Step::done;
@@ -262,7 +314,8 @@ void Relay::seen_attr(std::uint64_t ward, fuse_attr& a) {
   if (a.nlink > 0 && hidden_.contains(ward)) --a.nlink;
 }
 
-// Ward's UNLINK of a hidden name was answered (error: the reply's, -errno).
+// Ward's UNLINK of a hidden name was answered (error: the reply's, -errno): its own, or one
+// clearing a directory.
 void Relay::own_done(const InFlight& r, std::int32_t error) {
   auto names = names_of(r, init_out_.minor);
   if (error == 0 || error == -ENOENT) {
@@ -279,21 +332,12 @@ void Relay::own_done(const InFlight& r, std::int32_t error) {
   journal_forget(r.ids.node, f.count);
 }
 
-namespace {
-
-// Ward's own UNLINK (`msg`, ward's ids) of a hidden name in the directory `dir`.
-InFlight own_unlink(std::uint64_t dir, std::vector<char> msg) {
-  InFlight r;
+// Ward's own UNLINK of the hidden name `h` (no kernel request waits for it), as unique id `u`.
+InFlight Relay::own_unlink(std::uint64_t u, const Hidden& h) {
+  InFlight r = step_request(FUSE_UNLINK, message(FUSE_UNLINK, u, h.dir, nullptr, 0, h.name));
   r.own = true;
-  r.opcode = FUSE_UNLINK;
-  r.op = op_info(FUSE_UNLINK);
-  r.ids.node = dir;
-  r.len = static_cast<std::uint32_t>(msg.size());
-  r.msg = std::move(msg);
   return r;
 }
-
-}  // namespace
 
 // The loop's turn: every hidden file whose last handle went is removed (ward's own UNLINK, in
 // flight like any request: a restart re-issues it, ENOENT meaning done).
@@ -312,7 +356,7 @@ Result<void> Relay::unhide_released() {
     Hidden h = std::move(it->second);
     hidden_.erase(it);
     std::uint64_t u = ward_unique();
-    (void)WARD_TRY(send_new(u, own_unlink(h.dir, message(FUSE_UNLINK, u, h.dir, nullptr, 0, h.name))));  // always true
+    (void)WARD_TRY(send_new(u, own_unlink(u, h)));  // always true
   }
   return {};
 }
@@ -332,7 +376,7 @@ Result<void> Relay::unhide_all() {
     Hidden h = std::move(hidden_[id]);
     hidden_.erase(id);
     std::uint64_t u = ward_unique();
-    (void)WARD_TRY(send_new(u, own_unlink(h.dir, message(FUSE_UNLINK, u, h.dir, nullptr, 0, h.name))));  // always true
+    (void)WARD_TRY(send_new(u, own_unlink(u, h)));  // always true
   }
   auto own_left = [&] {
     return std::count_if(inflight_.begin(), inflight_.end(), [](const auto& kv) { return kv.second.own; });

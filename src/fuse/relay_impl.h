@@ -88,10 +88,6 @@ inline constexpr int kMaxAttempts = 3;
 // own cookies are positions, hashes or indexes; ward's are this plus an index).
 inline constexpr std::uint64_t kCookie = std::uint64_t{1} << 62;
 
-inline std::string errno_text(std::string_view what, int err) {
-  return std::string(what) + ": " + std::strerror(err);
-}
-
 // Unaligned reads and writes of protocol structs in message buffers.
 template <typename T>
 T load(const char* p) {
@@ -126,6 +122,10 @@ struct InFlight {
   // ids), sent next under the same unique id (a RENAME) or instead (the FS refused to rename).
   std::uint64_t hidden = 0;
   std::vector<char> then;
+  // relay_hidden.cc. An UNLINK ward sent in place of the kernel's request `then` (an RMDIR, or a
+  // RENAME over a directory, answered ENOTEMPTY) to remove a hidden name from the directory
+  // `clearing` before `then` is sent again.
+  std::uint64_t clearing = 0;
   bool own = false;  // ward's own request (a hidden name removed): its reply goes nowhere
 };
 
@@ -235,9 +235,11 @@ class Relay {
   Retry retry_rule(const InFlight& r);
   Result<Reissue> reissue(std::uint64_t unique, InFlight& r);
   Result<std::vector<char>> already_made(const InFlight& r, std::vector<char> eexist);
-  // Requests ward itself sends to an instance (restart, forgets).
+  // Requests ward itself sends to an instance (restart, forgets, hidden names): header, body,
+  // then each name given (RENAME: `name` and `to`) NUL-terminated.
   std::vector<char> message(std::uint32_t opcode, std::uint64_t unique, std::uint64_t nodeid,
-                            const void* body, std::size_t n, std::string_view name = {});
+                            const void* body, std::size_t n, std::string_view name = {},
+                            std::string_view to = {});
   std::uint64_t ward_unique();
   Result<std::vector<char>> call(const std::vector<char>& msg, std::chrono::milliseconds limit,
                                  std::size_t len = 0);
@@ -279,11 +281,22 @@ class Relay {
 
   // ---- relay_hidden.cc: files unlinked while open ----------------------------------------------
   enum class Step { deliver, resend, done };
+  // A file unlinked while open: the directory (ward id, held: see relay_hidden.cc) and the hidden
+  // name it now has there.
+  struct Hidden {
+    std::uint64_t dir = 0;
+    std::string name;
+  };
   Result<bool> hidden_request(std::uint64_t unique, InFlight& r, std::size_t n);
   Result<bool> hidden_reply(std::uint64_t unique, ssize_t& n);
   Result<Step> hidden_step(InFlight& r, char* msg, std::size_t& n);
   Result<bool> send_new(std::uint64_t unique, InFlight r);
   Step switch_to_then(InFlight& r);
+  InFlight step_request(std::uint32_t opcode, std::vector<char> msg);
+  std::uint64_t removed_dir(const InFlight& r);
+  Step start_step(InFlight& r, InFlight step);
+  std::optional<InFlight> clear_next(std::uint64_t unique, std::uint64_t dir, std::vector<char>& then);
+  InFlight own_unlink(std::uint64_t u, const Hidden& h);
   void seen_attr(std::uint64_t ward, fuse_attr& a);
   void own_done(const InFlight& r, std::int32_t error);
   Result<void> unhide_released();
@@ -336,12 +349,7 @@ class Relay {
   std::deque<Clock::time_point> restart_times_;
   std::uint64_t ward_calls_ = 0;
   std::string refused_what_;     // the requests the current restart answered itself, for the log
-  // Files unlinked while open, by ward node: the directory (ward id, held: see relay_hidden.cc)
-  // and the hidden name they now have there.
-  struct Hidden {
-    std::uint64_t dir = 0;
-    std::string name;
-  };
+  // Files unlinked while open, by ward node (Hidden: above).
   std::unordered_map<std::uint64_t, Hidden> hidden_;
   std::uint64_t hide_nonce_ = 0;  // the random part of hidden names (relay_hidden.cc)
   bool hide_refused_logged_ = false;

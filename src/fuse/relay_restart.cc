@@ -250,16 +250,20 @@ Result<void> Relay::check_init(const std::vector<char>& reply) {
 // ---- requests ward itself sends to the file system (restart, forgets) ----------------------------
 
 std::vector<char> Relay::message(std::uint32_t opcode, std::uint64_t unique, std::uint64_t nodeid,
-                                 const void* body, std::size_t n, std::string_view name) {
-  std::vector<char> m(sizeof(fuse_in_header) + n + (name.data() ? name.size() + 1 : 0));
+                                 const void* body, std::size_t n, std::string_view name, std::string_view to) {
+  auto named = [](std::string_view s) { return s.data() ? s.size() + 1 : 0; };
+  std::vector<char> m(sizeof(fuse_in_header) + n + named(name) + named(to));
   fuse_in_header h{};
   h.len = static_cast<std::uint32_t>(m.size());
   h.opcode = opcode;
   h.unique = unique;
   h.nodeid = nodeid;
   std::memcpy(m.data(), &h, sizeof h);
-  if (n) std::memcpy(m.data() + sizeof h, body, n);
-  if (name.data()) std::memcpy(m.data() + sizeof h + n, name.data(), name.size());
+  char* p = m.data() + sizeof h;
+  if (n) std::memcpy(p, body, n);
+  p += n;
+  if (name.data()) std::memcpy(p, name.data(), name.size());  // the vector's zeros end each name
+  if (to.data()) std::memcpy(p + name.size() + 1, to.data(), to.size());
   return m;
 }
 
@@ -383,8 +387,8 @@ Result<Relay::Reissue> Relay::reissue(std::uint64_t unique, InFlight& r) {
     return Reissue::released;
   }
   if (rule == Retry::never) {
-    if (r.own) own_done(r, -EIO);  // ward's own: nobody to answer
-    else answer(unique, EIO);
+    if (r.own || r.clearing) own_done(r, -EIO);
+    if (!r.own) answer(unique, EIO);  // ward's own: nobody to answer
     refused_what_ += std::string(" ") + r.op->name;
     return Reissue::refused;
   }
@@ -392,8 +396,8 @@ Result<Relay::Reissue> Relay::reissue(std::uint64_t unique, InFlight& r) {
     return Reissue::sent;
   r.sent_to = instance_;
   if (int err = translate(r.msg.data(), *r.op, r.ids); err != 0) {
-    if (r.own) own_done(r, -err);
-    else answer(unique, err);
+    if (r.own || r.clearing) own_done(r, -err);
+    if (!r.own) answer(unique, err);
     refused_what_ += std::string(" ") + r.op->name + "(" + std::strerror(err) + ")";
     return Reissue::refused;
   }

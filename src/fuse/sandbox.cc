@@ -51,8 +51,6 @@ constexpr const char* kRootTmpfs = "mode=0755,size=1m";
 constexpr const char* kTmpTmpfs = "mode=1777,size=64m";
 constexpr const char* kMountpointTmpfs = "size=64k,mode=0755";
 
-std::string errno_text(const std::string& what, int err) { return what + ": " + std::strerror(err); }
-
 bool below_or_at(const std::string& path, const std::string& dir) {
   return path == dir || (path.size() > dir.size() && path.starts_with(dir) &&
                          (dir == "/" || path[dir.size()] == '/'));

@@ -12,8 +12,6 @@
 namespace ward::fuse::detail {
 namespace {
 
-std::string errno_text(const std::string& what, int err) { return what + ": " + std::strerror(err); }
-
 // Copies all of `from` (from offset 0) to `to` (from offset 0). Returns 0 or an errno.
 int copy_all(int from, int to) {
   loff_t in = 0, out = 0;

@@ -34,8 +34,6 @@ constexpr int kReapWaitMs = 1000;
 
 constexpr std::uint64_t kFilterReserve = 2048 * sizeof(sock_filter);  // ours are a few hundred
 
-std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
-
 // Where ward-helper and libward-audit.so live. First match wins:
 //  1. $WARD_HELPER_DIR: an override, for unusual layouts;
 //  2. relative to the libward holding this code (libdir -> libexec/ward): an installed shared
@@ -153,7 +151,7 @@ Result<std::unique_ptr<Domain>> ProcessDomain::start(Spec spec) {
   if (access(spec.plugin.c_str(), R_OK) != 0)
     return decorate(fail(Errc::load_failed, "plugin '" + spec.plugin + "' is not readable").error());
   char real[PATH_MAX];
-  if (!realpath(spec.plugin.c_str(), real)) return decorate(fail(Errc::load_failed, errno_text("realpath")).error());
+  if (!realpath(spec.plugin.c_str(), real)) return decorate(fail(Errc::load_failed, errno_text("realpath", errno)).error());
   spec.plugin = real;
   if (spec.name.empty()) spec.name = std::filesystem::path(spec.plugin).filename().string();
   std::unique_ptr<ProcessDomain> d(new ProcessDomain(std::move(spec)));
@@ -188,13 +186,13 @@ Result<int> ProcessDomain::make_arena() {
     return fail(Errc::misuse, "a checkpointable heap of " + std::to_string(ckpt) + " bytes is too small");
   size_ = policy().arena_size() + ckpt;
   const int raw = memfd_create("ward-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (raw < 0) return fail(Errc::load_failed, errno_text("memfd_create"));
+  if (raw < 0) return fail(Errc::load_failed, errno_text("memfd_create", errno));
   // Keep the descriptor away from 3 so dup2 onto 3 in the child clears close-on-exec.
   const int fd = fcntl(raw, F_DUPFD_CLOEXEC, 10);
   ::close(raw);
-  if (fd < 0) return fail(Errc::load_failed, errno_text("fcntl"));
+  if (fd < 0) return fail(Errc::load_failed, errno_text("fcntl", errno));
   auto fail_closing = [fd](const char* what) -> Result<int> {
-    Error e = fail(Errc::load_failed, errno_text(what)).error();
+    Error e = fail(Errc::load_failed, errno_text(what, errno)).error();
     ::close(fd);
     return std::unexpected(std::move(e));
   };

@@ -219,10 +219,11 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "--restart-window, or if the new instance negotiates INIT differently, ward gives up: what "
       "the file system held is answered with EIO, the mount is detached and ward exits with 3.\n"
       "A file unlinked (or renamed over) while open has no name a restart could find it by: its "
-      "descriptors get ESTALE after one. With --hide-unlinked it is renamed to "
-      ".ward-hidden-<id>-<random> in its directory instead; such names never show in the mount "
-      "and are removed when the file's last descriptor is closed or ward ends (left behind only "
-      "if ward itself is killed).\n"
+      "descriptors would get ESTALE after one. So ward renames it to "
+      ".ward-hidden-<id>-<random> in its directory instead (unless --no-hide-unlinked); such "
+      "names never show in the mount and are removed when the file's last descriptor is closed, "
+      "when their directory is removed, or when ward ends (left behind only if ward itself is "
+      "killed).\n"
       "Sandbox (on unless --no-sandbox): the file system runs in a root of its own that holds "
       "only the system's programs and libraries (/usr, /bin, /lib*: read-only), /etc's passwd, "
       "group, nsswitch.conf, ld.so.cache, localtime, fuse.conf (read-only), /dev/null, zero, full, "
@@ -281,12 +282,11 @@ void add_fuse(CLI::App& app, int& exit_code) {
                 "a FLUSH, FSYNC or RELEASE of its file handle succeeds, and write it again into a "
                 "restarted file system: for file systems that hold writes until then (write-back "
                 "caches). Not with --journal");
-  cmd->add_flag("--hide-unlinked", opts->hide_unlinked,
+  cmd->add_flag("--hide-unlinked,!--no-hide-unlinked", opts->hide_unlinked,
                 "Keep a file unlinked (or renamed over) while open under a hidden name in its directory "
-                "until its last close, so that it survives a restart of the file system (else its "
-                "descriptors get ESTALE after one). Off by default: a directory removed right after "
-                "a file in it was closed and unlinked can fail with ENOTEMPTY, because the kernel "
-                "reports the close after the unlink");
+                "until its last close, so that it survives a restart of the file system (the "
+                "default; --no-hide-unlinked: removed at once, its descriptors get ESTALE after a "
+                "restart)");
   cmd->add_option("--rio-size", *rio_mib, "MiB of kept writes --rio may hold; past it ward stops keeping (logged)")
       ->default_val(64)->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   cmd->add_option("--snapshot", opts->snapshots,

@@ -37,6 +37,9 @@ struct Error {
   [[nodiscard]] std::string message() const;
 };
 
+// "what: <strerror(err)>": the words for a system call's failure in an Error's detail.
+[[nodiscard]] std::string errno_text(std::string_view what, int err);
+
 template <class T>
 using Result = std::expected<T, Error>;
 

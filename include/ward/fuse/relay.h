@@ -91,12 +91,11 @@ struct Options {
   // writes ward stops keeping (logged). Not with `journal` (which replays every write anyway).
   bool rio = false;
   std::size_t rio_size = std::size_t{64} << 20;
-  // --hide-unlinked (docs/fuse.md, "Unlinked while open"): an UNLINK (or a RENAME over) the last
-  // name of a file ward knows to be open becomes a RENAME to a hidden name, so that a restart can
-  // find the file again. Off by default: the kernel sends RELEASE after close(2) in the
-  // background, so a file closed and then at once unlinked may still look open to ward, and an
-  // rmdir of its directory that follows at once finds the hidden name (ENOTEMPTY).
-  bool hide_unlinked = false;
+  // Unless --no-hide-unlinked (docs/fuse.md, "Unlinked while open"): an UNLINK (or a RENAME
+  // over) the last name of a file ward knows to be open becomes a RENAME to a hidden name, so that
+  // a restart can find the file again. A directory removed or renamed over loses its hidden names
+  // first, so it is as empty to the file system as it is to the kernel.
+  bool hide_unlinked = true;
   int log_fd = -1;                   // one line per event (failure, restart, unmount); -1: none
   int stop_fd = -1;                  // readable => unmount and return Ok; -1: none
   std::function<void(const Event&)> on_event;  // may be empty
