@@ -38,9 +38,19 @@
 //                       whose errno is then both fields; "@mknod=PATH" makes a character
 //                       device 1,3 (null's numbers) at PATH, opens it for writing and removes
 //                       it: 1000 * (errno of mknod) + (errno of that open, or of mknod).
+//                       "@call=NAME" makes one call of kCalls below (each harmless if it works)
+//                       whose errno (0: it worked; 1: "@cap=N" held) is both fields.
+#include <linux/bpf.h>
 #include <linux/fuse.h>
+#include <linux/keyctl.h>
+#include <linux/perf_event.h>
+#include <sys/fanotify.h>
+#include <sys/ioctl.h>
+#include <sys/klog.h>
 #include <sys/mount.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -136,6 +146,60 @@ bool list_dir(const fuse_in_header& in, const char* body, bool later) {
 
 }  // namespace
 
+// What a sandboxed file system must not be able to do to the host, one harmless attempt each:
+// 0 if it worked, else its errno.
+int errno_of(long rc) { return rc < 0 ? errno : 0; }
+int closed(long fd) { return fd < 0 ? errno : (::close(static_cast<int>(fd)), 0); }
+
+struct Call {
+  const char* name;
+  int (*attempt)();
+};
+constexpr Call kCalls[] = {
+    {"bpf", [] {  // a 1-entry array map: CAP_SYS_ADMIN alone may load programs that read the kernel
+       bpf_attr a{};
+       a.map_type = BPF_MAP_TYPE_ARRAY, a.key_size = 4, a.value_size = 4, a.max_entries = 1;
+       return closed(::syscall(SYS_bpf, BPF_MAP_CREATE, &a, sizeof a));
+     }},
+    {"perf", [] {  // system-wide counting on CPU 0
+       perf_event_attr a{};
+       a.type = PERF_TYPE_SOFTWARE, a.size = sizeof a, a.config = PERF_COUNT_SW_CPU_CLOCK, a.disabled = 1;
+       return closed(::syscall(SYS_perf_event_open, &a, -1, 0, -1, 0));
+     }},
+    {"syslog", [] { return errno_of(::klogctl(10, nullptr, 0)); }},  // SYSLOG_ACTION_SIZE_BUFFER
+    {"fanotify", [] { return closed(::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC, O_RDONLY)); }},
+    {"keyctl", [] { return errno_of(::syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, 0)); }},
+    {"hostname", [] { return errno_of(::sethostname("ward-probe", 10)); }},  // the test checks the host's
+    {"shm", [] {  // the SysV segment the test made (key in WARD_PROBE_SHM)
+       const char* k = std::getenv("WARD_PROBE_SHM");
+       return errno_of(::shmget(k ? std::atoi(k) : 0, 0, 0));
+     }},
+    {"tiocsti", [] {  // a character pushed into a terminal's input: a terminal of its own
+       int m = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+       if (m < 0) return errno;
+       int err = ::grantpt(m) == 0 && ::unlockpt(m) == 0 ? 0 : errno;
+       int t = err ? -1 : ::open(::ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+       if (!err && t < 0) err = errno;
+       char c = 'x';
+       if (!err) err = errno_of(::ioctl(t, TIOCSTI, &c));
+       if (t >= 0) ::close(t);
+       ::close(m);
+       return err;
+     }},
+};
+
+// "@cap=N": 1 if capability N is in the effective set (/proc/self/status), else 0.
+int cap_held(int n) {
+  std::FILE* f = std::fopen("/proc/self/status", "re");
+  if (!f) return errno;
+  char line[256];
+  unsigned long long eff = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "CapEff: %llx", &eff) == 1) break;
+  std::fclose(f);
+  return static_cast<int>((eff >> n) & 1);
+}
+
 // The probe's answer for the N-th path of WARD_PROBE, as attributes (see the modes above).
 bool probe_attr(std::uint64_t n, fuse_attr& a) {
   const char* env = std::getenv("WARD_PROBE");
@@ -154,6 +218,12 @@ bool probe_attr(std::uint64_t n, fuse_attr& a) {
     special = ::mount("probe", dir.c_str(), "tmpfs", 0, "size=64k") == 0 ? 0 : errno;
     if (special == 0) ::umount2(dir.c_str(), MNT_DETACH);
   }
+  if (path.starts_with("@call=")) {
+    special = EINVAL;
+    for (const Call& c : kCalls)
+      if (path.substr(6) == c.name) special = c.attempt();
+  }
+  if (path.starts_with("@cap=")) special = cap_held(std::atoi(path.c_str() + 5));
   long opened = -1;  // @mknod: the second field
   if (path.starts_with("@mknod=")) {
     std::string at = path.substr(7);

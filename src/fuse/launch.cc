@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -93,10 +94,53 @@ constexpr const char* kStepWords[kSteps] = {
     "",  // the sandbox's operation says it (describe_failure)
     "cannot drop capabilities from the file system's bounding set",
 };
-// Capabilities the sandboxed FS does not get (see init_main).
-// CAP_MKNOD stays: a pass-through FS stores device nodes for its users; every place it can write
-// in the sandbox is nodev (sandbox.cc), so it can make a disk's node but not open it.
-constexpr int kSandboxDrops[] = {CAP_DAC_READ_SEARCH, CAP_SYS_MODULE, CAP_SYS_RAWIO};
+// Capabilities the sandboxed FS does not get (see init_main): each reaches past its root into the
+// host's kernel, and no file system needs it to serve files. CAP_MKNOD stays: a pass-through FS
+// stores device nodes for its users; every place it can write in the sandbox is nodev
+// (sandbox.cc), so it can make a disk's node but not open it. CAP_SYS_ADMIN, CAP_DAC_OVERRIDE,
+// CAP_CHOWN, CAP_FOWNER stay: a pass-through FS serves every user's files with them.
+constexpr int kSandboxDrops[] = {
+    CAP_DAC_READ_SEARCH,  // open_by_handle_at: any file of a file system a bind is on
+    CAP_SYS_MODULE,       // kernel modules
+    CAP_SYS_RAWIO,        // iopl, ioperm, /dev/mem-like access
+    CAP_SYS_BOOT,         // reboot, kexec
+    CAP_SYS_TIME,         // the host's clock
+    CAP_NET_ADMIN,        // the host's network (its namespace is the host's: sshfs needs the network)
+    CAP_NET_RAW,          // raw sockets on the host's network
+    CAP_SYS_PTRACE,       // no file system debugs other processes
+    CAP_SYSLOG,           // the kernel log, kernel addresses in /proc
+    CAP_SYS_NICE,         // real-time priorities starve the host's CPUs
+    CAP_SYS_PACCT,        // host-wide process accounting
+    CAP_SYS_TTY_CONFIG,   // vhangup of terminals
+    CAP_AUDIT_CONTROL, CAP_AUDIT_WRITE, CAP_AUDIT_READ,  // the host's audit log
+    CAP_MAC_ADMIN, CAP_MAC_OVERRIDE,  // LSM policy
+    CAP_WAKE_ALARM, CAP_BLOCK_SUSPEND,  // the host's power state
+    CAP_BPF, CAP_PERFMON,  // (also granted by CAP_SYS_ADMIN: refused by kSandboxRefusals too)
+    CAP_CHECKPOINT_RESTORE,
+};
+
+// System calls the sandboxed FS is refused (EPERM) because CAP_SYS_ADMIN, which it keeps, grants
+// them over the whole host (docs/fuse.md, "Sandbox"). Hostname and SysV IPC are the FS's own
+// namespaces' instead; /proc is read-only (sandbox.cc).
+constexpr long kSandboxRefusals[] = {
+    SYS_bpf,            // programs that read kernel memory and trace every process
+    SYS_perf_event_open,  // system-wide and kernel profiling
+    SYS_syslog,         // reading and clearing the kernel log
+    SYS_fanotify_init,  // a filesystem-wide mark on a seen path's file system sees (and with
+                        // permission events stalls) every host process using that file system
+    SYS_keyctl, SYS_add_key, SYS_request_key,  // uid 0's keyrings are the host root's
+    SYS_swapon, SYS_swapoff,  // the host's memory
+    SYS_acct,           // host-wide accounting into a file
+    SYS_quotactl,       // quotas of a seen path's whole file system
+#ifdef SYS_quotactl_fd
+    SYS_quotactl_fd,
+#endif
+};
+
+// ioctl requests no file system is let make, sandboxed or not: its stderr is often the user's
+// terminal, and what it pushes into a terminal's input (TIOCSTI; TIOCLINUX's paste) the user's
+// shell runs. (dev.tty.legacy_tiocsti=0 would refuse TIOCSTI, but not to CAP_SYS_ADMIN.)
+constexpr std::uint32_t kRefusedIoctls[] = {TIOCSTI, TIOCLINUX};
 
 struct ChildError {
   int step = 0, err = 0, index = 0;
@@ -315,27 +359,45 @@ constexpr std::uint32_t arg_low(int i) {
                                     (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? 0 : 4));
 }
 
-// Every file system: F_SETPIPE_SZ above kPipeMax fails with EPERM (what an unprivileged process
-// gets above /proc/sys/fs/pipe-max-size). `redirect_mounts` (a self-mounting or sandboxed FS):
-// kRedirects too. `ask_ward` (a self-mounting FS): mount(2) is not refused but handed to ward
-// (SECCOMP_RET_USER_NOTIF, relay_mount.cc): a FUSE library that mounts with mount(2) and has no
-// fusermount to fall back to (ntfs-3g's fuse-lite) gets ward's socket in place of its /dev/fuse.
-std::vector<sock_filter> fs_filter(bool redirect_mounts, bool ask_ward) {
+// What the seccomp filter of a file system holds.
+struct FilterFor {
+  bool redirect_mounts = false;  // kRedirects (a self-mounting or sandboxed FS)
+  bool ask_ward = false;  // mount(2) handed to ward (SECCOMP_RET_USER_NOTIF, relay_mount.cc): a
+                          // FUSE library that mounts with mount(2) and has no fusermount to fall
+                          // back to (ntfs-3g's fuse-lite) gets ward's socket for its /dev/fuse
+  bool sandbox = false;   // kSandboxRefusals
+};
+
+// Every file system: kRefusedIoctls and F_SETPIPE_SZ above kPipeMax fail with EPERM (what an
+// unprivileged process gets above /proc/sys/fs/pipe-max-size); the rest as `what` says.
+std::vector<sock_filter> fs_filter(FilterFor what) {
+  const sock_filter load_nr = BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr));
   std::vector<sock_filter> f = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ward::detail::kNativeArch, 1, 0),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      load_nr,
   };
-  if (ask_ward) {
-    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(SYS_mount), 0, 1));
-    f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF));
+  auto returns = [&](long nr, std::uint32_t ret) {
+    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(nr), 0, 1));
+    f.push_back(BPF_STMT(BPF_RET | BPF_K, ret));
+  };
+  auto errno_ret = [](int err) { return SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(err) & SECCOMP_RET_DATA); };
+  if (what.ask_ward) returns(SYS_mount, SECCOMP_RET_USER_NOTIF);
+  if (what.redirect_mounts)
+    for (const Redirect& r : kRedirects) returns(r.nr, errno_ret(r.err));
+  if (what.sandbox)
+    for (long nr : kSandboxRefusals) returns(nr, errno_ret(EPERM));
+  for (std::uint32_t req : kRefusedIoctls) {
+    const sock_filter rule[] = {
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_ioctl, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg_low(1)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, req, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        load_nr,
+    };
+    f.insert(f.end(), std::begin(rule), std::end(rule));
   }
-  if (redirect_mounts)
-    for (const Redirect& r : kRedirects) {
-      f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(r.nr), 0, 1));
-      f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(r.err) & SECCOMP_RET_DATA)));
-    }
   const sock_filter pipe_rule[] = {
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fcntl, 0, 5),
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg_low(1)),
@@ -495,12 +557,13 @@ Result<FsProcess> launch(const Options& o) {
     }
   }
   // mount(2) refused, umount2 a no-op (see kRedirects): for the sandboxed FS, so that it cannot
-  // mount what it was not shown (a devtmpfs, a disk) nor uncover anything. Pipes capped for all.
+  // mount what it was not shown (a devtmpfs, a disk) nor uncover anything; kSandboxRefusals.
+  // Pipes capped and terminal input refused for all.
   // A self-mounting FS's mount(2) goes to ward first (relay_mount.cc).
-  plan.filter = fs_filter(plan.self_mount || plan.sandbox, plan.self_mount);
+  plan.filter = fs_filter({plan.self_mount || plan.sandbox, plan.self_mount, plan.sandbox});
   plan.prog.len = static_cast<unsigned short>(plan.filter.size());
   plan.prog.filter = plan.filter.data();
-  plan.refusing = fs_filter(plan.self_mount || plan.sandbox, false);
+  plan.refusing = fs_filter({plan.self_mount || plan.sandbox, false, plan.sandbox});
   plan.refusing_prog.len = static_cast<unsigned short>(plan.refusing.size());
   plan.refusing_prog.filter = plan.refusing.data();
   for (auto& a : plan.argv_s) plan.argv.push_back(a.data());
@@ -544,7 +607,10 @@ Result<FsProcess> launch(const Options& o) {
     close_child_ends(), ::close(errpipe[0]);
     return fail(Errc::load_failed, errno_text("mmap", e));
   }
-  int flags = CLONE_NEWPID | (plan.self_mount || plan.sandbox ? CLONE_NEWNS : 0) | SIGCHLD;
+  // The sandboxed FS's hostname and SysV IPC are its own: root may rename the host or attach to
+  // any segment root made there.
+  int flags = CLONE_NEWPID | (plan.self_mount || plan.sandbox ? CLONE_NEWNS : 0) |
+              (plan.sandbox ? CLONE_NEWUTS | CLONE_NEWIPC : 0) | SIGCHLD;
   pid_t pid = ::clone(init_main, static_cast<char*>(stack) + kInitStack, flags, &plan);
   int clone_errno = errno;
   ::munmap(stack, kInitStack);  // the child has its own copy

@@ -377,7 +377,8 @@ int run_op(const SandboxOp& op) {
     case SandboxOp::bind_nodev:
       if (::mount(b, a, nullptr, MS_BIND, nullptr) != 0) return -1;
       return ::mount(nullptr, a, nullptr, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, nullptr);
-    case SandboxOp::proc: return ::mount("proc", a, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+    case SandboxOp::proc:  // read-only: /proc/sys is the host's kernel (core_pattern runs a program as root)
+      return ::mount("proc", a, "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
     case SandboxOp::pivot:
       // pivot_root(".", "."): the old root ends up on top of the new one, and is detached.
       if (::chdir(a) != 0 || ::syscall(SYS_pivot_root, ".", ".") != 0) return -1;

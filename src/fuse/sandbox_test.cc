@@ -3,7 +3,9 @@
 // reports each errno as the size of a file on the mount. So the test reads, from outside, what
 // the file system could see. The unmodified file systems (FuseReal.*, FuseRestart.*) run with the
 // sandbox's default in relay_test.cc and restart_test.cc.
+#include <linux/capability.h>
 #include <sys/mount.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,6 +100,50 @@ TEST_F(FuseSandbox, CannotMountOrOpenTheDevicesItMakes) {
                    {"@mount=" + dir_ + "/seen", "@mknod=" + dir_ + "/seen/dev", "@mknod=/tmp/dev"});
   EXPECT_EQ(got, (std::vector<long>{1000 * EPERM + EPERM, EACCES, EACCES}));
   EXPECT_FALSE(fs::exists(dir_ + "/seen/dev"));
+}
+
+// Root in a mount namespace still reaches the host through the kernel's global state. Each of
+// these was open to the sandboxed file system before (each "0": it worked; found 2026-12-01):
+// /proc/sys read-write (core_pattern names a program the host's kernel runs as root on the next
+// crash: a way out), BPF maps and programs, system-wide perf, the kernel log, filesystem-wide
+// fanotify marks, root's keyrings, the host's hostname and SysV IPC, and the capabilities listed.
+// Now: /proc is read-only, those calls are refused (EPERM), hostname and IPC are the FS's own
+// namespaces', and those capabilities are in no set.
+TEST_F(FuseSandbox, CannotReachTheHostsKernelState) {
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  const int key = 0x77a7d000 + ::getpid() % 4096;
+  const int shm = ::shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0600);
+  ASSERT_GE(shm, 0) << std::strerror(errno);
+  ::setenv("WARD_PROBE_SHM", std::to_string(key).c_str(), 1);
+  const int caps[] = {CAP_SYS_BOOT, CAP_SYS_TIME, CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_PTRACE, CAP_SYSLOG,
+                      CAP_SYS_NICE, CAP_SYS_PACCT, CAP_SYS_TTY_CONFIG, CAP_AUDIT_CONTROL, CAP_BPF, CAP_PERFMON};
+  std::vector<std::string> paths = {"/proc/sys/kernel/core_pattern", "@call=bpf", "@call=perf", "@call=syslog",
+                                    "@call=fanotify", "@call=keyctl", "@call=hostname", "@call=shm"};
+  for (int c : caps) paths.push_back("@cap=" + std::to_string(c));
+  auto got = probe({"--no-auto-see"}, {}, paths);
+  ::unsetenv("WARD_PROBE_SHM");
+  ::shmctl(shm, IPC_RMID, nullptr);
+  char now[256] = {};
+  ASSERT_EQ(::gethostname(now, sizeof now - 1), 0);
+  if (std::string(now) != host) {
+    ADD_FAILURE() << "the file system renamed the host (" << now << "); named back";
+    (void)!::sethostname(host, std::strlen(host));
+  }
+  constexpr long kRefused = 1001 * EPERM;
+  std::vector<long> want = {kReadOnly, kRefused, kRefused, kRefused, kRefused, kRefused,
+                            0,  // sethostname works, in its own UTS namespace (checked above)
+                            1001 * ENOENT};  // the host's segment is not in its IPC namespace
+  want.resize(paths.size(), 0);  // no capability of the list held
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got[i], want[i]) << paths[i];
+}
+
+// Every file system, sandboxed or not: no pushing characters into a terminal's input (TIOCSTI).
+// Its stderr is often the user's terminal, and what it pushes there the user's shell runs.
+TEST_F(FuseSandbox, NoFileSystemCanTypeIntoATerminal) {
+  auto got = probe({"--no-sandbox"}, {}, {"@call=tiocsti"});
+  EXPECT_EQ(got, (std::vector<long>{1001 * EPERM}));
 }
 
 // The control: without the sandbox the same probe sees the host (so the probe can tell).
