@@ -107,6 +107,17 @@ struct PowerLoss : ::testing::Test {
     return o;
   }
   void open() {
+    // The write-back thread makes room with flushes of its own whenever the cache runs low; a
+    // check must not read the region while it works. (Set before the thread starts.)
+    ward::rio::detail::around_background_work = [this](bool start) {
+      if (start && hold_background) {
+        model_mu.lock();
+        background_holds = true;
+      } else if (!start && background_holds) {
+        background_holds = false;
+        model_mu.unlock();
+      }
+    };
     auto c = Cache::open(opts());
     ASSERT_TRUE(c) << c.error().detail;
     cache = std::move(*c);
@@ -130,17 +141,6 @@ struct PowerLoss : ::testing::Test {
         if (auto k = keep_from.find(p); k != keep_from.end()) v.erase(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k->second));
       keep_from.clear();
     });
-    // The write-back thread makes room with flushes of its own whenever the cache runs low; a
-    // check must not read the region while it works.
-    ward::rio::detail::around_background_work = [this](bool start) {
-      if (start && hold_background) {
-        model_mu.lock();
-        background_holds = true;
-      } else if (!start && background_holds) {
-        background_holds = false;
-        model_mu.unlock();
-      }
-    };
     fsync();
   }
   void record(const std::string& path) {
