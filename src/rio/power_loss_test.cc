@@ -67,11 +67,16 @@ struct PowerLoss : ::testing::Test {
   // An operation is in flight: its end state is already among the candidates (a crash inside it
   // may show any of its blocks applied or not).
   bool in_op = false;
-  // Guards the model and the simulator: the write-back thread's flushes call the observer, and
-  // (hold_background) the write-back thread does no work while a check reads the region.
+  // Guards the model and the simulator (the write-back thread's flushes call the observer).
   std::recursive_mutex model_mu;
+  // hold_background: the write-back thread starts no work while a check reads the region, and a
+  // check waits for the work in progress (a flag and a condition variable rather than model_mu
+  // held across the work: the observer takes model_mu under the cache lock).
   std::atomic<bool> hold_background{true};
-  bool background_holds = false;  // the write-back thread's own
+  std::mutex quiet_mu;
+  std::condition_variable quiet_cv;
+  bool checking = false, background_busy = false;
+  std::thread::id background_id;
   std::map<std::string, std::size_t> keep_from;  // per file: the first state a flush in progress keeps
 
   void SetUp() override {
@@ -110,12 +115,14 @@ struct PowerLoss : ::testing::Test {
     // The write-back thread makes room with flushes of its own whenever the cache runs low; a
     // check must not read the region while it works. (Set before the thread starts.)
     ward::rio::detail::around_background_work = [this](bool start) {
+      std::unique_lock l(quiet_mu);
+      background_id = std::this_thread::get_id();
       if (start && hold_background) {
-        model_mu.lock();
-        background_holds = true;
-      } else if (!start && background_holds) {
-        background_holds = false;
-        model_mu.unlock();
+        quiet_cv.wait(l, [&] { return !checking; });
+        background_busy = true;
+      } else if (!start) {
+        background_busy = false;
+        quiet_cv.notify_all();
       }
     };
     auto c = Cache::open(opts());
@@ -248,6 +255,21 @@ struct PowerLoss : ::testing::Test {
   static constexpr std::size_t kExhaustive = 12, kRandoms = 200;
 #endif
   void crash_check(const std::string& label, std::size_t max_exhaustive = kExhaustive, std::size_t randoms = kRandoms) {
+    {  // the write-back thread holds still (unless this is it)
+      std::unique_lock q(quiet_mu);
+      if (std::this_thread::get_id() != background_id) {
+        checking = true;
+        quiet_cv.wait(q, [&] { return !background_busy; });
+      }
+    }
+    struct Done {
+      PowerLoss& t;
+      ~Done() {
+        std::lock_guard q(t.quiet_mu);
+        if (std::this_thread::get_id() != t.background_id) t.checking = false;
+        t.quiet_cv.notify_all();
+      }
+    } done{*this};
     std::lock_guard l(model_mu);
     auto pages = sim->dirty_pages();
     ASSERT_TRUE(pages) << pages.error().detail;
