@@ -303,10 +303,17 @@ Result<std::size_t> Cache::read(int fd, std::span<std::byte> out, std::uint64_t 
 
 Result<void> Cache::fsync(int fd) {
   Impl& m = *impl_;
-  std::lock_guard g(m.mu);
+  std::unique_lock g(m.mu);
   const std::uint32_t fi = WARD_TRY(m.file_of(fd));
   ++m.st.fsyncs;
-  if (m.region) return m.durability_point();  // rio: the data is already safe; synced regions msync
+  if (m.region) {
+    // rio: the data is already safe. Synced regions msync what changed — without `mu`, so other
+    // threads' reads and writes go on meanwhile (one flush at a time: wb_mu).
+    if (!m.synced()) return {};
+    g.unlock();
+    Impl::IoLock io(m);
+    return m.durability_point_unlocked();
+  }
   if (m.opt.mode == Mode::write_through) {
     const int bfd = WARD_TRY(m.backing_fd(fi));
     if (fdatasync(bfd) != 0) return fail(Errc::limit, "rio: fdatasync: " + std::string(std::strerror(errno)));

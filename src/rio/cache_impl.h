@@ -281,36 +281,43 @@ struct Cache::Impl {
     if (region->retire(s)) free_slots.push_back(s);
   }
 
-  // A durability point: everything so far survives a power cut (synced regions); retired slots
-  // whose successors are now durable come back as free slots.
+  // A durability point with `mu` held throughout: everything so far survives a power cut
+  // (synced regions); retired slots whose successors are now durable come back as free slots.
+  // Only truncate, unlink and close use it (rare; they hold wb_mu too, so it never overlaps the
+  // unlocked flush below).
   Result<void> durability_point() {
     WARD_TRY(region->flush());
-    for (std::uint32_t s : region->take_reusable()) free_slots.push_back(s);
+    release_reusable();
     return {};
   }
+  // Slots the last durability point made reusable go back to the free list (with `mu` held).
+  std::size_t release_reusable() {
+    const std::vector<std::uint32_t> r = region->take_reusable();
+    free_slots.insert(free_slots.end(), r.begin(), r.end());
+    if (!r.empty()) slot_cv.notify_all();
+    return r.size();
+  }
+  // A durability point whose msyncs run without `mu` (Region::begin_flush .. sync_header): fsync,
+  // and the write-back thread making room in a synced region. The caller holds wb_mu (one flush
+  // at a time) and not `mu`. `released`, if given, grows by the slots it made reusable
+  // (cache_writeback.cc).
+  Result<void> durability_point_unlocked(std::size_t* released = nullptr);
 
-  // Synced regions with no free slot: rather than reuse a slot a power cut might still need,
-  // retire a batch of clean blocks (their bytes are durable in the backing file) and force the
-  // durability points that make retired slots reusable.
-  Result<void> reclaim() {
-    if (!free_slots.empty() || region->durability() != Durability::synced) return {};
-    if (region->flushes_pending() == 0) {
-      std::vector<std::uint32_t> clean;
-      const std::size_t want = std::max<std::size_t>(1, slots.size() / 16);
-      // Clean longest first, the order capacity eviction uses (stale entries are dropped).
-      while (!clean_order.empty() && clean.size() < want) {
-        const auto [s, seq] = clean_order.front();
-        clean_order.pop_front();
-        if (slots[s].used && region->entry(s).word.load() == layout::make_word(seq, layout::kClean)) clean.push_back(s);
-      }
-      for (std::uint32_t s : clean) {
-        ++files[slots[s].file].epoch;
-        drop_slot(s);
-        ++st.evicted;
-      }
+  // Synced regions: retires up to `n` clean blocks, longest clean first (their bytes are durable
+  // in the backing file); their slots become reusable after two durability points. Returns how
+  // many it retired. With `mu` held.
+  std::size_t retire_clean(std::size_t n) {
+    std::size_t done = 0;
+    while (!clean_order.empty() && done < n) {
+      const auto [s, seq] = clean_order.front();
+      clean_order.pop_front();
+      if (!slots[s].used || region->entry(s).word.load() != layout::make_word(seq, layout::kClean)) continue;  // stale
+      ++files[slots[s].file].epoch;
+      drop_slot(s);
+      ++st.evicted;
+      ++done;
     }
-    for (int i = region->flushes_pending(); i > 0 && free_slots.empty(); --i) WARD_TRY(durability_point());
-    return {};
+    return done;
   }
 
   // Whether any published block is still dirty (e.g. one reaching past the end of its file).
@@ -351,31 +358,23 @@ struct Cache::Impl {
     bg_cv.notify_one();
   }
 
-  // Evicts the longest-clean block; false if there is none.
-  bool evict_clean() {
-    while (!clean_order.empty()) {
-      const auto [s, seq] = clean_order.front();
-      clean_order.pop_front();
-      if (!slots[s].used || region->entry(s).word.load() != layout::make_word(seq, layout::kClean)) continue;  // stale
-      ++files[slots[s].file].epoch;
-      drop_slot(s);
-      ++st.evicted;
-      if (!free_slots.empty()) return true;
-      // Synced: the dropped slot is retired, reusable only after the durability points that
-      // reclaim() forces (a flush under the lock: synced regions pay for power-loss safety here).
-      if (region->durability() == Durability::synced) return reclaim().has_value() && !free_slots.empty();
-    }
-    return false;
-  }
+  bool synced() const { return region->durability() == Durability::synced; }
+
+  // Evicts the longest-clean block (program_crash regions: its slot is free at once); false if
+  // there is none.
+  bool evict_clean() { return retire_clean(1) == 1 && !free_slots.empty(); }
 
   // Whether alloc_slot can succeed without waiting. Free slots still being written from are set
-  // aside until their round ends.
+  // aside until their round ends. Synced regions: only a free slot counts — a clean block's slot
+  // is reusable only after two durability points, disk I/O that the write-back thread does
+  // (make_room_synced), never a writer under `mu`.
   bool has_slot() {
     while (!free_slots.empty() && pinned[free_slots.back()]) {
       pinned_free.push_back(free_slots.back());
       free_slots.pop_back();
     }
     if (!free_slots.empty()) return true;
+    if (synced()) return false;
     while (!clean_order.empty()) {
       const auto [s, seq] = clean_order.front();
       if (slots[s].used && region->entry(s).word.load() == layout::make_word(seq, layout::kClean)) return true;
@@ -385,7 +384,6 @@ struct Cache::Impl {
   }
 
   Result<std::uint32_t> alloc_slot() {
-    WARD_TRY(reclaim());  // synced regions: durability points release retired slots
     // has_slot() leaves an unpinned slot at the back of free_slots, or none; a slot that eviction
     // or a durability point just released may still be read by a write-back round (pinned), so
     // ask again after evicting rather than take the back blindly.
@@ -395,8 +393,9 @@ struct Cache::Impl {
     if (!found) return std::unexpected(err(Errc::limit, "rio: no free or clean slot; the write was not done"));
     const std::uint32_t s = free_slots.back();
     free_slots.pop_back();
-    // Low water: an eighth of the cache left free or clean. Write-back starts before writers wait.
-    if (slots.size() - dirty_estimate() < slots.size() / 8) want_capacity();
+    // Low water: an eighth of the cache left free or clean (synced: free). Write-back starts
+    // before writers wait.
+    if ((synced() ? free_slots.size() : slots.size() - dirty_estimate()) < slots.size() / 8) want_capacity();
     return s;
   }
 
@@ -424,10 +423,11 @@ struct Cache::Impl {
 
   Result<void> wait_for_slot() {
     ++st.slot_waits;
+    if (detail::on_slot_wait) detail::on_slot_wait();
     if (wb_owner.load() == std::this_thread::get_id()) {
       // This thread holds wb_mu (truncate): no round can start, so run one here, without `mu`.
       mu.unlock();
-      auto r = write_back_round(Pick::capacity, 0);
+      auto r = synced() ? make_room_synced(0) : write_back_round(Pick::capacity, 0);
       mu.lock();
       if (has_slot()) return {};
       return std::unexpected(err(Errc::limit, "rio: the cache is full of dirty blocks and write-back failed (" +
@@ -510,8 +510,14 @@ struct Cache::Impl {
   };
 
   // One round; the caller holds wb_mu, not `mu`. Errors name the files that could not be
-  // written; their blocks stay dirty (cache_writeback.cc).
-  Result<void> write_back_round(Pick pick, std::uint64_t due_ns);
+  // written; their blocks stay dirty (cache_writeback.cc). `cleaned`, if given, receives how many
+  // blocks it marked clean.
+  Result<void> write_back_round(Pick pick, std::uint64_t due_ns, std::uint64_t* cleaned = nullptr);
+  // Synced regions: the write-back thread's answer to "no free slot" (and to the low water mark):
+  // retires clean blocks (after a capacity round if there are too few), then runs the durability
+  // points that make retired slots reusable, without `mu` for their I/O. The caller holds wb_mu,
+  // not `mu` (cache_writeback.cc).
+  Result<void> make_room_synced(std::uint64_t due_ns);
   // Drops the entries of dirty_order that no longer describe a dirty period (under `mu`).
   void compact_dirty_order();
   // The write-back thread (cache_writeback.cc).

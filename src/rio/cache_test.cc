@@ -3,6 +3,7 @@
 #include "ward/rio/cache.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -788,6 +789,98 @@ TEST_F(RioStalls, ManyThreadsWriteReadTruncateAndFlush) {
     EXPECT_GT((*c)->stats().written_back, 0u);
   }  // a clean close writes everything back
   for (int t = 0; t < kWriters; ++t) EXPECT_EQ(slurp(dir / ("t" + std::to_string(t))), models[static_cast<std::size_t>(t)]) << t;
+}
+
+// Synced regions (docs/rio.md, "Synced regions: flushes without the lock"): a flush's msyncs run
+// without the cache lock, in the write-back thread when the cache runs low and in the caller of
+// fsync. While one is stopped between taking its pages and its msync, another thread reads a
+// cached block, overwrites it and writes a new one; each must complete before the flush goes on
+// (the flush waits for them, bounded: if the lock were held, they could not finish and the flush
+// would give up waiting, which fails the test).
+struct RioStallsSynced : RioStalls {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, done = false, gave_up = false;
+  std::string flusher;  // the flushing thread's name
+  void SetUp() override {
+    RioStalls::SetUp();
+    ward::rio::detail::during_unlocked_flush = [this](int step) {
+      if (step != 0) return;
+      std::unique_lock l(mu);
+      if (entered) return;
+      char name[16] = {};
+      pthread_getname_np(pthread_self(), name, sizeof name);
+      flusher = name;
+      entered = true;
+      cv.notify_all();
+      gave_up = !cv.wait_for(l, std::chrono::seconds(10), [&] { return done; });
+    };
+  }
+  void TearDown() override {
+    ward::rio::detail::during_unlocked_flush = nullptr;
+    RioStalls::TearDown();
+  }
+  CacheOptions synced_opts() {
+    auto o = opts(ward::rio::Mode::rio, 1 << 20);
+    o.region.durability = ward::rio::Durability::synced;
+    return o;
+  }
+  // Waits until a flush has stopped in the hook; then reads and writes from this thread.
+  void use_the_cache_during_the_flush(Cache& c, int fd, std::uint64_t new_block) {
+    {
+      std::unique_lock l(mu);
+      ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return entered; })) << "no flush started";
+    }
+    std::vector<std::byte> out(4096);
+    const bool ok = c.read(fd, out, 4096).has_value() && str(out) == std::string(4096, 'b') &&
+                    c.write(fd, bytes(std::string(4096, 'B')), 4096).has_value() &&
+                    c.write(fd, bytes(std::string(4096, 'N')), new_block * 4096).has_value();
+    std::lock_guard l(mu);
+    EXPECT_TRUE(ok);
+    done = true;
+    cv.notify_all();
+  }
+};
+
+TEST_F(RioStallsSynced, AReaderAndWritersAreNotBlockedBehindTheWriteBackThreadsFlush) {
+  auto c = Cache::open(synced_opts());
+  ASSERT_TRUE(c) << c.error().detail;
+  auto fd = (*c)->open_file("s");
+  ASSERT_TRUE(fd);
+  const std::uint32_t n = (*c)->stats().blocks_total;
+  // Three quarters of the cache clean; block 1 holds 'b'.
+  for (std::uint32_t b = 0; b < n * 3 / 4; ++b) ASSERT_TRUE((*c)->write(*fd, bytes(std::string(4096, b == 1 ? 'b' : 'x')), b * 4096ull));
+  ASSERT_TRUE((*c)->flush());
+  // New blocks until fewer than an eighth of the slots are free: the write-back thread retires
+  // clean blocks and flushes. Enough free slots remain for the writes below.
+  std::uint64_t b = n * 3 / 4;
+  while ((*c)->stats().blocks_free >= n / 8) ASSERT_TRUE((*c)->write(*fd, bytes(std::string(4096, 'y')), b++ * 4096));
+  use_the_cache_during_the_flush(**c, *fd, b);
+  {
+    std::lock_guard l(mu);
+    EXPECT_EQ(flusher, "rio-writeback");
+  }
+  c->reset();  // joins the write-back thread: the hook has returned
+  EXPECT_FALSE(gave_up) << "the flush waited in vain: the reader and writers were blocked behind it";
+  const std::string got = slurp(dir / "s");
+  EXPECT_EQ(got.substr(4096, 4096), std::string(4096, 'B'));
+  EXPECT_EQ(got.substr(b * 4096, 4096), std::string(4096, 'N'));
+}
+
+TEST_F(RioStallsSynced, AReaderAndWritersAreNotBlockedBehindFsync) {
+  auto c = Cache::open(synced_opts());
+  ASSERT_TRUE(c) << c.error().detail;
+  auto fd = (*c)->open_file("s");
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE((*c)->write(*fd, bytes(std::string(4096, 'a')), 0));
+  ASSERT_TRUE((*c)->write(*fd, bytes(std::string(4096, 'b')), 4096));
+  auto syncer = std::async(std::launch::async, [&] { return (*c)->fsync(*fd).has_value(); });
+  use_the_cache_during_the_flush(**c, *fd, 2);
+  EXPECT_TRUE(syncer.get());
+  EXPECT_FALSE(gave_up) << "fsync's flush waited in vain: the reader and writers were blocked behind it";
+  std::vector<std::byte> out(3 * 4096);
+  ASSERT_TRUE((*c)->read(*fd, out, 0));
+  EXPECT_EQ(str(out), std::string(4096, 'a') + std::string(4096, 'B') + std::string(4096, 'N'));
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ std::unique_lock<SpinThenSleepMutex> Cache::Impl::lock_for_writeback() {
 
 // One round; the caller holds wb_mu, not `mu`. Errors name the files that could not be
 // written; their blocks stay dirty.
-Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns) {
+Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns, std::uint64_t* cleaned_out) {
   struct Job {
     std::uint32_t slot;
     std::uint64_t seq, key, block, picked_ns;
@@ -226,7 +226,8 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns) {
     if (!more) {
       free_slots.insert(free_slots.end(), pinned_free.begin(), pinned_free.end());
       pinned_free.clear();
-      if (pick != Pick::due) {
+      // Synced regions: cleaning frees no slot; make_room_synced reports its whole work instead.
+      if (pick != Pick::due && !synced()) {
         cap_round = id;
         cap_cleaned = cleaned;
         cap_error = failures;
@@ -237,7 +238,81 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns) {
     }
   }
   slot_cv.notify_all();
+  if (cleaned_out) *cleaned_out = cleaned;
   if (!failures.empty()) return std::unexpected(err(Errc::limit, "rio: " + failures));
+  return {};
+}
+
+Result<void> Cache::Impl::durability_point_unlocked(std::size_t* released) {
+  Region::FlushTicket t;
+  {
+    auto g = lock_for_writeback();
+    t = region->begin_flush();
+  }
+  if (!t.active) return {};
+  if (detail::during_unlocked_flush) detail::during_unlocked_flush(0);
+  // The disk I/O, without `mu`: writers go on storing (their pages go on the list for the next
+  // flush) and retiring slots (they wait for the next flush too).
+  Result<void> r = region->sync_pages(t);
+  if (detail::during_unlocked_flush) detail::during_unlocked_flush(1);
+  {
+    auto g = lock_for_writeback();
+    region->end_flush(t, r.has_value());
+    const std::size_t n = release_reusable();
+    if (released) *released += n;
+  }
+  WARD_TRY(std::move(r));
+  // The header page (synced_seq) without `mu` too: see Region::FlushTicket for why nothing that
+  // end_flush released depends on it.
+  return region->sync_header();
+}
+
+Result<void> Cache::Impl::make_room_synced(std::uint64_t due_ns) {
+  // Room enough that writers rarely wait: an eighth of the cache free or on its way to free.
+  const std::size_t target = std::max<std::size_t>(slots.size() / 8, 1);
+  std::uint64_t id = 0, cleaned = 0;
+  std::size_t released = 0;
+  std::string why;
+  auto retire_to_target = [&] {  // with `mu`; true if the target is met
+    const std::size_t have = free_slots.size() + region->slots_in_flight();
+    if (have < target) retire_clean(target - have);
+    return free_slots.size() + region->slots_in_flight() >= target;
+  };
+  bool enough = false;
+  {
+    auto g = lock_for_writeback();
+    id = ++rounds_started;
+    enough = retire_to_target();
+  }
+  // Too few clean blocks to retire: clean some first (a capacity round, fdatasynced).
+  if (!enough || due_ns > 0) {
+    auto r = write_back_round(enough ? Pick::due : Pick::capacity, due_ns, &cleaned);
+    if (!r) why = r.error().detail;
+    auto g = lock_for_writeback();
+    retire_to_target();
+  }
+  // Two durability points: the first makes the retired slots' successors durable (they are then
+  // marked free), the second makes those free marks durable (they are then reusable).
+  for (int i = 0; i < 2; ++i) {
+    {
+      auto g = lock_for_writeback();
+      if (region->flushes_pending() == 0) break;
+    }
+    if (auto r = durability_point_unlocked(&released); !r) {
+      why += (why.empty() ? "" : "; ") + r.error().detail;
+      break;
+    }
+  }
+  {
+    auto g = lock_for_writeback();
+    cap_round = id;
+    cap_cleaned = cleaned + released;
+    cap_error = why;
+    for (const auto& kv : failing)
+      if (cap_error.find(kv.second) == std::string::npos) cap_error += (cap_error.empty() ? "" : "; ") + kv.second;
+  }
+  slot_cv.notify_all();
+  if (!why.empty()) return std::unexpected(err(Errc::limit, "rio: " + why));
   return {};
 }
 
@@ -268,7 +343,10 @@ void Cache::Impl::background() {
     const std::uint64_t due = age.count() > 0 && now > early ? now - early : 0;
     if (cap || due > 0) {
       IoLock io(*this);
-      (void)write_back_round(cap ? Pick::capacity : Pick::due, due);
+      if (detail::around_background_work) detail::around_background_work(true);
+      if (cap && synced()) (void)make_room_synced(due);
+      else (void)write_back_round(cap ? Pick::capacity : Pick::due, due);
+      if (detail::around_background_work) detail::around_background_work(false);
     }
     l.lock();
   }

@@ -41,6 +41,25 @@ Result<void> PowerLossSim::take_snapshot() {
   return {};
 }
 
+Result<void> PowerLossSim::begin_durability(std::span<const std::uint64_t> pages) {
+  const std::string now = WARD_TRY(read_now());
+  if (now.size() != snapshot_.size()) return fail(Errc::misuse, "power loss sim: the region file changed size since the snapshot");
+  pending_ = snapshot_;
+  for (std::uint64_t p : pages) {
+    const std::uint64_t off = p * kPage;
+    if (off >= now.size()) return fail(Errc::misuse, "power loss sim: page " + std::to_string(p) + " is past the region");
+    std::memcpy(pending_.data() + off, now.data() + off, static_cast<std::size_t>(std::min<std::uint64_t>(kPage, now.size() - off)));
+  }
+  pending_set_ = true;
+  return {};
+}
+
+void PowerLossSim::end_durability() {
+  if (!pending_set_) return;
+  snapshot_ = std::move(pending_);
+  pending_set_ = false;
+}
+
 Result<std::vector<std::uint64_t>> PowerLossSim::dirty_pages() const {
   const std::string now = WARD_TRY(read_now());
   if (now.size() != snapshot_.size()) return fail(Errc::misuse, "power loss sim: the region file changed size since the snapshot");

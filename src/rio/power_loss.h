@@ -7,7 +7,16 @@
 // the checksums anyway). The backing directory is taken as it is at the cut: everything the
 // cache writes there is fdatasync'ed before the region says so.
 //
-// Use: take_snapshot() right after every durability point; at any later quiet moment,
+// A flush whose msyncs run without the owner's lock (Region::begin_flush .. end_flush) makes
+// durable what the pages it took held *when it took them* (a store after that may or may not be
+// caught), not the file as it is when the flush ends: begin_durability(pages) when it takes its
+// pages (the owner's lock held: quiet), end_durability() when they are on disk. The snapshot then
+// becomes the old one with those pages as they were at begin_durability; anything stored later is
+// "written since", so images with and without it are both checked. A page the region forgot to
+// list stays as it was in the old snapshot, as on a real disk.
+//
+// Use: take_snapshot() when the region is quiet and fully on disk (after open), the two calls
+// above at every durability point (Region::set_flush_observer); at any later quiet moment,
 // dirty_pages() lists the pages that differ from the snapshot and build_image() writes one
 // possible disk image (snapshot + a chosen subset of those pages, taken from the file now).
 // subsets() chooses which images a test can afford: all of them when there are few pages,
@@ -18,6 +27,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,6 +41,10 @@ class PowerLossSim {
 
   // Copies the region file as it is now: the state a power cut falls back to.
   [[nodiscard]] Result<void> take_snapshot();
+  // A durability point starts: `pages` (4 KiB page indexes) will be made durable as they are now.
+  [[nodiscard]] Result<void> begin_durability(std::span<const std::uint64_t> pages);
+  // ... and has ended: those pages, as they were at begin_durability, are the snapshot now.
+  void end_durability();
   // Page indexes (4 KiB pages) whose current contents differ from the snapshot.
   [[nodiscard]] Result<std::vector<std::uint64_t>> dirty_pages() const;
   // Writes snapshot + the current contents of `pages` to `out` (created or replaced), as found
@@ -43,7 +57,8 @@ class PowerLossSim {
  private:
   [[nodiscard]] Result<std::string> read_now() const;
   std::filesystem::path region_;
-  std::string snapshot_;
+  std::string snapshot_, pending_;
+  bool pending_set_ = false;
 };
 
 // The subsets of `pages` to try: every subset when pages.size() <= max_exhaustive (2^n of

@@ -8,12 +8,20 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
+#include <atomic>
+#include <condition_variable>
 #include <fstream>
 #include <linux/magic.h>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <random>
+#include <thread>
 
 #include "rio/power_loss.h"
+#include "rio/writeback.h"
 #include "ward/rio/cache.h"
 
 namespace {
@@ -59,6 +67,17 @@ struct PowerLoss : ::testing::Test {
   // An operation is in flight: its end state is already among the candidates (a crash inside it
   // may show any of its blocks applied or not).
   bool in_op = false;
+  // Guards the model and the simulator (the write-back thread's flushes call the observer).
+  std::recursive_mutex model_mu;
+  // hold_background: the write-back thread starts no work while a check reads the region, and a
+  // check waits for the work in progress (a flag and a condition variable rather than model_mu
+  // held across the work: the observer takes model_mu under the cache lock).
+  std::atomic<bool> hold_background{true};
+  std::mutex quiet_mu;
+  std::condition_variable quiet_cv;
+  bool checking = false, background_busy = false;
+  std::thread::id background_id;
+  std::map<std::string, std::size_t> keep_from;  // per file: the first state a flush in progress keeps
 
   void SetUp() override {
     const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
@@ -77,6 +96,7 @@ struct PowerLoss : ::testing::Test {
   }
   void TearDown() override {
     cache.reset();
+    ward::rio::detail::around_background_work = nullptr;
     if (!work.empty()) fs::remove_all(work);
     if (!images.empty()) fs::remove_all(images);
   }
@@ -92,25 +112,46 @@ struct PowerLoss : ::testing::Test {
     return o;
   }
   void open() {
+    // The write-back thread makes room with flushes of its own whenever the cache runs low; a
+    // check must not read the region while it works. (Set before the thread starts.)
+    ward::rio::detail::around_background_work = [this](bool start) {
+      std::unique_lock l(quiet_mu);
+      background_id = std::this_thread::get_id();
+      if (start && hold_background) {
+        quiet_cv.wait(l, [&] { return !checking; });
+        background_busy = true;
+      } else if (!start) {
+        background_busy = false;
+        quiet_cv.notify_all();
+      }
+    };
     auto c = Cache::open(opts());
     ASSERT_TRUE(c) << c.error().detail;
     cache = std::move(*c);
     ASSERT_FALSE(on_tmpfs(work)) << work;
     sim = std::make_unique<ward::rio::PowerLossSim>(work / "region.rio");
-    // Every durability point, the cache's own included (a full cache forces some): what the
-    // model holds then is what must survive. An operation in progress at an internal one may
-    // have any of its blocks applied: its end state is recorded when it returns.
-    cache->region()->set_flush_observer([this](bool durable) {
+    // Every durability point, the cache's own included (a full cache makes the write-back thread
+    // run some): what the model holds when the flush takes its pages is what must survive. An
+    // operation in progress then may have any of its blocks applied: its end state is recorded
+    // before it starts. Stores after the flush took its pages (the msync runs without the cache
+    // lock) are "written since", in the model and in the simulator.
+    cache->region()->set_flush_observer([this](bool durable, std::span<const std::uint64_t> pages) {
+      std::lock_guard l(model_mu);
       if (!durable) {
         if (in_op) crash_check("inside an operation, before an internal durability point", 8, 20);
+        ASSERT_TRUE(sim->begin_durability(pages));
+        for (auto& [p, v] : since) keep_from[p] = v.size() - std::min<std::size_t>(2, v.size());
         return;
       }
-      ASSERT_TRUE(sim->take_snapshot());
-      for (auto& [p, v] : since) v.erase(v.begin(), v.end() - std::min<std::ptrdiff_t>(2, std::ssize(v)));
+      sim->end_durability();
+      for (auto& [p, v] : since)
+        if (auto k = keep_from.find(p); k != keep_from.end()) v.erase(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k->second));
+      keep_from.clear();
     });
     fsync();
   }
   void record(const std::string& path) {
+    std::lock_guard l(model_mu);
     auto& v = since[path];
     if (v.empty() || v.back() != now[path]) v.push_back(now[path]);
   }
@@ -119,6 +160,7 @@ struct PowerLoss : ::testing::Test {
       auto f = cache->open_file(path);
       EXPECT_TRUE(f) << f.error().detail;
       fds[path] = *f;
+      std::lock_guard l(model_mu);
       if (!now[path]) {
         if (since[path].empty()) since[path].push_back(std::nullopt);
         now[path] = std::string();
@@ -128,32 +170,46 @@ struct PowerLoss : ::testing::Test {
     return fds[path];
   }
   void write(const std::string& path, std::uint64_t off, std::size_t n) {
-    const std::string d = pattern(tag++, off, n);
     const int f = fd(path);
-    std::string& s = *now[path];
-    if (s.size() < off + n) s.resize(off + n, '\0');
-    s.replace(off, n, d);
-    record(path);
-    in_op = true;
+    std::string d;
+    {
+      std::lock_guard l(model_mu);
+      d = pattern(tag++, off, n);
+      std::string& s = *now[path];
+      if (s.size() < off + n) s.resize(off + n, '\0');
+      s.replace(off, n, d);
+      record(path);
+      in_op = true;
+    }
     auto w = cache->write(f, std::as_bytes(std::span(d.data(), d.size())), off);
-    in_op = false;
+    set_in_op(false);
     ASSERT_TRUE(w) << w.error().detail;
   }
   void truncate(const std::string& path, std::uint64_t size) {
     const int f = fd(path);
-    now[path]->resize(size, '\0');
-    record(path);
-    in_op = true;
+    {
+      std::lock_guard l(model_mu);
+      now[path]->resize(size, '\0');
+      record(path);
+      in_op = true;
+    }
     ASSERT_TRUE(cache->truncate(f, size));
-    in_op = false;
+    set_in_op(false);
+  }
+  void set_in_op(bool v) {
+    std::lock_guard l(model_mu);
+    in_op = v;
   }
   void unlink(const std::string& path) {
     fds.erase(path);
-    now[path] = std::nullopt;
-    record(path);
-    in_op = true;
+    {
+      std::lock_guard l(model_mu);
+      now[path] = std::nullopt;
+      record(path);
+      in_op = true;
+    }
     auto u = cache->unlink(path);
-    in_op = false;
+    set_in_op(false);
     ASSERT_TRUE(u) << u.error().detail;
   }
   // A durability point: what the model holds now is what must survive.
@@ -161,6 +217,7 @@ struct PowerLoss : ::testing::Test {
     if (!fds.empty()) {
       ASSERT_TRUE(cache->fsync(fds.begin()->second));
     } else {  // nothing written since open, whose recovery ended with a flush
+      std::lock_guard l(model_mu);
       ASSERT_TRUE(sim->take_snapshot());
     }
   }
@@ -198,6 +255,22 @@ struct PowerLoss : ::testing::Test {
   static constexpr std::size_t kExhaustive = 12, kRandoms = 200;
 #endif
   void crash_check(const std::string& label, std::size_t max_exhaustive = kExhaustive, std::size_t randoms = kRandoms) {
+    {  // the write-back thread holds still (unless this is it)
+      std::unique_lock q(quiet_mu);
+      if (std::this_thread::get_id() != background_id) {
+        checking = true;
+        quiet_cv.wait(q, [&] { return !background_busy; });
+      }
+    }
+    struct Done {
+      PowerLoss& t;
+      ~Done() {
+        std::lock_guard q(t.quiet_mu);
+        if (std::this_thread::get_id() != t.background_id) t.checking = false;
+        t.quiet_cv.notify_all();
+      }
+    } done{*this};
+    std::lock_guard l(model_mu);
     auto pages = sim->dirty_pages();
     ASSERT_TRUE(pages) << pages.error().detail;
     const auto subsets = ward::rio::power_loss_subsets(*pages, max_exhaustive, randoms, kSeed);
@@ -296,6 +369,116 @@ TEST_F(PowerLoss, UnlinkAndNewFiles) {
   write("u", 0, 2 * kBs);  // the same name again: a new file (slot reuse with a new generation)
   write("v", 4096, 100);
   crash_check("recreate an unlinked name");
+}
+
+// Flushes by the write-back thread while another thread keeps writing. The msyncs run without the
+// cache lock, so stores land between a flush taking its pages and recording them durable: a page
+// it took may be stored to again (the msync may or may not catch that), slots are retired whose
+// successors it does not cover. A power cut inside that window (checked before and after the
+// msync, the writer having stored into the window each time) and after it must keep everything
+// the last durability point covered.
+TEST_F(PowerLoss, FlushesByTheWriteBackThreadWhileAnotherThreadWrites) {
+  region_size = 1 << 20;    // ~250 slots for 400 blocks: the write-back thread makes room
+  hold_background = false;  // the writer must run during the write-back thread's flushes
+  constexpr std::uint64_t kBlocks = 400;
+  constexpr int kWindows = 8;  // checks inside flushes (4 flushes: before and after each msync)
+  std::condition_variable_any cv;
+  bool paused = false, busy = false, blocked = false, stop = false;
+  std::uint64_t done = 0;
+  int windows = 0;
+  std::string errors;
+  std::thread writer;
+  // Runs even when an assertion returns early: the hooks point at this frame.
+  struct Cleanup {
+    std::function<void()> f;
+    ~Cleanup() { f(); }
+  } cleanup{[&] {
+    {
+      std::lock_guard l(model_mu);
+      stop = true;
+      cv.notify_all();
+    }
+    if (writer.joinable()) writer.join();
+    cache.reset();
+    ward::rio::detail::during_unlocked_flush = nullptr;
+    ward::rio::detail::on_slot_wait = nullptr;
+  }};
+  ward::rio::detail::on_slot_wait = [&] {  // the cache lock is held: only the test's own state
+    std::lock_guard l(model_mu);
+    blocked = true;
+    cv.notify_all();
+  };
+  ward::rio::detail::during_unlocked_flush = [&](int step) {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    if (std::string_view(name) != "rio-writeback") return;  // the write-back thread's flushes only
+    std::unique_lock l(model_mu);
+    if (windows >= kWindows || stop) return;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    // The writer stores into the window (or waits for a slot: this very flush will give it one).
+    const std::uint64_t n0 = done;
+    paused = false;
+    cv.notify_all();
+    if (!cv.wait_until(l, deadline, [&] { return done >= n0 + 2 || blocked || stop; })) errors += "the writer made no progress; ";
+    paused = true;
+    if (!cv.wait_until(l, deadline, [&] { return !busy || blocked || stop; })) errors += "the writer did not pause; ";
+    crash_check(step == 0 ? "write-back thread's flush, writes after it took its pages"
+                          : "write-back thread's flush, writes after its msync",
+                8, 40);
+    ++windows;
+    paused = false;
+    cv.notify_all();
+  };
+  open();
+  const int fb = fd("b");
+  writer = std::thread([&] {
+    std::mt19937_64 rng(kSeed);
+    for (;;) {
+      std::string d;
+      std::uint64_t off = 0;
+      {
+        std::unique_lock l(model_mu);
+        cv.wait(l, [&] { return !paused || stop; });
+        if (stop) return;
+        off = rng() % kBlocks * kBs;
+        d = pattern(tag++, off, kBs);
+        std::string& s = *now["b"];
+        if (s.size() < off + kBs) s.resize(off + kBs, '\0');
+        s.replace(off, kBs, d);
+        record("b");
+        busy = true;
+      }
+      auto r = cache->write(fb, std::as_bytes(std::span(d.data(), d.size())), off);
+      std::lock_guard l(model_mu);
+      busy = blocked = false;
+      ++done;
+      cv.notify_all();
+      if (!r) {
+        errors += "write: " + r.error().detail + "; ";
+        stop = true;
+        return;
+      }
+    }
+  });
+  {
+    std::unique_lock l(model_mu);
+    cv.wait_until(l, std::chrono::steady_clock::now() + std::chrono::seconds(120), [&] { return windows >= kWindows || stop; });
+    stop = true;
+    cv.notify_all();
+  }
+  writer.join();
+  {
+    std::lock_guard l(model_mu);
+    EXPECT_EQ(errors, "");
+    EXPECT_GE(windows, kWindows) << "the write-back thread ran too few flushes";
+    std::printf("%llu writes by the second thread, %d windows checked\n", static_cast<unsigned long long>(done), windows);
+  }
+  // From here the write-back thread holds still during checks; flush() waits out what it is doing.
+  hold_background = true;
+  ASSERT_TRUE(cache->flush());
+  crash_check("a power cut after the writer stopped and a write-back", 8, 40);
+  fsync();
+  crash_check("after the final fsync", 8, 40);
 }
 
 }  // namespace

@@ -625,7 +625,7 @@ std::vector<std::uint32_t> Region::take_reusable() { return std::exchange(reusab
 
 int Region::flushes_pending() const { return !retired_.empty() ? 2 : !freeing_.empty() ? 1 : 0; }
 
-Result<void> Region::msync_pages(std::uint64_t first, std::uint64_t count) {
+Result<void> Region::msync_pages(std::uint64_t first, std::uint64_t count) const {
   const std::uint64_t pg = page_size();
   const std::uint64_t off = first * pg, len = std::min(count * pg, size_ - off);
   if (msync(ro_ + off, len, MS_SYNC) != 0) return fail(Errc::limit, "rio: " + sys("msync"));
@@ -633,33 +633,70 @@ Result<void> Region::msync_pages(std::uint64_t first, std::uint64_t count) {
 }
 
 Result<void> Region::flush() {
-  if (dur_ != Durability::synced) return {};
-  if (flush_observer_) flush_observer_(false);
-  // 1. Only the pages stored to since the last flush, in runs.
-  std::sort(dirty_pages_.begin(), dirty_pages_.end());
-  for (std::size_t i = 0; i < dirty_pages_.size();) {
+  FlushTicket t = begin_flush();
+  Result<void> r = sync_pages(t);
+  end_flush(t, r.has_value());
+  WARD_TRY(std::move(r));
+  return sync_header();
+}
+
+Region::FlushTicket Region::begin_flush() {
+  FlushTicket t;
+  if (dur_ != Durability::synced) return t;
+  t.active = true;
+  // The flags go down now, not after the msync: a store from here on puts its page on the list
+  // again, whether or not the msync below happens to catch it.
+  t.pages = std::exchange(dirty_pages_, {});
+  for (std::uint64_t p : t.pages) page_dirty_[p] = 0;
+  std::sort(t.pages.begin(), t.pages.end());
+  t.seq = seq_;
+  t.retired = std::exchange(retired_, {});
+  t.freeing = std::exchange(freeing_, {});
+  if (flush_observer_) flush_observer_(false, t.pages);
+  return t;
+}
+
+Result<void> Region::sync_pages(const FlushTicket& t) const {
+  // Only the pages stored to before begin_flush, in runs.
+  for (std::size_t i = 0; i < t.pages.size();) {
     std::size_t j = i + 1;
-    while (j < dirty_pages_.size() && dirty_pages_[j] == dirty_pages_[j - 1] + 1) ++j;
-    WARD_TRY(msync_pages(dirty_pages_[i], j - i));
+    while (j < t.pages.size() && t.pages[j] == t.pages[j - 1] + 1) ++j;
+    WARD_TRY(msync_pages(t.pages[i], j - i));
     i = j;
   }
-  for (std::uint64_t p : dirty_pages_) page_dirty_[p] = 0;
-  dirty_pages_.clear();
-  // 2. Only now may the header say so: every version below seq_ is on disk. Recovery counts a
-  //    version at or above it that fails its checksum as debris of a write the power cut tore
-  //    (never acknowledged: its predecessor is still intact), not as damage.
-  st_.synced_seq = seq_;
-  store_state();
-  WARD_TRY(msync_pages(0, (L::kHeaderSize + page_size() - 1) / page_size()));
-  for (std::uint64_t p : dirty_pages_) page_dirty_[p] = 0;
-  dirty_pages_.clear();
-  // 3. Retired slots move on a stage: their successors are durable now, so they may be marked
-  //    free; those marked free at the last flush are durably free, so they may be reused.
-  reusable_.insert(reusable_.end(), freeing_.begin(), freeing_.end());
-  freeing_ = std::exchange(retired_, {});
-  if (flush_observer_) flush_observer_(true);
-  for (std::uint32_t s : freeing_) set_state(s, L::kFree);
   return {};
+}
+
+void Region::end_flush(FlushTicket& t, bool synced) {
+  if (!t.active) return;
+  t.active = false;
+  if (!synced) {  // nothing is known to be on disk: everything taken waits for the next flush
+    for (std::uint64_t p : t.pages)
+      if (!page_dirty_[p]) {
+        page_dirty_[p] = 1;
+        dirty_pages_.push_back(p);
+      }
+    retired_.insert(retired_.end(), t.retired.begin(), t.retired.end());
+    freeing_.insert(freeing_.end(), t.freeing.begin(), t.freeing.end());
+    return;
+  }
+  if (flush_observer_) flush_observer_(true, {});
+  // Every version below t.seq is on disk: recovery counts a version at or above it that fails its
+  // checksum as debris of a write the power cut tore (never acknowledged: its predecessor is
+  // still intact), not as damage. The header page is msynced by sync_header (and stays on the
+  // list for the next flush).
+  st_.synced_seq = std::max(st_.synced_seq, t.seq);
+  store_state();
+  // The taken stages move on: the successors of the taken retired slots are durable, so they may
+  // be marked free; the taken freeing slots' free marks are durable, so they may be reused.
+  reusable_.insert(reusable_.end(), t.freeing.begin(), t.freeing.end());
+  for (std::uint32_t s : t.retired) set_state(s, L::kFree);
+  freeing_.insert(freeing_.end(), t.retired.begin(), t.retired.end());
+}
+
+Result<void> Region::sync_header() const {
+  if (dur_ != Durability::synced) return {};
+  return msync_pages(0, (L::kHeaderSize + page_size() - 1) / page_size());
 }
 
 Result<void> Region::sync_all() {

@@ -6,7 +6,9 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 #include <fstream>
 
 #include "rio/private_path.h"
@@ -196,3 +198,48 @@ TEST(Region, SequenceNumbersStayAboveEverythingPublished) {
 }
 
 }  // namespace
+
+// A flush split around its unlocked msync (Region::begin_flush .. end_flush): a store after the
+// flush took its pages goes on the list again — even into a page the flush is writing, whose
+// msync may or may not catch it — and only the stages taken at the start advance.
+TEST(Region, AStoreDuringAFlushStaysForTheNextAndOnlyTakenStagesAdvance) {
+  TempRegion t;
+  auto o = t.opts();
+  o.durability = ward::rio::Durability::synced;
+  auto r = ward::rio::Region::open(o);
+  ASSERT_TRUE(r) << r.error().detail;
+  ward::rio::Region& g = **r;
+  const std::vector<std::byte> data(g.block_size(), std::byte{7});
+  g.write_block(0, 0, 1, 0, data, g.next_seq());
+  g.write_block(1, 0, 1, 1, data, g.next_seq());
+  ASSERT_FALSE(g.retire(0));  // synced: not reusable yet
+  auto first = g.begin_flush();
+  ASSERT_TRUE(first.active);
+  const std::uint64_t page = (g.header().data_off + 1ull * g.block_size()) / static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  ASSERT_TRUE(std::binary_search(first.pages.begin(), first.pages.end(), page));
+  EXPECT_EQ(first.retired, std::vector<std::uint32_t>{0});
+  // Meanwhile (the owner's lock released): slot 1's page is stored to again, slot 1 is retired.
+  g.write_block(1, 0, 1, 1, data, g.next_seq());
+  ASSERT_FALSE(g.retire(1));
+  ASSERT_TRUE(g.sync_pages(first));
+  g.end_flush(first, true);
+  ASSERT_TRUE(g.sync_header());
+  EXPECT_TRUE(g.take_reusable().empty());  // slot 0 is marked free now, reusable one flush later
+  EXPECT_EQ(g.flushes_pending(), 2);        // slot 1 was retired after the flush took its stages
+  auto second = g.begin_flush();
+  EXPECT_TRUE(std::binary_search(second.pages.begin(), second.pages.end(), page)) << "the store during the flush was forgotten";
+  EXPECT_EQ(second.retired, std::vector<std::uint32_t>{1});
+  EXPECT_EQ(second.freeing, std::vector<std::uint32_t>{0});
+  ASSERT_TRUE(g.sync_pages(second));
+  g.end_flush(second, true);
+  EXPECT_EQ(g.take_reusable(), std::vector<std::uint32_t>{0});
+  // A failed msync puts everything back.
+  g.write_block(2, 0, 1, 2, data, g.next_seq());
+  auto third = g.begin_flush();
+  const auto taken = third.pages;
+  g.end_flush(third, false);
+  auto fourth = g.begin_flush();
+  EXPECT_EQ(fourth.pages, taken);
+  EXPECT_EQ(fourth.freeing, std::vector<std::uint32_t>{1});
+  g.end_flush(fourth, false);
+}

@@ -49,6 +49,19 @@ inline std::function<void()> during_read_through;
 // waiting for another thread's read-through of its block.
 inline std::function<void()> on_read_through_wait;
 
+// Test seam: called by a synced region's flush that runs without the cache lock (fsync, the
+// write-back thread making room) in the flushing thread, with no cache lock held: with 0 after
+// it took its pages and stages and before its msync, with 1 after the msync and before it
+// records the result. It may use the cache from other threads, not from its own (the flushing
+// thread holds the write-back lock).
+inline std::function<void(int step)> during_unlocked_flush;
+// Test seam: called by the write-back thread around each piece of work (true before, false
+// after), with the write-back lock held and the cache lock not held.
+inline std::function<void(bool start)> around_background_work;
+// Test seam: called (with the cache lock held: it must not call into the cache) when a write
+// starts waiting for a free slot.
+inline std::function<void()> on_slot_wait;
+
 // Writes `slots` (dirty blocks of file `path`, logical size `size`) to `fd`, sets the file's size
 // and fdatasyncs it; then marks the slots clean. On any error nothing is marked clean.
 [[nodiscard]] Result<void> write_back(Region& r, int fd, const std::string& path, std::uint64_t size,

@@ -154,6 +154,8 @@ class Region {
   [[nodiscard]] std::vector<std::uint32_t> take_reusable();
   // Flushes still needed before every retired slot is reusable (0, 1 or 2).
   [[nodiscard]] int flushes_pending() const;
+  // Slots retired or marked free and not yet reusable (outside a flush).
+  [[nodiscard]] std::size_t slots_in_flight() const { return retired_.size() + freeing_.size(); }
   // File table. Each is crash-atomic (one checked word is the publishing store).
   void set_file(std::uint32_t i, std::uint64_t gen, std::string_view path, std::uint64_t size);
   void set_file_state(std::uint32_t i, layout::FileState s);
@@ -166,15 +168,47 @@ class Region {
   void set_clean(bool clean);
   // Durability::synced: makes everything written so far survive a power cut — msyncs the pages
   // written since the last flush, then records in the header that every version so far is durable
-  // (and msyncs that page). No-op for program_crash regions.
+  // (and msyncs that page). No-op for program_crash regions. All four steps below, in a row: for
+  // an owner that holds its lock throughout.
   [[nodiscard]] Result<void> flush();
+
+  // The same flush split so that its disk I/O runs without the owner's lock (the Cache does this:
+  // docs/rio.md, "Synced regions: flushes without the lock"). One flush at a time: the owner must
+  // not begin a flush (or call flush()) until the previous ticket has been ended.
+  //   1. begin_flush (lock held): takes the list of pages stored to so far, the sequence number,
+  //      and the retired and freeing stages this flush will settle. A page stored to after this,
+  //      even one on the taken list (the msync may or may not catch that store), goes on the list
+  //      again: the next flush writes it.
+  //   2. sync_pages (lock not held): msyncs the taken pages. Touches no mutable Region state.
+  //   3. end_flush (lock held): on success records synced_seq = the taken sequence number in the
+  //      header state and advances only the taken stages (taken-retired -> marked free, taken-
+  //      freeing -> reusable); slots retired after step 1 wait for the next flush, since their
+  //      successors may not be on disk. On failure it puts the pages and stages back.
+  //   4. sync_header (lock not held): msyncs the header pages. Why not under the lock: the stages
+  //      advanced in step 3 rest on step 2 alone (the successors and the free marks are durable);
+  //      synced_seq only tells recovery which checksum failures are debris of a torn unsynced
+  //      write, and a header that still says an older synced_seq classifies fewer versions as
+  //      durable, never more. A flush's caller (fsync) returns only after this step.
+  struct FlushTicket {
+    bool active = false;                        // false: program_crash region, nothing to do
+    std::vector<std::uint64_t> pages;           // page indexes to msync
+    std::uint64_t seq = 0;                      // every version below it is in `pages` or was durable already
+    std::vector<std::uint32_t> retired, freeing;
+  };
+  [[nodiscard]] FlushTicket begin_flush();
+  [[nodiscard]] Result<void> sync_pages(const FlushTicket& t) const;
+  void end_flush(FlushTicket& t, bool synced);
+  [[nodiscard]] Result<void> sync_header() const;
   // Durability::synced: msyncs the whole region (recovery starts with it: a crashed owner's pages
   // may still be only in the page cache, and recovery must not free a version whose successor
   // is not on disk).
   [[nodiscard]] Result<void> sync_all();
-  // For the power-loss simulator: called as every flush starts (false) and when it has
-  // succeeded (true: a durability point).
-  void set_flush_observer(std::function<void(bool durable)> f) { flush_observer_ = std::move(f); }
+  // For the power-loss simulator, with the owner's lock held: called as every flush takes what it
+  // will make durable (durable = false; `pages`: the pages it will msync, in units of the system
+  // page size) and when those are on disk (true; `pages` empty), before the header state and the
+  // stages move.
+  using FlushObserver = std::function<void(bool durable, std::span<const std::uint64_t> pages)>;
+  void set_flush_observer(FlushObserver f) { flush_observer_ = std::move(f); }
 
  private:
   Region() = default;
@@ -185,7 +219,7 @@ class Region {
   std::byte* rw(std::uint64_t off) const { return rw_ + off; }
   // Writes the header state (st_) to the older copy.
   void store_state();
-  [[nodiscard]] Result<void> msync_pages(std::uint64_t first, std::uint64_t count);
+  [[nodiscard]] Result<void> msync_pages(std::uint64_t first, std::uint64_t count) const;
 
   std::filesystem::path path_;
   int fd_ = -1;
@@ -206,7 +240,7 @@ class Region {
   std::vector<std::uint64_t> dirty_pages_;
   // Synced regions: slots waiting for a flush (retired -> marked free -> reusable).
   std::vector<std::uint32_t> retired_, freeing_, reusable_;
-  std::function<void(bool)> flush_observer_;
+  FlushObserver flush_observer_;
 };
 
 // What `ward rio inspect` shows: read without taking ownership (the region may be in use).
