@@ -23,11 +23,6 @@ namespace {
 using namespace ward::fuse::testing;
 namespace wf = ward::fuse;
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
-
 // Whether `pid` runs (a zombie does not count: a background ward is not our child, and whoever
 // inherits it may reap it late).
 bool alive(pid_t pid) {

@@ -38,7 +38,7 @@
 //                       whose errno is then both fields; "@mknod=PATH" makes a character
 //                       device 1,3 (null's numbers) at PATH, opens it for writing and removes
 //                       it: 1000 * (errno of mknod) + (errno of that open, or of mknod).
-//                       "@call=NAME" makes one call of kCalls below (each harmless if it works)
+//                       "@call=NAME" makes one call (or, "forks", 64 children) of kCalls below (each harmless if it works)
 //                       whose errno (0: it worked; 1: "@cap=N" held) is both fields.
 #include <linux/bpf.h>
 #include <linux/fuse.h>
@@ -51,6 +51,7 @@
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -173,6 +174,21 @@ constexpr Call kCalls[] = {
     {"shm", [] {  // the SysV segment the test made (key in WARD_PROBE_SHM)
        const char* k = std::getenv("WARD_PROBE_SHM");
        return errno_of(::shmget(k ? std::atoi(k) : 0, 0, 0));
+     }},
+    {"forks", [] {  // up to 64 children at once: EAGAIN when a bound stopped it first
+       std::vector<pid_t> kids;
+       int err = 0;
+       for (int i = 0; i < 64 && err == 0; ++i) {
+         pid_t k = ::fork();
+         if (k == 0) {
+           ::pause();
+           ::_exit(0);
+         }
+         if (k < 0) err = errno;
+         else kids.push_back(k);
+       }
+       for (pid_t k : kids) ::kill(k, SIGKILL), ::waitpid(k, nullptr, 0);
+       return err;
      }},
     {"tiocsti", [] {  // a character pushed into a terminal's input: a terminal of its own
        int m = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);

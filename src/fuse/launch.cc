@@ -1,7 +1,9 @@
 // Starting and ending the file system's process; the contract is in launch.h, the why in
 // docs/fuse.md ("libfuse2 and daemonizing file systems").
 #include "fuse/launch.h"
+
 #include "fuse/fd_passing.h"
+#include "fuse/mountinfo.h"
 #include "fuse/sandbox.h"
 #include "process/seccomp.h"
 
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cctype>
@@ -81,7 +84,7 @@ constexpr Redirect kRedirects[] = {
 };
 
 // Where a step in the child failed; one row of words per step.
-enum Step : int { kMoveFds, kExec, kSlave, kDetach, kTmpfs, kBind, kFilter, kFork, kSandbox, kCaps, kSteps };
+enum Step : int { kMoveFds, kExec, kSlave, kDetach, kTmpfs, kBind, kFilter, kFork, kSandbox, kCaps, kLimit, kSteps };
 constexpr const char* kStepWords[kSteps] = {
     "cannot set up the file system's descriptors",
     "cannot run",
@@ -93,6 +96,7 @@ constexpr const char* kStepWords[kSteps] = {
     "cannot fork the file system in its PID namespace",
     "",  // the sandbox's operation says it (describe_failure)
     "cannot drop capabilities from the file system's bounding set",
+    "cannot join the file system's pids cgroup",
 };
 // Capabilities the sandboxed FS does not get (see init_main): each reaches past its root into the
 // host's kernel, and no file system needs it to serve files. CAP_MKNOD stays: a pass-through FS
@@ -157,6 +161,7 @@ struct Plan {
   bool self_mount = false;
   std::vector<std::string> others;  // other FUSE mounts the unsandboxed self-mounting FS lets go of
   SandboxPlan box;  // used when `sandbox`
+  std::string cgroup_procs;  // the ProcessLimit's cgroup.procs, joined first; empty: none
   bool sandbox = false;
   int fs_end = -1, err_w = -1, status_w = -1;
 };
@@ -213,6 +218,12 @@ int init_main(void* arg) {
   ::close_range(kStatusFd + 1, ~0U, 0);
   ::fcntl(kErrFd, F_SETFD, FD_CLOEXEC);
   ::fcntl(kStatusFd, F_SETFD, FD_CLOEXEC);
+  // Into the task bound before anything here forks ("0": this process).
+  if (!p.cgroup_procs.empty()) {
+    int cg = ::open(p.cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (cg < 0 || ::write(cg, "0", 1) != 1) child_fail(kErrFd, kLimit);
+    ::close(cg);
+  }
 
   // Dies with ward. ward may have died before this line: then its socket end is closed.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -463,6 +474,7 @@ FsProcess& FsProcess::operator=(FsProcess&& o) noexcept {
   status_fd_ = std::exchange(o.status_fd_, -1);
   mount_fd_ = std::exchange(o.mount_fd_, -1);
   status_ = o.status_;
+  limit_ = std::move(o.limit_);
   return *this;
 }
 
@@ -487,6 +499,7 @@ void FsProcess::kill_and_reap() {
                 : st;
   pid_ = -1;
   if (pidfd_ >= 0) ::close(pidfd_), pidfd_ = -1;
+  limit_ = ProcessLimit{};  // its cgroup is empty now: the namespace's last task went with its init
 }
 
 void FsProcess::end(std::chrono::milliseconds grace) {
@@ -503,34 +516,17 @@ void FsProcess::end(std::chrono::milliseconds grace) {
 // it (on hosts whose mounts are private, so the unmount does not propagate here); the sandbox
 // drops them with the rest of the host's tree, the unsandboxed self-mounting FS detaches these.
 std::vector<std::string> other_fuse_mounts(const std::vector<std::string>& command, const std::string& own) {
-  std::vector<std::string> out;
-  FILE* f = std::fopen("/proc/self/mounts", "re");
-  if (!f) return out;
-  // Fields are separated by spaces; a space, tab, newline or backslash in a path is \ooo.
-  auto unescape = [](std::string s) {
-    std::string r;
-    for (std::size_t i = 0; i < s.size(); ++i)
-      if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
-        r += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
-        i += 3;
-      } else {
-        r += s[i];
-      }
-    return r;
-  };
-  std::vector<std::string> args;
+  std::vector<std::string> args, out;
   for (const auto& a : command)
     if (auto abs = absolute_mountpoint(a)) args.push_back(*abs);
-  char dev[4096], dir[4096], type[256];
-  while (std::fscanf(f, "%4095s %4095s %255s %*[^\n]", dev, dir, type) == 3) {
-    std::string t = type, m = unescape(dir);
-    if (t != "fuse" && t != "fuseblk" && t.rfind("fuse.", 0) != 0) continue;
-    if (m == own) continue;
+  for (const MountInfo& m : read_mountinfo()) {
+    const std::string& t = m.fstype;
+    if (t != "fuse" && t != "fuseblk" && !t.starts_with("fuse.")) continue;
+    if (m.mountpoint == own) continue;
     bool named = false;
-    for (const auto& a : args) named |= a == m || a.rfind(m + "/", 0) == 0;
-    if (!named) out.push_back(m);
+    for (const auto& a : args) named |= a == m.mountpoint || a.starts_with(m.mountpoint + "/");
+    if (!named) out.push_back(m.mountpoint);
   }
-  std::fclose(f);
   return out;
 }
 
@@ -601,6 +597,20 @@ Result<FsProcess> launch(const Options& o) {
   p.status_fd_ = statuspipe[0];
   auto close_child_ends = [&] { ::close(plan.fs_end), ::close(errpipe[1]), ::close(statuspipe[1]); };
 
+  // The task bound (process_limit.h): a cgroup per instance, named by ward's pid and a count.
+  ProcessLimit limit;
+  if (o.max_tasks > 0) {
+    static std::atomic<unsigned> instances{0};  // hosts may run several relays in threads
+    auto made = ProcessLimit::make(o.max_tasks, ProcessLimit::tag(++instances));
+    if (made) {
+      limit = std::move(*made);
+      plan.cgroup_procs = limit.procs();
+    } else if (o.log_fd >= 0) {
+      std::string line = "ward fuse " + o.mountpoint + ": no bound on the file system's tasks (" +
+                         made.error().detail + ")\n";
+      (void)!::write(o.log_fd, line.data(), line.size());
+    }
+  }
   void* stack = ::mmap(nullptr, kInitStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) {
     int e = errno;
@@ -620,6 +630,7 @@ Result<FsProcess> launch(const Options& o) {
     return fail(Errc::load_failed, errno_text("clone (a PID namespace for the file system; ward fuse runs as root)", clone_errno));
   }
   p.pid_ = pid;
+  p.limit_ = std::move(limit);
   p.pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   ChildError ce;
   ssize_t n;

@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "fuse/process_limit.h"
 #include "ward/core/error.h"
 #include "ward/fuse/relay.h"
 
@@ -77,6 +78,7 @@ class FsProcess {
   void close_fds();
   pid_t pid_ = -1;
   int pidfd_ = -1, sock_ = -1, status_fd_ = -1, mount_fd_ = -1, status_ = 0;
+  ProcessLimit limit_;  // removed by kill_and_reap, once the instance is gone
 };
 
 // Whether `command` mounts itself (no `{}` in it): see the contract above.

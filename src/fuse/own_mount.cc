@@ -2,6 +2,8 @@
 // the watch that detaches it again (own_mount.h has the contract).
 #include "fuse/own_mount.h"
 
+#include "fuse/mountinfo.h"
+
 #include <fcntl.h>
 #include <linux/mount.h>
 #include <sched.h>
@@ -11,10 +13,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <future>
 #include <memory>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -26,42 +26,6 @@ void report(int log_fd, const std::string& prefix, const std::string& what, int 
   if (log_fd < 0) return;
   const std::string line = prefix + what + ": " + std::strerror(err) + "\n";
   (void)!::write(log_fd, line.data(), line.size());
-}
-
-// mountinfo writes space, tab, newline and backslash in paths as \ooo.
-std::string unescape(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const auto octal = [&](std::size_t k) { return s[k] >= '0' && s[k] <= '7'; };
-    if (s[i] == '\\' && s.size() - i >= 4 && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-struct MountLine {
-  std::string dev, mountpoint, fstype;
-};
-
-// Each line of /proc/self/mountinfo: "ID PARENT MAJOR:MINOR ROOT MOUNTPOINT OPTIONS [TAGS...] -
-// FSTYPE SOURCE SUPEROPTIONS". Lines it cannot read are skipped.
-std::vector<MountLine> read_mountinfo() {
-  std::vector<MountLine> out;
-  std::ifstream in("/proc/self/mountinfo");
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream words(line);
-    std::string id, parent, dev, root, mp, word;
-    if (!(words >> id >> parent >> dev >> root >> mp)) continue;
-    while (words >> word && word != "-") {}
-    std::string fstype;
-    if (!(words >> fstype)) continue;
-    out.push_back({dev, unescape(mp), fstype});
-  }
-  return out;
 }
 
 // Runs fn on a detached thread that has its own root/cwd (unshare(CLONE_FS): setns into a mount
@@ -116,7 +80,7 @@ MountWatch::~MountWatch() {
 }
 
 Result<void> MountWatch::start(const std::string& mountpoint, const std::string& fstype) {
-  for (const MountLine& m : read_mountinfo())
+  for (const MountInfo& m : read_mountinfo())
     if (m.mountpoint == mountpoint && m.fstype == fstype) dev_ = m.dev;  // the last is the topmost
   if (dev_.empty()) return fail(Errc::misuse, "no " + fstype + " mount at " + mountpoint + " in /proc/self/mountinfo");
   fd_ = ::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
@@ -126,7 +90,7 @@ Result<void> MountWatch::start(const std::string& mountpoint, const std::string&
 
 bool MountWatch::still_mounted() {
   // poll itself re-arms POLLPRI (the kernel records the table's event count when it reports).
-  for (const MountLine& m : read_mountinfo())
+  for (const MountInfo& m : read_mountinfo())
     if (m.dev == dev_) return true;
   return false;
 }

@@ -38,11 +38,6 @@ std::vector<pid_t> children_of(pid_t parent) {
   return out;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
-
 int count(const std::string& s, const std::string& what) {
   int n = 0;
   for (auto at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;

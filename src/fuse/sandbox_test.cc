@@ -146,6 +146,18 @@ TEST_F(FuseSandbox, NoFileSystemCanTypeIntoATerminal) {
   EXPECT_EQ(got, (std::vector<long>{1001 * EPERM}));
 }
 
+// A fork bomb in the file system stops at --max-tasks (a pids cgroup), not at the host's last PID.
+// The probe forks 64 children: with a bound of 16 the fork fails (EAGAIN); with no bound all 64
+// are made. Skipped where this machine has no writable pids cgroup hierarchy (ward logs that).
+TEST_F(FuseSandbox, AForkBombStopsAtTheTaskBound) {
+  std::string log = dir_ + "/log";
+  auto bounded = probe({"--max-tasks", "16", "--log", log}, {}, {"@call=forks"});
+  if (slurp(log).find("no bound on the file system's tasks") != std::string::npos)
+    GTEST_SKIP() << slurp(log);
+  EXPECT_EQ(bounded, (std::vector<long>{1001 * EAGAIN}));
+  EXPECT_EQ(probe({"--max-tasks", "0"}, {}, {"@call=forks"}), (std::vector<long>{0}));
+}
+
 // The control: without the sandbox the same probe sees the host (so the probe can tell).
 TEST_F(FuseSandbox, NoSandboxSeesTheHost) {
   std::string ro = make_file("ro/f"), hidden = make_file("hidden/f");

@@ -26,6 +26,8 @@
 
 #include <gtest/gtest.h>
 
+#include "fuse/process_limit.h"
+
 
 namespace ward::fuse::testing {
 
@@ -96,9 +98,18 @@ class Fixture : public ::testing::Test {
 
   void TearDown() override {
     if (ward_ > 0) {
-      ::kill(ward_, SIGKILL);
-      ::waitpid(ward_, nullptr, 0);
+      // SIGTERM first: ward unmounts and removes what it made (its status file, the FS's cgroup).
+      ::kill(ward_, SIGTERM);
+      auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      bool reaped = false;
+      while (!reaped && std::chrono::steady_clock::now() < end) {
+        pid_t r = ::waitpid(ward_, nullptr, WNOHANG);
+        reaped = r == ward_ || (r < 0 && errno == ECHILD);
+        if (!reaped) ::usleep(5'000);
+      }
+      if (!reaped) ::kill(ward_, SIGKILL), ::waitpid(ward_, nullptr, 0);
     }
+    ward::fuse::detail::ProcessLimit::sweep_stale();  // a ward the test SIGKILLed itself
     for (const auto& m : mounts_)
       while (!mount_type(m).empty() && ::umount2(m.c_str(), MNT_DETACH) == 0) {}
     if (err_ >= 0) ::close(err_);
@@ -201,6 +212,12 @@ inline std::string read_all(const std::string& p) {
   for (ssize_t n; (n = ::read(fd, b, sizeof b)) > 0;) s.append(b, n);
   ::close(fd);
   return s;
+}
+
+// The whole file at `path` ("" if it cannot be read).
+inline std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  return {std::istreambuf_iterator<char>(f), {}};
 }
 
 inline std::string list(const std::string& d) {

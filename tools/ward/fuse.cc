@@ -314,6 +314,11 @@ void add_fuse(CLI::App& app, int& exit_code) {
   auto no_sandbox = std::make_shared<bool>(false);
   auto no_auto = std::make_shared<bool>(false);
   cmd->add_flag("--no-auto-see", *no_auto, "Do not see the paths the command line names: only --see and --see-ro");
+  cmd->add_option("--max-tasks", opts->max_tasks,
+                  "At most this many processes and threads in the file system at once (a pids cgroup "
+                  "below ward's own; 0: no bound). Where none can be made, the log says so and the "
+                  "file system runs unbounded")
+      ->capture_default_str();
   cmd->add_flag("--no-sandbox", *no_sandbox, "The file system sees the host's whole tree (as root: everything)")
       ->excludes("--see")->excludes("--see-ro")->excludes("--no-auto-see");
   cmd->add_option("--log", *log_path, "Append ward's events (failures, restarts, unmount) to this file; `-` is stderr");

@@ -106,6 +106,11 @@ struct Options {
   // directory). Everything else of the host is absent (ENOENT). false: the host's whole tree.
   bool sandbox = true;
   bool auto_see = true;
+  // At most this many tasks (processes and threads) in the file system at once, by a pids cgroup
+  // below ward's own (docs/fuse.md, "Sandbox"): a fork bomb in it would otherwise take every PID
+  // of the host. 0: no bound. Where no pids hierarchy can be written, the log says so and the
+  // file system runs unbounded.
+  unsigned max_tasks = 4096;
   std::vector<std::string> see, see_ro;
 };
 

@@ -1,0 +1,144 @@
+// The pids cgroup of a file-system instance (process_limit.h has the contract).
+#include "fuse/process_limit.h"
+
+#include "fuse/mountinfo.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace ward::fuse::detail {
+namespace {
+
+bool has_word(const std::string& list, char sep, const std::string& word) {
+  std::istringstream s(list);
+  for (std::string w; std::getline(s, w, sep);)
+    if (w == word) return true;
+  return false;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The directory of ward's own cgroup in a hierarchy with the pids controller, or an error.
+Result<std::string> own_pids_cgroup() {
+  std::ifstream in("/proc/self/cgroup");
+  std::string v1_path, v2_path;
+  bool v1 = false, v2 = false;
+  for (std::string line; std::getline(in, line);) {
+    auto a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    if (has_word(controllers, ',', "pids")) v1 = true, v1_path = path;
+    if (line.starts_with("0::")) v2 = true, v2_path = path;
+  }
+  // A mount of the hierarchy whose root is at or above ward's cgroup.
+  auto below = [](const MountInfo& m, const std::string& path) -> std::optional<std::string> {
+    if (m.root == "/") return m.mountpoint + (path == "/" ? "" : path);
+    if (path == m.root || path.starts_with(m.root + "/")) return m.mountpoint + path.substr(m.root.size());
+    return std::nullopt;
+  };
+  for (const MountInfo& m : read_mountinfo()) {
+    if (v1 && m.fstype == "cgroup" && has_word(m.superopts, ',', "pids"))
+      if (auto d = below(m, v1_path)) return *d;
+    if (v2 && !v1 && m.fstype == "cgroup2")
+      if (auto d = below(m, v2_path)) {
+        // Children get pids.max only if ward's cgroup hands the controller down (then it holds
+        // no process itself, unless it is the root: cgroup v2's "no internal processes").
+        std::string delegated = slurp(*d + "/cgroup.subtree_control");
+        std::replace(delegated.begin(), delegated.end(), '\n', ' ');
+        if (has_word(delegated, ' ', "pids")) return *d;
+        return fail(Errc::load_failed, "cgroup v2 at " + *d + " does not delegate the pids controller");
+      }
+  }
+  return fail(Errc::load_failed, "no cgroup hierarchy with the pids controller is mounted");
+}
+
+// Cgroups ward makes: ward-fuse-<ward's pid>-<instance>.
+constexpr std::string_view kPrefix = "ward-fuse-";
+
+bool write_file(const std::string& path, const std::string& text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  int e = errno;
+  ::close(fd);
+  errno = e;
+  return ok;
+}
+
+}  // namespace
+
+ProcessLimit::ProcessLimit(ProcessLimit&& o) noexcept
+    : dir_(std::exchange(o.dir_, {})), procs_(std::exchange(o.procs_, {})) {}
+
+ProcessLimit& ProcessLimit::operator=(ProcessLimit&& o) noexcept {
+  if (this != &o) {
+    remove();
+    dir_ = std::exchange(o.dir_, {});
+    procs_ = std::exchange(o.procs_, {});
+  }
+  return *this;
+}
+
+ProcessLimit::~ProcessLimit() { remove(); }
+
+void ProcessLimit::sweep_stale() {
+  auto parent = own_pids_cgroup();
+  if (!parent) return;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(*parent, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename();
+    if (!name.starts_with(kPrefix)) continue;
+    long pid = std::strtol(name.c_str() + kPrefix.size(), nullptr, 10);
+    // Another ward's, between its mkdir and its instance joining, is empty too: only the dead's.
+    if (pid > 0 && pid != ::getpid() && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+      ::rmdir(it->path().c_str());
+  }
+}
+
+std::string ProcessLimit::tag(unsigned instance) {
+  return std::string(kPrefix) + std::to_string(::getpid()) + "-" + std::to_string(instance);
+}
+
+Result<ProcessLimit> ProcessLimit::make(unsigned max, const std::string& tag) {
+  sweep_stale();
+  std::string parent = WARD_TRY(own_pids_cgroup());
+  ProcessLimit l;
+  std::string dir = parent + "/" + tag;
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return fail(Errc::load_failed, errno_text("cannot make the cgroup " + dir, errno));
+  l.dir_ = dir;  // removed by the destructor from here on
+  if (!write_file(dir + "/pids.max", std::to_string(max)))
+    return fail(Errc::load_failed, errno_text("cannot write " + dir + "/pids.max", errno));
+  l.procs_ = dir + "/cgroup.procs";
+  return l;
+}
+
+void ProcessLimit::remove() {
+  if (dir_.empty()) return;
+  // The instance's tasks leave the cgroup as the kernel finishes them, shortly after the reap.
+  for (int i = 0; i < 200 && ::rmdir(dir_.c_str()) != 0 && errno == EBUSY; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  dir_.clear();
+  procs_.clear();
+}
+
+}  // namespace ward::fuse::detail
