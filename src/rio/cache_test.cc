@@ -754,28 +754,37 @@ TEST_F(RioStalls, ManyThreadsWriteReadTruncateAndFlush) {
     auto c = Cache::open(o);
     ASSERT_TRUE(c);
     std::atomic<bool> stop{false}, failed{false};
+    std::mutex why_mu;
+    std::string why;  // the first failure, in words
+    auto fail_with = [&](const std::string& w) {
+      std::lock_guard l(why_mu);
+      if (why.empty()) why = w;
+      failed = true;
+    };
     std::vector<std::thread> ts;
     for (int t = 0; t < kWriters; ++t) {
       ts.emplace_back([&, t] {
         std::mt19937 rng(static_cast<unsigned>(t) + 11);
         auto fd = (*c)->open_file("t" + std::to_string(t));
-        if (!fd) return failed.store(true);
+        if (!fd) return fail_with("open: " + fd.error().detail);
         std::string& model = models[static_cast<std::size_t>(t)];
         for (int i = 0; i < 300 && !failed; ++i) {
           if (rng() % 40 == 0) {
             const std::size_t size = rng() % kSpan;
-            if (!(*c)->truncate(*fd, size)) return failed.store(true);
+            if (auto r = (*c)->truncate(*fd, size); !r) return fail_with("truncate: " + r.error().detail);
             model.resize(size, '\0');
             continue;
           }
           const std::size_t off = rng() % kSpan, len = 1 + rng() % 9000;
           const std::string chunk(len, static_cast<char>('a' + (t * 7 + i) % 26));
-          if (!(*c)->write(*fd, bytes(chunk), off)) return failed.store(true);
+          if (auto r = (*c)->write(*fd, bytes(chunk), off); !r) return fail_with("write: " + r.error().detail);
           if (model.size() < off + len) model.resize(off + len, '\0');
           model.replace(off, len, chunk);
           std::vector<std::byte> out(model.size());
           auto got = (*c)->read(*fd, out, 0);
-          if (!got || *got != model.size() || str(out) != model) return failed.store(true);
+          if (!got) return fail_with("read: " + got.error().detail);
+          if (*got != model.size()) return fail_with("read " + std::to_string(*got) + " bytes of " + std::to_string(model.size()));
+          if (str(out) != model) return fail_with("read back other bytes than written, thread " + std::to_string(t));
         }
       });
     }
@@ -785,7 +794,7 @@ TEST_F(RioStalls, ManyThreadsWriteReadTruncateAndFlush) {
     for (auto& th : ts) th.join();
     stop = true;
     flusher.join();
-    ASSERT_FALSE(failed);
+    ASSERT_FALSE(failed) << why;
     EXPECT_GT((*c)->stats().written_back, 0u);
   }  // a clean close writes everything back
   for (int t = 0; t < kWriters; ++t) EXPECT_EQ(slurp(dir / ("t" + std::to_string(t))), models[static_cast<std::size_t>(t)]) << t;
