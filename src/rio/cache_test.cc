@@ -471,6 +471,42 @@ TEST_F(RioStalls, ABlockWrittenDuringWriteBackStaysDirtyAndReachesTheFileLater) 
   EXPECT_EQ(slurp(dir / "race"), std::string(4096, 'n'));
 }
 
+// A round picks dirty blocks over several holds of the cache lock, and a block rewritten between
+// two holds is picked twice, once per version. Only the newest may reach the file: the round
+// writes a file's blocks in block order, and if the older version went last the file kept it
+// while the newer one was marked clean — lost once it left the cache (found by
+// ManyThreadsWriteReadTruncateAndFlush: a read-through after an eviction returned older bytes).
+// Every block here is rewritten just after the flush picked it.
+TEST_F(RioStalls, ABlockPickedTwiceInOneRoundReachesTheFileAsItsNewestVersion) {
+  constexpr int kBlocks = 48;
+  auto c = Cache::open(opts());
+  ASSERT_TRUE(c);
+  auto fd = (*c)->open_file("twice");
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE((*c)->write(*fd, bytes(std::string(kBlocks * 4096, 'a')), 0));
+  int picks = 0;
+  bool rewrites_ok = true;
+  ward::rio::detail::between_picks = [&] {
+    // After the k-th pick, block k-1 is rewritten (another thread, as in real use).
+    if (const int b = picks++; b < kBlocks)
+      rewrites_ok &= std::async(std::launch::async, [&] {
+                       return (*c)->write(*fd, bytes(std::string(4096, 'b')), static_cast<std::uint64_t>(b) * 4096).has_value();
+                     }).get();
+  };
+  struct Unhook {
+    ~Unhook() { ward::rio::detail::between_picks = nullptr; }
+  } unhook;
+  ASSERT_TRUE((*c)->flush());
+  ward::rio::detail::between_picks = nullptr;
+  ASSERT_TRUE(rewrites_ok);
+  ASSERT_GE(picks, kBlocks);
+  const std::string file = slurp(dir / "twice");
+  ASSERT_EQ(file.size(), kBlocks * 4096u);
+  for (int b = 0; b < kBlocks; ++b)
+    EXPECT_EQ(file.substr(static_cast<std::size_t>(b) * 4096, 4096), std::string(4096, 'b')) << "block " << b;
+  EXPECT_EQ((*c)->stats().blocks_dirty, 0u);  // each newest version was written and marked clean
+}
+
 TEST_F(RioStalls, AWriterWithNoSlotWaitsForWriteBackUntilItsDeadline) {
   auto o = opts(ward::rio::Mode::rio, 1 << 20);
   o.writeback_wait = std::chrono::milliseconds(300);

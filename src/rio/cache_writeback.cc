@@ -56,6 +56,7 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns, std:
     std::uint32_t slot;
     std::uint64_t seq, key, block, picked_ns;
     std::uint32_t len;
+    bool superseded = false;  // a newer version of the block is in the same round: not written
   };
   struct FileJob {
     std::shared_ptr<BackingFd> fd;  // null: opened in step 2, published in step 3
@@ -73,11 +74,13 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns, std:
   auto hold_over = [](int n, std::chrono::steady_clock::time_point t0) {
     return (n & 15) == 15 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(5);
   };
+  const bool one_per_hold = static_cast<bool>(detail::between_picks);
 
   // 1. Pick and pin.
   std::uint64_t id = 0;
   std::size_t want = 0, picked = 0, cursor = 0;
   for (bool more = true; more;) {
+    if (id != 0 && one_per_hold) detail::between_picks();
     auto g = lock_for_writeback();
     if (id == 0) {
       id = ++rounds_started;
@@ -97,6 +100,7 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns, std:
     }
     const std::uint64_t now = steady_ns();
     const auto t0 = std::chrono::steady_clock::now();
+    const std::size_t picked_before = picked;
     auto take = [&](std::uint32_t s) {
       const std::uint32_t f = slots[s].file;
       FileJob& fj = todo[f];
@@ -111,7 +115,7 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns, std:
       pinned[s] = 1;
       ++picked;
     };
-    for (int n = 0; more && !hold_over(n, t0); ++n) {
+    for (int n = 0; more && !hold_over(n, t0) && !(one_per_hold && picked > picked_before); ++n) {
       if (pick == Pick::all) {
         if (cursor >= slots.size()) {
           more = false;
@@ -162,10 +166,15 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns, std:
       fj.error = ok.error().detail;
       continue;
     }
-    std::sort(fj.jobs.begin(), fj.jobs.end(), [](const Job& a, const Job& b) { return a.block < b.block; });
+    // A block can be picked twice, once per version, when a write published a new version
+    // between two holds of `mu` (Pick::all scans the slots). Only the newest is written: writing
+    // both, the older might land last, and the file would keep it under a version marked clean.
+    std::sort(fj.jobs.begin(), fj.jobs.end(),
+              [](const Job& a, const Job& b) { return a.block != b.block ? a.block < b.block : a.seq > b.seq; });
+    for (std::size_t i = 1; i < fj.jobs.size(); ++i) fj.jobs[i].superseded = fj.jobs[i].block == fj.jobs[i - 1].block;
     std::vector<detail::BlockWrite> w;
     for (const Job& j : fj.jobs)
-      if (j.block * bs < fj.size)
+      if (!j.superseded && j.block * bs < fj.size)
         w.push_back({j.block * bs, {region->block(j.slot), std::min<std::uint64_t>(j.len, fj.size - j.block * bs)}});
     if (auto ok = detail::write_blocks(fj.fd->fd, fj.path, fj.size, w, sync); !ok) fj.error = ok.error().detail;
   }
@@ -193,7 +202,7 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns, std:
         if (fj.error.empty() && same) file.unsynced = !sync;
         if (fj.error.empty()) {
           failing.erase(it->first);
-          st.written_back += fj.jobs.size();
+          st.written_back += static_cast<std::uint64_t>(std::count_if(fj.jobs.begin(), fj.jobs.end(), [](const Job& x) { return !x.superseded; }));
         } else {
           failing[it->first] = fj.error;
           failures += (failures.empty() ? "" : "; ") + fj.error;
@@ -208,7 +217,7 @@ Result<void> Cache::Impl::write_back_round(Pick pick, std::uint64_t due_ns, std:
       pinned[job.slot] = 0;
       // Only blocks written out whole become clean: one reaching past the end can belong to a
       // write still in progress (the size moves after its blocks are published).
-      if (!fj.error.empty() || job.block * bs + job.len > fj.size) continue;
+      if (job.superseded || !fj.error.empty() || job.block * bs + job.len > fj.size) continue;
       const SlotInfo& si = slots[job.slot];
       if (si.used && key(si.file, si.block) == job.key &&
           region->entry(job.slot).word.load() == L::make_word(job.seq, L::kDirty)) {

@@ -58,6 +58,10 @@ inline std::function<void(int step)> during_unlocked_flush;
 // Test seam: called by the write-back thread around each piece of work (true before, false
 // after), with the write-back lock held and the cache lock not held.
 inline std::function<void(bool start)> around_background_work;
+// Test seam: when set, a write-back round picks one block per hold of the cache lock while it
+// chooses what to write, and calls this between the holds: with the write-back lock held and the
+// cache lock not held, in the round's thread. Other threads may use the cache meanwhile.
+inline std::function<void()> between_picks;
 // Test seam: called (with the cache lock held: it must not call into the cache) when a write
 // starts waiting for a free slot.
 inline std::function<void()> on_slot_wait;
