@@ -38,7 +38,8 @@
 //                       whose errno is then both fields; "@mknod=PATH" makes a character
 //                       device 1,3 (null's numbers) at PATH, opens it for writing and removes
 //                       it: 1000 * (errno of mknod) + (errno of that open, or of mknod).
-//                       "@call=NAME" makes one call (or, "forks", 64 children) of kCalls below (each harmless if it works)
+//                       "@call=NAME" makes one call (or, "forks", 64 children; "alloc", a child that
+//                       touches 256 MiB) of kCalls below (each harmless if it works)
 //                       whose errno (0: it worked; 1: "@cap=N" held) is both fields.
 #include <linux/bpf.h>
 #include <linux/fuse.h>
@@ -47,6 +48,7 @@
 #include <sys/fanotify.h>
 #include <sys/ioctl.h>
 #include <sys/klog.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
@@ -189,6 +191,20 @@ constexpr Call kCalls[] = {
        }
        for (pid_t k : kids) ::kill(k, SIGKILL), ::waitpid(k, nullptr, 0);
        return err;
+     }},
+    {"alloc", [] {  // a child touches 256 MiB: ENOMEM when a bound's OOM killer ended it first
+       constexpr std::size_t kBytes = 256u << 20;
+       pid_t k = ::fork();
+       if (k == 0) {
+         void* m = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+         if (m == MAP_FAILED) ::_exit(2);
+         for (std::size_t i = 0; i < kBytes; i += 4096) static_cast<volatile char*>(m)[i] = 1;
+         ::_exit(0);
+       }
+       if (k < 0) return errno;
+       int st = 0;
+       while (::waitpid(k, &st, 0) < 0 && errno == EINTR) {}
+       return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? ENOMEM : EIO;
      }},
     {"tiocsti", [] {  // a character pushed into a terminal's input: a terminal of its own
        int m = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);

@@ -161,7 +161,7 @@ struct Plan {
   bool self_mount = false;
   std::vector<std::string> others;  // other FUSE mounts the unsandboxed self-mounting FS lets go of
   SandboxPlan box;  // used when `sandbox`
-  std::string cgroup_procs;  // the ProcessLimit's cgroup.procs, joined first; empty: none
+  std::vector<std::string> cgroup_procs;  // the ProcessLimit's cgroup.procs files, joined first
   bool sandbox = false;
   int fs_end = -1, err_w = -1, status_w = -1;
 };
@@ -219,8 +219,8 @@ int init_main(void* arg) {
   ::fcntl(kErrFd, F_SETFD, FD_CLOEXEC);
   ::fcntl(kStatusFd, F_SETFD, FD_CLOEXEC);
   // Into the task bound before anything here forks ("0": this process).
-  if (!p.cgroup_procs.empty()) {
-    int cg = ::open(p.cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
+  for (const std::string& procs : p.cgroup_procs) {
+    int cg = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
     if (cg < 0 || ::write(cg, "0", 1) != 1) child_fail(kErrFd, kLimit);
     ::close(cg);
   }
@@ -597,19 +597,21 @@ Result<FsProcess> launch(const Options& o) {
   p.status_fd_ = statuspipe[0];
   auto close_child_ends = [&] { ::close(plan.fs_end), ::close(errpipe[1]), ::close(statuspipe[1]); };
 
-  // The task bound (process_limit.h): a cgroup per instance, named by ward's pid and a count.
+  // The task and memory bounds (process_limit.h): cgroups per instance, named by ward's pid and a
+  // count.
+  Bounds bounds{o.max_tasks, o.max_memory};
+  if (bounds.memory == Options::kHalfOfMemory)
+    bounds.memory = static_cast<std::uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) / 2;
   ProcessLimit limit;
-  if (o.max_tasks > 0) {
+  if (bounds.tasks > 0 || bounds.memory > 0) {
     static std::atomic<unsigned> instances{0};  // hosts may run several relays in threads
-    auto made = ProcessLimit::make(o.max_tasks, ProcessLimit::tag(++instances));
-    if (made) {
-      limit = std::move(*made);
-      plan.cgroup_procs = limit.procs();
-    } else if (o.log_fd >= 0) {
-      std::string line = "ward fuse " + o.mountpoint + ": no bound on the file system's tasks (" +
-                         made.error().detail + ")\n";
-      (void)!::write(o.log_fd, line.data(), line.size());
-    }
+    limit = ProcessLimit::make(bounds, ProcessLimit::tag(++instances));
+    plan.cgroup_procs = limit.procs();
+    for (const Error& e : limit.missing())
+      if (o.log_fd >= 0) {
+        std::string line = "ward fuse " + o.mountpoint + ": a bound on the file system is missing (" + e.detail + ")\n";
+        (void)!::write(o.log_fd, line.data(), line.size());
+      }
   }
   void* stack = ::mmap(nullptr, kInitStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) {

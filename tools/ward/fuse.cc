@@ -319,6 +319,13 @@ void add_fuse(CLI::App& app, int& exit_code) {
                   "below ward's own; 0: no bound). Where none can be made, the log says so and the "
                   "file system runs unbounded")
       ->capture_default_str();
+  // Default: Options::kHalfOfMemory (a sentinel launch() turns into half of this machine's memory).
+  cmd->add_option("--max-memory", opts->max_memory,
+                  "At most this much memory for the file system (a memory cgroup below ward's own: its "
+                  "allocations and the page cache charged to it), e.g. 512M or 2G; over it the kernel kills "
+                  "it and ward restarts it. 0: no bound. Default: half of this machine's memory. Where no "
+                  "bound can be made, the log says so and the file system runs unbounded")
+      ->transform(CLI::AsSizeValue(false));
   cmd->add_flag("--no-sandbox", *no_sandbox, "The file system sees the host's whole tree (as root: everything)")
       ->excludes("--see")->excludes("--see-ro")->excludes("--no-auto-see");
   cmd->add_option("--log", *log_path, "Append ward's events (failures, restarts, unmount) to this file; `-` is stderr");

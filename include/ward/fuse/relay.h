@@ -111,6 +111,14 @@ struct Options {
   // of the host. 0: no bound. Where no pids hierarchy can be written, the log says so and the
   // file system runs unbounded.
   unsigned max_tasks = 4096;
+  // At most this many bytes of memory (anonymous memory and the page cache charged to it) for the
+  // file system, by a memory cgroup below ward's own: one that allocates without end would
+  // otherwise push the whole host into reclaim and swap first. Over it, the kernel's OOM killer
+  // kills it inside its own cgroup, and ward restarts it as after any crash. 0: no bound;
+  // kHalfOfMemory (the default): half of the machine's memory. Where no memory hierarchy can be
+  // written, the log says so and the file system runs unbounded.
+  static constexpr std::uint64_t kHalfOfMemory = ~std::uint64_t{0};
+  std::uint64_t max_memory = kHalfOfMemory;
   std::vector<std::string> see, see_ro;
 };
 
