@@ -96,7 +96,7 @@ constexpr const char* kStepWords[kSteps] = {
     "cannot fork the file system in its PID namespace",
     "",  // the sandbox's operation says it (describe_failure)
     "cannot drop capabilities from the file system's bounding set",
-    "cannot join the file system's pids cgroup",
+    "cannot join the file system's cgroups (its task and memory bounds)",
 };
 // Capabilities the sandboxed FS does not get (see init_main): each reaches past its root into the
 // host's kernel, and no file system needs it to serve files. CAP_MKNOD stays: a pass-through FS
@@ -218,7 +218,7 @@ int init_main(void* arg) {
   ::close_range(kStatusFd + 1, ~0U, 0);
   ::fcntl(kErrFd, F_SETFD, FD_CLOEXEC);
   ::fcntl(kStatusFd, F_SETFD, FD_CLOEXEC);
-  // Into the task bound before anything here forks ("0": this process).
+  // Into the task and memory bounds before anything here forks ("0": this process).
   for (const std::string& procs : p.cgroup_procs) {
     int cg = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
     if (cg < 0 || ::write(cg, "0", 1) != 1) child_fail(kErrFd, kLimit);

@@ -42,11 +42,11 @@ struct Controller {
   const char* name;
   const char* v1_file;
   const char* v2_file;
-  std::uint64_t (*value)(const Bounds&);  // 0: not asked for
+  std::uint64_t Bounds::*value;  // 0: not asked for
 };
 constexpr Controller kControllers[] = {
-    {"pids", "pids.max", "pids.max", [](const Bounds& b) -> std::uint64_t { return b.tasks; }},
-    {"memory", "memory.limit_in_bytes", "memory.max", [](const Bounds& b) { return b.memory; }},
+    {"pids", "pids.max", "pids.max", &Bounds::tasks},
+    {"memory", "memory.limit_in_bytes", "memory.max", &Bounds::memory},
 };
 
 // The directory of ward's own cgroup in a hierarchy with controller `c`, and whether it is v1.
@@ -141,7 +141,7 @@ ProcessLimit ProcessLimit::make(const Bounds& b, const std::string& tag) {
   sweep_stale();
   ProcessLimit l;
   for (const Controller& c : kControllers) {
-    const std::uint64_t value = c.value(b);
+    const std::uint64_t value = b.*c.value;
     if (value == 0) continue;
     auto made = [&]() -> Result<void> {
       Place at = WARD_TRY(own_cgroup(c));

@@ -29,7 +29,7 @@
 namespace ward::fuse::detail {
 
 struct Bounds {
-  unsigned tasks = 0;         // processes and threads at once; 0: no bound
+  std::uint64_t tasks = 0;    // processes and threads at once; 0: no bound
   std::uint64_t memory = 0;   // bytes (anonymous memory and page cache charged to it); 0: no bound
 };
 

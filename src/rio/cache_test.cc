@@ -419,10 +419,14 @@ TEST_F(CacheFixture, RegionInARegularFileWithFlushes) {
 namespace {
 
 struct RioStalls : CacheFixture {
-  // A hook installed for one test and removed even when the test fails.
+  // A hook installed in a test seam (after_writeback_io unless named) for one test, and removed
+  // even when the test fails.
   struct Hook {
-    explicit Hook(std::function<void()> f) { ward::rio::detail::after_writeback_io = std::move(f); }
-    ~Hook() { ward::rio::detail::after_writeback_io = nullptr; }
+    std::function<void()>& seam;
+    explicit Hook(std::function<void()> f, std::function<void()>& at = ward::rio::detail::after_writeback_io) : seam(at) {
+      seam = std::move(f);
+    }
+    ~Hook() { seam = nullptr; }
   };
 };
 
@@ -486,18 +490,16 @@ TEST_F(RioStalls, ABlockPickedTwiceInOneRoundReachesTheFileAsItsNewestVersion) {
   ASSERT_TRUE((*c)->write(*fd, bytes(std::string(kBlocks * 4096, 'a')), 0));
   int picks = 0;
   bool rewrites_ok = true;
-  ward::rio::detail::between_picks = [&] {
-    // After the k-th pick, block k-1 is rewritten (another thread, as in real use).
-    if (const int b = picks++; b < kBlocks)
-      rewrites_ok &= std::async(std::launch::async, [&] {
-                       return (*c)->write(*fd, bytes(std::string(4096, 'b')), static_cast<std::uint64_t>(b) * 4096).has_value();
-                     }).get();
-  };
-  struct Unhook {
-    ~Unhook() { ward::rio::detail::between_picks = nullptr; }
-  } unhook;
+  Hook hook(
+      [&] {
+        // After the k-th pick, block k-1 is rewritten (another thread, as in real use).
+        if (const int b = picks++; b < kBlocks)
+          rewrites_ok &= std::async(std::launch::async, [&] {
+                           return (*c)->write(*fd, bytes(std::string(4096, 'b')), static_cast<std::uint64_t>(b) * 4096).has_value();
+                         }).get();
+      },
+      ward::rio::detail::between_picks);
   ASSERT_TRUE((*c)->flush());
-  ward::rio::detail::between_picks = nullptr;
   ASSERT_TRUE(rewrites_ok);
   ASSERT_GE(picks, kBlocks);
   const std::string file = slurp(dir / "twice");
