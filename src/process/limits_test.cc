@@ -146,8 +146,10 @@ TEST(Limits, BadMemoryGrowthRatesAreRefused) {
   EXPECT_NE(on->describe().find("memory growth 16 MiB over 200 ms"), std::string::npos) << on->describe();
 }
 
-// A leak (1 MiB kept per call, about 100 MiB/s) is ended by the growth rate (16 MiB per 200 ms)
-// while it leaks, far below its 1 GiB memory limit.
+// A leak (2 MiB kept per call, a call every 10 ms) is ended by the growth rate (16 MiB per 200 ms,
+// 80 MiB/s) while it leaks, far below its 1 GiB memory limit. At 1 MiB per call the leak was
+// 74 MiB/s where faulting memory in runs at ~300 MB/s (a CI VM, 2026-12-01: 3.4 ms per MiB
+// touched), under the rate: it reached the limit instead. 2 MiB: ~120 MiB/s there, ~200 elsewhere.
 TEST(Limits, ALeakOverTheMemoryGrowthRateIsKilled) {
   auto pol = base().memory(1ull << 30).memory_growth(16 << 20, 200ms).build();
   ASSERT_TRUE(pol);
@@ -156,7 +158,7 @@ TEST(Limits, ALeakOverTheMemoryGrowthRateIsKilled) {
   const auto give_up = std::chrono::steady_clock::now() + 30s;
   long kept = 0;
   while (!failure && std::chrono::steady_clock::now() < give_up) {
-    auto r = p.call<&probe_api::run>(1024L);
+    auto r = p.call<&probe_api::run>(2048L);
     if (!r) failure = r.error();
     else kept = r->unverified_value_i_trust_it();
     ASSERT_NE(kept, -1) << "malloc failed first: the memory limit was reached, the growth rate never fired";
