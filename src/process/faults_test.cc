@@ -94,6 +94,20 @@ TEST(Faults, ForbiddenOpenIsViolationNamingTheSyscall) {
   expect_dead_afterwards(p, ward::Errc::violation);
 }
 
+// A domain that may open files may open a terminal, but never push input into one (TIOCSTI): the
+// user's own /dev/pts/N is a file it could open, and the user's shell would run what it typed. The
+// probe pushes into a pseudo-terminal pair of its own; before the guard the push worked (run
+// returned 0, found 2026-12-01).
+TEST(Faults, NoDomainCanTypeIntoATerminal) {
+  auto pol = ward::Policy::builder().timeout(10s).memory(256ull << 20).unsafe_allow_file_open().build();
+  ASSERT_TRUE(pol);
+  auto p = ward::Instance<probe_api>::load(plugin("tty_inject"), "probe_entry", *pol);
+  ASSERT_TRUE(p) << p.error().message();
+  auto e = run_fault(*p);
+  EXPECT_EQ(e.kind, ward::Errc::violation) << e.message();
+  EXPECT_NE(e.detail.find("ioctl"), std::string::npos) << e.detail;
+}
+
 TEST(Faults, ForbiddenForkIsViolation) {
   auto p = load_probe("syscall_fork");
   auto e = run_fault(p);

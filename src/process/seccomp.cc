@@ -75,37 +75,46 @@ int rule(scmp_filter_ctx c, const char* name, unsigned n = 0, const scmp_arg_cmp
   return n ? seccomp_rule_add_array(c, action, nr, n, args) : seccomp_rule_add(c, action, nr, 0);
 }
 
-// Guards libseccomp cannot express: "allowed unless this 32-bit argument is SIGSYS" is a
-// negated comparison, and libseccomp lets an unconditional allow override conditional traps.
-// Nothing may install a SIGSYS handler or send SIGSYS: the first would blind the violation
-// reporter, the second would let the extension fake a violation (death by SIGSYS is how the host
-// knows a filter trap happened). Runs before libseccomp's program; other calls fall through.
-struct SignalGuard {
+// Guards libseccomp cannot express: "allowed unless this 32-bit argument is V" is a negated
+// comparison, and libseccomp lets an unconditional allow override conditional traps. Each guard
+// traps (a violation) a call whose argument is the one value no extension may pass, whatever else
+// its policy allows; they run before libseccomp's program, and other calls fall through.
+// - SIGSYS: nothing may install a SIGSYS handler or send SIGSYS. The first would blind the
+//   violation reporter, the second would let the extension fake a violation (death by SIGSYS is
+//   how the host knows a filter trap happened).
+// - TIOCSTI, TIOCLINUX: nothing may push input into a terminal (TIOCLINUX's paste). A domain that
+//   may open files could open the user's own terminal (/dev/pts/N is the user's), and what it
+//   pushes there the user's shell runs. dev.tty.legacy_tiocsti=0 refuses TIOCSTI, but not to
+//   CAP_SYS_ADMIN, and it is 1 on many machines. (`ward fuse` refuses both to every file system
+//   the same way: src/fuse/launch.cc.)
+struct Guard {
   int nr;
-  unsigned arg;  // which argument carries the signal number
+  unsigned arg;  // which argument carries the value (an int or unsigned int to the kernel)
+  std::uint32_t value;
 };
-constexpr SignalGuard kSignalGuards[] = {
-    {__NR_rt_sigaction, 0},     {__NR_kill, 1},           {__NR_tkill, 1},
-    {__NR_tgkill, 2},           {__NR_rt_sigqueueinfo, 1}, {__NR_rt_tgsigqueueinfo, 2},
-    {__NR_pidfd_send_signal, 1}};
+constexpr Guard kGuards[] = {
+    {__NR_rt_sigaction, 0, SIGSYS},     {__NR_kill, 1, SIGSYS},           {__NR_tkill, 1, SIGSYS},
+    {__NR_tgkill, 2, SIGSYS},           {__NR_rt_sigqueueinfo, 1, SIGSYS}, {__NR_rt_tgsigqueueinfo, 2, SIGSYS},
+    {__NR_pidfd_send_signal, 1, SIGSYS}, {__NR_ioctl, 1, TIOCSTI},         {__NR_ioctl, 1, TIOCLINUX}};
 
-std::vector<sock_filter> signal_guards() {
-  constexpr std::size_t n = std::size(kSignalGuards);
+std::vector<sock_filter> guards() {
+  constexpr std::size_t n = std::size(kGuards);
   const std::size_t trap = 2 + 4 * n + 1;  // index of RET TRAP; the next one starts libseccomp's program
   const std::size_t end = trap + 1;
   auto rel = [](std::size_t from, std::size_t to) { return static_cast<std::uint8_t>(to - (from + 1)); };
   std::vector<sock_filter> p;
   p.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)));
   p.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kNativeArch, 0, rel(1, end)));
-  for (const auto& g : kSignalGuards) {
+  for (const auto& g : kGuards) {
     const std::size_t b = p.size();
     p.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)));
     p.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(g.nr), 0, 2));
     // The low half of the 64-bit argument (little endian): what the kernel reads as an int.
     p.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<std::uint32_t>(offsetof(seccomp_data, args) + 8 * g.arg)));
-    p.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SIGSYS, rel(b + 3, trap), rel(b + 3, end)));
+    // Not the value: on to the next guard (the same call may have another).
+    p.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, g.value, rel(b + 3, trap), 0));
   }
-  p.push_back(BPF_STMT(BPF_JMP | BPF_JA, 1));
+  p.push_back(BPF_STMT(BPF_JMP | BPF_JA, 1));  // no guard matched: libseccomp's program
   p.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP));
   return p;
 }
@@ -192,7 +201,7 @@ Result<std::vector<sock_filter>> compile_filter(const Policy& p, pid_t child) {
   if (fd < 0) return fail(Errc::load_failed, std::string("memfd_create: ") + std::strerror(errno));
   rc = seccomp_export_bpf(c, fd);
   const off_t len = lseek(fd, 0, SEEK_END);
-  std::vector<sock_filter> prog = signal_guards();
+  std::vector<sock_filter> prog = guards();
   const std::size_t guards = prog.size();
   if (rc == 0 && len > 0 && len % static_cast<off_t>(sizeof(sock_filter)) == 0) {
     prog.resize(guards + static_cast<std::size_t>(len) / sizeof(sock_filter));
