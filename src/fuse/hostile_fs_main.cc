@@ -39,7 +39,7 @@
 //                       device 1,3 (null's numbers) at PATH, opens it for writing and removes
 //                       it: 1000 * (errno of mknod) + (errno of that open, or of mknod).
 //                       "@call=NAME" makes one call (or, "forks", 64 children; "alloc", a child that
-//                       touches 256 MiB) of kCalls below (each harmless if it works)
+//                       touches 1 GiB) of kCalls below (each harmless if it works)
 //                       whose errno (0: it worked; 1: "@cap=N" held) is both fields.
 #include <linux/bpf.h>
 #include <linux/fuse.h>
@@ -192,8 +192,8 @@ constexpr Call kCalls[] = {
        for (pid_t k : kids) ::kill(k, SIGKILL), ::waitpid(k, nullptr, 0);
        return err;
      }},
-    {"alloc", [] {  // a child touches 256 MiB: ENOMEM when a bound's OOM killer ended it first
-       constexpr std::size_t kBytes = 256u << 20;
+    {"alloc", [] {  // a child touches 1 GiB: ENOMEM when a bound's OOM killer ended it first
+       constexpr std::size_t kBytes = std::size_t{1} << 30;
        pid_t k = ::fork();
        if (k == 0) {
          void* m = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
