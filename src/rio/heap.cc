@@ -13,6 +13,8 @@
 #include <string>
 #include <utility>
 
+#include "core/unique_fd.h"
+
 namespace ward::rio {
 namespace {
 
@@ -87,26 +89,18 @@ Result<void> validate(const FileHeader& h, const std::filesystem::path& path, st
   return {};
 }
 
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  int release() { return std::exchange(fd, -1); }
-};
-
 // Builds a complete heap under a temporary name and links it into place, so `path` never names a
 // half-made heap. Returns the open, locked descriptor, or -1 if another process got there first.
 Result<int> create_file(const HeapOptions& opt, std::uint64_t size, std::uint64_t log_size) {
   const auto tmp = opt.path.parent_path() / ("." + opt.path.filename().string() + ".new-" + std::to_string(getpid()));
-  Fd f{::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
-  if (f.fd < 0) return fail(Errc::load_failed, "rio heap: " + sys("create " + tmp.string()));
+  UniqueFd f(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (f.get() < 0) return fail(Errc::load_failed, "rio heap: " + sys("create " + tmp.string()));
   struct Unlink {
     std::filesystem::path p;
     ~Unlink() { ::unlink(p.c_str()); }
   } unlink_tmp{tmp};
-  if (flock(f.fd, LOCK_EX | LOCK_NB) != 0) return fail(Errc::load_failed, "rio heap: " + sys("flock"));
-  if (const int e = posix_fallocate(f.fd, 0, static_cast<off_t>(size)); e != 0)
+  if (flock(f.get(), LOCK_EX | LOCK_NB) != 0) return fail(Errc::load_failed, "rio heap: " + sys("flock"));
+  if (const int e = posix_fallocate(f.get(), 0, static_cast<off_t>(size)); e != 0)
     return fail(e == ENOSPC ? Errc::limit : Errc::load_failed,
                 "rio heap: cannot reserve " + std::to_string(size) + " bytes for " + opt.path.string() + ": " + std::strerror(e));
   FileHeader h{};
@@ -120,8 +114,8 @@ Result<int> create_file(const HeapOptions& opt, std::uint64_t size, std::uint64_
   h.geometry_checksum = geometry_checksum(h);
   Meta m{};
   m.bump = h.heap_off + align_up(sizeof(Meta), 64);
-  if (pwrite(f.fd, &m, sizeof m, static_cast<off_t>(h.heap_off)) != static_cast<ssize_t>(sizeof m) ||
-      pwrite(f.fd, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h))
+  if (pwrite(f.get(), &m, sizeof m, static_cast<off_t>(h.heap_off)) != static_cast<ssize_t>(sizeof m) ||
+      pwrite(f.get(), &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h))
     return fail(Errc::load_failed, "rio heap: " + sys("write " + tmp.string()));
   if (::link(tmp.c_str(), opt.path.c_str()) != 0) {
     if (errno == EEXIST) return -1;
@@ -144,10 +138,10 @@ Result<std::unique_ptr<Heap>> Heap::open(const HeapOptions& opt, HeapRecovery* r
   std::unique_ptr<Heap> h(new Heap());
   h->path_ = opt.path;
   const std::uint64_t pg = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
-  Fd f;
-  for (int attempt = 0; attempt < 2 && f.fd < 0; ++attempt) {
-    f.fd = ::open(opt.path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (f.fd >= 0) break;
+  UniqueFd f;
+  for (int attempt = 0; attempt < 2 && f.get() < 0; ++attempt) {
+    f = UniqueFd(::open(opt.path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+    if (f.get() >= 0) break;
     if (errno == ELOOP) return fail(Errc::misuse, "rio heap: " + opt.path.string() + " is a symbolic link: refused");
     if (errno != ENOENT || !opt.create) return fail(Errc::load_failed, "rio heap: " + sys(opt.path.string()));
     const std::uint64_t log_size = align_up(std::max<std::uint64_t>(opt.log_size, pg), pg);
@@ -155,18 +149,18 @@ Result<std::unique_ptr<Heap>> Heap::open(const HeapOptions& opt, HeapRecovery* r
     if (size < kHeaderPage + log_size + pg)
       return fail(Errc::misuse, "rio heap: " + std::to_string(opt.size) + " bytes cannot hold a " + std::to_string(log_size) +
                                     "-byte undo log and a heap (need at least " + std::to_string(kHeaderPage + log_size + pg) + ")");
-    f.fd = WARD_TRY(create_file(opt, size, log_size));  // -1: created meanwhile by another process; open that
-    rep.created = f.fd >= 0;
+    f = UniqueFd(WARD_TRY(create_file(opt, size, log_size)));  // -1: created meanwhile by another process; open that
+    rep.created = f.get() >= 0;
   }
-  if (f.fd < 0) return fail(Errc::load_failed, "rio heap: " + opt.path.string() + " keeps appearing and vanishing");
-  if (!rep.created && flock(f.fd, LOCK_EX | LOCK_NB) != 0) {
+  if (f.get() < 0) return fail(Errc::load_failed, "rio heap: " + opt.path.string() + " keeps appearing and vanishing");
+  if (!rep.created && flock(f.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) return fail(Errc::load_failed, "rio heap: " + sys("flock"));
     std::uint32_t pid = 0;
-    (void)!pread(f.fd, &pid, sizeof pid, offsetof(FileHeader, owner_pid));
+    (void)!pread(f.get(), &pid, sizeof pid, offsetof(FileHeader, owner_pid));
     return fail(Errc::misuse, "rio heap: " + opt.path.string() + " is in use by another process (pid " + std::to_string(pid) + ")");
   }
   struct stat st {};
-  if (fstat(f.fd, &st) != 0) return fail(Errc::load_failed, "rio heap: " + sys("fstat"));
+  if (fstat(f.get(), &st) != 0) return fail(Errc::load_failed, "rio heap: " + sys("fstat"));
   if (!S_ISREG(st.st_mode)) return fail(Errc::load_failed, "rio heap: " + opt.path.string() + " is not a regular file");
   if (st.st_uid != geteuid())
     return fail(Errc::misuse, "rio heap: " + opt.path.string() + " belongs to uid " + std::to_string(st.st_uid) + ", not to this user: refused");
@@ -178,9 +172,9 @@ Result<std::unique_ptr<Heap>> Heap::open(const HeapOptions& opt, HeapRecovery* r
   if (file_size < sizeof(FileHeader))
     return fail(Errc::load_failed, "rio heap: " + opt.path.string() + " is too short to be a heap (" + std::to_string(file_size) + " bytes)");
   FileHeader hdr;
-  if (pread(f.fd, &hdr, sizeof hdr, 0) != static_cast<ssize_t>(sizeof hdr)) return fail(Errc::load_failed, "rio heap: " + sys("read header"));
+  if (pread(f.get(), &hdr, sizeof hdr, 0) != static_cast<ssize_t>(sizeof hdr)) return fail(Errc::load_failed, "rio heap: " + sys("read header"));
   WARD_TRY(validate(hdr, opt.path, file_size));
-  const Views v = WARD_TRY(map_views(f.fd, file_size, opt.protection));
+  const Views v = WARD_TRY(map_views(f.get(), file_size, opt.protection));
   h->fd_ = f.release();
   h->ro_ = v.ro;
   h->rw_ = v.rw;

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "core/unique_fd.h"
 #include "report.h"
 #include "ward/core/error.h"
 
@@ -102,22 +103,6 @@ std::unexpected<Error> sys_fail(const std::string& what) {
   return fail(Errc::bad_data, fmt::format("{}: {}", what, std::strerror(e)));
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // close(2)'s result: on a network or FUSE file system the last errors arrive here.
-  int close() { return ::close(std::exchange(fd_, -1)); }
-
- private:
-  int fd_;
-};
-
 // ---- targets and rows ----------------------------------------------------------------------------
 struct Target {
   std::string name;  // floor | direct | direct_maxread | ward
@@ -141,7 +126,7 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 Result<void> write_file(const fs::path& p, std::uint64_t bytes) {
   std::vector<char> buf(kChunk);
   for (std::size_t i = 0; i < buf.size(); ++i) buf[i] = static_cast<char>(i * 131 + 7);  // not all zero
-  Fd fd(::open(p.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644));
+  UniqueFd fd(::open(p.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644));
   if (fd.get() < 0) return sys_fail("open " + p.string());
   for (std::uint64_t done = 0; done < bytes;) {
     WARD_TRY(check_stop());
@@ -158,7 +143,7 @@ Result<void> write_file(const fs::path& p, std::uint64_t bytes) {
 // Reads `p` to its end in kChunk reads; MB/s. Short of `bytes` is an error (a wrong FS).
 Result<double> read_file(const fs::path& p, std::uint64_t bytes) {
   std::vector<char> buf(kChunk);
-  Fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return sys_fail("open " + p.string());
   const auto t0 = Clock::now();
   std::uint64_t got = 0;
@@ -176,7 +161,7 @@ Result<double> read_file(const fs::path& p, std::uint64_t bytes) {
 
 // posix_fadvise(DONTNEED) on `p`: its clean pages leave the page cache of its file system.
 Result<void> drop_cache(const fs::path& p) {
-  Fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return sys_fail("open " + p.string());
   if (const int e = ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED); e != 0) {
     errno = e;
@@ -240,7 +225,7 @@ Result<void> make_files(const Target& t, int n) {
   for (int i = 0; i < n; ++i) {
     WARD_TRY(check_stop());
     const std::string f = meta_file(d, i);
-    Fd fd(::open(f.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644));
+    UniqueFd fd(::open(f.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644));
     if (fd.get() < 0) return sys_fail("create " + f);
     if (fd.close() != 0) return sys_fail("close " + f);
   }
@@ -336,7 +321,7 @@ Result<std::vector<double>> restart_times(const Target& t, const Sizes& s) {
     WARD_TRY(check_stop());
     const pid_t init = fs_init_of(t.pid);
     if (init <= 0) return fail(Errc::bad_data, fmt::format("no file-system process under ward (pid {})", t.pid));
-    Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, init, 0)));
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, init, 0)));
     if (pidfd.get() < 0) return sys_fail(fmt::format("pidfd_open {}", init));
     const auto t0 = Clock::now();
     if (::kill(init, SIGKILL) != 0) return sys_fail(fmt::format("kill {}", init));
@@ -442,8 +427,8 @@ std::string status_words(int st) {
 // Starts `argv` in its own process group (so a terminal's ^C reaches only this process, which
 // tears down in order), dying with this process, its output to `log`.
 Result<pid_t> spawn(const std::vector<std::string>& argv, const fs::path& log) {
-  Fd out(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  Fd in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  UniqueFd out(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  UniqueFd in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (out.get() < 0 || in.get() < 0) return sys_fail("open " + log.string());
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return sys_fail("pipe2");
