@@ -151,6 +151,11 @@ Result<void> Relay::restart() {
   if (replaying) {
     auto r = WARD_TRY(replay());
     if (r) replayed = std::move(*r);
+    // The snapshots put the storage back as it was at the mount, and the journal no longer
+    // brings it forward: serving it would silently undo everything written since. Fail-stop.
+    else if (!snapshots_.empty())
+      return fail(Errc::bad_data, "the journal replay diverged after --snapshot put the storage back as it was at the mount; "
+                                  "serving it would undo everything written since (not restarting)");
     else drop_journal();  // what follows finds nodes by name, on a partly replayed instance
   }
 

@@ -308,10 +308,9 @@ TEST_F(FuseReal, MergerfsKillsAreInvisible) {
 // gocryptfs (go-fuse) runs fusermount with an environment of its own, and opens a file on its own
 // mount right after INIT: it needs the stand-in's ancestor lookup and ward's mount shown in its
 // namespace (docs/fuse.md, "the file system's own mount"). The same workload, mounted directly and
-// through ward (daemonizing: no -fg). Not under kills: in one fresh-root run of three a SIGKILL
-// in the middle of the 8 MiB write left the file short and its data wrong, most likely a
-// ciphertext block torn by gocryptfs's in-place rewrite (docs/fuse.md, "File systems beyond the
-// tests"; not investigated further).
+// through ward (daemonizing: no -fg). Not under kills: a restarted gocryptfs sometimes answers
+// nothing for 30 s and a later restart fails, with or without --journal --snapshot (3 of 12 runs;
+// docs/fuse.md, "File systems beyond the tests"; not explained yet).
 TEST_F(FuseReal, GocryptfsSameResultsAsDirect) {
   if (!have("gocryptfs")) GTEST_SKIP() << "gocryptfs not installed (scripts/setup.sh)";
   std::string log = direct_vs_ward(
@@ -429,6 +428,28 @@ TEST_F(FuseRestart, RioWritesAgainWhatAKilledFileSystemHeld) {
 TEST_F(FuseRestart, WithoutRioAKilledWriteBackFileSystemLosesWrites) {
   if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
   EXPECT_EQ(write_kill_close(*this, {}), "") << slurp(dir_ + "/log");
+}
+
+// --snapshot says the storage goes back to how it was at the mount before each replay; when the
+// replay then diverges, serving the storage by names would silently undo everything since, so
+// ward gives up instead (exit 3, in words). Made to diverge here: the snapshot covers a file the
+// pass-through FS never touches, so the replayed MKDIR finds its directory still there (EEXIST).
+TEST_F(FuseRestart, AReplayThatDivergesAfterASnapshotWasPutBackGivesUp) {
+  if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
+  std::string backing = dir_ + "/backing", log = dir_ + "/log";
+  fs::create_directories(backing);
+  std::ofstream(dir_ + "/image") << "the storage as it was at the mount";
+  start({"--log", log, "--journal", "--snapshot", dir_ + "/image"}, {kBuffering, backing, "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  Exit made = in_child([&] { return ::mkdir((mnt_ + "/d").c_str(), 0755) == 0 ? 0 : 1; });
+  ASSERT_TRUE(made.done && WIFEXITED(made.status) && WEXITSTATUS(made.status) == 0);
+  std::ofstream(dir_ + "/image") << "changed since";
+  for (pid_t fs_pid : children_of(ward_)) ::kill(fs_pid, SIGKILL);
+  Exit e = ward_exit(20s);
+  ASSERT_TRUE(e.done) << "ward went on serving a storage the snapshot had put back\n" << slurp(log);
+  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 3) << e.status << "\n" << stderr_;
+  EXPECT_NE(slurp(log).find("journal replay diverged after --snapshot"), std::string::npos) << slurp(log);
+  EXPECT_EQ(slurp(dir_ + "/image"), "the storage as it was at the mount");
 }
 
 TEST_F(FuseReal, WriteBackFileSystemKillsAreInvisibleWithRio) {

@@ -293,8 +293,10 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_option("--rio-size", *rio_mib, "MiB of kept writes --rio may hold; past it ward stops keeping (logged)")
       ->default_val(64)->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   cmd->add_option("--snapshot", opts->snapshots,
-                  "A file the file system writes in place (an image: fuse2fs's ext4 file): copied at the "
-                  "start and put back before each journal replay. Repeatable; needs --journal")
+                  "A file or directory the file system writes in place (an image: fuse2fs's ext4 file; a "
+                  "block or cipher directory: cryfs, gocryptfs): copied at the start and put back before "
+                  "each journal replay (a directory: its whole tree; no links followed, no devices, fifos "
+                  "or sockets, no extended attributes). Repeatable; needs --journal")
       ->allow_extra_args(false);  // one file per --snapshot: what follows is MOUNTPOINT
   cmd->add_option("--request-timeout", *timeout_ms,
                   "Milliseconds the file system has to answer a request; a miss is a hang")
