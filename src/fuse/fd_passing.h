@@ -1,7 +1,8 @@
 // One descriptor over a unix socket (SCM_RIGHTS) with one byte of data: what libfuse's mount
 // helpers hand back over `_FUSE_COMMFD`. Header-only: ward-fusermount and the tests use it.
 // send_fd: true when the byte and the descriptor went (errno set otherwise; EINTR retried).
-// recv_fd: the received descriptor (the caller owns it), or -1 (errno set, or no descriptor came).
+// recv_fd: the received descriptor (the caller owns it), or -1 with errno set (ECONNRESET: the
+// other end closed; EPROTO: a message without a descriptor).
 #pragma once
 
 #include <sys/socket.h>
@@ -43,6 +44,7 @@ inline int recv_fd(int sock, int flags = 0) {
   FdMessage m;
   ssize_t n;
   while ((n = ::recvmsg(sock, &m.msg, MSG_CMSG_CLOEXEC | flags)) < 0 && errno == EINTR) {}
+  if (n == 0) errno = ECONNRESET;  // the other end is closed (its process may have died)
   if (n != 1) return -1;
   const cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
   if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {

@@ -655,6 +655,10 @@ Result<FsProcess> launch(const Options& o) {
     // Sent before the exec that closed the error pipe, so it is here now, unless the kernel
     // refused the listener (the child fell back to refusing mount(2)).
     p.mount_fd_ = recv_fd(p.sock_, MSG_DONTWAIT);
+    // Closed: the file system died before it sent it (killed while starting: a restart may
+    // succeed, so not load_failed, which fs_failed takes for a failure that would repeat).
+    if (p.mount_fd_ < 0 && errno == ECONNRESET)
+      return fail(Errc::exited, "the file system exited before it sent its mount listener");
     if (p.mount_fd_ < 0 && errno != EAGAIN)
       return fail(Errc::load_failed, errno_text("receiving the file system's mount listener", errno));
     if (p.mount_fd_ < 0 && o.log_fd >= 0) {
