@@ -29,6 +29,11 @@
 //                       stats PATH/self (PATH: the mount point, seen unsandboxed), a LOOKUP this
 //                       file system never answers: that thread waits on the file system's own
 //                       mount until ward answers it
+//   self-open:STATE PATH  as good, LOOKUP of "self" a regular file and OPEN of it a handle; once
+//                       the first instance has answered INIT a second thread opens PATH/self,
+//                       creates STATE.open and holds the file open: killed, the instance closes
+//                       it on its way out, and the kernel sends FLUSH and waits for the answer.
+//                       The first instance never answers LOOKUP of "hang"
 // A mode for the sandbox (src/fuse/sandbox_test.cc): what the file system can see of the host.
 //   probe               as good, and LOOKUP of the name "N" answers a regular file whose size is
 //                       1000 * (errno of open(PATH, O_RDONLY)) + (errno of open(PATH, O_WRONLY)),
@@ -287,7 +292,8 @@ bool probe_attr(std::uint64_t n, fuse_attr& a) {
 int main(int argc, char** argv) {
   bool probe = argc > 3 && std::string(argv[1]) == "probe";
   bool self_stat = argc == 4 && std::string(argv[1]).starts_with("self-stat:");
-  if ((argc != 3 && !probe && !self_stat) || std::sscanf(argv[2], "/dev/fd/%d", &fd) != 1) {
+  bool self_open = argc == 4 && std::string(argv[1]).starts_with("self-open:");
+  if ((argc != 3 && !probe && !self_stat && !self_open) || std::sscanf(argv[2], "/dev/fd/%d", &fd) != 1) {
     std::fprintf(stderr, "usage: ward-fuse-hostile MODE /dev/fd/N\n");
     return 2;
   }
@@ -295,8 +301,10 @@ int main(int argc, char** argv) {
   if (mode == "exit") return 7;
   // A STATE file after the colon: present means an earlier instance ran.
   bool later = false;
+  std::string state_path;
   if (auto colon = mode.find(':'); colon != std::string::npos) {
     std::string state = mode.substr(colon + 1);
+    state_path = state;
     mode.resize(colon);
     later = ::access(state.c_str(), F_OK) == 0;
     if (!later) ::close(::open(state.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
@@ -337,6 +345,34 @@ int main(int argc, char** argv) {
           (void)::stat(own.c_str(), &st);
         }).detach();
       }
+      if (self_open && !later) {
+        std::thread([own = std::string(argv[3]) + "/self", mark = state_path + ".open"] {
+          if (::open(own.c_str(), O_RDONLY) < 0) return;  // held until the process dies
+          ::close(::open(mark.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+          for (;;) ::pause();
+        }).detach();
+      }
+      continue;
+    }
+    if (self_open && !later && in->opcode == FUSE_LOOKUP && std::string_view(body) == "hang") continue;
+    if (self_open && in->opcode == FUSE_LOOKUP && std::string_view(body) == "self") {
+      fuse_entry_out e{};
+      e.nodeid = 2;
+      e.generation = 1;
+      e.attr.ino = 2;
+      e.attr.mode = S_IFREG | 0644;
+      e.attr.nlink = 1;
+      send_reply(in->unique, 0, &e, sizeof e);
+      continue;
+    }
+    if (self_open && in->opcode == FUSE_OPEN) {
+      fuse_open_out o{};
+      o.fh = 1;
+      send_reply(in->unique, 0, &o, sizeof o);
+      continue;
+    }
+    if (self_open && (in->opcode == FUSE_FLUSH || in->opcode == FUSE_RELEASE)) {
+      send_reply(in->unique, 0, nullptr, 0);
       continue;
     }
     if (self_stat && in->opcode == FUSE_LOOKUP && std::string_view(body) == "self") continue;

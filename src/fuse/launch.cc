@@ -483,7 +483,7 @@ void FsProcess::close_fds() {
     if (*fd >= 0) ::close(*fd), *fd = -1;
 }
 
-void FsProcess::kill_and_reap() {
+void FsProcess::kill_and_reap(const std::function<void()>& meanwhile, int readable) {
   if (pid_ <= 0) return;
   pollfd hup{sock_, 0, 0};
   if (sock_ >= 0 && pidfd_ >= 0 && ::poll(&hup, 1, 0) == 1 && (hup.revents & POLLHUP)) {
@@ -491,6 +491,14 @@ void FsProcess::kill_and_reap() {
     while (::poll(&p, 1, static_cast<int>(kSettle.count())) < 0 && errno == EINTR) {}
   }
   ::kill(pid_, SIGKILL);  // the init of a PID namespace: every process in it dies with it
+  if (meanwhile && readable >= 0 && pidfd_ >= 0)
+    for (;;) {
+      pollfd p[2] = {{pidfd_, POLLIN, 0}, {readable, POLLIN, 0}};
+      if (::poll(p, 2, -1) < 0 && errno != EINTR) break;
+      if (p[0].revents) break;  // the init is gone: waitpid below does not block
+      if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL)) break;  // no mount left to wait on
+      if (p[1].revents & POLLIN) meanwhile();
+    }
   int st = 0;
   while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {}
   int fs_status = 0;

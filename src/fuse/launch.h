@@ -37,6 +37,7 @@
 
 #include <chrono>
 #include <string>
+#include <functional>
 #include <vector>
 
 #include "fuse/process_limit.h"
@@ -69,7 +70,10 @@ class FsProcess {
   // SIGKILL to the namespace, then waits for it. No-op when not running. When every holder of
   // the socket already closed it (the FS is ending by itself), it first gives the init a short,
   // fixed time to see the exits, so that status() says how the FS ended rather than "killed".
-  void kill_and_reap();
+  // While it waits, each time `readable` (ward's /dev/fuse) has something it calls `meanwhile`:
+  // a task of the FS that dies with a file open on ward's mount sends FLUSH as its files close,
+  // and waits for the answer even under SIGKILL, so the namespace ends only once ward answers.
+  void kill_and_reap(const std::function<void()>& meanwhile = {}, int readable = -1);
   // SIGTERM to every process of the file system, then SIGKILL after `grace`; reaps it.
   void end(std::chrono::milliseconds grace);
 

@@ -94,13 +94,15 @@ Result<void> Relay::start_fs() {
   fs_proc_ = WARD_TRY(launch(o_));
   fs_ = fs_proc_.sock();
   pidfd_ = fs_proc_.pidfd();
+  fs_ns_ = pid_namespace_of(static_cast<std::uint32_t>(fs_proc_.pid()));
   return {};
 }
 
 // Kills the file system (its whole process group) and records how it ended.
 void Relay::reap() {
   answer_own_requests();  // else a thread of the FS waiting on its own mount keeps it alive
-  fs_proc_.kill_and_reap();
+  const std::optional<NamespaceId> dying = fs_proc_.running() ? fs_ns_ : std::nullopt;
+  fs_proc_.kill_and_reap([&] { serve_dying(dying); }, dying ? kfd_ : -1);
   status_ = fs_proc_.status();
   pidfd_ = -1;
 }
@@ -212,6 +214,7 @@ Result<void> Relay::loop() {
     for (auto& [u, r] : inflight_) next = std::min(next, r.deadline);
     if (stopping) next = std::min(next, stop_deadline);
     int timeout = -1;
+    if (!deferred_.empty()) next = now;  // requests read while an instance died: at once
     if (next != Clock::time_point::max())
       timeout = static_cast<int>(
           std::max<long>(0, std::chrono::ceil<std::chrono::milliseconds>(next - now).count()));
@@ -259,7 +262,7 @@ Result<void> Relay::loop() {
       if (gone_) break;
       continue;
     }
-    if (p[0].revents & (POLLIN | POLLERR)) {
+    if ((p[0].revents & (POLLIN | POLLERR)) || !deferred_.empty()) {
       bool gone = false;
       for (int i = 0; i < kBatch && !gone && !gone_ && epoch == stats_.restarts; ++i) {
         std::uint64_t seen = stats_.requests;
@@ -385,7 +388,15 @@ void Relay::forward_forgets(const char* msg, std::size_t len, std::uint32_t opco
 
 // One request from the kernel. Returns true when the mount is gone.
 Result<bool> Relay::from_kernel() {
-  ssize_t n = ::read(kfd_, buf_.data(), buf_.size());
+  ssize_t n;
+  if (!deferred_.empty()) {  // read while an instance was dying (serve_dying): oldest first
+    std::vector<char> m = std::move(deferred_.front());
+    deferred_.pop_front();
+    std::memcpy(buf_.data(), m.data(), m.size());
+    n = static_cast<ssize_t>(m.size());
+  } else {
+    n = ::read(kfd_, buf_.data(), buf_.size());
+  }
   if (n < 0) {
     if (errno == ENODEV) return true;  // unmounted, or aborted through /sys/fs/fuse/connections
     if (errno == EINTR || errno == EAGAIN || errno == ENOENT) return false;
@@ -409,6 +420,15 @@ Result<bool> Relay::from_kernel() {
     case FUSE_INTERRUPT:
       WARD_TRY(send_to_fs(buf_.data(), n));
       return false;
+    case FUSE_FLUSH:
+      // A task of the file system closing a file of ward's mount as it dies (SIGKILL): the
+      // kernel waits for this answer before the task, and so the namespace, can end, and the
+      // instance it would go to is that dying one. Answered here.
+      if (dying_fs_task(in.pid)) {
+        answer(in.unique, EIO);
+        return false;
+      }
+      break;
     case FUSE_INIT:
       init_req_.assign(buf_.data(), buf_.data() + n);
       // A self-mounting instance may look at its mount point until fusermount returns (libfuse2

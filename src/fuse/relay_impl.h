@@ -313,6 +313,23 @@ class Relay {
   // ---- relay_mount.cc: a self-mounting file system's mount(2) -----------------------------------
   Result<void> mount_asked();
   void answer_own_requests();
+  // A PID namespace, as /proc/PID/ns/pid names it; nullopt when PID is 0 or gone.
+  struct NamespaceId {
+    dev_t dev;
+    ino_t ino;
+    bool operator==(const NamespaceId&) const = default;
+  };
+  static std::optional<NamespaceId> pid_namespace_of(std::uint32_t pid);
+  // While the instance whose namespace is `dying` is being reaped (FsProcess::kill_and_reap):
+  // takes what the kernel has queued; requests from tasks of that namespace (a FLUSH of a file
+  // it had open on ward's mount, sent as the task exits) are answered EIO at once, every other
+  // request waits in deferred_ for the loop, which takes it before reading /dev/fuse again.
+  void serve_dying(const std::optional<NamespaceId>& dying);
+  // Whether task `pid` (ward's PID namespace) is exiting (PF_EXITING) and belongs to the current
+  // instance's namespace: a request it sends is its files closing on its way out.
+  bool dying_fs_task(std::uint32_t pid) const;
+  std::deque<std::vector<char>> deferred_;
+  std::optional<NamespaceId> fs_ns_;  // the current instance's PID namespace (start_fs)
   Result<std::string> try_mount_handoff(const seccomp_notif& req);
 
   const Options& o_;

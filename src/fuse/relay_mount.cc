@@ -11,6 +11,7 @@
 // memory (it may change them meanwhile: they only choose between EPERM and the hand-off, and the
 // hand-off gives it nothing but its own socket), and the descriptor number (any number it names
 // is its own table's).
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -20,6 +21,8 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <string_view>
@@ -135,6 +138,12 @@ Result<std::string> Relay::try_mount_handoff(const seccomp_notif& req) {
   return std::string();
 }
 
+std::optional<Relay::NamespaceId> Relay::pid_namespace_of(std::uint32_t pid) {
+  struct stat st {};
+  if (pid == 0 || ::stat(("/proc/" + std::to_string(pid) + "/ns/pid").c_str(), &st) != 0) return std::nullopt;
+  return NamespaceId{st.st_dev, st.st_ino};
+}
+
 // The file system's own requests on its mount (go-fuse's, through the clone own_mount.h shows it)
 // that ward has read: a thread waiting for one of them cannot die, not even of SIGKILL (the
 // kernel waits for the answer of a request user space has read), so the PID namespace cannot end
@@ -142,21 +151,56 @@ Result<std::string> Relay::try_mount_handoff(const seccomp_notif& req) {
 // senders are about to die. Found by the sender's PID namespace (fuse_in_header.pid is in ward's).
 void Relay::answer_own_requests() {
   if (!fs_proc_.running()) return;
-  struct stat ns {};
-  if (::stat(("/proc/" + std::to_string(fs_proc_.pid()) + "/ns/pid").c_str(), &ns) != 0) return;
+  const auto ns = pid_namespace_of(fs_proc_.pid());
+  if (!ns) return;
   for (auto it = inflight_.begin(); it != inflight_.end();) {
     const InFlight& r = it->second;
-    struct stat theirs {};
     const std::uint32_t pid = r.msg.size() >= sizeof(fuse_in_header) ? load<fuse_in_header>(r.msg.data()).pid : 0;
-    const bool own = !r.own && pid != 0 &&
-                     ::stat(("/proc/" + std::to_string(pid) + "/ns/pid").c_str(), &theirs) == 0 &&
-                     theirs.st_ino == ns.st_ino && theirs.st_dev == ns.st_dev;
-    if (own) {
+    if (!r.own && pid_namespace_of(pid) == ns) {
       answer(it->first, EIO);
       it = inflight_.erase(it);
     } else {
       ++it;
     }
+  }
+}
+
+bool Relay::dying_fs_task(std::uint32_t pid) const {
+  if (pid == 0 || !fs_ns_) return false;
+  char path[64], buf[512];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  // "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold anything but the
+  // last ')' ends it.
+  const char* p = std::strrchr(buf, ')');
+  unsigned long flags = 0;
+  if (!p || std::sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1) return false;
+  constexpr unsigned long kExiting = 0x4;  // PF_EXITING, include/linux/sched.h
+  return (flags & kExiting) && pid_namespace_of(pid) == fs_ns_;
+}
+
+// Requests that reach /dev/fuse while the instance dies. A task that dies with a file open on
+// ward's mount closes it on its way out, and the kernel sends FLUSH and waits for the answer
+// whatever the signal (a forced request): unanswered, the namespace never ends and ward would wait
+// for it for ever (seen with gocryptfs, whose go-fuse keeps a file of its own mount open).
+void Relay::serve_dying(const std::optional<NamespaceId>& dying) {
+  for (int i = 0; i < kBatch; ++i) {
+    const ssize_t n = ::read(kfd_, buf_.data(), buf_.size());
+    if (n < static_cast<ssize_t>(sizeof(fuse_in_header))) return;  // nothing queued, or unmounted: the loop sees it
+    const auto in = load<fuse_in_header>(buf_.data());
+    if (in.len != static_cast<std::size_t>(n)) return;
+    const bool no_reply = in.opcode == FUSE_FORGET || in.opcode == FUSE_BATCH_FORGET || in.opcode == FUSE_INTERRUPT;
+    if (!no_reply && dying && pid_namespace_of(in.pid) == dying) {
+      ++stats_.requests;
+      answer(in.unique, EIO);
+      continue;
+    }
+    deferred_.emplace_back(buf_.data(), buf_.data() + n);
   }
 }
 

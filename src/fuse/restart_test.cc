@@ -87,6 +87,48 @@ TEST_F(FuseRestart, AFileSystemWaitingOnItsOwnMountCanStillBeRestarted) {
   ASSERT_TRUE(e.done) << l;
 }
 
+// A task of the file system that dies with a file open on the file system's own mount closes it
+// on its way out: the kernel sends FLUSH and waits for its answer even under SIGKILL (a forced
+// request), so the PID namespace does not end until ward answers. ward answers the dying
+// namespace's requests while it reaps it (before: it waited in waitpid for ever, and the mount
+// with it; gocryptfs, whose go-fuse holds a file of its own mount open, hung this way).
+TEST_F(FuseRestart, AFileSystemKilledWithAFileOfItsOwnMountOpenIsRestarted) {
+  std::string log = dir_ + "/log", state = dir_ + "/state";
+  start({"--log", log, "--no-sandbox"}, {kHostile, "self-open:" + state, "{}", mnt_});
+  ASSERT_TRUE(mounted()) << stderr_;
+  for (int i = 0; i < 400 && ::access((state + ".open").c_str(), F_OK) != 0; ++i) ::usleep(50'000);
+  ASSERT_EQ(::access((state + ".open").c_str(), F_OK), 0) << "the file system never opened its own file\n" << slurp(log);
+  for (pid_t fs_pid : children_of(ward_)) ::kill(fs_pid, SIGKILL);
+  for (int i = 0; i < 400 && count(slurp(log), "restarted (restart 1") == 0; ++i) ::usleep(50'000);
+  std::string l = slurp(log);
+  ASSERT_NE(l.find("restarted (restart 1"), std::string::npos) << "ward is stuck reaping the killed instance\n" << l;
+  Exit app = stat_in_child(mnt_);
+  ASSERT_TRUE(app.done) << l;
+  EXPECT_TRUE(WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0) << app.status << l;
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = ward_exit(20s);
+  ASSERT_TRUE(e.done) << l;
+}
+
+// The same when ward finds the failure first (here: a request it never answers, past
+// --request-timeout): the FLUSH of the dying task reaches /dev/fuse while ward reaps the
+// instance, and ward answers it there (before: waitpid waited for ever).
+TEST_F(FuseRestart, AHungFileSystemWithAFileOfItsOwnMountOpenIsRestarted) {
+  std::string log = dir_ + "/log", state = dir_ + "/state";
+  start({"--log", log, "--no-sandbox", "--request-timeout", "1000"}, {kHostile, "self-open:" + state, "{}", mnt_});
+  ASSERT_TRUE(mounted()) << stderr_;
+  for (int i = 0; i < 400 && ::access((state + ".open").c_str(), F_OK) != 0; ++i) ::usleep(50'000);
+  ASSERT_EQ(::access((state + ".open").c_str(), F_OK), 0) << "the file system never opened its own file\n" << slurp(log);
+  Exit hung = stat_in_child(mnt_ + "/hang");  // answered EIO once ward gives the instance up
+  ASSERT_TRUE(hung.done) << slurp(log);
+  for (int i = 0; i < 400 && count(slurp(log), "restarted (restart 1") == 0; ++i) ::usleep(50'000);
+  std::string l = slurp(log);
+  ASSERT_NE(l.find("restarted (restart 1"), std::string::npos) << "ward is stuck reaping the hung instance\n" << l;
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = ward_exit(20s);
+  ASSERT_TRUE(e.done) << l;
+}
+
 TEST_F(FuseRestart, NewInstanceThatNegotiatesDifferentlyEndsTheMount) {
   start({}, {kHostile, "narrow-init:" + dir_ + "/state", "{}"});
   ASSERT_TRUE(mounted()) << stderr_;
