@@ -510,13 +510,21 @@ void FsProcess::kill_and_reap(const std::function<void()>& meanwhile, int readab
   limit_ = ProcessLimit{};  // its cgroup is empty now: the namespace's last task went with its init
 }
 
-void FsProcess::end(std::chrono::milliseconds grace) {
+void FsProcess::end(std::chrono::milliseconds grace, const std::function<void()>& meanwhile, int readable) {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGTERM);  // the init passes it to every process of the file system
-  pollfd p{pidfd_, POLLIN, 0};
-  int ms = static_cast<int>(grace.count());
-  while (::poll(&p, 1, ms) < 0 && errno == EINTR) {}
-  kill_and_reap();
+  const auto until = std::chrono::steady_clock::now() + grace;
+  for (;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
+    if (left <= 0) break;
+    pollfd p[2] = {{pidfd_, POLLIN, 0}, {meanwhile ? readable : -1, POLLIN, 0}};
+    const int r = ::poll(p, 2, static_cast<int>(left));
+    if (r < 0 && errno != EINTR) break;
+    if (r <= 0) continue;
+    if (p[0].revents || (p[1].revents & (POLLERR | POLLHUP | POLLNVAL))) break;
+    if (p[1].revents & POLLIN) meanwhile();
+  }
+  kill_and_reap(meanwhile, readable);
 }
 
 // The FUSE mounts of ward's namespace other than `own` that the command names no path under.

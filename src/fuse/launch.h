@@ -74,8 +74,9 @@ class FsProcess {
   // a task of the FS that dies with a file open on ward's mount sends FLUSH as its files close,
   // and waits for the answer even under SIGKILL, so the namespace ends only once ward answers.
   void kill_and_reap(const std::function<void()>& meanwhile = {}, int readable = -1);
-  // SIGTERM to every process of the file system, then SIGKILL after `grace`; reaps it.
-  void end(std::chrono::milliseconds grace);
+  // SIGTERM to every process of the file system, then SIGKILL after `grace`; reaps it. Calls
+  // `meanwhile` as kill_and_reap does, also during the grace.
+  void end(std::chrono::milliseconds grace, const std::function<void()>& meanwhile = {}, int readable = -1);
 
  private:
   friend Result<FsProcess> launch(const Options& options);

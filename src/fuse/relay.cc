@@ -302,7 +302,8 @@ Result<void> Relay::loop() {
   // that will never come, so a file system that waits for its loop on SIGTERM ends before
   // --exit-timeout.
   if (fs_ >= 0) ::shutdown(fs_, SHUT_RDWR);
-  fs_proc_.end(o_.exit_timeout);
+  const std::optional<NamespaceId> ending = fs_proc_.running() ? fs_ns_ : std::nullopt;
+  fs_proc_.end(o_.exit_timeout, [&] { serve_dying(ending); }, ending ? kfd_ : -1);
   return {};
 }
 

@@ -129,6 +129,20 @@ TEST_F(FuseRestart, AHungFileSystemWithAFileOfItsOwnMountOpenIsRestarted) {
   ASSERT_TRUE(e.done) << l;
 }
 
+// And when ward itself is stopped (SIGTERM): the detached mount stays busy with the FS's own
+// file, so ward ends the FS after --exit-timeout, and the FS's exit FLUSH is answered there too.
+TEST_F(FuseRestart, AStopEndsAFileSystemWithAFileOfItsOwnMountOpen) {
+  std::string log = dir_ + "/log", state = dir_ + "/state";
+  start({"--log", log, "--no-sandbox", "--exit-timeout", "1000"}, {kHostile, "self-open:" + state, "{}", mnt_});
+  ASSERT_TRUE(mounted()) << stderr_;
+  for (int i = 0; i < 400 && ::access((state + ".open").c_str(), F_OK) != 0; ++i) ::usleep(50'000);
+  ASSERT_EQ(::access((state + ".open").c_str(), F_OK), 0) << "the file system never opened its own file\n" << slurp(log);
+  ASSERT_EQ(::kill(ward_, SIGTERM), 0);
+  Exit e = ward_exit(20s);
+  ASSERT_TRUE(e.done) << "ward did not end: stuck ending the file system\n" << slurp(log);
+  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << "\n" << stderr_;
+}
+
 TEST_F(FuseRestart, NewInstanceThatNegotiatesDifferentlyEndsTheMount) {
   start({}, {kHostile, "narrow-init:" + dir_ + "/state", "{}"});
   ASSERT_TRUE(mounted()) << stderr_;
