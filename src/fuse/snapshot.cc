@@ -240,7 +240,8 @@ Snapshot::~Snapshot() {
 Result<Snapshot> Snapshot::take(const std::string& path) {
   Snapshot s;
   s.path_ = path;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  // O_NONBLOCK: a fifo at the path would otherwise block the open until someone wrote to it.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd.valid() && errno == ENOENT) return s;  // absent: restore() removes what appears there
   if (!fd.valid()) return fail(Errc::misuse, errno_text("--snapshot " + path, errno));
   struct stat st {};

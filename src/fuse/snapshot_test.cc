@@ -124,6 +124,10 @@ TEST_F(SnapshotTest, RefusesWhatItCannotCopyAndATopReplacedByALink) {
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().detail.find("fifo"), std::string::npos) << bad.error().detail;
   fs::remove(top_ + "/fifo");
+  ASSERT_EQ(::mkfifo((dir_ + "/a-fifo").c_str(), 0600), 0);
+  auto fifo = Snapshot::take(dir_ + "/a-fifo");  // refused, not blocked in open(2)
+  ASSERT_FALSE(fifo);
+  EXPECT_NE(fifo.error().detail.find("not a regular file or a directory"), std::string::npos) << fifo.error().detail;
 
   put(top_ + "/f", "kept");
   auto snap = Snapshot::take(top_);
