@@ -87,21 +87,38 @@ TEST_F(FuseRestart, AFileSystemWaitingOnItsOwnMountCanStillBeRestarted) {
   ASSERT_TRUE(e.done) << l;
 }
 
+// Waits (bounded) until ward's log reports `n` restarts done.
+bool restarted(const std::string& log, int n) {
+  auto end = Clock::now() + 20s;
+  while (Clock::now() < end && count(slurp(log), "restarted (restart") < n) ::usleep(5'000);
+  return count(slurp(log), "restarted (restart") >= n;
+}
+
+// ward-fuse-hostile self-open through `ward fuse --log DIR/log --no-sandbox OPTS`, started and
+// holding a file of its own mount open. "" when it is; what went wrong otherwise.
+std::string start_holding_own_file(Fixture& f, const std::vector<std::string>& opts) {
+  const std::string state = f.dir_ + "/state";
+  std::vector<std::string> o{"--log", f.dir_ + "/log", "--no-sandbox"};
+  o.insert(o.end(), opts.begin(), opts.end());
+  f.start(o, {kHostile, "self-open:" + state, "{}", f.mnt_});
+  if (!f.mounted()) return "not mounted: " + f.stderr_;
+  for (int i = 0; i < 400 && ::access((state + ".open").c_str(), F_OK) != 0; ++i) ::usleep(50'000);
+  if (::access((state + ".open").c_str(), F_OK) != 0) return "the file system never opened its own file\n" + slurp(f.dir_ + "/log");
+  return "";
+}
+
 // A task of the file system that dies with a file open on the file system's own mount closes it
 // on its way out: the kernel sends FLUSH and waits for its answer even under SIGKILL (a forced
-// request), so the PID namespace does not end until ward answers. ward answers the dying
-// namespace's requests while it reaps it (before: it waited in waitpid for ever, and the mount
-// with it; gocryptfs, whose go-fuse holds a file of its own mount open, hung this way).
+// request), so the PID namespace does not end until ward answers. Here ward has not noticed the
+// death yet (the FS's socket closes after that file): it answers a FLUSH from an exiting task of
+// the instance at once (before: the FLUSH went to the dying instance and waited for
+// --request-timeout; gocryptfs, whose go-fuse holds a file of its own mount open, stalled so).
 TEST_F(FuseRestart, AFileSystemKilledWithAFileOfItsOwnMountOpenIsRestarted) {
-  std::string log = dir_ + "/log", state = dir_ + "/state";
-  start({"--log", log, "--no-sandbox"}, {kHostile, "self-open:" + state, "{}", mnt_});
-  ASSERT_TRUE(mounted()) << stderr_;
-  for (int i = 0; i < 400 && ::access((state + ".open").c_str(), F_OK) != 0; ++i) ::usleep(50'000);
-  ASSERT_EQ(::access((state + ".open").c_str(), F_OK), 0) << "the file system never opened its own file\n" << slurp(log);
+  const std::string log = dir_ + "/log";
+  ASSERT_EQ(start_holding_own_file(*this, {}), "");
   for (pid_t fs_pid : children_of(ward_)) ::kill(fs_pid, SIGKILL);
-  for (int i = 0; i < 400 && count(slurp(log), "restarted (restart 1") == 0; ++i) ::usleep(50'000);
-  std::string l = slurp(log);
-  ASSERT_NE(l.find("restarted (restart 1"), std::string::npos) << "ward is stuck reaping the killed instance\n" << l;
+  ASSERT_TRUE(restarted(log, 1)) << "ward is stuck reaping the killed instance\n" << slurp(log);
+  const std::string l = slurp(log);
   Exit app = stat_in_child(mnt_);
   ASSERT_TRUE(app.done) << l;
   EXPECT_TRUE(WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0) << app.status << l;
@@ -114,16 +131,12 @@ TEST_F(FuseRestart, AFileSystemKilledWithAFileOfItsOwnMountOpenIsRestarted) {
 // --request-timeout): the FLUSH of the dying task reaches /dev/fuse while ward reaps the
 // instance, and ward answers it there (before: waitpid waited for ever).
 TEST_F(FuseRestart, AHungFileSystemWithAFileOfItsOwnMountOpenIsRestarted) {
-  std::string log = dir_ + "/log", state = dir_ + "/state";
-  start({"--log", log, "--no-sandbox", "--request-timeout", "1000"}, {kHostile, "self-open:" + state, "{}", mnt_});
-  ASSERT_TRUE(mounted()) << stderr_;
-  for (int i = 0; i < 400 && ::access((state + ".open").c_str(), F_OK) != 0; ++i) ::usleep(50'000);
-  ASSERT_EQ(::access((state + ".open").c_str(), F_OK), 0) << "the file system never opened its own file\n" << slurp(log);
+  const std::string log = dir_ + "/log";
+  ASSERT_EQ(start_holding_own_file(*this, {"--request-timeout", "1000"}), "");
   Exit hung = stat_in_child(mnt_ + "/hang");  // answered EIO once ward gives the instance up
   ASSERT_TRUE(hung.done) << slurp(log);
-  for (int i = 0; i < 400 && count(slurp(log), "restarted (restart 1") == 0; ++i) ::usleep(50'000);
-  std::string l = slurp(log);
-  ASSERT_NE(l.find("restarted (restart 1"), std::string::npos) << "ward is stuck reaping the hung instance\n" << l;
+  ASSERT_TRUE(restarted(log, 1)) << "ward is stuck reaping the hung instance\n" << slurp(log);
+  const std::string l = slurp(log);
   ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
   Exit e = ward_exit(20s);
   ASSERT_TRUE(e.done) << l;
@@ -132,11 +145,8 @@ TEST_F(FuseRestart, AHungFileSystemWithAFileOfItsOwnMountOpenIsRestarted) {
 // And when ward itself is stopped (SIGTERM): the detached mount stays busy with the FS's own
 // file, so ward ends the FS after --exit-timeout, and the FS's exit FLUSH is answered there too.
 TEST_F(FuseRestart, AStopEndsAFileSystemWithAFileOfItsOwnMountOpen) {
-  std::string log = dir_ + "/log", state = dir_ + "/state";
-  start({"--log", log, "--no-sandbox", "--exit-timeout", "1000"}, {kHostile, "self-open:" + state, "{}", mnt_});
-  ASSERT_TRUE(mounted()) << stderr_;
-  for (int i = 0; i < 400 && ::access((state + ".open").c_str(), F_OK) != 0; ++i) ::usleep(50'000);
-  ASSERT_EQ(::access((state + ".open").c_str(), F_OK), 0) << "the file system never opened its own file\n" << slurp(log);
+  const std::string log = dir_ + "/log";
+  ASSERT_EQ(start_holding_own_file(*this, {"--exit-timeout", "1000"}), "");
   ASSERT_EQ(::kill(ward_, SIGTERM), 0);
   Exit e = ward_exit(20s);
   ASSERT_TRUE(e.done) << "ward did not end: stuck ending the file system\n" << slurp(log);
@@ -524,13 +534,6 @@ int hidden_in(const std::string& dir) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) n += e.path().filename().string().starts_with(".ward-hidden-");
   return n;
-}
-
-// Waits (bounded) until ward's log reports `n` restarts done.
-bool restarted(const std::string& log, int n) {
-  auto end = Clock::now() + 20s;
-  while (Clock::now() < end && count(slurp(log), "restarted (restart") < n) ::usleep(5'000);
-  return count(slurp(log), "restarted (restart") >= n;
 }
 
 // What a removal of "tmp" in DIR does: unlink it, or rename another file over it.
