@@ -34,6 +34,12 @@
 //                       creates STATE.open and holds the file open: killed, the instance closes
 //                       it on its way out, and the kernel sends FLUSH and waits for the answer.
 //                       The first instance never answers LOOKUP of "hang"
+// A mode for interrupts (relay_test.cc):
+//   interrupts:STATE    as good, but LOOKUP of "slow" is answered only when interrupted: its first
+//                       INTERRUPT is answered EAGAIN (the kernel sends it again), at the second the
+//                       LOOKUP is answered EINTR and then that INTERRUPT EAGAIN as well (a reply
+//                       and an interrupt that crossed). The first instance answers LOOKUP of "lie"
+//                       with a reply to an INTERRUPT the kernel never sent (then nothing)
 // A mode for the sandbox (src/fuse/sandbox_test.cc): what the file system can see of the host.
 //   probe               as good, and LOOKUP of the name "N" answers a regular file whose size is
 //                       1000 * (errno of open(PATH, O_RDONLY)) + (errno of open(PATH, O_WRONLY)),
@@ -313,6 +319,8 @@ int main(int argc, char** argv) {
   bool crash_on_getattr =
       mode == "crash-always" || (!later && (mode == "crash-once" || mode == "narrow-init" || mode == "die-later"));
   std::vector<char> buf(2 << 20);
+  std::uint64_t slow = 0;  // interrupts: the unique of the LOOKUP of "slow" held
+  int slow_interrupts = 0;
   for (;;) {
     ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n <= 0) return 0;
@@ -376,6 +384,24 @@ int main(int argc, char** argv) {
       continue;
     }
     if (self_stat && in->opcode == FUSE_LOOKUP && std::string_view(body) == "self") continue;
+    if (mode == "interrupts" && in->opcode == FUSE_LOOKUP && std::string_view(body) == "slow") {
+      slow = in->unique;
+      continue;
+    }
+    if (mode == "interrupts" && !later && in->opcode == FUSE_LOOKUP && std::string_view(body) == "lie") {
+      send_reply(in->unique | 1, EAGAIN, nullptr, 0);
+      continue;
+    }
+    if (mode == "interrupts" && in->opcode == FUSE_INTERRUPT) {
+      const auto* ii = reinterpret_cast<const fuse_interrupt_in*>(body);
+      if (slow == 0 || ii->unique != slow) continue;
+      if (++slow_interrupts >= 2) {
+        send_reply(slow, EINTR, nullptr, 0);
+        slow = 0;
+      }
+      send_reply(in->unique, EAGAIN, nullptr, 0);
+      continue;
+    }
     if (in->opcode == FUSE_FORGET || in->opcode == FUSE_BATCH_FORGET || in->opcode == FUSE_INTERRUPT)
       continue;
     if (mode == "hang") continue;

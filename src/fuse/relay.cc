@@ -418,9 +418,16 @@ Result<bool> Relay::from_kernel() {
     case FUSE_BATCH_FORGET:
       forward_forgets(buf_.data(), n, in.opcode);
       return false;
-    case FUSE_INTERRUPT:
+    case FUSE_INTERRUPT: {
+      // Passed on only while its request is in flight: one answered meanwhile (the instance's
+      // reply and the kernel's INTERRUPT crossed) is over for the kernel too.
+      if (static_cast<std::size_t>(n) < sizeof in + sizeof(fuse_interrupt_in)) return false;
+      auto it = inflight_.find(load<fuse_interrupt_in>(buf_.data() + sizeof in).unique);
+      if (it == inflight_.end() || it->second.own) return false;
+      it->second.interrupted = true;
       WARD_TRY(send_to_fs(buf_.data(), n));
       return false;
+    }
     case FUSE_FLUSH:
       // A task of the file system closing a file of ward's mount as it dies (SIGKILL): the
       // kernel waits for this answer before the task, and so the namespace, can end, and the
@@ -560,8 +567,12 @@ Result<void> Relay::fs_message(ssize_t n) {
   std::size_t body = n - sizeof oh;
   if (oh.unique == 0) return notification(n);
   if (oh.unique & kIntReqBit) {  // the answer to an INTERRUPT: EAGAIN or ENOSYS, no body
-    if (!inflight_.contains(oh.unique & ~std::uint64_t{kIntReqBit}) || body != 0)
-      return fs_failed(Errc::violation, "reply to an interrupt that was never sent");
+    if (body != 0) return fs_failed(Errc::violation, "reply to an interrupt with a body");
+    auto it = inflight_.find(oh.unique & ~std::uint64_t{kIntReqBit});
+    // Its request was answered meanwhile (libfuse answers EAGAIN to an INTERRUPT that finds its
+    // request gone): nothing waits for it.
+    if (it == inflight_.end()) return {};
+    if (!it->second.interrupted) return fs_failed(Errc::violation, "reply to an interrupt that was never sent");
     return to_kernel(buf_.data(), n);
   }
   auto it = inflight_.find(oh.unique);

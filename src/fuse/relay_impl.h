@@ -127,6 +127,9 @@ struct InFlight {
   // `clearing` before `then` is sent again.
   std::uint64_t clearing = 0;
   bool own = false;  // ward's own request (a hidden name removed): its reply goes nowhere
+  // The kernel's INTERRUPT for it was passed on to the instance it was sent to: only then may the
+  // instance answer that interrupt (EAGAIN, ENOSYS).
+  bool interrupted = false;
 };
 
 // One entry of the journal (--journal): a request that succeeded, in ward's ids, and what its

@@ -434,13 +434,15 @@ struct Captured {
 inline Captured run_capture(const std::vector<std::string>& argv, std::chrono::milliseconds limit) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return {{true, -1}, "pipe failed"};
+  // Made before the fork: the child only calls what is safe after a fork of a process with other
+  // threads (a RandomKiller's), never malloc.
+  std::vector<char*> a;
+  for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+  a.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(p[1], 1);
     ::dup2(p[1], 2);
-    std::vector<char*> a;
-    for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-    a.push_back(nullptr);
     ::execv(a[0], a.data());
     ::_exit(127);
   }
