@@ -39,7 +39,9 @@
 //                       INTERRUPT is answered EAGAIN (the kernel sends it again), at the second the
 //                       LOOKUP is answered EINTR and then that INTERRUPT EAGAIN as well (a reply
 //                       and an interrupt that crossed). The first instance answers LOOKUP of "lie"
-//                       with a reply to an INTERRUPT the kernel never sent (then nothing)
+//                       with a reply to an INTERRUPT the kernel never sent (then nothing), and
+//                       dies (SIGABRT) at the INTERRUPT of a LOOKUP of "fatal", which later
+//                       instances treat as "slow"
 // A mode for the sandbox (src/fuse/sandbox_test.cc): what the file system can see of the host.
 //   probe               as good, and LOOKUP of the name "N" answers a regular file whose size is
 //                       1000 * (errno of open(PATH, O_RDONLY)) + (errno of open(PATH, O_WRONLY)),
@@ -321,6 +323,7 @@ int main(int argc, char** argv) {
   std::vector<char> buf(2 << 20);
   std::uint64_t slow = 0;  // interrupts: the unique of the LOOKUP of "slow" held
   int slow_interrupts = 0;
+  bool slow_fatal = false;  // interrupts: the first instance dies at that LOOKUP's INTERRUPT
   for (;;) {
     ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n <= 0) return 0;
@@ -384,8 +387,10 @@ int main(int argc, char** argv) {
       continue;
     }
     if (self_stat && in->opcode == FUSE_LOOKUP && std::string_view(body) == "self") continue;
-    if (mode == "interrupts" && in->opcode == FUSE_LOOKUP && std::string_view(body) == "slow") {
+    if (mode == "interrupts" && in->opcode == FUSE_LOOKUP &&
+        (std::string_view(body) == "slow" || std::string_view(body) == "fatal")) {
       slow = in->unique;
+      slow_fatal = !later && std::string_view(body) == "fatal";
       continue;
     }
     if (mode == "interrupts" && !later && in->opcode == FUSE_LOOKUP && std::string_view(body) == "lie") {
@@ -395,6 +400,7 @@ int main(int argc, char** argv) {
     if (mode == "interrupts" && in->opcode == FUSE_INTERRUPT) {
       const auto* ii = reinterpret_cast<const fuse_interrupt_in*>(body);
       if (slow == 0 || ii->unique != slow) continue;
+      if (slow_fatal) std::abort();
       if (++slow_interrupts >= 2) {
         send_reply(slow, EINTR, nullptr, 0);
         slow = 0;

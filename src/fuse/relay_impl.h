@@ -244,8 +244,10 @@ class Relay {
                             const void* body, std::size_t n, std::string_view name = {},
                             std::string_view to = {});
   std::uint64_t ward_unique();
+  // `interrupted`: an application interrupted the request before: an INTERRUPT for it follows it
+  // (again after each EAGAIN, as the kernel does), and answers to that INTERRUPT are taken.
   Result<std::vector<char>> call(const std::vector<char>& msg, std::chrono::milliseconds limit,
-                                 std::size_t len = 0);
+                                 std::size_t len = 0, bool interrupted = false);
   Result<std::vector<char>> call_again(std::vector<char> msg);
   Result<std::optional<fuse_entry_out>> lookup(std::uint64_t dir, std::string_view name);
   Result<std::optional<std::uint64_t>> reopen(std::uint64_t node, std::uint32_t flags, bool dir);

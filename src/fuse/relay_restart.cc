@@ -276,13 +276,23 @@ std::uint64_t Relay::ward_unique() { return kWardUnique + 2 * ++ward_calls_; }
 
 // Sends one request (its unique id in the message) and waits, within `limit`, for the reply
 // with that id. Notifications meanwhile are dropped (the kernel's caches are revalidated after
-// a restart anyway); any other message, a malformed reply or the instance's death is an error.
+// a restart anyway), and so are answers to INTERRUPTs (an earlier call's may come late); any other
+// message, a malformed reply or the instance's death is an error.
 Result<std::vector<char>> Relay::call(const std::vector<char>& msg, std::chrono::milliseconds limit,
-                                      std::size_t len) {
+                                      std::size_t len, bool interrupted) {
   if (len == 0) len = msg.size();
   auto in = load<fuse_in_header>(msg.data());
   if (::send(fs_, msg.data(), len, MSG_NOSIGNAL) != static_cast<ssize_t>(len))
     return fail(Errc::exited, errno_text("the restarted file system did not take a request", errno));
+  fuse_interrupt_in ii{};
+  ii.unique = in.unique;
+  const std::vector<char> interrupt =
+      interrupted ? message(FUSE_INTERRUPT, in.unique | kIntReqBit, 0, &ii, sizeof ii) : std::vector<char>{};
+  // Lost with a dying instance: the request's own answer never comes then either.
+  auto send_interrupt = [&] { (void)!::send(fs_, interrupt.data(), interrupt.size(), MSG_NOSIGNAL | MSG_DONTWAIT); };
+  if (interrupted) send_interrupt();
+  constexpr int kMaxResent = 8;
+  int resent = 0;
   auto deadline = Clock::now() + limit;
   for (;;) {
     auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -306,6 +316,13 @@ Result<std::vector<char>> Relay::call(const std::vector<char>& msg, std::chrono:
     if (!bad.empty()) return fail(Errc::violation, bad);
     auto oh = load<fuse_out_header>(buf_.data());
     if (oh.unique == 0) continue;
+    if (oh.unique & kIntReqBit) {  // an INTERRUPT's answer: this request's, or a late one's
+      if (n != sizeof oh) return fail(Errc::violation, "reply to an interrupt with a body");
+      // EAGAIN, not yet: sent again, as the kernel would, but a bounded number of times.
+      if (interrupted && oh.unique == (in.unique | kIntReqBit) && oh.error == -EAGAIN && ++resent <= kMaxResent)
+        send_interrupt();
+      continue;
+    }
     if (oh.unique != in.unique)
       return fail(Errc::violation, "reply with unique id " + std::to_string(oh.unique) +
                                        " during a restart, not the request in flight");
@@ -409,7 +426,9 @@ Result<Relay::Reissue> Relay::reissue(std::uint64_t unique, InFlight& r) {
   // More than one round when the request has steps (relay_hidden.cc: an open file's name moved
   // out of the way first; a listing of hidden names only, asked on).
   for (;;) {
-    auto reply = WARD_TRY(call(r.msg, o_.request_timeout, r.len));
+    // Its application was interrupted (the INTERRUPT went to the instance that failed): the new
+    // instance hears of it too, else the application waits for an answer it gave up on.
+    auto reply = WARD_TRY(call(r.msg, o_.request_timeout, r.len, r.interrupted));
     auto oh = load<fuse_out_header>(reply.data());
     rule = retry_rule(r);
     if (rule == Retry::missing_done && (oh.error == -ENOENT || oh.error == -ENODATA)) {

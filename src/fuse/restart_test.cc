@@ -283,6 +283,24 @@ TEST_F(FuseRestart, AnInterruptReachesTheFileSystemAndACrossingAnswerIsNoFailure
   unmount_and_expect_exit_0(*this);
 }
 
+// An instance that dies holding an interrupted request: the request is re-issued to the next one
+// and so is its INTERRUPT (the kernel sends one only once), which that instance asks for again
+// (EAGAIN) and then answers EINTR. Without it the application would wait for an answer it gave up
+// on: here, two request timeouts and then EIO.
+TEST_F(FuseRestart, AnInterruptedRequestIsInterruptedAgainInTheRestartedInstance) {
+  std::string log = dir_ + "/log";
+  start({"--log", log, "--request-timeout", "2000"}, {kHostile, "interrupts:" + dir_ + "/state", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  Exit app = stat_while_signalled(mnt_ + "/fatal");
+  ASSERT_TRUE(app.done) << "the interrupted stat never ended\n" << slurp(log);
+  EXPECT_TRUE(WIFEXITED(app.status) && WEXITSTATUS(app.status) == EINTR) << app.status << slurp(log);
+  std::string l = slurp(log);
+  EXPECT_NE(l.find("(killed by SIGABRT)"), std::string::npos) << l;
+  EXPECT_NE(l.find("1 requests re-issued"), std::string::npos) << l;
+  EXPECT_EQ(count(l, "file system failed"), 1) << l;
+  unmount_and_expect_exit_0(*this);
+}
+
 // An answer to an INTERRUPT the kernel never sent would make the kernel send one for a request
 // nobody interrupted: a violation, and the instance is restarted (its LOOKUP re-issued).
 TEST_F(FuseRestart, AnAnswerToAnInterruptNeverSentIsAViolation) {
