@@ -491,14 +491,8 @@ void FsProcess::kill_and_reap(const std::function<void()>& meanwhile, int readab
     while (::poll(&p, 1, static_cast<int>(kSettle.count())) < 0 && errno == EINTR) {}
   }
   ::kill(pid_, SIGKILL);  // the init of a PID namespace: every process in it dies with it
-  if (meanwhile && readable >= 0 && pidfd_ >= 0)
-    for (;;) {
-      pollfd p[2] = {{pidfd_, POLLIN, 0}, {readable, POLLIN, 0}};
-      if (::poll(p, 2, -1) < 0 && errno != EINTR) break;
-      if (p[0].revents) break;  // the init is gone: waitpid below does not block
-      if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL)) break;  // no mount left to wait on
-      if (p[1].revents & POLLIN) meanwhile();
-    }
+  // Until the init is gone waitpid would block, with nobody answering what its tasks wait for.
+  if (meanwhile && readable >= 0 && pidfd_ >= 0) wait_serving(std::nullopt, meanwhile, readable);
   int st = 0;
   while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {}
   int fs_status = 0;
@@ -513,18 +507,27 @@ void FsProcess::kill_and_reap(const std::function<void()>& meanwhile, int readab
 void FsProcess::end(std::chrono::milliseconds grace, const std::function<void()>& meanwhile, int readable) {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGTERM);  // the init passes it to every process of the file system
-  const auto until = std::chrono::steady_clock::now() + grace;
+  wait_serving(std::chrono::steady_clock::now() + grace, meanwhile, readable);
+  kill_and_reap(meanwhile, readable);
+}
+
+void FsProcess::wait_serving(std::optional<std::chrono::steady_clock::time_point> until,
+                             const std::function<void()>& meanwhile, int readable) {
   for (;;) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
-    if (left <= 0) break;
+    int timeout = -1;
+    if (until) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*until - std::chrono::steady_clock::now()).count();
+      if (left <= 0) return;
+      timeout = static_cast<int>(left);
+    }
     pollfd p[2] = {{pidfd_, POLLIN, 0}, {meanwhile ? readable : -1, POLLIN, 0}};
-    const int r = ::poll(p, 2, static_cast<int>(left));
-    if (r < 0 && errno != EINTR) break;
+    const int r = ::poll(p, 2, timeout);
+    if (r < 0 && errno != EINTR) return;
     if (r <= 0) continue;
-    if (p[0].revents || (p[1].revents & (POLLERR | POLLHUP | POLLNVAL))) break;
+    if (p[0].revents) return;  // the init is gone
+    if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL)) return;  // no mount left to serve
     if (p[1].revents & POLLIN) meanwhile();
   }
-  kill_and_reap(meanwhile, readable);
 }
 
 // The FUSE mounts of ward's namespace other than `own` that the command names no path under.

@@ -36,8 +36,9 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <string>
 #include <functional>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "fuse/process_limit.h"
@@ -79,6 +80,10 @@ class FsProcess {
   void end(std::chrono::milliseconds grace, const std::function<void()>& meanwhile = {}, int readable = -1);
 
  private:
+  // Waits until the init is gone or `until` passes (nullopt: no deadline), calling `meanwhile`
+  // each time `readable` has something; returns early if `readable` reports an error or hang-up.
+  void wait_serving(std::optional<std::chrono::steady_clock::time_point> until,
+                    const std::function<void()>& meanwhile, int readable);
   friend Result<FsProcess> launch(const Options& options);
   void close_fds();
   pid_t pid_ = -1;

@@ -194,7 +194,8 @@ void Relay::serve_dying(const std::optional<NamespaceId>& dying) {
     if (n < static_cast<ssize_t>(sizeof(fuse_in_header))) return;  // nothing queued, or unmounted: the loop sees it
     const auto in = load<fuse_in_header>(buf_.data());
     if (in.len != static_cast<std::size_t>(n)) return;
-    const bool no_reply = in.opcode == FUSE_FORGET || in.opcode == FUSE_BATCH_FORGET || in.opcode == FUSE_INTERRUPT;
+    const OpInfo* op = op_info(in.opcode);
+    const bool no_reply = op && op->body == Body::none;  // FORGET, INTERRUPT, ...: nothing to answer
     if (!no_reply && dying && pid_namespace_of(in.pid) == dying) {
       ++stats_.requests;
       answer(in.unique, EIO);

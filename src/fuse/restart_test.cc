@@ -44,11 +44,18 @@ int count(const std::string& s, const std::string& what) {
   return n;
 }
 
-// Unmounts f's mount: ward must then exit 0.
-void unmount_and_expect_exit_0(Fixture& f) {
+// Waits (bounded) until ward's log reports `n` restarts done.
+bool restarted(const std::string& log, int n) {
+  auto end = Clock::now() + 20s;
+  while (Clock::now() < end && count(slurp(log), "restarted (restart") < n) ::usleep(5'000);
+  return count(slurp(log), "restarted (restart") >= n;
+}
+
+// Unmounts f's mount: ward must then exit 0 within `limit` (`log`: ward's, shown if not).
+void unmount_and_expect_exit_0(Fixture& f, const std::string& log = "", std::chrono::milliseconds limit = 30s) {
   ASSERT_EQ(::umount2(f.mnt_.c_str(), 0), 0) << std::strerror(errno);
-  Exit e = f.ward_exit();
-  ASSERT_TRUE(e.done);
+  Exit e = f.ward_exit(limit);
+  ASSERT_TRUE(e.done) << (log.empty() ? "" : slurp(log));
   EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << f.stderr_;
 }
 
@@ -81,22 +88,12 @@ TEST_F(FuseRestart, AFileSystemWaitingOnItsOwnMountCanStillBeRestarted) {
   // it; the second instance answers this GETATTR.
   Exit app = stat_in_child(mnt_);
   ASSERT_TRUE(app.done) << "no answer: ward is stuck reaping the first instance\n" << slurp(log);
-  for (int i = 0; i < 200 && count(slurp(log), "restarted (restart 1") == 0; ++i) ::usleep(50'000);
+  EXPECT_TRUE(restarted(log, 1)) << slurp(log);
   std::string l = slurp(log);
-  EXPECT_NE(l.find("restarted (restart 1"), std::string::npos) << l;
   Exit again = stat_in_child(mnt_);
   ASSERT_TRUE(again.done) << l;
   EXPECT_TRUE(WIFEXITED(again.status) && WEXITSTATUS(again.status) == 0) << again.status << l;
-  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
-  Exit e = ward_exit(20s);
-  ASSERT_TRUE(e.done) << l;
-}
-
-// Waits (bounded) until ward's log reports `n` restarts done.
-bool restarted(const std::string& log, int n) {
-  auto end = Clock::now() + 20s;
-  while (Clock::now() < end && count(slurp(log), "restarted (restart") < n) ::usleep(5'000);
-  return count(slurp(log), "restarted (restart") >= n;
+  unmount_and_expect_exit_0(*this, log, 20s);
 }
 
 // ward-fuse-hostile self-open through `ward fuse --log DIR/log --no-sandbox OPTS`, started and
@@ -127,9 +124,7 @@ TEST_F(FuseRestart, AFileSystemKilledWithAFileOfItsOwnMountOpenIsRestarted) {
   Exit app = stat_in_child(mnt_);
   ASSERT_TRUE(app.done) << l;
   EXPECT_TRUE(WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0) << app.status << l;
-  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
-  Exit e = ward_exit(20s);
-  ASSERT_TRUE(e.done) << l;
+  unmount_and_expect_exit_0(*this, log, 20s);
 }
 
 // The same when ward finds the failure first (here: a request it never answers, past
@@ -141,10 +136,7 @@ TEST_F(FuseRestart, AHungFileSystemWithAFileOfItsOwnMountOpenIsRestarted) {
   Exit hung = stat_in_child(mnt_ + "/hang");  // answered EIO once ward gives the instance up
   ASSERT_TRUE(hung.done) << slurp(log);
   ASSERT_TRUE(restarted(log, 1)) << "ward is stuck reaping the hung instance\n" << slurp(log);
-  const std::string l = slurp(log);
-  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
-  Exit e = ward_exit(20s);
-  ASSERT_TRUE(e.done) << l;
+  unmount_and_expect_exit_0(*this, log, 20s);
 }
 
 // And when ward itself is stopped (SIGTERM): the detached mount stays busy with the FS's own
