@@ -33,6 +33,7 @@ struct Node {
   std::uint32_t type = 0;        // S_IFMT bits of the mode it was first seen with
   std::uint32_t names = 0;       // entries of the name index that lead here (hard links: > 1)
   std::uint32_t nlink = 0;       // st_nlink the file system last reported for it (0: not seen yet)
+  std::uint64_t ino = 0;         // the inode number the kernel was last shown for it (inos.h; 0: none)
   bool stale = false;
 };
 

@@ -16,6 +16,10 @@ namespace ward::fuse::detail {
 
 // Not in every <linux/fuse.h> (newer kernels send them; the relay must know their layout).
 inline constexpr std::uint32_t kOpStatx = 52;
+// Fields of a STATX reply (protocol 7.39): fuse_statx_out's fuse_statx starts at 32; in it nlink
+// is at 16 and ino at 32.
+inline constexpr std::size_t kStatxNlinkAt = 32 + 16;
+inline constexpr std::size_t kStatxInoAt = 32 + 32;
 
 // What a successful reply's body must look like.
 enum class Body : std::uint8_t {

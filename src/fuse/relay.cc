@@ -633,6 +633,7 @@ Result<void> Relay::deliver(const InFlight& r, char* msg, std::size_t n) {
         if (!direntplus_reply(r, body, blen)) return fail(Errc::violation, "malformed READDIRPLUS reply");
         break;
       default:
+        reply_inos(r, body, blen);
         break;
     }
     if (r.opcode == FUSE_READDIR || r.opcode == FUSE_READDIRPLUS) record_listing(r, body, blen);
@@ -655,8 +656,35 @@ std::uint64_t Relay::entry_reply(const InFlight& r, char* at) {
   std::uint64_t id = nodes_.entry(e.nodeid, r.ids.node, name, e.generation, e.attr.mode & S_IFMT);
   e.nodeid = id;
   e.generation = nodes_.find(id)->generation;
+  e.attr.ino = node_ino(id, e.attr.ino);
   store(at, e);
   return id;
+}
+
+// The inode number to show for ward's node `ward`, which the instance calls `fs_ino` (inos.h).
+std::uint64_t Relay::node_ino(std::uint64_t ward, std::uint64_t fs_ino) {
+  Node* n = nodes_.find(ward);
+  return n ? inos_.for_node(n->ino, fs_ino) : inos_.show(fs_ino);
+}
+
+// Inode numbers in a successful reply without entries (GETATTR, SETATTR, STATX, READDIR): the
+// ones ward shows (inos.h). Entries are done where they become ward's (entry_reply,
+// direntplus_reply).
+void Relay::reply_inos(const InFlight& r, char* body, std::size_t n) {
+  switch (r.op->body) {
+    case Body::attr: {
+      auto a = load<fuse_attr_out>(body);
+      a.attr.ino = node_ino(r.ids.node, a.attr.ino);
+      store(body, a);
+      break;
+    }
+    case Body::statx:
+      if (n >= kStatxInoAt + 8) store(body + kStatxInoAt, node_ino(r.ids.node, load<std::uint64_t>(body + kStatxInoAt)));
+      break;
+    default:
+      if (r.opcode == FUSE_READDIR) dirent_inos(body, n);
+      break;
+  }
 }
 
 std::uint64_t Relay::open_reply(const InFlight& r, char* at, std::uint64_t node) {

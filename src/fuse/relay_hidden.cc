@@ -36,9 +36,6 @@ constexpr Refusal kRefusals[] = {
     {Names::rename, ENOENT, EPERM},
 };
 
-// st_nlink in a STATX reply: fuse_statx_out's fuse_statx starts at 32, its nlink at 16 (not in
-// every <linux/fuse.h>; protocol 7.39).
-constexpr std::size_t kStatxNlinkAt = 32 + 16;
 
 // splitmix64: the next random part of a hidden name from the last (seeded from random_device once).
 std::uint64_t next_nonce(std::uint64_t x) {

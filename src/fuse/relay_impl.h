@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "fuse/ids.h"
+#include "fuse/inos.h"
 #include "fuse/launch.h"
 #include "fuse/own_mount.h"
 #include "fuse/protocol.h"
@@ -220,6 +221,8 @@ class Relay {
   void clamp_init(fuse_init_out& init, std::size_t body) const;
   Result<void> deliver(const InFlight& r, char* msg, std::size_t n);
   std::uint64_t entry_reply(const InFlight& r, char* at);
+  std::uint64_t node_ino(std::uint64_t ward, std::uint64_t fs_ino);
+  void reply_inos(const InFlight& r, char* body, std::size_t n);
   std::uint64_t open_reply(const InFlight& r, char* at, std::uint64_t node);
   Result<void> notification(std::size_t n);
   Result<ssize_t> rest_of(std::size_t have, std::size_t want);
@@ -251,6 +254,7 @@ class Relay {
   Result<std::vector<char>> call_again(std::vector<char> msg);
   Result<std::optional<fuse_entry_out>> lookup(std::uint64_t dir, std::string_view name);
   Result<std::optional<std::uint64_t>> reopen(std::uint64_t node, std::uint32_t flags, bool dir);
+  Result<void> learn_root_ino();
   void forget_in_fs(std::uint64_t fs_node, std::uint64_t count);
 
   // ---- relay_journal.cc: --journal, --snapshot --------------------------------------------------
@@ -278,6 +282,7 @@ class Relay {
 
   // ---- relay_readdir.cc: directory listings ------------------------------------------------------
   bool direntplus_reply(const InFlight& r, char* body, std::size_t n);
+  void dirent_inos(char* body, std::size_t n);
   void record_listing(const InFlight& r, const char* body, std::size_t n);
   Result<void> resume_listing(Handle& h);
   Result<void> fetch_listing(Handle& h);
@@ -367,6 +372,7 @@ class Relay {
   std::size_t init_len_ = 0;
   std::unordered_map<std::uint64_t, InFlight> inflight_;
   Nodes nodes_;
+  Inos inos_;
   Handles handles_;
   std::deque<Clock::time_point> restart_times_;
   std::uint64_t ward_calls_ = 0;
@@ -383,6 +389,7 @@ class Relay {
 struct Relay::Replayed {
   std::unordered_map<std::uint64_t, std::uint64_t> nodes{{Nodes::kRoot, Nodes::kRoot}};
   std::unordered_map<std::uint64_t, std::uint64_t> handles;
+  std::unordered_map<std::uint64_t, std::uint64_t> inos;  // ward node -> the instance's inode number
 };
 
 }  // namespace ward::fuse::detail

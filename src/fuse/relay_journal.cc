@@ -48,7 +48,11 @@ Result<std::optional<Relay::Replayed>> Relay::replay() {
     auto oh = load<fuse_out_header>(reply.data());
     if (oh.error != 0) return diverged(std::string("it failed this time: ") + std::strerror(-oh.error));
     const char* body = reply.data() + sizeof oh;
-    if (j.node) m.nodes[j.node] = load<fuse_entry_out>(body).nodeid;
+    if (j.node) {
+      auto e = load<fuse_entry_out>(body);
+      m.nodes[j.node] = e.nodeid;
+      m.inos[j.node] = e.attr.ino;
+    }
     if (j.fh)
       m.handles[j.fh] = load<fuse_open_out>(body + (j.opcode == FUSE_CREATE ? sizeof(fuse_entry_out) : 0)).fh;
     if (j.opcode == FUSE_RELEASE && j.ids.has_fh) m.handles.erase(j.ids.fh);

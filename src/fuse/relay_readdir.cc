@@ -50,18 +50,31 @@ bool each_dirent(const char* body, std::size_t n, bool plus, Fn fn) {
 // READDIRPLUS carries an entry per name: each becomes ward's like a LOOKUP's. "." and ".." are
 // not counted by the kernel, so ward gives them no node id at all (the kernel then skips them).
 bool Relay::direntplus_reply(const InFlight& r, char* body, std::size_t n) {
-  return walk_dirents(body, n, true, [&](std::size_t at, const fuse_dirent&, std::string_view name) {
+  constexpr std::size_t kIno = offsetof(fuse_direntplus, dirent) + offsetof(fuse_dirent, ino);
+  return walk_dirents(body, n, true, [&](std::size_t at, const fuse_dirent& d, std::string_view name) {
     auto e = load<fuse_entry_out>(body + at);  // fuse_direntplus starts with it
-    if (e.nodeid == 0) return;
-    if (name == "." || name == "..") {
+    if (e.nodeid == 0 || name == "." || name == "..") {
       e.nodeid = 0;
-    } else {
-      std::uint64_t id = nodes_.entry(e.nodeid, r.ids.node, name, e.generation, e.attr.mode & S_IFMT);
-      journal_lookup(r.ids.node, name, id);
-      e.nodeid = id;
-      e.generation = nodes_.find(id)->generation;
+      store(body + at, e);
+      store(body + at + kIno, inos_.show(d.ino));
+      return;
     }
+    std::uint64_t id = nodes_.entry(e.nodeid, r.ids.node, name, e.generation, e.attr.mode & S_IFMT);
+    journal_lookup(r.ids.node, name, id);
+    e.nodeid = id;
+    e.generation = nodes_.find(id)->generation;
+    std::uint64_t fs_ino = e.attr.ino;
+    e.attr.ino = node_ino(id, fs_ino);
     store(body + at, e);
+    // The entry's number is its node's when the file system gave both the same (inos.h).
+    store(body + at + kIno, d.ino == fs_ino ? e.attr.ino : inos_.show(d.ino));
+  });
+}
+
+// READDIR entries' inode numbers: the ones ward shows (inos.h).
+void Relay::dirent_inos(char* body, std::size_t n) {
+  (void)walk_dirents(body, n, false, [&](std::size_t at, const fuse_dirent& d, std::string_view) {
+    store(body + at + offsetof(fuse_dirent, ino), inos_.show(d.ino));
   });
 }
 
@@ -182,13 +195,13 @@ Result<bool> Relay::resumed_listing(std::uint64_t unique, const InFlight& r, con
     std::size_t at = out.size();
     out.resize(at + size, 0);
     fuse_dirent d{};
-    d.ino = e.ino, d.off = kCookie + i + 1, d.namelen = static_cast<std::uint32_t>(e.name.size()), d.type = e.type;
+    d.ino = inos_.show(e.ino), d.off = kCookie + i + 1, d.namelen = static_cast<std::uint32_t>(e.name.size()), d.type = e.type;
     // READDIRPLUS: no entry (node id 0): the kernel lists the name and looks it up when asked.
     std::memcpy(out.data() + at + (plus ? offsetof(fuse_direntplus, dirent) : 0), &d, sizeof d);
     std::memcpy(out.data() + at + head, e.name.data(), e.name.size());
     // Listed under ward's offset: a restart during this resume starts from here.
     DirEntry given = e;
-    given.off = d.off;
+    given.off = d.off, given.ino = d.ino;
     h->listed.push_back(std::move(given));
   }
   fuse_out_header oh{};

@@ -160,10 +160,13 @@ Result<void> Relay::restart() {
   }
 
   std::size_t found = 0, stale = 0, reopened = 0, lost_handles = 0;
+  inos_.begin_instance();
+  WARD_TRY(learn_root_ino());
   for (std::uint64_t id : nodes_.begin_restart()) {
     Node* n = nodes_.find(id);
     if (auto it = replayed.nodes.find(id); n && it != replayed.nodes.end()) {
       nodes_.rebind(id, it->second, n->fs_refs), ++found;  // the replay counted its lookups again
+      if (auto ino = replayed.inos.find(id); ino != replayed.inos.end()) inos_.learn(ino->second, n->ino);
       continue;
     }
     Node* parent = n ? nodes_.find(n->parent) : nullptr;
@@ -182,6 +185,7 @@ Result<void> Relay::restart() {
       continue;
     }
     nodes_.rebind(id, e->nodeid, 1), ++found;
+    inos_.learn(e->attr.ino, n->ino);
   }
   for (auto& [id, h] : handles_.all()) {
     if (auto it = replayed.handles.find(id); it != replayed.handles.end()) {
@@ -361,6 +365,17 @@ Result<std::optional<std::uint64_t>> Relay::reopen(std::uint64_t node, std::uint
   auto oh = load<fuse_out_header>(reply.data());
   if (oh.error != 0) return std::optional<std::uint64_t>{};
   return std::optional{load<fuse_open_out>(reply.data() + sizeof oh).fh};
+}
+
+// The new instance's inode number for the root, learned (inos.h). A refusal teaches nothing.
+Result<void> Relay::learn_root_ino() {
+  Node* root = nodes_.find(Nodes::kRoot);
+  if (!root || root->ino == 0) return {};
+  fuse_getattr_in in{};
+  auto reply = WARD_TRY(call(message(FUSE_GETATTR, ward_unique(), Nodes::kRoot, &in, sizeof in), o_.request_timeout));
+  auto oh = load<fuse_out_header>(reply.data());
+  if (oh.error == 0) inos_.learn(load<fuse_attr_out>(reply.data() + sizeof oh).attr.ino, root->ino);
+  return {};
 }
 
 void Relay::forget_in_fs(std::uint64_t fs_node, std::uint64_t count) {
