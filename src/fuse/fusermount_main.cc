@@ -10,6 +10,10 @@
 // up its ancestors for the process ward started (its initial environment names WARD_FUSE_FD) and
 // takes that descriptor from it with pidfd_getfd. It is the file system's own process, in the file
 // system's own namespaces, so nothing is reached that the file system could not reach itself.
+// The environment is inherited, so WARD_FUSE_FD may also name a descriptor the library has put
+// something else at since (rclone's bazil fuse passes its own socket as descriptor 3 and keeps
+// the environment): the stand-in takes it only if it is a SEQPACKET socket (ward's; libfuse's is
+// a stream) and not the library's `_FUSE_COMMFD`, and otherwise looks up its ancestors too.
 // Exit codes: 0 done; 1 refused (not under ward fuse, bad arguments, another mount point).
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -43,6 +47,13 @@ int socket_from_env(const char* name) {
   int fd = std::atoi(v);
   struct stat st {};
   return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? fd : -1;
+}
+
+// Whether `fd` can be ward's relay socket: SEQPACKET, and not the library's own socket `comm`.
+bool relay_socket(int fd, int comm) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  return fd >= 0 && fd != comm && ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET;
 }
 
 // The value of NAME in process PID's initial environment, or "" when it has none.
@@ -91,7 +102,7 @@ struct Found {
   int relay = -1;
   std::string mountpoint;
 };
-Found from_ancestors() {
+Found from_ancestors(int comm) {
   constexpr int kGenerations = 16;  // a library's helper, a shell or two, a daemonizing fork
   pid_t pid = parent_of("self");
   for (int i = 0; i < kGenerations && pid > 0; ++i, pid = parent_of(std::to_string(pid))) {
@@ -103,7 +114,7 @@ Found from_ancestors() {
     const int got = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, std::atoi(fd.c_str()), 0));
     ::close(pidfd);
     struct stat st {};
-    if (got >= 0 && ::fstat(got, &st) == 0 && S_ISSOCK(st.st_mode)) return {got, mp};
+    if (got >= 0 && ::fstat(got, &st) == 0 && S_ISSOCK(st.st_mode) && relay_socket(got, comm)) return {got, mp};
     if (got >= 0) ::close(got);
   }
   return {};
@@ -130,10 +141,11 @@ int main(int argc, char** argv) {
     else return refuse("unexpected argument " + a);
   }
   const char* env_expected = std::getenv(kEnvMountpoint);
+  const int comm = socket_from_env("_FUSE_COMMFD");
   int relay = socket_from_env(kEnvSocket);
   std::string expected = env_expected ? env_expected : "";
-  if (!env_expected || relay < 0) {
-    Found f = from_ancestors();
+  if (!env_expected || !relay_socket(relay, comm)) {
+    Found f = from_ancestors(comm);
     relay = f.relay;
     expected = f.mountpoint;
   }
@@ -147,7 +159,6 @@ int main(int argc, char** argv) {
   if (std::string(real) != expected)
     return refuse(std::string("the file system asked to mount ") + real + ", but ward fuse holds " +
                   expected + ": give the file system that path");
-  int comm = socket_from_env("_FUSE_COMMFD");
   if (comm < 0) return refuse("_FUSE_COMMFD names no socket (not run by libfuse?)");
 
   // The hand-off first (launch.h): ward shows the file system its mount, then sends INIT.

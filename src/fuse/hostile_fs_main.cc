@@ -42,6 +42,15 @@
 //                       with a reply to an INTERRUPT the kernel never sent (then nothing), and
 //                       dies (SIGABRT) at the INTERRUPT of a LOOKUP of "fatal", which later
 //                       instances treat as "slow"
+// A mode for the end of a mount (relay_test.cc):
+//   slow-exit:STATE     as good, but ignores SIGTERM, and once its device reads end-of-file (the
+//                       mount is gone) takes 1.5 s, as a file system writing what it held at
+//                       unmount does (fuse-zip its archive), then creates STATE.exited and exits 0
+// A mode for notifications (relay_test.cc):
+//   notify-rename       as good, LOOKUP of "a" a regular file; RENAME (and RENAME2) is answered
+//                       0, right after a NOTIFY_INVAL_ENTRY of "a" in the root: the kernel takes
+//                       that notification only once the rename lets go of the root's lock, i.e.
+//                       once the RENAME's reply behind it has reached the kernel (rclone does so)
 // A mode for the sandbox (src/fuse/sandbox_test.cc): what the file system can see of the host.
 //   probe               as good, and LOOKUP of the name "N" answers a regular file whose size is
 //                       1000 * (errno of open(PATH, O_RDONLY)) + (errno of open(PATH, O_WRONLY)),
@@ -318,6 +327,7 @@ int main(int argc, char** argv) {
     if (!later) ::close(::open(state.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
   }
   if (mode == "die-later" && later) return 7;
+  if (mode == "slow-exit") std::signal(SIGTERM, SIG_IGN);
   bool crash_on_getattr =
       mode == "crash-always" || (!later && (mode == "crash-once" || mode == "narrow-init" || mode == "die-later"));
   std::vector<char> buf(2 << 20);
@@ -326,6 +336,10 @@ int main(int argc, char** argv) {
   bool slow_fatal = false;  // interrupts: the first instance dies at that LOOKUP's INTERRUPT
   for (;;) {
     ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n <= 0 && mode == "slow-exit") {
+      ::usleep(1'500'000);
+      ::close(::open((state_path + ".exited").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    }
     if (n <= 0) return 0;
     auto* in = reinterpret_cast<fuse_in_header*>(buf.data());
     const char* body = buf.data() + sizeof *in;
@@ -438,6 +452,32 @@ int main(int argc, char** argv) {
       continue;
     }
     if (mode == "listing" && list_dir(*in, body, later)) continue;
+    if (mode == "notify-rename" && in->opcode == FUSE_LOOKUP) {
+      if (std::string_view(body) != "a") {
+        send_reply(in->unique, ENOENT, nullptr, 0);
+        continue;
+      }
+      fuse_entry_out e{};
+      e.nodeid = e.attr.ino = 2;
+      e.generation = 1;
+      e.attr.mode = S_IFREG | 0644;
+      e.attr.nlink = 1;
+      send_reply(in->unique, 0, &e, sizeof e);
+      continue;
+    }
+    if (mode == "notify-rename" && (in->opcode == FUSE_RENAME || in->opcode == FUSE_RENAME2)) {
+      fuse_notify_inval_entry_out ie{};
+      ie.parent = FUSE_ROOT_ID;
+      ie.namelen = 1;
+      std::vector<char> m(sizeof(fuse_out_header) + sizeof ie + 2);
+      fuse_out_header oh{static_cast<std::uint32_t>(m.size()), FUSE_NOTIFY_INVAL_ENTRY, 0};
+      std::memcpy(m.data(), &oh, sizeof oh);
+      std::memcpy(m.data() + sizeof oh, &ie, sizeof ie);
+      std::memcpy(m.data() + sizeof oh + sizeof ie, "a", 2);
+      (void)!::write(fd, m.data(), m.size());
+      send_reply(in->unique, 0, nullptr, 0);
+      continue;
+    }
     if (in->opcode == FUSE_GETATTR) {
       if (crash_on_getattr) std::abort();
       if (mode == "bad-size") {

@@ -247,8 +247,7 @@ int init_main(void* arg) {
     // EINVAL: already unmounted (by the user, while ward restarts the FS): nothing to detach.
     if (::umount2(p.mountpoint.c_str(), MNT_DETACH) != 0 && errno != EINVAL) child_fail(kErrFd, kDetach);
     for (const auto& m : p.others) (void)::umount2(m.c_str(), MNT_DETACH);  // gone meanwhile: fine
-    if (::mount("ward", p.mountpoint.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755") != 0)
-      child_fail(kErrFd, kTmpfs);
+    if (cover_mountpoint(p.mountpoint.c_str()) != 0) child_fail(kErrFd, kTmpfs);
     for (std::size_t i = 0; i < p.targets.size(); ++i)
       if (::mount(p.standin.c_str(), p.targets[i].c_str(), nullptr, MS_BIND, nullptr) != 0)
         child_fail(kErrFd, kBind, static_cast<int>(i));
@@ -525,8 +524,8 @@ void FsProcess::wait_serving(std::optional<std::chrono::steady_clock::time_point
     if (r < 0 && errno != EINTR) return;
     if (r <= 0) continue;
     if (p[0].revents) return;  // the init is gone
-    if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL)) return;  // no mount left to serve
-    if (p[1].revents & POLLIN) meanwhile();
+    if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL)) readable = -1;  // no mount left to serve
+    else if (p[1].revents & POLLIN) meanwhile();
   }
 }
 

@@ -81,7 +81,10 @@ class FsProcess {
 
  private:
   // Waits until the init is gone or `until` passes (nullopt: no deadline), calling `meanwhile`
-  // each time `readable` has something; returns early if `readable` reports an error or hang-up.
+  // each time `readable` has something. Once `readable` reports an error or hang-up (the mount is
+  // gone: nothing is left to serve) it waits for the init alone: a file system writes what it
+  // holds when its loop ends (fuse-zip its archive, s3backer its cache), and that is what the
+  // grace is for.
   void wait_serving(std::optional<std::chrono::steady_clock::time_point> until,
                     const std::function<void()>& meanwhile, int readable);
   friend Result<FsProcess> launch(const Options& options);

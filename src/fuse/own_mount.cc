@@ -67,10 +67,11 @@ void hide_mount_in(int pidfd, const std::string& mountpoint, int log_fd, const s
     if (::setns(ns, CLONE_NEWNS) != 0) return report(log_fd, log_prefix, "cannot enter the file system's mount namespace", errno);
     // The top of the mount point's stack there is the clone: the file system cannot mount
     // (launch.cc's filter), and nothing else attaches there. Had the clone failed to attach, this
-    // detaches the tmpfs under it, which hid an empty directory from a file system that is
-    // ending anyway. (The namespace's own mount table is not readable from this thread: its /proc
-    // may belong to the file system's PID namespace, where ward's thread has no pid.)
-    if (::umount2(mountpoint.c_str(), MNT_DETACH) != 0)
+    // detaches the tmpfs that may cover what lies under it (sandbox.h, cover_mountpoint) from a
+    // file system that is ending anyway, or finds nothing mounted (EINVAL). (The namespace's own
+    // mount table is not readable from this thread: its /proc may belong to the file system's PID
+    // namespace, where ward's thread has no pid.)
+    if (::umount2(mountpoint.c_str(), MNT_DETACH) != 0 && errno != EINVAL)
       report(log_fd, log_prefix, "cannot detach ward's mount from the file system's namespace", errno);
   });
 }

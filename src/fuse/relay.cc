@@ -16,6 +16,7 @@
 #include <cerrno>
 
 #include "fuse/relay_impl.h"
+#include "fuse/fusectl.h"
 #include "fuse/status.h"
 
 namespace ward::fuse {
@@ -81,6 +82,7 @@ Result<void> Relay::mount_it() {
   if (::mount("ward", o_.mountpoint.c_str(), "fuse.ward", MS_NOSUID | MS_NODEV, data.c_str()) != 0)
     return fail(Errc::load_failed, errno_text("mount " + o_.mountpoint, errno));
   mounted_ = true;
+  connection_ = fuse_connection_at(mount_path_);  // mountinfo only: no request to the file system
   // Only a self-mounting FS is shown its mount (own_mount.h), and only it needs the watch.
   // Without the watch the FS is never shown the mount (nothing could take the clone away again).
   if (mounts_itself(o_.command))
@@ -183,8 +185,24 @@ void Relay::own_mount_changed() {
 void Relay::cleanup() {
   reap();
   unmount();
+  stop_notifier();
   if (kfd_ >= 0) ::close(kfd_), kfd_ = -1;
   close_rio();
+}
+
+// The notification thread ends with the relay. One the kernel holds in a write (a lock that a
+// request nobody will answer now holds) is let go by aborting the connection: the mount is gone
+// and ward is ending, so nothing else waits on it.
+void Relay::stop_notifier() {
+  if (!notifier_) return;
+  if (!notifier_->stop(std::chrono::seconds(1))) {
+    auto aborted = connection_.empty() ? fail(Errc::misuse, "its device is not known") : abort_connection(connection_);
+    log(aborted ? "a notification the kernel held was ended by aborting the connection"
+                : "a notification the kernel holds could not be ended (" + aborted.error().detail +
+                      "); its thread is left behind");
+    if (aborted) (void)notifier_->stop(std::chrono::seconds(5));
+  }
+  notifier_.reset();
 }
 
 void Relay::answer(std::uint64_t unique, int err) {
@@ -725,7 +743,24 @@ Result<void> Relay::notification(std::size_t n) {
     default: break;  // POLL (a poll handle, not a node) and newer codes: the kernel checks them
   }
   if (!keep) return {};
-  return to_kernel(buf_.data(), n);
+  // Not written here: the kernel may hold the write until a request in flight lets go of a lock,
+  // and that request's reply may be behind this in the socket (notifier.h).
+  if (!notifier_) {
+    auto started = Notifier::start(kfd_);
+    if (!started) {
+      log("notifications are dropped: " + started.error().detail);
+      return {};
+    }
+    notifier_ = std::move(*started);
+  }
+  if (std::size_t refused = notifier_->refused(); refused != notifications_refused_) {
+    notifications_refused_ = refused;
+    log(errno_text("the kernel refused a notification (" + std::to_string(refused) + " so far)", notifier_->last_errno()));
+  }
+  if (!notifier_->post(buf_.data(), n) && !notifications_dropped_++)
+    log("notifications are arriving faster than the kernel takes them: dropped (the kernel's caches may "
+        "be stale until they time out)");
+  return {};
 }
 
 // libfuse splices large replies (splice(pipe -> fd), one call); into a SEQPACKET socket the

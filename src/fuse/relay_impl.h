@@ -48,6 +48,7 @@
 #include "fuse/ids.h"
 #include "fuse/inos.h"
 #include "fuse/launch.h"
+#include "fuse/notifier.h"
 #include "fuse/own_mount.h"
 #include "fuse/protocol.h"
 #include "fuse/snapshot.h"
@@ -225,6 +226,7 @@ class Relay {
   void reply_inos(const InFlight& r, char* body, std::size_t n);
   std::uint64_t open_reply(const InFlight& r, char* at, std::uint64_t node);
   Result<void> notification(std::size_t n);
+  void stop_notifier();
   Result<ssize_t> rest_of(std::size_t have, std::size_t want);
   Result<void> to_kernel(const char* msg, std::size_t n);
 
@@ -371,6 +373,9 @@ class Relay {
   fuse_init_out init_out_{};    // what the kernel was told (after ward's clamp)
   std::size_t init_len_ = 0;
   std::unordered_map<std::uint64_t, InFlight> inflight_;
+  std::unique_ptr<Notifier> notifier_;  // started by the first notification
+  std::string connection_;              // the mount's device (fusectl.h), for a last-resort abort
+  std::size_t notifications_refused_ = 0, notifications_dropped_ = 0;
   Nodes nodes_;
   Inos inos_;
   Handles handles_;

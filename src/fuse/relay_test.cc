@@ -122,6 +122,45 @@ void stat_then_unmount(Fixture& f, const char* mode) {
 
 TEST_F(FuseRelay, UnmountEndsWardAndFs) { stat_then_unmount(*this, "good"); }
 
+// A file system writes what it holds once the mount is gone (fuse-zip its archive, s3backer its
+// block cache): ward gives it --exit-timeout for that. Before, ward took the unmount's hang-up on
+// /dev/fuse for the end of the wait and killed it at once: fuse-zip wrote no archive.
+TEST_F(FuseRelay, AnUnmountGivesTheFileSystemItsExitTimeoutToFinish) {
+  const std::string state = dir_ + "/state";
+  start({"--exit-timeout", "20000"}, {kHostile, "slow-exit:" + state, "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  Exit app = stat_in_child(mnt_);
+  ASSERT_TRUE(app.done);
+  EXPECT_EQ(WEXITSTATUS(app.status), 0);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = ward_exit(30s);
+  ASSERT_TRUE(e.done);
+  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
+  EXPECT_EQ(::access((state + ".exited").c_str(), F_OK), 0) << "the file system was killed before it finished";
+}
+
+// The file system sends INVAL_ENTRY for the root right before its RENAME reply. The kernel takes
+// that notification only once the rename lets go of the root's lock, i.e. once the reply behind
+// it has arrived: ward must pass replies on while a notification waits (notifier.h). Before,
+// ward's only thread waited in the kernel for good (unkillable, past every deadline; the test
+// then ended it by aborting the connection).
+TEST_F(FuseRelay, ANotificationWaitingForALockDoesNotHoldUpReplies) {
+  start({"--request-timeout", "60000"}, {kHostile, "notify-rename", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  pid_t app = ::fork();
+  if (app == 0) ::_exit(::rename((mnt_ + "/a").c_str(), (mnt_ + "/b").c_str()) == 0 ? 0 : 1);
+  Exit renamed = wait_or_abort(app, 10s, mnt_);
+  ASSERT_TRUE(renamed.done) << "the rename's reply never reached the kernel";
+  EXPECT_TRUE(WIFEXITED(renamed.status) && WEXITSTATUS(renamed.status) == 0) << renamed.status;
+  Exit app2 = stat_in_child(mnt_);
+  ASSERT_TRUE(app2.done);
+  EXPECT_EQ(WEXITSTATUS(app2.status), 0);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = ward_exit();
+  ASSERT_TRUE(e.done);
+  EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << stderr_;
+}
+
 // A reply that arrives as two datagrams (what a splice into the socket makes of a large reply)
 // is joined, not rejected.
 TEST_F(FuseRelay, SplitReplyIsJoined) { stat_then_unmount(*this, "split"); }
@@ -332,21 +371,19 @@ TEST(FuseStandIn, RefusesOutsideWard) {
   EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 1) << e.status;
 }
 
-// A mount library that runs fusermount with an environment of its own (go-fuse passes
-// `_FUSE_COMMFD` alone, and only its own socket) still gets ward's socket: the stand-in finds the
-// ancestor ward started (here a shell whose initial environment names WARD_FUSE_FD) and takes the
-// descriptor from it. The same socket must arrive, not merely a socket.
-TEST(FuseStandIn, FindsWardsSocketInAnAncestorWhenTheEnvironmentIsCleared) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root (pidfd_getfd of another process)";
+// Runs the stand-in below a shell whose initial environment names ward's socket, as the process
+// ward started does; `env(comm)` gives the words /usr/bin/env sets the stand-in's own environment
+// with (comm: the library's socket, passed as _FUSE_COMMFD). "" when the descriptor the stand-in
+// sent over comm is ward's socket itself (not merely a socket), else what went wrong.
+std::string standin_sends_wards_socket(const std::function<std::string(int comm)>& env) {
   int relay[2], comm[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, relay), 0);
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, comm), 0);
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, relay) != 0 || ::socketpair(AF_UNIX, SOCK_STREAM, 0, comm) != 0)
+    return "socketpair";
   char mp[PATH_MAX];
-  ASSERT_NE(::realpath("/tmp", mp), nullptr);
+  if (!::realpath("/tmp", mp)) return "realpath";
   const std::string standin = WARD_BINARY_DIR "/ward-fusermount";
   // `; exit $?` keeps the shell alive as the stand-in's parent (no exec of the last command).
-  const std::string script = "/usr/bin/env -i _FUSE_COMMFD=" + std::to_string(comm[0]) + " " + standin +
-                             " -o rw -- " + mp + "; exit $?";
+  const std::string script = "/usr/bin/env " + env(comm[0]) + " " + standin + " -o rw -- " + mp + "; exit $?";
   Exit e = in_child([&] {
     ::close(comm[1]);
     const std::string fd = "WARD_FUSE_FD=" + std::to_string(relay[0]);
@@ -356,16 +393,35 @@ TEST(FuseStandIn, FindsWardsSocketInAnAncestorWhenTheEnvironmentIsCleared) {
     return 127;
   });
   ::close(comm[0]);
-  ASSERT_TRUE(e.done);
-  ASSERT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status;
-
+  std::string bad;
   const int got = ward::fuse::detail::recv_fd(comm[1], MSG_DONTWAIT);
-  ASSERT_GE(got, 0) << "no descriptor from the stand-in: " << std::strerror(errno);
   struct stat want {}, have {};
-  ASSERT_EQ(::fstat(relay[0], &want), 0);
-  ASSERT_EQ(::fstat(got, &have), 0);
-  EXPECT_EQ(have.st_ino, want.st_ino) << "the stand-in sent another socket than ward's";
-  for (int fd : {got, relay[0], relay[1], comm[1]}) ::close(fd);
+  if (!e.done || !WIFEXITED(e.status) || WEXITSTATUS(e.status) != 0) bad = "the stand-in failed: " + std::to_string(e.status);
+  else if (got < 0) bad = std::string("no descriptor from the stand-in: ") + std::strerror(errno);
+  else if (::fstat(relay[0], &want) != 0 || ::fstat(got, &have) != 0 || have.st_ino != want.st_ino)
+    bad = "the stand-in sent another socket than ward's";
+  for (int fd : {got, relay[0], relay[1], comm[1]})
+    if (fd >= 0) ::close(fd);
+  return bad;
+}
+
+// A mount library that runs fusermount with an environment of its own (go-fuse passes
+// `_FUSE_COMMFD` alone, and only its own socket) still gets ward's socket: the stand-in finds the
+// ancestor ward started and takes the descriptor from it.
+TEST(FuseStandIn, FindsWardsSocketInAnAncestorWhenTheEnvironmentIsCleared) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (pidfd_getfd of another process)";
+  EXPECT_EQ(standin_sends_wards_socket([](int comm) { return "-i _FUSE_COMMFD=" + std::to_string(comm); }), "");
+}
+
+// The environment is inherited, and a mount library may have put its own socket at the number
+// WARD_FUSE_FD names (rclone's bazil fuse: its socket at 3, the environment kept). Before, the
+// stand-in sent the library its own socket back ("fuse connection closed without init").
+TEST(FuseStandIn, IgnoresAnInheritedDescriptorTheLibraryReused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (pidfd_getfd of another process)";
+  EXPECT_EQ(standin_sends_wards_socket([](int comm) {
+              return "WARD_FUSE_FD=" + std::to_string(comm) + " _FUSE_COMMFD=" + std::to_string(comm);
+            }),
+            "");
 }
 
 }  // namespace

@@ -312,7 +312,7 @@ Result<SandboxPlan> plan_sandbox(const Options& o, const std::string& mnt, bool 
   if (!plan.exec_path.empty() && !is_system(plan.exec_path)) b.show(plan.exec_path, true);
   if (self_mount) {
     b.add(SandboxOp::mkdir, mnt);
-    b.add(SandboxOp::tmpfs, mnt, kMountpointTmpfs);
+    b.add(SandboxOp::cover, mnt);
     for (const auto& t : fusermounts) {
       b.add(SandboxOp::mkfile, t);
       b.add(SandboxOp::bind, t, standin);
@@ -360,6 +360,7 @@ int run_op(const SandboxOp& op) {
       // the FS then starts, and ward sees the unmount on its connection.
       return ::umount2(a, MNT_DETACH) == 0 || errno == EINVAL ? 0 : -1;
     case SandboxOp::tmpfs: return ::mount("ward", a, "tmpfs", MS_NOSUID | MS_NODEV, b);
+    case SandboxOp::cover: return cover_mountpoint(a);
     case SandboxOp::mkdir: return make_dirs(a, true);
     case SandboxOp::mkfile: {
       if (make_dirs(a, false) != 0) return -1;
@@ -394,6 +395,7 @@ int run_op(const SandboxOp& op) {
 constexpr const char* kOpWords[SandboxOp::kKinds] = {
     "cannot detach ward's mount in the file system's namespace:",
     "cannot mount a tmpfs on",
+    "cannot cover the mount point with an empty tmpfs:",
     "cannot make the directory",
     "cannot make the bind target",
     "cannot make the symlink",
@@ -407,6 +409,29 @@ constexpr const char* kOpWords[SandboxOp::kKinds] = {
 };
 
 }  // namespace
+
+int cover_mountpoint(const char* dir) {
+  // getdents64 on a buffer of our own: opendir allocates.
+  int fd = ::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  alignas(8) char buf[1024];
+  bool empty = true;
+  for (;;) {
+    long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n < 0) return ::close(fd), -1;
+    if (n == 0) break;
+    for (long at = 0; at < n && empty;) {
+      const char* name = buf + at + 19;  // struct linux_dirent64: ino 8, off 8, reclen 2, type 1
+      unsigned short reclen;
+      std::memcpy(&reclen, buf + at + 16, sizeof reclen);
+      empty = std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0;
+      at += reclen;
+    }
+    if (!empty) break;
+  }
+  ::close(fd);
+  return empty ? 0 : ::mount("ward", dir, "tmpfs", MS_NOSUID | MS_NODEV, kMountpointTmpfs);
+}
 
 int run_sandbox(const SandboxPlan& plan, int* failed) {
   for (std::size_t i = 0; i < plan.ops.size(); ++i)

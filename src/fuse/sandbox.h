@@ -31,6 +31,7 @@ struct SandboxOp {
   enum Kind : std::uint8_t {
     detach,   // umount2(a, MNT_DETACH)
     tmpfs,    // tmpfs on a, options b
+    cover,    // cover_mountpoint(a): hides what a directory holds, if anything
     mkdir,    // a and every missing parent (mode 0755)
     mkfile,   // an empty file a (a bind target), parents made
     symlink,  // a symlink at a whose text is b
@@ -62,6 +63,13 @@ struct SandboxPlan {
 // In the child: runs the plan. Returns -1 with errno set and `*failed` the index of the operation
 // that failed; 0 when done. Async-signal-safe, allocates nothing.
 int run_sandbox(const SandboxPlan& plan, int* failed);
+
+// A self-mounting file system's mount point in its namespace: if the directory holds anything
+// (what lies under ward's mount on the host), an empty tmpfs covers it, so that the file system
+// finds the empty directory it mounts on; an empty one is left a plain directory, as it is for a
+// direct mount (rclone refuses a mount point that already is one). 0, or -1 with errno. Async-
+// signal-safe (it runs in the forked child): no allocation.
+int cover_mountpoint(const char* dir);
 
 // Words for the operation `op` failing (the parent's error message).
 [[nodiscard]] std::string describe_failure(const SandboxOp& op);

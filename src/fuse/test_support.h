@@ -26,6 +26,7 @@
 
 #include <gtest/gtest.h>
 
+#include "fuse/fusectl.h"
 #include "fuse/process_limit.h"
 
 
@@ -62,6 +63,22 @@ inline Exit wait_for(pid_t pid, std::chrono::milliseconds limit) {
     if (r == pid) return {true, st};
     ::usleep(10'000);
   }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &st, 0);
+  return {false, st};
+}
+
+// As wait_for, for a child that may be stuck in a FUSE request nobody will answer (SIGKILL does
+// not end a request the file system has read): past the deadline the connection of the mount at
+// `mnt` is aborted (fusectl.h) before the kill, so that the test ends and leaves nothing behind.
+inline Exit wait_or_abort(pid_t pid, std::chrono::milliseconds limit, const std::string& mnt) {
+  auto end = Clock::now() + limit;
+  int st = 0;
+  while (Clock::now() < end) {
+    if (::waitpid(pid, &st, WNOHANG) == pid) return {true, st};
+    ::usleep(10'000);
+  }
+  (void)ward::fuse::detail::abort_connection(ward::fuse::detail::fuse_connection_at(mnt));
   ::kill(pid, SIGKILL);
   ::waitpid(pid, &st, 0);
   return {false, st};

@@ -262,7 +262,7 @@ void add_fuse(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<fuse::Options>();
   auto timeout_ms = std::make_shared<long>(30'000);
   auto init_ms = std::make_shared<long>(10'000);
-  auto exit_ms = std::make_shared<long>(3'000);
+  auto exit_ms = std::make_shared<long>(60'000);
   auto log_path = std::make_shared<std::string>();
   auto window_ms = std::make_shared<long>(60'000);
   cmd->add_option("--restarts", opts->max_restarts,
@@ -304,8 +304,9 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_option("--init-timeout", *init_ms, "Milliseconds the file system has to answer INIT")
       ->default_val(10'000)->check(CLI::Range(1L, 86'400'000L));
   cmd->add_option("--exit-timeout", *exit_ms,
-                  "Milliseconds between SIGTERM and SIGKILL when ending the file system")
-      ->default_val(3'000)->check(CLI::Range(0L, 600'000L));
+                  "Milliseconds the file system has to end once its mount is gone (SIGTERM, then SIGKILL): "
+                  "many write what they held only then (fuse-zip its archive, s3backer its block cache)")
+      ->default_val(60'000)->check(CLI::Range(0L, 600'000L));
   cmd->add_flag("--allow-other", opts->allow_other, "Mount option allow_other: other users may use the mount");
   cmd->add_flag("--default-permissions", opts->default_permissions,
                 "Mount option default_permissions: the kernel checks file modes");

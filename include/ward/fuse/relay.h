@@ -70,7 +70,9 @@ struct Options {
   std::vector<std::string> command;  // argv of the file system; `{}` becomes /dev/fd/N
   std::chrono::milliseconds request_timeout{30'000};
   std::chrono::milliseconds init_timeout{10'000};
-  std::chrono::milliseconds exit_timeout{3'000};  // SIGTERM -> SIGKILL when it is done
+  // SIGTERM -> SIGKILL when the mount is done; generous, since many file systems write what they
+  // held only then (fuse-zip its archive), and the mount no longer waits on them.
+  std::chrono::milliseconds exit_timeout{60'000};
   bool allow_other = false;          // mount option allow_other (others may use the mount)
   bool default_permissions = false;  // mount option default_permissions (kernel checks modes)
   unsigned max_restarts = 10;        // restarts allowed within restart_window; 0: never restart
