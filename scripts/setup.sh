@@ -27,6 +27,7 @@ packages=(
   bindfs fuse-zip fuse2fs e2fsprogs
   mergerfs                           # a libfuse of its own, mounting through its own helper (mergerfs-fusermount)
   gocryptfs                          # go-fuse: runs fusermount with its own environment, uses its own mount after INIT
+  rclone                             # bazil's fuse (Go): its own socket at the descriptor WARD_FUSE_FD names; notifications
   ntfs-3g                            # fuse-lite inside: mounts with mount(2), no fusermount (mkntfs for its image)
   libclang-14-dev zlib1g-dev         # `ward gen` reads C headers with libclang; zlib.h: a header its tests have not seen
   fio                                # data verification runs through `ward fuse` (conform_test.cc)

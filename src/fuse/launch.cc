@@ -54,6 +54,8 @@ constexpr std::size_t kInitStack = 256 << 10;
 // How long kill_and_reap waits for an init whose file system already closed every socket end, so
 // that the status it reports is the FS's own. Fixed: nothing the FS does can lengthen it.
 constexpr auto kSettle = 500ms;
+// How long end() waits between SIGTERM and SIGKILL, once the file system did not end by itself.
+constexpr auto kTermGrace = 3000ms;
 
 // What a self-mounting file system execs to mount: libfuse2 FUSERMOUNT_DIR "/fusermount" (Debian:
 // /bin), then `fusermount` on PATH; libfuse3 the same with `fusermount3`; and libraries of their
@@ -505,8 +507,15 @@ void FsProcess::kill_and_reap(const std::function<void()>& meanwhile, int readab
 
 void FsProcess::end(std::chrono::milliseconds grace, const std::function<void()>& meanwhile, int readable) {
   if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);  // the init passes it to every process of the file system
+  // No signal during the grace, as after the unmount of a direct mount: its device ended, the
+  // file system leaves its loop and writes what it held. A SIGTERM then finds libfuse's handlers
+  // already gone (removed before the teardown that writes) and kills it mid-write: fuse-zip lost
+  // its archive so, one run in two. Whether it is still at work or waits for a signal cannot be
+  // told from outside (a self-mounting one keeps the socket it was started with open for good),
+  // so one that waits for a signal (rclone --daemon) waits the whole grace.
   wait_serving(std::chrono::steady_clock::now() + grace, meanwhile, readable);
+  ::kill(pid_, SIGTERM);  // the init passes it to every process of the file system
+  wait_serving(std::chrono::steady_clock::now() + kTermGrace, meanwhile, readable);
   kill_and_reap(meanwhile, readable);
 }
 

@@ -75,8 +75,9 @@ class FsProcess {
   // a task of the FS that dies with a file open on ward's mount sends FLUSH as its files close,
   // and waits for the answer even under SIGKILL, so the namespace ends only once ward answers.
   void kill_and_reap(const std::function<void()>& meanwhile = {}, int readable = -1);
-  // SIGTERM to every process of the file system, then SIGKILL after `grace`; reaps it. Calls
-  // `meanwhile` as kill_and_reap does, also during the grace.
+  // Waits up to `grace` for the file system to end by itself (the caller has shut its socket
+  // down), then SIGTERM to every process of it and SIGKILL 3 s later; reaps it. Calls `meanwhile`
+  // as kill_and_reap does, also while it waits.
   void end(std::chrono::milliseconds grace, const std::function<void()>& meanwhile = {}, int readable = -1);
 
  private:

@@ -24,10 +24,16 @@ namespace {
 // among them (merged /usr: /bin -> usr/bin) is recreated as the same symlink.
 constexpr const char* kSystemDirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
 // /etc: what the C library and libfuse read (users and groups, the loader's cache, the time
-// zone, fuse.conf, mtab). Nothing else of /etc (no shadow, no keys).
+// zone, fuse.conf, mtab), and what a network file system needs to find its server (names:
+// hosts, resolv.conf and the resolver's settings; services and protocols; the public CA
+// certificates TLS checks a server against): all world-readable on the host. Nothing else of
+// /etc (no shadow, no keys).
 constexpr const char* kEtcFiles[] = {"/etc/passwd",       "/etc/group",         "/etc/nsswitch.conf",
                                      "/etc/ld.so.cache",  "/etc/ld.so.conf",    "/etc/ld.so.conf.d",
-                                     "/etc/localtime",    "/etc/fuse.conf",     "/etc/mtab"};
+                                     "/etc/localtime",    "/etc/fuse.conf",     "/etc/mtab",
+                                     "/etc/hosts",        "/etc/host.conf",     "/etc/resolv.conf",
+                                     "/etc/gai.conf",     "/etc/services",      "/etc/protocols",
+                                     "/etc/ssl/certs"};
 // /dev: nodes that reveal nothing of the host. /dev/fuse only for a self-mounting FS (libfuse2
 // opens it before its mount(2), which the filter refuses; without it libfuse gives up).
 constexpr const char* kDevNodes[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"};

@@ -80,13 +80,15 @@ class FuseSandbox : public Fixture {
 };
 
 // Only what it is shown: --see read-write, --see-ro read-only, the system's /etc pieces
-// read-only; a sibling directory, /etc/shadow, /root and the test's own process are absent.
+// read-only (/etc/hosts too, where the host has one: a network file system needs it); a sibling
+// directory, /etc/shadow, /root and the test's own process are absent.
 TEST_F(FuseSandbox, SeesOnlyWhatItIsShown) {
   std::string seen = make_file("seen/f"), ro = make_file("ro/f"), hidden = make_file("hidden/f");
   std::string me = "/proc/" + std::to_string(::getpid()) + "/status";
   auto got = probe({"--no-auto-see", "--see", dir_ + "/seen", "--see-ro", dir_ + "/ro"}, {},
-                   {seen, ro, hidden, "/etc/shadow", "/etc/passwd", "/root", me, "/dev/null"});
-  EXPECT_EQ(got, (std::vector<long>{kSeen, kReadOnly, kAbsent, kAbsent, kReadOnly, kAbsent, kAbsent, kSeen}));
+                   {seen, ro, hidden, "/etc/shadow", "/etc/passwd", "/root", me, "/dev/null", "/etc/hosts"});
+  const long hosts = ::access("/etc/hosts", R_OK) == 0 ? kReadOnly : kAbsent;
+  EXPECT_EQ(got, (std::vector<long>{kSeen, kReadOnly, kAbsent, kAbsent, kReadOnly, kAbsent, kAbsent, kSeen, hosts}));
 }
 
 // What would take it out of its root is refused: mount(2) (a devtmpfs would show every disk)

@@ -393,9 +393,11 @@ class FuseReal : public Fixture {
 
   // Runs `cmd(base)` (its mount point base + "/m") directly (it mounts itself with mount(2) as
   // root and daemonizes), then through `ward fuse` with the same command line; the workload's
-  // log must be the same. `prepare(base)` makes what the FS serves. Returns the direct log.
+  // log must be the same. `prepare(base)` makes what the FS serves; `ward_opts` go to ward.
+  // Returns the direct log.
   std::string direct_vs_ward(const std::function<void(const std::string&)>& prepare,
-                             const std::function<std::vector<std::string>(const std::string&)>& cmd) {
+                             const std::function<std::vector<std::string>(const std::string&)>& cmd,
+                             const std::vector<std::string>& ward_opts = {}) {
     std::string a = dir_ + "/direct", b = dir_ + "/ward";
     for (const auto& base : {a, b}) {
       fs::create_directories(base + "/m");
@@ -416,7 +418,7 @@ class FuseReal : public Fixture {
     EXPECT_EQ(::umount2((a + "/m").c_str(), 0), 0) << std::strerror(errno);
     EXPECT_TRUE(processes_gone(a)) << "the direct daemon outlived its unmount";
 
-    start({}, cmd(b), b + "/m");
+    start(ward_opts, cmd(b), b + "/m");
     EXPECT_TRUE(mounted(b + "/m")) << stderr_;
     std::string relayed = run_workload(b + "/m");
     EXPECT_EQ(relayed, direct);

@@ -211,7 +211,7 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "under ward, and it has failed only when every one of its processes is gone or has closed "
       "ward's socket, not when its first process exits 0.\n"
       "Ends when the mount is unmounted (umount, fusermount3 -u) or on SIGINT/SIGTERM (ward "
-      "unmounts, then ends the file system: SIGTERM, SIGKILL after --exit-timeout).\n"
+      "unmounts, then ends the file system: it has --exit-timeout to end by itself, then SIGTERM, SIGKILL 3 s later).\n"
       "If the file system exits, dies, misses a deadline or sends a malformed message, ward "
       "restarts it without the applications noticing: the mount stays, node ids and open files "
       "stay valid (ward maps them to the new instance's), and the requests it held are sent again "
@@ -226,7 +226,8 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "killed).\n"
       "Sandbox (on unless --no-sandbox): the file system runs in a root of its own that holds "
       "only the system's programs and libraries (/usr, /bin, /lib*: read-only), /etc's passwd, "
-      "group, nsswitch.conf, ld.so.cache, localtime, fuse.conf (read-only), /dev/null, zero, full, "
+      "group, nsswitch.conf, ld.so.cache, localtime, fuse.conf, hosts, resolv.conf, services, ssl/certs "
+      "(read-only), /dev/null, zero, full, "
       "random, urandom, a fresh read-only /proc (its own processes only), an empty /tmp (a 64 MiB tmpfs), "
       "its binary, and the paths it may see: --see (read-write), --see-ro (read-only), and "
       "(unless --no-auto-see) every path its command line names: each word, split at `,` `=` `:` "
@@ -304,8 +305,9 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_option("--init-timeout", *init_ms, "Milliseconds the file system has to answer INIT")
       ->default_val(10'000)->check(CLI::Range(1L, 86'400'000L));
   cmd->add_option("--exit-timeout", *exit_ms,
-                  "Milliseconds the file system has to end once its mount is gone (SIGTERM, then SIGKILL): "
-                  "many write what they held only then (fuse-zip its archive, s3backer its block cache)")
+                  "Milliseconds the file system has to end by itself once its mount is gone (many write what "
+                  "they held only then: fuse-zip its archive, s3backer its block cache); then SIGTERM, and "
+                  "SIGKILL 3 s later")
       ->default_val(60'000)->check(CLI::Range(0L, 600'000L));
   cmd->add_flag("--allow-other", opts->allow_other, "Mount option allow_other: other users may use the mount");
   cmd->add_flag("--default-permissions", opts->default_permissions,
