@@ -509,7 +509,7 @@ TEST_F(FuseReal, GocryptfsSameResultsAsDirect) {
 
 // Each gocryptfs run here: 80-130 kills, 20-140 s; so part of `make stress` (WARD_FUSE_LONG_KILLS=1).
 // It failed 3 runs in 12 on 2026-12-01 (a restarted instance left a FLUSH unanswered for 30 s);
-// 11 of 11 passed on 2026-12-02, after the fixes of that day to interrupts and dying tasks'
+// 12 of 12 passed on 2026-12-02, after the fixes of that day to interrupts and dying tasks'
 // FLUSHes (docs/fuse.md, "File systems beyond the tests").
 TEST_F(FuseReal, GocryptfsKillsAreInvisibleWithJournal) {
   if (!have("gocryptfs")) GTEST_SKIP() << "gocryptfs not installed (scripts/setup.sh)";
