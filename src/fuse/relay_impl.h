@@ -225,8 +225,6 @@ class Relay {
   std::uint64_t node_ino(std::uint64_t ward, std::uint64_t fs_ino);
   void reply_inos(const InFlight& r, char* body, std::size_t n);
   std::uint64_t open_reply(const InFlight& r, char* at, std::uint64_t node);
-  Result<void> notification(std::size_t n);
-  void stop_notifier();
   Result<ssize_t> rest_of(std::size_t have, std::size_t want);
   Result<void> to_kernel(const char* msg, std::size_t n);
 
@@ -281,6 +279,10 @@ class Relay {
   Result<void> free_kept(const std::vector<Kept>& kept);
   void made_durable(std::uint64_t fh);
   Result<std::size_t> rewrite_kept();
+
+  // ---- relay_notify.cc: notifications from the file system ---------------------------------------
+  Result<void> notification(std::size_t n);
+  void stop_notifier();
 
   // ---- relay_readdir.cc: directory listings ------------------------------------------------------
   bool direntplus_reply(const InFlight& r, char* body, std::size_t n);
