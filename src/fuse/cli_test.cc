@@ -170,6 +170,23 @@ TEST_F(FuseCli, CommandThatCannotRunIsExitOne) {
   EXPECT_EQ(mount_type(mnt_), "");
 }
 
+// --user that names no one is bad usage (2), said in words, before anything is mounted: an
+// unknown name or group, a uid the user database does not know given without its group, uid -1,
+// an empty part.
+TEST_F(FuseCli, AUserThatNamesNoOneIsBadUsage) {
+  mounts_.push_back(mnt_);
+  const std::pair<const char*, const char*> cases[] = {
+      {"no-such-user-xq", "no user named"},  {"nobody:no-such-group-xq", "no group named"},
+      {"4242424", "4242424:GID"},            {"4294967295:1", "out of range"},
+      {"nobody:", "USER:GROUP"},             {":1", "USER:GROUP"}};
+  for (const auto& [spec, words] : cases) {
+    Ran r = ward({"fuse", "--user", spec, mnt_, "--", kHostile, "good", "{}"});
+    EXPECT_EQ(r.code(), 2) << spec << ": " << r.err;
+    EXPECT_NE(r.err.find(words), std::string::npos) << spec << ": " << r.err;
+    EXPECT_EQ(mount_type(mnt_), "") << spec;
+  }
+}
+
 TEST_F(FuseCli, StatusShowsRestartsAndTheirCause) {
   start({}, {kHostile, "crash-once:" + dir_ + "/state", "{}"});
   ASSERT_TRUE(mounted()) << stderr_;

@@ -195,6 +195,7 @@ constexpr Call kCalls[] = {
     {"fanotify", [] { return closed(::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC, O_RDONLY)); }},
     {"keyctl", [] { return errno_of(::syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, 0)); }},
     {"hostname", [] { return errno_of(::sethostname("ward-probe", 10)); }},  // the test checks the host's
+    {"setuid0", [] { return errno_of(::setuid(0)); }},  // root back (a no-op for root)
     {"shm", [] {  // the SysV segment the test made (key in WARD_PROBE_SHM)
        const char* k = std::getenv("WARD_PROBE_SHM");
        return errno_of(::shmget(k ? std::atoi(k) : 0, 0, 0));

@@ -8,6 +8,7 @@
 #include "process/seccomp.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -34,6 +35,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -86,7 +88,7 @@ constexpr Redirect kRedirects[] = {
 };
 
 // Where a step in the child failed; one row of words per step.
-enum Step : int { kMoveFds, kExec, kSlave, kDetach, kTmpfs, kBind, kFilter, kFork, kSandbox, kCaps, kLimit, kSteps };
+enum Step : int { kMoveFds, kExec, kSlave, kDetach, kTmpfs, kBind, kFilter, kFork, kSandbox, kCaps, kLimit, kUser, kSteps };
 constexpr const char* kStepWords[kSteps] = {
     "cannot set up the file system's descriptors",
     "cannot run",
@@ -99,6 +101,7 @@ constexpr const char* kStepWords[kSteps] = {
     "",  // the sandbox's operation says it (describe_failure)
     "cannot drop capabilities from the file system's bounding set",
     "cannot join the file system's cgroups (its task and memory bounds)",
+    "cannot take the ids and groups of the user the file system runs as (--user)",
 };
 // Capabilities the sandboxed FS does not get (see init_main): each reaches past its root into the
 // host's kernel, and no file system needs it to serve files. CAP_MKNOD stays: a pass-through FS
@@ -164,6 +167,8 @@ struct Plan {
   std::vector<std::string> others;  // other FUSE mounts the unsandboxed self-mounting FS lets go of
   SandboxPlan box;  // used when `sandbox`
   std::vector<std::string> cgroup_procs;  // the ProcessLimit's cgroup.procs files, joined first
+  std::optional<User> user;  // Options::user: taken last, after the filter, before the exec
+  std::vector<gid_t> groups;  // user->groups as setgroups(2) takes them
   bool sandbox = false;
   int fs_end = -1, err_w = -1, status_w = -1;
 };
@@ -253,6 +258,9 @@ int init_main(void* arg) {
     for (std::size_t i = 0; i < p.targets.size(); ++i)
       if (::mount(p.standin.c_str(), p.targets[i].c_str(), nullptr, MS_BIND, nullptr) != 0)
         child_fail(kErrFd, kBind, static_cast<int>(i));
+    // A user may not open the host's /dev/fuse; libfuse needs only a descriptor (sandbox.cc).
+    if (p.user && ::mount("/dev/null", "/dev/fuse", nullptr, MS_BIND, nullptr) != 0)
+      child_fail(kErrFd, kBind, static_cast<int>(p.targets.size()));
   }
 
   sigset_t waited;
@@ -288,6 +296,14 @@ int init_main(void* arg) {
     } else if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.prog) != 0) {
       child_fail(kErrFd, kFilter);
     }
+    // The user (Options::user): groups first (setgroups needs root), then the group, then the
+    // user, which clears every capability set (no SECBIT_KEEP_CAPS). no_new_privs: no set-user-id
+    // or file-capability program the FS runs can give any of it back. The filter above was
+    // installed while it still had CAP_SYS_ADMIN, so it needed no no_new_privs of its own.
+    if (p.user &&
+        (::setgroups(p.groups.size(), p.groups.data()) != 0 || ::setresgid(p.user->gid, p.user->gid, p.user->gid) != 0 ||
+         ::setresuid(p.user->uid, p.user->uid, p.user->uid) != 0 || ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0))
+      child_fail(kErrFd, kUser);
     if (p.sandbox && !p.box.exec_path.empty())
       ::execve(p.box.exec_path.c_str(), p.argv.data(), p.envp.data());  // resolved in the host
     else
@@ -336,6 +352,13 @@ Result<std::string> absolute_mountpoint(std::string m) {
   if (!::realpath(dir.c_str(), buf)) return fail(Errc::misuse, errno_text("mount point's directory " + dir, errno));
   std::string abs = buf;
   return (abs == "/" ? "" : abs) + "/" + name;
+}
+
+// NAME=value in an environment list, replacing an earlier NAME.
+void set_env(std::vector<std::string>& env, const std::string& name, const std::string& value) {
+  const std::string prefix = name + "=";
+  std::erase_if(env, [&](const std::string& e) { return e.starts_with(prefix); });
+  env.push_back(prefix + value);
 }
 
 Result<std::string> find_standin() {
@@ -568,6 +591,23 @@ Result<FsProcess> launch(const Options& o) {
     plan.argv_s = substitute(o.command, "/dev/fd/" + std::to_string(kFsFd));
     for (char** e = environ; e && *e; ++e) plan.env_s.emplace_back(*e);
   }
+  if (o.user) {
+    plan.user = o.user;
+    plan.groups.assign(o.user->groups.begin(), o.user->groups.end());
+    // What a login of the user would have, so that the FS finds its configuration where it would
+    // run by hand (in the sandbox only if seen).
+    if (!o.user->name.empty()) {
+      set_env(plan.env_s, "HOME", o.user->home);
+      set_env(plan.env_s, "USER", o.user->name);
+      set_env(plan.env_s, "LOGNAME", o.user->name);
+    }
+    if (o.log_fd >= 0) {
+      std::string line = "ward fuse " + o.mountpoint + ": the file system runs as " +
+                         (o.user->name.empty() ? "uid " + std::to_string(o.user->uid) : o.user->name) + " (" +
+                         std::to_string(o.user->uid) + ":" + std::to_string(o.user->gid) + "), with no capabilities\n";
+      (void)!::write(o.log_fd, line.data(), line.size());
+    }
+  }
   if (plan.mountpoint.empty() && o.sandbox) plan.mountpoint = WARD_TRY(absolute_mountpoint(o.mountpoint));
   if (o.sandbox) {
     plan.box = WARD_TRY(plan_sandbox(o, plan.mountpoint, plan.self_mount, plan.standin, plan.targets));
@@ -672,6 +712,8 @@ Result<FsProcess> launch(const Options& o) {
       what = describe_failure(plan.box.ops[ce.index]);
     if (ce.step == kBind && ce.index >= 0 && static_cast<std::size_t>(ce.index) < plan.targets.size())
       what += " " + plan.targets[ce.index];
+    if (ce.step == kBind && static_cast<std::size_t>(ce.index) == plan.targets.size())
+      what = "cannot bind /dev/null over /dev/fuse for the user the file system runs as";
     // A host where the sandbox cannot be built (no pivot_root, a /proc that may not be mounted
     // again): say how to run without it.
     std::string hint = ce.step == kSandbox || ce.step == kCaps ? " (--no-sandbox runs the file system without it)" : "";

@@ -71,8 +71,13 @@ Result<void> Relay::mount_it() {
   if (!S_ISDIR(st.st_mode)) return fail(Errc::misuse, "mount point " + o_.mountpoint + " is not a directory");
   kfd_ = ::open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (kfd_ < 0) return fail(Errc::load_failed, errno_text("open /dev/fuse", errno));
-  std::string data = "fd=" + std::to_string(kfd_) + ",rootmode=40000,user_id=" +
-                     std::to_string(::getuid()) + ",group_id=" + std::to_string(::getgid());
+  // The mount's owner, the one user who may use it without allow_other: the user the file system
+  // runs as, as if that user had mounted it (a file system that is not root cannot serve root's
+  // requests faithfully anyway: it cannot give a file root's ownership).
+  const auto uid = o_.user ? o_.user->uid : ::getuid();
+  const auto gid = o_.user ? o_.user->gid : ::getgid();
+  std::string data = "fd=" + std::to_string(kfd_) + ",rootmode=40000,user_id=" + std::to_string(uid) +
+                     ",group_id=" + std::to_string(gid);
   if (o_.allow_other) data += ",allow_other";
   if (o_.default_permissions) data += ",default_permissions";
   // Not 14 pages any more (so that a spliced reply fit the 16 buffers splice_to_socket sends as

@@ -38,6 +38,27 @@ std::vector<pid_t> children_of(pid_t parent) {
   return out;
 }
 
+// "" when every process named `comm` whose command line mentions `needle` (there must be one)
+// runs as `uid` (real, effective, saved) with no capability in any set; else what is wrong.
+std::string fs_runs_as(const std::string& needle, const std::string& comm, uid_t uid) {
+  const auto pids = processes_mentioning(needle, comm);
+  if (pids.empty()) return "no process " + comm + " mentions " + needle;
+  std::string wrong;
+  for (pid_t p : pids) {
+    std::ifstream st("/proc/" + std::to_string(p) + "/status");
+    std::string line, ids, caps;
+    while (std::getline(st, line)) {
+      if (line.starts_with("Uid:")) ids = line;
+      if (line.starts_with("CapPrm:") || line.starts_with("CapEff:") || line.starts_with("CapAmb:"))
+        if (line.find_first_not_of("0\t ", line.find(':') + 1) != std::string::npos) caps += line + " ";
+    }
+    const std::string u = std::to_string(uid);
+    if (ids != "Uid:\t" + u + "\t" + u + "\t" + u + "\t" + u || !caps.empty())
+      wrong += "pid " + std::to_string(p) + ": " + ids + " " + caps + "\n";
+  }
+  return wrong;
+}
+
 int count(const std::string& s, const std::string& what) {
   int n = 0;
   for (auto at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
@@ -391,35 +412,54 @@ class Killer {
 // (it leaves the tree as it found it) until ward has restarted it at least 5 times: every run's
 // log must equal the calm one. `prepare(base)` makes what the FS serves; `cmd(base)` mounts it on
 // base + "/m".
+// With `as` (not 0): both mounts run the file system with --user as:as, the workload runs as that
+// user too (the mount is that user's), and every process of the file system, the first instance
+// and the last restarted one, must hold that uid and no capability.
 void expect_kills_invisible(FuseReal& f, const std::function<void(const std::string&)>& prepare,
                             const std::function<std::vector<std::string>(const std::string&)>& cmd,
                             const std::function<std::vector<std::string>(const std::string&)>& opts =
-                                [](const std::string&) { return std::vector<std::string>{}; }) {
+                                [](const std::string&) { return std::vector<std::string>{}; },
+                            uid_t as = 0) {
   std::string a = f.dir_ + "/calm", b = f.dir_ + "/killed";
   for (const auto& base : {a, b}) {
     fs::create_directories(base + "/m");
     prepare(base);
   }
-  f.start({}, cmd(a), a + "/m");
+  std::vector<std::string> user;
+  if (as != 0) user = {"--user", std::to_string(as) + ":" + std::to_string(as)};
+  const std::string comm = fs::path(cmd(a)[0]).filename().string().substr(0, 15);
+  f.start(user, cmd(a), a + "/m");
   ASSERT_TRUE(f.mounted(a + "/m")) << f.stderr_;
-  std::string calm = run_workload(a + "/m");
+  std::string calm = run_workload(a + "/m", as);
+  if (as != 0) {
+    EXPECT_EQ(fs_runs_as(a, comm, as), "");
+  }
   ASSERT_EQ(::umount2((a + "/m").c_str(), 0), 0);
   ASSERT_TRUE(f.ward_exit().done);
 
   std::string log = f.dir_ + "/log";
   std::vector<std::string> o{"--log", log, "--restarts", "100000"};
   for (auto& x : opts(b)) o.push_back(x);
+  o.insert(o.end(), user.begin(), user.end());
   f.start(o, cmd(b), b + "/m");
   ASSERT_TRUE(f.mounted(b + "/m")) << f.stderr_;
   // Serving (INIT answered) before the first kill: a file system that dies before it ever
   // answered INIT is not restarted (FuseRelay.FsThatExitsAtOnce).
-  Exit up = stat_in_child(b + "/m");
+  auto stat_mount = [&] {  // as the mount's user
+    return in_child([&] {
+      struct stat st;
+      if (as != 0 && (::setgroups(0, nullptr) != 0 || ::setresgid(as, as, as) != 0 || ::setresuid(as, as, as) != 0))
+        return 2;
+      return ::stat((b + "/m").c_str(), &st) == 0 ? 0 : 1;
+    });
+  };
+  Exit up = stat_mount();
   ASSERT_TRUE(up.done && WIFEXITED(up.status) && WEXITSTATUS(up.status) == 0) << slurp(log);
   int kills = 0, runs = 0;
   {
     Killer killer(f.ward_, std::random_device{}(), log);
     for (; runs < 20 && (runs < 2 || count(slurp(log), "restarted (restart") < 5); ++runs) {
-      std::string killed = run_workload(b + "/m");
+      std::string killed = run_workload(b + "/m", as);
       ASSERT_EQ(killed, calm) << "run " << runs << "\n" << slurp(log);
     }
     kills = killer.stop();
@@ -428,11 +468,56 @@ void expect_kills_invisible(FuseReal& f, const std::function<void(const std::str
   std::cout << runs << " runs, " << kills << " kills, " << restarts << " restarts\n";
   EXPECT_GT(kills, 0);
   EXPECT_GE(restarts, 5);
+  if (as != 0) {  // the instance serving now: a restarted one (the last kill's may still be starting)
+    Exit again = stat_mount();
+    EXPECT_TRUE(again.done && WIFEXITED(again.status) && WEXITSTATUS(again.status) == 0);
+    for (auto end = Clock::now() + 10s; Clock::now() < end && processes_mentioning(b, comm).empty();)
+      ::usleep(10'000);
+    EXPECT_EQ(fs_runs_as(b, comm, as), "");
+  }
   EXPECT_EQ(mount_type(b + "/m"), "fuse.ward");
   ASSERT_EQ(::umount2((b + "/m").c_str(), 0), 0);
   Exit e = f.ward_exit();
   ASSERT_TRUE(e.done) << slurp(log);
   EXPECT_TRUE(WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << e.status << f.stderr_;
+}
+
+// --user: fuse-overlayfs (libfuse3, given its descriptor) and bindfs (libfuse2, mounting itself
+// through the stand-in, daemonizing) as an ordinary user over the user's own directories, kills
+// and all: the same results as calm, and no instance ever holds root's uid or a capability.
+TEST_F(FuseReal, AsAUserKillsAreInvisible) {
+  constexpr uid_t kNobody = 65534;
+  if (!have("fuse-overlayfs") || !have("bindfs")) GTEST_SKIP() << "fuse-overlayfs or bindfs not installed (scripts/setup.sh)";
+  fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);  // nobody passes
+  expect_kills_invisible(
+      *this,
+      [](const std::string& base) {
+        for (auto s : {"/l", "/u", "/w"}) fs::create_directories(base + s);
+        std::ofstream(base + "/l/lower.txt") << "from the lower layer\n";
+        for (auto s : {"/u", "/w", "/m"}) ASSERT_EQ(::chown((base + s).c_str(), kNobody, kNobody), 0);
+      },
+      [](const std::string& base) {
+        return std::vector<std::string>{"fuse-overlayfs", "-f", "-o",
+                                        "lowerdir=" + base + "/l,upperdir=" + base + "/u,workdir=" + base + "/w",
+                                        "{}"};
+      },
+      [](const std::string&) { return std::vector<std::string>{}; }, kNobody);
+  if (HasFatalFailure() || HasFailure()) return;
+  const std::string first = dir_;
+  dir_ = first + "/bindfs";
+  fs::create_directories(dir_);
+  expect_kills_invisible(
+      *this,
+      [](const std::string& base) {
+        fs::create_directories(base + "/src");
+        std::ofstream(base + "/src/existing.txt") << "already there\n";
+        for (auto s : {"/src", "/src/existing.txt", "/m"}) ASSERT_EQ(::chown((base + s).c_str(), kNobody, kNobody), 0);
+      },
+      [](const std::string& base) {
+        return std::vector<std::string>{"bindfs", base + "/src", base + "/m"};
+      },
+      [](const std::string&) { return std::vector<std::string>{}; }, kNobody);
+  dir_ = first;
 }
 
 TEST_F(FuseReal, FuseOverlayfsKillsAreInvisible) {

@@ -298,7 +298,16 @@ Result<SandboxPlan> plan_sandbox(const Options& o, const std::string& mnt, bool 
   for (const char* f : kEtcFiles) b.copy(f);
   b.add(SandboxOp::mkdir, "/dev");
   for (const char* n : kDevNodes) b.show(n, false);
-  if (self_mount) b.show("/dev/fuse", false);
+  // As a user (--user) it may not open the host's /dev/fuse (often root's alone, 0600), and
+  // libfuse gives up when that open fails. It needs no real device: libfuse opens one only to name
+  // its number in mount(2), which ward answers by putting its socket at that number (or refuses,
+  // sending libfuse to the stand-in). So a user gets a node anyone may open, /dev/null, there.
+  if (self_mount && o.user) {
+    b.add(SandboxOp::mkfile, "/dev/fuse");
+    b.add(SandboxOp::bind, "/dev/fuse", "/dev/null");
+  } else if (self_mount) {
+    b.show("/dev/fuse", false);
+  }
   for (const Link& l : kDevLinks) b.add(SandboxOp::symlink, l.at, l.text);
   b.add(SandboxOp::mkdir, "/proc");
   b.add(SandboxOp::proc, "/proc");

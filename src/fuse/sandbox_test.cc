@@ -141,6 +141,28 @@ TEST_F(FuseSandbox, CannotReachTheHostsKernelState) {
   for (std::size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got[i], want[i]) << paths[i];
 }
 
+// --user: the file system has the user's rights and nothing more: a file only root may open is
+// EACCES, the user's own opens; no capability (CAP_SYS_ADMIN, CAP_DAC_OVERRIDE), no way back to
+// uid 0, no device node made (mknod EPERM, where root makes one it cannot open). The mount is the
+// user's, so the test (root) reads the probe through --allow-other. The control: the same as root.
+TEST_F(FuseSandbox, AsAUserItHasThatUsersRightsOnly) {
+  constexpr uid_t kNobody = 65534;
+  const std::string root_only = make_file("seen/root-only"), own = make_file("seen/own");
+  ASSERT_EQ(::chmod(root_only.c_str(), 0600), 0);
+  ASSERT_EQ(::chmod(own.c_str(), 0600), 0);
+  ASSERT_EQ(::chown(own.c_str(), kNobody, kNobody), 0);
+  ASSERT_EQ(::chown((dir_ + "/seen").c_str(), kNobody, kNobody), 0);
+  const std::vector<std::string> paths = {root_only, own, "@cap=" + std::to_string(CAP_SYS_ADMIN),
+                                          "@cap=" + std::to_string(CAP_DAC_OVERRIDE), "@call=setuid0",
+                                          "@mknod=" + dir_ + "/seen/dev"};
+  const std::vector<std::string> opts = {"--no-auto-see", "--see", dir_ + "/seen", "--allow-other"};
+  std::vector<std::string> as_user = opts;
+  as_user.insert(as_user.end(), {"--user", "nobody"});
+  EXPECT_EQ(probe(as_user, {}, paths),
+            (std::vector<long>{1000 * EACCES + EACCES, kSeen, 0, 0, 1001 * EPERM, 1000 * EPERM + EPERM}));
+  EXPECT_EQ(probe(opts, {}, paths), (std::vector<long>{kSeen, kSeen, 1001, 1001, 0, EACCES}));
+}
+
 // Every file system, sandboxed or not: no pushing characters into a terminal's input (TIOCSTI).
 // Its stderr is often the user's terminal, and what it pushes there the user's shell runs.
 TEST_F(FuseSandbox, NoFileSystemCanTypeIntoATerminal) {

@@ -243,7 +243,9 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "perf_event_open, syslog, fanotify, keyrings, swap, acct and quotactl are refused, and it "
       "has none of the capabilities that reach the host's kernel (module, raw I/O, boot, time, "
       "network administration, ptrace, ...); it still runs as root with CAP_SYS_ADMIN, "
-      "CAP_DAC_OVERRIDE, CAP_CHOWN, CAP_MKNOD (docs/fuse.md, \"Sandbox\", says what that leaves). "
+      "CAP_DAC_OVERRIDE, CAP_CHOWN, CAP_MKNOD (docs/fuse.md, \"Sandbox\", says what that leaves), unless "
+      "--user runs it as an ordinary user with no capabilities, which makes the sandbox a boundary "
+      "against a hostile file system (one that must serve every user's files, a pass-through, needs root). "
       "No file system, sandboxed or not, may push input into a terminal (TIOCSTI). To diagnose a file system that fails for want of a path: --log - "
       "prints what it sees; strace -f -e trace=%file on ward shows the ENOENT; add --see PATH, "
       "or try --no-sandbox to confirm.\n"
@@ -258,7 +260,7 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "Exit codes: 0 unmounted or stopped by a signal (background: the mount serves); 1 bad "
       "setup (not root, mount failed, FS-COMMAND cannot run, another ward fuse serves "
       "MOUNTPOINT, a --see path missing, not serving within --init-timeout + --exit-timeout + 10 s); 2 bad usage (an unknown "
-      "option, no MOUNTPOINT or FS-COMMAND); 3 the file system failed (background: before it served).");
+      "option, no MOUNTPOINT or FS-COMMAND, a --user that names no user); 3 the file system failed (background: before it served).");
   add_status(*cmd, exit_code);
   auto opts = std::make_shared<fuse::Options>();
   auto timeout_ms = std::make_shared<long>(30'000);
@@ -331,6 +333,14 @@ void add_fuse(CLI::App& app, int& exit_code) {
                   "it and ward restarts it. 0: no bound. Default: half of this machine's memory. Where no "
                   "bound can be made, the log says so and the file system runs unbounded")
       ->transform(CLI::AsSizeValue(false));
+  auto user_spec = std::make_shared<std::string>();
+  cmd->add_option("--user", *user_spec,
+                  "Run the file system as this user (NAME, UID, NAME:GROUP or UID:GID; a UID the user database "
+                  "does not know needs its GID) instead of root: it takes the user's ids and login groups once "
+                  "its sandbox is built and holds no capability (no_new_privs: no set-user-id program gives "
+                  "root back), so it reaches only what that user may of what it sees. The user must be able "
+                  "to read (and write) its backing paths. Its HOME, USER and LOGNAME are the user's")
+      ->type_name("USER[:GROUP]");
   cmd->add_flag("--no-sandbox", *no_sandbox, "The file system sees the host's whole tree (as root: everything)")
       ->excludes("--see")->excludes("--see-ro")->excludes("--no-auto-see");
   cmd->add_option("--log", *log_path, "Append ward's events (failures, restarts, unmount) to this file; `-` is stderr");
@@ -341,7 +351,7 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_option("FS-COMMAND", opts->command,
                   "After `--`: the file system's command line, `{}` where its mount point goes (no `{}`: it mounts itself on MOUNTPOINT, see above)");
   cmd->callback([cmd, opts, foreground, timeout_ms, init_ms, exit_ms, window_ms, journal_mib, rio_mib, log_path,
-                 no_sandbox, no_auto, &exit_code] {
+                 no_sandbox, no_auto, user_spec, &exit_code] {
     opts->rio_size = *rio_mib << 20;
     opts->sandbox = !*no_sandbox;
     opts->auto_see = !*no_auto;
@@ -350,6 +360,15 @@ void add_fuse(CLI::App& app, int& exit_code) {
       std::fprintf(stderr, "ward fuse: MOUNTPOINT and `-- FS-COMMAND` are required (ward fuse --help)\n");
       exit_code = 2;
       return;
+    }
+    if (!user_spec->empty()) {
+      auto user = fuse::find_user(*user_spec);
+      if (!user) {
+        std::fprintf(stderr, "ward fuse: --user: %s\n", user.error().detail.c_str());
+        exit_code = 2;
+        return;
+      }
+      opts->user = std::move(*user);
     }
     opts->journal_limit = *journal_mib << 20;
     opts->restart_window = std::chrono::milliseconds(*window_ms);

@@ -39,10 +39,12 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "ward/core/error.h"
+#include "ward/fuse/user.h"
 
 namespace ward::fuse {
 
@@ -122,6 +124,11 @@ struct Options {
   static constexpr std::uint64_t kHalfOfMemory = ~std::uint64_t{0};
   std::uint64_t max_memory = kHalfOfMemory;
   std::vector<std::string> see, see_ro;
+  // The user the file system runs as (docs/fuse.md, "Running as a user"; find_user makes one):
+  // after its sandbox is built it takes that user's ids and groups and holds no capability at
+  // all, with no_new_privs set (a set-user-id program cannot give root back). It then reaches only
+  // what that user may, of what it sees. Empty: root, as ward runs.
+  std::optional<User> user;
 };
 
 struct Stats {
