@@ -100,6 +100,11 @@ class FsProcess {
 
 [[nodiscard]] Result<FsProcess> launch(const Options& options);
 
+// The file system's environment from ward's `env` (NAME=value strings): GLIBC_TUNABLES led by the
+// malloc settings 128 KiB READ replies need (launch.cc: kMallocTunables; the user's own tunables
+// follow and so win), and with `user` known to the user database its HOME, USER and LOGNAME.
+[[nodiscard]] std::vector<std::string> fs_environment(std::vector<std::string> env, const std::optional<User>& user);
+
 // The environment variables through which ward-fusermount (src/fuse/fusermount_main.cc) learns
 // ward's socket and the mount point it may hand it for.
 inline constexpr const char* kEnvSocket = "WARD_FUSE_FD";

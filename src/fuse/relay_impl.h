@@ -71,12 +71,13 @@ inline constexpr std::chrono::milliseconds kShowWait{1000};
 // The kernel marks an INTERRUPT's unique id (and the answer to it) with bit 0 (fs/fuse/fuse_i.h:
 // FUSE_INT_REQ_BIT); ordinary ids are even. Not in every <linux/fuse.h>.
 inline constexpr std::uint64_t kIntReqBit = 1;
-// The mount's max_read: half the kernel's readahead window (128 KiB), so a sequential read is two
-// READs per window (56 KiB made it three: 56 + 56 + 16). Not more: a reply too big for the file
-// system's 16-buffer pipe (launch.cc's filter) is copied by libfuse into a buffer it allocates per
-// reply, which glibc maps and unmaps for every 128 KiB one (twice fuse-overlayfs's CPU time per
-// byte; docs/fuse.md, "Figures"). Whatever its size, a reply stays one datagram.
-inline constexpr std::size_t kMaxRead = 16 * 4096;
+// The mount's max_read: the kernel's whole readahead window (128 KiB), so a sequential read is one
+// READ per window (the hop costs per request, not per byte: docs/fuse.md, "Sequential read"). A
+// reply that big does not fit the file system's 16-buffer pipe (launch.cc's filter), so libfuse
+// copies it into a buffer it allocates per reply and writes it as one datagram; the file system's
+// malloc is told to keep such buffers (launch.cc: kMallocTunables), or glibc would map and unmap,
+// or trim and fault in, 128 KiB per reply (4x slower than 64 KiB replies here).
+inline constexpr std::size_t kMaxRead = 32 * 4096;
 // Requests ward itself sends during a restart carry ids the kernel never uses (it counts up
 // from 2 in steps of 2).
 inline constexpr std::uint64_t kWardUnique = std::uint64_t{1} << 62;

@@ -807,7 +807,7 @@ void add_bench_fuse(CLI::App& bench, int& exit_code) {
       "Exit codes: 0 measured; 1 refused (not root, no /dev/fuse, an option value it cannot use) or "
       "a step failed (the error and the file system's output on stderr); 2 a command line ward does "
       "not understand (unknown option, missing or malformed value); 128+N interrupted by signal N.\n"
-      "Example: ward bench fuse --repetitions 3 --compare-max-read 65536");
+      "Example: ward bench fuse --repetitions 3 --compare-max-read 131072");
   cmd->add_flag("--json", c->json, "Print a JSON array of {name, value, unit, floor, ratio}");
   cmd->add_option("--repetitions", c->repetitions, "Repetitions of each row on each target; the median is reported")
       ->capture_default_str()->check(CLI::Range(1, 1000));
@@ -829,7 +829,7 @@ void add_bench_fuse(CLI::App& bench, int& exit_code) {
   cmd->add_option("--data-dirs", c->data_dirs, "Comma-separated directories made in each {dir} before the FS starts")
       ->capture_default_str();
   cmd->add_option("--compare-max-read", c->compare_max_read,
-                  "Also mount the direct command with `-o max_read=N` (ward mounts with 65536) and compare")
+                  "Also mount the direct command with `-o max_read=N` (ward mounts with 131072) and compare")
       ->check(CLI::Range(4096u, 1u << 24));
   cmd->callback([c, &exit_code] { exit_code = run(*c); });
 }

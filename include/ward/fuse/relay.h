@@ -8,7 +8,7 @@
 // why libfuse3 accepts a socket there). It validates every reply before the kernel sees it: the
 // length in its header equals what arrived, the unique id names a request in flight, the error is
 // a plain errno, and the body has the size the opcode allows. Every request has a deadline
-// (`request_timeout`; `init_timeout` for INIT). The mount carries max_read=65536; the file system's
+// (`request_timeout`; `init_timeout` for INIT). The mount carries max_read=131072; the file system's
 // pipes hold at most 16 buffers (a seccomp filter), so no reply libfuse splices into the socket is
 // split; split replies (other splicers) are joined (docs/fuse.md).
 //
