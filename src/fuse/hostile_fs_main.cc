@@ -51,6 +51,14 @@
 //                       0, right after a NOTIFY_INVAL_ENTRY of "a" in the root: the kernel takes
 //                       that notification only once the rename lets go of the root's lock, i.e.
 //                       once the RENAME's reply behind it has reached the kernel (rclone does so)
+// A mode for hidden names (restart_test.cc), a file system that answers out of order, as one with
+// many threads does:
+//   late-unlink         as good, with a directory "d" in the root holding one file, "f" at first:
+//                       LOOKUP, GETATTR, OPEN, FLUSH, RELEASE of them, RENAME of the file within
+//                       "d", RMDIR of "d" (ENOTEMPTY while the file has a name). An UNLINK of the
+//                       file under a name of ward's (.ward-hidden-*) is done and answered 300 ms
+//                       later, while other requests are answered meanwhile; one of a name that is
+//                       gone by then is answered ENOENT
 // A mode for the sandbox (src/fuse/sandbox_test.cc): what the file system can see of the host.
 //   probe               as good, and LOOKUP of the name "N" answers a regular file whose size is
 //                       1000 * (errno of open(PATH, O_RDONLY)) + (errno of open(PATH, O_WRONLY)),
@@ -71,6 +79,7 @@
 #include <sys/ioctl.h>
 #include <sys/klog.h>
 #include <sys/mman.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
@@ -88,6 +97,7 @@
 #include <thread>
 #include <cstdio>
 #include <cstdlib>
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <string>
@@ -307,6 +317,105 @@ bool probe_attr(std::uint64_t n, fuse_attr& a) {
   return true;
 }
 
+// late-unlink's tree (see the modes above): the root (1), "d" (2), the file (3).
+struct LateTree {
+  bool dir = true, file = true;
+  std::string name = "f";
+  struct Held {
+    std::chrono::steady_clock::time_point due;
+    std::uint64_t unique;
+    std::string name;
+  };
+  std::vector<Held> held;  // UNLINKs of hidden names, answered when due
+
+  static fuse_attr attr(std::uint64_t node) {
+    fuse_attr a{};
+    a.ino = node;
+    a.mode = node == 3 ? S_IFREG | 0644 : S_IFDIR | 0755;
+    a.nlink = node == 3 ? 1 : 2;
+    return a;
+  }
+  void entry(std::uint64_t unique, std::uint64_t node) {
+    fuse_entry_out e{};
+    e.nodeid = node;
+    e.generation = 1;
+    e.attr = attr(node);
+    send_reply(unique, 0, &e, sizeof e);
+  }
+  // The UNLINKs due by now, done and answered; how long until the next (-1: none held).
+  int settle() {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = held.begin(); it != held.end();) {
+      if (it->due > now) {
+        ++it;
+        continue;
+      }
+      const bool there = file && it->name == name;
+      if (there) file = false;
+      send_reply(it->unique, there ? 0 : ENOENT, nullptr, 0);
+      it = held.erase(it);
+    }
+    int wait = -1;
+    for (const Held& h : held) {
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(h.due - now).count() + 1;
+      wait = wait < 0 ? static_cast<int>(ms) : std::min(wait, static_cast<int>(ms));
+    }
+    return wait;
+  }
+  // True when it answered (or held) the request.
+  bool handle(const fuse_in_header& in, const char* body) {
+    const std::string_view name(body);
+    switch (in.opcode) {
+      case FUSE_LOOKUP:
+        if (in.nodeid == 1 && name == "d" && dir) entry(in.unique, 2);
+        else if (in.nodeid == 2 && file && name == this->name) entry(in.unique, 3);
+        else send_reply(in.unique, ENOENT, nullptr, 0);
+        return true;
+      case FUSE_GETATTR: {
+        fuse_attr_out a{};
+        a.attr = attr(in.nodeid);
+        send_reply(in.unique, 0, &a, sizeof a);
+        return true;
+      }
+      case FUSE_OPEN: {
+        fuse_open_out o{};
+        o.fh = 1;
+        send_reply(in.unique, 0, &o, sizeof o);
+        return true;
+      }
+      case FUSE_FLUSH:
+      case FUSE_RELEASE:
+        send_reply(in.unique, 0, nullptr, 0);
+        return true;
+      case FUSE_RENAME: {
+        const auto* ri = reinterpret_cast<const fuse_rename_in*>(body);
+        const char* from = body + sizeof *ri;
+        const std::string_view to(from + std::strlen(from) + 1);
+        const bool ok = in.nodeid == 2 && ri->newdir == 2 && file && std::string_view(from) == this->name;
+        if (ok) this->name = std::string(to);
+        send_reply(in.unique, ok ? 0 : ENOENT, nullptr, 0);
+        return true;
+      }
+      case FUSE_UNLINK:
+        if (in.nodeid == 2 && name.starts_with(".ward-hidden-")) {
+          held.push_back({std::chrono::steady_clock::now() + std::chrono::milliseconds(300), in.unique, std::string(name)});
+        } else {
+          const bool ok = in.nodeid == 2 && file && name == this->name;
+          if (ok) file = false;
+          send_reply(in.unique, ok ? 0 : ENOENT, nullptr, 0);
+        }
+        return true;
+      case FUSE_RMDIR:
+        if (in.nodeid != 1 || name != "d" || !dir) send_reply(in.unique, ENOENT, nullptr, 0);
+        else if (file) send_reply(in.unique, ENOTEMPTY, nullptr, 0);
+        else dir = false, send_reply(in.unique, 0, nullptr, 0);
+        return true;
+      default:
+        return false;
+    }
+  }
+};
+
 int main(int argc, char** argv) {
   bool probe = argc > 3 && std::string(argv[1]) == "probe";
   bool self_stat = argc == 4 && std::string(argv[1]).starts_with("self-stat:");
@@ -335,7 +444,12 @@ int main(int argc, char** argv) {
   std::uint64_t slow = 0;  // interrupts: the unique of the LOOKUP of "slow" held
   int slow_interrupts = 0;
   bool slow_fatal = false;  // interrupts: the first instance dies at that LOOKUP's INTERRUPT
+  LateTree late;
   for (;;) {
+    if (mode == "late-unlink") {  // answer what is due; wait for a request no longer than that
+      pollfd p{fd, POLLIN, 0};
+      while (::poll(&p, 1, late.settle()) == 0) {}
+    }
     ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n <= 0 && mode == "slow-exit") {
       ::usleep(1'500'000);
@@ -453,6 +567,7 @@ int main(int argc, char** argv) {
       continue;
     }
     if (mode == "listing" && list_dir(*in, body, later)) continue;
+    if (mode == "late-unlink" && late.handle(*in, body)) continue;
     if (mode == "notify-rename" && in->opcode == FUSE_LOOKUP) {
       if (std::string_view(body) != "a") {
         send_reply(in->unique, ENOENT, nullptr, 0);

@@ -120,13 +120,22 @@ InFlight Relay::step_request(std::uint32_t opcode, std::vector<char> msg) {
 // unlinked and its directory removed at once is often hidden though no longer open. And POSIX lets
 // a directory go while a file that was in it is still open, so its hidden name goes: such a file,
 // if it is really still open, gets ESTALE after a restart.
+// A hidden name whose own UNLINK is already in flight (unhide_released) is removed again here,
+// once: a file system that answers out of order (several threads) may have answered the removal
+// of the directory before that UNLINK, and the kernel's request must wait for the name to be gone.
+// Whichever of the two UNLINKs comes second gets ENOENT, which counts as done; only the own one
+// lets go of the directory and ends the entry.
 std::optional<InFlight> Relay::clear_next(std::uint64_t unique, std::uint64_t dir, std::vector<char>& then) {
-  auto it = std::find_if(hidden_.begin(), hidden_.end(), [&](const auto& kv) { return kv.second.dir == dir; });
+  auto it = std::find_if(hidden_.begin(), hidden_.end(),
+                         [&](const auto& kv) { return kv.second.dir == dir && !kv.second.cleared; });
   if (it == hidden_.end()) return std::nullopt;
-  Hidden h = std::move(it->second);
-  hidden_.erase(it);
-  InFlight r = step_request(FUSE_UNLINK, message(FUSE_UNLINK, unique, dir, nullptr, 0, h.name));
+  const bool removing = it->second.removing;
+  std::string name = it->second.name;
+  if (removing) it->second.cleared = true;
+  else hidden_.erase(it);
+  InFlight r = step_request(FUSE_UNLINK, message(FUSE_UNLINK, unique, dir, nullptr, 0, name));
   r.clearing = dir;
+  r.holds_dir = !removing;
   r.then = std::move(then);
   return r;
 }
@@ -176,6 +185,7 @@ Result<Relay::Step> Relay::hidden_step(InFlight& r, char* msg, std::size_t& n) {
   auto oh = load<fuse_out_header>(msg);
   if (r.own) {
     own_done(r, oh.error);
+    if (auto it = hidden_.find(r.hidden); it != hidden_.end() && it->second.removing) hidden_.erase(it);
     return Step::done;
   }
   if (r.clearing != 0) {  // a hidden name removed from a directory about to go
@@ -323,16 +333,19 @@ void Relay::own_done(const InFlight& r, std::int32_t error) {
         std::to_string(r.ids.node) + "): " + std::strerror(-error) + "; it is left there");
   }
   // The hold hidden_step took on the directory.
+  if (!r.holds_dir) return;
   auto f = nodes_.forget(r.ids.node, 1);
   if (f.count == 0) return;
   forget_in_fs(f.fs, f.count);
   journal_forget(r.ids.node, f.count);
 }
 
-// Ward's own UNLINK of the hidden name `h` (no kernel request waits for it), as unique id `u`.
-InFlight Relay::own_unlink(std::uint64_t u, const Hidden& h) {
+// Ward's own UNLINK of the hidden name `h` of node `id` (no kernel request waits for it), as
+// unique id `u`.
+InFlight Relay::own_unlink(std::uint64_t u, std::uint64_t id, const Hidden& h) {
   InFlight r = step_request(FUSE_UNLINK, message(FUSE_UNLINK, u, h.dir, nullptr, 0, h.name));
   r.own = true;
+  r.hidden = id;
   return r;
 }
 
@@ -349,11 +362,10 @@ Result<void> Relay::unhide_released() {
     std::uint64_t id = emptied.back();
     emptied.pop_back();
     auto it = hidden_.find(id);
-    if (it == hidden_.end() || handles_.open_on(id) > 0) continue;
-    Hidden h = std::move(it->second);
-    hidden_.erase(it);
+    if (it == hidden_.end() || it->second.removing || handles_.open_on(id) > 0) continue;
+    it->second.removing = true;  // until its answer (clear_next)
     std::uint64_t u = ward_unique();
-    (void)WARD_TRY(send_new(u, own_unlink(u, h)));  // always true
+    (void)WARD_TRY(send_new(u, own_unlink(u, id, it->second)));  // always true
   }
   return {};
 }
@@ -367,13 +379,11 @@ Result<void> Relay::unhide_all() {
         "(.ward-hidden-* in their directories): the file system was gone when ward ended");
     return {};
   }
-  std::vector<std::uint64_t> ids;
-  for (auto& [id, h] : hidden_) ids.push_back(id);
-  for (std::uint64_t id : ids) {
-    Hidden h = std::move(hidden_[id]);
-    hidden_.erase(id);
+  for (auto& [id, h] : hidden_) {
+    if (h.removing) continue;  // its UNLINK is in flight already
+    h.removing = true;
     std::uint64_t u = ward_unique();
-    (void)WARD_TRY(send_new(u, own_unlink(u, h)));  // always true
+    (void)WARD_TRY(send_new(u, own_unlink(u, id, h)));  // always true
   }
   auto own_left = [&] {
     return std::count_if(inflight_.begin(), inflight_.end(), [](const auto& kv) { return kv.second.own; });

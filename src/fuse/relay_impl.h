@@ -130,6 +130,10 @@ struct InFlight {
   // `clearing` before `then` is sent again.
   std::uint64_t clearing = 0;
   bool own = false;  // ward's own request (a hidden name removed): its reply goes nowhere
+  // relay_hidden.cc. An UNLINK of a hidden name (own, or clearing) that holds the directory
+  // (Relay::Hidden): its answer lets go of it. false for a second UNLINK of a name whose own
+  // UNLINK is already in flight (the first one's answer lets go).
+  bool holds_dir = true;
   // The kernel's INTERRUPT for it was passed on to the instance it was sent to: only then may the
   // instance answer that interrupt (EAGAIN, ENOSYS).
   bool interrupted = false;
@@ -301,6 +305,10 @@ class Relay {
   struct Hidden {
     std::uint64_t dir = 0;
     std::string name;
+    // ward's own UNLINK of it is in flight (its last handle went): the entry goes when that is
+    // answered. Until then a directory removal that finds it there removes it too (`cleared`:
+    // once), since a file system with many threads may answer the removal first.
+    bool removing = false, cleared = false;
   };
   Result<bool> hidden_request(std::uint64_t unique, InFlight& r, std::size_t n);
   Result<bool> hidden_reply(std::uint64_t unique, ssize_t& n);
@@ -311,7 +319,7 @@ class Relay {
   std::uint64_t removed_dir(const InFlight& r);
   Step start_step(InFlight& r, InFlight step);
   std::optional<InFlight> clear_next(std::uint64_t unique, std::uint64_t dir, std::vector<char>& then);
-  InFlight own_unlink(std::uint64_t u, const Hidden& h);
+  InFlight own_unlink(std::uint64_t u, std::uint64_t id, const Hidden& h);
   void seen_attr(std::uint64_t ward, fuse_attr& a);
   void own_done(const InFlight& r, std::int32_t error);
   Result<void> unhide_released();

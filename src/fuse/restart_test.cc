@@ -1120,6 +1120,36 @@ TEST_F(FuseReal, ADirectoryWhoseOnlyFileIsOpenAndUnlinkedIsEmpty) {
   EXPECT_TRUE(ward_exit().done);
 }
 
+// The kernel reports a close after the fact (RELEASE), so ward removes a hidden name while the
+// application may already be removing its directory, and a file system with many threads may
+// answer that RMDIR before ward's UNLINK of the hidden name: not empty yet. rclone did (libfuse's
+// high-level API does not: it locks the paths); ward-fuse-hostile's late-unlink answers such an
+// UNLINK 300 ms late and everything else at once. The application must get what a local file
+// system gives it (the directory is empty), not ENOTEMPTY: ward removes the hidden name under the
+// kernel's request as well, then sends the RMDIR again.
+TEST_F(FuseRestart, ADirectoryRemovedWhileWardRemovesItsHiddenNameGoes) {
+  const std::string log = dir_ + "/log";
+  start({"--log", log}, {kHostile, "late-unlink", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  const std::string m = mnt_;
+  Exit app = in_child([&] {
+    const std::string d = m + "/d", f = d + "/f";
+    int fd = ::open(f.c_str(), O_RDONLY);
+    if (fd < 0 || ::unlink(f.c_str()) != 0) return 1;
+    ::close(fd);
+    ::usleep(100'000);  // the RELEASE reaches ward, whose UNLINK of the hidden name is held back
+    if (::rmdir(d.c_str()) != 0) return errno == ENOTEMPTY ? 2 : 3;
+    struct stat st;
+    return ::stat(d.c_str(), &st) != 0 && errno == ENOENT ? 0 : 4;
+  });
+  EXPECT_TRUE(app.done && WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0)
+      << "step " << WEXITSTATUS(app.status) << " failed (2: ENOTEMPTY)\n" << slurp(log);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit w = ward_exit();
+  EXPECT_TRUE(w.done && WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0) << w.status << stderr_;
+  EXPECT_EQ(slurp(log).find("could not remove"), std::string::npos) << slurp(log);
+}
+
 // --no-hide-unlinked: the name goes at once, as on a direct mount.
 TEST_F(FuseRestart, NoHideUnlinkedRemovesTheNameAtOnce) {
   if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
