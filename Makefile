@@ -80,7 +80,7 @@ stress: build
 	WARD_STRESS_KILLS=$(STRESS_KILLS) ./$(BUILD)/ward_tests --gtest_filter='Stress.*'
 	WARD_RIO_KILLS=$(RIO_KILLS) ./$(BUILD)/ward_tests --gtest_filter='RioCrash.AcknowledgedWritesSurviveRandomKills'
 	WARD_CONFORM_KILLS=1 ./$(BUILD)/ward_conform_tests --gtest_filter='*WithKills*'
-	WARD_FUSE_LONG_KILLS=1 ./$(BUILD)/ward_fuse_tests --gtest_filter='FuseReal.GocryptfsKillsAreInvisibleWithJournal'
+	WARD_FUSE_LONG_KILLS=1 ./$(BUILD)/ward_fuse_tests --gtest_filter='FuseReal.GocryptfsKillsAreInvisibleWithJournal:FuseReal.RcloneKillsAreInvisibleWithJournal'
 
 # The soak: a supervised extension under load with periodic kills (SOAK_SECONDS; `ward bench soak
 # --hour` for the long one). Fails if any failure was not injected.
