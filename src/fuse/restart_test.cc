@@ -595,20 +595,38 @@ TEST_F(FuseReal, GocryptfsSameResultsAsDirect) {
   EXPECT_NE(log.find("big-read 13722443963755171459 expect 13722443963755171459"), std::string::npos) << log;
 }
 
+// Whether the long kill runs of `make stress` are asked for (WARD_FUSE_LONG_KILLS=1).
+bool long_kills() {
+  const char* e = std::getenv("WARD_FUSE_LONG_KILLS");
+  return e && std::string(e) == "1";
+}
+
 // Each gocryptfs run here: 80-130 kills, 20-140 s; so part of `make stress` (WARD_FUSE_LONG_KILLS=1).
 // It failed 3 runs in 12 on 2026-12-01 (a restarted instance left a FLUSH unanswered for 30 s);
 // 12 of 12 passed on 2026-12-02, after the fixes of that day to interrupts and dying tasks'
 // FLUSHes (docs/fuse.md, "File systems beyond the tests").
 TEST_F(FuseReal, GocryptfsKillsAreInvisibleWithJournal) {
   if (!have("gocryptfs")) GTEST_SKIP() << "gocryptfs not installed (scripts/setup.sh)";
-  const char* e = std::getenv("WARD_FUSE_LONG_KILLS");
-  if (!e || std::string(e) != "1") GTEST_SKIP() << "a long run, part of `make stress` (WARD_FUSE_LONG_KILLS=1)";
+  if (!long_kills()) GTEST_SKIP() << "a long run, part of `make stress` (WARD_FUSE_LONG_KILLS=1)";
   expect_kills_invisible(
       *this, [](const std::string& base) { init_gocryptfs(base + "/cipher"); },
       [](const std::string& base) {
         return std::vector<std::string>{"gocryptfs", "-q", "-extpass", "echo ward-test", base + "/cipher", base + "/m"};
       },
       [](const std::string& base) { return std::vector<std::string>{"--journal", "--snapshot", base + "/cipher"}; });
+}
+
+// rclone as people mount it, a local cache of writes: the remote BASE/src, the cache BASE/cache.
+void rclone_dirs(const std::string& base) {
+  fs::create_directories(base + "/src");
+  fs::create_directories(base + "/cache");
+}
+std::vector<std::string> rclone_mount(const std::string& base, const std::vector<std::string>& extra) {
+  std::vector<std::string> cmd{"rclone", "mount"};
+  cmd.insert(cmd.end(), extra.begin(), extra.end());
+  cmd.insert(cmd.end(), {"--config", "/dev/null", "--vfs-cache-mode", "writes", "--cache-dir", base + "/cache",
+                         base + "/src", base + "/m"});
+  return cmd;
 }
 
 // rclone (Go, bazil fuse) with its write cache, SIGKILLed at random. rclone alone loses a file
@@ -621,18 +639,9 @@ TEST_F(FuseReal, GocryptfsKillsAreInvisibleWithJournal) {
 // foreground: --daemon waits for a signal after its device ends. Part of `make stress`.
 TEST_F(FuseReal, RcloneKillsAreInvisibleWithJournal) {
   if (!have("rclone")) GTEST_SKIP() << "rclone not installed (scripts/setup.sh)";
-  const char* e = std::getenv("WARD_FUSE_LONG_KILLS");
-  if (!e || std::string(e) != "1") GTEST_SKIP() << "a long run, part of `make stress` (WARD_FUSE_LONG_KILLS=1)";
+  if (!long_kills()) GTEST_SKIP() << "a long run, part of `make stress` (WARD_FUSE_LONG_KILLS=1)";
   expect_kills_invisible(
-      *this,
-      [](const std::string& base) {
-        fs::create_directories(base + "/src");
-        fs::create_directories(base + "/cache");
-      },
-      [](const std::string& base) {
-        return std::vector<std::string>{"rclone", "mount", "--config", "/dev/null", "--vfs-cache-mode", "writes",
-                                        "--cache-dir", base + "/cache", base + "/src", base + "/m"};
-      },
+      *this, rclone_dirs, [](const std::string& base) { return rclone_mount(base, {}); },
       [](const std::string& base) {
         return std::vector<std::string>{"--journal", "--snapshot", base + "/src", "--snapshot", base + "/cache"};
       });
@@ -696,14 +705,7 @@ TEST_F(FuseReal, Fuse2fsKillsAreInvisibleWithJournal) {
 TEST_F(FuseReal, RcloneSameResultsAsDirect) {
   if (!have("rclone")) GTEST_SKIP() << "rclone not installed (scripts/setup.sh)";
   direct_vs_ward(
-      [](const std::string& base) {
-        fs::create_directories(base + "/src");
-        fs::create_directories(base + "/cache");
-      },
-      [](const std::string& base) {
-        return std::vector<std::string>{"rclone", "mount", "--daemon", "--config", "/dev/null", "--vfs-cache-mode",
-                                        "writes", "--cache-dir", base + "/cache", base + "/src", base + "/m"};
-      },
+      rclone_dirs, [](const std::string& base) { return rclone_mount(base, {"--daemon"}); },
       {"--exit-timeout", "2000"});
 }
 
