@@ -185,7 +185,6 @@ Result<Relay::Step> Relay::hidden_step(InFlight& r, char* msg, std::size_t& n) {
   auto oh = load<fuse_out_header>(msg);
   if (r.own) {
     own_done(r, oh.error);
-    if (auto it = hidden_.find(r.hidden); it != hidden_.end() && it->second.removing) hidden_.erase(it);
     return Step::done;
   }
   if (r.clearing != 0) {  // a hidden name removed from a directory about to go
@@ -332,6 +331,8 @@ void Relay::own_done(const InFlight& r, std::int32_t error) {
     log("could not remove the hidden file '" + std::string(names.name) + "' (directory node " +
         std::to_string(r.ids.node) + "): " + std::strerror(-error) + "; it is left there");
   }
+  // ward's own UNLINK (answered, or refused before it was sent) ends the entry it was removing.
+  if (auto it = hidden_.find(r.hidden); r.own && it != hidden_.end() && it->second.removing) hidden_.erase(it);
   // The hold hidden_step took on the directory.
   if (!r.holds_dir) return;
   auto f = nodes_.forget(r.ids.node, 1);
@@ -379,11 +380,15 @@ Result<void> Relay::unhide_all() {
         "(.ward-hidden-* in their directories): the file system was gone when ward ended");
     return {};
   }
-  for (auto& [id, h] : hidden_) {
-    if (h.removing) continue;  // its UNLINK is in flight already
-    h.removing = true;
+  // By id: a removal refused before it is sent ends its entry at once (own_done).
+  std::vector<std::uint64_t> ids;
+  for (auto& [id, h] : hidden_)
+    if (!h.removing) ids.push_back(id);  // else its UNLINK is in flight already
+  for (std::uint64_t id : ids) {
+    auto it = hidden_.find(id);
+    it->second.removing = true;
     std::uint64_t u = ward_unique();
-    (void)WARD_TRY(send_new(u, own_unlink(u, id, h)));  // always true
+    (void)WARD_TRY(send_new(u, own_unlink(u, id, it->second)));  // always true
   }
   auto own_left = [&] {
     return std::count_if(inflight_.begin(), inflight_.end(), [](const auto& kv) { return kv.second.own; });
