@@ -448,8 +448,7 @@ void expect_kills_invisible(FuseReal& f, const std::function<void(const std::str
   auto stat_mount = [&] {  // as the mount's user
     return in_child([&] {
       struct stat st;
-      if (as != 0 && (::setgroups(0, nullptr) != 0 || ::setresgid(as, as, as) != 0 || ::setresuid(as, as, as) != 0))
-        return 2;
+      if (as != 0 && !become(as)) return 2;
       return ::stat((b + "/m").c_str(), &st) == 0 ? 0 : 1;
     });
   };
@@ -495,9 +494,7 @@ TEST_F(FuseReal, AsAUserKillsAreInvisible) {
   // The workload runs as nobody on the host's paths: every directory above the test's must let
   // others through. Not so in a build root made with `mktemp -d` (its "/" is 0700).
   Exit reach = in_child([&] {
-    if (::setgroups(0, nullptr) != 0 || ::setresgid(kNobody, kNobody, kNobody) != 0 ||
-        ::setresuid(kNobody, kNobody, kNobody) != 0)
-      return 2;
+    if (!become(kNobody)) return 2;
     return ::access(dir_.c_str(), X_OK) == 0 ? 0 : 1;
   });
   if (!reach.done || !WIFEXITED(reach.status) || WEXITSTATUS(reach.status) != 0)

@@ -296,15 +296,19 @@ inline std::string workload(const std::string& d) {
   return log.str();
 }
 
-// The workload run in a child (bounded), its log through a pipe; as user `as` (uid and gid, no
-// other group) when not 0.
+// In a child about to act as user `as` (uid and gid, no other group): true when it now is.
+inline bool become(uid_t as) {
+  return ::setgroups(0, nullptr) == 0 && ::setresgid(as, as, as) == 0 && ::setresuid(as, as, as) == 0;
+}
+
+// The workload run in a child (bounded), its log through a pipe; as user `as` (become) when not 0.
 inline std::string run_workload(const std::string& d, uid_t as = 0) {
   int p[2];
   if (::pipe(p) != 0) return "pipe failed";
   pid_t pid = ::fork();
   if (pid == 0) {
     ::close(p[0]);
-    if (as != 0 && (::setgroups(0, nullptr) != 0 || ::setresgid(as, as, as) != 0 || ::setresuid(as, as, as) != 0)) {
+    if (as != 0 && !become(as)) {
       const std::string e = "cannot become uid " + std::to_string(as) + ": " + std::strerror(errno);
       (void)!::write(p[1], e.data(), e.size());
       ::_exit(1);
