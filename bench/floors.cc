@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <climits>
 #include <cstddef>
@@ -541,5 +543,111 @@ std::vector<int> cpu_ids() {
 }
 
 int usable_cpus() { return static_cast<int>(cpu_ids().size()); }
+
+// ---- the relay floor --------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::size_t kMaxMessage = std::size_t{1} << 20;
+
+// One datagram of up to `cap` bytes into `buf`, EINTR retried; its size, 0 at end of file, -1.
+ssize_t recv_datagram(int fd, char* buf, std::size_t cap) {
+  ssize_t r;
+  while ((r = ::recv(fd, buf, cap, 0)) < 0 && errno == EINTR) {
+  }
+  return r;
+}
+
+bool send_datagram(int fd, const char* buf, std::size_t n) {
+  ssize_t w;
+  while ((w = ::send(fd, buf, n, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  return w == static_cast<ssize_t>(n);
+}
+
+// The server: answers every datagram with `reply` bytes of `buf` until its peer closes.
+[[noreturn]] void relay_server(int fd, char* buf, std::size_t reply) {
+  for (;;) {
+    const ssize_t r = recv_datagram(fd, buf, kMaxMessage);
+    if (r == 0) _exit(0);
+    if (r < 0 || !send_datagram(fd, buf, reply)) _exit(1);
+  }
+}
+
+// The relay: each datagram from the client goes to the server, and the server's answer back,
+// each read whole into `buf` and written on (the copy through its own memory a relay makes).
+[[noreturn]] void relay_middle(int client, int server, char* buf) {
+  for (;;) {
+    ssize_t r = recv_datagram(client, buf, kMaxMessage);
+    if (r == 0) _exit(0);
+    if (r < 0 || !send_datagram(server, buf, static_cast<std::size_t>(r))) _exit(1);
+    r = recv_datagram(server, buf, kMaxMessage);
+    if (r <= 0 || !send_datagram(client, buf, static_cast<std::size_t>(r))) _exit(1);
+  }
+}
+
+// A SEQPACKET pair whose send buffers take a datagram of `largest` bytes.
+std::string seqpacket_pair(int sv[2], std::size_t largest) {
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return sys_error("socketpair");
+  const int want = static_cast<int>(2 * largest + 4096);
+  for (int i = 0; i < 2; ++i)
+    if (::setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &want, sizeof want) != 0) return sys_error("SO_SNDBUF");
+  return {};
+}
+
+}  // namespace
+
+Result<std::vector<double>> relay_round_trips(int hops, std::size_t request, std::size_t reply, int rounds) {
+  if ((hops != 1 && hops != 2) || request < 1 || request > kMaxMessage || reply < 1 || reply > kMaxMessage ||
+      rounds < 1)
+    return fail(Errc::misuse, "relay_round_trips: hops 1 or 2, messages of 1 byte to 1 MiB, at least one round");
+  // Every buffer exists before the fork: the children allocate nothing (the parent may have threads).
+  std::vector<char> mine(kMaxMessage), server_buf(kMaxMessage), relay_buf(kMaxMessage);
+  for (std::size_t i = 0; i < kMaxMessage; ++i) mine[i] = server_buf[i] = static_cast<char>(i * 131 + 7);
+  const std::size_t largest = std::max(request, reply);
+
+  int app[2] = {-1, -1};  // this process <-> the first hop (server or relay)
+  int back[2] = {-1, -1};  // relay <-> server (hops = 2)
+  std::string err = seqpacket_pair(app, largest);
+  if (err.empty() && hops == 2) err = seqpacket_pair(back, largest);
+  Fd app0(app[0]), app1(app[1]), back0(back[0]), back1(back[1]);
+  if (!err.empty()) return fail(Errc::bad_data, err);
+  Peer server, relay;  // declared after the fds: killed before they are closed
+  // Each child closes the ends it does not serve, so that it sees end of file when its peer goes.
+  const int server_fd = hops == 1 ? app[1] : back[1];
+  err = server.start(nullptr, nullptr, [&, server_fd] {
+    for (const int fd : {app[0], app[1], back[0], back[1]})
+      if (fd >= 0 && fd != server_fd) ::close(fd);
+    relay_server(server_fd, server_buf.data(), reply);
+  });
+  if (err.empty() && hops == 2)
+    err = relay.start(nullptr, nullptr, [&] {
+      ::close(app[0]);
+      ::close(back[1]);
+      relay_middle(app[1], back[0], relay_buf.data());
+    });
+  app1.reset();
+  back0.reset();
+  back1.reset();
+  if (!err.empty()) return fail(Errc::bad_data, err);
+
+  std::vector<double> us;
+  us.reserve(static_cast<std::size_t>(rounds));
+  for (int i = 0; i < rounds; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!send_datagram(app[0], mine.data(), request)) return fail(Errc::bad_data, sys_error("relay floor: send"));
+    const ssize_t r = recv_datagram(app[0], mine.data(), kMaxMessage);
+    if (r != static_cast<ssize_t>(reply))
+      return fail(Errc::bad_data, r < 0 ? sys_error("relay floor: recv")
+                                        : "relay floor: an answer of " + std::to_string(r) + " bytes, not " +
+                                              std::to_string(reply));
+    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+  }
+  app0.reset();  // end of file for the first hop, and through it for the server
+  if (std::string e = relay.reap(kReapTimeoutMs); !e.empty()) return fail(Errc::bad_data, "relay floor: relay: " + e);
+  if (std::string e = server.reap(kReapTimeoutMs); !e.empty())
+    return fail(Errc::bad_data, "relay floor: server: " + e);
+  return us;
+}
 
 }  // namespace ward::bench

@@ -20,9 +20,12 @@
 #include <benchmark/benchmark.h>
 
 #include <array>
+#include <cstddef>
 #include <functional>
 #include <string_view>
 #include <vector>
+
+#include "ward/core/error.h"
 
 namespace ward::bench {
 
@@ -58,5 +61,16 @@ void run_spin_cross_cpu(benchmark::State& state, std::function<void()> send, std
 
 // The CPU ids usable by this process (from sched_getaffinity), sorted ascending.
 std::vector<int> cpu_ids();
+
+// The floor of a relay between two processes: `rounds` round trips, each a `request`-byte message
+// from this process and a `reply`-byte answer, over AF_UNIX SOCK_SEQPACKET (one datagram each).
+// hops = 1: a server process answers directly (the shape of a FUSE file system mounted directly:
+// application, kernel, file system, back). hops = 2: the same server behind a relay process that
+// reads each datagram whole with a blocking recv and sends it on (the shape of `ward fuse`, with
+// the fewest system calls a relay can make: no poll, no deadline). Nobody is pinned. Returns the
+// time of each round trip in microseconds, in order, or the failure in words; the processes are
+// reaped before it returns, also on failure. Valid: hops 1 or 2, request and reply 1 byte to
+// 1 MiB, rounds >= 1.
+Result<std::vector<double>> relay_round_trips(int hops, std::size_t request, std::size_t reply, int rounds);
 
 }  // namespace ward::bench

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "floors.h"
 #include "core/unique_fd.h"
 #include "report.h"
 #include "ward/core/error.h"
@@ -345,6 +346,33 @@ Result<double> restart_max(const Target& t, const Sizes& s) {
   return *std::max_element(v.begin(), v.end());
 }
 
+// ---- the relay floor: one process hop against two, no file system at all -----------------------
+
+// The process hops a target's requests take in the model: the direct mount's one (application,
+// kernel, file system, back), ward's two (the same with ward between); 0: not modelled.
+int hops_of(const Target& t) { return t.name == "direct" ? 1 : t.name == "ward" ? 2 : 0; }
+
+constexpr std::size_t kModelRequest = 80;           // fuse_in_header + fuse_read_in: a READ, about a LOOKUP
+constexpr std::size_t kModelEntry = 16 + 128;       // fuse_out_header + fuse_entry_out: a LOOKUP's answer
+constexpr std::size_t kModelReadBytes = 128 << 10;  // one READ of ward's max_read
+constexpr int kModelRounds = 2000;                  // round trips per repetition of hop_small
+
+// Median round trip with a LOOKUP's sizes (us).
+Result<double> hop_small(const Target& t, const Sizes&) {
+  auto v = WARD_TRY(bench::relay_round_trips(hops_of(t), kModelRequest, kModelEntry, kModelRounds));
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// READ-sized round trips, one after another, as many as the read rows' file takes (MB/s).
+Result<double> hop_read(const Target& t, const Sizes& s) {
+  const int rounds = static_cast<int>(std::max<std::uint64_t>(1, s.bytes / kModelReadBytes));
+  const auto v = WARD_TRY(bench::relay_round_trips(hops_of(t), kModelRequest, 16 + kModelReadBytes, rounds));
+  double us = 0;
+  for (const double x : v) us += x;
+  return static_cast<double>(rounds) * kModelReadBytes / us;  // bytes per us = MB/s
+}
+
 struct RowSpec {
   const char* name;
   const char* unit;
@@ -354,6 +382,9 @@ struct RowSpec {
   Result<double> (*measure)(const Target&, const Sizes&);
   // Set for rows that only a restarting target has (`ward`): its floor is this row on ward.
   const char* ward_floor = nullptr;
+  // A model of the hops, not a file system: measured once for `direct` (one hop) and once for
+  // `ward` (two); no floor.
+  bool model = false;
 };
 
 constexpr RowSpec kRows[] = {
@@ -374,7 +405,39 @@ constexpr RowSpec kRows[] = {
      "ward/lookup: the same stat with no kill", "target <= 50 ms (50000 us)", restart_median, "lookup"},
     {"restart_max", "us", "the same, the slowest of --kills", "ward/lookup: the same stat with no kill",
      "target <= 50 ms (50000 us)", restart_max, "lookup"},
+    {"hop_small", "us",
+     "model, no FUSE: an 80-byte message and a 144-byte answer between processes (AF_UNIX SEQPACKET), "
+     "median round trip; direct: one hop, ward: through a relay process",
+     nullptr, "two hops against one: the least a relay adds to a LOOKUP here", hop_small, nullptr, true},
+    {"hop_read", "MB/s",
+     "model, no FUSE: 80-byte messages answered with 128 KiB, one after another; direct: one hop, "
+     "ward: through a relay process",
+     nullptr, "two hops against one: the least a relay costs a READ here", hop_read, nullptr, true},
 };
+
+// Rows given an ideal relay: `ideal/ROW` is the direct mount's figure plus what the model's second
+// hop cost (ward/HOP - direct/HOP per message). It assumes one request at a time, as the model
+// runs them; a file system that overlaps requests could come closer to the direct mount.
+struct IdealSpec {
+  const char* row;
+  const char* hop_row;
+  double bytes;  // 0: the rows are times in us; else rates in MB/s of messages of this many bytes
+};
+constexpr IdealSpec kIdeals[] = {{"lookup", "hop_small", 0}, {"read", "hop_read", kModelReadBytes}};
+
+// Adds `ideal/ROW` to `m` for every kIdeals entry whose four figures were measured.
+void add_ideals(bench::Measured& m) {
+  for (const IdealSpec& i : kIdeals) {
+    const std::string d = fmt::format("direct/{}", i.row), h1 = fmt::format("direct/{}", i.hop_row),
+                      h2 = fmt::format("ward/{}", i.hop_row);
+    if (!m.ns.contains(d) || !m.ns.contains(h1) || !m.ns.contains(h2)) continue;
+    const auto us = [&](const std::string& k) { return i.bytes == 0 ? m.ns[k] : i.bytes / m.ns[k]; };
+    const double ideal_us = us(d) + us(h2) - us(h1);
+    const std::string key = fmt::format("ideal/{}", i.row);
+    m.ns[key] = i.bytes == 0 ? ideal_us : i.bytes / ideal_us;
+    m.unit[key] = m.unit[d];
+  }
+}
 
 // ---- mounts --------------------------------------------------------------------------------------
 
@@ -651,12 +714,13 @@ Result<void> measure_all(const std::vector<Target>& targets, const std::vector<c
   for (std::size_t r = 0; r < rows.size(); ++r) {
     const RowSpec& row = *rows[r];
     fmt::print(stderr, "ward bench fuse: [{}/{}] {}: {} repetitions x {} targets\n", r + 1, rows.size(), row.name, reps,
-               row.ward_floor ? 1 : targets.size());
+               row.ward_floor ? 1 : row.model ? 2 : targets.size());
     std::vector<std::vector<double>> got(targets.size());
     for (int rep = 0; rep < reps; ++rep)
       for (std::size_t k = 0; k < targets.size(); ++k) {
         const std::size_t i = (k + static_cast<std::size_t>(rep)) % targets.size();  // a different one first each time
         if (row.ward_floor && targets[i].name != "ward") continue;  // only ward restarts
+        if (row.model && hops_of(targets[i]) == 0) continue;
         auto v = [&]() -> Result<double> {
           WARD_TRY(still_mounted(targets[i]));
           auto figure = row.measure(targets[i], sizes);
@@ -718,12 +782,19 @@ int run(const Config& c) {
   std::vector<const RowSpec*> rows;
   for (const RowSpec& r : kRows)
     if (std::regex_search(r.name, filter)) rows.push_back(&r);
-  // A restart row needs its floor (the lookup row) measured in the same run.
+  // A restart row needs its floor (the lookup row) measured in the same run, a row with an ideal
+  // relay its hop row.
+  const auto selected = [&](const std::string& name) {
+    return std::any_of(rows.begin(), rows.end(), [&](const RowSpec* r) { return r->name == name; });
+  };
+  const auto need = [&](const std::string& name, bool first) {
+    for (const RowSpec& f : kRows)
+      if (f.name == name && !selected(name)) rows.insert(first ? rows.begin() : rows.end(), &f);
+  };
   for (const RowSpec& r : kRows)
-    if (r.ward_floor && std::find(rows.begin(), rows.end(), &r) != rows.end())
-      for (const RowSpec& f : kRows)
-        if (f.name == std::string(r.ward_floor) && std::find(rows.begin(), rows.end(), &f) == rows.end())
-          rows.insert(rows.begin(), &f);
+    if (r.ward_floor && selected(r.name)) need(r.ward_floor, true);
+  for (const IdealSpec& i : kIdeals)
+    if (selected(i.row)) need(i.hop_row, false);
   if (rows.empty()) {
     fmt::print(stderr, "ward bench fuse: --filter {} selects no row\n", c.filter);
     return 1;
@@ -759,12 +830,18 @@ int run(const Config& c) {
       return sig ? 128 + sig : 1;  // `scratch` tears down first, as it goes out of scope
     }
   }
+  add_ideals(m);
   bench::Table table(m);
   const std::string mr = fmt::format("direct_maxread={}", c.compare_max_read);
   for (const RowSpec* r : rows) {
     const std::string n = r->name;
     if (r->ward_floor) {
       table.add("ward/" + n, "ward/" + std::string(r->ward_floor), fmt::format("{}; {}", r->what, r->target));
+      continue;
+    }
+    if (r->model) {
+      table.add("direct/" + n, std::nullopt, r->what);
+      table.add("ward/" + n, "direct/" + n, r->target);
       continue;
     }
     table.add("floor/" + n, std::nullopt, r->floor_is);
@@ -775,6 +852,10 @@ int run(const Config& c) {
     }
     table.add("ward/" + n, "direct/" + n, fmt::format("through `ward fuse`; {}", r->target));
     table.add("ward/" + n, "floor/" + n, "ward against the physical floor");
+    if (m.ns.contains("ideal/" + n)) {
+      table.add("ideal/" + n, "direct/" + n, "an ideal relay: direct plus the model's second hop (hop rows)");
+      table.add("ward/" + n, "ideal/" + n, "ward against the ideal relay");
+    }
   }
   return table.finish(c.json);
 }
@@ -796,6 +877,11 @@ void add_bench_fuse(CLI::App& bench, int& exit_code) {
       "slowest of --kills, beside ward's lookup with no kill. Prints the median "
       "of --repetitions for each target, ward/direct and ward/floor. Issue 12's targets: ward >= 0.90x "
       "direct on large sequential I/O, metadata time <= 1.5x direct, restart <= 50 ms.\n"
+      "The relay floor: `hop_small` and `hop_read` model the hops without FUSE, messages of a LOOKUP's "
+      "and a 128 KiB READ's sizes between processes over AF_UNIX SEQPACKET, answered directly "
+      "(`direct`: one hop) or through a relay process doing nothing else (`ward`: two hops). "
+      "`ideal/lookup` and `ideal/read` add the model's second hop to the direct mount's figure: the "
+      "best a relay can reach on this machine, printed beside ward.\n"
       "Needs root and /dev/fuse. Everything (layers, mount points, logs) lives in a fresh directory "
       "under --dir, removed at the end, also on failure and on SIGINT/SIGTERM (a second signal kills "
       "the file systems at once, for a hung mount). Progress goes to stderr, a line per row.\n"

@@ -1,6 +1,7 @@
 #!/bin/sh
 # ctest bench_fuse.smoke: `ward bench fuse --quick` exits 0 and prints every row for every
-# target, and leaves nothing behind (no mount, no directory); interrupted by SIGINT mid-run it
+# target (the relay model's rows for direct and ward, the ideal relay's for lookup and read),
+# and leaves nothing behind (no mount, no directory); interrupted by SIGINT mid-run it
 # exits 130 and leaves nothing behind either. Usage: bench_fuse_smoke.sh path/to/ward
 # Exit 77 (ctest: skipped) without root, /dev/fuse or fuse-overlayfs.
 ward=$1
@@ -36,6 +37,17 @@ done
 for row in restart restart_max; do
   if ! grep -q "^ward/$row " "$parent"/out; then echo "FAIL: no row ward/$row"; status=1; fi
   if grep -q "^direct/$row " "$parent"/out; then echo "FAIL: a direct mount cannot restart: direct/$row"; status=1; fi
+done
+# the relay model: one hop (direct) and two (ward), no floor; the ideal relay beside ward
+for row in hop_small hop_read; do
+  for t in direct ward; do
+    if ! grep -q "^$t/$row " "$parent"/out; then echo "FAIL: no row $t/$row"; status=1; fi
+  done
+  if grep -q "^floor/$row " "$parent"/out; then echo "FAIL: the model has no floor: floor/$row"; status=1; fi
+done
+for row in lookup read; do
+  if ! grep -q "^ideal/$row .* direct/$row " "$parent"/out; then echo "FAIL: no row ideal/$row"; status=1; fi
+  if ! grep -q "^ward/$row .* ideal/$row " "$parent"/out; then echo "FAIL: no row ward/$row against ideal/$row"; status=1; fi
 done
 [ $status = 0 ] || cat "$parent"/out
 left_behind "a run"
