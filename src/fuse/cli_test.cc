@@ -198,6 +198,8 @@ TEST_F(FuseCli, StatusShowsRestartsAndTheirCause) {
   EXPECT_EQ(field(s.out, "restarts"), "1") << s.out;
   EXPECT_EQ(field(s.out, "reissued"), "1") << s.out;
   EXPECT_EQ(field(s.out, "ward_pid"), std::to_string(ward_)) << s.out;
+  EXPECT_EQ(field(s.out, "user"), "root") << s.out;
+  EXPECT_EQ(field(s.out, "journal"), "off") << s.out;
   EXPECT_NE(field(s.out, "last_failure").find("killed by SIGABRT"), std::string::npos) << s.out;
   EXPECT_NE(s.out.find(" restarted: restarted (restart 1"), std::string::npos) << s.out;
   Ran j = ward({"fuse", "status", "--json", mnt_});
@@ -212,6 +214,53 @@ TEST_F(FuseCli, StatusShowsRestartsAndTheirCause) {
   EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << stderr_;
   Ran gone = ward({"fuse", "status"});
   EXPECT_NE(gone.out.find("no ward fuse mounts"), std::string::npos) << gone.out;
+}
+
+// Under --user the status names the user the file system runs as.
+TEST_F(FuseCli, StatusSaysWhoTheFileSystemRunsAs) {
+  auto nobody = wf::find_user("nobody");
+  ASSERT_TRUE(nobody) << nobody.error().detail;
+  start({"--user", "nobody", "--allow-other"}, {kHostile, "serve", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  Ran s = ward({"fuse", "status", mnt_});
+  ASSERT_EQ(s.code(), 0) << s.err;
+  EXPECT_EQ(field(s.out, "user"),
+            "nobody (uid " + std::to_string(nobody->uid) + ", gid " + std::to_string(nobody->gid) + ")")
+      << s.out;
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0);
+  Exit e = ward_exit();
+  EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << stderr_;
+}
+
+// A journal let go (here: past --journal-limit) is in the status at once, with why: restarts no
+// longer bring back what the file system held only in memory, and the user should know.
+TEST_F(FuseCli, StatusSaysWhenTheJournalWasDropped) {
+  if (::access(kBuffering.c_str(), X_OK) != 0) GTEST_SKIP() << "ward-fuse-buffering not built";
+  const std::string backing = dir_ + "/backing";
+  fs::create_directories(backing);
+  start({"--journal", "--journal-limit", "1"}, {kBuffering, backing, "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  Ran before = ward({"fuse", "status", mnt_});
+  ASSERT_EQ(before.code(), 0) << before.err;
+  EXPECT_EQ(field(before.out, "journal"), "on") << before.out;
+  Exit wrote = in_child([&] {  // 2 MiB of writes: twice what the journal may hold
+    int fd = ::open((mnt_ + "/big").c_str(), O_CREAT | O_WRONLY, 0644);
+    std::string chunk(64 << 10, 'x');
+    for (int i = 0; fd >= 0 && i < 32; ++i)
+      if (::write(fd, chunk.data(), chunk.size()) != static_cast<ssize_t>(chunk.size())) return 1;
+    return fd >= 0 && ::close(fd) == 0 ? 0 : 1;
+  });
+  ASSERT_TRUE(wrote.done && WIFEXITED(wrote.status) && WEXITSTATUS(wrote.status) == 0) << wrote.status;
+  Ran after = ward({"fuse", "status", mnt_});
+  ASSERT_EQ(after.code(), 0) << after.err;
+  EXPECT_TRUE(field(after.out, "journal").starts_with("dropped: it reached --journal-limit (1048576 bytes)"))
+      << after.out;
+  EXPECT_EQ(field(after.out, "state"), "serving") << after.out;
+  EXPECT_EQ(field(after.out, "journal_entries"), "0") << after.out;
+  EXPECT_NE(after.out.find(" journal_dropped: it reached --journal-limit"), std::string::npos) << after.out;
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0);
+  Exit e = ward_exit();
+  EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << stderr_;
 }
 
 TEST_F(FuseCli, StaleStatusOfAKilledWardIsReportedAndRemoved) {

@@ -264,13 +264,14 @@ class Relay {
 
   // ---- relay_journal.cc: --journal, --snapshot --------------------------------------------------
   Result<void> open_journal();
-  Result<std::optional<Replayed>> replay();
+  Result<std::expected<Replayed, std::string>> replay();
   bool journaling() const { return o_.journal && !journal_dropped_; }
   void journal(Journaled j);
   void journal_reply(const InFlight& r, std::uint64_t node, std::uint64_t fh);
   void journal_lookup(std::uint64_t dir, std::string_view name, std::uint64_t node);
   void journal_forget(std::uint64_t node, std::uint64_t count);
-  void drop_journal();
+  // Lets the journal go for the rest of the mount: logged, counted in Stats, reported as an event.
+  void drop_journal(const std::string& why);
 
   // ---- relay_rio.cc: --rio ------------------------------------------------------------------------
   struct Kept {

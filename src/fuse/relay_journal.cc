@@ -16,9 +16,9 @@ Result<void> Relay::open_journal() {
 }
 
 // Sends the journal, in order, to the new instance: it then holds what the kernel was told, and
-// the maps say which of its ids each ward id is. nullopt when the instance answered differently
-// from the first time (logged): the journal no longer describes it.
-Result<std::optional<Relay::Replayed>> Relay::replay() {
+// the maps say which of its ids each ward id is. Where the instance answered differently from
+// the first time, the journal no longer describes it: the unexpected value says where and how.
+Result<std::expected<Relay::Replayed, std::string>> Relay::replay() {
   Replayed m;
   std::size_t i = 0;
   for (const Journaled& j : journal_) {
@@ -38,10 +38,9 @@ Result<std::optional<Relay::Replayed>> Relay::replay() {
           auto it = m.handles.find(w);
           return it == m.handles.end() ? EBADF : (out = it->second, 0);
         });
-    auto diverged = [&](const std::string& why) -> Result<std::optional<Replayed>> {
-      log("journal replay stopped at entry " + std::to_string(i) + " of " + std::to_string(journal_.size()) +
-          " (" + j.op->name + "): " + why + "; the journal is dropped, nodes are found by name");
-      return std::optional<Replayed>{};
+    auto diverged = [&](const std::string& why) -> Result<std::expected<Replayed, std::string>> {
+      return std::expected<Replayed, std::string>(std::unexpect, "journal replay stopped at entry " + std::to_string(i) + " of " +
+                             std::to_string(journal_.size()) + " (" + j.op->name + "): " + why);
     };
     if (err != 0) return diverged(std::string("an id it names is not bound: ") + std::strerror(err));
     auto reply = WARD_TRY(call_again(std::move(msg)));
@@ -58,16 +57,15 @@ Result<std::optional<Relay::Replayed>> Relay::replay() {
     if (j.opcode == FUSE_RELEASE && j.ids.has_fh) m.handles.erase(j.ids.fh);
     ++stats_.replayed;
   }
-  return std::optional{std::move(m)};
+  return std::expected<Replayed, std::string>{std::move(m)};
 }
 
 void Relay::journal(Journaled j) {
   std::size_t bytes = j.msg.size() + sizeof j;
   if (journal_bytes_ + bytes > o_.journal_limit) {
-    log("the journal reached --journal-limit (" + std::to_string(o_.journal_limit) +
-        " bytes): dropped; restarts now find nodes by name and cannot bring back what the file "
-        "system held only in memory");
-    drop_journal();
+    drop_journal("it reached --journal-limit (" + std::to_string(o_.journal_limit) +
+                 " bytes); restarts now find nodes by name and cannot bring back what the file system "
+                 "held only in memory");
     return;
   }
   journal_bytes_ += bytes;
@@ -112,12 +110,15 @@ void Relay::journal_forget(std::uint64_t node, std::uint64_t count) {
   journal(std::move(j));
 }
 
-void Relay::drop_journal() {
+void Relay::drop_journal(const std::string& why) {
+  log("the journal is dropped: " + why);
   journal_dropped_ = true;
   journal_.clear();
   journal_.shrink_to_fit();
   journal_bytes_ = 0;
   stats_.journal_entries = stats_.journal_bytes = 0;
+  stats_.journal_dropped = why;
+  event(Event::Kind::journal_dropped, why);
 }
 
 }  // namespace ward::fuse::detail

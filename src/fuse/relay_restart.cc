@@ -154,9 +154,9 @@ Result<void> Relay::restart() {
     // The snapshots put the storage back as it was at the mount, and the journal no longer
     // brings it forward: serving it would silently undo everything written since. Fail-stop.
     else if (!snapshots_.empty())
-      return fail(Errc::bad_data, "the journal replay diverged after --snapshot put the storage back as it was at the mount; "
-                                  "serving it would undo everything written since (not restarting)");
-    else drop_journal();  // what follows finds nodes by name, on a partly replayed instance
+      return fail(Errc::bad_data, "the journal replay diverged after --snapshot put the storage back as it was at the mount ("
+                                  + r.error() + "); serving it would undo everything written since (not restarting)");
+    else drop_journal(r.error() + "; nodes are found by name");  // on a partly replayed instance
   }
 
   std::size_t found = 0, stale = 0, reopened = 0, lost_handles = 0;

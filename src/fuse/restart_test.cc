@@ -748,8 +748,6 @@ TEST_F(FuseReal, FuseZipWritesItsArchiveAtUnmount) {
 
 // ---- --rio: acknowledged writes a write-back file system held ------------------------------------
 
-const std::string kBuffering = WARD_BINARY_DIR "/ward-fuse-buffering";
-
 // An application writes two pieces to a file on ward-fuse-buffering (which holds writes until
 // FLUSH/FSYNC/RELEASE), the file system is killed and restarted, then the application closes the
 // file. Returns what the backing file holds afterwards.

@@ -61,7 +61,7 @@ std::string unescape(const std::string& s) {
   return out;
 }
 
-// The word a person reads for each event, and the state it leaves the mount in.
+// The word a person reads for each event, and the state it leaves the mount in (nullptr: as it was).
 struct EventWords {
   Event::Kind kind;
   const char* name;
@@ -74,7 +74,11 @@ constexpr EventWords kEvents[] = {
     {Event::Kind::restart_failed, "restart_failed", "restarting"},
     {Event::Kind::gave_up, "gave_up", "failed"},
     {Event::Kind::unmounted, "unmounted", "unmounted"},
+    {Event::Kind::journal_dropped, "journal_dropped", nullptr},
 };
+
+// A user's ids in words.
+std::string fmt_ids(const User& u) { return "uid " + std::to_string(u.uid) + ", gid " + std::to_string(u.gid); }
 
 // The calling thread's children: under `ward fuse`, the init of the file system's PID namespace.
 pid_t first_child() {
@@ -231,12 +235,15 @@ void remove_stale(const Status& s) {
 
 // ---- the writer -----------------------------------------------------------------------------------
 
-Result<StatusFile> StatusFile::create(const fs::path& dir, const std::string& mountpoint,
-                                      const std::vector<std::string>& command) {
+Result<StatusFile> StatusFile::create(const fs::path& dir, const Options& o) {
   WARD_TRY(ensure_dir(dir));
   StatusFile f;
   f.dir_ = dir;
-  f.mountpoint_ = absolute_mountpoint(mountpoint);
+  f.mountpoint_ = absolute_mountpoint(o.mountpoint);
+  f.journal_ = o.journal;
+  f.user_ = !o.user                ? "root"
+            : o.user->name.empty() ? fmt_ids(*o.user)
+                                   : o.user->name + " (" + fmt_ids(*o.user) + ")";
   f.path_ = dir / status_name(f.mountpoint_);
   f.dirfd_ = WARD_TRY(open_dir(dir));
   if (auto old = read_status(dir, f.mountpoint_); old && !old->stale) {
@@ -244,7 +251,7 @@ Result<StatusFile> StatusFile::create(const fs::path& dir, const std::string& mo
     return fail(Errc::misuse, "ward fuse (pid " + old->get("ward_pid") + ") already serves " + f.mountpoint_ +
                                   " (`ward fuse status " + f.mountpoint_ + "`)");
   }
-  for (const auto& w : command) {
+  for (const auto& w : o.command) {
     if (!f.command_.empty()) f.command_ += ' ';
     f.command_ += w.find_first_of(" \t'\"") == std::string::npos && !w.empty() ? w : "'" + w + "'";
   }
@@ -256,8 +263,9 @@ Result<StatusFile> StatusFile::create(const fs::path& dir, const std::string& mo
 
 StatusFile::StatusFile(StatusFile&& o) noexcept
     : dir_(std::move(o.dir_)), path_(std::exchange(o.path_, {})), dirfd_(std::exchange(o.dirfd_, -1)),
-      mountpoint_(std::move(o.mountpoint_)), command_(std::move(o.command_)), started_(std::move(o.started_)),
-      updated_(std::move(o.updated_)), state_(std::move(o.state_)), last_failure_(std::move(o.last_failure_)),
+      mountpoint_(std::move(o.mountpoint_)), command_(std::move(o.command_)), user_(std::move(o.user_)),
+      started_(std::move(o.started_)), updated_(std::move(o.updated_)), state_(std::move(o.state_)),
+      journal_(o.journal_), last_failure_(std::move(o.last_failure_)),
       last_failure_at_(std::move(o.last_failure_at_)), start_ticks_(o.start_ticks_), fs_pid_(o.fs_pid_),
       stats_(std::move(o.stats_)), events_(std::move(o.events_)), error_(std::move(o.error_)) {}
 
@@ -266,7 +274,10 @@ void StatusFile::on_event(const Event& e) {
   if (e.stats) stats_ = *e.stats;
   const char* name = "event";
   for (const auto& w : kEvents)
-    if (w.kind == e.kind) name = w.name, state_ = w.state;
+    if (w.kind == e.kind) {
+      name = w.name;
+      if (w.state) state_ = w.state;
+    }
   if (e.kind == Event::Kind::failed || e.kind == Event::Kind::restart_failed || e.kind == Event::Kind::gave_up) {
     last_failure_ = e.detail;
     last_failure_at_ = updated_;
@@ -284,6 +295,7 @@ Result<void> StatusFile::write() {
   const std::pair<const char*, std::string> fields[] = {
       {"mountpoint", mountpoint_},
       {"command", command_},
+      {"user", user_},
       {"ward_pid", std::to_string(::getpid())},
       {"ward_start", std::to_string(start_ticks_)},
       {"fs_pid", fs_pid_ > 0 ? std::to_string(fs_pid_) : ""},
@@ -300,6 +312,7 @@ Result<void> StatusFile::write() {
       {"answered_by_ward", n(stats_.answered_by_ward)},
       {"stale_nodes", n(stats_.stale_nodes)},
       {"joined", n(stats_.joined)},
+      {"journal", !journal_ ? "off" : stats_.journal_dropped.empty() ? "on" : "dropped: " + stats_.journal_dropped},
       {"journal_entries", n(stats_.journal_entries)},
       {"journal_bytes", n(stats_.journal_bytes)},
       {"replayed", n(stats_.replayed)},

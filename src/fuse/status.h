@@ -66,8 +66,8 @@ class StatusFile {
  public:
   // Makes the directory if needed and writes the first version (state `starting`). Refuses, in
   // words, when a live ward already serves the same mount point; replaces a stale file.
-  [[nodiscard]] static Result<StatusFile> create(const std::filesystem::path& dir, const std::string& mountpoint,
-                                                 const std::vector<std::string>& command);
+  // From `o`: the mount point, the command, the user it runs as, whether it keeps a journal.
+  [[nodiscard]] static Result<StatusFile> create(const std::filesystem::path& dir, const Options& o);
   StatusFile(StatusFile&& o) noexcept;
   StatusFile& operator=(StatusFile&&) = delete;
   StatusFile(const StatusFile&) = delete;
@@ -87,7 +87,8 @@ class StatusFile {
 
   std::filesystem::path dir_, path_;
   int dirfd_ = -1;
-  std::string mountpoint_, command_, started_, updated_, state_ = "starting";
+  std::string mountpoint_, command_, user_, started_, updated_, state_ = "starting";
+  bool journal_ = false;
   std::string last_failure_, last_failure_at_;
   unsigned long long start_ticks_ = 0;
   pid_t fs_pid_ = -1;

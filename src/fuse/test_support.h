@@ -39,6 +39,8 @@ using Clock = std::chrono::steady_clock;
 
 inline const std::string kWard = WARD_BINARY_DIR "/ward";
 inline const std::string kHostile = WARD_BINARY_DIR "/ward-fuse-hostile";
+// A pass-through that holds writes until FLUSH/FSYNC/RELEASE (src/fuse/buffering_fs_main.cc).
+inline const std::string kBuffering = WARD_BINARY_DIR "/ward-fuse-buffering";
 
 // The fstype of the mount at `path` in /proc/self/mounts, or "" when nothing is mounted there.
 inline std::string mount_type(const std::string& path) {

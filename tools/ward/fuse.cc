@@ -432,7 +432,7 @@ void add_fuse(CLI::App& app, int& exit_code) {
 
     std::optional<fuse::StatusFile> status;
     if (::geteuid() == 0) {  // else run_fuse says that it needs root
-      auto s = fuse::StatusFile::create(fuse::status_dir(), opts->mountpoint, opts->command);
+      auto s = fuse::StatusFile::create(fuse::status_dir(), *opts);
       if (!s) {
         std::fprintf(stderr, "ward fuse: %s\n", s.error().detail.c_str());
         exit_code = 1;

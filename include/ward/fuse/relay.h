@@ -61,6 +61,7 @@ struct Event {
     restart_failed,  // an attempt to restart failed (detail: why); another may follow
     gave_up,         // no more restarts: the mount is going away (detail: the cause)
     unmounted,       // the mount ended normally
+    journal_dropped, // --journal: the journal was let go (detail: why); restarts find nodes by name
   };
   Kind kind;
   std::string detail;
@@ -146,6 +147,7 @@ struct Stats {
   std::uint64_t rio_kept = 0;         // --rio: writes kept now (not yet made durable by the FS)
   std::uint64_t rio_rewritten = 0;    // --rio: kept writes written again into restarted instances
   std::string last_failure;           // the cause of the last failure, in words
+  std::string journal_dropped;        // --journal: why the journal was let go; empty while it is kept
 };
 
 // Blocks until the mount ends; see the contract above.
