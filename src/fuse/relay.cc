@@ -612,7 +612,7 @@ Result<void> Relay::fs_message(ssize_t n) {
     ready_pending_ = false;
     event(Event::Kind::ready, "serving");
   }
-  if (done.msg.size() > kSmall && spare_.size() < 4) spare_.push_back(std::move(done.msg));
+  if (done.msg.size() > kSmall && spare_.size() < spares_wanted()) spare_.push_back(std::move(done.msg));
   return {};
 }
 
@@ -737,6 +737,13 @@ Result<void> Relay::to_kernel(const char* msg, std::size_t n) {
   if (::write(kfd_, msg, n) != static_cast<ssize_t>(n) && errno != ENOENT)
     log(errno_text("the kernel refused a reply", errno));
   return {};
+}
+
+std::size_t Relay::spares_wanted() const {
+  constexpr std::size_t kKernelDefault = 12;  // FUSE_DEFAULT_MAX_BACKGROUND: max_background 0
+  constexpr std::size_t kSynchronous = 4;
+  const std::size_t background = init_out_.max_background ? init_out_.max_background : kKernelDefault;
+  return std::min(background + kSynchronous, kMaxSpares);
 }
 
 void Relay::clamp_init(fuse_init_out& init, std::size_t body) const {

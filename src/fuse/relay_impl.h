@@ -83,6 +83,11 @@ inline constexpr std::size_t kMaxRead = 32 * 4096;
 inline constexpr std::uint64_t kWardUnique = std::uint64_t{1} << 62;
 // Requests up to this size are copied out of the read buffer; larger ones (WRITE) take the buffer.
 inline constexpr std::size_t kSmall = 4096;
+// Read buffers that finished WRITEs leave for the next ones: as many as the kernel may have WRITEs
+// in flight (Relay::spares_wanted), at most this many (each kBufSize). Fewer cost a sequential write
+// a fresh buffer per WRITE: allocated, zeroed, its 256 pages faulted in by the kernel's copy, and
+// unmapped again (ward used 0.6 ms of CPU per MiB written that way; docs/fuse.md, "Sequential write").
+inline constexpr std::size_t kMaxSpares = 32;
 // Messages taken each way per wake-up of the loop before it polls again (and judges deadlines).
 inline constexpr int kBatch = 16;
 // Instances a request may be re-issued to before it is taken for what kills them.
@@ -359,6 +364,10 @@ class Relay {
   const Options& o_;
   std::vector<char> buf_;
   std::vector<std::vector<char>> spare_;  // read buffers given back by finished WRITEs
+  // How many spare_ may hold: the kernel's bound on background requests in flight at once (the
+  // INIT reply's max_background; writeback WRITEs are background), and a few for synchronous
+  // writers, at most kMaxSpares.
+  std::size_t spares_wanted() const;
   int kfd_ = -1;
   FsProcess fs_proc_;
   int fs_ = -1, pidfd_ = -1;  // fs_proc_'s socket and pidfd (owned there)
