@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "floors.h"
 #include "report.h"
 #include "rio/private_path.h"
 #include "ward/rio/cache.h"
@@ -360,8 +361,12 @@ struct Latencies {
 // `writers` threads, each writing whole 4 KiB blocks at random block offsets of its own file until
 // `dur` is over; together the files hold `factor` x the cache's blocks. Latencies are kept once
 // the writers have written as many blocks as the cache holds (the cache is full from then on).
+// `busy`: one more thread, for as long as the writers run, `pwrite`s 4 KiB blocks into a file of
+// its own beside the backing files, without pause: the work write-back does when the writers
+// outrun it, without the cache. A floor for the writers' latency when the CPUs are shared by that
+// many busy threads.
 Latencies stall_run(const fs::path& parent, const std::string& name, int writers, double factor, Clock::duration dur,
-                    bool synced = false) {
+                    bool synced = false, bool busy = false) {
   Latencies out;
   StallCache sc(parent, name, std::chrono::seconds(30), synced);
   if (!sc.cache) {
@@ -374,6 +379,27 @@ Latencies stall_run(const fs::path& parent, const std::string& name, int writers
   std::vector<Latencies> per(static_cast<std::size_t>(writers));
   const std::uint64_t wb0 = sc.cache->stats().written_back;
   const auto start = Clock::now();
+  std::atomic<bool> writers_done{false};
+  std::string busy_error;
+  std::thread busy_thread;
+  if (busy)
+    busy_thread = std::thread([&] {
+      pthread_setname_np(pthread_self(), "busy");
+      const fs::path p = sc.dir / "busy.dat";
+      const int fd = ::open(p.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd < 0) {
+        busy_error = fmt::format("open {}: {}", p.string(), std::strerror(errno));
+        return;
+      }
+      std::vector<char> block(4096, 'b');
+      const auto blocks = static_cast<std::uint64_t>(static_cast<double>(cache_blocks) * factor);
+      for (std::uint64_t i = 0; !writers_done.load(std::memory_order_relaxed); ++i)
+        if (::pwrite(fd, block.data(), block.size(), static_cast<off_t>(i % blocks * 4096)) != 4096) {
+          busy_error = fmt::format("pwrite {}: {}", p.string(), std::strerror(errno));
+          break;
+        }
+      ::close(fd);
+    });
   std::vector<std::thread> ts;
   for (int t = 0; t < writers; ++t) {
     ts.emplace_back([&, t] {
@@ -404,6 +430,9 @@ Latencies stall_run(const fs::path& parent, const std::string& name, int writers
     });
   }
   for (auto& th : ts) th.join();
+  writers_done = true;
+  if (busy_thread.joinable()) busy_thread.join();
+  if (!busy_error.empty()) out.error = busy_error;
   out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   out.writes = total.load();
   out.written_back = sc.cache->stats().written_back - wb0;
@@ -529,12 +558,15 @@ std::vector<bench::Row> stall_rows(const fs::path& disk_dir, const std::regex& f
   const auto dur = std::chrono::seconds(3);
   // Latency percentiles of the 4x run beside the same writes into a cache their data fits.
   auto latency_rows = [&](const std::string& suffix, bool synced) {
-    const std::string a = "stalls/disk/write4k_2thr_4x" + suffix, f = "stalls/disk/write4k_2thr_fits" + suffix;
+    const std::string a = "stalls/disk/write4k_2thr_4x" + suffix, f = "stalls/disk/write4k_2thr_fits" + suffix,
+                      fb = "stalls/disk/write4k_2thr_fits_busy" + suffix;
     if (!std::regex_search(a, filter)) return;
     const Latencies over = stall_run(disk_dir, "stall4x" + suffix, 2, 4.0, dur, synced);
     const Latencies fits = stall_run(disk_dir, "stallfit" + suffix, 2, 0.5, dur, synced);
+    const Latencies busy = stall_run(disk_dir, "stallbusy" + suffix, 2, 0.5, dur, synced, true);
     if (!over.error.empty()) fmt::print(stderr, "stalls (4x{}): {}\n", suffix, over.error);
     if (!fits.error.empty()) fmt::print(stderr, "stalls (fits{}): {}\n", suffix, fits.error);
+    if (!busy.error.empty()) fmt::print(stderr, "stalls (fits, busy{}): {}\n", suffix, busy.error);
     auto add = [&](const std::string& q, double qv, const std::string& note) {
       bench::Row r;
       r.name = a + "/" + q;
@@ -550,6 +582,29 @@ std::vector<bench::Row> stall_rows(const fs::path& disk_dir, const std::regex& f
     add("p99", 0.99, "");
     add("p99.9", 0.999, "target <= 20 us; ");
     add("max", 1.0, "");
+    // The second floor: the writers' latency when a third thread keeps a CPU busy, as write-back
+    // must whenever the writers outrun it; the 4x run beside it.
+    for (auto [q, qv] : {std::pair{"p99", 0.99}, std::pair{"p99.9", 0.999}}) {
+      bench::Row b;
+      b.name = fb + "/" + q;
+      b.value = percentile(busy.ns, qv) / 1e3;
+      b.unit = "us";
+      b.floor = f + "/" + q;
+      const double fl = percentile(fits.ns, qv) / 1e3;
+      if (fl > 0) b.ratio = b.value / fl;
+      b.note = fmt::format("the floor's writes with a third thread pwriting without pause (write-back's work); "
+                           "{} CPUs; {} > 1 ms", bench::usable_cpus(),
+                           busy.ns.end() - std::upper_bound(busy.ns.begin(), busy.ns.end(), 1000000u));
+      rows.push_back(b);
+      bench::Row o;
+      o.name = a + "/" + q;
+      o.value = percentile(over.ns, qv) / 1e3;
+      o.unit = "us";
+      o.floor = b.name;
+      if (b.value > 0) o.ratio = o.value / b.value;
+      o.note = "against the floor with a busy third thread";
+      rows.push_back(o);
+    }
     bench::Row tp;
     tp.name = a + "/writes_per_s";
     tp.value = over.seconds > 0 ? static_cast<double>(over.writes) / over.seconds : 0;
