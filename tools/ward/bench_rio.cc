@@ -567,43 +567,33 @@ std::vector<bench::Row> stall_rows(const fs::path& disk_dir, const std::regex& f
     if (!over.error.empty()) fmt::print(stderr, "stalls (4x{}): {}\n", suffix, over.error);
     if (!fits.error.empty()) fmt::print(stderr, "stalls (fits{}): {}\n", suffix, fits.error);
     if (!busy.error.empty()) fmt::print(stderr, "stalls (fits, busy{}): {}\n", suffix, busy.error);
-    auto add = [&](const std::string& q, double qv, const std::string& note) {
+    // Run `l`'s percentile q beside run `fl`'s (named `floor`).
+    auto add = [&](const std::string& name, const Latencies& l, const std::string& floor, const Latencies& fl,
+                   const std::string& q, double qv, const std::string& note) {
       bench::Row r;
-      r.name = a + "/" + q;
-      r.value = percentile(over.ns, qv) / 1e3;
+      r.name = name + "/" + q;
+      r.value = percentile(l.ns, qv) / 1e3;
       r.unit = "us";
-      r.floor = f + "/" + q;
-      const double fl = percentile(fits.ns, qv) / 1e3;
-      if (fl > 0) r.ratio = r.value / fl;
-      r.note = fmt::format("{}floor {:.2f} us", note, fl);
+      r.floor = floor + "/" + q;
+      const double f_us = percentile(fl.ns, qv) / 1e3;
+      if (f_us > 0) r.ratio = r.value / f_us;
+      r.note = fmt::format("{}floor {:.2f} us", note, f_us);
       rows.push_back(r);
     };
-    add("p50", 0.50, "");
-    add("p99", 0.99, "");
-    add("p99.9", 0.999, "target <= 20 us; ");
-    add("max", 1.0, "");
+    add(a, over, f, fits, "p50", 0.50, "");
+    add(a, over, f, fits, "p99", 0.99, "");
+    add(a, over, f, fits, "p99.9", 0.999, "target <= 20 us; ");
+    add(a, over, f, fits, "max", 1.0, "");
     // The second floor: the writers' latency when a third thread keeps a CPU busy, as write-back
     // must whenever the writers outrun it; the 4x run beside it.
+    const auto busy_slow = busy.ns.end() - std::upper_bound(busy.ns.begin(), busy.ns.end(), 1000000u);
     for (auto [q, qv] : {std::pair{"p99", 0.99}, std::pair{"p99.9", 0.999}}) {
-      bench::Row b;
-      b.name = fb + "/" + q;
-      b.value = percentile(busy.ns, qv) / 1e3;
-      b.unit = "us";
-      b.floor = f + "/" + q;
-      const double fl = percentile(fits.ns, qv) / 1e3;
-      if (fl > 0) b.ratio = b.value / fl;
-      b.note = fmt::format("the floor's writes with a third thread pwriting without pause (write-back's work); "
-                           "{} CPUs; {} > 1 ms", bench::usable_cpus(),
-                           busy.ns.end() - std::upper_bound(busy.ns.begin(), busy.ns.end(), 1000000u));
-      rows.push_back(b);
-      bench::Row o;
-      o.name = a + "/" + q;
-      o.value = percentile(over.ns, qv) / 1e3;
-      o.unit = "us";
-      o.floor = b.name;
-      if (b.value > 0) o.ratio = o.value / b.value;
-      o.note = "against the floor with a busy third thread";
-      rows.push_back(o);
+      add(fb, busy, f, fits, q, qv,
+          fmt::format("the floor's writes with a third thread pwriting without pause (write-back's work); {} CPUs; "
+                      "{} > 1 ms of {} kept, {:.0f}/s; ",
+                      bench::usable_cpus(), busy_slow, busy.ns.size(),
+                      busy.seconds > 0 ? static_cast<double>(busy.writes) / busy.seconds : 0));
+      add(a, over, fb, busy, q, qv, "against the floor with a busy third thread; ");
     }
     bench::Row tp;
     tp.name = a + "/writes_per_s";
