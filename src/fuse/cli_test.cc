@@ -220,7 +220,7 @@ TEST_F(FuseCli, StatusShowsRestartsAndTheirCause) {
 TEST_F(FuseCli, StatusSaysWhoTheFileSystemRunsAs) {
   auto nobody = wf::find_user("nobody");
   ASSERT_TRUE(nobody) << nobody.error().detail;
-  start({"--user", "nobody", "--allow-other"}, {kHostile, "serve", "{}"});
+  start({"--user", "nobody", "--allow-other"}, {kHostile, "good", "{}"});
   ASSERT_TRUE(mounted()) << stderr_;
   Ran s = ward({"fuse", "status", mnt_});
   ASSERT_EQ(s.code(), 0) << s.err;

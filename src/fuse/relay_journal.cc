@@ -39,8 +39,10 @@ Result<std::expected<Relay::Replayed, std::string>> Relay::replay() {
           return it == m.handles.end() ? EBADF : (out = it->second, 0);
         });
     auto diverged = [&](const std::string& why) -> Result<std::expected<Replayed, std::string>> {
-      return std::expected<Replayed, std::string>(std::unexpect, "journal replay stopped at entry " + std::to_string(i) + " of " +
-                             std::to_string(journal_.size()) + " (" + j.op->name + "): " + why);
+      return std::expected<Replayed, std::string>(std::unexpect, "journal replay stopped at entry " +
+                                                                     std::to_string(i) + " of " +
+                                                                     std::to_string(journal_.size()) + " (" +
+                                                                     j.op->name + "): " + why);
     };
     if (err != 0) return diverged(std::string("an id it names is not bound: ") + std::strerror(err));
     auto reply = WARD_TRY(call_again(std::move(msg)));
