@@ -3,6 +3,7 @@
 // first process's exit code and stderr) and `ward fuse status` (state, restarts and their causes,
 // a stale file of a killed ward, no ward at all, a second ward on the same mount point refused,
 // a planted link in place of the status directory refused). Against ward-fuse-hostile.
+#include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -70,7 +71,8 @@ class FuseCli : public Fixture {
  public:
   // Runs `ward ARGS...` to its end (bounded), stdout and stderr to files. `status_dir` empty:
   // the default directory.
-  Ran ward(const std::vector<std::string>& args, bool default_dir = false) {
+  // `both` >= 0: stdout and stderr are that descriptor instead (out and err stay empty).
+  Ran ward(const std::vector<std::string>& args, bool default_dir = false, int both = -1) {
     static int n = 0;
     std::string out = dir_ + "/out" + std::to_string(n), err = dir_ + "/err" + std::to_string(n);
     ++n;
@@ -87,8 +89,8 @@ class FuseCli : public Fixture {
     envp.push_back(nullptr);
     Ran r;
     r.exit = in_child([&] {
-      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int o = both >= 0 ? both : ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int e = both >= 0 ? both : ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       ::dup2(o, 1);
       ::dup2(e, 2);
       ::execve(argv[0], argv.data(), envp.data());
@@ -150,6 +152,86 @@ TEST_F(FuseCli, BackgroundReturnsOnceServingAndUnmountEndsIt) {
   Ran after = ward({"fuse", "status", mnt_}, true);
   EXPECT_EQ(after.code(), 1);
   EXPECT_NE(after.err.find("no ward fuse serves " + mnt_), std::string::npos) << after.err;
+}
+
+// In the background ward lets go of the stderr it was started with: once the first process has
+// returned, nothing of the mount holds it. Before, the file system's first instance kept it, so a
+// `$(ward fuse ...)` or a pipe reading ward's output never reached its end, and the instance
+// printed on the user's terminal after ward had gone to the background. What the file system
+// prints from then on goes to --log.
+TEST_F(FuseCli, InTheBackgroundTheTerminalIsLetGo) {
+  const std::string log = dir_ + "/log";
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  mounts_.push_back(mnt_);
+  Ran r = ward({"fuse", "--log", log, mnt_, "--", kHostile, "chatty", "{}"}, false, p[1]);
+  ::close(p[1]);
+  std::string said;
+  bool ended = false;
+  for (auto end = Clock::now() + 5s; !ended && Clock::now() < end;) {
+    pollfd pf{p[0], POLLIN, 0};
+    if (::poll(&pf, 1, 100) != 1) continue;
+    char b[4096];
+    ssize_t n = ::read(p[0], b, sizeof b);
+    if (n > 0) said.append(b, static_cast<std::size_t>(n));
+    ended = n == 0;
+  }
+  ::close(p[0]);
+  ASSERT_EQ(r.code(), 0) << said;
+  EXPECT_TRUE(ended) << "a process of the mount still holds ward's first stderr; it said: " << said;
+  const std::string fs = "ward fuse " + mnt_ + ": fs: ";
+  EXPECT_EQ(said.find(fs), std::string::npos) << said;
+  Exit app = stat_in_child(mnt_ + "/say-late");
+  EXPECT_TRUE(app.done && WIFEXITED(app.status) && WEXITSTATUS(app.status) == 6) << app.status;
+  std::string text;
+  for (auto end = Clock::now() + 5s; Clock::now() < end && text.find("said late") == std::string::npos; ::usleep(10'000))
+    text = slurp(log);
+  EXPECT_NE(text.find(fs + "starting "), std::string::npos) << text;
+  EXPECT_NE(text.find(fs + "prompt: said late\n"), std::string::npos) << text;
+  pid_t pid = ward_pid();
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(pid < 0 || ends_by(pid, 10s));
+}
+
+// What the file system prints goes to --log as text, not to ward's stderr: each line led by
+// "ward fuse MNT: fs: ", each byte a terminal would act on (ESC, BEL, CR, a C1 control in UTF-8,
+// a right-to-left override, a byte that is no UTF-8) written as \xHH, text kept; a prompt without
+// its newline is forwarded as it is. An 8 MiB flood of it holds up no request, and all of it
+// arrives.
+TEST_F(FuseCli, TheFileSystemsOutputIsLoggedAsText) {
+  const std::string log = dir_ + "/log";
+  start({"--log", log}, {kHostile, "chatty", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  Exit say = stat_in_child(mnt_ + "/say-hello");
+  EXPECT_TRUE(say.done && WIFEXITED(say.status) && WEXITSTATUS(say.status) == 6) << say.status;
+  Exit flood = stat_in_child(mnt_ + "/flood");
+  EXPECT_TRUE(flood.done && WIFEXITED(flood.status) && WEXITSTATUS(flood.status) == 6) << flood.status;
+  for (int i = 0; i < 200; ++i) {
+    Exit app = stat_in_child(mnt_);
+    ASSERT_TRUE(app.done && WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0) << i << ": " << app.status;
+  }
+  const std::string fs = "ward fuse " + mnt_ + ": fs: ";
+  const std::string y = fs + std::string(4095, 'y') + "\n";
+  auto count = [&](const std::string& text) {
+    std::size_t n = 0;
+    for (std::size_t at = text.find(y); at != std::string::npos; at = text.find(y, at + y.size())) ++n;
+    return n;
+  };
+  std::string text;
+  for (auto end = Clock::now() + 20s; Clock::now() < end && count(text) < 2048; ::usleep(20'000)) text = slurp(log);
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = ward_exit();
+  EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << stderr_;
+  text = slurp(log);
+  EXPECT_EQ(count(text), 2048u);
+  EXPECT_NE(text.find(fs + "starting \\x1b]0;owned\\x07 \\x1b[31mred\\x0d\\xc2\\x9b\\xe2\\x80\\xae\\xff end\n"),
+            std::string::npos)
+      << text.substr(0, 2000);
+  EXPECT_NE(text.find(fs + "prompt: said hello\n"), std::string::npos) << text.substr(0, 2000);
+  for (char c : {'\x1b', '\x07', '\r', '\x9b', '\xff'})
+    EXPECT_EQ(text.find(c), std::string::npos) << "a raw byte " << static_cast<int>(static_cast<unsigned char>(c));
+  EXPECT_EQ(text.find("\xe2\x80\xae"), std::string::npos);
+  EXPECT_EQ(stderr_.find(fs), std::string::npos) << stderr_;
 }
 
 TEST_F(FuseCli, FailureBeforeServingIsTheFirstProcessesExit) {

@@ -59,6 +59,12 @@
 //                       file under a name of ward's (.ward-hidden-*) is done and answered 300 ms
 //                       later, while other requests are answered meanwhile; one of a name that is
 //                       gone by then is answered ENOENT
+// A mode for what a file system prints (cli_test.cc):
+//   chatty              as good, and at its start writes to stderr a line full of terminal escapes
+//                       (kChattyLine) and to stdout "prompt: " with no newline; a LOOKUP of
+//                       "say-WORD" writes "said WORD\n" to stderr, one of "flood" starts a thread
+//                       that writes 8 MiB of lines ("y" * 4095 and a newline) to stderr; each such
+//                       LOOKUP is answered ENOENT
 // A mode for the sandbox (src/fuse/sandbox_test.cc): what the file system can see of the host.
 //   probe               as good, and LOOKUP of the name "N" answers a regular file whose size is
 //                       1000 * (errno of open(PATH, O_RDONLY)) + (errno of open(PATH, O_WRONLY)),
@@ -416,6 +422,9 @@ struct LateTree {
   }
 };
 
+// OSC title, CSI colour, CR, a C1 CSI in UTF-8, a right-to-left override, a byte that is no UTF-8.
+constexpr std::string_view kChattyLine = "starting \x1b]0;owned\x07 \x1b[31mred\r\xc2\x9b\xe2\x80\xae\xff end\n";
+
 int main(int argc, char** argv) {
   bool probe = argc > 3 && std::string(argv[1]) == "probe";
   bool self_stat = argc == 4 && std::string(argv[1]).starts_with("self-stat:");
@@ -438,6 +447,10 @@ int main(int argc, char** argv) {
   }
   if (mode == "die-later" && later) return 7;
   if (mode == "slow-exit") std::signal(SIGTERM, SIG_IGN);
+  if (mode == "chatty") {
+    (void)!::write(2, kChattyLine.data(), kChattyLine.size());
+    (void)!::write(1, "prompt: ", 8);
+  }
   bool crash_on_getattr =
       mode == "crash-always" || (!later && (mode == "crash-once" || mode == "narrow-init" || mode == "die-later"));
   std::vector<char> buf(2 << 20);
@@ -539,6 +552,22 @@ int main(int argc, char** argv) {
     }
     if (in->opcode == FUSE_FORGET || in->opcode == FUSE_BATCH_FORGET || in->opcode == FUSE_INTERRUPT)
       continue;
+    if (mode == "chatty" && in->opcode == FUSE_LOOKUP) {
+      const std::string_view name(body);
+      if (name.starts_with("say-")) {
+        const std::string line = "said " + std::string(name.substr(4)) + "\n";
+        (void)!::write(2, line.data(), line.size());
+      }
+      if (name == "flood")
+        std::thread([] {
+          std::string line(4096, 'y');
+          line.back() = '\n';
+          for (int i = 0; i < 2048; ++i)
+            if (::write(2, line.data(), line.size()) < 0) return;
+        }).detach();
+      send_reply(in->unique, ENOENT, nullptr, 0);
+      continue;
+    }
     if (mode == "hang") continue;
     if (mode == "wrong-unique") {
       send_reply(in->unique + 2, ENOENT, nullptr, 0);

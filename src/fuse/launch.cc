@@ -146,8 +146,8 @@ constexpr long kSandboxRefusals[] = {
 #endif
 };
 
-// ioctl requests no file system is let make, sandboxed or not: its stderr is often the user's
-// terminal, and what it pushes into a terminal's input (TIOCSTI; TIOCLINUX's paste) the user's
+// ioctl requests no file system is let make, sandboxed or not: its stdin is the user's terminal
+// when ward runs in the foreground from one (its stdout and stderr are ward's pipe), and what it pushes into a terminal's input (TIOCSTI; TIOCLINUX's paste) the user's
 // shell runs. (dev.tty.legacy_tiocsti=0 would refuse TIOCSTI, but not to CAP_SYS_ADMIN.)
 constexpr std::uint32_t kRefusedIoctls[] = {TIOCSTI, TIOCLINUX};
 
@@ -171,6 +171,7 @@ struct Plan {
   std::vector<gid_t> groups;  // user->groups as setgroups(2) takes them
   bool sandbox = false;
   int fs_end = -1, err_w = -1, status_w = -1;
+  int out_w = -1;  // the file system's stdout and stderr (fs_output.h)
 };
 
 [[noreturn]] void child_fail(int fd, Step step, int index = 0) {
@@ -216,11 +217,12 @@ int root_chroot_dir() {
 int init_main(void* arg) {
   const Plan& p = *static_cast<const Plan*>(arg);
   // ward's descriptors go; the three this process needs move to fixed numbers.
-  int hi = std::max({p.fs_end, p.err_w, p.status_w, kStatusFd}) + 1;
+  int hi = std::max({p.fs_end, p.err_w, p.status_w, p.out_w, kStatusFd}) + 1;
   int fs = ::fcntl(p.fs_end, F_DUPFD, hi), er = ::fcntl(p.err_w, F_DUPFD, hi),
-      st = ::fcntl(p.status_w, F_DUPFD, hi);
-  if (fs < 0 || er < 0 || st < 0) child_fail(p.err_w, kMoveFds);
-  if (::dup2(fs, kFsFd) < 0 || ::dup2(er, kErrFd) < 0 || ::dup2(st, kStatusFd) < 0)
+      st = ::fcntl(p.status_w, F_DUPFD, hi), out = ::fcntl(p.out_w, F_DUPFD, hi);
+  if (fs < 0 || er < 0 || st < 0 || out < 0) child_fail(p.err_w, kMoveFds);
+  if (::dup2(fs, kFsFd) < 0 || ::dup2(er, kErrFd) < 0 || ::dup2(st, kStatusFd) < 0 ||
+      ::dup2(out, STDOUT_FILENO) < 0 || ::dup2(out, STDERR_FILENO) < 0)
     child_fail(p.err_w, kMoveFds);
   ::close_range(kStatusFd + 1, ~0U, 0);
   ::fcntl(kErrFd, F_SETFD, FD_CLOEXEC);
@@ -610,9 +612,11 @@ std::vector<std::string> other_fuse_mounts(const std::vector<std::string>& comma
   return out;
 }
 
-Result<FsProcess> launch(const Options& o) {
+Result<FsProcess> launch(const Options& o, int output) {
   if (o.command.empty()) return fail(Errc::misuse, "no file-system command");
+  if (output < 0) return fail(Errc::misuse, "no descriptor for the file system's output");
   Plan plan;
+  plan.out_w = output;
   if (mounts_itself(o.command)) {
     WARD_TRY(plan_self_mount(o, plan));
     plan.argv_s = o.command;

@@ -21,7 +21,8 @@
 // root is the minimal one of src/fuse/sandbox.h (the self-mounting pieces above are built inside
 // it), with mount(2) refused by the same filter and a few capabilities dropped from the bounding
 // set (docs/fuse.md, "Sandbox"); the binary is the one the host's PATH names.
-// The file system has an empty signal mask and inherits no other descriptor of ward's. A command
+// Its stdout and stderr are `output` (FsOutput's pipe, fs_output.h), its stdin ward's. The file
+// system has an empty signal mask and inherits no other descriptor of ward's. A command
 // that cannot be executed, or a namespace that cannot be set up, is an error naming it.
 //
 // FsProcess owns the init's pid, a pidfd (readable once every process of the file system is gone),
@@ -88,7 +89,7 @@ class FsProcess {
   // grace is for.
   void wait_serving(std::optional<std::chrono::steady_clock::time_point> until,
                     const std::function<void()>& meanwhile, int readable);
-  friend Result<FsProcess> launch(const Options& options);
+  friend Result<FsProcess> launch(const Options& options, int output);
   void close_fds();
   pid_t pid_ = -1;
   int pidfd_ = -1, sock_ = -1, status_fd_ = -1, mount_fd_ = -1, status_ = 0;
@@ -98,7 +99,7 @@ class FsProcess {
 // Whether `command` mounts itself (no `{}` in it): see the contract above.
 [[nodiscard]] bool mounts_itself(const std::vector<std::string>& command);
 
-[[nodiscard]] Result<FsProcess> launch(const Options& options);
+[[nodiscard]] Result<FsProcess> launch(const Options& options, int output);
 
 // The file system's environment from ward's `env` (NAME=value strings): GLIBC_TUNABLES led by the
 // malloc settings 128 KiB READ replies need (launch.cc: kMallocTunables; the user's own tunables

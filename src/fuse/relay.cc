@@ -48,6 +48,7 @@ Result<Stats> Relay::run() {
   if (o_.rio && o_.journal)
     return fail(Errc::misuse, "--rio and --journal together: the journal already replays every write");
   if (o_.rio) WARD_TRY(open_rio());
+  output_ = WARD_TRY(FsOutput::start(o_.fs_output_fd, "ward fuse " + o_.mountpoint + ": fs: "));
   WARD_TRY(mount_it());
   WARD_TRY(start_fs());
   init_deadline_ = Clock::now() + o_.init_timeout;
@@ -98,7 +99,7 @@ Result<void> Relay::mount_it() {
 Result<void> Relay::start_fs() {
   ++instance_;
   handed_ = false;
-  fs_proc_ = WARD_TRY(launch(o_));
+  fs_proc_ = WARD_TRY(launch(o_, output_.write_end()));
   fs_ = fs_proc_.sock();
   pidfd_ = fs_proc_.pidfd();
   fs_ns_ = pid_namespace_of(static_cast<std::uint32_t>(fs_proc_.pid()));
@@ -189,6 +190,7 @@ void Relay::own_mount_changed() {
 
 void Relay::cleanup() {
   reap();
+  output_.stop();  // after the instance: what it printed last is forwarded
   unmount();
   stop_notifier();
   if (kfd_ >= 0) ::close(kfd_), kfd_ = -1;

@@ -47,6 +47,7 @@
 
 #include "fuse/ids.h"
 #include "fuse/inos.h"
+#include "fuse/fs_output.h"
 #include "fuse/launch.h"
 #include "fuse/notifier.h"
 #include "fuse/own_mount.h"
@@ -369,6 +370,9 @@ class Relay {
   // writers, at most kMaxSpares.
   std::size_t spares_wanted() const;
   int kfd_ = -1;
+  // Every instance's stdout and stderr, to Options::fs_output_fd (fs_output.h); declared before
+  // fs_proc_ so that it outlives it (cleanup() ends the instance first, then this).
+  FsOutput output_;
   FsProcess fs_proc_;
   int fs_ = -1, pidfd_ = -1;  // fs_proc_'s socket and pidfd (owned there)
   int status_ = 0;

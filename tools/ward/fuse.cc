@@ -343,7 +343,11 @@ void add_fuse(CLI::App& app, int& exit_code) {
       ->type_name("USER[:GROUP]");
   cmd->add_flag("--no-sandbox", *no_sandbox, "The file system sees the host's whole tree (as root: everything)")
       ->excludes("--see")->excludes("--see-ro")->excludes("--no-auto-see");
-  cmd->add_option("--log", *log_path, "Append ward's events (failures, restarts, unmount) to this file; `-` is stderr");
+  cmd->add_option("--log", *log_path,
+                  "Append ward's events (failures, restarts, unmount) and the file system's own output to this "
+                  "file; `-` is stderr. Without it the file system's output goes to stderr (in the background: "
+                  "until it serves). Each of its lines is led by `ward fuse MOUNTPOINT: fs: `, and a byte that is "
+                  "not printable text is written as \\xHH");
   auto foreground = std::make_shared<bool>(false);
   cmd->add_flag("-f,--foreground", *foreground,
                 "Stay in the foreground until the mount ends (default: return once it serves)");
@@ -387,6 +391,8 @@ void add_fuse(CLI::App& app, int& exit_code) {
       }
     }
     opts->log_fd = log_fd;
+    // The file system's own output goes with ward's events when there is a log, else to stderr.
+    opts->fs_output_fd = log_fd >= 0 ? log_fd : 2;
     // SIGINT/SIGTERM arrive as readable data: the relay unmounts and returns normally. Blocked
     // before the fork so that neither process has a moment with the default action.
     sigset_t stop;
@@ -465,9 +471,12 @@ void add_fuse(CLI::App& app, int& exit_code) {
         }
         ::pthread_sigmask(SIG_SETMASK, &old_set, nullptr);
         ::close(std::exchange(ready, -1));
+        // stderr: the --log file if there is one (ward's last words at its end go there), else
+        // nothing. The file system's output follows (it is written to fd 2 by number).
         if (int null = ::open("/dev/null", O_RDWR | O_CLOEXEC); null >= 0) {
           ::dup2(null, 1);
-          if (log_fd != 2) ::dup2(null, 2);
+          if (log_fd > 2) ::dup2(log_fd, 2);
+          else if (log_fd != 2) ::dup2(null, 2);
           ::close(null);
         }
       }
@@ -482,7 +491,9 @@ void add_fuse(CLI::App& app, int& exit_code) {
       exit_code = 0;
       return;
     }
-    std::fprintf(stderr, "ward fuse: %s\n", r.error().message().c_str());
+    const bool logged = !log_path->empty() && *log_path != "-";
+    std::fprintf(stderr, "ward fuse: %s%s\n", r.error().message().c_str(),
+                 logged ? ("; the file system's own output is in " + *log_path).c_str() : "");
     exit_code = r.error().kind == Errc::misuse || r.error().kind == Errc::load_failed ? 1 : 3;
   });
 }

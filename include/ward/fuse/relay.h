@@ -102,6 +102,11 @@ struct Options {
   // first, so it is as empty to the file system as it is to the kernel.
   bool hide_unlinked = true;
   int log_fd = -1;                   // one line per event (failure, restart, unmount); -1: none
+  // Where the file system's stdout and stderr go: every instance writes into a pipe that a thread
+  // of ward's drains to this descriptor (by number: a file put at that number later is followed),
+  // each line led by "ward fuse MOUNTPOINT: fs: " and every byte that is not printable text
+  // written as \xHH, so that it cannot drive a terminal (src/fuse/fs_output.h). -1: discarded.
+  int fs_output_fd = 2;
   int stop_fd = -1;                  // readable => unmount and return Ok; -1: none
   std::function<void(const Event&)> on_event;  // may be empty
   // The sandbox (docs/fuse.md, "Sandbox"): the file system runs in a minimal root of its own that
