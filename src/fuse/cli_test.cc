@@ -298,6 +298,67 @@ TEST_F(FuseCli, StatusShowsRestartsAndTheirCause) {
   EXPECT_NE(gone.out.find("no ward fuse mounts"), std::string::npos) << gone.out;
 }
 
+// --user whose user may not read what the file system is given is refused before anything is
+// mounted (exit 1, in words): a --see directory closed to others, a file on the command line only
+// root may read. With --no-auto-see the command line is not judged. In the sandbox only the path
+// itself is judged (the file system reaches it through directories ward makes): the user's own
+// file passes although the test's directory above it is closed to others; without the sandbox
+// the whole path is, and the same file is refused.
+TEST_F(FuseCli, AUserWhoCannotReadItsPathsIsRefused) {
+  constexpr uid_t kNobody = 65534;
+  ASSERT_TRUE(wf::find_user("nobody"));
+  const std::string closed = dir_ + "/closed", open = dir_ + "/open";
+  ASSERT_EQ(::mkdir(closed.c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir(open.c_str(), 0755), 0);
+  ASSERT_EQ(::chown(open.c_str(), kNobody, kNobody), 0);
+  const std::string secret = open + "/secret", mine = open + "/mine";
+  for (const auto& f : {secret, mine}) {
+    int fd = ::open(f.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0);
+    ::close(fd);
+  }
+  ASSERT_EQ(::chown(mine.c_str(), kNobody, kNobody), 0);
+  mounts_.push_back(mnt_);
+  auto run = [&](std::vector<std::string> opts, const std::string& path) {
+    std::vector<std::string> args{"fuse", "--user", "nobody", "--allow-other"};
+    args.insert(args.end(), opts.begin(), opts.end());
+    args.insert(args.end(), {mnt_, "--", kHostile, "probe", "{}", path});
+    return ward(args);
+  };
+  auto serves_then_ends = [&](const Ran& r) {
+    EXPECT_EQ(r.code(), 0) << r.err;
+    if (r.code() != 0) return;
+    EXPECT_EQ(mount_type(mnt_), "fuse.ward");
+    pid_t pid = ward_pid();
+    EXPECT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+    EXPECT_TRUE(pid < 0 || ends_by(pid, 10s));
+  };
+
+  Ran see = run({"--see", closed}, open);
+  EXPECT_EQ(see.code(), 1) << see.err;
+  EXPECT_NE(see.err.find("--user nobody: the file system could not list " + closed + " (named by --see): " +
+                         std::strerror(EACCES)),
+            std::string::npos)
+      << see.err;
+  EXPECT_EQ(mount_type(mnt_), "");
+
+  Ran named = run({}, secret);
+  EXPECT_EQ(named.code(), 1) << named.err;
+  EXPECT_NE(named.err.find("could not read " + secret + " (named by the command line): " + std::strerror(EACCES)),
+            std::string::npos)
+      << named.err;
+  EXPECT_NE(named.err.find("--no-auto-see"), std::string::npos) << named.err;
+  EXPECT_EQ(mount_type(mnt_), "");
+
+  serves_then_ends(run({"--no-auto-see"}, secret));
+  serves_then_ends(run({}, mine));
+
+  Ran host = run({"--no-sandbox"}, mine);
+  EXPECT_EQ(host.code(), 1) << host.err;
+  EXPECT_NE(host.err.find("could not read " + mine), std::string::npos) << host.err;
+  EXPECT_EQ(mount_type(mnt_), "");
+}
+
 // Under --user the status names the user the file system runs as.
 TEST_F(FuseCli, StatusSaysWhoTheFileSystemRunsAs) {
   auto nobody = wf::find_user("nobody");

@@ -302,9 +302,14 @@ int init_main(void* arg) {
     // user, which clears every capability set (no SECBIT_KEEP_CAPS). no_new_privs: no set-user-id
     // or file-capability program the FS runs can give any of it back. The filter above was
     // installed while it still had CAP_SYS_ADMIN, so it needed no no_new_privs of its own.
+    // Raw system calls, not glibc's: this process was cloned from ward's thread, and when ward has
+    // other threads (FsOutput's, a host's) glibc's set*id waits for each of them to change its ids
+    // too, threads that do not exist here: it never returned (FuseCli.StatusSaysWhoTheFileSystemRunsAs
+    // hung in 2 of 30 runs once FsOutput's thread existed).
     if (p.user &&
-        (::setgroups(p.groups.size(), p.groups.data()) != 0 || ::setresgid(p.user->gid, p.user->gid, p.user->gid) != 0 ||
-         ::setresuid(p.user->uid, p.user->uid, p.user->uid) != 0 || ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0))
+        (::syscall(SYS_setgroups, p.groups.size(), p.groups.data()) != 0 ||
+         ::syscall(SYS_setresgid, p.user->gid, p.user->gid, p.user->gid) != 0 ||
+         ::syscall(SYS_setresuid, p.user->uid, p.user->uid, p.user->uid) != 0 || ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0))
       child_fail(kErrFd, kUser);
     if (p.sandbox && !p.box.exec_path.empty())
       ::execve(p.box.exec_path.c_str(), p.argv.data(), p.envp.data());  // resolved in the host
@@ -729,10 +734,23 @@ Result<FsProcess> launch(const Options& o, int output) {
   p.pid_ = pid;
   p.limit_ = std::move(limit);
   p.pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  // Until the exec closes the pipe (or a step reports its failure): bounded like INIT, so that a
+  // child stuck before its exec cannot hold ward (the destructor kills and reaps it).
   ChildError ce;
-  ssize_t n;
-  while ((n = ::read(errpipe[0], &ce, sizeof ce)) < 0 && errno == EINTR) {}
+  ssize_t n = -1;
+  for (const auto end = std::chrono::steady_clock::now() + o.init_timeout;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
+    pollfd pf{errpipe[0], POLLIN, 0};
+    const int r = left > 0 ? ::poll(&pf, 1, static_cast<int>(left)) : 0;
+    if (r < 0 && errno == EINTR) continue;
+    if (r != 1) break;
+    if ((n = ::read(errpipe[0], &ce, sizeof ce)) < 0 && errno == EINTR) continue;
+    break;
+  }
   ::close(errpipe[0]);
+  if (n < 0)
+    return fail(Errc::hung, "the file system's process did not reach its exec within " +
+                                std::to_string(o.init_timeout.count()) + " ms");
   if (n == sizeof ce && ce.step >= 0 && ce.step < kSteps) {
     std::string what = kStepWords[ce.step];
     if (ce.step == kExec) what += " " + o.command[0];

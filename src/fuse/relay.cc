@@ -18,6 +18,7 @@
 #include "fuse/relay_impl.h"
 #include "fuse/fusectl.h"
 #include "fuse/status.h"
+#include "fuse/user_access.h"
 
 namespace ward::fuse {
 namespace detail {
@@ -48,6 +49,7 @@ Result<Stats> Relay::run() {
   if (o_.rio && o_.journal)
     return fail(Errc::misuse, "--rio and --journal together: the journal already replays every write");
   if (o_.rio) WARD_TRY(open_rio());
+  WARD_TRY(check_user_reaches(o_));
   output_ = WARD_TRY(FsOutput::start(o_.fs_output_fd, "ward fuse " + o_.mountpoint + ": fs: "));
   WARD_TRY(mount_it());
   WARD_TRY(start_fs());

@@ -217,32 +217,43 @@ struct Builder {
   }
 };
 
+// Every piece of `command`'s arguments that may name a path (not the program, not an argument
+// holding `{}`), resolved.
+Result<std::vector<std::pair<std::string, Resolved>>> resolved_pieces(const std::vector<std::string>& command,
+                                                                      const std::string& mnt) {
+  std::vector<std::pair<std::string, Resolved>> out;
+  for (std::size_t i = 1; i < command.size(); ++i) {
+    if (command[i].find("{}") != std::string::npos) continue;
+    for (auto& piece : pieces(command[i])) {
+      Resolved r = WARD_TRY(resolve(piece, mnt));
+      out.emplace_back(std::move(piece), std::move(r));
+    }
+  }
+  return out;
+}
+
 // The paths the auto rule finds in `command` (docs/fuse.md, "Sandbox"): absolute, canonical.
 Result<std::vector<std::string>> auto_seen_paths(const std::vector<std::string>& command,
                                                  const std::string& mnt) {
   std::vector<std::string> out;
-  for (std::size_t i = 1; i < command.size(); ++i) {
-    if (command[i].find("{}") != std::string::npos) continue;
-    for (const auto& piece : pieces(command[i])) {
-      Resolved r = WARD_TRY(resolve(piece, mnt));
-      std::string seen;
-      if (r.found == Found::yes) {
-        struct stat st;
-        if (::stat(r.path.c_str(), &st) != 0) continue;
-        // A regular file is seen with its directory: programs replace files by renaming a new
-        // copy over them (libzip: fuse-zip saves the archive so), and a bound file cannot be
-        // renamed over. Directories and device nodes are seen themselves.
-        seen = S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode) ? r.path : parent_of(r.path);
-      } else if (r.found == Found::absent && piece[0] == '/') {
-        // A file the FS will create (fuse-zip's new archive): its directory, if that exists.
-        Resolved d = WARD_TRY(resolve(parent_of(piece), mnt));
-        if (d.found != Found::yes) continue;
-        seen = d.path;
-      } else {
-        continue;  // a word that is not a path, or the mount point (the FS's own, handled apart)
-      }
-      if (!never_auto(seen) && std::find(out.begin(), out.end(), seen) == out.end()) out.push_back(seen);
+  for (const auto& [piece, r] : WARD_TRY(resolved_pieces(command, mnt))) {
+    std::string seen;
+    if (r.found == Found::yes) {
+      struct stat st;
+      if (::stat(r.path.c_str(), &st) != 0) continue;
+      // A regular file is seen with its directory: programs replace files by renaming a new
+      // copy over them (libzip: fuse-zip saves the archive so), and a bound file cannot be
+      // renamed over. Directories and device nodes are seen themselves.
+      seen = S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode) ? r.path : parent_of(r.path);
+    } else if (r.found == Found::absent && piece[0] == '/') {
+      // A file the FS will create (fuse-zip's new archive): its directory, if that exists.
+      Resolved d = WARD_TRY(resolve(parent_of(piece), mnt));
+      if (d.found != Found::yes) continue;
+      seen = d.path;
+    } else {
+      continue;  // a word that is not a path, or the mount point (the FS's own, handled apart)
     }
+    if (!never_auto(seen) && std::find(out.begin(), out.end(), seen) == out.end()) out.push_back(seen);
   }
   // Paths on one file system are seen through their deepest common directory where the rule
   // allows that directory: a rename from one bind mount to another is EXDEV even within one file
@@ -268,6 +279,24 @@ Result<std::vector<std::string>> auto_seen_paths(const std::vector<std::string>&
 
 }  // namespace
 
+Result<std::vector<std::string>> named_paths(const std::vector<std::string>& command, const std::string& mnt) {
+  std::vector<std::string> out;
+  for (auto& [piece, r] : WARD_TRY(resolved_pieces(command, mnt)))
+    if (r.found == Found::yes && std::find(out.begin(), out.end(), r.path) == out.end()) out.push_back(r.path);
+  return out;
+}
+
+Result<std::string> resolve_seen(const std::string& opt, const std::string& path, const std::string& mnt) {
+  Resolved r = WARD_TRY(resolve(path, mnt));
+  if (r.found == Found::in_mount)
+    return fail(Errc::misuse, opt + path + ": that is the mount point (or below it), the file system's own");
+  if (r.found != Found::yes) return fail(Errc::misuse, errno_text(opt + path, ENOENT));
+  if (r.path == "/") return fail(Errc::misuse, opt + path + ": the whole tree is no sandbox; say --no-sandbox");
+  if (below_or_at(r.path, "/proc"))
+    return fail(Errc::misuse, opt + path + ": the file system has its own /proc (its PID namespace's)");
+  return r.path;
+}
+
 Result<SandboxPlan> plan_sandbox(const Options& o, const std::string& mnt, bool self_mount,
                                  const std::string& standin, const std::vector<std::string>& fusermounts) {
   // path -> read-only; the explicit options override what the auto rule found.
@@ -277,16 +306,7 @@ Result<SandboxPlan> plan_sandbox(const Options& o, const std::string& mnt, bool 
   for (const auto* list : {&o.see, &o.see_ro}) {
     bool ro = list == &o.see_ro;
     const char* opt = ro ? "--see-ro " : "--see ";
-    for (const auto& p : *list) {
-      Resolved r = WARD_TRY(resolve(p, mnt));
-      if (r.found == Found::in_mount)
-        return fail(Errc::misuse, opt + p + ": that is the mount point (or below it), the file system's own");
-      if (r.found != Found::yes) return fail(Errc::misuse, errno_text(opt + p, ENOENT));
-      if (r.path == "/") return fail(Errc::misuse, opt + p + ": the whole tree is no sandbox; say --no-sandbox");
-      if (below_or_at(r.path, "/proc"))
-        return fail(Errc::misuse, opt + p + ": the file system has its own /proc (its PID namespace's)");
-      seen[r.path] = ro;
-    }
+    for (const auto& p : *list) seen[WARD_TRY(resolve_seen(opt, p, mnt))] = ro;
   }
 
   SandboxPlan plan;

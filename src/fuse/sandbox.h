@@ -60,6 +60,17 @@ struct SandboxPlan {
                                                bool self_mount, const std::string& standin,
                                                const std::vector<std::string>& fusermounts);
 
+// The existing paths `command`'s arguments name, as the auto rule reads them (each piece of an
+// argument without `{}`), absolute and canonical, before the rule widens files to their
+// directories: what the file system will open.
+[[nodiscard]] Result<std::vector<std::string>> named_paths(const std::vector<std::string>& command,
+                                                           const std::string& mountpoint);
+
+// A --see / --see-ro path (`opt` names the option in errors), absolute and canonical; refused in
+// words (Errc::misuse) when it is missing, the mount point or below it, "/", or in /proc.
+[[nodiscard]] Result<std::string> resolve_seen(const std::string& opt, const std::string& path,
+                                               const std::string& mountpoint);
+
 // In the child: runs the plan. Returns -1 with errno set and `*failed` the index of the operation
 // that failed; 0 when done. Async-signal-safe, allocates nothing.
 int run_sandbox(const SandboxPlan& plan, int* failed);

@@ -339,7 +339,8 @@ void add_fuse(CLI::App& app, int& exit_code) {
                   "does not know needs its GID) instead of root: it takes the user's ids and login groups once "
                   "its sandbox is built and holds no capability (no_new_privs: no set-user-id program gives "
                   "root back), so it reaches only what that user may of what it sees. The user must be able "
-                  "to read (and write) its backing paths. Its HOME, USER and LOGNAME are the user's")
+                  "to read (and write) its backing paths: ward refuses to mount when it may not read a --see, "
+                  "--see-ro or command-line path. Its HOME, USER and LOGNAME are the user's")
       ->type_name("USER[:GROUP]");
   cmd->add_flag("--no-sandbox", *no_sandbox, "The file system sees the host's whole tree (as root: everything)")
       ->excludes("--see")->excludes("--see-ro")->excludes("--no-auto-see");
