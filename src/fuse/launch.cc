@@ -147,8 +147,8 @@ constexpr long kSandboxRefusals[] = {
 };
 
 // ioctl requests no file system is let make, sandboxed or not: its stdin is the user's terminal
-// when ward runs in the foreground from one (its stdout and stderr are ward's pipe), and what it pushes into a terminal's input (TIOCSTI; TIOCLINUX's paste) the user's
-// shell runs. (dev.tty.legacy_tiocsti=0 would refuse TIOCSTI, but not to CAP_SYS_ADMIN.)
+// when ward runs in the foreground from one (its stdout and stderr are ward's pipe), and what it
+// pushes into a terminal's input (TIOCSTI; TIOCLINUX's paste) the user's shell runs. (dev.tty.legacy_tiocsti=0 would refuse TIOCSTI, but not to CAP_SYS_ADMIN.)
 constexpr std::uint32_t kRefusedIoctls[] = {TIOCSTI, TIOCLINUX};
 
 struct ChildError {
@@ -302,10 +302,11 @@ int init_main(void* arg) {
     // user, which clears every capability set (no SECBIT_KEEP_CAPS). no_new_privs: no set-user-id
     // or file-capability program the FS runs can give any of it back. The filter above was
     // installed while it still had CAP_SYS_ADMIN, so it needed no no_new_privs of its own.
-    // Raw system calls, not glibc's: this process was cloned from ward's thread, and when ward has
-    // other threads (FsOutput's, a host's) glibc's set*id waits for each of them to change its ids
-    // too, threads that do not exist here: it never returned (FuseCli.StatusSaysWhoTheFileSystemRunsAs
-    // hung in 2 of 30 runs once FsOutput's thread existed).
+    // Raw system calls, not glibc's: glibc's set*id brings every thread it knows of to the new ids,
+    // and this process, cloned (not forked) from a ward with other threads (FsOutput's, a host's),
+    // has only the one. With glibc's calls it sometimes waited on a futex for good before its exec
+    // (FuseCli.StatusSaysWhoTheFileSystemRunsAs hung in several of 20 repeats once FsOutput's
+    // thread existed; none in 30 since).
     if (p.user &&
         (::syscall(SYS_setgroups, p.groups.size(), p.groups.data()) != 0 ||
          ::syscall(SYS_setresgid, p.user->gid, p.user->gid, p.user->gid) != 0 ||
