@@ -244,6 +244,17 @@ TEST_F(FuseCli, FailureBeforeServingIsTheFirstProcessesExit) {
   EXPECT_EQ(wf::read_status(status_dir_, mnt_).error().kind, ward::Errc::load_failed) << "status file left";
 }
 
+// With --log the file system's own words are in the log, not on the terminal: a failure before
+// serving says where to look.
+TEST_F(FuseCli, FailureBeforeServingPointsToTheLog) {
+  const std::string log = dir_ + "/log";
+  mounts_.push_back(mnt_);
+  Ran r = ward({"fuse", "--log", log, mnt_, "--", kHostile, "exit", "{}"});
+  EXPECT_EQ(r.code(), 3) << r.err;
+  EXPECT_NE(r.err.find("the file system's own output is in " + log), std::string::npos) << r.err;
+  EXPECT_EQ(mount_type(mnt_), "");
+}
+
 TEST_F(FuseCli, CommandThatCannotRunIsExitOne) {
   mounts_.push_back(mnt_);
   Ran r = ward({"fuse", mnt_, "--", dir_ + "/no-such-fs", "{}"});
