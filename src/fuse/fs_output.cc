@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/unique_fd.h"
+
 namespace ward::fuse::detail {
 
 namespace {
@@ -139,18 +141,15 @@ void OutputText::finish(std::string& out) {
 }
 
 struct FsOutput::State {
-  int read_end = -1, write_end = -1, wake = -1, out = -1;
+  UniqueFd read_end, write_end, wake;
+  int out = -1;  // the host's, by number: not owned
   OutputText text;
   explicit State(std::string prefix) : text(std::move(prefix)) {}
-  ~State() {
-    for (int fd : {read_end, write_end, wake})
-      if (fd >= 0) ::close(fd);
-  }
 
   // Forwards what the pipe holds now; false once it reports end of file or an error.
   bool drain(std::vector<char>& buf) {
     for (;;) {
-      ssize_t n = ::read(read_end, buf.data(), buf.size());
+      ssize_t n = ::read(read_end.get(), buf.data(), buf.size());
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) return true;
       if (n <= 0) return false;
@@ -163,7 +162,7 @@ struct FsOutput::State {
   void run() {
     std::vector<char> buf(kChunk);
     for (;;) {
-      pollfd p[2] = {{read_end, POLLIN, 0}, {wake, POLLIN, 0}};
+      pollfd p[2] = {{read_end.get(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
       if (::poll(p, 2, -1) < 0) {
         if (errno == EINTR) continue;
         break;
@@ -194,19 +193,19 @@ Result<FsOutput> FsOutput::start(int out, std::string prefix) {
   State& s = *o.state_;
   s.out = out;
   if (out < 0) {
-    s.write_end = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (s.write_end < 0) return fail(Errc::load_failed, errno_text("open /dev/null", errno));
+    s.write_end = UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    if (!s.write_end.valid()) return fail(Errc::load_failed, errno_text("open /dev/null", errno));
     return o;
   }
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return fail(Errc::load_failed, errno_text("pipe2", errno));
-  s.read_end = p[0];
-  s.write_end = p[1];
+  s.read_end = UniqueFd(p[0]);
+  s.write_end = UniqueFd(p[1]);
   // Only ward's end reads without blocking: the file system's writes block while the pipe is full,
   // as a write to a slow terminal does.
-  if (::fcntl(s.read_end, F_SETFL, O_NONBLOCK) != 0) return fail(Errc::load_failed, errno_text("fcntl", errno));
-  s.wake = ::eventfd(0, EFD_CLOEXEC);
-  if (s.wake < 0) return fail(Errc::load_failed, errno_text("eventfd", errno));
+  if (::fcntl(s.read_end.get(), F_SETFL, O_NONBLOCK) != 0) return fail(Errc::load_failed, errno_text("fcntl", errno));
+  s.wake = UniqueFd(::eventfd(0, EFD_CLOEXEC));
+  if (!s.wake.valid()) return fail(Errc::load_failed, errno_text("eventfd", errno));
   // The thread starts with every signal blocked: it inherits the mask of the moment.
   sigset_t all, old;
   sigfillset(&all);
@@ -216,12 +215,12 @@ Result<FsOutput> FsOutput::start(int out, std::string prefix) {
   return o;
 }
 
-int FsOutput::write_end() const { return state_ ? state_->write_end : -1; }
+int FsOutput::write_end() const { return state_ ? state_->write_end.get() : -1; }
 
 void FsOutput::stop() {
   if (thread_.joinable()) {
     const std::uint64_t one = 1;
-    (void)!::write(state_->wake, &one, sizeof one);
+    (void)!::write(state_->wake.get(), &one, sizeof one);
     thread_.join();
   }
   state_.reset();

@@ -2,6 +2,7 @@
 // docs/fuse.md ("libfuse2 and daemonizing file systems").
 #include "fuse/launch.h"
 
+#include "core/readable.h"
 #include "fuse/fd_passing.h"
 #include "fuse/mountinfo.h"
 #include "fuse/sandbox.h"
@@ -637,7 +638,7 @@ Result<FsProcess> launch(const Options& o, int output) {
     plan.groups.assign(o.user->groups.begin(), o.user->groups.end());
     if (o.log_fd >= 0) {
       std::string line = "ward fuse " + o.mountpoint + ": the file system runs as " +
-                         (o.user->name.empty() ? "uid " + std::to_string(o.user->uid) : o.user->name) + " (" +
+                         display_name(*o.user) + " (" +
                          std::to_string(o.user->uid) + ":" + std::to_string(o.user->gid) + "), with no capabilities\n";
       (void)!::write(o.log_fd, line.data(), line.size());
     }
@@ -739,15 +740,8 @@ Result<FsProcess> launch(const Options& o, int output) {
   // child stuck before its exec cannot hold ward (the destructor kills and reaps it).
   ChildError ce;
   ssize_t n = -1;
-  for (const auto end = std::chrono::steady_clock::now() + o.init_timeout;;) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
-    pollfd pf{errpipe[0], POLLIN, 0};
-    const int r = left > 0 ? ::poll(&pf, 1, static_cast<int>(left)) : 0;
-    if (r < 0 && errno == EINTR) continue;
-    if (r != 1) break;
-    if ((n = ::read(errpipe[0], &ce, sizeof ce)) < 0 && errno == EINTR) continue;
-    break;
-  }
+  if (readable_within(errpipe[0], o.init_timeout))
+    while ((n = ::read(errpipe[0], &ce, sizeof ce)) < 0 && errno == EINTR) {}
   ::close(errpipe[0]);
   if (n < 0)
     return fail(Errc::hung, "the file system's process did not reach its exec within " +

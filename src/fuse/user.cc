@@ -109,4 +109,8 @@ Result<User> find_user(std::string_view spec) {
   return u;
 }
 
+std::string display_name(const User& user) {
+  return user.name.empty() ? "uid " + std::to_string(user.uid) : user.name;
+}
+
 }  // namespace ward::fuse

@@ -1,7 +1,6 @@
 #include "fuse/user_access.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -13,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/readable.h"
+#include "core/unique_fd.h"
 #include "fuse/sandbox.h"
 #include "fuse/status.h"
 
@@ -24,7 +25,7 @@ constexpr std::chrono::milliseconds kCheckDeadline{5000};
 
 struct Path {
   std::string path, from;  // `from`: where it came from, for the error
-  int fd = -1;             // O_PATH, opened as root: the path itself, whatever leads to it
+  UniqueFd fd;             // O_PATH, opened as root: the path itself, whatever leads to it
   int mode = R_OK;
 };
 
@@ -43,35 +44,25 @@ Result<void> check_user_reaches(const Options& o) {
   for (const auto* list : {&o.see, &o.see_ro})
     for (const auto& p : *list)
       paths.push_back({WARD_TRY(resolve_seen(list == &o.see ? "--see " : "--see-ro ", p, mnt)),
-                       list == &o.see ? "--see" : "--see-ro"});
+                       list == &o.see ? "--see" : "--see-ro", {}, R_OK});
   if (o.auto_see)
     for (auto& p : WARD_TRY(named_paths(o.command, mnt))) paths.push_back({std::move(p), "the command line"});
   if (paths.empty()) return {};
 
-  struct Fds {  // closes every O_PATH descriptor on the way out
-    std::vector<Path>& p;
-    ~Fds() {
-      for (auto& x : p)
-        if (x.fd >= 0) ::close(x.fd);
-    }
-  } fds{paths};
   for (auto& p : paths) {
     struct stat st {};
     if (::stat(p.path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) p.mode = R_OK | X_OK;
     if (o.sandbox) {
-      p.fd = ::open(p.path.c_str(), O_PATH | O_CLOEXEC);
-      if (p.fd < 0) return fail(Errc::misuse, errno_text(p.path + " (" + p.from + ")", errno));
+      p.fd = UniqueFd(::open(p.path.c_str(), O_PATH | O_CLOEXEC));
+      if (!p.fd.valid()) return fail(Errc::misuse, errno_text(p.path + " (" + p.from + ")", errno));
     }
   }
   std::vector<gid_t> groups(o.user->groups.begin(), o.user->groups.end());
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return fail(Errc::load_failed, errno_text("pipe2", errno));
+  UniqueFd from_child(pipe_fds[0]), to_parent(pipe_fds[1]);
   const pid_t pid = ::fork();
-  if (pid < 0) {
-    int e = errno;
-    ::close(pipe_fds[0]), ::close(pipe_fds[1]);
-    return fail(Errc::load_failed, errno_text("fork", e));
-  }
+  if (pid < 0) return fail(Errc::load_failed, errno_text("fork", errno));
   if (pid == 0) {
     // Raw system calls: glibc's set*id would try to change every thread of a process that had
     // several, and after fork(2) only this one exists. Nothing here allocates.
@@ -82,30 +73,23 @@ Result<void> check_user_reaches(const Options& o) {
       v.index = -2, v.err = errno;
     } else {
       for (std::size_t i = 0; i < paths.size() && v.index == -1; ++i) {
-        const long r = paths[i].fd >= 0
-                           ? ::syscall(SYS_faccessat2, paths[i].fd, "", paths[i].mode, AT_EMPTY_PATH)
+        const long r = paths[i].fd.valid()
+                           ? ::syscall(SYS_faccessat2, paths[i].fd.get(), "", paths[i].mode, AT_EMPTY_PATH)
                            : ::syscall(SYS_faccessat2, AT_FDCWD, paths[i].path.c_str(), paths[i].mode, 0);
         if (r != 0) v.index = static_cast<int>(i), v.err = errno;
       }
     }
-    (void)!::write(pipe_fds[1], &v, sizeof v);
+    (void)!::write(to_parent.get(), &v, sizeof v);
     ::_exit(0);
   }
-  ::close(pipe_fds[1]);
+  to_parent.close();
   Verdict v{-3, 0};
-  pollfd p{pipe_fds[0], POLLIN, 0};
-  int ready;
-  const auto end = std::chrono::steady_clock::now() + kCheckDeadline;
-  do {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
-    ready = left > 0 ? ::poll(&p, 1, static_cast<int>(left)) : 0;
-  } while (ready < 0 && errno == EINTR);
-  if (ready == 1 && ::read(pipe_fds[0], &v, sizeof v) != sizeof v) v = {-3, 0};
-  ::close(pipe_fds[0]);
-  if (ready != 1) ::kill(pid, SIGKILL);
+  const bool ready = readable_within(from_child.get(), kCheckDeadline);
+  if (ready && ::read(from_child.get(), &v, sizeof v) != sizeof v) v = {-3, 0};
+  if (!ready) ::kill(pid, SIGKILL);
   while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}
-  const std::string who = o.user->name.empty() ? "uid " + std::to_string(o.user->uid) : o.user->name;
-  if (ready != 1)
+  const std::string who = display_name(*o.user);
+  if (!ready)
     return fail(Errc::hung, "checking what " + who + " may read took over " +
                                 std::to_string(kCheckDeadline.count()) + " ms (a path on a mount that does not answer?)");
   if (v.index == -2) return fail(Errc::load_failed, errno_text("taking the ids of " + who + " to check its paths", v.err));

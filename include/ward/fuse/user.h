@@ -28,4 +28,7 @@ struct User {
 
 [[nodiscard]] Result<User> find_user(std::string_view spec);
 
+// The user in a word for messages: the name, or "uid N" for a uid the database does not know.
+[[nodiscard]] std::string display_name(const User& user);
+
 }  // namespace ward::fuse
