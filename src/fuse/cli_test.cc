@@ -3,6 +3,7 @@
 // first process's exit code and stderr) and `ward fuse status` (state, restarts and their causes,
 // a stale file of a killed ward, no ward at all, a second ward on the same mount point refused,
 // a planted link in place of the status directory refused). Against ward-fuse-hostile.
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -12,6 +13,7 @@
 
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -232,6 +234,59 @@ TEST_F(FuseCli, TheFileSystemsOutputIsLoggedAsText) {
     EXPECT_EQ(text.find(c), std::string::npos) << "a raw byte " << static_cast<int>(static_cast<unsigned char>(c));
   EXPECT_EQ(text.find("\xe2\x80\xae"), std::string::npos);
   EXPECT_EQ(stderr_.find(fs), std::string::npos) << stderr_;
+}
+
+// The file system's stdin is never ward's: a restarted instance would have nobody to ask, and one
+// reading a terminal from its own process group is stopped with its mount waiting on it. Here
+// ward's stdin is a pipe with a line in it that stays open: each instance reads end of file at
+// once (before, the first read the line and waited for more). With --fs-stdin every instance
+// reads the same bytes, from the start.
+TEST_F(FuseCli, TheFileSystemsStdinIsNothingOrWhatFsStdinGave) {
+  for (bool given : {false, true}) {
+    SCOPED_TRACE(given ? "--fs-stdin -" : "no --fs-stdin");
+    const std::string log = dir_ + "/log" + std::to_string(given);
+    int in[2];
+    ASSERT_EQ(::pipe2(in, O_CLOEXEC), 0);
+    ASSERT_EQ(::write(in[1], "pass word\nline2\n", 16), 16);
+    if (given) ::close(std::exchange(in[1], -1));  // ward reads its stdin to the end first
+    std::vector<std::string> opts{"--log", log};
+    if (given) opts.insert(opts.end(), {"--fs-stdin", "-"});
+    start(opts, {kHostile, "read-stdin:" + dir_ + "/state" + std::to_string(given), "{}"}, "", in[0]);
+    ::close(in[0]);
+    ASSERT_TRUE(mounted()) << stderr_ << slurp(log);
+    Exit app = stat_in_child(mnt_);  // the first instance dies on it; the second answers
+    EXPECT_TRUE(app.done && WIFEXITED(app.status) && WEXITSTATUS(app.status) == 0) << app.status << slurp(log);
+    std::string text;
+    for (auto end = Clock::now() + 20s; Clock::now() < end && text.find("restarted (restart 1") == std::string::npos;
+         ::usleep(10'000))
+      text = slurp(log);
+    const std::string line = "ward fuse " + mnt_ + ": fs: stdin: [" + (given ? "pass word|line2|" : "") + "] then end of file\n";
+    std::size_t n = 0;
+    for (auto at = text.find(line); at != std::string::npos; at = text.find(line, at + 1)) ++n;
+    EXPECT_EQ(n, 2u) << "both instances read the same\n" << text;
+    ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+    Exit e = ward_exit();
+    EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << stderr_;
+    if (in[1] >= 0) ::close(in[1]);
+  }
+}
+
+// --fs-stdin that cannot be read, or is larger than what is kept for every instance: exit 1, said,
+// nothing mounted.
+TEST_F(FuseCli, FsStdinThatCannotBeKeptIsRefused) {
+  const std::string big = dir_ + "/big";
+  {
+    std::ofstream f(big);
+    f << std::string((std::size_t{1} << 20) + 1, 'x');
+  }
+  mounts_.push_back(mnt_);
+  const std::pair<std::string, const char*> cases[] = {{dir_ + "/missing", "No such file"}, {big, "more than 1 MiB"}};
+  for (const auto& [path, words] : cases) {
+    Ran r = ward({"fuse", "--fs-stdin", path, mnt_, "--", kHostile, "good", "{}"});
+    EXPECT_EQ(r.code(), 1) << path << ": " << r.err;
+    EXPECT_NE(r.err.find("--fs-stdin " + path + ": " + words), std::string::npos) << r.err;
+    EXPECT_EQ(mount_type(mnt_), "") << path;
+  }
 }
 
 TEST_F(FuseCli, FailureBeforeServingIsTheFirstProcessesExit) {

@@ -65,6 +65,9 @@
 //                       "say-WORD" writes "said WORD\n" to stderr, one of "flood" starts a thread
 //                       that writes 8 MiB of lines ("y" * 4095 and a newline) to stderr; each such
 //                       LOOKUP is answered ENOENT
+//   read-stdin:STATE    as crash-once, and each instance first reads its stdin until end of file
+//                       (3 s at most) and writes to stderr "stdin: [BYTES] then end of file" (a
+//                       newline in BYTES as '|'), or "stdin: [BYTES] and no end of file within 3 s"
 // A mode for the sandbox (src/fuse/sandbox_test.cc): what the file system can see of the host.
 //   probe               as good, and LOOKUP of the name "N" answers a regular file whose size is
 //                       1000 * (errno of open(PATH, O_RDONLY)) + (errno of open(PATH, O_WRONLY)),
@@ -103,6 +106,7 @@
 #include <thread>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -447,6 +451,23 @@ int main(int argc, char** argv) {
   }
   if (mode == "die-later" && later) return 7;
   if (mode == "slow-exit") std::signal(SIGTERM, SIG_IGN);
+  if (mode == "read-stdin") {
+    std::string got;
+    bool ended = false;
+    for (auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+         !ended && std::chrono::steady_clock::now() < end;) {
+      pollfd p{0, POLLIN, 0};
+      if (::poll(&p, 1, 100) != 1) continue;
+      char b[256];
+      ssize_t n = ::read(0, b, sizeof b);
+      if (n <= 0) ended = true;
+      else got.append(b, static_cast<std::size_t>(n));
+    }
+    std::replace(got.begin(), got.end(), '\n', '|');
+    const std::string line = "stdin: [" + got + (ended ? "] then end of file\n" : "] and no end of file within 3 s\n");
+    (void)!::write(2, line.data(), line.size());
+    mode = "crash-once";
+  }
   if (mode == "chatty") {
     (void)!::write(2, kChattyLine.data(), kChattyLine.size());
     (void)!::write(1, "prompt: ", 8);

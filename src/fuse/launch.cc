@@ -3,6 +3,7 @@
 #include "fuse/launch.h"
 
 #include "core/readable.h"
+#include "core/unique_fd.h"
 #include "fuse/fd_passing.h"
 #include "fuse/mountinfo.h"
 #include "fuse/sandbox.h"
@@ -147,9 +148,11 @@ constexpr long kSandboxRefusals[] = {
 #endif
 };
 
-// ioctl requests no file system is let make, sandboxed or not: its stdin is the user's terminal
-// when ward runs in the foreground from one (its stdout and stderr are ward's pipe), and what it
-// pushes into a terminal's input (TIOCSTI; TIOCLINUX's paste) the user's shell runs. (dev.tty.legacy_tiocsti=0 would refuse TIOCSTI, but not to CAP_SYS_ADMIN.)
+// ioctl requests no file system is let make, sandboxed or not: none of its three descriptors is a
+// terminal (Options::fs_input, FsOutput's pipe), but unsandboxed it shares ward's session and so
+// can open /dev/tty when ward runs in the foreground from one, and what it pushes into a
+// terminal's input (TIOCSTI; TIOCLINUX's paste) the user's shell runs. (dev.tty.legacy_tiocsti=0
+// would refuse TIOCSTI, but not to CAP_SYS_ADMIN.)
 constexpr std::uint32_t kRefusedIoctls[] = {TIOCSTI, TIOCLINUX};
 
 struct ChildError {
@@ -173,6 +176,7 @@ struct Plan {
   bool sandbox = false;
   int fs_end = -1, err_w = -1, status_w = -1;
   int out_w = -1;  // the file system's stdout and stderr (fs_output.h)
+  int in_r = -1;   // its stdin (Options::fs_input)
 };
 
 [[noreturn]] void child_fail(int fd, Step step, int index = 0) {
@@ -218,12 +222,13 @@ int root_chroot_dir() {
 int init_main(void* arg) {
   const Plan& p = *static_cast<const Plan*>(arg);
   // ward's descriptors go; the three this process needs move to fixed numbers.
-  int hi = std::max({p.fs_end, p.err_w, p.status_w, p.out_w, kStatusFd}) + 1;
+  int hi = std::max({p.fs_end, p.err_w, p.status_w, p.out_w, p.in_r, kStatusFd}) + 1;
   int fs = ::fcntl(p.fs_end, F_DUPFD, hi), er = ::fcntl(p.err_w, F_DUPFD, hi),
-      st = ::fcntl(p.status_w, F_DUPFD, hi), out = ::fcntl(p.out_w, F_DUPFD, hi);
-  if (fs < 0 || er < 0 || st < 0 || out < 0) child_fail(p.err_w, kMoveFds);
+      st = ::fcntl(p.status_w, F_DUPFD, hi), out = ::fcntl(p.out_w, F_DUPFD, hi),
+      in = ::fcntl(p.in_r, F_DUPFD, hi);
+  if (fs < 0 || er < 0 || st < 0 || out < 0 || in < 0) child_fail(p.err_w, kMoveFds);
   if (::dup2(fs, kFsFd) < 0 || ::dup2(er, kErrFd) < 0 || ::dup2(st, kStatusFd) < 0 ||
-      ::dup2(out, STDOUT_FILENO) < 0 || ::dup2(out, STDERR_FILENO) < 0)
+      ::dup2(in, STDIN_FILENO) < 0 || ::dup2(out, STDOUT_FILENO) < 0 || ::dup2(out, STDERR_FILENO) < 0)
     child_fail(p.err_w, kMoveFds);
   ::close_range(kStatusFd + 1, ~0U, 0);
   ::fcntl(kErrFd, F_SETFD, FD_CLOEXEC);
@@ -619,11 +624,38 @@ std::vector<std::string> other_fuse_mounts(const std::vector<std::string>& comma
   return out;
 }
 
+// The instance's stdin (Options::fs_input): /dev/null, or a memfd of its own holding the bytes,
+// read from the start and sealed (the file system cannot change what the next instance reads).
+Result<UniqueFd> fs_input(const Options& o) {
+  if (!o.fs_input) {
+    UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!null.valid()) return fail(Errc::load_failed, errno_text("open /dev/null", errno));
+    return null;
+  }
+  if (o.fs_input->size() > Options::kMaxFsInput)
+    return fail(Errc::misuse, "the file system's input is " + std::to_string(o.fs_input->size()) +
+                                  " bytes; at most " + std::to_string(Options::kMaxFsInput) + " are kept for it");
+  UniqueFd m(::memfd_create("ward-fs-input", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!m.valid()) return fail(Errc::load_failed, errno_text("memfd_create", errno));
+  for (std::size_t done = 0; done < o.fs_input->size();) {
+    ssize_t n = ::write(m.get(), o.fs_input->data() + done, o.fs_input->size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail(Errc::load_failed, errno_text("writing the file system's input", errno));
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fcntl(m.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0 ||
+      ::lseek(m.get(), 0, SEEK_SET) != 0)
+    return fail(Errc::load_failed, errno_text("sealing the file system's input", errno));
+  return m;
+}
+
 Result<FsProcess> launch(const Options& o, int output) {
   if (o.command.empty()) return fail(Errc::misuse, "no file-system command");
   if (output < 0) return fail(Errc::misuse, "no descriptor for the file system's output");
+  UniqueFd input = WARD_TRY(fs_input(o));  // the child has its copy once cloned
   Plan plan;
   plan.out_w = output;
+  plan.in_r = input.get();
   if (mounts_itself(o.command)) {
     WARD_TRY(plan_self_mount(o, plan));
     plan.argv_s = o.command;

@@ -21,9 +21,10 @@
 // root is the minimal one of src/fuse/sandbox.h (the self-mounting pieces above are built inside
 // it), with mount(2) refused by the same filter and a few capabilities dropped from the bounding
 // set (docs/fuse.md, "Sandbox"); the binary is the one the host's PATH names.
-// Its stdout and stderr are `output` (FsOutput's pipe, fs_output.h), its stdin ward's. The file
-// system has an empty signal mask and inherits no other descriptor of ward's. A command
-// that cannot be executed, or a namespace that cannot be set up, is an error naming it.
+// Its stdout and stderr are `output` (FsOutput's pipe, fs_output.h), its stdin `options.fs_input`
+// (never ward's). The file system has an empty signal mask and inherits no other descriptor of
+// ward's. A command that cannot be executed, or a namespace that cannot be set up, is an error
+// naming it.
 //
 // FsProcess owns the init's pid, a pidfd (readable once every process of the file system is gone),
 // ward's socket end (POLLHUP once every holder of the other end closed it) and the pipe on which

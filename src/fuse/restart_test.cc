@@ -607,6 +607,41 @@ TEST_F(FuseReal, GocryptfsSameResultsAsDirect) {
   EXPECT_NE(log.find("big-read 13722443963755171459 expect 13722443963755171459"), std::string::npos) << log;
 }
 
+// gocryptfs without -extpass or -passfile reads its password on stdin, at every start. Without
+// --fs-stdin its stdin is /dev/null: it cannot start, and says why in the log. With --fs-stdin
+// FILE every instance reads the password again: a file written before a SIGKILL of the file
+// system is read back through the instance ward started after it.
+TEST_F(FuseReal, GocryptfsReadsItsPasswordFromFsStdinAtEveryStart) {
+  if (!have("gocryptfs")) GTEST_SKIP() << "gocryptfs not installed (scripts/setup.sh)";
+  init_gocryptfs(dir_ + "/cipher");
+  const std::string pw = dir_ + "/pw", log = dir_ + "/log";
+  std::ofstream(pw) << "ward-test\n";
+  const std::vector<std::string> cmd{"gocryptfs", "-q", dir_ + "/cipher", mnt_};
+
+  start({"--log", log + "0"}, cmd);
+  Exit no_input = ward_exit(20s);
+  EXPECT_TRUE(no_input.done && WIFEXITED(no_input.status) && WEXITSTATUS(no_input.status) == 3)
+      << no_input.status << stderr_ << slurp(log + "0");
+  EXPECT_NE(slurp(log + "0").find(": fs: "), std::string::npos) << "gocryptfs's own words\n" << slurp(log + "0");
+  EXPECT_EQ(mount_type(mnt_), "");
+
+  start({"--log", log, "--fs-stdin", pw}, cmd);
+  ASSERT_TRUE(mounted()) << stderr_ << slurp(log);
+  const std::string file = mnt_ + "/kept";
+  Exit wrote = in_child([&] {
+    std::ofstream f(file);
+    f << "written before the kill";
+    f.close();
+    return f ? 0 : 1;
+  });
+  ASSERT_TRUE(wrote.done && WIFEXITED(wrote.status) && WEXITSTATUS(wrote.status) == 0) << slurp(log);
+  for (pid_t fs_pid : children_of(ward_)) ::kill(fs_pid, SIGKILL);
+  ASSERT_TRUE(restarted(log, 1)) << slurp(log);
+  Exit read = in_child([&] { return slurp(file) == "written before the kill" ? 0 : 1; });
+  EXPECT_TRUE(read.done && WIFEXITED(read.status) && WEXITSTATUS(read.status) == 0) << slurp(log);
+  unmount_and_expect_exit_0(*this, log);
+}
+
 // Whether the long kill runs of `make stress` are asked for (WARD_FUSE_LONG_KILLS=1).
 bool long_kills() {
   const char* e = std::getenv("WARD_FUSE_LONG_KILLS");

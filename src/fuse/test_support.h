@@ -141,8 +141,9 @@ class Fixture : public ::testing::Test {
 
  public:
   // Starts `ward fuse --foreground [opts] MNT -- cmd...` (it stays this process's child), its
-  // stderr captured, its status file in the test's directory (WARD_FUSE_STATUS_DIR=DIR/status).
-  void start(std::vector<std::string> opts, std::vector<std::string> cmd, const std::string& mnt = "") {
+  // stderr captured, its status file in the test's directory (WARD_FUSE_STATUS_DIR=DIR/status),
+  // its stdin `in` (-1: this process's).
+  void start(std::vector<std::string> opts, std::vector<std::string> cmd, const std::string& mnt = "", int in = -1) {
     std::string m = mnt.empty() ? mnt_ : mnt;
     mounts_.push_back(m);
     std::vector<std::string> env{"WARD_FUSE_STATUS_DIR=" + dir_ + "/status"};
@@ -164,6 +165,7 @@ class Fixture : public ::testing::Test {
       // SIGTERM and unmounts: no mount is left behind.
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       ::dup2(p[1], 2);
+      if (in >= 0) ::dup2(in, 0);
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -171,6 +173,7 @@ class Fixture : public ::testing::Test {
       ::_exit(127);
     }
     ::close(p[1]);
+    if (err_ >= 0) ::close(err_);  // a test that starts ward again
     err_ = p[0];
   }
 

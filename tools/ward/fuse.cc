@@ -53,6 +53,30 @@ int reap_by(pid_t pid, Clock::time_point end) {
 // the mount serves (a byte on `ready`) and exits 0, or until it ended first (end of file: its
 // error is already on the shared stderr) and exits with its code. The deadline stops it (SIGTERM:
 // it unmounts) when nothing happened in time; a SIGINT/SIGTERM/SIGHUP to this process is passed on.
+// --fs-stdin: the whole of `path` (`-`: ward's stdin), at most Options::kMaxFsInput bytes.
+Result<std::string> read_fs_input(const std::string& path) {
+  const bool std_in = path == "-";
+  const int fd = std_in ? 0 : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(Errc::misuse, std::strerror(errno));
+  std::string got;
+  char b[65536];
+  int err = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, b, sizeof b);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) err = errno;
+    if (n <= 0) break;
+    got.append(b, static_cast<std::size_t>(n));
+    if (got.size() > fuse::Options::kMaxFsInput) break;
+  }
+  if (!std_in) ::close(fd);
+  if (err != 0) return fail(Errc::misuse, std::strerror(err));
+  if (got.size() > fuse::Options::kMaxFsInput)
+    return fail(Errc::misuse, "more than " + std::to_string(fuse::Options::kMaxFsInput >> 20) +
+                                  " MiB; the file system's input is kept whole for every instance");
+  return got;
+}
+
 int wait_until_serving(pid_t child, int ready, const fuse::Options& o) {
   const auto limit = o.init_timeout + o.exit_timeout + kReadySlack;
   const auto end = Clock::now() + limit;
@@ -349,6 +373,13 @@ void add_fuse(CLI::App& app, int& exit_code) {
                   "file; `-` is stderr. Without it the file system's output goes to stderr (in the background: "
                   "until it serves). Each of its lines is led by `ward fuse MOUNTPOINT: fs: `, and a byte that is "
                   "not printable text is written as \\xHH");
+  auto stdin_path = std::make_shared<std::string>();
+  cmd->add_option("--fs-stdin", *stdin_path,
+                  "What the file system reads on its stdin, each instance the same from the start (a password "
+                  "a file system asks for there, once per start): this file's bytes, read once before mounting "
+                  "(at most 1 MiB); `-` is ward's stdin, read to its end. Without it the file system's stdin is "
+                  "/dev/null: a restarted instance has nobody to ask")
+      ->type_name("FILE");
   auto foreground = std::make_shared<bool>(false);
   cmd->add_flag("-f,--foreground", *foreground,
                 "Stay in the foreground until the mount ends (default: return once it serves)");
@@ -356,7 +387,7 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_option("FS-COMMAND", opts->command,
                   "After `--`: the file system's command line, `{}` where its mount point goes (no `{}`: it mounts itself on MOUNTPOINT, see above)");
   cmd->callback([cmd, opts, foreground, timeout_ms, init_ms, exit_ms, window_ms, journal_mib, rio_mib, log_path,
-                 no_sandbox, no_auto, user_spec, &exit_code] {
+                 stdin_path, no_sandbox, no_auto, user_spec, &exit_code] {
     opts->rio_size = *rio_mib << 20;
     opts->sandbox = !*no_sandbox;
     opts->auto_see = !*no_auto;
@@ -390,6 +421,16 @@ void add_fuse(CLI::App& app, int& exit_code) {
         exit_code = 1;
         return;
       }
+    }
+    if (!stdin_path->empty()) {
+      auto input = read_fs_input(*stdin_path);
+      if (!input) {
+        std::fprintf(stderr, "ward fuse: --fs-stdin %s: %s\n", stdin_path->c_str(), input.error().detail.c_str());
+        if (log_fd > 2) ::close(log_fd);
+        exit_code = 1;
+        return;
+      }
+      opts->fs_input = std::move(*input);
     }
     opts->log_fd = log_fd;
     // The file system's own output goes with ward's events when there is a log, else to stderr.

@@ -107,6 +107,13 @@ struct Options {
   // each line led by "ward fuse MOUNTPOINT: fs: " and every byte that is not printable text
   // written as \xHH, so that it cannot drive a terminal (src/fuse/fs_output.h). -1: discarded.
   int fs_output_fd = 2;
+  // What every instance reads on its stdin: these bytes from the start, then end of file (a
+  // sealed memfd of its own per instance, so a restarted instance reads the same). nullopt:
+  // /dev/null. Never ward's own stdin: a restarted instance has nobody to ask, and a file system
+  // reading a terminal from its own process group would be stopped (SIGTTIN) with its mount
+  // waiting on it. At most kMaxFsInput bytes (else launch fails, misuse).
+  std::optional<std::string> fs_input;
+  static constexpr std::size_t kMaxFsInput = std::size_t{1} << 20;
   int stop_fd = -1;                  // readable => unmount and return Ok; -1: none
   std::function<void(const Event&)> on_event;  // may be empty
   // The sandbox (docs/fuse.md, "Sandbox"): the file system runs in a minimal root of its own that
