@@ -26,10 +26,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <string>
 #include <string_view>
 
+#include "core/read_file.h"
 #include "fuse/fd_passing.h"
 #include "fuse/launch.h"
 
@@ -58,8 +58,7 @@ bool relay_socket(int fd, int comm) {
 
 // The value of NAME in process PID's initial environment, or "" when it has none.
 std::string environ_of(pid_t pid, std::string_view name) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
-  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string all = ward::read_file("/proc/" + std::to_string(pid) + "/environ");
   const std::string key = std::string(name) + "=";
   for (std::size_t at = 0; at < all.size();) {
     std::size_t end = all.find('\0', at);
@@ -74,8 +73,7 @@ std::string environ_of(pid_t pid, std::string_view name) {
 // unsandboxed (ward's PID namespace keeps the host's /proc then), and getppid()'s otherwise; so
 // the walk starts at /proc/self and asks /proc for each parent.
 pid_t parent_of(const std::string& proc_id) {
-  std::ifstream in("/proc/" + proc_id + "/stat");
-  const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string stat = ward::read_file("/proc/" + proc_id + "/stat");
   // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so parse after the last ')'.
   const std::size_t close = stat.rfind(')');
   if (close == std::string::npos) return 0;

@@ -1,6 +1,7 @@
 // The cgroups that bound a file-system instance (process_limit.h has the contract).
 #include "fuse/process_limit.h"
 
+#include "core/read_file.h"
 #include "fuse/mountinfo.h"
 
 #include <fcntl.h>
@@ -30,12 +31,7 @@ bool has_word(const std::string& list, char sep, const std::string& word) {
   return false;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+std::string slurp(const std::string& path) { return read_file(path); }
 
 // One kind of bound: its controller, and the file that holds the bound in each cgroup version.
 struct Controller {

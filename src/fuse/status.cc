@@ -16,6 +16,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/read_file.h"
 #include "rio/private_path.h"
 
 namespace ward::fuse {
@@ -152,8 +153,7 @@ std::string Status::get(const std::string& key) const {
 }
 
 unsigned long long process_start_ticks(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::string s = ward::read_file("/proc/" + std::to_string(pid) + "/stat");
   // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
   auto close = s.rfind(')');
   if (close == std::string::npos) return 0;

@@ -27,6 +27,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/read_file.h"
 #include "fuse/fusectl.h"
 #include "fuse/process_limit.h"
 
@@ -238,10 +239,9 @@ inline std::string read_all(const std::string& p) {
 }
 
 // The whole file at `path` ("" if it cannot be read).
-inline std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
+// The whole file, or what could be read of it (core/read_file.h: a /proc file of a process that
+// ends meanwhile must not throw).
+inline std::string slurp(const std::string& path) { return ward::read_file(path); }
 
 inline std::string list(const std::string& d) {
   DIR* dir = ::opendir(d.c_str());
@@ -351,14 +351,8 @@ inline std::vector<pid_t> processes_mentioning(const std::string& needle, const 
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
     pid_t pid = std::stoi(name);
     if (pid == ::getpid()) continue;
-    std::ifstream in(e.path() / "cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmd.find(needle) == std::string::npos) continue;
-    if (!comm.empty()) {
-      std::string c;
-      std::getline(std::ifstream(e.path() / "comm"), c);
-      if (c != comm) continue;
-    }
+    if (slurp(e.path() / "cmdline").find(needle) == std::string::npos) continue;
+    if (!comm.empty() && slurp(e.path() / "comm") != comm + "\n") continue;
     out.push_back(pid);
   }
   return out;
@@ -500,7 +494,7 @@ inline Captured run_capture(const std::vector<std::string>& argv, std::chrono::m
 
 // The first child of `parent` (the FS that `ward fuse` runs), or 0.
 inline pid_t child_of(pid_t parent) {
-  std::ifstream f("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) + "/children");
+  std::istringstream f(slurp("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) + "/children"));
   pid_t c = 0;
   return (f >> c) ? c : 0;
 }
@@ -511,7 +505,7 @@ inline pid_t process_with_arg(const std::string& needle) {
   for (const auto& e : fs::directory_iterator("/proc")) {
     std::string name = e.path().filename();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream f(e.path() / "cmdline");
+    std::istringstream f(slurp(e.path() / "cmdline"));
     std::string arg;
     while (std::getline(f, arg, '\0'))
       if (arg.find(needle) != std::string::npos) return std::stoi(name);
