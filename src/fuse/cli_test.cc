@@ -236,6 +236,23 @@ TEST_F(FuseCli, TheFileSystemsOutputIsLoggedAsText) {
   EXPECT_EQ(stderr_.find(fs), std::string::npos) << stderr_;
 }
 
+// A file system's syslog(3) in the sandbox reaches ward's log as a line of its own, level said,
+// escapes escaped (before, the sandbox had no /dev/log and it was lost).
+TEST_F(FuseCli, TheFileSystemsSyslogIsLogged) {
+  const std::string log = dir_ + "/log";
+  start({"--log", log}, {kHostile, "syslog", "{}"});
+  ASSERT_TRUE(mounted()) << stderr_;
+  const std::string want = "]: said to syslog \\x1b[31m\n";
+  std::string text;
+  for (auto end = Clock::now() + 10s; Clock::now() < end && text.find(want) == std::string::npos; ::usleep(10'000))
+    text = slurp(log);
+  EXPECT_NE(text.find("ward fuse " + mnt_ + ": fs: syslog err: ward-hostile["), std::string::npos) << text;
+  EXPECT_NE(text.find(want), std::string::npos) << text;
+  ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+  Exit e = ward_exit();
+  EXPECT_TRUE(e.done && WIFEXITED(e.status) && WEXITSTATUS(e.status) == 0) << stderr_;
+}
+
 // The file system's stdin is never ward's: a restarted instance would have nobody to ask, and one
 // reading a terminal from its own process group is stopped with its mount waiting on it. Here
 // ward's stdin is a pipe with a line in it that stays open: each instance reads end of file at

@@ -4,14 +4,17 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <mutex>
 #include <utility>
 #include <vector>
 
-#include "core/unique_fd.h"
 
 namespace ward::fuse::detail {
 
@@ -55,7 +58,39 @@ void write_all(int fd, const std::string& text) {
 
 constexpr std::size_t kChunk = 64 << 10;
 
+constexpr const char* kLevels[] = {"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"};
+
+// "Mmm dd hh:mm:ss " (RFC 3164's timestamp; the day space-padded).
+bool stamp_at(std::string_view s) {
+  if (s.size() < 16) return false;
+  auto digit = [&](std::size_t i) { return s[i] >= '0' && s[i] <= '9'; };
+  auto letter = [&](std::size_t i) { return (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z'); };
+  return letter(0) && letter(1) && letter(2) && s[3] == ' ' && (s[4] == ' ' || digit(4)) && digit(5) &&
+         s[6] == ' ' && digit(7) && digit(8) && s[9] == ':' && digit(10) && digit(11) && s[12] == ':' &&
+         digit(13) && digit(14) && s[15] == ' ';
+}
+
 }  // namespace
+
+std::string syslog_text(std::string_view d) {
+  std::string level;
+  if (d.size() >= 3 && d[0] == '<') {
+    std::size_t end = d.find('>');
+    unsigned pri = 0;
+    bool ok = end != std::string_view::npos && end >= 2 && end <= 4;  // 0..191
+    for (std::size_t i = 1; ok && i < end; ++i) {
+      ok = d[i] >= '0' && d[i] <= '9';
+      pri = pri * 10 + static_cast<unsigned>(d[i] - '0');
+    }
+    if (ok && pri <= 191) {
+      level = std::string(kLevels[pri & 7]) + ": ";
+      d.remove_prefix(end + 1);
+    }
+  }
+  if (stamp_at(d)) d.remove_prefix(16);
+  while (!d.empty() && (d.back() == '\n' || d.back() == '\0')) d.remove_suffix(1);
+  return "syslog " + (level.empty() ? std::string("?: ") : level) + std::string(d);
+}
 
 void OutputText::start_line(std::string& out) {
   if (line_open_) return;
@@ -141,10 +176,38 @@ void OutputText::finish(std::string& out) {
 }
 
 struct FsOutput::State {
-  UniqueFd read_end, write_end, wake;
+  UniqueFd read_end, write_end, wake, syslog;
+  std::atomic<bool> stopping{false};
+  std::mutex m;
+  UniqueFd next_syslog;  // under m: the socket new_syslog() made, for the thread to take
   int out = -1;  // the host's, by number: not owned
+  std::string prefix;
   OutputText text;
-  explicit State(std::string prefix) : text(std::move(prefix)) {}
+  explicit State(std::string p) : prefix(p), text(std::move(p)) {}
+
+  void wake_up() {
+    const std::uint64_t one = 1;
+    (void)!::write(wake.get(), &one, sizeof one);
+  }
+
+  // Forwards the datagrams the socket holds now, one line each; at most kRound of them, so that
+  // a file system that keeps the queue full cannot keep the thread from its pipe and its stop.
+  void drain_syslog(std::vector<char>& buf) {
+    constexpr int kRound = 64;
+    for (int i = 0; syslog.valid() && i < kRound; ++i) {
+      ssize_t n = ::recv(syslog.get(), buf.data(), buf.size(), MSG_TRUNC | MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return;
+      const bool cut = static_cast<std::size_t>(n) > buf.size();
+      std::string line = syslog_text(std::string_view(buf.data(), std::min(buf.size(), static_cast<std::size_t>(n))));
+      if (cut) line += " [cut at " + std::to_string(buf.size()) + " bytes]";
+      OutputText one(prefix);
+      std::string shown;
+      one.feed(line, shown);
+      one.finish(shown);
+      write_all(out, shown);
+    }
+  }
 
   // Forwards what the pipe holds now; false once it reports end of file or an error.
   bool drain(std::vector<char>& buf) {
@@ -162,12 +225,25 @@ struct FsOutput::State {
   void run() {
     std::vector<char> buf(kChunk);
     for (;;) {
-      pollfd p[2] = {{read_end.get(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
-      if (::poll(p, 2, -1) < 0) {
+      pollfd p[3] = {{read_end.get(), POLLIN, 0}, {wake.get(), POLLIN, 0}, {syslog.get(), POLLIN, 0}};
+      if (::poll(p, syslog.valid() ? 3 : 2, -1) < 0) {
         if (errno == EINTR) continue;
         break;
       }
-      const bool stopping = p[1].revents != 0;
+      if (p[1].revents != 0) {
+        std::uint64_t n;
+        (void)!::read(wake.get(), &n, sizeof n);
+        UniqueFd next;
+        {
+          std::lock_guard lock(m);  // not held while writing: new_syslog() must not wait on `out`
+          next = std::move(next_syslog);
+        }
+        if (next.valid()) {  // the last instance is gone: what it sent is forwarded first
+          drain_syslog(buf);
+          syslog = std::move(next);
+        }
+      }
+      drain_syslog(buf);
       if (!drain(buf) || stopping) break;
     }
     std::string rest;
@@ -217,10 +293,24 @@ Result<FsOutput> FsOutput::start(int out, std::string prefix) {
 
 int FsOutput::write_end() const { return state_ ? state_->write_end.get() : -1; }
 
+UniqueFd FsOutput::new_syslog() {
+  if (!thread_.joinable()) return {};
+  UniqueFd mine(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!mine.valid()) return {};
+  UniqueFd theirs(::fcntl(mine.get(), F_DUPFD_CLOEXEC, 0));
+  if (!theirs.valid()) return {};
+  {
+    std::lock_guard lock(state_->m);
+    state_->next_syslog = std::move(mine);
+  }
+  state_->wake_up();
+  return theirs;
+}
+
 void FsOutput::stop() {
   if (thread_.joinable()) {
-    const std::uint64_t one = 1;
-    (void)!::write(state_->wake.get(), &one, sizeof one);
+    state_->stopping = true;
+    state_->wake_up();
     thread_.join();
   }
   state_.reset();

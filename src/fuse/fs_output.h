@@ -23,6 +23,18 @@
 // /dev/null. Every signal is blocked in the thread (a write to a closed pipe leaves a SIGPIPE
 // pending there rather than ending the host). start/stop/write_end from one thread (the relay's);
 // the forwarding thread touches only its own state. Move-only.
+//
+// Syslog. A file system that daemonizes often stops printing and logs through syslog(3) instead,
+// to /dev/log; in the sandbox there is none, and what it said was lost (gocryptfs: eight "Unix
+// syslog delivery error" lines at every start, then silence, integrity errors included). So
+// new_syslog() makes, for each instance, an unbound datagram socket: the thread reads one
+// descriptor of it, the instance's sandbox binds the other at its own /dev/log (sandbox.h), so
+// the socket's name lives in the sandbox's tmpfs and nothing of it is ever on the host's disk.
+// Each datagram becomes one line, "PREFIX syslog LEVEL: TAG[PID]: MESSAGE" (syslog_text), through
+// the same text rules; at most 64 KiB of each (longer ones are cut, and say so). A file system
+// that sends faster than the thread writes fills the socket's queue and then waits in its own
+// send, as with the pipe. The thread drains the previous instance's socket before it takes the
+// next one's. new_syslog() from the thread that calls start/stop.
 #pragma once
 
 #include <memory>
@@ -30,6 +42,7 @@
 #include <string_view>
 #include <thread>
 
+#include "core/unique_fd.h"
 #include "ward/core/error.h"
 
 namespace ward::fuse::detail {
@@ -58,6 +71,12 @@ class OutputText {
   bool line_open_ = false;
 };
 
+// A syslog datagram as FsOutput shows it, before the text rules: "<PRI>" made a level word
+// ("err: ", "info: "...; none without a valid one), and the local timestamp syslog(3) and Go's
+// log/syslog put after it ("Mmm dd hh:mm:ss ") dropped. Trailing newlines go (one datagram, one
+// line).
+[[nodiscard]] std::string syslog_text(std::string_view datagram);
+
 class FsOutput {
  public:
   FsOutput();
@@ -69,6 +88,10 @@ class FsOutput {
   // /dev/null cannot be made (load_failed).
   static Result<FsOutput> start(int out, std::string prefix);
   int write_end() const;  // -1 before start()
+  // A new instance's syslog socket (see above): the descriptor for its sandbox to bind; the thread
+  // reads from now on a descriptor of its own of the same socket. Invalid (no /dev/log for the
+  // instance) when nothing is forwarded (`out` < 0) or the socket cannot be made.
+  UniqueFd new_syslog();
   void stop();
 
  private:

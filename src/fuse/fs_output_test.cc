@@ -4,7 +4,11 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <string>
 
@@ -14,6 +18,7 @@ namespace {
 
 using ward::fuse::detail::FsOutput;
 using ward::fuse::detail::OutputText;
+using ward::fuse::detail::syslog_text;
 
 std::string shown(std::initializer_list<std::string_view> chunks, bool finish = true) {
   OutputText t("P: ");
@@ -83,12 +88,87 @@ TEST(FsOutput, ForwardsThroughThePipeAndFlushesAtStop) {
   ::close(p[1]);
 }
 
+// What syslog(3) (glibc) and Go's log/syslog send: the level is a word, the timestamp goes.
+TEST(FsOutputSyslog, TheLevelIsSaidAndTheTimestampDropped) {
+  EXPECT_EQ(syslog_text("<27>Dec  3 09:00:01 fs[12]: block 7 is corrupt\n"), "syslog err: fs[12]: block 7 is corrupt");
+  EXPECT_EQ(syslog_text("<14>Nov 30 23:59:59 fs: hello"), "syslog info: fs: hello");
+  EXPECT_EQ(syslog_text("<191>x"), "syslog debug: x");
+  // Not a priority: kept as sent.
+  EXPECT_EQ(syslog_text("<192>x"), "syslog ?: <192>x");
+  EXPECT_EQ(syslog_text("<1a>x"), "syslog ?: <1a>x");
+  EXPECT_EQ(syslog_text("plain words"), "syslog ?: plain words");
+  EXPECT_EQ(syslog_text(""), "syslog ?: ");
+  EXPECT_EQ(syslog_text("<3>"), "syslog err: ");
+  // A timestamp only where one is: "Dec  3 " of a message is not dropped without its time.
+  EXPECT_EQ(syslog_text("<30>Dec  3 is a date"), "syslog info: Dec  3 is a date");
+}
+
+// The socket: each datagram one line through the text rules, in the same stream as the pipe, a
+// long one cut and said to be; a new instance's socket replaces the last one's, whose datagrams
+// are forwarded first.
+TEST(FsOutput, SyslogDatagramsAreLines) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);  // the thread's writes block while the pipe is full
+  ASSERT_EQ(::fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+  auto fwd = FsOutput::start(p[1], "fs: ");
+  ASSERT_TRUE(fwd) << fwd.error().detail;
+  char dir[] = "/tmp/ward-fs-output-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  // What a sandbox does with its descriptor: binds it at its /dev/log.
+  auto bound = [&](int n) {
+    ward::UniqueFd s = fwd->new_syslog();
+    EXPECT_TRUE(s.valid());
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    const std::string path = std::string(dir) + "/log" + std::to_string(n);
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    EXPECT_EQ(::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
+    return path;
+  };
+  auto send_to = [](const std::string& path, const std::string& what) {
+    int c = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    EXPECT_EQ(::sendto(c, what.data(), what.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a),
+              static_cast<ssize_t>(what.size())) << std::strerror(errno);
+    ::close(c);
+  };
+  auto read_until = [&](std::size_t size) {
+    std::string got;
+    char b[4096];
+    for (int i = 0; i < 500 && got.size() < size; ++i) {
+      pollfd pf{p[0], POLLIN, 0};
+      if (::poll(&pf, 1, 10) == 1)
+        if (ssize_t n = ::read(p[0], b, sizeof b); n > 0) got.append(b, static_cast<std::size_t>(n));
+    }
+    return got;
+  };
+  const std::string first = bound(1);
+  send_to(first, "<11>Dec  3 09:00:01 fs[5]: two\nlines \x1b[31m");
+  send_to(first, std::string(100'000, 'b'));  // more than the thread reads at once
+  std::string want = "fs: syslog err: fs[5]: two\nfs: lines \\x1b[31m\nfs: syslog ?: " + std::string(65536, 'b') +
+                     " [cut at 65536 bytes]\n";
+  EXPECT_EQ(read_until(want.size()), want);
+  send_to(first, "<14>last words");
+  const std::string second = bound(2);
+  send_to(second, "<13>next instance");
+  want = "fs: syslog info: last words\nfs: syslog notice: next instance\n";
+  EXPECT_EQ(read_until(want.size()), want);
+  fwd->stop();
+  for (const auto& path : {first, second}) ::unlink(path.c_str());
+  ::rmdir(dir);
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
 // out < 0: nothing is forwarded, and the file system still has somewhere to write.
 TEST(FsOutput, DiscardingGivesDevNull) {
   auto fwd = FsOutput::start(-1, "fs: ");
   ASSERT_TRUE(fwd) << fwd.error().detail;
   ASSERT_GE(fwd->write_end(), 0);
   EXPECT_EQ(::write(fwd->write_end(), "x\n", 2), 2);
+  EXPECT_FALSE(fwd->new_syslog().valid()) << "no socket: its /dev/log stays absent";
 }
 
 }  // namespace

@@ -65,6 +65,8 @@
 //                       "say-WORD" writes "said WORD\n" to stderr, one of "flood" starts a thread
 //                       that writes 8 MiB of lines ("y" * 4095 and a newline) to stderr; each such
 //                       LOOKUP is answered ENOENT
+//   syslog              as good, and at its start sends "said to syslog \x1b[31m" to syslog(3)
+//                       (openlog "ward-hostile", LOG_PID; LOG_ERR), which in the sandbox is ward's
 //   read-stdin:STATE    as crash-once, and each instance first reads its stdin until end of file
 //                       (3 s at most) and writes to stderr "stdin: [BYTES] then end of file" (a
 //                       newline in BYTES as '|'), or "stdin: [BYTES] and no end of file within 3 s"
@@ -95,6 +97,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/sysmacros.h>
+#include <syslog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -451,6 +454,11 @@ int main(int argc, char** argv) {
   }
   if (mode == "die-later" && later) return 7;
   if (mode == "slow-exit") std::signal(SIGTERM, SIG_IGN);
+  if (mode == "syslog") {
+    ::openlog("ward-hostile", LOG_PID, LOG_DAEMON);
+    ::syslog(LOG_ERR, "said to syslog \x1b[31m");
+    ::closelog();
+  }
   if (mode == "read-stdin") {
     std::string got;
     bool ended = false;

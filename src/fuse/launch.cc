@@ -54,6 +54,7 @@ constexpr int kSocketBuf = 4 << 20;  // > the relay's buffer: a SEQPACKET datagr
 // Descriptors in the namespace's init: the file system's socket end (the FS keeps this number),
 // where setup errors go (closed on the FS's exec: EOF = it runs), where the final status goes.
 constexpr int kFsFd = kFsSocketFd, kErrFd = 4, kStatusFd = 5;
+constexpr int kSyslogFd = 6;  // until the sandbox has bound it (sandbox.h: SandboxOp::socket)
 constexpr std::size_t kInitStack = 256 << 10;
 // How long kill_and_reap waits for an init whose file system already closed every socket end, so
 // that the status it reports is the FS's own. Fixed: nothing the FS does can lengthen it.
@@ -177,6 +178,7 @@ struct Plan {
   int fs_end = -1, err_w = -1, status_w = -1;
   int out_w = -1;  // the file system's stdout and stderr (fs_output.h)
   int in_r = -1;   // its stdin (Options::fs_input)
+  int syslog = -1;  // FsOutput's socket for the sandbox's /dev/log; -1: none
 };
 
 [[noreturn]] void child_fail(int fd, Step step, int index = 0) {
@@ -221,16 +223,18 @@ int root_chroot_dir() {
 // The namespace's init. Async-signal-safe calls only (see Plan).
 int init_main(void* arg) {
   const Plan& p = *static_cast<const Plan*>(arg);
-  // ward's descriptors go; the three this process needs move to fixed numbers.
-  int hi = std::max({p.fs_end, p.err_w, p.status_w, p.out_w, p.in_r, kStatusFd}) + 1;
+  // ward's descriptors go; those this process needs move to fixed numbers.
+  int hi = std::max({p.fs_end, p.err_w, p.status_w, p.out_w, p.in_r, p.syslog, kSyslogFd}) + 1;
+  // All copied above every fixed number first: a dup2 onto a fixed number may close an original.
   int fs = ::fcntl(p.fs_end, F_DUPFD, hi), er = ::fcntl(p.err_w, F_DUPFD, hi),
       st = ::fcntl(p.status_w, F_DUPFD, hi), out = ::fcntl(p.out_w, F_DUPFD, hi),
-      in = ::fcntl(p.in_r, F_DUPFD, hi);
-  if (fs < 0 || er < 0 || st < 0 || out < 0 || in < 0) child_fail(p.err_w, kMoveFds);
+      in = ::fcntl(p.in_r, F_DUPFD, hi), log = p.syslog >= 0 ? ::fcntl(p.syslog, F_DUPFD, hi) : 0;
+  if (fs < 0 || er < 0 || st < 0 || out < 0 || in < 0 || log < 0) child_fail(p.err_w, kMoveFds);
   if (::dup2(fs, kFsFd) < 0 || ::dup2(er, kErrFd) < 0 || ::dup2(st, kStatusFd) < 0 ||
-      ::dup2(in, STDIN_FILENO) < 0 || ::dup2(out, STDOUT_FILENO) < 0 || ::dup2(out, STDERR_FILENO) < 0)
+      ::dup2(in, STDIN_FILENO) < 0 || ::dup2(out, STDOUT_FILENO) < 0 || ::dup2(out, STDERR_FILENO) < 0 ||
+      (p.syslog >= 0 && ::dup2(log, kSyslogFd) < 0))
     child_fail(p.err_w, kMoveFds);
-  ::close_range(kStatusFd + 1, ~0U, 0);
+  ::close_range(p.syslog >= 0 ? kSyslogFd + 1 : kStatusFd + 1, ~0U, 0);
   ::fcntl(kErrFd, F_SETFD, FD_CLOEXEC);
   ::fcntl(kStatusFd, F_SETFD, FD_CLOEXEC);
   // Into the task and memory bounds before anything here forks ("0": this process).
@@ -256,6 +260,7 @@ int init_main(void* arg) {
     // The minimal root (sandbox.h); it holds the self-mounting FS's mount point and stand-ins too.
     int failed = 0;
     if (run_sandbox(p.box, &failed) != 0) child_fail(kErrFd, kSandbox, failed);
+    if (p.syslog >= 0) ::close(kSyslogFd);  // bound at /dev/log; ward reads its other descriptor
   } else if (p.self_mount) {
     // Not ward's mount: a stat on it would wait for INIT, which this FS sends only once mounted;
     // and a copy of it here would keep the kernel's connection alive after the user unmounts.
@@ -649,7 +654,7 @@ Result<UniqueFd> fs_input(const Options& o) {
   return m;
 }
 
-Result<FsProcess> launch(const Options& o, int output) {
+Result<FsProcess> launch(const Options& o, int output, int syslog) {
   if (o.command.empty()) return fail(Errc::misuse, "no file-system command");
   if (output < 0) return fail(Errc::misuse, "no descriptor for the file system's output");
   UniqueFd input = WARD_TRY(fs_input(o));  // the child has its copy once cloned
@@ -677,8 +682,10 @@ Result<FsProcess> launch(const Options& o, int output) {
   }
   if (plan.mountpoint.empty() && o.sandbox) plan.mountpoint = WARD_TRY(absolute_mountpoint(o.mountpoint));
   if (o.sandbox) {
-    plan.box = WARD_TRY(plan_sandbox(o, plan.mountpoint, plan.self_mount, plan.standin, plan.targets));
+    plan.box = WARD_TRY(plan_sandbox(o, plan.mountpoint, plan.self_mount, plan.standin, plan.targets,
+                                        syslog >= 0 ? kSyslogFd : -1));
     plan.sandbox = true;
+    plan.syslog = syslog;
     if (o.log_fd >= 0) {
       std::string line = "ward fuse " + o.mountpoint + ": sandbox: the file system sees the system's programs";
       for (const auto& s : plan.box.seen) line += ", " + s;

@@ -22,7 +22,8 @@
 // it), with mount(2) refused by the same filter and a few capabilities dropped from the bounding
 // set (docs/fuse.md, "Sandbox"); the binary is the one the host's PATH names.
 // Its stdout and stderr are `output` (FsOutput's pipe, fs_output.h), its stdin `options.fs_input`
-// (never ward's). The file system has an empty signal mask and inherits no other descriptor of
+// (never ward's); in the sandbox its /dev/log is `syslog`, an unbound datagram socket the child
+// binds there (FsOutput::new_syslog; -1: none; unsandboxed it has the host's /dev/log). The file system has an empty signal mask and inherits no other descriptor of
 // ward's. A command that cannot be executed, or a namespace that cannot be set up, is an error
 // naming it.
 //
@@ -90,7 +91,7 @@ class FsProcess {
   // grace is for.
   void wait_serving(std::optional<std::chrono::steady_clock::time_point> until,
                     const std::function<void()>& meanwhile, int readable);
-  friend Result<FsProcess> launch(const Options& options, int output);
+  friend Result<FsProcess> launch(const Options& options, int output, int syslog);
   void close_fds();
   pid_t pid_ = -1;
   int pidfd_ = -1, sock_ = -1, status_fd_ = -1, mount_fd_ = -1, status_ = 0;
@@ -100,7 +101,7 @@ class FsProcess {
 // Whether `command` mounts itself (no `{}` in it): see the contract above.
 [[nodiscard]] bool mounts_itself(const std::vector<std::string>& command);
 
-[[nodiscard]] Result<FsProcess> launch(const Options& options, int output);
+[[nodiscard]] Result<FsProcess> launch(const Options& options, int output, int syslog);
 
 // The file system's environment from ward's `env` (NAME=value strings): GLIBC_TUNABLES led by the
 // malloc settings 128 KiB READ replies need (launch.cc: kMallocTunables; the user's own tunables

@@ -101,7 +101,9 @@ Result<void> Relay::mount_it() {
 Result<void> Relay::start_fs() {
   ++instance_;
   handed_ = false;
-  fs_proc_ = WARD_TRY(launch(o_, output_.write_end()));
+  // Its /dev/log in the sandbox; unsandboxed it has the host's.
+  UniqueFd log_socket = o_.sandbox ? output_.new_syslog() : UniqueFd{};
+  fs_proc_ = WARD_TRY(launch(o_, output_.write_end(), log_socket.get()));
   fs_ = fs_proc_.sock();
   pidfd_ = fs_proc_.pidfd();
   fs_ns_ = pid_namespace_of(static_cast<std::uint32_t>(fs_proc_.pid()));

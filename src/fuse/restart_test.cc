@@ -32,7 +32,7 @@ using FuseRestart = Fixture;
 
 // The pids of `parent`'s children (the file system ward started).
 std::vector<pid_t> children_of(pid_t parent) {
-  std::ifstream f("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) + "/children");
+  std::istringstream f(slurp("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) + "/children"));
   std::vector<pid_t> out;
   for (pid_t p; f >> p;) out.push_back(p);
   return out;
@@ -45,7 +45,7 @@ std::string fs_runs_as(const std::string& needle, const std::string& comm, uid_t
   if (pids.empty()) return "no process " + comm + " mentions " + needle;
   std::string wrong;
   for (pid_t p : pids) {
-    std::ifstream st("/proc/" + std::to_string(p) + "/status");
+    std::istringstream st(slurp("/proc/" + std::to_string(p) + "/status"));
     std::string line, ids, caps;
     while (std::getline(st, line)) {
       if (line.starts_with("Uid:")) ids = line;
@@ -639,6 +639,8 @@ TEST_F(FuseReal, GocryptfsReadsItsPasswordFromFsStdinAtEveryStart) {
   ASSERT_TRUE(restarted(log, 1)) << slurp(log);
   Exit read = in_child([&] { return slurp(file) == "written before the kill" ? 0 : 1; });
   EXPECT_TRUE(read.done && WIFEXITED(read.status) && WEXITSTATUS(read.status) == 0) << slurp(log);
+  // Once it daemonized it logs to syslog: the sandbox's /dev/log is ward's (fs_output.h).
+  EXPECT_EQ(slurp(log).find("syslog delivery error"), std::string::npos) << slurp(log);
   unmount_and_expect_exit_0(*this, log);
 }
 
@@ -705,7 +707,7 @@ TEST_F(FuseReal, ASelfMountingFileSystemSeesItsMountAndAnUnmountStillEndsWard) {
   ASSERT_EQ(stat_in_child(mnt_ + "/a.txt").status, 1 << 8);  // served: INIT is long done
   bool seen = false;
   for (pid_t p : children_of(ward_)) {
-    std::ifstream in("/proc/" + std::to_string(p) + "/mountinfo");
+    std::istringstream in(slurp("/proc/" + std::to_string(p) + "/mountinfo"));
     for (std::string line; std::getline(in, line);)
       if (line.find(" " + mnt_ + " ") != std::string::npos && line.find(" - fuse.ward ") != std::string::npos) seen = true;
   }

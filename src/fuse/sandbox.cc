@@ -4,8 +4,10 @@
 
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -298,7 +300,8 @@ Result<std::string> resolve_seen(const std::string& opt, const std::string& path
 }
 
 Result<SandboxPlan> plan_sandbox(const Options& o, const std::string& mnt, bool self_mount,
-                                 const std::string& standin, const std::vector<std::string>& fusermounts) {
+                                 const std::string& standin, const std::vector<std::string>& fusermounts,
+                                 int syslog_fd) {
   // path -> read-only; the explicit options override what the auto rule found.
   std::map<std::string, bool> seen;
   if (o.auto_see)
@@ -354,6 +357,9 @@ Result<SandboxPlan> plan_sandbox(const Options& o, const std::string& mnt, bool 
     }
   }
   b.ops.push_back({SandboxOp::pivot, mnt, {}});
+  // ward's socket, which forwards what is sent to it into the log: after the pivot (its path is
+  // short then, as sockaddr_un needs), before the root is read-only.
+  if (syslog_fd >= 0) b.ops.push_back({SandboxOp::socket, "/dev/log", std::to_string(syslog_fd)});
   b.ops.push_back({SandboxOp::root_ro, "/", {}});
   char cwd[PATH_MAX];
   b.ops.push_back({SandboxOp::chdir, ::getcwd(cwd, sizeof cwd) ? cwd : "/", {}});
@@ -420,6 +426,17 @@ int run_op(const SandboxOp& op) {
       if (::chdir(a) != 0 || ::syscall(SYS_pivot_root, ".", ".") != 0) return -1;
       if (::umount2(".", MNT_DETACH) != 0) return -1;
       return ::chdir("/");
+    case SandboxOp::socket: {
+      int fd = 0;
+      for (const char* c = b; *c; ++c) fd = fd * 10 + (*c - '0');
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      const std::size_t n = std::strlen(a);
+      if (n >= sizeof addr.sun_path) return errno = ENAMETOOLONG, -1;
+      std::memcpy(addr.sun_path, a, n + 1);
+      if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return -1;
+      return ::chmod(a, 0666);  // a file system run as a user (--user) sends to it too
+    }
     case SandboxOp::root_ro: return ::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr);
     case SandboxOp::chdir: return ::chdir(a) == 0 ? 0 : ::chdir("/");
     case SandboxOp::kKinds: break;
@@ -439,6 +456,7 @@ constexpr const char* kOpWords[SandboxOp::kKinds] = {
     "cannot bind (nodev) into the sandbox:",
     "cannot mount a fresh /proc on",
     "cannot pivot_root into",
+    "cannot make ward's syslog socket at",
     "cannot remount the sandbox's root read-only:",
     "cannot change directory to",
 };

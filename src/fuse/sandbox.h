@@ -9,8 +9,9 @@
 // lookup before INIT would wait for the INIT that only this FS can send), binds into it the
 // system's program directories (/usr, /bin, /lib*: read-only), a few /etc files, /dev's harmless
 // nodes, the FS's binary (read-only), and each seen path at its own host path; mounts a fresh /proc
-// (the FS's PID namespace only) and an empty /tmp; then pivot_roots into it and detaches the host's
-// tree, so that everything else is absent (ENOENT), not merely unreadable. A self-mounting FS also
+// (the FS's PID namespace only) and an empty /tmp; then pivot_roots into it, detaches the host's
+// tree and binds ward's syslog socket at /dev/log (a socket that lives in this tmpfs only: nothing
+// of it is left on the host), so that everything else is absent (ENOENT), not merely unreadable. A self-mounting FS also
 // gets its mount point (an empty tmpfs), ward-fusermount over each fusermount, and /dev/fuse.
 //
 // Path resolution never follows a path into the mount point (its lookup would deadlock, above):
@@ -40,6 +41,7 @@ struct SandboxOp {
     bind_nodev,  // the same, then remounted nodev, nosuid: nodes made there cannot be opened as devices
     proc,     // a fresh proc on a
     pivot,    // pivot_root into a; the old root detached
+    socket,   // bind(2) the socket at descriptor b (decimal) to path a, mode 0666
     root_ro,  // "/" remounted read-only
     chdir,    // chdir(a), else chdir("/")
     kKinds
@@ -56,9 +58,11 @@ struct SandboxPlan {
 
 // `mountpoint` is absolute and canonical up to its last name (launch.cc: absolute_mountpoint).
 // For a self-mounting FS, `standin` and `fusermounts` are ward-fusermount and what it covers.
+// `syslog_fd`: the descriptor (in the child) of an unbound datagram socket of ward's that the
+// child binds at the sandbox's /dev/log, once pivoted (-1: no /dev/log; fs_output.h).
 [[nodiscard]] Result<SandboxPlan> plan_sandbox(const Options& options, const std::string& mountpoint,
                                                bool self_mount, const std::string& standin,
-                                               const std::vector<std::string>& fusermounts);
+                                               const std::vector<std::string>& fusermounts, int syslog_fd);
 
 // The existing paths `command`'s arguments name, as the auto rule reads them (each piece of an
 // argument without `{}`), absolute and canonical, before the rule widens files to their

@@ -251,8 +251,8 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "Sandbox (on unless --no-sandbox): the file system runs in a root of its own that holds "
       "only the system's programs and libraries (/usr, /bin, /lib*: read-only), /etc's passwd, "
       "group, nsswitch.conf, ld.so.cache, localtime, fuse.conf, hosts, resolv.conf, services, ssl/certs "
-      "(read-only), /dev/null, zero, full, "
-      "random, urandom, a fresh read-only /proc (its own processes only), an empty /tmp (a 64 MiB tmpfs), "
+      "(read-only), /dev/null, zero, full, random, urandom, a /dev/log of ward's (what it sends to "
+      "syslog reaches the log), a fresh read-only /proc (its own processes only), an empty /tmp (a 64 MiB tmpfs), "
       "its binary, and the paths it may see: --see (read-write), --see-ro (read-only), and "
       "(unless --no-auto-see) every path its command line names: each word, split at `,` `=` `:` "
       "(so -o lowerdir=/a:/b,upperdir=/c counts), that exists is seen read-write, a directory "
@@ -369,8 +369,8 @@ void add_fuse(CLI::App& app, int& exit_code) {
   cmd->add_flag("--no-sandbox", *no_sandbox, "The file system sees the host's whole tree (as root: everything)")
       ->excludes("--see")->excludes("--see-ro")->excludes("--no-auto-see");
   cmd->add_option("--log", *log_path,
-                  "Append ward's events (failures, restarts, unmount) and the file system's own output to this "
-                  "file; `-` is stderr. Without it the file system's output goes to stderr (in the background: "
+                  "Append ward's events (failures, restarts, unmount) and the file system's own output (stdout, "
+                  "stderr and, sandboxed, what it sends to syslog) to this file; `-` is stderr. Without it the file system's output goes to stderr (in the background: "
                   "until it serves). Each of its lines is led by `ward fuse MOUNTPOINT: fs: `, and a byte that is "
                   "not printable text is written as \\xHH");
   auto stdin_path = std::make_shared<std::string>();
