@@ -15,7 +15,6 @@
 #include <utility>
 #include <vector>
 
-
 namespace ward::fuse::detail {
 
 namespace {

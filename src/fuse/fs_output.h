@@ -71,10 +71,10 @@ class OutputText {
   bool line_open_ = false;
 };
 
-// A syslog datagram as FsOutput shows it, before the text rules: "<PRI>" made a level word
-// ("err: ", "info: "...; none without a valid one), and the local timestamp syslog(3) and Go's
-// log/syslog put after it ("Mmm dd hh:mm:ss ") dropped. Trailing newlines go (one datagram, one
-// line).
+// A syslog datagram as FsOutput shows it, before the text rules: "syslog " and a level word from
+// "<PRI>" ("err: ", "info: "...; "?: " without a valid one, the text then kept whole), the local
+// timestamp syslog(3) and Go's log/syslog put after it ("Mmm dd hh:mm:ss ") dropped, trailing
+// newlines and NULs dropped (one datagram, one line).
 [[nodiscard]] std::string syslog_text(std::string_view datagram);
 
 class FsOutput {

@@ -49,10 +49,6 @@ int reap_by(pid_t pid, Clock::time_point end) {
   return st;
 }
 
-// The first process of `ward fuse` in the background mode: waits until the background ward says
-// the mount serves (a byte on `ready`) and exits 0, or until it ended first (end of file: its
-// error is already on the shared stderr) and exits with its code. The deadline stops it (SIGTERM:
-// it unmounts) when nothing happened in time; a SIGINT/SIGTERM/SIGHUP to this process is passed on.
 // --fs-stdin: the whole of `path` (`-`: ward's stdin), at most Options::kMaxFsInput bytes.
 Result<std::string> read_fs_input(const std::string& path) {
   const bool std_in = path == "-";
@@ -77,6 +73,10 @@ Result<std::string> read_fs_input(const std::string& path) {
   return got;
 }
 
+// The first process of `ward fuse` in the background mode: waits until the background ward says
+// the mount serves (a byte on `ready`) and exits 0, or until it ended first (end of file: its
+// error is already on the shared stderr) and exits with its code. The deadline stops it (SIGTERM:
+// it unmounts) when nothing happened in time; a SIGINT/SIGTERM/SIGHUP to this process is passed on.
 int wait_until_serving(pid_t child, int ready, const fuse::Options& o) {
   const auto limit = o.init_timeout + o.exit_timeout + kReadySlack;
   const auto end = Clock::now() + limit;
@@ -283,7 +283,8 @@ void add_fuse(CLI::App& app, int& exit_code) {
       "A mount point literally named `status` must be written ./status.\n"
       "Exit codes: 0 unmounted or stopped by a signal (background: the mount serves); 1 bad "
       "setup (not root, mount failed, FS-COMMAND cannot run, another ward fuse serves "
-      "MOUNTPOINT, a --see path missing, not serving within --init-timeout + --exit-timeout + 10 s); 2 bad usage (an unknown "
+      "MOUNTPOINT, a --see path missing, a --fs-stdin that cannot be read or is over 1 MiB, not "
+      "serving within --init-timeout + --exit-timeout + 10 s); 2 bad usage (an unknown "
       "option, no MOUNTPOINT or FS-COMMAND, a --user that names no user); 3 the file system failed (background: before it served).");
   add_status(*cmd, exit_code);
   auto opts = std::make_shared<fuse::Options>();
@@ -370,9 +371,9 @@ void add_fuse(CLI::App& app, int& exit_code) {
       ->excludes("--see")->excludes("--see-ro")->excludes("--no-auto-see");
   cmd->add_option("--log", *log_path,
                   "Append ward's events (failures, restarts, unmount) and the file system's own output (stdout, "
-                  "stderr and, sandboxed, what it sends to syslog) to this file; `-` is stderr. Without it the file system's output goes to stderr (in the background: "
-                  "until it serves). Each of its lines is led by `ward fuse MOUNTPOINT: fs: `, and a byte that is "
-                  "not printable text is written as \\xHH");
+                  "stderr and, sandboxed, what it sends to syslog) to this file; `-` is stderr. Without it the "
+                  "file system's output goes to stderr (in the background: until it serves). Each of its lines "
+                  "is led by `ward fuse MOUNTPOINT: fs: `, and a byte that is not printable text is written as \\xHH");
   auto stdin_path = std::make_shared<std::string>();
   cmd->add_option("--fs-stdin", *stdin_path,
                   "What the file system reads on its stdin, each instance the same from the start (a password "
